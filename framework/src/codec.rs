@@ -1,0 +1,229 @@
+//! Codecs: JSON (the default) and MessagePack, chosen per request by its `Content-Type` header.
+//!
+//! A request without the header is JSON when its body starts with `{` or `[` (after white space) and
+//! MessagePack otherwise. The reply is written in the request's codec.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::ServiceError;
+
+/// MessagePack maps are allowed this deep; deeper input is refused rather than risking the stack.
+/// serde_json applies its own limit of 128.
+const MSGPACK_MAX_DEPTH: usize = 128;
+
+/// A wire format for request and reply bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Codec {
+    /// `application/json`, with serde_json.
+    #[default]
+    Json,
+    /// `application/msgpack`, with rmp-serde; structs are encoded as maps, so fields are named.
+    MsgPack,
+}
+
+impl Codec {
+    /// The `Content-Type` value written for this codec.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Codec::Json => "application/json",
+            Codec::MsgPack => "application/msgpack",
+        }
+    }
+
+    /// The codec of a `Content-Type` value, ignoring parameters such as `; charset=utf-8`.
+    pub fn from_content_type(value: &str) -> Option<Codec> {
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Some(Codec::Json)
+        } else if [
+            "application/msgpack",
+            "application/x-msgpack",
+            "application/vnd.msgpack",
+        ]
+        .iter()
+        .any(|known| essence.eq_ignore_ascii_case(known))
+        {
+            Some(Codec::MsgPack)
+        } else {
+            None
+        }
+    }
+
+    /// The codec of a request: its `Content-Type` when given, else sniffed from the body.
+    pub fn detect(content_type: Option<&str>, body: &[u8]) -> Result<Codec, ServiceError> {
+        match content_type {
+            Some(value) => Codec::from_content_type(value).ok_or_else(|| {
+                ServiceError::unsupported_content_type(format!(
+                    "unsupported Content-Type {value:?}: use application/json or application/msgpack"
+                ))
+            }),
+            None => Ok(Codec::sniff(body)),
+        }
+    }
+
+    fn sniff(body: &[u8]) -> Codec {
+        match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{' | b'[') | None => Codec::Json,
+            Some(_) => Codec::MsgPack,
+        }
+    }
+
+    /// Encodes a value.
+    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, String> {
+        match self {
+            Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
+            Codec::MsgPack => rmp_serde::to_vec_named(value).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Decodes a value, saying where decoding failed when it does.
+    pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, DecodeError> {
+        // The fast path carries no path tracking; only a failure pays to decode again and locate it.
+        let fast = match self {
+            Codec::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
+            Codec::MsgPack => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(body);
+                de.set_max_depth(MSGPACK_MAX_DEPTH);
+                T::deserialize(&mut de).map_err(|e| e.to_string())
+            }
+        };
+        fast.map_err(|message| self.locate_error::<T>(body, message))
+    }
+
+    fn locate_error<T: DeserializeOwned>(self, body: &[u8], message: String) -> DecodeError {
+        let path = match self {
+            Codec::Json => {
+                let mut de = serde_json::Deserializer::from_slice(body);
+                serde_path_to_error::deserialize::<_, T>(&mut de)
+                    .err()
+                    .map(|e| e.path().to_string())
+            }
+            Codec::MsgPack => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(body);
+                de.set_max_depth(MSGPACK_MAX_DEPTH);
+                serde_path_to_error::deserialize::<_, T>(&mut de)
+                    .err()
+                    .map(|e| e.path().to_string())
+            }
+        };
+        DecodeError {
+            codec: self,
+            // "." is serde_path_to_error's name for the root: no field to point at.
+            path: path.filter(|p| p != "."),
+            message,
+        }
+    }
+}
+
+/// Why a body could not be decoded, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The codec that was decoding.
+    pub codec: Codec,
+    /// The path of the field that failed, such as `items[2].quantity`, when one is known.
+    pub path: Option<String>,
+    /// The decoder's message, with line and column for JSON.
+    pub message: String,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let format = match self.codec {
+            Codec::Json => "JSON",
+            Codec::MsgPack => "MessagePack",
+        };
+        match &self.path {
+            Some(path) => write!(f, "malformed {format} at `{path}`: {}", self.message),
+            None => write!(f, "malformed {format}: {}", self.message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, serde::Serialize, PartialEq)]
+    struct Line {
+        sku: String,
+        quantity: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize, serde::Serialize, PartialEq)]
+    struct Order {
+        items: Vec<Line>,
+    }
+
+    #[test]
+    fn content_type_parameters_and_aliases_are_understood() {
+        assert_eq!(
+            Codec::from_content_type("application/json; charset=utf-8"),
+            Some(Codec::Json)
+        );
+        assert_eq!(
+            Codec::from_content_type("Application/X-MsgPack"),
+            Some(Codec::MsgPack)
+        );
+        assert_eq!(Codec::from_content_type("text/plain"), None);
+    }
+
+    #[test]
+    fn a_body_without_header_is_sniffed() {
+        assert_eq!(Codec::detect(None, b"  {\"a\":1}").ok(), Some(Codec::Json));
+        assert_eq!(Codec::detect(None, b"[1]").ok(), Some(Codec::Json));
+        assert_eq!(
+            Codec::detect(None, &[0x81, 0xa1, b'a', 0x01]).ok(),
+            Some(Codec::MsgPack)
+        );
+        assert!(Codec::detect(Some("text/xml"), b"{}").is_err());
+    }
+
+    #[test]
+    fn a_wrong_type_deep_inside_is_located() {
+        let body = br#"{"items":[{"sku":"a","quantity":1},{"sku":"b","quantity":"two"}]}"#;
+        let err = Codec::Json.decode::<Order>(body).err();
+        let err = err
+            .as_ref()
+            .map(|e| (e.path.as_deref(), e.message.contains("line 1")));
+        assert_eq!(err, Some((Some("items[1].quantity"), true)));
+    }
+
+    #[test]
+    fn msgpack_round_trips_with_named_fields_and_locates_errors() {
+        let order = Order {
+            items: vec![Line {
+                sku: "a".into(),
+                quantity: 3,
+            }],
+        };
+        let bytes = Codec::MsgPack.encode(&order).expect("encodes");
+        assert_eq!(Codec::MsgPack.decode::<Order>(&bytes).ok(), Some(order));
+
+        let wrong =
+            rmp_serde::to_vec_named(&serde_json::json!({"items": [{"sku": "a", "quantity": -1}]}))
+                .expect("encodes");
+        let err = Codec::MsgPack.decode::<Order>(&wrong).err();
+        assert_eq!(
+            err.and_then(|e| e.path),
+            Some("items[0].quantity".to_string())
+        );
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_an_error_not_a_crash() {
+        let deep_json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(
+            Codec::Json
+                .decode::<serde_json::Value>(deep_json.as_bytes())
+                .is_err()
+        );
+
+        let mut deep_msgpack = vec![0x91u8; 100_000]; // fixarray of one element, nested
+        deep_msgpack.push(0xc0);
+        assert!(
+            Codec::MsgPack
+                .decode::<serde_json::Value>(&deep_msgpack)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! Connecting to NATS the way a long-running service should.
+
+use std::time::Duration;
+
+use crate::error::RpcError;
+
+/// Connects to `url` with connection events logged and unlimited reconnects: a service outlives a
+/// NATS server restart, and its subscriptions are restored when the server is back.
+pub async fn connect(url: &str) -> Result<async_nats::Client, RpcError> {
+    connect_with(url, async_nats::ConnectOptions::new()).await
+}
+
+/// [`connect`] with your own options (credentials, TLS, name); events are logged and reconnects are
+/// unlimited whatever the options say.
+pub async fn connect_with(
+    url: &str,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client, RpcError> {
+    options
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("NATS disconnected; reconnecting")
+                }
+                async_nats::Event::LameDuckMode => {
+                    tracing::warn!("NATS server entering lame duck mode")
+                }
+                async_nats::Event::SlowConsumer(sid) => {
+                    tracing::warn!(sid, "slow consumer: messages dropped")
+                }
+                other => tracing::info!(event = %other, "NATS event"),
+            }
+        })
+        .connect(url)
+        .await
+        .map_err(|error| RpcError::Transport(format!("cannot connect to {url}: {error}")))
+}

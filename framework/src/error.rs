@@ -1,0 +1,279 @@
+//! Errors: [`ServiceError`] is what a service answers on the wire; [`RpcError`] is this crate's error,
+//! what a caller (or a service being set up) gets back.
+//!
+//! Handlers return `Result<Response, E>` with any `E: Into<ServiceError>`, so a service's own error
+//! enum maps itself to the wire in one `From` impl, as axum's `IntoResponse` does.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::DecodeError;
+use crate::validation::Violation;
+
+/// The kind of a failure: what went wrong, independent of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request broke one or more validation rules (400). See [`ServiceError::violations`].
+    Validation,
+    /// The body could not be decoded (400). See [`ServiceError::path`].
+    MalformedPayload,
+    /// The `Content-Type` names a codec the service does not speak (415).
+    UnsupportedContentType,
+    /// The body is larger than the service accepts (413).
+    PayloadTooLarge,
+    /// No endpoint of that name in the service (404).
+    UnknownEndpoint,
+    /// A business rule refused the request (409, 422, 404...), with the handler's own code.
+    Business,
+    /// The endpoint had as many requests in flight as it allows (503); retry later.
+    Overloaded,
+    /// The handler did not finish within the endpoint's deadline (504).
+    Timeout,
+    /// Something failed inside the service (500). Details are in the service's log, not the reply.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The machine code used when the error does not carry one of its own.
+    pub const fn default_code(self) -> &'static str {
+        match self {
+            ErrorKind::Validation => "validation_failed",
+            ErrorKind::MalformedPayload => "malformed_payload",
+            ErrorKind::UnsupportedContentType => "unsupported_content_type",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::UnknownEndpoint => "unknown_endpoint",
+            ErrorKind::Business => "business_rule",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// A failure as the service answers it: the `error` member of the reply envelope.
+///
+/// In JSON:
+///
+/// ```json
+/// {"status": 400, "kind": "validation", "code": "validation_failed",
+///  "message": "2 validation errors",
+///  "violations": [{"path": "items[2].quantity", "code": "range",
+///                  "message": "value must be between 1 and 100", "params": {"min": 1, "max": 100}}]}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ServiceError {
+    /// HTTP-style status: 400, 404, 409, 413, 415, 422, 500, 503, 504.
+    pub status: u16,
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// A machine code: the kind's default, or a business rule's own (`out_of_stock`).
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// Every broken validation rule, for [`ErrorKind::Validation`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+    /// The input field the error is about, such as where decoding failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl ServiceError {
+    /// An error of `kind` with that kind's default code.
+    pub fn new(status: u16, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            code: kind.default_code().to_string(),
+            message: message.into(),
+            violations: Vec::new(),
+            path: None,
+        }
+    }
+
+    /// A business rule refused the request: `status` is usually 409 (conflict with current state),
+    /// 422 (well-formed but unacceptable) or 404 (no such thing).
+    pub fn business(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            ..Self::new(status, ErrorKind::Business, message)
+        }
+    }
+
+    /// 409: the request conflicts with the current state (`out_of_stock`, `already_cancelled`).
+    pub fn conflict(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::business(409, code, message)
+    }
+
+    /// 422: the request is valid in form but not acceptable (`payment_declined`).
+    pub fn unprocessable(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::business(422, code, message)
+    }
+
+    /// 404 for a thing the request names (`order_not_found`); not for unknown endpoints.
+    pub fn not_found(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::business(404, code, message)
+    }
+
+    /// 500. The message reaches the caller: keep internals out of it and log them instead.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, ErrorKind::Internal, message)
+    }
+
+    /// 400 with every violation.
+    pub fn validation(violations: Vec<Violation>) -> Self {
+        let message = match violations.as_slice() {
+            [one] if one.path.is_empty() => one.message.clone(),
+            [one] => format!("{}: {}", one.path, one.message),
+            many => format!("{} validation errors", many.len()),
+        };
+        Self {
+            violations,
+            ..Self::new(400, ErrorKind::Validation, message)
+        }
+    }
+
+    /// 503: too many requests in flight.
+    pub fn overloaded(limit: usize) -> Self {
+        Self::new(
+            503,
+            ErrorKind::Overloaded,
+            format!("overloaded: {limit} requests already in flight"),
+        )
+    }
+
+    /// 504: the handler ran out of time.
+    pub fn timeout(after: Duration) -> Self {
+        Self::new(
+            504,
+            ErrorKind::Timeout,
+            format!("handler did not finish within {after:?}"),
+        )
+    }
+
+    /// 404: no such endpoint.
+    pub fn unknown_endpoint(subject: &str) -> Self {
+        Self::new(
+            404,
+            ErrorKind::UnknownEndpoint,
+            format!("no endpoint serves subject `{subject}`"),
+        )
+    }
+
+    /// 413: body over the limit.
+    pub fn payload_too_large(size: usize, limit: usize) -> Self {
+        Self::new(
+            413,
+            ErrorKind::PayloadTooLarge,
+            format!("payload of {size} bytes exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    /// 415: unknown `Content-Type`.
+    pub fn unsupported_content_type(message: impl Into<String>) -> Self {
+        Self::new(415, ErrorKind::UnsupportedContentType, message)
+    }
+
+    /// Attaches the input field the error is about.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+}
+
+impl From<DecodeError> for ServiceError {
+    fn from(error: DecodeError) -> Self {
+        Self {
+            path: error.path.clone(),
+            ..Self::new(400, ErrorKind::MalformedPayload, error.to_string())
+        }
+    }
+}
+
+impl From<std::convert::Infallible> for ServiceError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
+/// This crate's error: what a call, or setting up a service, can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// Nobody listens on the subject: the service is not running (or not yet).
+    #[error("no responders on `{subject}`")]
+    NoResponders {
+        /// The subject called.
+        subject: String,
+    },
+    /// No reply came within the call's timeout.
+    #[error("no reply on `{subject}` within {after:?}")]
+    Timeout {
+        /// The subject called.
+        subject: String,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// The service refused the request as invalid: every violation, with its path.
+    #[error("invalid request: {message}")]
+    Validation {
+        /// The service's summary.
+        message: String,
+        /// Every broken rule.
+        violations: Vec<Violation>,
+    },
+    /// The service answered with any other error.
+    #[error("service error {}", .0)]
+    Remote(ServiceError),
+    /// The request could not be encoded.
+    #[error("could not encode the request: {0}")]
+    Encode(String),
+    /// The reply could not be decoded as the contract says.
+    #[error("could not decode the reply: {0}")]
+    Decode(String),
+    /// Connecting, subscribing or publishing failed.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// A service was set up wrongly (a bad name, an endpoint registered twice).
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl RpcError {
+    /// The service-side error, for [`RpcError::Validation`] and [`RpcError::Remote`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RpcError::Validation { .. } => Some(400),
+            RpcError::Remote(error) => Some(error.status),
+            _ => None,
+        }
+    }
+
+    /// The machine code of a service-side error (`validation_failed`, `out_of_stock`...).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            RpcError::Validation { .. } => Some(ErrorKind::Validation.default_code()),
+            RpcError::Remote(error) => Some(&error.code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transport(error: impl std::fmt::Display) -> Self {
+        RpcError::Transport(error.to_string())
+    }
+}
+
+impl From<ServiceError> for RpcError {
+    fn from(error: ServiceError) -> Self {
+        if error.kind == ErrorKind::Validation {
+            RpcError::Validation {
+                message: error.message,
+                violations: error.violations,
+            }
+        } else {
+            RpcError::Remote(error)
+        }
+    }
+}

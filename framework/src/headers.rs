@@ -1,0 +1,16 @@
+//! Header names natsrpc reads and writes.
+//!
+//! `Nats-Service-Error` and `Nats-Service-Error-Code` are the NATS Services API's own (ADR-32): generic
+//! NATS tooling reads them without knowing natsrpc's envelope.
+
+/// The codec of a request body, and of its reply: `application/json` or `application/msgpack`.
+pub const CONTENT_TYPE: &str = "Content-Type";
+
+/// The id that ties together the logs and traces of one logical request across services.
+pub const CORRELATION_ID: &str = "X-Correlation-Id";
+
+/// Set on every error reply: the error's message.
+pub const SERVICE_ERROR: &str = "Nats-Service-Error";
+
+/// Set on every error reply: the error's status code, such as `400`.
+pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";

@@ -1,0 +1,78 @@
+//! What a handler may want to know about its request besides the body, and the shared state it may
+//! want: both are handler arguments, taken only when the handler names them.
+
+use async_nats::HeaderMap;
+
+use crate::headers;
+
+/// The request's headers, subject and correlation id.
+///
+/// Take it as a handler argument: `async fn cancel(ctx: RequestContext, req: Cancel)`. Pass
+/// [`RequestContext::correlation_id`] on to the calls a handler makes, so their logs join up.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    subject: String,
+    correlation_id: String,
+    headers: Option<HeaderMap>,
+}
+
+impl RequestContext {
+    pub(crate) fn new(subject: String, headers: Option<HeaderMap>) -> Self {
+        let correlation_id = headers
+            .as_ref()
+            .and_then(|h| h.get(headers::CORRELATION_ID))
+            .map(|v| v.as_str().to_string())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| nuid::next().to_string());
+        Self {
+            subject,
+            correlation_id,
+            headers,
+        }
+    }
+
+    /// The subject the request arrived on, such as `shop.create_order`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The caller's correlation id, or a new one when the caller sent none.
+    pub fn correlation_id(&self) -> &str {
+        &self.correlation_id
+    }
+
+    /// A request header's first value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.as_ref()?.get(name).map(|v| v.as_str())
+    }
+
+    /// All request headers, when there were any.
+    pub fn headers(&self) -> Option<&HeaderMap> {
+        self.headers.as_ref()
+    }
+}
+
+/// The service's shared state, as a handler argument: `async fn f(State(shop): State<Shop>, ...)`.
+///
+/// The state is cloned for each request that asks for it, so share it through an `Arc` (or make it
+/// a cheap handle, as a connection pool is).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct State<S>(pub S);
+
+/// A handler argument that comes from the request's context or the service's state.
+pub trait FromContext<S>: Sized {
+    /// Takes the argument out of the request context and the service state.
+    fn from_context(ctx: &RequestContext, state: &S) -> Self;
+}
+
+impl<S: Clone> FromContext<S> for State<S> {
+    fn from_context(_: &RequestContext, state: &S) -> Self {
+        State(state.clone())
+    }
+}
+
+impl<S> FromContext<S> for RequestContext {
+    fn from_context(ctx: &RequestContext, _: &S) -> Self {
+        ctx.clone()
+    }
+}

@@ -1,0 +1,507 @@
+//! Serving: a [`ServiceBuilder`] collects endpoints and limits, [`ServiceBuilder::start`] subscribes
+//! them on NATS, and the returned [`Service`] stops gracefully.
+//!
+//! One request, from the wire and back:
+//! 1. [`serve`] receives it on the service's queue subscription `{name}.>`;
+//! 2. the [`Router`] finds the endpoint by subject (or answers 404);
+//! 3. [`Endpoint::admit`](endpoint::Endpoint) takes an in-flight place (or answers 503);
+//! 4. [`endpoint`]'s pipeline decodes, validates, runs the handler and encodes, on its own task;
+//! 5. the reply is published to the request's reply subject.
+//!
+//! Layout: `context` (handler arguments), `handler` (the `async fn` shapes), `endpoint` (the
+//! pipeline), `router`, `stats`, `discovery` (`$SRV.*`), `shutdown` (signals).
+
+mod context;
+mod discovery;
+mod endpoint;
+mod handler;
+mod router;
+mod shutdown;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, Message, Subject};
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use context::{FromContext, RequestContext, State};
+pub use endpoint::EndpointOptions;
+pub use handler::Handler;
+pub use shutdown::shutdown_signal;
+
+pub(crate) use endpoint::{Endpoint, Incoming, Outgoing};
+pub(crate) use router::{Router, ServiceIdentity};
+use stats::EndpointStats;
+
+use crate::codec::Codec;
+use crate::contract::{Request, is_valid_name};
+use crate::error::{RpcError, ServiceError};
+use crate::headers;
+
+/// The queue group of every endpoint unless set: the Services API's default.
+pub const DEFAULT_QUEUE_GROUP: &str = "q";
+/// Requests handled at once per endpoint unless set.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// How long a handler may run unless set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+type MakeEndpoint = Box<dyn FnOnce(&Defaults) -> Endpoint + Send>;
+
+/// Service-wide defaults that endpoints inherit.
+struct Defaults {
+    service: String,
+    max_in_flight: usize,
+    timeout: Duration,
+    max_payload: Option<usize>,
+}
+
+/// Builds a service: its identity, its endpoints, its limits.
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize, validator::Validate)] struct Ping {}
+/// # #[derive(Serialize, Deserialize)] struct Pong {}
+/// # natsrpc::request!(Ping => Pong, service = "pinger", endpoint = "ping");
+/// # async fn ping(_: Ping) -> Result<Pong, natsrpc::ServiceError> { Ok(Pong {}) }
+/// # async fn run() -> Result<(), natsrpc::RpcError> {
+/// let nats = natsrpc::connect("nats://127.0.0.1:4222").await?;
+/// let service = natsrpc::Service::builder("pinger", "1.0.0")
+///     .description("Answers pings")
+///     .max_in_flight(256)
+///     .endpoint(ping)
+///     .start(&nats)
+///     .await?;
+/// service.run_until(natsrpc::shutdown_signal(), std::time::Duration::from_secs(10)).await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until started"]
+pub struct ServiceBuilder<S = ()> {
+    name: String,
+    version: String,
+    description: String,
+    metadata: BTreeMap<String, String>,
+    queue_group: String,
+    max_in_flight: usize,
+    timeout: Duration,
+    max_payload: Option<usize>,
+    state: Arc<S>,
+    endpoints: Vec<(String, MakeEndpoint)>,
+}
+
+impl ServiceBuilder<()> {
+    fn new(name: &str, version: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            version: version.to_string(),
+            description: String::new(),
+            metadata: BTreeMap::new(),
+            queue_group: DEFAULT_QUEUE_GROUP.to_string(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            timeout: DEFAULT_TIMEOUT,
+            max_payload: None,
+            state: Arc::new(()),
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> ServiceBuilder<S> {
+    /// A sentence for `nats micro info`.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// Service metadata for `$SRV.INFO`, `PING` and `STATS`.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// The queue group instances share the load in (default `q`).
+    pub fn queue_group(mut self, group: impl Into<String>) -> Self {
+        self.queue_group = group.into();
+        self
+    }
+
+    /// Default bound on requests handled at once per endpoint (default 1024).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Default handler deadline (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest request body accepted, in bytes; larger ones get 413. The NATS server's own
+    /// `max_payload` applies regardless.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = Some(bytes);
+        self
+    }
+
+    /// Sets the shared state handlers take with [`State`]. Endpoints added before keep the state
+    /// they were added with.
+    pub fn state<T: Send + Sync + 'static>(self, state: T) -> ServiceBuilder<T> {
+        ServiceBuilder {
+            name: self.name,
+            version: self.version,
+            description: self.description,
+            metadata: self.metadata,
+            queue_group: self.queue_group,
+            max_in_flight: self.max_in_flight,
+            timeout: self.timeout,
+            max_payload: self.max_payload,
+            state: Arc::new(state),
+            endpoints: self.endpoints,
+        }
+    }
+
+    /// Adds an endpoint with the service's default limits. Its name and subject come from the
+    /// handler's request type.
+    pub fn endpoint<H, T>(self, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.endpoint_with(handler, EndpointOptions::new())
+    }
+
+    /// Adds an endpoint with its own limits and metadata.
+    pub fn endpoint_with<H, T>(mut self, handler: H, options: EndpointOptions) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        let state = Arc::clone(&self.state);
+        let name = <H::Request as Request>::ENDPOINT.to_string();
+        let make: MakeEndpoint = Box::new(move |defaults: &Defaults| {
+            let limits = endpoint::Limits {
+                service: defaults.service.clone(),
+                name: <H::Request as Request>::ENDPOINT.to_string(),
+                timeout: options.timeout.unwrap_or(defaults.timeout),
+                max_payload: defaults.max_payload,
+                max_in_flight: options.max_in_flight.unwrap_or(defaults.max_in_flight),
+                stats: EndpointStats::new(),
+                in_flight: AtomicUsize::new(0),
+            };
+            Endpoint::new(handler, state, limits, options.metadata)
+        });
+        // The request type's service name must be this service's: checked in `router()`.
+        let service_of_type = <H::Request as Request>::SERVICE.to_string();
+        self.endpoints
+            .push((format!("{service_of_type}.{name}"), make));
+        self
+    }
+
+    /// Checks the configuration and builds the routing table (no NATS involved).
+    pub(crate) fn router(self) -> Result<Router, RpcError> {
+        if !is_valid_name(&self.name) {
+            return Err(RpcError::Config(format!(
+                "service name {:?} must be non-empty and use only A-Z, a-z, 0-9, _ and -",
+                self.name
+            )));
+        }
+        if !is_semver(&self.version) {
+            return Err(RpcError::Config(format!(
+                "service version {:?} is not semantic (1.2.3)",
+                self.version
+            )));
+        }
+        let defaults = Defaults {
+            service: self.name.clone(),
+            max_in_flight: self.max_in_flight,
+            timeout: self.timeout,
+            max_payload: self.max_payload,
+        };
+        let mut endpoints: Vec<Endpoint> = Vec::with_capacity(self.endpoints.len());
+        for (subject, make) in self.endpoints {
+            let (service, name) = subject.split_once('.').unwrap_or_default();
+            if service != self.name {
+                return Err(RpcError::Config(format!(
+                    "endpoint `{name}` belongs to service `{service}`, not `{}`",
+                    self.name
+                )));
+            }
+            if !is_valid_name(name) {
+                return Err(RpcError::Config(format!(
+                    "endpoint name {name:?} must use only A-Z, a-z, 0-9, _ and -"
+                )));
+            }
+            if endpoints.iter().any(|e| e.subject == subject) {
+                return Err(RpcError::Config(format!(
+                    "endpoint `{name}` is registered twice"
+                )));
+            }
+            endpoints.push(make(&defaults));
+        }
+        let identity = ServiceIdentity {
+            name: self.name,
+            id: nuid::next().to_string(),
+            version: self.version,
+            description: self.description,
+            metadata: self.metadata,
+            queue_group: self.queue_group,
+            started: now_rfc3339(),
+        };
+        Ok(Router::new(identity, endpoints))
+    }
+
+    /// Subscribes the endpoints and the Services API subjects, and starts serving.
+    pub async fn start(self, client: &Client) -> Result<Service, RpcError> {
+        let router = Arc::new(self.router()?);
+        let identity = &router.service;
+        let requests = client
+            .queue_subscribe(format!("{}.>", identity.name), identity.queue_group.clone())
+            .await
+            .map_err(RpcError::transport)?;
+        let mut discovery = Vec::new();
+        for subject in discovery::subjects(&identity.name, &identity.id) {
+            discovery.push(
+                client
+                    .subscribe(subject)
+                    .await
+                    .map_err(RpcError::transport)?,
+            );
+        }
+        // The subscriptions exist on the server once it has answered a round trip.
+        client.flush().await.map_err(RpcError::transport)?;
+
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let max_reply = usize::try_from(client.server_info().max_payload).unwrap_or(usize::MAX);
+        let serving = tokio::spawn(serve(
+            requests,
+            Arc::clone(&router),
+            client.clone(),
+            tracker.clone(),
+            stop.clone(),
+            max_reply,
+        ));
+        let discovering = tokio::spawn(answer_discovery(
+            futures::stream::select_all(discovery),
+            Arc::clone(&router),
+            client.clone(),
+            stop.clone(),
+        ));
+        tracing::info!(service = %router.service.name, id = %router.service.id, version = %router.service.version,
+            endpoints = router.endpoints().count(), "service started");
+        Ok(Service {
+            router,
+            client: client.clone(),
+            stop,
+            tracker,
+            serving,
+            discovering,
+        })
+    }
+}
+
+/// Services are built with [`Service::builder`].
+pub struct Service {
+    router: Arc<Router>,
+    client: Client,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    serving: JoinHandle<()>,
+    discovering: JoinHandle<()>,
+}
+
+/// How a graceful stop went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopReport {
+    /// Requests still running when the grace period ran out; their callers get no reply.
+    pub abandoned: usize,
+}
+
+impl Service {
+    /// Starts describing a service: `name` as the Services API lists it, `version` semantic.
+    pub fn builder(name: &str, version: &str) -> ServiceBuilder<()> {
+        ServiceBuilder::new(name, version)
+    }
+
+    /// This instance's id, unique per start.
+    pub fn id(&self) -> &str {
+        &self.router.service.id
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.router.service.name
+    }
+
+    /// Serves until `signal` resolves (see [`shutdown_signal`]), then stops gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()>,
+        grace: Duration,
+    ) -> Result<StopReport, RpcError> {
+        signal.await;
+        self.stop(grace).await
+    }
+
+    /// Stops taking requests, lets those already received finish within `grace`, and flushes their
+    /// replies. Other instances in the queue group take the new requests meanwhile.
+    pub async fn stop(self, grace: Duration) -> Result<StopReport, RpcError> {
+        let deadline = Instant::now() + grace;
+        tracing::info!(service = %self.router.service.name, ?grace, "draining");
+        self.stop.cancel();
+        let _ = tokio::time::timeout_at(deadline.into(), self.serving).await;
+        let _ = self.discovering.await;
+        self.tracker.close();
+        let _ = tokio::time::timeout_at(deadline.into(), self.tracker.wait()).await;
+        let abandoned = self.tracker.len();
+        self.client.flush().await.map_err(RpcError::transport)?;
+        tracing::info!(service = %self.router.service.name, abandoned, "stopped");
+        Ok(StopReport { abandoned })
+    }
+}
+
+/// The request loop: route, admit, and hand each request to its own task.
+async fn serve(
+    mut requests: async_nats::Subscriber,
+    router: Arc<Router>,
+    client: Client,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    max_reply: usize,
+) {
+    let mut draining = false;
+    loop {
+        let message = if draining {
+            requests.next().await
+        } else {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => {
+                    // Unsubscribe on the server but keep what is already buffered: those callers
+                    // are waiting and will be answered.
+                    if let Err(error) = requests.drain().await {
+                        tracing::warn!(%error, "could not drain the request subscription");
+                        return;
+                    }
+                    draining = true;
+                    continue;
+                }
+                message = requests.next() => message,
+            }
+        };
+        let Some(Message {
+            subject,
+            reply: Some(reply),
+            headers,
+            payload,
+            ..
+        }) = message
+        else {
+            if message.is_none() {
+                return;
+            }
+            continue; // a publish without a reply subject: nobody to answer
+        };
+        let incoming = Incoming {
+            subject: subject.to_string(),
+            headers,
+            payload,
+        };
+        let admitted = router.route(&subject).and_then(Endpoint::admit);
+        let client = client.clone();
+        tracker.spawn(async move {
+            let outgoing = match admitted {
+                Ok(admitted) => admitted.process(incoming).await,
+                Err(error) => refusal(&incoming, error),
+            };
+            publish(&client, reply, outgoing, max_reply).await;
+        });
+    }
+}
+
+/// A reply for a request refused before any endpoint saw it (404, 503).
+pub(crate) fn refusal(incoming: &Incoming, error: ServiceError) -> Outgoing {
+    let ctx = RequestContext::new(incoming.subject.clone(), incoming.headers.clone());
+    let content_type = incoming
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::CONTENT_TYPE))
+        .map(|v| v.as_str());
+    let codec = Codec::detect(content_type, &incoming.payload).unwrap_or_default();
+    Outgoing::failure(codec, ctx.correlation_id(), error)
+}
+
+async fn publish(client: &Client, reply: Subject, outgoing: Outgoing, max_reply: usize) {
+    let outgoing = if outgoing.payload.len() > max_reply {
+        // Never truncate: tell the caller what happened instead.
+        let error = ServiceError::internal(format!(
+            "reply of {} bytes exceeds the NATS server's max_payload of {max_reply} bytes",
+            outgoing.payload.len()
+        ));
+        let codec = outgoing
+            .headers
+            .get(headers::CONTENT_TYPE)
+            .and_then(|v| Codec::from_content_type(v.as_str()))
+            .unwrap_or_default();
+        let correlation_id = outgoing
+            .headers
+            .get(headers::CORRELATION_ID)
+            .map(|v| v.as_str().to_string());
+        Outgoing::failure(codec, correlation_id.as_deref().unwrap_or_default(), error)
+    } else {
+        outgoing
+    };
+    if let Err(error) = client
+        .publish_with_headers(reply, outgoing.headers, outgoing.payload)
+        .await
+    {
+        tracing::warn!(%error, "could not publish a reply");
+    }
+}
+
+async fn answer_discovery(
+    mut requests: futures::stream::SelectAll<async_nats::Subscriber>,
+    router: Arc<Router>,
+    client: Client,
+    stop: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            () = stop.cancelled() => break,
+            message = requests.next() => message,
+        };
+        let Some(message) = message else { break };
+        let (Some(reply), Some(body)) =
+            (message.reply, discovery::answer(&router, &message.subject))
+        else {
+            continue;
+        };
+        if let Err(error) = client.publish(reply, body.into()).await {
+            tracing::warn!(%error, "could not answer a Services API request");
+        }
+    }
+    for mut subscriber in requests.into_iter() {
+        let _ = subscriber.unsubscribe().await;
+    }
+}
+
+fn is_semver(version: &str) -> bool {
+    let core = version.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}

@@ -1,0 +1,129 @@
+//! Per-endpoint statistics, reported through `$SRV.STATS`.
+//!
+//! Counters are atomics so the request path never waits on them; the latency histogram sits behind
+//! a mutex that is held for one `record` (tens of nanoseconds).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+/// Latencies above this are recorded as this (one hour, in microseconds).
+const MAX_TRACKED_MICROS: u64 = 3_600_000_000;
+
+#[derive(Debug)]
+pub(crate) struct EndpointStats {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    overloaded: AtomicU64,
+    processing_nanos: AtomicU64,
+    validation_nanos: AtomicU64,
+    last_error: Mutex<String>,
+    latency_micros: Mutex<Histogram<u64>>,
+}
+
+impl EndpointStats {
+    pub(crate) fn new() -> Self {
+        // 3 significant figures over 1 us .. 1 h: about 40 KiB per endpoint.
+        #[allow(clippy::expect_used)] // constant, valid bounds: this cannot fail
+        let histogram = Histogram::new_with_bounds(1, MAX_TRACKED_MICROS, 3).expect("valid bounds");
+        Self {
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            overloaded: AtomicU64::new(0),
+            processing_nanos: AtomicU64::new(0),
+            validation_nanos: AtomicU64::new(0),
+            last_error: Mutex::new(String::new()),
+            latency_micros: Mutex::new(histogram),
+        }
+    }
+
+    /// Records one finished request. `error` is `"{status}:{message}"`-worthy text when it failed.
+    pub(crate) fn record(
+        &self,
+        elapsed: Duration,
+        validation: Duration,
+        error: Option<(u16, &str)>,
+    ) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.processing_nanos
+            .fetch_add(nanos(elapsed), Ordering::Relaxed);
+        self.validation_nanos
+            .fetch_add(nanos(validation), Ordering::Relaxed);
+        if let Some((status, message)) = error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = format!("{status}:{message}");
+            }
+        }
+        let micros = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, MAX_TRACKED_MICROS);
+        if let Ok(mut histogram) = self.latency_micros.lock() {
+            histogram.saturating_record(micros);
+        }
+    }
+
+    /// Records a request refused because the endpoint was at its in-flight bound.
+    pub(crate) fn record_overloaded(&self, limit: usize) {
+        self.overloaded.fetch_add(1, Ordering::Relaxed);
+        self.record(
+            Duration::ZERO,
+            Duration::ZERO,
+            Some((503, &format!("overloaded at {limit} in flight"))),
+        );
+    }
+
+    pub(crate) fn snapshot(&self, in_flight: usize) -> StatsSnapshot {
+        let requests = self.requests.load(Ordering::Relaxed);
+        let processing_nanos = self.processing_nanos.load(Ordering::Relaxed);
+        let validation_nanos = self.validation_nanos.load(Ordering::Relaxed);
+        let average = |total: u64| if requests == 0 { 0 } else { total / requests };
+        let latency = match self.latency_micros.lock() {
+            Ok(h) => json!({
+                "p50": h.value_at_quantile(0.50), "p90": h.value_at_quantile(0.90),
+                "p95": h.value_at_quantile(0.95), "p99": h.value_at_quantile(0.99),
+                "p999": h.value_at_quantile(0.999), "max": h.max(),
+            }),
+            Err(_) => json!({}),
+        };
+        StatsSnapshot {
+            requests,
+            errors: self.errors.load(Ordering::Relaxed),
+            processing_nanos,
+            average_processing_nanos: average(processing_nanos),
+            last_error: self
+                .last_error
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
+            data: json!({
+                "latency_us": latency,
+                "validation_time": validation_nanos,
+                "average_validation_time": average(validation_nanos),
+                "validation_share": if processing_nanos == 0 { 0.0 } else {
+                    validation_nanos as f64 / processing_nanos as f64
+                },
+                "in_flight": in_flight,
+                "num_overloaded": self.overloaded.load(Ordering::Relaxed),
+            }),
+        }
+    }
+}
+
+/// One endpoint's figures at a moment; times in nanoseconds, as ADR-32 wants.
+#[derive(Debug, Clone)]
+pub(crate) struct StatsSnapshot {
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) processing_nanos: u64,
+    pub(crate) average_processing_nanos: u64,
+    pub(crate) last_error: String,
+    pub(crate) data: serde_json::Value,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,111 @@
+//! In-process calls through the same decode, validate, handle, encode path as the wire.
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+
+use crate::codec::Codec;
+use crate::contract::Request;
+use crate::envelope;
+use crate::error::{RpcError, ServiceError};
+use crate::headers;
+use crate::server::{Endpoint, Incoming, Outgoing, Router, ServiceBuilder};
+
+/// Calls a service's endpoints without NATS.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use validator::Validate;
+///
+/// #[derive(Serialize, Deserialize, Validate)]
+/// struct Add {
+///     #[validate(range(max = 1000))]
+///     a: u32,
+///     b: u32,
+/// }
+/// natsrpc::request!(Add => u32, service = "calc", endpoint = "add");
+///
+/// async fn add(req: Add) -> Result<u32, natsrpc::ServiceError> {
+///     Ok(req.a + req.b)
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let calc = natsrpc::testing::Harness::new(natsrpc::Service::builder("calc", "1.0.0").endpoint(add))?;
+/// assert_eq!(calc.call(&Add { a: 2, b: 3 }).await?, 5);
+/// let invalid = calc.call(&Add { a: 2000, b: 3 }).await.unwrap_err();
+/// assert_eq!(invalid.status(), Some(400));
+/// # Ok::<(), natsrpc::RpcError>(()) }).unwrap();
+/// ```
+pub struct Harness {
+    router: Router,
+    codec: Codec,
+}
+
+/// A reply exactly as it would go on the wire.
+#[derive(Debug, Clone)]
+pub struct RawReply {
+    /// The reply's headers.
+    pub headers: HeaderMap,
+    /// The encoded envelope.
+    pub payload: Bytes,
+    /// The error the envelope carries, if any.
+    pub error: Option<ServiceError>,
+}
+
+impl Harness {
+    /// Builds the service's endpoints, with its state and limits, without starting anything.
+    pub fn new<S: Send + Sync + 'static>(service: ServiceBuilder<S>) -> Result<Self, RpcError> {
+        Ok(Self {
+            router: service.router()?,
+            codec: Codec::Json,
+        })
+    }
+
+    /// Encodes calls in `codec` from now on (JSON by default).
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Calls the endpoint `R` names and decodes its reply, as [`Client::call`](crate::Client::call) does.
+    pub async fn call<R: Request>(&self, request: &R) -> Result<R::Response, RpcError> {
+        let body = self.codec.encode(request).map_err(RpcError::Encode)?;
+        let reply = self
+            .call_raw(R::SUBJECT, Some(self.codec.content_type()), body)
+            .await;
+        envelope::decode_reply(self.codec, &reply.payload)
+    }
+
+    /// Sends raw bytes to a subject, with an optional `Content-Type`: for malformed input and
+    /// unknown endpoints.
+    pub async fn call_raw(
+        &self,
+        subject: &str,
+        content_type: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> RawReply {
+        let headers = content_type.map(|value| {
+            let mut headers = HeaderMap::new();
+            headers.insert(headers::CONTENT_TYPE, value);
+            headers
+        });
+        let incoming = Incoming {
+            subject: subject.to_string(),
+            headers,
+            payload: body.into(),
+        };
+        let outgoing = match self.router.route(subject).and_then(Endpoint::admit) {
+            Ok(admitted) => admitted.process(incoming).await,
+            Err(error) => crate::server::refusal(&incoming, error),
+        };
+        let Outgoing {
+            headers,
+            payload,
+            error,
+        } = outgoing;
+        RawReply {
+            headers,
+            payload,
+            error,
+        }
+    }
+}

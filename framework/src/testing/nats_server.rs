@@ -1,0 +1,111 @@
+//! A private `nats-server` for tests that stop, restart or cut off the broker.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `nats-server` of the test's own on a free loopback port, killed when dropped.
+///
+/// The binary is `$NATS_SERVER_BIN`, else `nats-server` on the `PATH`, else `/usr/sbin/nats-server`.
+#[derive(Debug)]
+pub struct NatsServer {
+    port: u16,
+    child: Option<Child>,
+    store: PathBuf,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream on a free port and waits until it accepts connections.
+    pub fn start() -> std::io::Result<Self> {
+        // The OS picks a free port; it is released a moment before nats-server binds it.
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let store = std::env::temp_dir().join(format!("natsrpc-test-nats-{port}-{}", nuid::next()));
+        let mut server = Self {
+            port,
+            child: None,
+            store,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// `nats://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on; the same across restarts.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (as a crash would) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let child = Command::new(binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(std::io::Error::other(format!(
+                    "nats-server exited at start: {status}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+        Err(std::io::Error::other(format!(
+            "nats-server did not listen on port {} within 10 s",
+            self.port
+        )))
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file());
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+}

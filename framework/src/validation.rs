@@ -1,0 +1,184 @@
+//! Validation: every violation of a request, each with its path into the nested input.
+//!
+//! `validator` reports errors as a tree (struct fields, list indices, nested structs). The wire wants a
+//! flat list a client can show next to its form fields: `customer.shipping_address.country`,
+//! `items[2].quantity`. Violations are sorted by path, so the same input always gives the same reply.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use validator::{ValidationError, ValidationErrors, ValidationErrorsKind};
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Where in the input: `items[2].quantity`; empty for a rule on the whole request.
+    pub path: String,
+    /// The rule's machine code: `length`, `range`, `email`, or a custom rule's own code.
+    pub code: String,
+    /// A human-readable sentence.
+    pub message: String,
+    /// The rule's parameters, such as `{"min": 1, "max": 100}`. The rejected value itself is never
+    /// included: it may be a card number or a password.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// Flattens `validator`'s error tree into violations sorted by path.
+pub fn violations(errors: &ValidationErrors) -> Vec<Violation> {
+    let mut out = Vec::new();
+    collect(errors, "", &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.code.cmp(&b.code)));
+    out
+}
+
+fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<Violation>) {
+    for (field, kind) in errors.errors() {
+        // `__all__` holds the struct-level (schema) rules: they belong to the struct itself.
+        let path = if field == "__all__" {
+            prefix.to_string()
+        } else {
+            join(prefix, field)
+        };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                out.extend(list.iter().map(|error| violation(&path, error)));
+            }
+            ValidationErrorsKind::Struct(inner) => collect(inner, &path, out),
+            ValidationErrorsKind::List(items) => {
+                for (index, inner) in items {
+                    collect(inner, &format!("{path}[{index}]"), out);
+                }
+            }
+        }
+    }
+}
+
+fn join(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() {
+        field.to_string()
+    } else {
+        format!("{prefix}.{field}")
+    }
+}
+
+fn violation(path: &str, error: &ValidationError) -> Violation {
+    let params: BTreeMap<String, serde_json::Value> = error
+        .params
+        .iter()
+        .filter(|(name, _)| *name != "value")
+        .map(|(name, value)| (name.to_string(), value.clone()))
+        .collect();
+    let message = match &error.message {
+        Some(message) => message.to_string(),
+        None => default_message(&error.code, &params),
+    };
+    Violation {
+        path: path.to_string(),
+        code: error.code.to_string(),
+        message,
+        params,
+    }
+}
+
+/// A sentence for the built-in rules when the rule did not set its own message.
+fn default_message(code: &str, params: &BTreeMap<String, serde_json::Value>) -> String {
+    let bounds = |what: &str| match (params.get("min"), params.get("max"), params.get("equal")) {
+        (_, _, Some(equal)) => format!("{what} must be exactly {equal}"),
+        (Some(min), Some(max), _) => format!("{what} must be between {min} and {max}"),
+        (Some(min), None, _) => format!("{what} must be at least {min}"),
+        (None, Some(max), _) => format!("{what} must be at most {max}"),
+        (None, None, _) => format!("{what} is out of bounds"),
+    };
+    match code {
+        "length" => bounds("length"),
+        "range" => match (params.get("exclusive_min"), params.get("exclusive_max")) {
+            (Some(min), _) if !params.contains_key("max") => {
+                format!("value must be greater than {min}")
+            }
+            (_, Some(max)) if !params.contains_key("min") => {
+                format!("value must be less than {max}")
+            }
+            _ => bounds("value"),
+        },
+        "email" => "must be a valid email address".to_string(),
+        "url" => "must be a valid URL".to_string(),
+        "required" => "is required".to_string(),
+        "regex" => "has an invalid format".to_string(),
+        "credit_card" => "must be a valid card number".to_string(),
+        "contains" => "must contain the required pattern".to_string(),
+        "does_not_contain" => "contains a forbidden pattern".to_string(),
+        "must_match" => "must match the other field".to_string(),
+        "non_control_character" => "must not contain control characters".to_string(),
+        "ip" | "ipv4" | "ipv6" => "must be a valid IP address".to_string(),
+        other => format!("breaks the `{other}` rule"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use validator::Validate;
+
+    #[derive(Validate, serde::Serialize)]
+    struct Address {
+        #[validate(length(equal = 2))]
+        country: String,
+    }
+
+    #[derive(Validate, serde::Serialize)]
+    struct Item {
+        #[validate(range(min = 1, max = 100))]
+        quantity: u32,
+    }
+
+    #[derive(Validate)]
+    struct Order {
+        #[validate(nested)]
+        shipping: Address,
+        #[validate(nested)]
+        billing: Option<Address>,
+        #[validate(length(min = 1), nested)]
+        items: Vec<Item>,
+        #[validate(email)]
+        email: String,
+    }
+
+    #[test]
+    fn every_violation_is_reported_with_its_path() {
+        let order = Order {
+            shipping: Address {
+                country: "DEU".into(),
+            },
+            billing: Some(Address {
+                country: "X".into(),
+            }),
+            items: vec![
+                Item { quantity: 1 },
+                Item { quantity: 0 },
+                Item { quantity: 101 },
+            ],
+            email: "not-an-email".into(),
+        };
+        let found = violations(&order.validate().expect_err("order is invalid"));
+        let paths: Vec<&str> = found.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "billing.country",
+                "email",
+                "items[1].quantity",
+                "items[2].quantity",
+                "shipping.country"
+            ]
+        );
+        let quantity = &found[2];
+        assert_eq!(quantity.code, "range");
+        assert_eq!(quantity.message, "value must be between 1 and 100");
+        assert_eq!(quantity.params.get("max"), Some(&serde_json::json!(100)));
+        assert!(
+            !quantity.params.contains_key("value"),
+            "the rejected value is never echoed"
+        );
+    }
+}
