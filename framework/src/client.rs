@@ -44,9 +44,7 @@ impl RetryPolicy {
     }
 
     fn backoff(&self, retry: u32) -> Duration {
-        let factor = self
-            .multiplier
-            .powi(i32::try_from(retry).unwrap_or(i32::MAX));
+        let factor = self.multiplier.powi(i32::try_from(retry).unwrap_or(i32::MAX));
         self.initial_backoff.mul_f64(factor).min(self.max_backoff)
     }
 }
@@ -103,12 +101,7 @@ pub struct Client {
 impl Client {
     /// JSON, a 5 s timeout, no retries.
     pub fn new(nats: async_nats::Client) -> Self {
-        Self {
-            nats,
-            timeout: DEFAULT_CALL_TIMEOUT,
-            codec: Codec::Json,
-            retry: None,
-        }
+        Self { nats, timeout: DEFAULT_CALL_TIMEOUT, codec: Codec::Json, retry: None }
     }
 
     /// The default timeout of calls.
@@ -150,39 +143,34 @@ impl Client {
         let payload: Bytes = codec.encode(request).map_err(RpcError::Encode)?.into();
         let mut headers = HeaderMap::new();
         headers.insert(headers::CONTENT_TYPE, codec.content_type());
-        let correlation_id = options
-            .correlation_id
-            .unwrap_or_else(|| nuid::next().to_string());
+        let correlation_id = options.correlation_id.unwrap_or_else(|| nuid::next().to_string());
         headers.insert(headers::CORRELATION_ID, correlation_id.as_str());
 
         let retry = options.retry.or(self.retry.filter(|_| R::IDEMPOTENT));
         let attempts = retry.map_or(1, |policy| policy.max_attempts);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .send(R::SUBJECT, headers.clone(), payload.clone(), timeout)
-                .await
-            {
+        let mut attempt = 1;
+        let reply = loop {
+            // The last attempt takes the headers; earlier ones send a copy.
+            let headers = if attempt < attempts { headers.clone() } else { std::mem::take(&mut headers) };
+            match self.send(R::SUBJECT, headers, payload.clone(), timeout).await {
                 Err(error @ (RpcError::NoResponders { .. } | RpcError::Timeout { .. }))
                     if attempt < attempts =>
                 {
                     let wait = retry.map_or(Duration::ZERO, |policy| policy.backoff(attempt - 1));
                     tracing::debug!(%error, attempt, ?wait, %correlation_id, "retrying");
                     tokio::time::sleep(wait).await;
+                    attempt += 1;
                 }
-                Err(error) => return Err(error),
-                Ok(reply) => {
-                    let codec = reply
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(headers::CONTENT_TYPE))
-                        .and_then(|v| Codec::from_content_type(v.as_str()))
-                        .unwrap_or(codec);
-                    return envelope::decode_reply(codec, &reply.payload);
-                }
+                result => break result?,
             }
-        }
+        };
+        let codec = reply
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(headers::CONTENT_TYPE))
+            .and_then(|v| Codec::from_content_type(v.as_str()))
+            .unwrap_or(codec);
+        envelope::decode_reply(codec, &reply.payload)
     }
 
     async fn send(
@@ -192,22 +180,11 @@ impl Client {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<async_nats::Message, RpcError> {
-        let request = async_nats::Request::new()
-            .headers(headers)
-            .payload(payload)
-            .timeout(Some(timeout));
-        self.nats
-            .send_request(subject, request)
-            .await
-            .map_err(|error| match error.kind() {
-                RequestErrorKind::NoResponders => RpcError::NoResponders {
-                    subject: subject.to_string(),
-                },
-                RequestErrorKind::TimedOut => RpcError::Timeout {
-                    subject: subject.to_string(),
-                    after: timeout,
-                },
-                _ => RpcError::transport(error),
-            })
+        let request = async_nats::Request::new().headers(headers).payload(payload).timeout(Some(timeout));
+        self.nats.send_request(subject, request).await.map_err(|error| match error.kind() {
+            RequestErrorKind::NoResponders => RpcError::NoResponders { subject: subject.to_string() },
+            RequestErrorKind::TimedOut => RpcError::Timeout { subject: subject.to_string(), after: timeout },
+            _ => RpcError::transport(error),
+        })
     }
 }

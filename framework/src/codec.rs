@@ -35,13 +35,9 @@ impl Codec {
         let essence = value.split(';').next().unwrap_or_default().trim();
         if essence.eq_ignore_ascii_case("application/json") {
             Some(Codec::Json)
-        } else if [
-            "application/msgpack",
-            "application/x-msgpack",
-            "application/vnd.msgpack",
-        ]
-        .iter()
-        .any(|known| essence.eq_ignore_ascii_case(known))
+        } else if ["application/msgpack", "application/x-msgpack", "application/vnd.msgpack"]
+            .iter()
+            .any(|known| essence.eq_ignore_ascii_case(known))
         {
             Some(Codec::MsgPack)
         } else {
@@ -94,16 +90,12 @@ impl Codec {
         let path = match self {
             Codec::Json => {
                 let mut de = serde_json::Deserializer::from_slice(body);
-                serde_path_to_error::deserialize::<_, T>(&mut de)
-                    .err()
-                    .map(|e| e.path().to_string())
+                serde_path_to_error::deserialize::<_, T>(&mut de).err().map(|e| e.path().to_string())
             }
             Codec::MsgPack => {
                 let mut de = rmp_serde::Deserializer::from_read_ref(body);
                 de.set_max_depth(MSGPACK_MAX_DEPTH);
-                serde_path_to_error::deserialize::<_, T>(&mut de)
-                    .err()
-                    .map(|e| e.path().to_string())
+                serde_path_to_error::deserialize::<_, T>(&mut de).err().map(|e| e.path().to_string())
             }
         };
         DecodeError {
@@ -156,14 +148,8 @@ mod tests {
 
     #[test]
     fn content_type_parameters_and_aliases_are_understood() {
-        assert_eq!(
-            Codec::from_content_type("application/json; charset=utf-8"),
-            Some(Codec::Json)
-        );
-        assert_eq!(
-            Codec::from_content_type("Application/X-MsgPack"),
-            Some(Codec::MsgPack)
-        );
+        assert_eq!(Codec::from_content_type("application/json; charset=utf-8"), Some(Codec::Json));
+        assert_eq!(Codec::from_content_type("Application/X-MsgPack"), Some(Codec::MsgPack));
         assert_eq!(Codec::from_content_type("text/plain"), None);
     }
 
@@ -171,10 +157,7 @@ mod tests {
     fn a_body_without_header_is_sniffed() {
         assert_eq!(Codec::detect(None, b"  {\"a\":1}").ok(), Some(Codec::Json));
         assert_eq!(Codec::detect(None, b"[1]").ok(), Some(Codec::Json));
-        assert_eq!(
-            Codec::detect(None, &[0x81, 0xa1, b'a', 0x01]).ok(),
-            Some(Codec::MsgPack)
-        );
+        assert_eq!(Codec::detect(None, &[0x81, 0xa1, b'a', 0x01]).ok(), Some(Codec::MsgPack));
         assert!(Codec::detect(Some("text/xml"), b"{}").is_err());
     }
 
@@ -182,48 +165,29 @@ mod tests {
     fn a_wrong_type_deep_inside_is_located() {
         let body = br#"{"items":[{"sku":"a","quantity":1},{"sku":"b","quantity":"two"}]}"#;
         let err = Codec::Json.decode::<Order>(body).err();
-        let err = err
-            .as_ref()
-            .map(|e| (e.path.as_deref(), e.message.contains("line 1")));
+        let err = err.as_ref().map(|e| (e.path.as_deref(), e.message.contains("line 1")));
         assert_eq!(err, Some((Some("items[1].quantity"), true)));
     }
 
     #[test]
     fn msgpack_round_trips_with_named_fields_and_locates_errors() {
-        let order = Order {
-            items: vec![Line {
-                sku: "a".into(),
-                quantity: 3,
-            }],
-        };
+        let order = Order { items: vec![Line { sku: "a".into(), quantity: 3 }] };
         let bytes = Codec::MsgPack.encode(&order).expect("encodes");
         assert_eq!(Codec::MsgPack.decode::<Order>(&bytes).ok(), Some(order));
 
-        let wrong =
-            rmp_serde::to_vec_named(&serde_json::json!({"items": [{"sku": "a", "quantity": -1}]}))
-                .expect("encodes");
+        let wrong = rmp_serde::to_vec_named(&serde_json::json!({"items": [{"sku": "a", "quantity": -1}]}))
+            .expect("encodes");
         let err = Codec::MsgPack.decode::<Order>(&wrong).err();
-        assert_eq!(
-            err.and_then(|e| e.path),
-            Some("items[0].quantity".to_string())
-        );
+        assert_eq!(err.and_then(|e| e.path), Some("items[0].quantity".to_string()));
     }
 
     #[test]
     fn nesting_beyond_the_limit_is_an_error_not_a_crash() {
         let deep_json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(
-            Codec::Json
-                .decode::<serde_json::Value>(deep_json.as_bytes())
-                .is_err()
-        );
+        assert!(Codec::Json.decode::<serde_json::Value>(deep_json.as_bytes()).is_err());
 
         let mut deep_msgpack = vec![0x91u8; 100_000]; // fixarray of one element, nested
         deep_msgpack.push(0xc0);
-        assert!(
-            Codec::MsgPack
-                .decode::<serde_json::Value>(&deep_msgpack)
-                .is_err()
-        );
+        assert!(Codec::MsgPack.decode::<serde_json::Value>(&deep_msgpack).is_err());
     }
 }

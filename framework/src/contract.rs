@@ -71,8 +71,5 @@ macro_rules! request {
 /// Whether `name` is usable as a service or endpoint name: the NATS Services API allows
 /// `[A-Za-z0-9_-]+`, and a dot would break the `{service}.{endpoint}` subject scheme.
 pub(crate) fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

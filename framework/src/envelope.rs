@@ -34,10 +34,7 @@ struct Reply<T> {
 }
 
 /// Encodes a successful reply.
-pub(crate) fn encode_success<T: Serialize>(
-    codec: Codec,
-    data: &T,
-) -> Result<Vec<u8>, ServiceError> {
+pub(crate) fn encode_success<T: Serialize>(codec: Codec, data: &T) -> Result<Vec<u8>, ServiceError> {
     codec
         .encode(&Success { ok: true, data })
         .map_err(|e| ServiceError::internal(format!("could not encode the response: {e}")))
@@ -53,25 +50,17 @@ pub(crate) fn encode_failure(codec: Codec, error: &ServiceError) -> Vec<u8> {
 }
 
 /// Decodes a reply into the contract's response or the service's error.
-pub fn decode_reply<T: serde::de::DeserializeOwned>(
-    codec: Codec,
-    body: &[u8],
-) -> Result<T, RpcError> {
-    let reply: Reply<T> = codec
-        .decode(body)
-        .map_err(|e| RpcError::Decode(e.to_string()))?;
+pub fn decode_reply<T: serde::de::DeserializeOwned>(codec: Codec, body: &[u8]) -> Result<T, RpcError> {
+    let reply: Reply<T> = codec.decode(body).map_err(|e| RpcError::Decode(e.to_string()))?;
     match (reply.ok, reply.data, reply.error) {
         (true, Some(data), _) => Ok(data),
         // `data: null` is a legitimate `()` or `None` response.
         (true, None, _) => {
             use serde::de::IntoDeserializer;
-            T::deserialize(().into_deserializer()).map_err(|e: serde::de::value::Error| {
-                RpcError::Decode(format!("reply has no `data`: {e}"))
-            })
+            T::deserialize(().into_deserializer())
+                .map_err(|e: serde::de::value::Error| RpcError::Decode(format!("reply has no `data`: {e}")))
         }
         (false, _, Some(error)) => Err(error.into()),
-        (false, _, None) => Err(RpcError::Decode(
-            "error reply without an `error` member".to_string(),
-        )),
+        (false, _, None) => Err(RpcError::Decode("error reply without an `error` member".to_string())),
     }
 }

@@ -97,10 +97,7 @@ impl ServiceError {
     /// A business rule refused the request: `status` is usually 409 (conflict with current state),
     /// 422 (well-formed but unacceptable) or 404 (no such thing).
     pub fn business(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            code: code.into(),
-            ..Self::new(status, ErrorKind::Business, message)
-        }
+        Self { code: code.into(), ..Self::new(status, ErrorKind::Business, message) }
     }
 
     /// 409: the request conflicts with the current state (`out_of_stock`, `already_cancelled`).
@@ -130,37 +127,22 @@ impl ServiceError {
             [one] => format!("{}: {}", one.path, one.message),
             many => format!("{} validation errors", many.len()),
         };
-        Self {
-            violations,
-            ..Self::new(400, ErrorKind::Validation, message)
-        }
+        Self { violations, ..Self::new(400, ErrorKind::Validation, message) }
     }
 
     /// 503: too many requests in flight.
     pub fn overloaded(limit: usize) -> Self {
-        Self::new(
-            503,
-            ErrorKind::Overloaded,
-            format!("overloaded: {limit} requests already in flight"),
-        )
+        Self::new(503, ErrorKind::Overloaded, format!("overloaded: {limit} requests already in flight"))
     }
 
     /// 504: the handler ran out of time.
     pub fn timeout(after: Duration) -> Self {
-        Self::new(
-            504,
-            ErrorKind::Timeout,
-            format!("handler did not finish within {after:?}"),
-        )
+        Self::new(504, ErrorKind::Timeout, format!("handler did not finish within {after:?}"))
     }
 
     /// 404: no such endpoint.
     pub fn unknown_endpoint(subject: &str) -> Self {
-        Self::new(
-            404,
-            ErrorKind::UnknownEndpoint,
-            format!("no endpoint serves subject `{subject}`"),
-        )
+        Self::new(404, ErrorKind::UnknownEndpoint, format!("no endpoint serves subject `{subject}`"))
     }
 
     /// 413: body over the limit.
@@ -186,10 +168,7 @@ impl ServiceError {
 
 impl From<DecodeError> for ServiceError {
     fn from(error: DecodeError) -> Self {
-        Self {
-            path: error.path.clone(),
-            ..Self::new(400, ErrorKind::MalformedPayload, error.to_string())
-        }
+        Self { path: error.path.clone(), ..Self::new(400, ErrorKind::MalformedPayload, error.to_string()) }
     }
 }
 
@@ -268,10 +247,7 @@ impl RpcError {
 impl From<ServiceError> for RpcError {
     fn from(error: ServiceError) -> Self {
         if error.kind == ErrorKind::Validation {
-            RpcError::Validation {
-                message: error.message,
-                violations: error.violations,
-            }
+            RpcError::Validation { message: error.message, violations: error.violations }
         } else {
             RpcError::Remote(error)
         }

@@ -84,8 +84,7 @@ pub use connection::{connect, connect_with};
 pub use contract::Request;
 pub use error::{ErrorKind, RpcError, ServiceError};
 pub use server::{
-    EndpointOptions, Handler, RequestContext, Service, ServiceBuilder, State, StopReport,
-    shutdown_signal,
+    EndpointOptions, Handler, RequestContext, Service, ServiceBuilder, State, StopReport, shutdown_signal,
 };
 pub use validation::Violation;
 

@@ -35,11 +35,7 @@ pub fn violations(errors: &ValidationErrors) -> Vec<Violation> {
 fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<Violation>) {
     for (field, kind) in errors.errors() {
         // `__all__` holds the struct-level (schema) rules: they belong to the struct itself.
-        let path = if field == "__all__" {
-            prefix.to_string()
-        } else {
-            join(prefix, field)
-        };
+        let path = if field == "__all__" { prefix.to_string() } else { join(prefix, field) };
         match kind {
             ValidationErrorsKind::Field(list) => {
                 out.extend(list.iter().map(|error| violation(&path, error)));
@@ -55,11 +51,7 @@ fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<Violation>) {
 }
 
 fn join(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_string()
-    } else {
-        format!("{prefix}.{field}")
-    }
+    if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") }
 }
 
 fn violation(path: &str, error: &ValidationError) -> Violation {
@@ -73,12 +65,7 @@ fn violation(path: &str, error: &ValidationError) -> Violation {
         Some(message) => message.to_string(),
         None => default_message(&error.code, &params),
     };
-    Violation {
-        path: path.to_string(),
-        code: error.code.to_string(),
-        message,
-        params,
-    }
+    Violation { path: path.to_string(), code: error.code.to_string(), message, params }
 }
 
 /// A sentence for the built-in rules when the rule did not set its own message.
@@ -147,38 +134,21 @@ mod tests {
     #[test]
     fn every_violation_is_reported_with_its_path() {
         let order = Order {
-            shipping: Address {
-                country: "DEU".into(),
-            },
-            billing: Some(Address {
-                country: "X".into(),
-            }),
-            items: vec![
-                Item { quantity: 1 },
-                Item { quantity: 0 },
-                Item { quantity: 101 },
-            ],
+            shipping: Address { country: "DEU".into() },
+            billing: Some(Address { country: "X".into() }),
+            items: vec![Item { quantity: 1 }, Item { quantity: 0 }, Item { quantity: 101 }],
             email: "not-an-email".into(),
         };
         let found = violations(&order.validate().expect_err("order is invalid"));
         let paths: Vec<&str> = found.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(
             paths,
-            [
-                "billing.country",
-                "email",
-                "items[1].quantity",
-                "items[2].quantity",
-                "shipping.country"
-            ]
+            ["billing.country", "email", "items[1].quantity", "items[2].quantity", "shipping.country"]
         );
         let quantity = &found[2];
         assert_eq!(quantity.code, "range");
         assert_eq!(quantity.message, "value must be between 1 and 100");
         assert_eq!(quantity.params.get("max"), Some(&serde_json::json!(100)));
-        assert!(
-            !quantity.params.contains_key("value"),
-            "the rejected value is never echoed"
-        );
+        assert!(!quantity.params.contains_key("value"), "the rejected value is never echoed");
     }
 }

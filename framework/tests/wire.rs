@@ -17,29 +17,18 @@ async fn round_trip_in_json_and_msgpack_with_correlation_id() {
     assert_eq!((placed.total_cents, placed.item_count), (3499, 2));
 
     let placed = client
-        .call_with(
-            &valid_order(),
-            CallOptions::new()
-                .codec(Codec::MsgPack)
-                .correlation_id("order-42"),
-        )
+        .call_with(&valid_order(), CallOptions::new().codec(Codec::MsgPack).correlation_id("order-42"))
         .await
         .unwrap();
     assert_eq!(placed.total_cents, 3499);
-    assert_eq!(
-        placed.correlation_id, "order-42",
-        "the caller's correlation id reaches the handler"
-    );
+    assert_eq!(placed.correlation_id, "order-42", "the caller's correlation id reaches the handler");
 
     // The reply is in the request's codec, says so, and echoes the correlation id.
     let body = rmp_serde::to_vec_named(&valid_order()).unwrap();
     let reply = raw(
         &nats,
         "shop.place_order",
-        &[
-            ("Content-Type", "application/msgpack"),
-            ("X-Correlation-Id", "c-1"),
-        ],
+        &[("Content-Type", "application/msgpack"), ("X-Correlation-Id", "c-1")],
         body,
     )
     .await;
@@ -50,13 +39,7 @@ async fn round_trip_in_json_and_msgpack_with_correlation_id() {
     assert_eq!(envelope["data"]["total_cents"], 3499);
 
     // A body without Content-Type that starts with `{` is JSON.
-    let reply = raw(
-        &nats,
-        "shop.place_order",
-        &[],
-        serde_json::to_vec(&valid_order()).unwrap(),
-    )
-    .await;
+    let reply = raw(&nats, "shop.place_order", &[], serde_json::to_vec(&valid_order()).unwrap()).await;
     assert_eq!(header(&reply, "Content-Type"), Some("application/json"));
     assert_eq!(json(&reply)["data"]["item_count"], 2);
     service.stop(Duration::from_secs(5)).await.unwrap();
@@ -70,25 +53,17 @@ async fn every_violation_comes_back_with_its_path_and_the_handler_never_runs() {
 
     let mut order = valid_order();
     order.customer.shipping_address.country = "DEU".into(); // nested struct
-    order.customer.billing_address = Some(Address {
-        country: "D".into(),
-        postal_code: "1".into(),
-    }); // Option
+    order.customer.billing_address = Some(Address { country: "D".into(), postal_code: "1".into() }); // Option
     order.items[1].quantity = 0; // Vec element
     order.customer.email = "nope".into();
 
     for codec in [Codec::Json, Codec::MsgPack] {
-        let error = client
-            .call_with(&order, CallOptions::new().codec(codec))
-            .await
-            .unwrap_err();
+        let error = client.call_with(&order, CallOptions::new().codec(codec)).await.unwrap_err();
         let RpcError::Validation { violations, .. } = error else {
             panic!("expected a validation error, got {error:?}")
         };
-        let found: Vec<(&str, &str)> = violations
-            .iter()
-            .map(|v| (v.path.as_str(), v.code.as_str()))
-            .collect();
+        let found: Vec<(&str, &str)> =
+            violations.iter().map(|v| (v.path.as_str(), v.code.as_str())).collect();
         assert_eq!(
             found,
             [
@@ -106,23 +81,11 @@ async fn every_violation_comes_back_with_its_path_and_the_handler_never_runs() {
     }
 
     // The raw reply carries the Services API error headers.
-    let reply = raw(
-        &nats,
-        "shop.place_order",
-        &[],
-        serde_json::to_vec(&order).unwrap(),
-    )
-    .await;
+    let reply = raw(&nats, "shop.place_order", &[], serde_json::to_vec(&order).unwrap()).await;
     assert_eq!(header(&reply, "Nats-Service-Error-Code"), Some("400"));
-    assert_eq!(
-        header(&reply, "Nats-Service-Error"),
-        Some("5 validation errors")
-    );
+    assert_eq!(header(&reply, "Nats-Service-Error"), Some("5 validation errors"));
     let body = json(&reply);
-    assert_eq!(
-        (body["ok"].clone(), body["error"]["kind"].clone()),
-        (false.into(), "validation".into())
-    );
+    assert_eq!((body["ok"].clone(), body["error"]["kind"].clone()), (false.into(), "validation".into()));
 
     let shop_state_orders = client.call(&valid_order()).await.unwrap();
     assert_eq!(shop_state_orders.instance, "a");
@@ -137,66 +100,39 @@ async fn malformed_input_is_a_clear_400_saying_where() {
     // Wrong type deep inside, in JSON: the path and the position are named.
     let mut order = serde_json::to_value(valid_order()).unwrap();
     order["items"][1]["quantity"] = "two".into();
-    let reply = raw(
-        &nats,
-        "shop.place_order",
-        &[("Content-Type", "application/json")],
-        order.to_string(),
-    )
-    .await;
+    let reply =
+        raw(&nats, "shop.place_order", &[("Content-Type", "application/json")], order.to_string()).await;
     let error = &json(&reply)["error"];
     assert_eq!(error["kind"], "malformed_payload");
     assert_eq!(error["status"], 400);
     assert_eq!(error["path"], "items[1].quantity");
-    assert!(
-        error["message"].as_str().unwrap().contains("line 1 column"),
-        "{error}"
-    );
+    assert!(error["message"].as_str().unwrap().contains("line 1 column"), "{error}");
     assert_eq!(header(&reply, "Nats-Service-Error-Code"), Some("400"));
 
     // Truncated JSON and bytes that are not JSON at all.
     for body in [&b"{\"customer\": {"[..], b"{not json", b"\xff\xfe\x00"] {
-        let reply = raw(
-            &nats,
-            "shop.place_order",
-            &[("Content-Type", "application/json")],
-            body.to_vec(),
-        )
-        .await;
+        let reply =
+            raw(&nats, "shop.place_order", &[("Content-Type", "application/json")], body.to_vec()).await;
         assert_eq!(json(&reply)["error"]["kind"], "malformed_payload");
     }
 
     // Wrong type in MessagePack; the error comes back in MessagePack.
     order["items"][1]["quantity"] = (-5).into();
     let body = rmp_serde::to_vec_named(&order).unwrap();
-    let reply = raw(
-        &nats,
-        "shop.place_order",
-        &[("Content-Type", "application/msgpack")],
-        body,
-    )
-    .await;
+    let reply = raw(&nats, "shop.place_order", &[("Content-Type", "application/msgpack")], body).await;
     let envelope: serde_json::Value = rmp_serde::from_slice(&reply.payload).unwrap();
     assert_eq!(envelope["error"]["kind"], "malformed_payload");
     assert_eq!(envelope["error"]["path"], "items[1].quantity");
 
     // Garbage claimed to be MessagePack.
-    let reply = raw(
-        &nats,
-        "shop.place_order",
-        &[("Content-Type", "application/msgpack")],
-        b"\xc1\xc1\xc1".to_vec(),
-    )
-    .await;
+    let reply =
+        raw(&nats, "shop.place_order", &[("Content-Type", "application/msgpack")], b"\xc1\xc1\xc1".to_vec())
+            .await;
     let envelope: serde_json::Value = rmp_serde::from_slice(&reply.payload).unwrap();
     assert_eq!(envelope["error"]["kind"], "malformed_payload");
 
     // Deep nesting is refused, not a stack overflow, and the service keeps serving.
-    let deep = format!(
-        "{{\"customer\":{}{}}}",
-        "[".repeat(50_000),
-        "]".repeat(50_000)
-    );
+    let deep = format!("{{\"customer\":{}{}}}", "[".repeat(50_000), "]".repeat(50_000));
     let reply = raw(&nats, "shop.place_order", &[], deep).await;
     assert_eq!(json(&reply)["error"]["kind"], "malformed_payload");
     assert!(Client::new(nats).call(&valid_order()).await.is_ok());
@@ -206,13 +142,7 @@ async fn malformed_input_is_a_clear_400_saying_where() {
 async fn wrong_content_type_is_415_in_json() {
     let (_server, nats) = private_nats().await;
     let _service = shop("a").start(&nats).await.unwrap();
-    let reply = raw(
-        &nats,
-        "shop.place_order",
-        &[("Content-Type", "text/xml")],
-        "<order/>",
-    )
-    .await;
+    let reply = raw(&nats, "shop.place_order", &[("Content-Type", "text/xml")], "<order/>").await;
     assert_eq!(header(&reply, "Nats-Service-Error-Code"), Some("415"));
     let error = &json(&reply)["error"];
     assert_eq!(error["kind"], "unsupported_content_type");
@@ -223,14 +153,8 @@ async fn wrong_content_type_is_415_in_json() {
 async fn unknown_endpoint_is_404_not_silence() {
     let (_server, nats) = private_nats().await;
     let _service = shop("a").start(&nats).await.unwrap();
-    let error = Client::new(nats.clone())
-        .call(&Missing {})
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (error.status(), error.code()),
-        (Some(404), Some("unknown_endpoint"))
-    );
+    let error = Client::new(nats.clone()).call(&Missing {}).await.unwrap_err();
+    assert_eq!((error.status(), error.code()), (Some(404), Some("unknown_endpoint")));
 
     let reply = raw(&nats, "shop.place_order.extra", &[], "{}").await;
     assert_eq!(header(&reply, "Nats-Service-Error-Code"), Some("404"));
@@ -240,17 +164,9 @@ async fn unknown_endpoint_is_404_not_silence() {
 async fn business_errors_carry_the_handlers_code() {
     let (_server, nats) = private_nats().await;
     let _service = shop("a").start(&nats).await.unwrap();
-    let error = Client::new(nats)
-        .call(&Reserve { sku: "A-1".into() })
-        .await
-        .unwrap_err();
-    let RpcError::Remote(error) = error else {
-        panic!("expected a remote error, got {error:?}")
-    };
-    assert_eq!(
-        (error.status, error.kind, error.code.as_str()),
-        (409, ErrorKind::Business, "out_of_stock")
-    );
+    let error = Client::new(nats).call(&Reserve { sku: "A-1".into() }).await.unwrap_err();
+    let RpcError::Remote(error) = error else { panic!("expected a remote error, got {error:?}") };
+    assert_eq!((error.status, error.kind, error.code.as_str()), (409, ErrorKind::Business, "out_of_stock"));
     assert_eq!(error.message, "sku A-1 is out of stock");
     assert_eq!(error.path.as_deref(), Some("A-1"));
 }
@@ -261,27 +177,13 @@ async fn a_panicking_handler_fails_only_its_request_and_leaks_nothing() {
     let _service = shop("a").start(&nats).await.unwrap();
     let client = Client::new(nats);
     let error = client
-        .call_with(
-            &Explode {
-                secret: "hunter2".into(),
-            },
-            CallOptions::new().correlation_id("boom-1"),
-        )
+        .call_with(&Explode { secret: "hunter2".into() }, CallOptions::new().correlation_id("boom-1"))
         .await
         .unwrap_err();
-    let RpcError::Remote(error) = error else {
-        panic!("expected a remote error, got {error:?}")
-    };
+    let RpcError::Remote(error) = error else { panic!("expected a remote error, got {error:?}") };
     assert_eq!((error.status, error.kind), (500, ErrorKind::Internal));
-    assert!(
-        !error.message.contains("hunter2") && !error.message.contains("boom with"),
-        "{}",
-        error.message
-    );
-    assert!(
-        error.message.contains("boom-1"),
-        "the correlation id lets the caller find the log line"
-    );
+    assert!(!error.message.contains("hunter2") && !error.message.contains("boom with"), "{}", error.message);
+    assert!(error.message.contains("boom-1"), "the correlation id lets the caller find the log line");
     // Still serving.
     assert_eq!(client.call(&valid_order()).await.unwrap().item_count, 2);
 }
@@ -289,26 +191,16 @@ async fn a_panicking_handler_fails_only_its_request_and_leaks_nothing() {
 #[tokio::test]
 async fn a_slow_handler_gets_a_504_and_a_slow_reply_a_client_timeout() {
     let (_server, nats) = private_nats().await;
-    let _service = shop("a")
-        .timeout(Duration::from_millis(200))
-        .start(&nats)
-        .await
-        .unwrap();
+    let _service = shop("a").timeout(Duration::from_millis(200)).start(&nats).await.unwrap();
     let client = Client::new(nats.clone()).with_timeout(Duration::from_secs(5));
     let error = client.call(&Sleep { millis: 2_000 }).await.unwrap_err();
     assert_eq!((error.status(), error.code()), (Some(504), Some("timeout")));
 
     let error = client
-        .call_with(
-            &Sleep { millis: 150 },
-            CallOptions::new().timeout(Duration::from_millis(50)),
-        )
+        .call_with(&Sleep { millis: 150 }, CallOptions::new().timeout(Duration::from_millis(50)))
         .await
         .unwrap_err();
-    assert!(
-        matches!(error, RpcError::Timeout { ref subject, .. } if subject == "shop.sleep"),
-        "{error:?}"
-    );
+    assert!(matches!(error, RpcError::Timeout { ref subject, .. } if subject == "shop.sleep"), "{error:?}");
 }
 
 #[tokio::test]
@@ -355,10 +247,7 @@ async fn oversized_requests_get_413_and_oversized_replies_an_error_not_truncatio
     order.customer.name = "x".repeat(2_000);
     let client = Client::new(nats);
     let error = client.call(&order).await.unwrap_err();
-    assert_eq!(
-        (error.status(), error.code()),
-        (Some(413), Some("payload_too_large"))
-    );
+    assert_eq!((error.status(), error.code()), (Some(413), Some("payload_too_large")));
 
     // The private server's max_payload is 1 MiB: a 2 MiB reply becomes a clear error.
     let error = client.call(&Pad { bytes: 2 << 20 }).await.unwrap_err();
@@ -378,18 +267,8 @@ async fn two_instances_share_the_load_in_a_queue_group() {
         let placed = client.call(&valid_order()).await.unwrap();
         *by_instance.entry(placed.instance).or_insert(0) += 1;
     }
-    assert_eq!(
-        by_instance.values().sum::<i32>(),
-        200,
-        "each request answered once"
-    );
-    assert!(
-        by_instance.get("a").copied().unwrap_or(0) > 20,
-        "{by_instance:?}"
-    );
-    assert!(
-        by_instance.get("b").copied().unwrap_or(0) > 20,
-        "{by_instance:?}"
-    );
+    assert_eq!(by_instance.values().sum::<i32>(), 200, "each request answered once");
+    assert!(by_instance.get("a").copied().unwrap_or(0) > 20, "{by_instance:?}");
+    assert!(by_instance.get("b").copied().unwrap_or(0) > 20, "{by_instance:?}");
     assert_ne!(a.id(), b.id());
 }

@@ -1,7 +1,9 @@
 //! What a handler may want to know about its request besides the body, and the shared state it may
 //! want: both are handler arguments, taken only when the handler names them.
 
-use async_nats::HeaderMap;
+use std::sync::OnceLock;
+
+use async_nats::{HeaderMap, Subject};
 
 use crate::headers;
 
@@ -11,24 +13,15 @@ use crate::headers;
 /// [`RequestContext::correlation_id`] on to the calls a handler makes, so their logs join up.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    subject: String,
-    correlation_id: String,
+    subject: Subject,
     headers: Option<HeaderMap>,
+    /// Made only when asked for and the caller sent none: most requests never need one.
+    generated_id: OnceLock<String>,
 }
 
 impl RequestContext {
-    pub(crate) fn new(subject: String, headers: Option<HeaderMap>) -> Self {
-        let correlation_id = headers
-            .as_ref()
-            .and_then(|h| h.get(headers::CORRELATION_ID))
-            .map(|v| v.as_str().to_string())
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| nuid::next().to_string());
-        Self {
-            subject,
-            correlation_id,
-            headers,
-        }
+    pub(crate) fn new(subject: Subject, headers: Option<HeaderMap>) -> Self {
+        Self { subject, headers, generated_id: OnceLock::new() }
     }
 
     /// The subject the request arrived on, such as `shop.create_order`.
@@ -38,7 +31,15 @@ impl RequestContext {
 
     /// The caller's correlation id, or a new one when the caller sent none.
     pub fn correlation_id(&self) -> &str {
-        &self.correlation_id
+        match self.header(headers::CORRELATION_ID).filter(|id| !id.is_empty()) {
+            Some(id) => id,
+            None => self.generated_id.get_or_init(|| nuid::next().to_string()),
+        }
+    }
+
+    /// Whether the caller sent its own correlation id.
+    pub(crate) fn has_caller_correlation_id(&self) -> bool {
+        self.header(headers::CORRELATION_ID).is_some_and(|id| !id.is_empty())
     }
 
     /// A request header's first value.

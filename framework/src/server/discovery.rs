@@ -14,11 +14,7 @@ const STATS_TYPE: &str = "io.nats.micro.v1.stats_response";
 
 /// The subjects one instance answers on.
 pub(crate) fn subjects(name: &str, id: &str) -> [String; 3] {
-    [
-        "$SRV.*".to_string(),
-        format!("$SRV.*.{name}"),
-        format!("$SRV.*.{name}.{id}"),
-    ]
+    ["$SRV.*".to_string(), format!("$SRV.*.{name}"), format!("$SRV.*.{name}.{id}")]
 }
 
 #[derive(Serialize)]
@@ -101,11 +97,7 @@ pub(crate) fn answer(router: &Router, subject: &str) -> Option<Vec<u8>> {
                     name: &e.name,
                     subject: &e.subject,
                     queue_group: &service.queue_group,
-                    metadata: e
-                        .metadata
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect(),
+                    metadata: e.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
                 })
                 .collect(),
         }),
@@ -119,10 +111,7 @@ pub(crate) fn answer(router: &Router, subject: &str) -> Option<Vec<u8>> {
             endpoints: router
                 .endpoints()
                 .map(|e| {
-                    let in_flight = e
-                        .limits
-                        .in_flight
-                        .load(std::sync::atomic::Ordering::Relaxed);
+                    let in_flight = e.limits.in_flight.load(std::sync::atomic::Ordering::Relaxed);
                     let s = e.limits.stats.snapshot(in_flight);
                     EndpointStats {
                         name: &e.name,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -33,11 +33,7 @@ pub struct EndpointOptions {
 impl EndpointOptions {
     /// The service's defaults.
     pub fn new() -> Self {
-        Self {
-            max_in_flight: None,
-            timeout: None,
-            metadata: Vec::new(),
-        }
+        Self { max_in_flight: None, timeout: None, metadata: Vec::new() }
     }
 
     /// At most `n` requests handled at once; request `n + 1` is answered 503 at once.
@@ -67,7 +63,7 @@ impl Default for EndpointOptions {
 
 /// A request as it arrives: the part of a NATS message the pipeline needs.
 pub(crate) struct Incoming {
-    pub(crate) subject: String,
+    pub(crate) subject: Subject,
     pub(crate) headers: Option<HeaderMap>,
     pub(crate) payload: Bytes,
 }
@@ -81,15 +77,13 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    pub(crate) fn success(codec: Codec, correlation_id: &str, payload: Vec<u8>) -> Self {
+    pub(crate) fn success(codec: Codec, correlation_id: Option<&str>, payload: Vec<u8>) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(headers::CONTENT_TYPE, codec.content_type());
-        headers.insert(headers::CORRELATION_ID, correlation_id);
-        Self {
-            headers,
-            payload: payload.into(),
-            error: None,
+        if let Some(correlation_id) = correlation_id {
+            headers.insert(headers::CORRELATION_ID, correlation_id);
         }
+        Self { headers, payload: payload.into(), error: None }
     }
 
     pub(crate) fn failure(codec: Codec, correlation_id: &str, error: ServiceError) -> Self {
@@ -97,23 +91,14 @@ impl Outgoing {
         headers.insert(headers::CONTENT_TYPE, codec.content_type());
         headers.insert(headers::CORRELATION_ID, correlation_id);
         headers.insert(headers::SERVICE_ERROR, error.message.as_str());
-        headers.insert(
-            headers::SERVICE_ERROR_CODE,
-            error.status.to_string().as_str(),
-        );
+        headers.insert(headers::SERVICE_ERROR_CODE, error.status.to_string().as_str());
         let payload = envelope::encode_failure(codec, &error).into();
-        Self {
-            headers,
-            payload,
-            error: Some(error),
-        }
+        Self { headers, payload, error: Some(error) }
     }
 }
 
 /// The type-erased pipeline of one endpoint's request type and handler.
-type Pipeline = Arc<
-    dyn Fn(Incoming, RequestContext, Arc<Limits>) -> BoxFuture<'static, Outgoing> + Send + Sync,
->;
+type Pipeline = Arc<dyn Fn(Incoming, Admitted) -> BoxFuture<'static, Outgoing> + Send + Sync>;
 
 /// What the pipeline needs besides the request.
 #[derive(Debug)]
@@ -149,10 +134,10 @@ impl Endpoint {
         T: 'static,
         S: Send + Sync + 'static,
     {
-        let pipeline: Pipeline = Arc::new(move |incoming, ctx, limits| {
+        let pipeline: Pipeline = Arc::new(move |incoming, admitted| {
             let handler = handler.clone();
             let state = Arc::clone(&state);
-            Box::pin(process::<H, T, S>(handler, state, incoming, ctx, limits))
+            Box::pin(process::<H, T, S>(handler, state, incoming, admitted))
         });
         Self {
             name: <H::Request as Request>::ENDPOINT.to_string(),
@@ -171,10 +156,7 @@ impl Endpoint {
             limits.stats.record_overloaded(limits.max_in_flight);
             return Err(ServiceError::overloaded(limits.max_in_flight));
         }
-        Ok(Admitted {
-            limits: Arc::clone(limits),
-            pipeline: Arc::clone(&self.pipeline),
-        })
+        Ok(Admitted { limits: Arc::clone(limits), pipeline: Arc::clone(&self.pipeline) })
     }
 }
 
@@ -185,19 +167,11 @@ pub(crate) struct Admitted {
 }
 
 impl Admitted {
-    pub(crate) async fn process(self, incoming: Incoming) -> Outgoing {
-        let ctx = RequestContext::new(incoming.subject.clone(), incoming.headers.clone());
-        let span = tracing::info_span!(
-            "request",
-            service = %self.limits.service,
-            endpoint = %self.limits.name,
-            correlation_id = %ctx.correlation_id(),
-            outcome = tracing::field::Empty,
-            duration_us = tracing::field::Empty,
-        );
-        (self.pipeline)(incoming, ctx, Arc::clone(&self.limits))
-            .instrument(span)
-            .await
+    /// The whole pipeline for this request as one future. It is boxed once here so that the
+    /// caller can poll it in place and only spawn it when it really has to wait.
+    pub(crate) fn process(self, incoming: Incoming) -> BoxFuture<'static, Outgoing> {
+        let pipeline = Arc::clone(&self.pipeline);
+        pipeline(incoming, self)
     }
 }
 
@@ -207,72 +181,66 @@ impl Drop for Admitted {
     }
 }
 
-async fn process<H, T, S>(
-    handler: H,
-    state: Arc<S>,
-    incoming: Incoming,
-    ctx: RequestContext,
-    limits: Arc<Limits>,
-) -> Outgoing
+async fn process<H, T, S>(handler: H, state: Arc<S>, incoming: Incoming, admitted: Admitted) -> Outgoing
 where
     H: Handler<T, S>,
     S: Send + Sync + 'static,
 {
     let started = Instant::now();
+    let limits = &admitted.limits;
+    let Incoming { subject, headers, payload } = incoming;
+    let content_type = headers.as_ref().and_then(|h| h.get(headers::CONTENT_TYPE)).map(|v| v.as_str());
+    let detected = Codec::detect(content_type, &payload);
+    let ctx = RequestContext::new(subject, headers);
+    let span = tracing::info_span!(
+        "request",
+        service = %limits.service,
+        endpoint = %limits.name,
+        correlation_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        duration_us = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        span.record("correlation_id", ctx.correlation_id());
+    }
     let mut validation = Duration::ZERO;
-    let content_type = incoming
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(headers::CONTENT_TYPE))
-        .map(|v| v.as_str());
-    let (codec, result) = match Codec::detect(content_type, &incoming.payload) {
+    let (codec, result) = match detected {
         // The request's codec is unknown, so the error goes back in the default one.
         Err(error) => (Codec::Json, Err(error)),
         Ok(codec) => {
             let result = async {
-                if let Some(limit) = limits
-                    .max_payload
-                    .filter(|limit| incoming.payload.len() > *limit)
-                {
-                    return Err(ServiceError::payload_too_large(
-                        incoming.payload.len(),
-                        limit,
-                    ));
+                if let Some(limit) = limits.max_payload.filter(|limit| payload.len() > *limit) {
+                    return Err(ServiceError::payload_too_large(payload.len(), limit));
                 }
-                let request: H::Request = codec.decode(&incoming.payload)?;
+                let request: H::Request = codec.decode(&payload)?;
                 let validating = Instant::now();
                 let validated = validator::Validate::validate(&request);
                 validation = validating.elapsed();
                 if let Err(errors) = validated {
-                    return Err(ServiceError::validation(crate::validation::violations(
-                        &errors,
-                    )));
+                    return Err(ServiceError::validation(crate::validation::violations(&errors)));
                 }
-                let response =
-                    run_handler(&handler, request, ctx.clone(), &state, limits.timeout).await?;
+                let response = run_handler(&handler, request, &ctx, &state, limits.timeout).await?;
                 envelope::encode_success(codec, &response)
             }
+            .instrument(span.clone())
             .await;
             (codec, result)
         }
     };
     let outgoing = match result {
-        Ok(payload) => Outgoing::success(codec, ctx.correlation_id(), payload),
+        // A caller that sent a correlation id gets it back; one that did not is not handed one
+        // it never asked for, except on errors, where it is what finds the log line.
+        Ok(payload) => {
+            Outgoing::success(codec, ctx.has_caller_correlation_id().then(|| ctx.correlation_id()), payload)
+        }
         Err(error) => Outgoing::failure(codec, ctx.correlation_id(), error),
     };
     let elapsed = started.elapsed();
-    let error = outgoing
-        .error
-        .as_ref()
-        .map(|e| (e.status, e.message.as_str()));
+    let error = outgoing.error.as_ref().map(|e| (e.status, e.message.as_str()));
     limits.stats.record(elapsed, validation, error);
-    let span = tracing::Span::current();
     span.record("duration_us", elapsed.as_micros() as u64);
-    match &outgoing.error {
-        None => span.record("outcome", "ok"),
-        Some(error) => span.record("outcome", error.code.as_str()),
-    };
-    tracing::debug!("handled");
+    span.record("outcome", outgoing.error.as_ref().map_or("ok", |e| e.code.as_str()));
+    span.in_scope(|| tracing::debug!("handled"));
     outgoing
 }
 
@@ -280,27 +248,30 @@ where
 async fn run_handler<H, T, S>(
     handler: &H,
     request: H::Request,
-    ctx: RequestContext,
+    ctx: &RequestContext,
     state: &S,
     timeout: Duration,
 ) -> Result<<H::Request as Request>::Response, ServiceError>
 where
     H: Handler<T, S>,
 {
-    let correlation_id = ctx.correlation_id().to_string();
-    let call = AssertUnwindSafe(handler.call(request, ctx, state)).catch_unwind();
-    match tokio::time::timeout(timeout, call).await {
+    let mut call = std::pin::pin!(AssertUnwindSafe(handler.call(request, ctx, state)).catch_unwind());
+    // Most handlers finish on their first poll; only one that has to wait pays for a timer.
+    let finished = match futures::poll!(call.as_mut()) {
+        std::task::Poll::Ready(finished) => Ok(finished),
+        std::task::Poll::Pending => tokio::time::timeout(timeout, call).await,
+    };
+    match finished {
         Ok(Ok(result)) => result,
         Ok(Err(_panic)) => {
             // The panic's text stays in the log (the panic hook printed it); the caller learns only
             // that the request failed, and the correlation id to find it by.
+            let correlation_id = ctx.correlation_id();
             tracing::error!(%correlation_id, "handler panicked");
-            Err(ServiceError::internal(format!(
-                "internal error (correlation id {correlation_id})"
-            )))
+            Err(ServiceError::internal(format!("internal error (correlation id {correlation_id})")))
         }
         Err(_elapsed) => {
-            tracing::warn!(%correlation_id, ?timeout, "handler timed out");
+            tracing::warn!(correlation_id = ctx.correlation_id(), ?timeout, "handler timed out");
             Err(ServiceError::timeout(timeout))
         }
     }

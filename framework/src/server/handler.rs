@@ -23,7 +23,7 @@ pub trait Handler<T, S>: Clone + Send + Sync + 'static {
     fn call(
         &self,
         request: Self::Request,
-        ctx: RequestContext,
+        ctx: &RequestContext,
         state: &S,
     ) -> impl Future<Output = Result<<Self::Request as Request>::Response, ServiceError>> + Send + 'static;
 }
@@ -44,10 +44,10 @@ macro_rules! impl_handler {
             fn call(
                 &self,
                 request: R,
-                ctx: RequestContext,
+                ctx: &RequestContext,
                 state: &S,
             ) -> impl Future<Output = Result<R::Response, ServiceError>> + Send + 'static {
-                $(let $arg = $arg::from_context(&ctx, state);)*
+                $(let $arg = $arg::from_context(ctx, state);)*
                 let fut = (self)($($arg,)* request);
                 async move { fut.await.map_err(Into::into) }
             }

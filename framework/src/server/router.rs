@@ -1,6 +1,6 @@
 //! From a subject to its endpoint.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::endpoint::Endpoint;
 use crate::error::ServiceError;
@@ -18,37 +18,27 @@ pub(crate) struct ServiceIdentity {
     pub(crate) started: String,
 }
 
-/// A service's endpoints by subject.
+/// A service's endpoints, in registration order (which `INFO` and `STATS` list them in).
 pub(crate) struct Router {
     pub(crate) service: ServiceIdentity,
-    by_subject: HashMap<String, Endpoint>,
-    /// Endpoint subjects in registration order, for stable `INFO` and `STATS` listings.
-    order: Vec<String>,
+    endpoints: Vec<Endpoint>,
 }
 
 impl Router {
     pub(crate) fn new(service: ServiceIdentity, endpoints: Vec<Endpoint>) -> Self {
-        let order = endpoints.iter().map(|e| e.subject.clone()).collect();
-        let by_subject = endpoints
-            .into_iter()
-            .map(|e| (e.subject.clone(), e))
-            .collect();
-        Self {
-            service,
-            by_subject,
-            order,
-        }
+        Self { service, endpoints }
     }
 
+    /// A scan rather than a hash map: a service has a handful of endpoints, and comparing a few
+    /// short strings costs less than hashing one with SipHash.
     pub(crate) fn route(&self, subject: &str) -> Result<&Endpoint, ServiceError> {
-        self.by_subject
-            .get(subject)
+        self.endpoints
+            .iter()
+            .find(|e| e.subject == subject)
             .ok_or_else(|| ServiceError::unknown_endpoint(subject))
     }
 
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
-        self.order
-            .iter()
-            .filter_map(|subject| self.by_subject.get(subject))
+        self.endpoints.iter()
     }
 }

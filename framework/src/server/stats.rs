@@ -41,26 +41,17 @@ impl EndpointStats {
     }
 
     /// Records one finished request. `error` is `"{status}:{message}"`-worthy text when it failed.
-    pub(crate) fn record(
-        &self,
-        elapsed: Duration,
-        validation: Duration,
-        error: Option<(u16, &str)>,
-    ) {
+    pub(crate) fn record(&self, elapsed: Duration, validation: Duration, error: Option<(u16, &str)>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.processing_nanos
-            .fetch_add(nanos(elapsed), Ordering::Relaxed);
-        self.validation_nanos
-            .fetch_add(nanos(validation), Ordering::Relaxed);
+        self.processing_nanos.fetch_add(nanos(elapsed), Ordering::Relaxed);
+        self.validation_nanos.fetch_add(nanos(validation), Ordering::Relaxed);
         if let Some((status, message)) = error {
             self.errors.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut last) = self.last_error.lock() {
                 *last = format!("{status}:{message}");
             }
         }
-        let micros = u64::try_from(elapsed.as_micros())
-            .unwrap_or(u64::MAX)
-            .clamp(1, MAX_TRACKED_MICROS);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_TRACKED_MICROS);
         if let Ok(mut histogram) = self.latency_micros.lock() {
             histogram.saturating_record(micros);
         }
@@ -69,11 +60,7 @@ impl EndpointStats {
     /// Records a request refused because the endpoint was at its in-flight bound.
     pub(crate) fn record_overloaded(&self, limit: usize) {
         self.overloaded.fetch_add(1, Ordering::Relaxed);
-        self.record(
-            Duration::ZERO,
-            Duration::ZERO,
-            Some((503, &format!("overloaded at {limit} in flight"))),
-        );
+        self.record(Duration::ZERO, Duration::ZERO, Some((503, &format!("overloaded at {limit} in flight"))));
     }
 
     pub(crate) fn snapshot(&self, in_flight: usize) -> StatsSnapshot {
@@ -94,11 +81,7 @@ impl EndpointStats {
             errors: self.errors.load(Ordering::Relaxed),
             processing_nanos,
             average_processing_nanos: average(processing_nanos),
-            last_error: self
-                .last_error
-                .lock()
-                .map(|s| s.clone())
-                .unwrap_or_default(),
+            last_error: self.last_error.lock().map(|s| s.clone()).unwrap_or_default(),
             data: json!({
                 "latency_us": latency,
                 "validation_time": validation_nanos,

@@ -54,10 +54,7 @@ pub struct RawReply {
 impl Harness {
     /// Builds the service's endpoints, with its state and limits, without starting anything.
     pub fn new<S: Send + Sync + 'static>(service: ServiceBuilder<S>) -> Result<Self, RpcError> {
-        Ok(Self {
-            router: service.router()?,
-            codec: Codec::Json,
-        })
+        Ok(Self { router: service.router()?, codec: Codec::Json })
     }
 
     /// Encodes calls in `codec` from now on (JSON by default).
@@ -69,9 +66,7 @@ impl Harness {
     /// Calls the endpoint `R` names and decodes its reply, as [`Client::call`](crate::Client::call) does.
     pub async fn call<R: Request>(&self, request: &R) -> Result<R::Response, RpcError> {
         let body = self.codec.encode(request).map_err(RpcError::Encode)?;
-        let reply = self
-            .call_raw(R::SUBJECT, Some(self.codec.content_type()), body)
-            .await;
+        let reply = self.call_raw(R::SUBJECT, Some(self.codec.content_type()), body).await;
         envelope::decode_reply(self.codec, &reply.payload)
     }
 
@@ -88,24 +83,12 @@ impl Harness {
             headers.insert(headers::CONTENT_TYPE, value);
             headers
         });
-        let incoming = Incoming {
-            subject: subject.to_string(),
-            headers,
-            payload: body.into(),
-        };
+        let incoming = Incoming { subject: subject.into(), headers, payload: body.into() };
         let outgoing = match self.router.route(subject).and_then(Endpoint::admit) {
             Ok(admitted) => admitted.process(incoming).await,
             Err(error) => crate::server::refusal(&incoming, error),
         };
-        let Outgoing {
-            headers,
-            payload,
-            error,
-        } = outgoing;
-        RawReply {
-            headers,
-            payload,
-            error,
-        }
+        let Outgoing { headers, payload, error } = outgoing;
+        RawReply { headers, payload, error }
     }
 }

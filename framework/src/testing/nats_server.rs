@@ -21,11 +21,7 @@ impl NatsServer {
         // The OS picks a free port; it is released a moment before nats-server binds it.
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let store = std::env::temp_dir().join(format!("natsrpc-test-nats-{port}-{}", nuid::next()));
-        let mut server = Self {
-            port,
-            child: None,
-            store,
-        };
+        let mut server = Self { port, child: None, store };
         server.spawn()?;
         Ok(server)
     }
@@ -56,14 +52,7 @@ impl NatsServer {
 
     fn spawn(&mut self) -> std::io::Result<()> {
         let child = Command::new(binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -77,17 +66,12 @@ impl NatsServer {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                return Err(std::io::Error::other(format!(
-                    "nats-server exited at start: {status}"
-                )));
+                return Err(std::io::Error::other(format!("nats-server exited at start: {status}")));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         self.stop();
-        Err(std::io::Error::other(format!(
-            "nats-server did not listen on port {} within 10 s",
-            self.port
-        )))
+        Err(std::io::Error::other(format!("nats-server did not listen on port {} within 10 s", self.port)))
     }
 }
 

@@ -127,11 +127,7 @@ async fn place_order(
 ) -> Result<OrderPlaced, ServiceError> {
     shop.orders.fetch_add(1, Ordering::Relaxed);
     Ok(OrderPlaced {
-        total_cents: order
-            .items
-            .iter()
-            .map(|i| i.unit_price_cents * u64::from(i.quantity))
-            .sum(),
+        total_cents: order.items.iter().map(|i| i.unit_price_cents * u64::from(i.quantity)).sum(),
         item_count: order.items.len(),
         correlation_id: ctx.correlation_id().to_string(),
         instance: shop.instance.clone(),
@@ -159,10 +155,7 @@ pub fn shop(instance: &str) -> ServiceBuilder<Arc<Shop>> {
     Service::builder("shop", "1.2.3")
         .description("A shop for tests")
         .metadata("team", "tests")
-        .state(Arc::new(Shop {
-            instance: instance.to_string(),
-            orders: AtomicU64::new(0),
-        }))
+        .state(Arc::new(Shop { instance: instance.to_string(), orders: AtomicU64::new(0) }))
         .endpoint(place_order)
         .endpoint(sleep)
         .endpoint(explode)
@@ -171,10 +164,7 @@ pub fn shop(instance: &str) -> ServiceBuilder<Arc<Shop>> {
 }
 
 pub fn valid_order() -> PlaceOrder {
-    let address = Address {
-        country: "DE".into(),
-        postal_code: "10115".into(),
-    };
+    let address = Address { country: "DE".into(), postal_code: "10115".into() };
     PlaceOrder {
         customer: Customer {
             name: "Ada".into(),
@@ -183,18 +173,8 @@ pub fn valid_order() -> PlaceOrder {
             billing_address: Some(address),
         },
         items: vec![
-            Item {
-                sku: "A-1".into(),
-                quantity: 2,
-                unit_price_cents: 1250,
-                options: None,
-            },
-            Item {
-                sku: "B-2".into(),
-                quantity: 1,
-                unit_price_cents: 999,
-                options: None,
-            },
+            Item { sku: "A-1".into(), quantity: 2, unit_price_cents: 1250, options: None },
+            Item { sku: "B-2".into(), quantity: 1, unit_price_cents: 999, options: None },
         ],
     }
 }
@@ -203,9 +183,7 @@ pub fn valid_order() -> PlaceOrder {
 pub async fn private_nats() -> (NatsServer, async_nats::Client) {
     let server = NatsServer::start()
         .expect("nats-server starts (is it installed? see scripts/start-test-services.sh)");
-    let client = natsrpc::connect(&server.url())
-        .await
-        .expect("connects to the private server");
+    let client = natsrpc::connect(&server.url()).await.expect("connects to the private server");
     (server, client)
 }
 
@@ -220,13 +198,9 @@ pub async fn raw(
     for (name, value) in headers {
         map.insert(*name, *value);
     }
-    let request = async_nats::Request::new()
-        .headers(map)
-        .payload(body.into())
-        .timeout(Some(Duration::from_secs(5)));
-    nats.send_request(subject.to_string(), request)
-        .await
-        .expect("a reply")
+    let request =
+        async_nats::Request::new().headers(map).payload(body.into()).timeout(Some(Duration::from_secs(5)));
+    nats.send_request(subject.to_string(), request).await.expect("a reply")
 }
 
 pub fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {

@@ -1,0 +1,24 @@
+//! natsrpc's benchmarks: load generation and measurement shared by the benchmark binaries.
+//!
+//! ## Layout
+//! - [`closed_loop`]: N workers each keep one request in flight; latency into HdrHistograms.
+//! - [`process`]: CPU seconds and RSS of processes, read from `/proc`.
+//! - `src/bin/echo-vs-raw.rs`: the framework's echo endpoint against a raw async-nats responder.
+//! - `benches/`: criterion micro-benchmarks (decode plus validate).
+
+pub mod closed_loop;
+pub mod process;
+
+/// This crate's error.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Talking to NATS failed.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// Starting, watching or stopping a process failed.
+    #[error("process: {0}")]
+    Process(String),
+    /// A bad command-line argument.
+    #[error("usage: {0}")]
+    Usage(String),
+}

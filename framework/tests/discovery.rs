@@ -1,0 +1,121 @@
+//! The NATS Services API (ADR-32): PING, INFO and STATS in all three forms, with counts.
+
+mod support;
+
+use std::time::Duration;
+
+use natsrpc::Client;
+use support::*;
+
+async fn ask(nats: &async_nats::Client, subject: &str) -> serde_json::Value {
+    let reply = nats.request(subject.to_string(), "".into()).await.expect("a Services API reply");
+    serde_json::from_slice(&reply.payload).expect("JSON")
+}
+
+/// Replies to a subject answered by several instances, collected for a short while.
+async fn ask_all(nats: &async_nats::Client, subject: &str) -> Vec<serde_json::Value> {
+    use futures::StreamExt;
+    let inbox = nats.new_inbox();
+    let mut replies = nats.subscribe(inbox.clone()).await.unwrap();
+    nats.publish_with_reply(subject.to_string(), inbox, "".into()).await.unwrap();
+    let mut found = Vec::new();
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(300), replies.next()).await {
+        found.push(serde_json::from_slice(&message.payload).unwrap());
+    }
+    found
+}
+
+#[tokio::test]
+async fn ping_info_and_stats_answer_in_all_three_forms() {
+    let (_server, nats) = private_nats().await;
+    let service = shop("a").start(&nats).await.unwrap();
+    let id = service.id().to_string();
+
+    for verb in ["PING", "INFO", "STATS"] {
+        for subject in [format!("$SRV.{verb}"), format!("$SRV.{verb}.shop"), format!("$SRV.{verb}.shop.{id}")]
+        {
+            let reply = ask(&nats, &subject).await;
+            assert_eq!(
+                reply["type"],
+                format!("io.nats.micro.v1.{}_response", verb.to_lowercase()),
+                "{subject}"
+            );
+            assert_eq!((reply["name"].as_str(), reply["id"].as_str()), (Some("shop"), Some(id.as_str())));
+            assert_eq!(reply["version"], "1.2.3");
+            assert_eq!(reply["metadata"]["team"], "tests");
+        }
+    }
+
+    let info = ask(&nats, "$SRV.INFO.shop").await;
+    assert_eq!(info["description"], "A shop for tests");
+    let endpoints: Vec<(&str, &str, &str)> = info["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (e["name"].as_str().unwrap(), e["subject"].as_str().unwrap(), e["queue_group"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            ("place_order", "shop.place_order", "q"),
+            ("sleep", "shop.sleep", "q"),
+            ("explode", "shop.explode", "q"),
+            ("reserve", "shop.reserve", "q"),
+            ("pad", "shop.pad", "q"),
+        ]
+    );
+    assert!(info["endpoints"][0]["metadata"].is_object(), "metadata is an object, never null");
+
+    // Another service's name is not answered by this one.
+    let other = nats.request("$SRV.PING.billing", "".into()).await;
+    assert!(other.is_err(), "nobody is called billing");
+}
+
+#[tokio::test]
+async fn stats_count_requests_errors_time_and_validation() {
+    let (_server, nats) = private_nats().await;
+    let _service = shop("a").start(&nats).await.unwrap();
+    let client = Client::new(nats.clone());
+    for _ in 0..3 {
+        client.call(&valid_order()).await.unwrap();
+    }
+    let mut invalid = valid_order();
+    invalid.items[0].quantity = 0;
+    client.call(&invalid).await.unwrap_err();
+
+    let stats = ask(&nats, "$SRV.STATS.shop").await;
+    assert!(stats["started"].as_str().unwrap().contains('T'), "RFC 3339: {}", stats["started"]);
+    let place =
+        stats["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "place_order").unwrap().clone();
+    assert_eq!((place["num_requests"].as_u64(), place["num_errors"].as_u64()), (Some(4), Some(1)));
+    assert_eq!(place["last_error"], "400:items[0].quantity: value must be between 1 and 100");
+    let total = place["processing_time"].as_u64().unwrap();
+    assert!(total > 0);
+    assert_eq!(place["average_processing_time"].as_u64().unwrap(), total / 4);
+    let data = &place["data"];
+    assert!(data["validation_time"].as_u64().unwrap() > 0);
+    assert!(data["latency_us"]["p50"].as_u64().unwrap() >= 1);
+    assert!(data["latency_us"]["p99"].as_u64() >= data["latency_us"]["p50"].as_u64());
+    assert_eq!(data["in_flight"], 0);
+
+    let idle = stats["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "sleep").unwrap().clone();
+    assert_eq!((idle["num_requests"].as_u64(), idle["last_error"].as_str()), (Some(0), Some("")));
+}
+
+#[tokio::test]
+async fn every_instance_answers_the_generic_ping() {
+    let (_server, nats) = private_nats().await;
+    let a = shop("a").start(&nats).await.unwrap();
+    let b = shop("b").start(&nats).await.unwrap();
+    let mut ids: Vec<String> = ask_all(&nats, "$SRV.PING.shop")
+        .await
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut expected = vec![a.id().to_string(), b.id().to_string()];
+    expected.sort();
+    assert_eq!(ids, expected);
+}
