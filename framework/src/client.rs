@@ -184,6 +184,7 @@ impl Client {
         self.nats.send_request(subject, request).await.map_err(|error| match error.kind() {
             RequestErrorKind::NoResponders => RpcError::NoResponders { subject: subject.to_string() },
             RequestErrorKind::TimedOut => RpcError::Timeout { subject: subject.to_string(), after: timeout },
+            RequestErrorKind::MaxPayloadExceeded => RpcError::PayloadTooLarge(error.to_string()),
             _ => RpcError::transport(error),
         })
     }

@@ -206,6 +206,9 @@ pub enum RpcError {
     /// The service answered with any other error.
     #[error("service error {}", .0)]
     Remote(ServiceError),
+    /// The encoded request is larger than the NATS server's `max_payload`; nothing was sent.
+    #[error("request too large: {0}")]
+    PayloadTooLarge(String),
     /// The request could not be encoded.
     #[error("could not encode the request: {0}")]
     Encode(String),

@@ -1,4 +1,6 @@
 //! The NATS Services API (ADR-32): PING, INFO and STATS in all three forms, with counts.
+// A failed expectation is how a test fails: panicking on it is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,4 +1,6 @@
 //! Graceful drain, reconnects after a server restart, and retries.
+// A failed expectation is how a test fails: panicking on it is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -13,12 +15,7 @@ async fn stop_drains_requests_in_flight_and_then_takes_no_more() {
     let service = shop("a").start(&nats).await.unwrap();
     let client = Client::new(nats.clone());
 
-    let in_flight: Vec<_> = (0..5)
-        .map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move { client.call(&Sleep { millis: 400 }).await })
-        })
-        .collect();
+    let in_flight = concurrently(&client, 5, Sleep { millis: 400 });
     tokio::time::sleep(Duration::from_millis(100)).await; // all five are inside the handler now
     let report = service.stop(Duration::from_secs(5)).await.unwrap();
     assert_eq!(report.abandoned, 0);

@@ -1,4 +1,6 @@
 //! Requests over a real nats-server: codecs, validation, malformed input, errors, bounds.
+// A failed expectation is how a test fails: panicking on it is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -219,12 +221,7 @@ async fn past_the_in_flight_bound_requests_are_refused_at_once() {
     let _service = shop("a").max_in_flight(2).start(&nats).await.unwrap();
     let client = Client::new(nats.clone());
 
-    let calls: Vec<_> = (0..6)
-        .map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move { client.call(&Sleep { millis: 500 }).await })
-        })
-        .collect();
+    let calls = concurrently(&client, 6, Sleep { millis: 500 });
     let mut ok = 0;
     let mut overloaded = 0;
     for call in calls {
@@ -271,4 +268,51 @@ async fn two_instances_share_the_load_in_a_queue_group() {
     assert!(by_instance.get("a").copied().unwrap_or(0) > 20, "{by_instance:?}");
     assert!(by_instance.get("b").copied().unwrap_or(0) > 20, "{by_instance:?}");
     assert_ne!(a.id(), b.id());
+}
+
+#[tokio::test]
+async fn handlers_that_wait_run_concurrently() {
+    let (_server, nats) = private_nats().await;
+    let _service = shop("a").start(&nats).await.unwrap();
+    let client = Client::new(nats.clone());
+    let calls = concurrently(&client, 8, Sleep { millis: 1_500 });
+    // Wait until all eight are inside the handler at once; a serial service would show one.
+    let mut most = 0;
+    for _ in 0..100 {
+        let stats = nats.request("$SRV.STATS.shop", "".into()).await.unwrap();
+        let stats: serde_json::Value = serde_json::from_slice(&stats.payload).unwrap();
+        let sleep = stats["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "sleep").cloned();
+        most = most.max(sleep.and_then(|e| e["data"]["in_flight"].as_u64()).unwrap_or(0));
+        if most == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(most, 8);
+    for call in calls {
+        assert!(call.await.unwrap().is_ok());
+    }
+}
+
+#[tokio::test]
+async fn large_requests_are_served_and_validated_like_small_ones() {
+    let (_server, nats) = private_nats().await;
+    let _service = shop("a").start(&nats).await.unwrap();
+    let client = Client::new(nats);
+    let mut order = valid_order();
+    let options = (0..2_000).map(|i| (format!("option-{i}"), "x".repeat(20))).collect();
+    order.items[0].options = Some(options); // ~60 KiB: past the in-place limit
+    assert!(serde_json::to_vec(&order).unwrap().len() > 16 * 1024);
+    assert_eq!(client.call(&order).await.unwrap().item_count, 2);
+    let small = order.items[1].clone();
+    order.items.extend(std::iter::repeat_n(small, 99)); // 101 items, one over the limit
+    let error = client.call(&order).await.unwrap_err();
+    let RpcError::Validation { violations, .. } = error else { panic!("{error:?}") };
+    assert_eq!((violations[0].path.as_str(), violations[0].code.as_str()), ("items", "length"));
+
+    // Over the server's max_payload (1 MiB): refused by the client, naming the limit.
+    order.items = vec![order.items[0].clone(); 20];
+    let error = client.call(&order).await.unwrap_err();
+    assert!(matches!(error, RpcError::PayloadTooLarge(_)), "{error:?}");
+    assert!(error.to_string().contains("1048576"), "{error}");
 }

@@ -2,10 +2,11 @@
 //! them on NATS, and the returned [`Service`] stops gracefully.
 //!
 //! One request, from the wire and back:
-//! 1. [`serve`] receives it on the service's queue subscription `{name}.>`;
-//! 2. the [`Router`] finds the endpoint by subject (or answers 404);
-//! 3. [`Endpoint::admit`](endpoint::Endpoint) takes an in-flight place (or answers 503);
-//! 4. [`endpoint`]'s pipeline decodes, validates, runs the handler and encodes, on its own task;
+//! 1. `serve` receives it on the service's queue subscription `{name}.>`;
+//! 2. the `Router` finds the endpoint by subject (or answers 404);
+//! 3. `Endpoint::admit` takes one of the endpoint's in-flight places (or answers 503);
+//! 4. the endpoint's pipeline (`endpoint.rs`) decodes, validates, runs the handler and encodes: in
+//!    place when it can finish at once, on a task of its own when the handler waits;
 //! 5. the reply is published to the request's reply subject.
 //!
 //! Layout: `context` (handler arguments), `handler` (the `async fn` shapes), `endpoint` (the
@@ -258,20 +259,13 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
     pub async fn start(self, client: &Client) -> Result<Service, RpcError> {
         let router = Arc::new(self.router()?);
         let identity = &router.service;
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let max_reply = client.server_info().max_payload;
         let requests = client
             .queue_subscribe(format!("{}.>", identity.name), identity.queue_group.clone())
             .await
             .map_err(RpcError::transport)?;
-        let mut discovery = Vec::new();
-        for subject in discovery::subjects(&identity.name, &identity.id) {
-            discovery.push(client.subscribe(subject).await.map_err(RpcError::transport)?);
-        }
-        // The subscriptions exist on the server once it has answered a round trip.
-        client.flush().await.map_err(RpcError::transport)?;
-
-        let stop = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let max_reply = usize::try_from(client.server_info().max_payload).unwrap_or(usize::MAX);
         let serving = tokio::spawn(serve(
             requests,
             Arc::clone(&router),
@@ -280,6 +274,13 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             stop.clone(),
             max_reply,
         ));
+        let mut discovery = Vec::new();
+        for subject in discovery::subjects(&identity.name, &identity.id) {
+            discovery.push(client.subscribe(subject).await.map_err(RpcError::transport)?);
+        }
+        // The subscriptions exist on the server once it has answered a round trip.
+        client.flush().await.map_err(RpcError::transport)?;
+
         let discovering = tokio::spawn(answer_discovery(
             futures::stream::select_all(discovery),
             Arc::clone(&router),
@@ -352,13 +353,19 @@ impl Service {
     }
 }
 
+/// Request bodies larger than this go straight to a task of their own: decoding and validating
+/// them is work worth running on another core, in parallel with the next requests.
+const INLINE_MAX_PAYLOAD: usize = 16 * 1024;
+
 /// The request loop: route, admit, run the pipeline, publish the reply.
 ///
 /// Each request's pipeline is first polled right here. Most finish in that one poll (fast handlers,
 /// and every request refused by decoding or validation), and their replies are published from this
 /// loop one after another, which lets the NATS connection write them out together. Only a handler
-/// that really waits (I/O, timers) is moved to a task of its own. Spawning every request instead
-/// made each reply a write of its own and halved throughput (see `benchmarks/src/bin/echo-vs-raw.rs`).
+/// that really waits (I/O, timers), or a large request, is moved to a task of its own. Spawning
+/// every request instead made each reply a write of its own and halved throughput (measured with
+/// `benchmarks/src/bin/echo-vs-raw.rs`). A handler that computes for long on a small request
+/// should do so in `tokio::task::spawn_blocking`, as in any tokio program.
 async fn serve(
     mut requests: async_nats::Subscriber,
     router: Arc<Router>,
@@ -393,6 +400,7 @@ async fn serve(
         let Message { subject, reply: Some(reply), headers, payload, .. } = message else {
             continue; // a publish without a reply subject: nobody to answer
         };
+        let large = payload.len() > INLINE_MAX_PAYLOAD;
         let incoming = Incoming { subject, headers, payload };
         let mut pipeline = match router.route(&incoming.subject).and_then(Endpoint::admit) {
             Ok(admitted) => admitted.process(incoming),
@@ -401,7 +409,8 @@ async fn serve(
                 continue;
             }
         };
-        match futures::poll!(pipeline.as_mut()) {
+        let polled = if large { Poll::Pending } else { futures::poll!(pipeline.as_mut()) };
+        match polled {
             Poll::Ready(outgoing) => publish(&client, reply, outgoing, max_reply).await,
             Poll::Pending => {
                 let client = client.clone();

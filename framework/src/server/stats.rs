@@ -67,7 +67,7 @@ impl EndpointStats {
         let requests = self.requests.load(Ordering::Relaxed);
         let processing_nanos = self.processing_nanos.load(Ordering::Relaxed);
         let validation_nanos = self.validation_nanos.load(Ordering::Relaxed);
-        let average = |total: u64| if requests == 0 { 0 } else { total / requests };
+        let average = |total: u64| total.checked_div(requests).unwrap_or(0);
         let latency = match self.latency_micros.lock() {
             Ok(h) => json!({
                 "p50": h.value_at_quantile(0.50), "p90": h.value_at_quantile(0.90),

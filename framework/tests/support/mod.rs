@@ -203,6 +203,20 @@ pub async fn raw(
     nats.send_request(subject.to_string(), request).await.expect("a reply")
 }
 
+/// `n` calls of the same request at once, each on its own task.
+pub fn concurrently<R: natsrpc::Request + Clone>(
+    client: &natsrpc::Client,
+    n: usize,
+    request: R,
+) -> Vec<tokio::task::JoinHandle<Result<R::Response, natsrpc::RpcError>>> {
+    (0..n)
+        .map(|_| {
+            let (client, request) = (client.clone(), request.clone());
+            tokio::spawn(async move { client.call(&request).await })
+        })
+        .collect()
+}
+
 pub fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {
     message.headers.as_ref()?.get(name).map(|v| v.as_str())
 }
