@@ -108,3 +108,34 @@ async fn misconfigured_services_are_refused_before_they_start() {
         .endpoint(|_: Missing| async { Ok::<(), natsrpc::ServiceError>(()) });
     assert!(matches!(natsrpc::testing::Harness::new(twice), Err(RpcError::Config(_))));
 }
+
+#[tokio::test]
+async fn the_echo_example_drains_and_exits_0_on_sigterm() {
+    let (server, nats) = private_nats().await;
+    // cargo builds examples next to the test binaries' folder: target/<profile>/examples/echo.
+    let exe = std::env::current_exe().unwrap();
+    let echo = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join("echo");
+    assert!(echo.is_file(), "{} is built by `cargo test`", echo.display());
+    let mut child = std::process::Command::new(echo)
+        .env("NATS_URL", server.url())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+
+    let fields = serde_json::json!({"hello": "world", "n": [1, 2, 3]});
+    let mut reply = None;
+    for _ in 0..200 {
+        if let Ok(message) = nats.request("echo.echo", fields.to_string().into()).await {
+            reply = Some(message);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reply: serde_json::Value = serde_json::from_slice(&reply.expect("echo answers").payload).unwrap();
+    assert_eq!(reply, serde_json::json!({"ok": true, "data": fields}));
+
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit status {status}");
+}

@@ -201,7 +201,7 @@ where
         duration_us = tracing::field::Empty,
     );
     if !span.is_disabled() {
-        span.record("correlation_id", ctx.correlation_id());
+        span.record("correlation_id", tracing::field::display(ctx.correlation_id()));
     }
     let mut validation = Duration::ZERO;
     let (codec, result) = match detected {
@@ -239,7 +239,10 @@ where
     let error = outgoing.error.as_ref().map(|e| (e.status, e.message.as_str()));
     limits.stats.record(elapsed, validation, error);
     span.record("duration_us", elapsed.as_micros() as u64);
-    span.record("outcome", outgoing.error.as_ref().map_or("ok", |e| e.code.as_str()));
+    span.record(
+        "outcome",
+        tracing::field::display(outgoing.error.as_ref().map_or("ok", |e| e.code.as_str())),
+    );
     span.in_scope(|| tracing::debug!("handled"));
     outgoing
 }
