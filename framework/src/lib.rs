@@ -51,9 +51,10 @@
 //! ## The wire
 //! A request is published to `{service}.{endpoint}` with `Content-Type` (`application/json` or
 //! `application/msgpack`; without it a body starting with `{` or `[` is JSON) and an optional
-//! `X-Correlation-Id`. The reply, in the request's codec, is `{"ok": true, "data": ...}` or
-//! `{"ok": false, "error": {"status", "kind", "code", "message", "violations"?, "path"?}}`; an error
-//! reply also has the `Nats-Service-Error` and `Nats-Service-Error-Code` headers.
+//! `X-Correlation-Id`. The reply, in the request's codec, is `{"ok": true, "data": ...}` with no
+//! headers, or `{"ok": false, "error": {"status", "kind", "code", "message", "violations"?, "path"?}}`
+//! with `Content-Type`, `X-Correlation-Id` (the caller's, or one made up to find the log line) and the
+//! NATS Services API's `Nats-Service-Error` and `Nats-Service-Error-Code` headers.
 //!
 //! | kind | status | when |
 //! |---|---|---|

@@ -50,6 +50,8 @@ struct Options {
     url: String,
     json: Option<PathBuf>,
     only: Option<String>,
+    /// A command put before each server's, such as `valgrind --tool=callgrind`.
+    wrap: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,7 +110,7 @@ async fn main() -> Result<(), BenchError> {
         for target in
             Target::ALL.into_iter().filter(|t| options.only.as_deref().is_none_or(|o| o == t.name()))
         {
-            let mut server = spawn_server(target, &options.url)?;
+            let mut server = spawn_server(target, &options.url, &options.wrap)?;
             let outcome = measure(target, round, &options, &nats, &client, server.id()).await;
             stop(&mut server);
             let m = outcome?;
@@ -236,14 +238,10 @@ async fn wait_until_ready(nats: &async_nats::Client, subject: &'static str) -> R
     Err(BenchError::Process(format!("nothing answered on {subject} within 15 s")))
 }
 
-fn spawn_server(target: Target, url: &str) -> Result<Child, BenchError> {
+fn spawn_server(target: Target, url: &str, wrap: &[String]) -> Result<Child, BenchError> {
     let exe = std::env::current_exe().map_err(|e| BenchError::Process(e.to_string()))?;
-    let mut command = match target {
-        Target::Raw => {
-            let mut command = Command::new(&exe);
-            command.arg("--serve-raw");
-            command
-        }
+    let (program, args) = match target {
+        Target::Raw => (exe, vec!["--serve-raw".to_string()]),
         Target::Framework | Target::FrameworkClient => {
             let echo = std::env::var_os("ECHO_BIN").map(PathBuf::from).unwrap_or_else(|| {
                 exe.parent().map(|dir| dir.join("examples").join("echo")).unwrap_or_default()
@@ -254,14 +252,22 @@ fn spawn_server(target: Target, url: &str) -> Result<Child, BenchError> {
                     echo.display()
                 )));
             }
-            let mut command = Command::new(echo);
-            // The benchmark measures the framework, not log formatting.
-            command.env("RUST_LOG", "warn");
-            command
+            (echo, Vec::new())
         }
     };
+    let mut command = match wrap.split_first() {
+        Some((wrapper, wrapper_args)) => {
+            let mut command = Command::new(wrapper);
+            command.args(wrapper_args).arg(program);
+            command
+        }
+        None => Command::new(program),
+    };
     command
+        .args(args)
         .env("NATS_URL", url)
+        // The benchmark measures the framework, not log formatting.
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -310,6 +316,7 @@ fn parse(args: &[String], url: String) -> Result<Options, BenchError> {
         url,
         json: None,
         only: None,
+        wrap: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -324,9 +331,10 @@ fn parse(args: &[String], url: String) -> Result<Options, BenchError> {
             "--concurrency" => options.concurrency = number(value()?)?.max(1.0) as usize,
             "--json" => options.json = Some(PathBuf::from(value()?)),
             "--only" => options.only = Some(value()?),
+            "--wrap" => options.wrap = value()?.split_whitespace().map(str::to_string).collect(),
             other => {
                 return Err(BenchError::Usage(format!(
-                    "unknown flag {other}; flags: --rounds N --duration SECS --warmup SECS --concurrency N --json PATH --only raw|framework|framework+client"
+                    "unknown flag {other}; flags: --rounds N --duration SECS --warmup SECS --concurrency N --json PATH --only raw|framework|framework+client --wrap CMD"
                 )));
             }
         }

@@ -37,11 +37,6 @@ impl RequestContext {
         }
     }
 
-    /// Whether the caller sent its own correlation id.
-    pub(crate) fn has_caller_correlation_id(&self) -> bool {
-        self.header(headers::CORRELATION_ID).is_some_and(|id| !id.is_empty())
-    }
-
     /// A request header's first value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.as_ref()?.get(name).map(|v| v.as_str())

@@ -444,17 +444,18 @@ async fn publish(client: &Client, reply: Subject, outgoing: Outgoing, max_reply:
             "reply of {} bytes exceeds the NATS server's max_payload of {max_reply} bytes",
             outgoing.payload.len()
         ));
-        let codec = outgoing
-            .headers
-            .get(headers::CONTENT_TYPE)
-            .and_then(|v| Codec::from_content_type(v.as_str()))
-            .unwrap_or_default();
-        let correlation_id = outgoing.headers.get(headers::CORRELATION_ID).map(|v| v.as_str().to_string());
-        Outgoing::failure(codec, correlation_id.as_deref().unwrap_or_default(), error)
+        let header = |name: &str| outgoing.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str());
+        let codec = header(headers::CONTENT_TYPE).and_then(Codec::from_content_type).unwrap_or_default();
+        let correlation_id = header(headers::CORRELATION_ID).unwrap_or_default().to_string();
+        Outgoing::failure(codec, &correlation_id, error)
     } else {
         outgoing
     };
-    if let Err(error) = client.publish_with_headers(reply, outgoing.headers, outgoing.payload).await {
+    let published = match outgoing.headers {
+        Some(headers) => client.publish_with_headers(reply, headers, outgoing.payload).await,
+        None => client.publish(reply, outgoing.payload).await,
+    };
+    if let Err(error) = published {
         tracing::warn!(%error, "could not publish a reply");
     }
 }

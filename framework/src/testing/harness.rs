@@ -43,7 +43,7 @@ pub struct Harness {
 /// A reply exactly as it would go on the wire.
 #[derive(Debug, Clone)]
 pub struct RawReply {
-    /// The reply's headers.
+    /// The reply's headers: none for a success reply.
     pub headers: HeaderMap,
     /// The encoded envelope.
     pub payload: Bytes,
@@ -89,6 +89,6 @@ impl Harness {
             Err(error) => crate::server::refusal(&incoming, error),
         };
         let Outgoing { headers, payload, error } = outgoing;
-        RawReply { headers, payload, error }
+        RawReply { headers: headers.unwrap_or_default(), payload, error }
     }
 }

@@ -194,12 +194,14 @@ pub async fn raw(
     headers: &[(&str, &str)],
     body: impl Into<bytes::Bytes>,
 ) -> async_nats::Message {
-    let mut map = async_nats::HeaderMap::new();
-    for (name, value) in headers {
-        map.insert(*name, *value);
+    let mut request = async_nats::Request::new().payload(body.into()).timeout(Some(Duration::from_secs(5)));
+    if !headers.is_empty() {
+        let mut map = async_nats::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, *value);
+        }
+        request = request.headers(map);
     }
-    let request =
-        async_nats::Request::new().headers(map).payload(body.into()).timeout(Some(Duration::from_secs(5)));
     nats.send_request(subject.to_string(), request).await.expect("a reply")
 }
 
