@@ -34,8 +34,9 @@ pub fn violations(errors: &ValidationErrors) -> Vec<Violation> {
 
 fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<Violation>) {
     for (field, kind) in errors.errors() {
-        // `__all__` holds the struct-level (schema) rules: they belong to the struct itself.
-        let path = if field == "__all__" { prefix.to_string() } else { join(prefix, field) };
+        // `__all__` holds the struct-level (schema) rules: they belong to the struct itself, or to
+        // the field they name in a `field` parameter.
+        let path = if field == STRUCT_LEVEL { prefix.to_string() } else { join(prefix, field) };
         match kind {
             ValidationErrorsKind::Field(list) => {
                 out.extend(list.iter().map(|error| violation(&path, error)));
@@ -54,18 +55,60 @@ fn join(prefix: &str, field: &str) -> String {
     if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") }
 }
 
+/// Where `validator` files the errors of `#[validate(schema(...))]` rules.
+const STRUCT_LEVEL: &str = "__all__";
+
+/// The parameter a struct-level rule sets to name the field its violation is about.
+pub const FIELD_PARAM: &str = "field";
+
+/// A struct-level rule's error about one of the struct's fields: its violation's path ends in
+/// `field`. For rules that compare fields, such as a postal code whose format depends on the country.
+///
+/// ```
+/// use validator::{Validate, ValidationError};
+///
+/// #[derive(Validate)]
+/// #[validate(schema(function = "postal_code_fits_country"))]
+/// struct Address {
+///     country: String,
+///     postal_code: String,
+/// }
+///
+/// fn postal_code_fits_country(address: &Address) -> Result<(), ValidationError> {
+///     if address.country == "DE" && address.postal_code.len() != 5 {
+///         return Err(natsrpc::validation::field_error("postal_code", "postal_code_format", "must be 5 digits in DE"));
+///     }
+///     Ok(())
+/// }
+///
+/// let errors = Address { country: "DE".into(), postal_code: "123".into() }.validate().unwrap_err();
+/// let violations = natsrpc::validation::violations(&errors);
+/// assert_eq!(violations[0].path, "postal_code");
+/// assert_eq!(violations[0].code, "postal_code_format");
+/// ```
+pub fn field_error(field: &'static str, code: &'static str, message: impl Into<String>) -> ValidationError {
+    let mut error = ValidationError::new(code).with_message(message.into().into());
+    error.add_param(FIELD_PARAM.into(), &field);
+    error
+}
+
 fn violation(path: &str, error: &ValidationError) -> Violation {
+    let field = error.params.get(FIELD_PARAM).and_then(|f| f.as_str());
+    let path = match field {
+        Some(field) => join(path, field),
+        None => path.to_string(),
+    };
     let params: BTreeMap<String, serde_json::Value> = error
         .params
         .iter()
-        .filter(|(name, _)| *name != "value")
+        .filter(|(name, _)| *name != "value" && *name != FIELD_PARAM)
         .map(|(name, value)| (name.to_string(), value.clone()))
         .collect();
     let message = match &error.message {
         Some(message) => message.to_string(),
         None => default_message(&error.code, &params),
     };
-    Violation { path: path.to_string(), code: error.code.to_string(), message, params }
+    Violation { path, code: error.code.to_string(), message, params }
 }
 
 /// A sentence for the built-in rules when the rule did not set its own message.

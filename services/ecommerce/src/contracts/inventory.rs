@@ -1,0 +1,63 @@
+//! Stock: holding it for a cart and adding to it.
+
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use super::rules;
+
+/// Holds stock for a cart, all lines or none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct ReserveInventory {
+    /// The holder's id (a cart, a checkout).
+    #[validate(length(min = 1, max = 64))]
+    pub reservation_id: String,
+    /// What to hold: 1 to 100 lines.
+    #[validate(length(min = 1, max = 100), nested)]
+    pub lines: Vec<StockLine>,
+}
+
+/// A quantity of one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate)]
+pub struct StockLine {
+    /// The item.
+    #[validate(regex(path = *rules::SKU, code = "sku_format", message = "must be 3 to 32 capital letters, digits or -"))]
+    pub sku: String,
+    /// How many, 1 to 1000.
+    #[validate(range(min = 1, max = 1000))]
+    pub quantity: u32,
+}
+
+/// What `reserve_inventory` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryReserved {
+    /// The holder's id.
+    pub reservation_id: String,
+    /// Stock left of each item after the reservation.
+    pub remaining: Vec<StockLevel>,
+}
+
+/// Stock of one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    /// The item.
+    pub sku: String,
+    /// Units available.
+    pub available: u64,
+}
+
+/// Adds stock of one item (new items are added to the catalog).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct Restock {
+    /// The item.
+    #[validate(regex(path = *rules::SKU, code = "sku_format", message = "must be 3 to 32 capital letters, digits or -"))]
+    pub sku: String,
+    /// Units added, 1 to 1,000,000.
+    #[validate(range(min = 1, max = 1_000_000))]
+    pub quantity: u32,
+}
+
+/// What `restock` answers.
+pub type Restocked = StockLevel;
+
+natsrpc::request!(ReserveInventory => InventoryReserved, service = "ecommerce", endpoint = "reserve_inventory");
+natsrpc::request!(Restock => Restocked, service = "ecommerce", endpoint = "restock");
