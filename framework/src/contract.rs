@@ -49,12 +49,21 @@ pub trait Request: Serialize + DeserializeOwned + Validate + Send + Sync + 'stat
     /// Whether calling the endpoint twice with the same request has the effect of calling it once.
     /// Only idempotent requests are retried by a client-wide [`RetryPolicy`](crate::RetryPolicy).
     const IDEMPOTENT: bool = false;
+
+    /// Metadata the endpoint shows in its `$SRV.INFO` entry. `request!(..., schema)` puts the
+    /// request's and the response's JSON Schemas here, as `request_schema` and `response_schema`.
+    fn endpoint_metadata() -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Implements [`Request`] for a type in one line.
 ///
 /// `request!(Req => Resp, service = "svc", endpoint = "verb")`, optionally followed by
-/// `, idempotent = true`. See [`Request`] for an example.
+/// `, idempotent = true` and by `, schema`. With `schema`, the endpoint's `$SRV.INFO` entry carries
+/// the JSON Schemas of both types (`request_schema`, `response_schema`); both must derive
+/// `schemars::JsonSchema`, and the calling crate must depend on `schemars` 1.x. See [`Request`] for
+/// an example.
 #[macro_export]
 macro_rules! request {
     ($request:ty => $response:ty, service = $service:literal, endpoint = $endpoint:literal $(, idempotent = $idempotent:literal)? $(,)?) => {
@@ -64,6 +73,23 @@ macro_rules! request {
             const ENDPOINT: &'static str = $endpoint;
             const SUBJECT: &'static str = concat!($service, ".", $endpoint);
             $(const IDEMPOTENT: bool = $idempotent;)?
+        }
+    };
+    ($request:ty => $response:ty, service = $service:literal, endpoint = $endpoint:literal $(, idempotent = $idempotent:literal)?, schema $(,)?) => {
+        impl $crate::Request for $request {
+            type Response = $response;
+            const SERVICE: &'static str = $service;
+            const ENDPOINT: &'static str = $endpoint;
+            const SUBJECT: &'static str = concat!($service, ".", $endpoint);
+            $(const IDEMPOTENT: bool = $idempotent;)?
+
+            fn endpoint_metadata() -> Vec<(String, String)> {
+                let schema = |schema: ::schemars::Schema| schema.as_value().to_string();
+                vec![
+                    ("request_schema".to_string(), schema(::schemars::schema_for!($request))),
+                    ("response_schema".to_string(), schema(::schemars::schema_for!($response))),
+                ]
+            }
         }
     };
 }

@@ -196,7 +196,9 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
                 stats: EndpointStats::new(),
                 in_flight: AtomicUsize::new(0),
             };
-            Endpoint::new(handler, state, limits, options.metadata)
+            let mut metadata = <H::Request as Request>::endpoint_metadata();
+            metadata.extend(options.metadata);
+            Endpoint::new(handler, state, limits, metadata)
         });
         // The request type's service name must be this service's: checked in `router()`.
         let service_of_type = <H::Request as Request>::SERVICE.to_string();

@@ -35,6 +35,27 @@ pub struct Invalid<T> {
     pub code: &'static str,
 }
 
+/// One endpoint's checked-in samples: a valid request and an invalid one with its violation.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The endpoint.
+    pub endpoint: &'static str,
+    /// A valid request.
+    pub valid: serde_json::Value,
+    /// A request that breaks one rule.
+    pub invalid: Invalid<serde_json::Value>,
+}
+
+impl<T: serde::Serialize> Invalid<T> {
+    fn to_json(&self) -> Invalid<serde_json::Value> {
+        Invalid { request: json(&self.request), path: self.path.clone(), code: self.code }
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
 impl<T> Invalid<T> {
     fn new(request: T, path: &str, code: &'static str) -> Self {
         Self { request, path: path.to_string(), code }
@@ -254,6 +275,47 @@ impl Payloads {
         unknown.payment.amount.amount_cents = rules::subtotal_cents(&unknown);
         out.push(Invalid::new(unknown, "discount_code", "unknown_discount_code"));
         out
+    }
+
+    /// A valid and an invalid request for every endpoint.
+    pub fn samples(&mut self) -> Vec<Sample> {
+        let order = self.create_order(Size::Medium);
+        let invalid_order =
+            self.invalid_create_orders().into_iter().find(|case| case.code == "amount_mismatch");
+        let mut bad_reservation = self.reserve_inventory();
+        bad_reservation.lines[0].quantity = 0;
+        let bad_restock = Restock { quantity: 0, ..self.restock() };
+        let bad_id = GetOrder { order_id: "order-42".into() };
+        let bad_cancel = CancelOrder { order_id: order.order_id.clone(), reason: Some("x".repeat(201)) };
+        vec![
+            Sample {
+                endpoint: "create_order",
+                valid: json(&order),
+                invalid: invalid_order
+                    .map(|case| case.to_json())
+                    .unwrap_or_else(|| Invalid::new(json(&order), "", "")),
+            },
+            Sample {
+                endpoint: "get_order",
+                valid: json(&self.get_order(&order.order_id)),
+                invalid: Invalid::new(json(&bad_id), "order_id", "order_id_format"),
+            },
+            Sample {
+                endpoint: "cancel_order",
+                valid: json(&self.cancel_order(&order.order_id)),
+                invalid: Invalid::new(json(&bad_cancel), "reason", "length"),
+            },
+            Sample {
+                endpoint: "reserve_inventory",
+                valid: json(&self.reserve_inventory()),
+                invalid: Invalid::new(json(&bad_reservation), "lines[0].quantity", "range"),
+            },
+            Sample {
+                endpoint: "restock",
+                valid: json(&self.restock()),
+                invalid: Invalid::new(json(&bad_restock), "quantity", "range"),
+            },
+        ]
     }
 
     /// A valid `get_order` for `order_id`.

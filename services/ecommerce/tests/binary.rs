@@ -33,6 +33,13 @@ async fn the_binary_serves_orders_and_exits_0_on_sigterm() {
         info["endpoints"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     endpoints.sort();
     assert_eq!(endpoints, ["cancel_order", "create_order", "get_order", "reserve_inventory", "restock"]);
+    // Each endpoint's INFO entry carries its JSON Schemas.
+    let create = info["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "create_order").unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(create["metadata"]["request_schema"].as_str().unwrap()).unwrap();
+    assert_eq!(schema["title"], "CreateOrder");
+    assert_eq!(schema["properties"]["items"]["maxItems"], 100);
+    assert!(create["metadata"]["response_schema"].as_str().unwrap().contains("OrderReceipt"));
 
     let client = Client::new(nats);
     let order = Payloads::new(7, 20).create_order(Size::Medium);

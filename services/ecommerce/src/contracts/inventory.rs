@@ -1,12 +1,13 @@
 //! Stock: holding it for a cart and adding to it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use super::rules;
 
 /// Holds stock for a cart, all lines or none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct ReserveInventory {
     /// The holder's id (a cart, a checkout).
     #[validate(length(min = 1, max = 64))]
@@ -17,7 +18,7 @@ pub struct ReserveInventory {
 }
 
 /// A quantity of one item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct StockLine {
     /// The item.
     #[validate(regex(path = *rules::SKU, code = "sku_format", message = "must be 3 to 32 capital letters, digits or -"))]
@@ -28,7 +29,7 @@ pub struct StockLine {
 }
 
 /// What `reserve_inventory` answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct InventoryReserved {
     /// The holder's id.
     pub reservation_id: String,
@@ -37,7 +38,7 @@ pub struct InventoryReserved {
 }
 
 /// Stock of one item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StockLevel {
     /// The item.
     pub sku: String,
@@ -46,7 +47,7 @@ pub struct StockLevel {
 }
 
 /// Adds stock of one item (new items are added to the catalog).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Restock {
     /// The item.
     #[validate(regex(path = *rules::SKU, code = "sku_format", message = "must be 3 to 32 capital letters, digits or -"))]
@@ -59,5 +60,5 @@ pub struct Restock {
 /// What `restock` answers.
 pub type Restocked = StockLevel;
 
-natsrpc::request!(ReserveInventory => InventoryReserved, service = "ecommerce", endpoint = "reserve_inventory");
-natsrpc::request!(Restock => Restocked, service = "ecommerce", endpoint = "restock");
+natsrpc::request!(ReserveInventory => InventoryReserved, service = "ecommerce", endpoint = "reserve_inventory", schema);
+natsrpc::request!(Restock => Restocked, service = "ecommerce", endpoint = "restock", schema);

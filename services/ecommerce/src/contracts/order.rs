@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
@@ -14,7 +15,7 @@ use super::rules;
 
 /// Places an order: reserves its stock, charges its payment, and returns a receipt. Calling it again
 /// with the same `order_id` and the same content returns the same receipt and charges nothing more.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 // Each cross-field rule is its own schema function so that all of them are reported at once;
 // clippy takes validator's repeated `skip_on_field_errors` for duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -42,7 +43,7 @@ pub struct CreateOrder {
 }
 
 /// A customer profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Customer {
     /// The customer's id.
     #[validate(length(min = 1, max = 64))]
@@ -65,7 +66,7 @@ pub struct Customer {
 }
 
 /// A postal address. The postal code's format depends on the country.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 #[validate(schema(function = "rules::postal_code_fits_country", skip_on_field_errors = false))]
 pub struct Address {
     /// Street and number.
@@ -86,7 +87,7 @@ pub struct Address {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct LineItem {
     /// Stock keeping unit: `SKU-00042`.
     #[validate(regex(path = *rules::SKU, code = "sku_format", message = "must be 3 to 32 capital letters, digits or -"))]
@@ -106,7 +107,7 @@ pub struct LineItem {
 }
 
 /// A line sent as a gift.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Gift {
     /// The card's text.
     #[validate(length(max = 200))]
@@ -117,7 +118,7 @@ pub struct Gift {
 }
 
 /// The receiver of a gift.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Recipient {
     /// Full name.
     #[validate(length(min = 1, max = 100))]
@@ -128,7 +129,7 @@ pub struct Recipient {
 }
 
 /// An amount of money in minor units (cents), so that sums are exact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Money {
     /// Amount in cents; at most 100 million units of the currency.
     #[validate(range(max = 10_000_000_000u64))]
@@ -139,7 +140,7 @@ pub struct Money {
 }
 
 /// How an order is paid.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Payment {
     /// The method.
     pub method: PaymentMethod,
@@ -152,7 +153,7 @@ pub struct Payment {
 }
 
 /// Payment methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     /// A credit or debit card.
@@ -164,7 +165,7 @@ pub enum PaymentMethod {
 }
 
 /// Card data, shaped and checked as a payment API would: never logged, never echoed back.
-#[derive(Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 #[validate(schema(function = "rules::card_not_expired", skip_on_field_errors = false))]
 pub struct Card {
     /// 12 to 19 digits, Luhn-valid; spaces allowed between groups.
@@ -215,7 +216,7 @@ impl std::fmt::Debug for Card {
 }
 
 /// The state of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Stock reserved and payment charged.
@@ -225,7 +226,7 @@ pub enum OrderStatus {
 }
 
 /// What `create_order` and `get_order` answer. Card data appears only as brand and last four digits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderReceipt {
     /// The order's id.
     pub order_id: String,
@@ -246,7 +247,7 @@ pub struct OrderReceipt {
 }
 
 /// One line of a receipt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReceiptLine {
     /// The item.
     pub sku: String,
@@ -257,7 +258,7 @@ pub struct ReceiptLine {
 }
 
 /// A payment as a receipt shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentSummary {
     /// The method.
     pub method: PaymentMethod,
@@ -270,7 +271,7 @@ pub struct PaymentSummary {
 }
 
 /// Reads an order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct GetOrder {
     /// The order's id.
     #[validate(regex(path = *rules::ORDER_ID, code = "order_id_format", message = "must be ord_ followed by 6 to 60 letters, digits, _ or -"))]
@@ -278,7 +279,7 @@ pub struct GetOrder {
 }
 
 /// Cancels a placed order: releases its stock and refunds its payment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct CancelOrder {
     /// The order's id.
     #[validate(regex(path = *rules::ORDER_ID, code = "order_id_format", message = "must be ord_ followed by 6 to 60 letters, digits, _ or -"))]
@@ -289,7 +290,7 @@ pub struct CancelOrder {
 }
 
 /// What `cancel_order` answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderCancelled {
     /// The order's id.
     pub order_id: String,
@@ -299,6 +300,6 @@ pub struct OrderCancelled {
     pub released_units: u64,
 }
 
-natsrpc::request!(CreateOrder => OrderReceipt, service = "ecommerce", endpoint = "create_order", idempotent = true);
-natsrpc::request!(GetOrder => OrderReceipt, service = "ecommerce", endpoint = "get_order", idempotent = true);
-natsrpc::request!(CancelOrder => OrderCancelled, service = "ecommerce", endpoint = "cancel_order");
+natsrpc::request!(CreateOrder => OrderReceipt, service = "ecommerce", endpoint = "create_order", idempotent = true, schema);
+natsrpc::request!(GetOrder => OrderReceipt, service = "ecommerce", endpoint = "get_order", idempotent = true, schema);
+natsrpc::request!(CancelOrder => OrderCancelled, service = "ecommerce", endpoint = "cancel_order", schema);
