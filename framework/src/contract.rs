@@ -66,23 +66,22 @@ pub trait Request: Serialize + DeserializeOwned + Validate + Send + Sync + 'stat
 /// an example.
 #[macro_export]
 macro_rules! request {
-    ($request:ty => $response:ty, service = $service:literal, endpoint = $endpoint:literal $(, idempotent = $idempotent:literal)? $(,)?) => {
+    // The one impl both forms below expand to.
+    (@impl $request:ty => $response:ty, $service:literal, $endpoint:literal, [$($idempotent:literal)?], { $($extra:tt)* }) => {
         impl $crate::Request for $request {
             type Response = $response;
             const SERVICE: &'static str = $service;
             const ENDPOINT: &'static str = $endpoint;
             const SUBJECT: &'static str = concat!($service, ".", $endpoint);
             $(const IDEMPOTENT: bool = $idempotent;)?
+            $($extra)*
         }
     };
+    ($request:ty => $response:ty, service = $service:literal, endpoint = $endpoint:literal $(, idempotent = $idempotent:literal)? $(,)?) => {
+        $crate::request!(@impl $request => $response, $service, $endpoint, [$($idempotent)?], {});
+    };
     ($request:ty => $response:ty, service = $service:literal, endpoint = $endpoint:literal $(, idempotent = $idempotent:literal)?, schema $(,)?) => {
-        impl $crate::Request for $request {
-            type Response = $response;
-            const SERVICE: &'static str = $service;
-            const ENDPOINT: &'static str = $endpoint;
-            const SUBJECT: &'static str = concat!($service, ".", $endpoint);
-            $(const IDEMPOTENT: bool = $idempotent;)?
-
+        $crate::request!(@impl $request => $response, $service, $endpoint, [$($idempotent)?], {
             fn endpoint_metadata() -> Vec<(String, String)> {
                 let schema = |schema: ::schemars::Schema| schema.as_value().to_string();
                 vec![
@@ -90,7 +89,7 @@ macro_rules! request {
                     ("response_schema".to_string(), schema(::schemars::schema_for!($response))),
                 ]
             }
-        }
+        });
     };
 }
 
