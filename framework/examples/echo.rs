@@ -39,11 +39,7 @@ async fn echo(request: Echo) -> Result<Echo, ServiceError> {
 
 #[tokio::main]
 async fn main() -> Result<(), RpcError> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    natsrpc::init_tracing();
     let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
     let nats = natsrpc::connect(&url).await?;
 

@@ -1,4 +1,11 @@
-//! Connecting to NATS the way a long-running service should.
+//! Connecting to NATS, and logging, the way a long-running service should.
+
+/// Logs to stderr with the level from `RUST_LOG` (default `info`): what a service binary's `main`
+/// calls first. Does nothing when a subscriber is already installed.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
 
 use std::time::Duration;
 

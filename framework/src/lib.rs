@@ -81,7 +81,7 @@ pub mod validation;
 
 pub use client::{CallOptions, Client, RetryPolicy};
 pub use codec::Codec;
-pub use connection::{connect, connect_with};
+pub use connection::{connect, connect_with, init_tracing};
 pub use contract::Request;
 pub use error::{ErrorKind, RpcError, ServiceError};
 pub use server::{

@@ -116,26 +116,15 @@ async fn the_echo_example_drains_and_exits_0_on_sigterm() {
     let exe = std::env::current_exe().unwrap();
     let echo = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join("echo");
     assert!(echo.is_file(), "{} is built by `cargo test`", echo.display());
-    let mut child = std::process::Command::new(echo)
-        .env("NATS_URL", server.url())
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let service =
+        natsrpc::testing::ServiceProcess::spawn(echo.to_str().unwrap(), &server.url(), &[]).unwrap();
+    service.wait_for_info(&nats, "echo").await.unwrap();
 
     let fields = serde_json::json!({"hello": "world", "n": [1, 2, 3]});
-    let mut reply = None;
-    for _ in 0..200 {
-        if let Ok(message) = nats.request("echo.echo", fields.to_string().into()).await {
-            reply = Some(message);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let reply: serde_json::Value = serde_json::from_slice(&reply.expect("echo answers").payload).unwrap();
+    let reply = nats.request("echo.echo", fields.to_string().into()).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(reply, serde_json::json!({"ok": true, "data": fields}));
 
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = service.terminate().await.unwrap();
     assert!(status.success(), "exit status {status}");
 }

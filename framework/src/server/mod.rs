@@ -257,6 +257,16 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         Ok(Router::new(identity, endpoints))
     }
 
+    /// What a service binary's `main` does: connects to `$NATS_URL` (default
+    /// `nats://127.0.0.1:4222`), starts the service, serves until SIGINT or SIGTERM, then drains,
+    /// giving requests in flight up to 10 seconds.
+    pub async fn run(self) -> Result<StopReport, RpcError> {
+        let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
+        let nats = crate::connect(&url).await?;
+        let service = self.start(&nats).await?;
+        service.run_until(shutdown_signal(), Duration::from_secs(10)).await
+    }
+
     /// Subscribes the endpoints and the Services API subjects, and starts serving.
     pub async fn start(self, client: &Client) -> Result<Service, RpcError> {
         let router = Arc::new(self.router()?);

@@ -1,8 +1,17 @@
-//! Testing services: call endpoints in-process with no NATS server ([`Harness`]), or start a private
-//! `nats-server` on a free port for tests that stop or restart the broker ([`NatsServer`]).
+//! Testing services: call endpoints in-process with no NATS server ([`Harness`]), start a private
+//! `nats-server` on a free port for tests that stop or restart the broker ([`NatsServer`]), and keep
+//! generated files (samples, schemas) current ([`golden_file`], [`golden_schemas`]), run a service
+//! binary as its own process ([`ServiceProcess`]), and describe requests made to break a rule
+//! ([`Invalid`]).
 
+mod golden;
 mod harness;
+mod invalid;
 mod nats_server;
+mod service_process;
 
+pub use golden::{golden_file, golden_json, golden_schemas};
 pub use harness::{Harness, RawReply};
+pub use invalid::Invalid;
 pub use nats_server::NatsServer;
+pub use service_process::{ServiceProcess, endpoint_names};

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use natsrpc::testing::Invalid;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -24,17 +25,6 @@ pub enum Size {
     Large,
 }
 
-/// A request that breaks exactly one rule, and the violation it must come back with.
-#[derive(Debug, Clone)]
-pub struct Invalid<T> {
-    /// The request.
-    pub request: T,
-    /// The violation's path, such as `items[0].quantity`.
-    pub path: String,
-    /// The violation's code, such as `range`.
-    pub code: &'static str,
-}
-
 /// One endpoint's checked-in samples: a valid request and an invalid one with its violation.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -46,20 +36,8 @@ pub struct Sample {
     pub invalid: Invalid<serde_json::Value>,
 }
 
-impl<T: serde::Serialize> Invalid<T> {
-    fn to_json(&self) -> Invalid<serde_json::Value> {
-        Invalid { request: json(&self.request), path: self.path.clone(), code: self.code }
-    }
-}
-
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_default()
-}
-
-impl<T> Invalid<T> {
-    fn new(request: T, path: &str, code: &'static str) -> Self {
-        Self { request, path: path.to_string(), code }
-    }
 }
 
 /// Generates requests from a seed: the same seed gives the same requests.

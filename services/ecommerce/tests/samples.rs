@@ -11,30 +11,12 @@ use std::sync::Arc;
 
 use ecommerce::domain::{MemoryStore, Shop};
 use ecommerce::payloads::Payloads;
-use natsrpc::Request;
-use natsrpc::testing::Harness;
+use natsrpc::testing::{Harness, golden_json, golden_schemas};
 
 const SEED: u64 = 2026;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
-}
-
-/// Compares `content` with the file, or writes it when `UPDATE_SAMPLES` is set.
-fn check_file(path: &Path, content: &str) {
-    if std::env::var_os("UPDATE_SAMPLES").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-        return;
-    }
-    let on_disk = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        panic!("{} is missing: run UPDATE_SAMPLES=1 cargo test -p ecommerce", path.display())
-    });
-    assert_eq!(on_disk, content, "{} is stale: run UPDATE_SAMPLES=1 cargo test -p ecommerce", path.display());
-}
-
-fn pretty(value: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(value).unwrap() + "\n"
 }
 
 #[tokio::test]
@@ -43,14 +25,14 @@ async fn samples_are_current_and_mean_what_they_say() {
     let dir = data_dir().join("test-payloads/ecommerce");
     let mut expectations = serde_json::Map::new();
     for sample in &samples {
-        check_file(&dir.join(format!("{}.valid.json", sample.endpoint)), &pretty(&sample.valid));
-        check_file(&dir.join(format!("{}.invalid.json", sample.endpoint)), &pretty(&sample.invalid.request));
+        golden_json(&dir.join(format!("{}.valid.json", sample.endpoint)), &sample.valid).unwrap();
+        golden_json(&dir.join(format!("{}.invalid.json", sample.endpoint)), &sample.invalid.request).unwrap();
         expectations.insert(
             sample.endpoint.to_string(),
             serde_json::json!({"path": sample.invalid.path, "code": sample.invalid.code}),
         );
     }
-    check_file(&dir.join("invalid-expectations.json"), &pretty(&serde_json::Value::Object(expectations)));
+    golden_json(&dir.join("invalid-expectations.json"), &serde_json::Value::Object(expectations)).unwrap();
 
     // Sent as they are, the valid ones pass validation and the invalid ones fail as announced.
     let shop = Arc::new(Shop::new(MemoryStore::with_catalog(1000, 1000), Arc::new(faults::Faults::none())));
@@ -80,22 +62,11 @@ async fn samples_are_current_and_mean_what_they_say() {
 
 #[test]
 fn schemas_are_current() {
+    use ecommerce::contracts::{CancelOrder, CreateOrder, GetOrder, ReserveInventory, Restock};
     let dir = data_dir().join("schemas/ecommerce");
-    let endpoints = [
-        (ecommerce::contracts::CreateOrder::ENDPOINT, ecommerce::contracts::CreateOrder::endpoint_metadata()),
-        (ecommerce::contracts::GetOrder::ENDPOINT, ecommerce::contracts::GetOrder::endpoint_metadata()),
-        (ecommerce::contracts::CancelOrder::ENDPOINT, ecommerce::contracts::CancelOrder::endpoint_metadata()),
-        (
-            ecommerce::contracts::ReserveInventory::ENDPOINT,
-            ecommerce::contracts::ReserveInventory::endpoint_metadata(),
-        ),
-        (ecommerce::contracts::Restock::ENDPOINT, ecommerce::contracts::Restock::endpoint_metadata()),
-    ];
-    for (endpoint, metadata) in endpoints {
-        for (key, schema) in metadata {
-            let which = key.trim_end_matches("_schema");
-            let value: serde_json::Value = serde_json::from_str(&schema).unwrap();
-            check_file(&dir.join(format!("{endpoint}.{which}.json")), &pretty(&value));
-        }
-    }
+    golden_schemas::<CreateOrder>(&dir).unwrap();
+    golden_schemas::<GetOrder>(&dir).unwrap();
+    golden_schemas::<CancelOrder>(&dir).unwrap();
+    golden_schemas::<ReserveInventory>(&dir).unwrap();
+    golden_schemas::<Restock>(&dir).unwrap();
 }

@@ -38,6 +38,9 @@ pub enum FaultError {
         /// What is wrong, with line and column when known.
         message: String,
     },
+    /// An injected internal failure, from [`Faults::disturb`].
+    #[error("injected internal error")]
+    Injected,
     /// A rate outside 0..=1.
     #[error("fault setting `{setting}` is {value}: a rate must be between 0 and 1")]
     Rate {
@@ -208,6 +211,19 @@ impl Faults {
         let jitter = self.settings.extra_latency_jitter_ms;
         let drawn = if jitter == 0 { 0 } else { self.draw(|rng| rng.random_range(0..=jitter)) };
         Duration::from_millis(fixed + drawn)
+    }
+
+    /// The faults every request may meet, in this order: the extra latency (slept), then an internal
+    /// failure at `internal_error_rate`.
+    pub async fn disturb(&self) -> Result<(), FaultError> {
+        let latency = self.extra_latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if self.happens(self.settings.internal_error_rate) {
+            return Err(FaultError::Injected);
+        }
+        Ok(())
     }
 
     fn draw<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {

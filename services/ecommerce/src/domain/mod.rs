@@ -219,14 +219,7 @@ impl<S: ShopStore> Shop<S> {
 
     /// The faults every request may meet: added latency, an internal failure.
     async fn disturb(&self) -> Result<(), ShopError> {
-        let latency = self.faults.extra_latency();
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        if self.faults.happens(self.faults.settings().internal_error_rate) {
-            return Err(ShopError::InjectedFault);
-        }
-        Ok(())
+        self.faults.disturb().await.map_err(|_| ShopError::InjectedFault)
     }
 }
 

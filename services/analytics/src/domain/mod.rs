@@ -1,0 +1,93 @@
+//! The analytics logic, free of any transport: every stack calls these methods.
+
+mod store;
+
+use std::sync::Arc;
+
+use faults::Faults;
+use validator::Validate;
+
+pub use store::{EventStore, MemoryStore, SAMPLE_SIZE};
+
+use crate::contracts::{
+    Aggregates, BatchIngested, EventIngested, IngestBatch, IngestEvent, QueryAggregates, QueryTimeseries,
+    Ranking, RejectedEvent, Timeseries, TopN,
+};
+use crate::error::AnalyticsError;
+
+/// The analytics service: its store and its injected faults.
+#[derive(Debug)]
+pub struct Analytics<S> {
+    store: S,
+    faults: Arc<Faults>,
+}
+
+impl<S: EventStore> Analytics<S> {
+    /// Analytics over `store`.
+    pub fn new(store: S, faults: Arc<Faults>) -> Self {
+        Self { store, faults }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Ingests one (already validated) event.
+    pub async fn ingest_event(&self, request: IngestEvent) -> Result<EventIngested, AnalyticsError> {
+        self.disturb().await?;
+        let event_id = request.event.event_id.clone();
+        let new = self.store.record(vec![request.event]).await? == 1;
+        Ok(EventIngested { event_id, new })
+    }
+
+    /// Validates each event of a batch on its own, keeps the valid ones, and reports the others.
+    pub async fn ingest_batch(&self, request: IngestBatch) -> Result<BatchIngested, AnalyticsError> {
+        self.disturb().await?;
+        let mut valid = Vec::with_capacity(request.events.len());
+        let mut rejected = Vec::new();
+        for (index, event) in request.events.into_iter().enumerate() {
+            match event.validate() {
+                Ok(()) => valid.push(event),
+                Err(errors) => rejected.push(RejectedEvent {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    event_id: event.event_id,
+                    violations: natsrpc::validation::violations(&errors),
+                }),
+            }
+        }
+        let valid_count = u32::try_from(valid.len()).unwrap_or(u32::MAX);
+        let accepted = self.store.record(valid).await?;
+        Ok(BatchIngested {
+            batch_id: request.batch_id,
+            accepted,
+            duplicates: valid_count - accepted,
+            rejected,
+        })
+    }
+
+    /// Counts, sums and percentiles per event type.
+    pub async fn query_aggregates(&self, request: QueryAggregates) -> Result<Aggregates, AnalyticsError> {
+        self.disturb().await?;
+        let types = self.store.aggregates(request.event_type.as_deref(), &request.window).await?;
+        Ok(Aggregates { types })
+    }
+
+    /// Per-minute counts and sums.
+    pub async fn query_timeseries(&self, request: QueryTimeseries) -> Result<Timeseries, AnalyticsError> {
+        self.disturb().await?;
+        let buckets = self.store.timeseries(&request.event_type, &request.window).await?;
+        Ok(Timeseries { event_type: request.event_type, buckets })
+    }
+
+    /// The most frequent event types or users.
+    pub async fn top_n(&self, request: TopN) -> Result<Ranking, AnalyticsError> {
+        self.disturb().await?;
+        let entries = self.store.top(request.by, request.n, &request.window).await?;
+        Ok(Ranking { entries })
+    }
+
+    async fn disturb(&self) -> Result<(), AnalyticsError> {
+        self.faults.disturb().await.map_err(|_| AnalyticsError::InjectedFault)
+    }
+}

@@ -1,0 +1,58 @@
+//! The analytics service on natsrpc: each endpoint hands its validated request to [`Analytics`].
+
+use std::sync::Arc;
+
+use natsrpc::{Service, ServiceBuilder, State};
+
+use crate::contracts::{
+    Aggregates, BatchIngested, EventIngested, IngestBatch, IngestEvent, QueryAggregates, QueryTimeseries,
+    Ranking, SERVICE, Timeseries, TopN,
+};
+use crate::domain::{Analytics, EventStore};
+use crate::error::AnalyticsError;
+
+/// The service's endpoints over `analytics`, ready to start (or to test with `natsrpc::testing::Harness`).
+pub fn service<S: EventStore>(analytics: Arc<Analytics<S>>) -> ServiceBuilder<Arc<Analytics<S>>> {
+    Service::builder(SERVICE, env!("CARGO_PKG_VERSION"))
+        .description("Event ingestion and aggregate queries")
+        .state(analytics)
+        .endpoint(ingest_event::<S>)
+        .endpoint(ingest_batch::<S>)
+        .endpoint(query_aggregates::<S>)
+        .endpoint(query_timeseries::<S>)
+        .endpoint(top_n::<S>)
+}
+
+type App<S> = State<Arc<Analytics<S>>>;
+
+async fn ingest_event<S: EventStore>(
+    State(app): App<S>,
+    req: IngestEvent,
+) -> Result<EventIngested, AnalyticsError> {
+    app.ingest_event(req).await
+}
+
+async fn ingest_batch<S: EventStore>(
+    State(app): App<S>,
+    req: IngestBatch,
+) -> Result<BatchIngested, AnalyticsError> {
+    app.ingest_batch(req).await
+}
+
+async fn query_aggregates<S: EventStore>(
+    State(app): App<S>,
+    req: QueryAggregates,
+) -> Result<Aggregates, AnalyticsError> {
+    app.query_aggregates(req).await
+}
+
+async fn query_timeseries<S: EventStore>(
+    State(app): App<S>,
+    req: QueryTimeseries,
+) -> Result<Timeseries, AnalyticsError> {
+    app.query_timeseries(req).await
+}
+
+async fn top_n<S: EventStore>(State(app): App<S>, req: TopN) -> Result<Ranking, AnalyticsError> {
+    app.top_n(req).await
+}

@@ -1,0 +1,32 @@
+//! The `analytics` binary over a real (private) nats-server: serves, is discoverable, drains on SIGTERM.
+
+// A failed expectation is how a test fails: panicking on it is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use analytics::payloads::{Payloads, Size};
+use natsrpc::Client;
+use natsrpc::testing::{NatsServer, ServiceProcess, endpoint_names};
+
+#[tokio::test]
+async fn the_binary_ingests_and_answers_queries_and_exits_0_on_sigterm() {
+    let server = NatsServer::start().unwrap();
+    let service = ServiceProcess::spawn(env!("CARGO_BIN_EXE_analytics"), &server.url(), &[]).unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let info = service.wait_for_info(&nats, "analytics").await.unwrap();
+    assert_eq!(
+        endpoint_names(&info),
+        ["ingest_batch", "ingest_event", "query_aggregates", "query_timeseries", "top_n"]
+    );
+
+    let client = Client::new(nats);
+    let mut payloads = Payloads::new(7, analytics::contracts::now_ms());
+    let batch = payloads.ingest_batch(Size::Medium);
+    let ingested = client.call(&batch).await.unwrap();
+    assert_eq!(ingested.accepted as usize, batch.events.len());
+    let msgpack = natsrpc::CallOptions::new().codec(natsrpc::Codec::MsgPack);
+    let totals = client.call_with(&payloads.query_aggregates(), msgpack).await.unwrap();
+    assert_eq!(totals.types.iter().map(|t| t.count).sum::<u64>(), batch.events.len() as u64);
+
+    let status = service.terminate().await.unwrap();
+    assert!(status.success(), "exit status {status}");
+}
