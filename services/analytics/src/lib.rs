@@ -10,7 +10,7 @@
 //!   an in-memory store of per-minute aggregates.
 //! - [`error`]: [`AnalyticsError`] and its mapping to the wire.
 //! - [`payloads`]: a seeded generator of valid and invalid requests for every endpoint.
-//! - [`service`]: the natsrpc service; `src/main.rs` serves it (`cargo run --release -p analytics`).
+//! - [`service`](mod@service): the natsrpc service; `src/main.rs` serves it (`cargo run --release -p analytics`).
 //!
 //! ```
 //! use std::sync::Arc;

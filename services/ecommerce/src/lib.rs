@@ -10,7 +10,7 @@
 //!   in-memory store, and a simulated payment gateway.
 //! - [`error`]: [`ShopError`] and its mapping to the wire.
 //! - [`payloads`]: a seeded generator of valid and invalid requests for every endpoint.
-//! - [`service`]: the natsrpc service; `src/main.rs` serves it (`cargo run --release -p ecommerce`).
+//! - [`service`](mod@service): the natsrpc service; `src/main.rs` serves it (`cargo run --release -p ecommerce`).
 //!
 //! ```
 //! use std::sync::Arc;
