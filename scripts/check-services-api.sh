@@ -12,13 +12,13 @@ fi
 python3 -c 'import nats' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check nats-py
 
 cargo build --quiet -p natsrpc --example echo
-cargo build --quiet -p ecommerce -p analytics
+cargo build --quiet -p ecommerce -p analytics -p fileproc
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # service name, binary
-services=("echo target/debug/examples/echo" "ecommerce target/debug/ecommerce" "analytics target/debug/analytics")
+services=("echo target/debug/examples/echo" "ecommerce target/debug/ecommerce" "analytics target/debug/analytics" "fileproc target/debug/fileproc")
 for entry in "${services[@]}"; do
   read -r name binary <<<"$entry"
   RUST_LOG=warn "$binary" &

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::contract::Request;
+use crate::testing::Sample;
 
 /// Compares `content` with the file at `path`, or writes it when `UPDATE_SAMPLES` is set.
 pub fn golden_file(path: &Path, content: &str) -> Result<(), String> {
@@ -35,4 +36,17 @@ pub fn golden_schemas<R: Request>(dir: &Path) -> Result<(), String> {
         golden_json(&dir.join(format!("{}.{which}.json", R::ENDPOINT)), &value)?;
     }
     Ok(())
+}
+
+/// [`golden_json`] for samples: `dir/{endpoint}.valid.json`, `dir/{endpoint}.invalid.json`, and
+/// `dir/invalid-expectations.json` naming the violation each invalid one must come back with.
+pub fn golden_samples(dir: &Path, samples: &[Sample]) -> Result<(), String> {
+    let mut expectations = serde_json::Map::new();
+    for sample in samples {
+        golden_json(&dir.join(format!("{}.valid.json", sample.endpoint)), &sample.valid)?;
+        golden_json(&dir.join(format!("{}.invalid.json", sample.endpoint)), &sample.invalid.request)?;
+        let expected = serde_json::json!({"path": sample.invalid.path, "code": sample.invalid.code});
+        expectations.insert(sample.endpoint.to_string(), expected);
+    }
+    golden_json(&dir.join("invalid-expectations.json"), &serde_json::Value::Object(expectations))
 }

@@ -9,6 +9,7 @@ use crate::envelope;
 use crate::error::{RpcError, ServiceError};
 use crate::headers;
 use crate::server::{Endpoint, Incoming, Outgoing, Router, ServiceBuilder};
+use crate::testing::Sample;
 
 /// Calls a service's endpoints without NATS.
 ///
@@ -90,5 +91,33 @@ impl Harness {
         };
         let Outgoing { headers, payload, error } = outgoing;
         RawReply { headers: headers.unwrap_or_default(), payload, error }
+    }
+
+    /// Sends each sample to its endpoint of `service` (after `prepare`, such as refreshing
+    /// timestamps): the valid one must pass validation, the invalid one must come back with its
+    /// named violation. Answers what did not hold.
+    pub async fn check_samples(
+        &self,
+        service: &str,
+        samples: &[Sample],
+        prepare: impl Fn(&mut serde_json::Value),
+    ) -> Result<(), String> {
+        for sample in samples {
+            let subject = format!("{service}.{}", sample.endpoint);
+            let (mut valid, mut invalid) = (sample.valid.clone(), sample.invalid.request.clone());
+            prepare(&mut valid);
+            prepare(&mut invalid);
+            let reply = self.call_raw(&subject, Some("application/json"), valid.to_string()).await;
+            if let Some(error) = reply.error.filter(|e| e.kind == crate::ErrorKind::Validation) {
+                return Err(format!("{}: the valid sample is refused: {}", sample.endpoint, error.message));
+            }
+            let reply = self.call_raw(&subject, Some("application/json"), invalid.to_string()).await;
+            let violations = reply.error.map(|e| e.violations).unwrap_or_default();
+            let expected = (sample.invalid.path.as_str(), sample.invalid.code);
+            if !violations.iter().any(|v| (v.path.as_str(), v.code.as_str()) == expected) {
+                return Err(format!("{}: expected {expected:?}, got {violations:?}", sample.endpoint));
+            }
+        }
+        Ok(())
     }
 }

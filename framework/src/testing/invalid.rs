@@ -1,4 +1,5 @@
-//! Requests made to break a rule, for payload generators and the tests and benchmarks that use them.
+//! Requests made to break a rule, and the checked-in samples of every endpoint, for payload
+//! generators and the tests and benchmarks that use them.
 
 /// A request that breaks exactly one rule, and the violation it must come back with.
 #[derive(Debug, Clone)]
@@ -26,5 +27,27 @@ impl<T: serde::Serialize> Invalid<T> {
             path: self.path.clone(),
             code: self.code,
         }
+    }
+}
+
+/// One endpoint's samples: a valid request and one that breaks a named rule.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The endpoint.
+    pub endpoint: &'static str,
+    /// A valid request.
+    pub valid: serde_json::Value,
+    /// A request that breaks one rule.
+    pub invalid: Invalid<serde_json::Value>,
+}
+
+impl Sample {
+    /// A sample from typed requests.
+    pub fn new<V: serde::Serialize, I: serde::Serialize>(
+        endpoint: &'static str,
+        valid: &V,
+        invalid: Invalid<I>,
+    ) -> Self {
+        Self { endpoint, valid: serde_json::to_value(valid).unwrap_or_default(), invalid: invalid.to_json() }
     }
 }

@@ -10,8 +10,8 @@ mod invalid;
 mod nats_server;
 mod service_process;
 
-pub use golden::{golden_file, golden_json, golden_schemas};
+pub use golden::{golden_file, golden_json, golden_samples, golden_schemas};
 pub use harness::{Harness, RawReply};
-pub use invalid::Invalid;
+pub use invalid::{Invalid, Sample};
 pub use nats_server::NatsServer;
 pub use service_process::{ServiceProcess, endpoint_names};

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use natsrpc::testing::Invalid;
+use natsrpc::testing::{Invalid, Sample};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -140,7 +140,7 @@ impl Payloads {
     }
 
     /// A valid and an invalid request for every endpoint, as JSON.
-    pub fn samples(&mut self) -> Vec<(&'static str, serde_json::Value, Invalid<serde_json::Value>)> {
+    pub fn samples(&mut self) -> Vec<Sample> {
         let mut bad_event = self.ingest_event();
         bad_event.event.user_id = "ada".into();
         let mut small_batch = self.ingest_batch(Size::Small);
@@ -150,27 +150,31 @@ impl Payloads {
         let bad_series = QueryTimeseries { event_type: "PageView".into(), window: self.window(10) };
         let bad_top = TopN { n: 0, ..self.top_n() };
         vec![
-            (
-                "ingest_event",
-                json(&self.ingest_event()),
-                Invalid::new(json(&bad_event), "event.user_id", "user_id_format"),
-            ),
-            (
-                "ingest_batch",
-                json(&self.ingest_batch(Size::Small)),
-                Invalid::new(json(&small_batch), "events", "length"),
-            ),
-            (
-                "query_aggregates",
-                json(&self.query_aggregates()),
-                Invalid::new(json(&bad_aggregates), "window.to_ms", "window_order"),
-            ),
-            (
-                "query_timeseries",
-                json(&self.query_timeseries()),
-                Invalid::new(json(&bad_series), "event_type", "event_type_format"),
-            ),
-            ("top_n", json(&self.top_n()), Invalid::new(json(&bad_top), "n", "range")),
+            Sample {
+                endpoint: "ingest_event",
+                valid: json(&self.ingest_event()),
+                invalid: Invalid::new(json(&bad_event), "event.user_id", "user_id_format"),
+            },
+            Sample {
+                endpoint: "ingest_batch",
+                valid: json(&self.ingest_batch(Size::Small)),
+                invalid: Invalid::new(json(&small_batch), "events", "length"),
+            },
+            Sample {
+                endpoint: "query_aggregates",
+                valid: json(&self.query_aggregates()),
+                invalid: Invalid::new(json(&bad_aggregates), "window.to_ms", "window_order"),
+            },
+            Sample {
+                endpoint: "query_timeseries",
+                valid: json(&self.query_timeseries()),
+                invalid: Invalid::new(json(&bad_series), "event_type", "event_type_format"),
+            },
+            Sample {
+                endpoint: "top_n",
+                valid: json(&self.top_n()),
+                invalid: Invalid::new(json(&bad_top), "n", "range"),
+            },
         ]
     }
 }

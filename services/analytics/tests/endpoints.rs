@@ -67,6 +67,15 @@ async fn queries_answer_exact_figures() {
     assert_eq!((top.entries[0].key.as_str(), top.entries[0].count), ("checkout", 100));
     let users = api.call(&TopN { by: Dimension::User, n: 10, window }).await.unwrap();
     assert_eq!(users.entries.iter().map(|e| e.count).sum::<u64>(), 110);
+
+    // A window longer than the retention is refused, naming its end.
+    let too_long = analytics::contracts::Window { from_ms: now - 2 * RETENTION_MS, to_ms: now };
+    let error = api.call(&QueryAggregates { event_type: None, window: too_long }).await.unwrap_err();
+    let RpcError::Validation { violations, .. } = error else { panic!("{error:?}") };
+    assert_eq!(
+        (violations[0].path.as_str(), violations[0].code.as_str()),
+        ("window.to_ms", "window_too_long")
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use analytics::contracts::{
 };
 use analytics::domain::{Analytics, MemoryStore};
 use analytics::payloads::{Payloads, SAMPLE_NOW_MS, refresh_timestamps};
-use natsrpc::testing::{Harness, golden_json, golden_schemas};
+use natsrpc::testing::{Harness, golden_samples, golden_schemas};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
@@ -22,31 +22,10 @@ fn data_dir() -> PathBuf {
 #[tokio::test]
 async fn samples_are_current_and_mean_what_they_say() {
     let samples = Payloads::new(2026, SAMPLE_NOW_MS).samples();
-    let dir = data_dir().join("test-payloads/analytics");
-    let mut expectations = serde_json::Map::new();
-    for (endpoint, valid, invalid) in &samples {
-        golden_json(&dir.join(format!("{endpoint}.valid.json")), valid).unwrap();
-        golden_json(&dir.join(format!("{endpoint}.invalid.json")), &invalid.request).unwrap();
-        expectations
-            .insert(endpoint.to_string(), serde_json::json!({"path": invalid.path, "code": invalid.code}));
-    }
-    golden_json(&dir.join("invalid-expectations.json"), &serde_json::Value::Object(expectations)).unwrap();
-
+    golden_samples(&data_dir().join("test-payloads/analytics"), &samples).unwrap();
     let app = Arc::new(Analytics::new(MemoryStore::new(RETENTION_MS, 1), Arc::new(faults::Faults::none())));
     let api = Harness::new(analytics::service(app)).unwrap();
-    for (endpoint, valid, invalid) in samples {
-        let subject = format!("analytics.{endpoint}");
-        let (mut valid, mut invalid_request) = (valid, invalid.request);
-        refresh_timestamps(&mut valid, now_ms());
-        refresh_timestamps(&mut invalid_request, now_ms());
-        let reply = api.call_raw(&subject, Some("application/json"), valid.to_string()).await;
-        assert!(reply.error.is_none(), "{endpoint}: the valid sample is refused: {:?}", reply.error);
-        let reply = api.call_raw(&subject, Some("application/json"), invalid_request.to_string()).await;
-        let error = reply.error.unwrap_or_else(|| panic!("{endpoint}: the invalid sample is accepted"));
-        let found: Vec<(&str, &str)> =
-            error.violations.iter().map(|v| (v.path.as_str(), v.code.as_str())).collect();
-        assert!(found.contains(&(invalid.path.as_str(), invalid.code)), "{endpoint}: {found:?}");
-    }
+    api.check_samples("analytics", &samples, |request| refresh_timestamps(request, now_ms())).await.unwrap();
 }
 
 #[test]

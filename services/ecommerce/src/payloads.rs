@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use natsrpc::testing::Invalid;
+use natsrpc::testing::{Invalid, Sample};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -23,17 +23,6 @@ pub enum Size {
     Medium,
     /// 60 to 100 items, most with options, many gifts.
     Large,
-}
-
-/// One endpoint's checked-in samples: a valid request and an invalid one with its violation.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    /// The endpoint.
-    pub endpoint: &'static str,
-    /// A valid request.
-    pub valid: serde_json::Value,
-    /// A request that breaks one rule.
-    pub invalid: Invalid<serde_json::Value>,
 }
 
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {

@@ -226,6 +226,5 @@ impl<S: ShopStore> Shop<S> {
 /// The content of an order, for telling a retry (same content) from a reused id (different content).
 fn fingerprint(order: &CreateOrder) -> String {
     let bytes = serde_json::to_vec(order).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(&bytes))
 }

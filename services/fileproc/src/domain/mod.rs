@@ -1,0 +1,142 @@
+//! The file-processing logic, free of any transport: every stack calls these methods.
+//!
+//! An upload: `begin_upload` declares the file (type, size, SHA-256); chunks arrive in order, each
+//! checked against its own SHA-256; `upload_status` says where to resume; `complete_upload` checks
+//! the whole file's SHA-256, then runs the [`pipeline`].
+
+pub mod pipeline;
+mod store;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use faults::Faults;
+use sha2::{Digest, Sha256};
+use validator::Validate;
+
+pub use store::{Checked, FileStore, MemoryStore};
+
+use crate::contracts::{
+    BeginUpload, ChunkAccepted, CompleteUpload, JobPhase, JobReport, JobStatus, MAX_CHUNK_BYTES,
+    ProcessBatch, RecordError, UploadChunk, UploadCompleted, UploadStarted, UploadState, UploadStatus,
+};
+use crate::error::FileError;
+
+/// SHA-256 as lowercase hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(data))
+}
+
+/// The file-processing service: its store and its injected faults.
+#[derive(Debug)]
+pub struct FileProcessor<S> {
+    store: S,
+    faults: Arc<Faults>,
+}
+
+impl<S: FileStore> FileProcessor<S> {
+    /// A processor over `store`.
+    pub fn new(store: S, faults: Arc<Faults>) -> Self {
+        Self { store, faults }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Declares an upload.
+    pub async fn begin_upload(&self, request: BeginUpload) -> Result<UploadStarted, FileError> {
+        self.disturb().await?;
+        let upload_id = format!("upl_{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        self.store.begin(&upload_id, &request).await?;
+        Ok(UploadStarted { upload_id, max_chunk_bytes: MAX_CHUNK_BYTES as u64 })
+    }
+
+    /// Takes one chunk, checked against its SHA-256.
+    pub async fn upload_chunk(&self, request: UploadChunk) -> Result<ChunkAccepted, FileError> {
+        self.disturb().await?;
+        if sha256_hex(&request.data.0) != request.sha256 {
+            return Err(FileError::ChunkChecksumMismatch(request.offset));
+        }
+        let received_bytes = self.store.append(&request.upload_id, request.offset, &request.data.0).await?;
+        Ok(ChunkAccepted { upload_id: request.upload_id, received_bytes })
+    }
+
+    /// Where an upload stands.
+    pub async fn upload_status(&self, request: UploadStatus) -> Result<UploadState, FileError> {
+        self.disturb().await?;
+        self.store.state(&request.upload_id).await
+    }
+
+    /// Checks the whole file and runs the pipeline; completing again answers the same outcome.
+    pub async fn complete_upload(&self, request: CompleteUpload) -> Result<UploadCompleted, FileError> {
+        self.disturb().await?;
+        let id = request.upload_id;
+        let (declared, data) = match self.store.take_for_checking(&id).await? {
+            Checked::Take(declared, data) => (declared, data),
+            Checked::Completed(done) => return Ok(done),
+            Checked::Failed(reason) => {
+                return Err(FileError::PipelineFailed { step: "previously", reason });
+            }
+        };
+        let outcome = if sha256_hex(&data) != declared.sha256 {
+            Err(FileError::FileChecksumMismatch)
+        } else {
+            pipeline::run(&data, declared.declared_type, declared.size_bytes).map(|verdict| UploadCompleted {
+                upload_id: id.clone(),
+                size_bytes: data.len() as u64,
+                detected_type: verdict.detected,
+                rows: verdict.rows,
+                steps: pipeline::STEPS.iter().map(|s| s.to_string()).collect(),
+            })
+        };
+        let recorded = outcome.as_ref().map(Clone::clone).map_err(ToString::to_string);
+        self.store.finish(&id, recorded).await?;
+        outcome
+    }
+
+    /// Processes every record on its own and collects the failures; the same job id answers the
+    /// first run's report.
+    pub async fn process_batch(&self, request: ProcessBatch) -> Result<JobReport, FileError> {
+        self.disturb().await?;
+        if let Some(done) = self.store.job(&request.job_id).await? {
+            return Ok(done);
+        }
+        let total = u32::try_from(request.records.len()).unwrap_or(u32::MAX);
+        let mut seen = HashSet::new();
+        let mut errors = Vec::new();
+        for (index, record) in request.records.iter().enumerate() {
+            let mut violations = match record.validate() {
+                Ok(()) => Vec::new(),
+                Err(errors) => natsrpc::validation::violations(&errors),
+            };
+            if !seen.insert(record.record_id.as_str()) {
+                violations.push(natsrpc::Violation {
+                    path: "record_id".into(),
+                    code: "duplicate_record_id".into(),
+                    message: format!("{:?} appears earlier in the batch", record.record_id),
+                    params: Default::default(),
+                });
+            }
+            if !violations.is_empty() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                errors.push(RecordError { index, record_id: record.record_id.clone(), violations });
+            }
+        }
+        let succeeded = total - u32::try_from(errors.len()).unwrap_or(u32::MAX);
+        let report =
+            JobReport { job_id: request.job_id, phase: JobPhase::Completed, total, succeeded, errors };
+        self.store.save_job(report).await
+    }
+
+    /// A job's report.
+    pub async fn job_status(&self, request: JobStatus) -> Result<JobReport, FileError> {
+        self.disturb().await?;
+        self.store.job(&request.job_id).await?.ok_or(FileError::JobNotFound(request.job_id))
+    }
+
+    async fn disturb(&self) -> Result<(), FileError> {
+        self.faults.disturb().await.map_err(|_| FileError::InjectedFault)
+    }
+}

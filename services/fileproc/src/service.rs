@@ -1,0 +1,66 @@
+//! The file-processing service on natsrpc: each endpoint hands its validated request to the
+//! [`FileProcessor`].
+
+use std::sync::Arc;
+
+use natsrpc::{Service, ServiceBuilder, State};
+
+use crate::contracts::{
+    BeginUpload, ChunkAccepted, CompleteUpload, JobReport, JobStatus, MAX_CHUNK_BYTES, ProcessBatch, SERVICE,
+    UploadChunk, UploadCompleted, UploadStarted, UploadState, UploadStatus,
+};
+use crate::domain::{FileProcessor, FileStore};
+use crate::error::FileError;
+
+/// The service's endpoints over `processor`, ready to start (or to test with `natsrpc::testing::Harness`).
+/// Requests may carry a whole chunk (base64 in JSON): up to 512 KiB is accepted.
+pub fn service<S: FileStore>(processor: Arc<FileProcessor<S>>) -> ServiceBuilder<Arc<FileProcessor<S>>> {
+    Service::builder(SERVICE, env!("CARGO_PKG_VERSION"))
+        .description("Chunked uploads with a validation pipeline, and record jobs")
+        .max_payload(2 * MAX_CHUNK_BYTES)
+        .state(processor)
+        .endpoint(begin_upload::<S>)
+        .endpoint(upload_chunk::<S>)
+        .endpoint(complete_upload::<S>)
+        .endpoint(upload_status::<S>)
+        .endpoint(process_batch::<S>)
+        .endpoint(job_status::<S>)
+}
+
+type App<S> = State<Arc<FileProcessor<S>>>;
+
+async fn begin_upload<S: FileStore>(
+    State(app): App<S>,
+    req: BeginUpload,
+) -> Result<UploadStarted, FileError> {
+    app.begin_upload(req).await
+}
+
+async fn upload_chunk<S: FileStore>(
+    State(app): App<S>,
+    req: UploadChunk,
+) -> Result<ChunkAccepted, FileError> {
+    app.upload_chunk(req).await
+}
+
+async fn complete_upload<S: FileStore>(
+    State(app): App<S>,
+    req: CompleteUpload,
+) -> Result<UploadCompleted, FileError> {
+    app.complete_upload(req).await
+}
+
+async fn upload_status<S: FileStore>(
+    State(app): App<S>,
+    req: UploadStatus,
+) -> Result<UploadState, FileError> {
+    app.upload_status(req).await
+}
+
+async fn process_batch<S: FileStore>(State(app): App<S>, req: ProcessBatch) -> Result<JobReport, FileError> {
+    app.process_batch(req).await
+}
+
+async fn job_status<S: FileStore>(State(app): App<S>, req: JobStatus) -> Result<JobReport, FileError> {
+    app.job_status(req).await
+}
