@@ -440,13 +440,8 @@ pub(crate) fn refusal(incoming: &Incoming, error: ServiceError) -> Outgoing {
     let content_type =
         incoming.headers.as_ref().and_then(|h| h.get(headers::CONTENT_TYPE)).map(|v| v.as_str());
     let codec = Codec::detect(content_type, &incoming.payload).unwrap_or_default();
-    let ctx = RequestContext::new(incoming.subject.clone(), None);
-    let correlation_id = incoming
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(headers::CORRELATION_ID))
-        .map_or(ctx.correlation_id(), |v| v.as_str());
-    Outgoing::failure(codec, correlation_id, error)
+    let ctx = RequestContext::new(incoming.subject.clone(), incoming.headers.clone());
+    Outgoing::failure(codec, ctx.correlation_id(), error)
 }
 
 async fn publish(client: &Client, reply: Subject, outgoing: Outgoing, max_reply: usize) {
