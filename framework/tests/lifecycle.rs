@@ -16,7 +16,7 @@ async fn stop_drains_requests_in_flight_and_then_takes_no_more() {
     let client = Client::new(nats.clone());
 
     let in_flight = concurrently(&client, 5, Sleep { millis: 400 });
-    tokio::time::sleep(Duration::from_millis(100)).await; // all five are inside the handler now
+    assert_eq!(wait_for_in_flight(&nats, "shop", "sleep", 5).await, 5);
     let report = service.stop(Duration::from_secs(5)).await.unwrap();
     assert_eq!(report.abandoned, 0);
     for call in in_flight {
@@ -32,7 +32,7 @@ async fn a_stop_past_its_grace_reports_what_it_abandoned() {
     let service = shop("a").start(&nats).await.unwrap();
     let client = Client::new(nats.clone());
     let slow = tokio::spawn(async move { client.call(&Sleep { millis: 3_000 }).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(wait_for_in_flight(&nats, "shop", "sleep", 1).await, 1);
     let report = service.stop(Duration::from_millis(200)).await.unwrap();
     assert_eq!(report.abandoned, 1);
     slow.abort();

@@ -221,7 +221,7 @@ async fn past_the_in_flight_bound_requests_are_refused_at_once() {
     let _service = shop("a").max_in_flight(2).start(&nats).await.unwrap();
     let client = Client::new(nats.clone());
 
-    let calls = concurrently(&client, 6, Sleep { millis: 500 });
+    let calls = concurrently(&client, 6, Sleep { millis: 2_000 });
     let mut ok = 0;
     let mut overloaded = 0;
     for call in calls {
@@ -275,20 +275,9 @@ async fn handlers_that_wait_run_concurrently() {
     let (_server, nats) = private_nats().await;
     let _service = shop("a").start(&nats).await.unwrap();
     let client = Client::new(nats.clone());
-    let calls = concurrently(&client, 8, Sleep { millis: 1_500 });
-    // Wait until all eight are inside the handler at once; a serial service would show one.
-    let mut most = 0;
-    for _ in 0..100 {
-        let stats = nats.request("$SRV.STATS.shop", "".into()).await.unwrap();
-        let stats: serde_json::Value = serde_json::from_slice(&stats.payload).unwrap();
-        let sleep = stats["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "sleep").cloned();
-        most = most.max(sleep.and_then(|e| e["data"]["in_flight"].as_u64()).unwrap_or(0));
-        if most == 8 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(most, 8);
+    let calls = concurrently(&client, 8, Sleep { millis: 3_000 });
+    // All eight inside the handler at once; a serial service would show one.
+    assert_eq!(wait_for_in_flight(&nats, "shop", "sleep", 8).await, 8);
     for call in calls {
         assert!(call.await.unwrap().is_ok());
     }

@@ -18,12 +18,19 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server with JetStream on a free port and waits until it accepts connections.
     pub fn start() -> std::io::Result<Self> {
-        // The OS picks a free port; it is released a moment before nats-server binds it.
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let store = std::env::temp_dir().join(format!("natsrpc-test-nats-{port}-{}", nuid::next()));
-        let mut server = Self { port, child: None, store };
-        server.spawn()?;
-        Ok(server)
+        // The OS picks a free port, released a moment before nats-server binds it; another process
+        // may take it in between, so a failed start tries another port.
+        let mut last_error = None;
+        for _ in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let store = std::env::temp_dir().join(format!("natsrpc-test-nats-{port}-{}", nuid::next()));
+            let mut server = Self { port, child: None, store };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| std::io::Error::other("nats-server did not start")))
     }
 
     /// `nats://127.0.0.1:{port}`.

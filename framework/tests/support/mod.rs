@@ -219,6 +219,28 @@ pub fn concurrently<R: natsrpc::Request + Clone>(
         .collect()
 }
 
+/// Waits (up to 10 s) until `endpoint` of `service` has `n` requests in flight, by its $SRV.STATS:
+/// a deterministic "they are all inside the handler now", where a sleep would be a guess.
+pub async fn wait_for_in_flight(nats: &async_nats::Client, service: &str, endpoint: &str, n: u64) -> u64 {
+    let mut most = 0;
+    for _ in 0..1000 {
+        if let Ok(reply) = nats.request(format!("$SRV.STATS.{service}"), "".into()).await {
+            let stats: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+            let endpoints = stats["endpoints"].as_array().cloned().unwrap_or_default();
+            let in_flight = endpoints
+                .iter()
+                .find(|e| e["name"] == endpoint)
+                .and_then(|e| e["data"]["in_flight"].as_u64());
+            most = most.max(in_flight.unwrap_or(0));
+            if most >= n {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    most
+}
+
 pub fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {
     message.headers.as_ref()?.get(name).map(|v| v.as_str())
 }
