@@ -85,7 +85,8 @@ pub use connection::{connect, connect_with, init_tracing};
 pub use contract::Request;
 pub use error::{ErrorKind, RpcError, ServiceError};
 pub use server::{
-    EndpointOptions, Handler, RequestContext, Service, ServiceBuilder, State, StopReport, shutdown_signal,
+    Dispatched, Dispatcher, EndpointOptions, Handler, RequestContext, Service, ServiceBuilder, State,
+    StopReport, shutdown_signal,
 };
 pub use validation::Violation;
 

@@ -71,6 +71,8 @@ pub(crate) struct Incoming {
 /// A reply ready to publish.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
+    /// The reply's codec (the request's).
+    pub(crate) codec: Codec,
     /// `None` for a success reply.
     pub(crate) headers: Option<HeaderMap>,
     pub(crate) payload: Bytes,
@@ -82,8 +84,8 @@ impl Outgoing {
     /// and knows its own correlation id. (Building and writing a header block was a tenth of the
     /// service's instructions per request under callgrind.) Standard NATS services answer the same
     /// way. Error replies carry headers, see [`Outgoing::failure`].
-    pub(crate) fn success(payload: Vec<u8>) -> Self {
-        Self { headers: None, payload: payload.into(), error: None }
+    pub(crate) fn success(codec: Codec, payload: Vec<u8>) -> Self {
+        Self { codec, headers: None, payload: payload.into(), error: None }
     }
 
     /// An error reply: the envelope, plus `Content-Type`, the correlation id that finds the
@@ -95,7 +97,7 @@ impl Outgoing {
         headers.insert(headers::SERVICE_ERROR, error.message.as_str());
         headers.insert(headers::SERVICE_ERROR_CODE, error.status.to_string().as_str());
         let payload = envelope::encode_failure(codec, &error).into();
-        Self { headers: Some(headers), payload, error: Some(error) }
+        Self { codec, headers: Some(headers), payload, error: Some(error) }
     }
 }
 
@@ -230,7 +232,7 @@ where
         }
     };
     let outgoing = match result {
-        Ok(payload) => Outgoing::success(payload),
+        Ok(payload) => Outgoing::success(codec, payload),
         Err(error) => Outgoing::failure(codec, ctx.correlation_id(), error),
     };
     let elapsed = started.elapsed();

@@ -10,10 +10,12 @@
 //! 5. the reply is published to the request's reply subject.
 //!
 //! Layout: `context` (handler arguments), `handler` (the `async fn` shapes), `endpoint` (the
-//! pipeline), `router`, `stats`, `discovery` (`$SRV.*`), `shutdown` (signals).
+//! pipeline), `router`, `stats`, `discovery` (`$SRV.*`), `shutdown` (signals), `dispatcher` (the
+//! pipeline without NATS, for other transports and tests).
 
 mod context;
 mod discovery;
+mod dispatcher;
 mod endpoint;
 mod handler;
 mod router;
@@ -33,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use context::{FromContext, RequestContext, State};
+pub use dispatcher::{Dispatched, Dispatcher};
 pub use endpoint::EndpointOptions;
 pub use handler::Handler;
 pub use shutdown::shutdown_signal;

@@ -7,8 +7,7 @@ use crate::codec::Codec;
 use crate::contract::Request;
 use crate::envelope;
 use crate::error::{RpcError, ServiceError};
-use crate::headers;
-use crate::server::{Endpoint, Incoming, Outgoing, Router, ServiceBuilder};
+use crate::server::{Dispatcher, ServiceBuilder};
 use crate::testing::Sample;
 
 /// Calls a service's endpoints without NATS.
@@ -37,7 +36,7 @@ use crate::testing::Sample;
 /// # Ok::<(), natsrpc::RpcError>(()) }).unwrap();
 /// ```
 pub struct Harness {
-    router: Router,
+    dispatcher: Dispatcher,
     codec: Codec,
 }
 
@@ -55,7 +54,7 @@ pub struct RawReply {
 impl Harness {
     /// Builds the service's endpoints, with its state and limits, without starting anything.
     pub fn new<S: Send + Sync + 'static>(service: ServiceBuilder<S>) -> Result<Self, RpcError> {
-        Ok(Self { router: service.router()?, codec: Codec::Json })
+        Ok(Self { dispatcher: Dispatcher::new(service)?, codec: Codec::Json })
     }
 
     /// Encodes calls in `codec` from now on (JSON by default).
@@ -79,18 +78,8 @@ impl Harness {
         content_type: Option<&str>,
         body: impl Into<Bytes>,
     ) -> RawReply {
-        let headers = content_type.map(|value| {
-            let mut headers = HeaderMap::new();
-            headers.insert(headers::CONTENT_TYPE, value);
-            headers
-        });
-        let incoming = Incoming { subject: subject.into(), headers, payload: body.into() };
-        let outgoing = match self.router.route(subject).and_then(Endpoint::admit) {
-            Ok(admitted) => admitted.process(incoming).await,
-            Err(error) => crate::server::refusal(&incoming, error),
-        };
-        let Outgoing { headers, payload, error } = outgoing;
-        RawReply { headers: headers.unwrap_or_default(), payload, error }
+        let reply = self.dispatcher.dispatch(subject, content_type, None, body.into()).await;
+        RawReply { headers: reply.headers, payload: reply.body, error: reply.error }
     }
 
     /// Sends each sample to its endpoint of `service` (after `prepare`, such as refreshing

@@ -1,0 +1,176 @@
+//! The HTTP API answers exactly as the NATS services do: every checked-in sample of every endpoint
+//! gives the same status and the same envelope on both, errors and violation paths included.
+
+// A failed expectation is how a test fails: panicking on it is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use natsrpc::testing::{NatsServer, Sample};
+use natsrpc::{Dispatcher, ServiceBuilder};
+use tower::ServiceExt;
+
+fn no_faults() -> Arc<faults::Faults> {
+    Arc::new(faults::Faults::none())
+}
+
+fn ecommerce() -> ServiceBuilder<impl Send + Sync + 'static> {
+    let store = ecommerce::domain::MemoryStore::with_catalog(1000, 1000);
+    ecommerce::service(Arc::new(ecommerce::domain::Shop::new(store, no_faults())))
+}
+
+fn analytics() -> ServiceBuilder<impl Send + Sync + 'static> {
+    let store = analytics::domain::MemoryStore::new(analytics::contracts::RETENTION_MS, 1);
+    analytics::service(Arc::new(analytics::domain::Analytics::new(store, no_faults())))
+}
+
+fn fileproc() -> ServiceBuilder<impl Send + Sync + 'static> {
+    let store = fileproc::domain::MemoryStore::default();
+    fileproc::service(Arc::new(fileproc::domain::FileProcessor::new(store, no_faults())))
+}
+
+/// Every sample, with analytics timestamps set to now.
+fn samples() -> Vec<(&'static str, Sample)> {
+    let mut all: Vec<(&'static str, Sample)> = Vec::new();
+    all.extend(
+        ecommerce::payloads::Payloads::new(2026, 1000).samples().into_iter().map(|s| ("ecommerce", s)),
+    );
+    let now = analytics::contracts::now_ms();
+    for mut sample in analytics::payloads::Payloads::new(2026, now).samples() {
+        analytics::payloads::refresh_timestamps(&mut sample.valid, now);
+        analytics::payloads::refresh_timestamps(&mut sample.invalid.request, now);
+        all.push(("analytics", sample));
+    }
+    all.extend(fileproc::payloads::Payloads::new(2026).samples().into_iter().map(|s| ("fileproc", s)));
+    all
+}
+
+/// Fields that are new on every call by design (a fresh upload's id).
+fn masked(mut envelope: serde_json::Value) -> serde_json::Value {
+    if let Some(id) = envelope.pointer_mut("/data/upload_id") {
+        *id = "<new id>".into();
+    }
+    envelope
+}
+
+async fn over_http(
+    app: &axum::Router,
+    service: &str,
+    endpoint: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let request = Request::post(format!("/{service}/{endpoint}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, masked(serde_json::from_slice(&bytes).unwrap()))
+}
+
+async fn over_nats(
+    nats: &natsrpc::async_nats::Client,
+    service: &str,
+    endpoint: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut headers = natsrpc::async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/json");
+    let reply = nats
+        .request_with_headers(format!("{service}.{endpoint}"), headers, body.to_string().into())
+        .await
+        .unwrap();
+    let status = reply
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(natsrpc::headers::SERVICE_ERROR_CODE))
+        .and_then(|v| v.as_str().parse().ok())
+        .unwrap_or(200);
+    (status, masked(serde_json::from_slice(&reply.payload).unwrap()))
+}
+
+#[tokio::test]
+async fn every_sample_gets_the_same_answer_over_http_and_over_nats() {
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let _on_nats = (
+        ecommerce().start(&nats).await.unwrap(),
+        analytics().start(&nats).await.unwrap(),
+        fileproc().start(&nats).await.unwrap(),
+    );
+    let app = http_api::app(vec![
+        Dispatcher::new(ecommerce()).unwrap(),
+        Dispatcher::new(analytics()).unwrap(),
+        Dispatcher::new(fileproc()).unwrap(),
+    ]);
+
+    let mut compared = 0;
+    for (service, sample) in samples() {
+        for body in [&sample.valid, &sample.invalid.request] {
+            let http = over_http(&app, service, sample.endpoint, body).await;
+            let nats = over_nats(&nats, service, sample.endpoint, body).await;
+            assert_eq!(http, nats, "{service}.{}", sample.endpoint);
+            compared += 1;
+        }
+        // The invalid sample fails as announced, with a 400.
+        let (status, envelope) = over_http(&app, service, sample.endpoint, &sample.invalid.request).await;
+        assert_eq!(status, 400, "{service}.{}", sample.endpoint);
+        let paths: Vec<&str> = envelope["error"]["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["path"].as_str())
+            .collect();
+        assert!(paths.contains(&sample.invalid.path.as_str()), "{service}.{}: {paths:?}", sample.endpoint);
+    }
+    assert_eq!(compared, 32, "16 endpoints, a valid and an invalid sample each");
+}
+
+#[tokio::test]
+async fn msgpack_unknown_endpoints_oversized_bodies_and_health() {
+    let app = http_api::app(vec![Dispatcher::new(ecommerce()).unwrap()]);
+
+    let order = ecommerce::payloads::Payloads::new(1, 1000).create_order(ecommerce::payloads::Size::Small);
+    let request = Request::post("/ecommerce/create_order")
+        .header("content-type", "application/msgpack")
+        .body(Body::from(rmp_serde::to_vec_named(&order).unwrap()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/msgpack");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let envelope: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+    assert_eq!(envelope["data"]["order_id"], order.order_id);
+
+    for (path, code) in [("/ecommerce/explode", "unknown_endpoint"), ("/billing/charge", "unknown_endpoint")]
+    {
+        let request =
+            Request::post(path).header("content-type", "application/json").body(Body::from("{}")).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(envelope["error"]["code"], code);
+    }
+
+    let big = Body::from(vec![b' '; http_api::MAX_BODY_BYTES + 1]);
+    let request = Request::post("/ecommerce/create_order")
+        .header("content-type", "application/json")
+        .body(big)
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(envelope["error"]["kind"], "payload_too_large");
+
+    let health = app.oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let body: serde_json::Value =
+        serde_json::from_slice(&health.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok", "services": ["ecommerce"]}));
+}

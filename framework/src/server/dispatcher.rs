@@ -1,0 +1,90 @@
+//! A service's endpoints without NATS: the same route, decode, validate, handle and encode path,
+//! for other transports (the HTTP stacks of the comparison) and for tests.
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+
+use super::{Endpoint, Incoming, Router, ServiceBuilder, refusal};
+use crate::codec::Codec;
+use crate::error::{RpcError, ServiceError};
+use crate::headers;
+
+/// Answers requests for one service's endpoints, given a subject, headers and a body.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize, validator::Validate)] struct Ping { #[validate(range(max = 9))] n: u8 }
+/// # natsrpc::request!(Ping => u8, service = "pinger", endpoint = "ping");
+/// # async fn ping(p: Ping) -> Result<u8, natsrpc::ServiceError> { Ok(p.n) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pinger = natsrpc::Dispatcher::new(natsrpc::Service::builder("pinger", "1.0.0").endpoint(ping))?;
+/// let reply = pinger.dispatch("pinger.ping", Some("application/json"), None, r#"{"n": 12}"#.into()).await;
+/// assert_eq!(reply.status, 400);
+/// assert_eq!(reply.error.unwrap().violations[0].path, "n");
+/// # Ok::<(), natsrpc::RpcError>(()) }).unwrap();
+/// ```
+pub struct Dispatcher {
+    router: Router,
+}
+
+/// A reply as a transport should send it.
+#[derive(Debug, Clone)]
+pub struct Dispatched {
+    /// 200, or the error's status.
+    pub status: u16,
+    /// The codec the body is in (the request's).
+    pub codec: Codec,
+    /// The envelope.
+    pub body: Bytes,
+    /// For error replies: the correlation id (the caller's, or one made up to find the log line).
+    pub correlation_id: Option<String>,
+    /// For error replies: the error the envelope carries.
+    pub error: Option<ServiceError>,
+    /// The headers the NATS reply carries (none on success).
+    pub headers: HeaderMap,
+}
+
+impl Dispatcher {
+    /// Builds the service's endpoints, with its state and limits, without starting anything.
+    pub fn new<S: Send + Sync + 'static>(service: ServiceBuilder<S>) -> Result<Self, RpcError> {
+        Ok(Self { router: service.router()? })
+    }
+
+    /// The service's name.
+    pub fn service(&self) -> &str {
+        &self.router.service.name
+    }
+
+    /// Answers one request for `subject` (`{service}.{endpoint}`).
+    pub async fn dispatch(
+        &self,
+        subject: &str,
+        content_type: Option<&str>,
+        correlation_id: Option<&str>,
+        body: Bytes,
+    ) -> Dispatched {
+        let mut request_headers = HeaderMap::new();
+        if let Some(value) = content_type {
+            request_headers.insert(headers::CONTENT_TYPE, value);
+        }
+        if let Some(value) = correlation_id {
+            request_headers.insert(headers::CORRELATION_ID, value);
+        }
+        let headers = (content_type.is_some() || correlation_id.is_some()).then_some(request_headers);
+        let incoming = Incoming { subject: subject.into(), headers, payload: body };
+        let outgoing = match self.router.route(subject).and_then(Endpoint::admit) {
+            Ok(admitted) => admitted.process(incoming).await,
+            Err(error) => refusal(&incoming, error),
+        };
+        let headers = outgoing.headers.unwrap_or_default();
+        let correlation_id = headers.get(headers::CORRELATION_ID).map(|v| v.as_str().to_string());
+        Dispatched {
+            status: outgoing.error.as_ref().map_or(200, |e| e.status),
+            codec: outgoing.codec,
+            body: outgoing.payload,
+            correlation_id,
+            error: outgoing.error,
+            headers,
+        }
+    }
+}
