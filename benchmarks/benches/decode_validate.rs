@@ -157,6 +157,34 @@ fn bench(c: &mut Criterion) {
     });
     halves.bench_function("validate_only/10", |b| b.iter(|| black_box(&order).validate().is_ok()));
     halves.finish();
+
+    // The real contract: ecommerce's CreateOrder, with its formats, card checks and cross-field rules.
+    let mut real = c.benchmark_group("decode_validate_create_order");
+    let mut payloads = ecommerce::payloads::Payloads::new(7, 1000);
+    for (name, size) in
+        [("small", ecommerce::payloads::Size::Small), ("medium", ecommerce::payloads::Size::Medium)]
+    {
+        let order = payloads.create_order(size);
+        for codec in [Codec::Json, Codec::MsgPack] {
+            let body = codec.encode(&order).unwrap_or_else(|e| panic!("bench input encodes: {e}"));
+            let label = format!("{}/{name}", if codec == Codec::Json { "json" } else { "msgpack" });
+            real.throughput(Throughput::Bytes(body.len() as u64));
+            real.bench_with_input(BenchmarkId::new(label, order.items.len()), &body, |b, body| {
+                b.iter(|| {
+                    let order: ecommerce::contracts::CreateOrder =
+                        codec.decode(black_box(body)).unwrap_or_else(|e| panic!("bench input decodes: {e}"));
+                    order.validate().is_ok()
+                })
+            });
+        }
+    }
+    let order = payloads.create_order(ecommerce::payloads::Size::Medium);
+    let json = Codec::Json.encode(&order).unwrap_or_else(|e| panic!("bench input encodes: {e}"));
+    real.bench_function("json_decode_only/medium", |b| {
+        b.iter(|| Codec::Json.decode::<ecommerce::contracts::CreateOrder>(black_box(&json)).is_ok())
+    });
+    real.bench_function("validate_only/medium", |b| b.iter(|| black_box(&order).validate().is_ok()));
+    real.finish();
 }
 
 criterion_group!(benches, bench);
