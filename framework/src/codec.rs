@@ -57,6 +57,12 @@ impl Codec {
         }
     }
 
+    /// The codec of a request from its NATS headers and body: see [`Codec::detect`].
+    pub fn of_request(headers: Option<&async_nats::HeaderMap>, body: &[u8]) -> Result<Codec, ServiceError> {
+        let content_type = headers.and_then(|h| h.get(crate::headers::CONTENT_TYPE)).map(|v| v.as_str());
+        Codec::detect(content_type, body)
+    }
+
     fn sniff(body: &[u8]) -> Codec {
         match body.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{' | b'[') | None => Codec::Json,

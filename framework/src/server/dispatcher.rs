@@ -4,7 +4,7 @@
 use async_nats::HeaderMap;
 use bytes::Bytes;
 
-use super::{Endpoint, Incoming, Router, ServiceBuilder, refusal};
+use super::{Begun, Incoming, Router, ServiceBuilder};
 use crate::codec::Codec;
 use crate::error::{RpcError, ServiceError};
 use crate::headers;
@@ -72,9 +72,9 @@ impl Dispatcher {
         }
         let headers = (content_type.is_some() || correlation_id.is_some()).then_some(request_headers);
         let incoming = Incoming { subject: subject.into(), headers, payload: body };
-        let outgoing = match self.router.route(subject).and_then(Endpoint::admit) {
-            Ok(admitted) => admitted.process(incoming).await,
-            Err(error) => refusal(&incoming, error),
+        let outgoing = match self.router.begin(incoming) {
+            Begun::Running(pipeline) => pipeline.await,
+            Begun::Refused(refused) => refused,
         };
         let headers = outgoing.headers.unwrap_or_default();
         let correlation_id = headers.get(headers::CORRELATION_ID).map(|v| v.as_str().to_string());

@@ -193,8 +193,7 @@ where
     let started = Instant::now();
     let limits = &admitted.limits;
     let Incoming { subject, headers, payload } = incoming;
-    let content_type = headers.as_ref().and_then(|h| h.get(headers::CONTENT_TYPE)).map(|v| v.as_str());
-    let detected = Codec::detect(content_type, &payload);
+    let detected = Codec::of_request(headers.as_ref(), &payload);
     let ctx = RequestContext::new(subject, headers);
     let span = tracing::info_span!(
         "request",

@@ -41,10 +41,9 @@ pub use handler::Handler;
 pub use shutdown::shutdown_signal;
 
 pub(crate) use endpoint::{Endpoint, Incoming, Outgoing};
-pub(crate) use router::{Router, ServiceIdentity};
+pub(crate) use router::{Begun, Router, ServiceIdentity};
 use stats::EndpointStats;
 
-use crate::codec::Codec;
 use crate::contract::{Request, is_valid_name};
 use crate::error::{RpcError, ServiceError};
 use crate::headers;
@@ -417,10 +416,10 @@ async fn serve(
         };
         let large = payload.len() > INLINE_MAX_PAYLOAD;
         let incoming = Incoming { subject, headers, payload };
-        let mut pipeline = match router.route(&incoming.subject).and_then(Endpoint::admit) {
-            Ok(admitted) => admitted.process(incoming),
-            Err(error) => {
-                publish(&client, reply, refusal(&incoming, error), max_reply).await;
+        let mut pipeline = match router.begin(incoming) {
+            Begun::Running(pipeline) => pipeline,
+            Begun::Refused(refused) => {
+                publish(&client, reply, refused, max_reply).await;
                 continue;
             }
         };
@@ -438,26 +437,20 @@ async fn serve(
     }
 }
 
-/// A reply for a request refused before any endpoint saw it (404, 503).
-pub(crate) fn refusal(incoming: &Incoming, error: ServiceError) -> Outgoing {
-    let content_type =
-        incoming.headers.as_ref().and_then(|h| h.get(headers::CONTENT_TYPE)).map(|v| v.as_str());
-    let codec = Codec::detect(content_type, &incoming.payload).unwrap_or_default();
-    let ctx = RequestContext::new(incoming.subject.clone(), incoming.headers.clone());
-    Outgoing::failure(codec, ctx.correlation_id(), error)
-}
-
 async fn publish(client: &Client, reply: Subject, outgoing: Outgoing, max_reply: usize) {
     let outgoing = if outgoing.payload.len() > max_reply {
-        // Never truncate: tell the caller what happened instead.
+        // Never truncate: tell the caller what happened instead, with an id that finds this log line.
+        let correlation_id = outgoing
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(headers::CORRELATION_ID))
+            .map_or_else(|| nuid::next().to_string(), |v| v.as_str().to_string());
+        let size = outgoing.payload.len();
+        tracing::error!(%correlation_id, size, max_reply, "reply too large for the NATS server");
         let error = ServiceError::internal(format!(
-            "reply of {} bytes exceeds the NATS server's max_payload of {max_reply} bytes",
-            outgoing.payload.len()
+            "reply of {size} bytes exceeds the NATS server's max_payload of {max_reply} bytes"
         ));
-        let header = |name: &str| outgoing.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str());
-        let codec = header(headers::CONTENT_TYPE).and_then(Codec::from_content_type).unwrap_or_default();
-        let correlation_id = header(headers::CORRELATION_ID).unwrap_or_default().to_string();
-        Outgoing::failure(codec, &correlation_id, error)
+        Outgoing::failure(outgoing.codec, &correlation_id, error)
     } else {
         outgoing
     };

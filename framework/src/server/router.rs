@@ -2,7 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::endpoint::Endpoint;
+use futures::future::BoxFuture;
+
+use super::context::RequestContext;
+use super::endpoint::{Endpoint, Incoming, Outgoing};
+use crate::codec::Codec;
 use crate::error::ServiceError;
 
 /// Who this service instance is, as the Services API reports it.
@@ -16,6 +20,14 @@ pub(crate) struct ServiceIdentity {
     pub(crate) queue_group: String,
     /// RFC 3339, UTC.
     pub(crate) started: String,
+}
+
+/// How a request starts.
+pub(crate) enum Begun {
+    /// Admitted: its pipeline, not yet polled.
+    Running(BoxFuture<'static, Outgoing>),
+    /// Refused before any endpoint saw it (404, 503): the reply.
+    Refused(Outgoing),
 }
 
 /// A service's endpoints, in registration order (which `INFO` and `STATS` list them in).
@@ -38,7 +50,22 @@ impl Router {
             .ok_or_else(|| ServiceError::unknown_endpoint(subject))
     }
 
+    /// Routes and admits a request. Every transport starts a request here.
+    pub(crate) fn begin(&self, incoming: Incoming) -> Begun {
+        match self.route(&incoming.subject).and_then(Endpoint::admit) {
+            Ok(admitted) => Begun::Running(admitted.process(incoming)),
+            Err(error) => Begun::Refused(refusal(&incoming, error)),
+        }
+    }
+
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         self.endpoints.iter()
     }
+}
+
+/// A reply for a request refused before any endpoint saw it, in the request's codec.
+fn refusal(incoming: &Incoming, error: ServiceError) -> Outgoing {
+    let codec = Codec::of_request(incoming.headers.as_ref(), &incoming.payload).unwrap_or_default();
+    let ctx = RequestContext::new(incoming.subject.clone(), incoming.headers.clone());
+    Outgoing::failure(codec, ctx.correlation_id(), error)
 }

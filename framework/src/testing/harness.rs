@@ -82,17 +82,16 @@ impl Harness {
         RawReply { headers: reply.headers, payload: reply.body, error: reply.error }
     }
 
-    /// Sends each sample to its endpoint of `service` (after `prepare`, such as refreshing
+    /// Sends each sample to its endpoint (after `prepare`, such as refreshing
     /// timestamps): the valid one must pass validation, the invalid one must come back with its
     /// named violation. Answers what did not hold.
     pub async fn check_samples(
         &self,
-        service: &str,
         samples: &[Sample],
         prepare: impl Fn(&mut serde_json::Value),
     ) -> Result<(), String> {
         for sample in samples {
-            let subject = format!("{service}.{}", sample.endpoint);
+            let subject = format!("{}.{}", self.dispatcher.service(), sample.endpoint);
             let (mut valid, mut invalid) = (sample.valid.clone(), sample.invalid.request.clone());
             prepare(&mut valid);
             prepare(&mut invalid);

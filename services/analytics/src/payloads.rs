@@ -150,31 +150,27 @@ impl Payloads {
         let bad_series = QueryTimeseries { event_type: "PageView".into(), window: self.window(10) };
         let bad_top = TopN { n: 0, ..self.top_n() };
         vec![
-            Sample {
-                endpoint: "ingest_event",
-                valid: json(&self.ingest_event()),
-                invalid: Invalid::new(json(&bad_event), "event.user_id", "user_id_format"),
-            },
-            Sample {
-                endpoint: "ingest_batch",
-                valid: json(&self.ingest_batch(Size::Small)),
-                invalid: Invalid::new(json(&small_batch), "events", "length"),
-            },
-            Sample {
-                endpoint: "query_aggregates",
-                valid: json(&self.query_aggregates()),
-                invalid: Invalid::new(json(&bad_aggregates), "window.to_ms", "window_order"),
-            },
-            Sample {
-                endpoint: "query_timeseries",
-                valid: json(&self.query_timeseries()),
-                invalid: Invalid::new(json(&bad_series), "event_type", "event_type_format"),
-            },
-            Sample {
-                endpoint: "top_n",
-                valid: json(&self.top_n()),
-                invalid: Invalid::new(json(&bad_top), "n", "range"),
-            },
+            Sample::new(
+                "ingest_event",
+                &self.ingest_event(),
+                Invalid::new(bad_event, "event.user_id", "user_id_format"),
+            ),
+            Sample::new(
+                "ingest_batch",
+                &self.ingest_batch(Size::Small),
+                Invalid::new(small_batch, "events", "length"),
+            ),
+            Sample::new(
+                "query_aggregates",
+                &self.query_aggregates(),
+                Invalid::new(bad_aggregates, "window.to_ms", "window_order"),
+            ),
+            Sample::new(
+                "query_timeseries",
+                &self.query_timeseries(),
+                Invalid::new(bad_series, "event_type", "event_type_format"),
+            ),
+            Sample::new("top_n", &self.top_n(), Invalid::new(bad_top, "n", "range")),
         ]
     }
 }
@@ -195,8 +191,4 @@ pub fn refresh_timestamps(value: &mut serde_json::Value, now_ms: u64) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(|item| refresh_timestamps(item, now_ms)),
         _ => {}
     }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
 }

@@ -25,7 +25,7 @@ async fn samples_are_current_and_mean_what_they_say() {
     golden_samples(&data_dir().join("test-payloads/analytics"), &samples).unwrap();
     let app = Arc::new(Analytics::new(MemoryStore::new(RETENTION_MS, 1), Arc::new(faults::Faults::none())));
     let api = Harness::new(analytics::service(app)).unwrap();
-    api.check_samples("analytics", &samples, |request| refresh_timestamps(request, now_ms())).await.unwrap();
+    api.check_samples(&samples, |request| refresh_timestamps(request, now_ms())).await.unwrap();
 }
 
 #[test]

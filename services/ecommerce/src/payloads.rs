@@ -25,10 +25,6 @@ pub enum Size {
     Large,
 }
 
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
-}
-
 /// Generates requests from a seed: the same seed gives the same requests.
 #[derive(Debug)]
 pub struct Payloads {
@@ -247,41 +243,35 @@ impl Payloads {
     /// A valid and an invalid request for every endpoint.
     pub fn samples(&mut self) -> Vec<Sample> {
         let order = self.create_order(Size::Medium);
-        let invalid_order =
-            self.invalid_create_orders().into_iter().find(|case| case.code == "amount_mismatch");
+        let mut wrong_amount = order.clone();
+        wrong_amount.payment.amount.amount_cents += 1;
         let mut bad_reservation = self.reserve_inventory();
         bad_reservation.lines[0].quantity = 0;
         let bad_restock = Restock { quantity: 0, ..self.restock() };
         let bad_id = GetOrder { order_id: "order-42".into() };
         let bad_cancel = CancelOrder { order_id: order.order_id.clone(), reason: Some("x".repeat(201)) };
         vec![
-            Sample {
-                endpoint: "create_order",
-                valid: json(&order),
-                invalid: invalid_order
-                    .map(|case| case.to_json())
-                    .unwrap_or_else(|| Invalid::new(json(&order), "", "")),
-            },
-            Sample {
-                endpoint: "get_order",
-                valid: json(&self.get_order(&order.order_id)),
-                invalid: Invalid::new(json(&bad_id), "order_id", "order_id_format"),
-            },
-            Sample {
-                endpoint: "cancel_order",
-                valid: json(&self.cancel_order(&order.order_id)),
-                invalid: Invalid::new(json(&bad_cancel), "reason", "length"),
-            },
-            Sample {
-                endpoint: "reserve_inventory",
-                valid: json(&self.reserve_inventory()),
-                invalid: Invalid::new(json(&bad_reservation), "lines[0].quantity", "range"),
-            },
-            Sample {
-                endpoint: "restock",
-                valid: json(&self.restock()),
-                invalid: Invalid::new(json(&bad_restock), "quantity", "range"),
-            },
+            Sample::new(
+                "create_order",
+                &order,
+                Invalid::new(wrong_amount, "payment.amount.amount_cents", "amount_mismatch"),
+            ),
+            Sample::new(
+                "get_order",
+                &self.get_order(&order.order_id),
+                Invalid::new(bad_id, "order_id", "order_id_format"),
+            ),
+            Sample::new(
+                "cancel_order",
+                &self.cancel_order(&order.order_id),
+                Invalid::new(bad_cancel, "reason", "length"),
+            ),
+            Sample::new(
+                "reserve_inventory",
+                &self.reserve_inventory(),
+                Invalid::new(bad_reservation, "lines[0].quantity", "range"),
+            ),
+            Sample::new("restock", &self.restock(), Invalid::new(bad_restock, "quantity", "range")),
         ]
     }
 

@@ -25,7 +25,7 @@ async fn samples_are_current_and_mean_what_they_say() {
     golden_samples(&data_dir().join("test-payloads/ecommerce"), &samples).unwrap();
     let shop = Arc::new(Shop::new(MemoryStore::with_catalog(1000, 1000), Arc::new(faults::Faults::none())));
     let api = Harness::new(ecommerce::service(shop)).unwrap();
-    api.check_samples("ecommerce", &samples, |_| {}).await.unwrap();
+    api.check_samples(&samples, |_| {}).await.unwrap();
 }
 
 #[test]

@@ -127,40 +127,24 @@ impl Payloads {
         let bad_batch = ProcessBatch { records: Vec::new(), ..batch.clone() };
         let bad_id = || serde_json::json!({"upload_id": "upload-1"});
         vec![
-            Sample {
-                endpoint: "begin_upload",
-                valid: json(&begin),
-                invalid: Invalid::new(json(&bad_begin), "sha256", "sha256_format"),
-            },
-            Sample {
-                endpoint: "upload_chunk",
-                valid: json(&chunk),
-                invalid: Invalid::new(json(&bad_chunk), "data", "empty_chunk"),
-            },
-            Sample {
-                endpoint: "complete_upload",
-                valid: json(&CompleteUpload { upload_id: upload_id.into() }),
-                invalid: Invalid::new(bad_id(), "upload_id", "upload_id_format"),
-            },
-            Sample {
-                endpoint: "upload_status",
-                valid: json(&UploadStatus { upload_id: upload_id.into() }),
-                invalid: Invalid::new(bad_id(), "upload_id", "upload_id_format"),
-            },
-            Sample {
-                endpoint: "process_batch",
-                valid: json(&batch),
-                invalid: Invalid::new(json(&bad_batch), "records", "length"),
-            },
-            Sample {
-                endpoint: "job_status",
-                valid: json(&JobStatus { job_id: batch.job_id.clone() }),
-                invalid: Invalid::new(serde_json::json!({"job_id": ""}), "job_id", "length"),
-            },
+            Sample::new("begin_upload", &begin, Invalid::new(bad_begin, "sha256", "sha256_format")),
+            Sample::new("upload_chunk", &chunk, Invalid::new(bad_chunk, "data", "empty_chunk")),
+            Sample::new(
+                "complete_upload",
+                &CompleteUpload { upload_id: upload_id.into() },
+                Invalid::new(bad_id(), "upload_id", "upload_id_format"),
+            ),
+            Sample::new(
+                "upload_status",
+                &UploadStatus { upload_id: upload_id.into() },
+                Invalid::new(bad_id(), "upload_id", "upload_id_format"),
+            ),
+            Sample::new("process_batch", &batch, Invalid::new(bad_batch, "records", "length")),
+            Sample::new(
+                "job_status",
+                &JobStatus { job_id: batch.job_id.clone() },
+                Invalid::new(serde_json::json!({"job_id": ""}), "job_id", "length"),
+            ),
         ]
     }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
 }

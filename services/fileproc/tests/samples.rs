@@ -22,7 +22,7 @@ async fn samples_are_current_and_mean_what_they_say() {
     golden_samples(&data_dir().join("test-payloads/fileproc"), &samples).unwrap();
     let app = Arc::new(FileProcessor::new(MemoryStore::default(), Arc::new(faults::Faults::none())));
     let api = Harness::new(fileproc::service(app)).unwrap();
-    api.check_samples("fileproc", &samples, |_| {}).await.unwrap();
+    api.check_samples(&samples, |_| {}).await.unwrap();
 }
 
 #[test]
