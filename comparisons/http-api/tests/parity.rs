@@ -9,8 +9,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use natsrpc::testing::{NatsServer, Sample};
+use natsrpc::testing::NatsServer;
 use natsrpc::{Dispatcher, ServiceBuilder};
+use stack::testing::parity;
 use tower::ServiceExt;
 
 fn no_faults() -> Arc<faults::Faults> {
@@ -32,67 +33,6 @@ fn fileproc() -> ServiceBuilder<impl Send + Sync + 'static> {
     fileproc::service(Arc::new(fileproc::domain::FileProcessor::new(store, no_faults())))
 }
 
-/// Every sample, with analytics timestamps set to now.
-fn samples() -> Vec<(&'static str, Sample)> {
-    let mut all: Vec<(&'static str, Sample)> = Vec::new();
-    all.extend(
-        ecommerce::payloads::Payloads::new(2026, 1000).samples().into_iter().map(|s| ("ecommerce", s)),
-    );
-    let now = analytics::contracts::now_ms();
-    for mut sample in analytics::payloads::Payloads::new(2026, now).samples() {
-        analytics::payloads::refresh_timestamps(&mut sample.valid, now);
-        analytics::payloads::refresh_timestamps(&mut sample.invalid.request, now);
-        all.push(("analytics", sample));
-    }
-    all.extend(fileproc::payloads::Payloads::new(2026).samples().into_iter().map(|s| ("fileproc", s)));
-    all
-}
-
-/// Fields that are new on every call by design (a fresh upload's id).
-fn masked(mut envelope: serde_json::Value) -> serde_json::Value {
-    if let Some(id) = envelope.pointer_mut("/data/upload_id") {
-        *id = "<new id>".into();
-    }
-    envelope
-}
-
-async fn over_http(
-    app: &axum::Router,
-    service: &str,
-    endpoint: &str,
-    body: &serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let request = Request::post(format!("/{service}/{endpoint}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, masked(serde_json::from_slice(&bytes).unwrap()))
-}
-
-async fn over_nats(
-    nats: &natsrpc::async_nats::Client,
-    service: &str,
-    endpoint: &str,
-    body: &serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let mut headers = natsrpc::async_nats::HeaderMap::new();
-    headers.insert("Content-Type", "application/json");
-    let reply = nats
-        .request_with_headers(format!("{service}.{endpoint}"), headers, body.to_string().into())
-        .await
-        .unwrap();
-    let status = reply
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(natsrpc::headers::SERVICE_ERROR_CODE))
-        .and_then(|v| v.as_str().parse().ok())
-        .unwrap_or(200);
-    (status, masked(serde_json::from_slice(&reply.payload).unwrap()))
-}
-
 #[tokio::test]
 async fn every_sample_gets_the_same_answer_over_http_and_over_nats() {
     let server = NatsServer::start().unwrap();
@@ -107,26 +47,17 @@ async fn every_sample_gets_the_same_answer_over_http_and_over_nats() {
         Dispatcher::new(analytics()).unwrap(),
         Dispatcher::new(fileproc()).unwrap(),
     ]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
 
-    let mut compared = 0;
-    for (service, sample) in samples() {
-        for body in [&sample.valid, &sample.invalid.request] {
-            let http = over_http(&app, service, sample.endpoint, body).await;
-            let nats = over_nats(&nats, service, sample.endpoint, body).await;
-            assert_eq!(http, nats, "{service}.{}", sample.endpoint);
-            compared += 1;
-        }
-        // The invalid sample fails as announced, with a 400.
-        let (status, envelope) = over_http(&app, service, sample.endpoint, &sample.invalid.request).await;
-        assert_eq!(status, 400, "{service}.{}", sample.endpoint);
-        let paths: Vec<&str> = envelope["error"]["violations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|v| v["path"].as_str())
-            .collect();
-        assert!(paths.contains(&sample.invalid.path.as_str()), "{service}.{}: {paths:?}", sample.endpoint);
-    }
+    let compared = parity::compare(
+        async |service, endpoint, body| parity::over_nats(&nats, service, endpoint, body).await,
+        async |service, endpoint, body| parity::over_http(&http, &base, service, endpoint, body).await,
+    )
+    .await
+    .unwrap();
     assert_eq!(compared, 32, "16 endpoints, a valid and an invalid sample each");
 }
 

@@ -1,7 +1,7 @@
-//! A service binary run as its own process, as in production: for tests of `main`, signals and
-//! drain.
+//! A service binary run as its own process, as in production: for tests of `main`, signals,
+//! drain and crashes.
 
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 /// A running service binary, killed when dropped if still running.
@@ -13,12 +13,38 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `binary` with `NATS_URL=nats_url`, `RUST_LOG=warn` and the extra environment `env`.
     pub fn spawn(binary: &str, nats_url: &str, env: &[(&str, &str)]) -> std::io::Result<Self> {
+        let mut all = vec![("NATS_URL", nats_url)];
+        all.extend_from_slice(env);
+        Self::spawn_with(binary, &[], &all)
+    }
+
+    /// Starts `binary` with `args`, `RUST_LOG=warn` and the environment `env`, its standard
+    /// output discarded.
+    pub fn spawn_with(binary: &str, args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Self> {
         let mut command = Command::new(binary);
-        command.env("NATS_URL", nats_url).env("RUST_LOG", "warn");
+        command.args(args).env("RUST_LOG", "warn").stdout(Stdio::null());
         for (name, value) in env {
             command.env(name, value);
         }
         Ok(Self { child: Some(command.spawn()?) })
+    }
+
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether it has exited, and how.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
+    }
+
+    /// Kills it at once (SIGKILL, as a crash would) and waits for it to go.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Waits (up to 10 s) until the service answers `$SRV.INFO.{service}`, and returns that answer.
@@ -49,10 +75,7 @@ impl ServiceProcess {
 
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }
 

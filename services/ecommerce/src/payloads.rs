@@ -304,3 +304,14 @@ impl Payloads {
         }
     }
 }
+
+/// Cart `i` of a contention run: every cart wants one unit of the catalog's first item, and every
+/// third cart two units of the second as well, so that carts compete for stock and a reservation
+/// that is all-or-nothing can be told from one that is not.
+pub fn contended_cart(i: usize) -> ReserveInventory {
+    let mut lines = vec![StockLine { sku: catalog_sku(0), quantity: 1 }];
+    if i % 3 == 0 {
+        lines.push(StockLine { sku: catalog_sku(1), quantity: 2 });
+    }
+    ReserveInventory { reservation_id: format!("cart_{i}"), lines }
+}

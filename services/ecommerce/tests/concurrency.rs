@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use ecommerce::contracts::{ReserveInventory, StockLine};
 use ecommerce::domain::{MemoryStore, PaymentRetry, Shop};
 use ecommerce::payloads::{Payloads, Size};
 use faults::{FaultSettings, Faults};
@@ -16,14 +15,7 @@ async fn concurrent_reservations_never_oversell() {
     let tasks: Vec<_> = (0..400)
         .map(|i| {
             let shop = Arc::clone(&shop);
-            tokio::spawn(async move {
-                // Every reservation wants the contended item, some a second one as well.
-                let mut lines = vec![StockLine { sku: "SKU-00000".into(), quantity: 1 }];
-                if i % 3 == 0 {
-                    lines.push(StockLine { sku: "SKU-00001".into(), quantity: 2 });
-                }
-                shop.reserve_inventory(ReserveInventory { reservation_id: format!("cart_{i}"), lines }).await
-            })
+            tokio::spawn(async move { shop.reserve_inventory(ecommerce::payloads::contended_cart(i)).await })
         })
         .collect();
     let mut granted = 0;

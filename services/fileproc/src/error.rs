@@ -56,6 +56,9 @@ pub enum FileError {
     /// An injected internal failure (500).
     #[error("injected internal error")]
     InjectedFault,
+    /// The state store failed (500).
+    #[error("store: {0}")]
+    Store(String),
 }
 
 impl From<FileError> for ServiceError {
@@ -78,6 +81,11 @@ impl From<FileError> for ServiceError {
             }
             FileError::JobNotFound(_) => ServiceError::not_found("job_not_found", message),
             FileError::InjectedFault => ServiceError::internal("internal error"),
+            FileError::Store(detail) => {
+                // The detail stays in the log; callers learn only that the service failed.
+                tracing::error!(%detail, "store failure");
+                ServiceError::internal("internal error")
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use faults::Faults;
 use validator::Validate;
 
-pub use store::{EventStore, MemoryStore, SAMPLE_SIZE};
+pub use store::{EventStore, MINUTE_MS, MemoryStore, SAMPLE_SIZE, aggregate, minutes_of, rank};
 
 use crate::contracts::{
     Aggregates, BatchIngested, EventIngested, IngestBatch, IngestEvent, QueryAggregates, QueryTimeseries,

@@ -13,7 +13,8 @@ use crate::error::AnalyticsError;
 
 /// Values kept per event type and minute for percentiles (a uniform reservoir sample).
 pub const SAMPLE_SIZE: usize = 1024;
-const MINUTE_MS: u64 = 60_000;
+/// Aggregates are kept per minute.
+pub const MINUTE_MS: u64 = 60_000;
 
 /// Events in, aggregates out. Windows resolve to the whole minutes they touch.
 pub trait EventStore: Send + Sync + 'static {
@@ -108,8 +109,32 @@ impl MemoryStore {
     }
 }
 
-fn minutes_of(window: &Window) -> std::ops::RangeInclusive<u64> {
+/// The minute numbers (milliseconds / [`MINUTE_MS`]) a window touches.
+pub fn minutes_of(window: &Window) -> std::ops::RangeInclusive<u64> {
     (window.from_ms / MINUTE_MS)..=((window.to_ms - 1) / MINUTE_MS)
+}
+
+/// One event type's figures over a window, from its count, sum and sampled values (any order):
+/// what every store answers, so that they agree to the last digit.
+pub fn aggregate(event_type: &str, count: u64, sum: f64, mut values: Vec<f64>) -> TypeAggregate {
+    values.sort_by(f64::total_cmp);
+    TypeAggregate {
+        event_type: event_type.to_string(),
+        count,
+        sum,
+        p50: percentile(&values, 0.50),
+        p90: percentile(&values, 0.90),
+        p99: percentile(&values, 0.99),
+    }
+}
+
+/// The `n` largest counts, most frequent first, ties by key.
+pub fn rank(counts: impl IntoIterator<Item = (String, u64)>, n: u32) -> Vec<RankEntry> {
+    let mut ranked: Vec<RankEntry> =
+        counts.into_iter().map(|(key, count)| RankEntry { key, count }).collect();
+    ranked.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+    ranked.truncate(n as usize);
+    ranked
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -172,17 +197,7 @@ impl EventStore for MemoryStore {
         }
         Ok(merged
             .into_iter()
-            .map(|(kind, (count, sum, mut values))| {
-                values.sort_by(f64::total_cmp);
-                TypeAggregate {
-                    event_type: kind.to_string(),
-                    count,
-                    sum,
-                    p50: percentile(&values, 0.50),
-                    p90: percentile(&values, 0.90),
-                    p99: percentile(&values, 0.99),
-                }
-            })
+            .map(|(kind, (count, sum, values))| aggregate(kind, count, sum, values))
             .collect())
     }
 
@@ -217,11 +232,7 @@ impl EventStore for MemoryStore {
                 }
             }
         }
-        let mut ranked: Vec<RankEntry> =
-            counts.into_iter().map(|(key, count)| RankEntry { key: key.to_string(), count }).collect();
-        ranked.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-        ranked.truncate(n as usize);
-        Ok(ranked)
+        Ok(rank(counts.into_iter().map(|(key, count)| (key.to_string(), count)), n))
     }
 }
 

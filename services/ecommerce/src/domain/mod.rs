@@ -192,7 +192,9 @@ impl<S: ShopStore> Shop<S> {
             .map(|line| StockLine { sku: line.sku.clone(), quantity: line.quantity })
             .collect();
         self.store.release(&lines).await?;
-        let refunded = self.gateway.refund(&id).unwrap_or(0);
+        // The simulated gateway lives in each process; where another instance took the payment (any
+        // stack with shared state and several instances), the receipt says what was charged.
+        let refunded = self.gateway.refund(&id).unwrap_or(placed.charged.amount_cents);
         Ok(OrderCancelled {
             order_id: id,
             refunded: Money { amount_cents: refunded, currency: placed.charged.currency },

@@ -1,7 +1,7 @@
 //! The shop's state behind a small trait: stock, and orders with their idempotency. The in-memory
 //! store is here; the Redis store lives with the HTTP+Redis stack.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -105,8 +105,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ShopStore for MemoryStore {
     async fn reserve(&self, lines: &[StockLine]) -> Result<Vec<StockLevel>, ShopError> {
         let mut stock = lock(&self.stock);
-        // Check every line (summing repeated skus) before taking anything.
-        let mut wanted: HashMap<&str, u64> = HashMap::new();
+        // Check every line (summing repeated skus) before taking anything, in sku order so that
+        // every store names the same item when several are short.
+        let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();
         for line in lines {
             *wanted.entry(line.sku.as_str()).or_default() += u64::from(line.quantity);
         }
@@ -123,7 +124,6 @@ impl ShopStore for MemoryStore {
                 remaining.push(StockLevel { sku: sku.to_string(), available: *available });
             }
         }
-        remaining.sort_by(|a, b| a.sku.cmp(&b.sku));
         Ok(remaining)
     }
 

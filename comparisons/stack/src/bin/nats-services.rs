@@ -1,0 +1,24 @@
+//! `nats-services`: the three services on NATS in one process, over the store `STORE` names
+//! (`memory` or `redis`; default `redis`, the control that tells transport cost from state-store
+//! cost). Environment as in [`stack::Hosting::from_env`], plus `NATS_URL`.
+
+use std::time::Duration;
+
+use stack::{Hosting, StoreKind};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    natsrpc::init_tracing();
+    let hosting = Hosting::from_env(StoreKind::Redis)?;
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
+    let nats = natsrpc::connect(&url).await?;
+    let services = hosting.start_on(&nats).await?;
+    natsrpc::server::shutdown_signal().await;
+    for service in services {
+        service.stop(Duration::from_secs(10)).await?;
+    }
+    Ok(())
+}

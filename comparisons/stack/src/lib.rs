@@ -1,0 +1,242 @@
+//! # stack
+//!
+//! What every stack of the comparison hosts: the three services (ecommerce, analytics, fileproc)
+//! with their shared contracts and domain, over one of two state stores:
+//!
+//! - [`StoreKind::Memory`]: each process keeps its own state, as the NATS services do by default;
+//! - [`StoreKind::Redis`]: state in Redis ([`redis`] module), so that any number of stateless
+//!   instances can serve: the HTTP+Redis architecture, and the control that runs the NATS
+//!   services over the same store to tell transport cost from state-store cost.
+//!
+//! [`Hosting`] reads the choice and the services' settings from the environment and builds the
+//! services either as [`natsrpc::Dispatcher`]s (for the HTTP gateway and the RabbitMQ workers)
+//! or as NATS services ([`Hosting::start_on`]). The `nats-services` binary here is that last one.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let hosting = stack::Hosting { store: stack::StoreKind::Memory, ..stack::Hosting::default() };
+//! let services = hosting.dispatchers().await?;
+//! let names: Vec<&str> = services.iter().map(|s| s.service()).collect();
+//! assert_eq!(names, ["ecommerce", "analytics", "fileproc"]);
+//! # Ok::<(), stack::StackError>(()) }).unwrap();
+//! ```
+
+pub mod redis;
+pub mod testing;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use analytics::domain::{Analytics, EventStore};
+use ecommerce::domain::{Shop, ShopStore};
+use faults::{FaultSettings, Faults};
+use fileproc::domain::{FileProcessor, FileStore};
+use natsrpc::{Dispatcher, Service};
+
+use crate::redis::{RedisEventStore, RedisFileStore, RedisPool, RedisShopStore};
+
+/// What can go wrong while setting a stack up.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A setting has a value that cannot be used.
+    #[error("{name}={value:?}: {reason}")]
+    Config {
+        /// The environment variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// Redis could not be reached or refused a command.
+    #[error("redis: {0}")]
+    Redis(String),
+    /// The fault settings are wrong.
+    #[error(transparent)]
+    Faults(#[from] faults::FaultError),
+    /// A service could not be built or started.
+    #[error(transparent)]
+    Rpc(#[from] natsrpc::RpcError),
+}
+
+impl StackError {
+    /// A Redis failure, with its message.
+    pub fn redis(error: impl std::fmt::Display) -> Self {
+        Self::Redis(error.to_string())
+    }
+}
+
+/// Where the services keep their state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In this process.
+    Memory,
+    /// In Redis, shared by every instance.
+    Redis,
+}
+
+impl FromStr for StoreKind {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<Self, ()> {
+        match value {
+            "memory" => Ok(Self::Memory),
+            "redis" => Ok(Self::Redis),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The services' settings.
+#[derive(Debug, Clone)]
+pub struct Hosting {
+    /// `STORE`: `memory` or `redis`.
+    pub store: StoreKind,
+    /// `REDIS_URL` (default `redis://127.0.0.1:6379`).
+    pub redis_url: String,
+    /// `REDIS_PREFIX`: the start of every key (default `natsrpc`); one per stack and run.
+    pub redis_prefix: String,
+    /// `REDIS_CONNECTIONS`: multiplexed connections per process (default 4).
+    pub redis_connections: usize,
+    /// `ECOMMERCE_SKUS`: catalog size (default 1000).
+    pub skus: u32,
+    /// `ECOMMERCE_STOCK`: units of each item at start (default 1,000,000).
+    pub units: u64,
+    /// `ANALYTICS_RETENTION_MINUTES` (default 60).
+    pub retention_minutes: u64,
+    /// `FAULTS_FILE` and `FAULT_*` (see the `faults` crate).
+    pub faults: FaultSettings,
+}
+
+impl Default for Hosting {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "natsrpc".into(),
+            redis_connections: 4,
+            skus: 1000,
+            units: 1_000_000,
+            retention_minutes: 60,
+            faults: FaultSettings::default(),
+        }
+    }
+}
+
+impl Hosting {
+    /// The settings from the environment, with `store` unless `STORE` says otherwise.
+    pub fn from_env(store: StoreKind) -> Result<Self, StackError> {
+        let defaults = Self::default();
+        Ok(Self {
+            store: env_or("STORE", store, "memory or redis")?,
+            redis_url: std::env::var("REDIS_URL").unwrap_or(defaults.redis_url),
+            redis_prefix: std::env::var("REDIS_PREFIX").unwrap_or(defaults.redis_prefix),
+            redis_connections: env_or("REDIS_CONNECTIONS", defaults.redis_connections, "a whole number")?,
+            skus: env_or("ECOMMERCE_SKUS", defaults.skus, "a whole number")?,
+            units: env_or("ECOMMERCE_STOCK", defaults.units, "a whole number")?,
+            retention_minutes: env_or(
+                "ANALYTICS_RETENTION_MINUTES",
+                defaults.retention_minutes,
+                "a whole number",
+            )?,
+            faults: FaultSettings::from_env()?,
+        })
+    }
+
+    /// Connects to Redis (when the store is Redis) and builds the three services as dispatchers.
+    pub async fn dispatchers(&self) -> Result<Vec<Dispatcher>, StackError> {
+        match self.store {
+            StoreKind::Memory => self.memory_stores().dispatchers(self),
+            StoreKind::Redis => self.redis_stores().await?.dispatchers(self),
+        }
+    }
+
+    /// Connects to Redis (when the store is Redis) and starts the three services on `nats`.
+    pub async fn start_on(&self, nats: &natsrpc::async_nats::Client) -> Result<Vec<Service>, StackError> {
+        match self.store {
+            StoreKind::Memory => self.memory_stores().start_on(self, nats).await,
+            StoreKind::Redis => self.redis_stores().await?.start_on(self, nats).await,
+        }
+    }
+
+    /// The Redis connections this stack uses.
+    pub async fn redis_pool(&self) -> Result<RedisPool, StackError> {
+        RedisPool::connect(&self.redis_url, self.redis_connections, &self.redis_prefix).await
+    }
+
+    fn memory_stores(
+        &self,
+    ) -> Stores<ecommerce::domain::MemoryStore, analytics::domain::MemoryStore, fileproc::domain::MemoryStore>
+    {
+        Stores {
+            shop: ecommerce::domain::MemoryStore::with_catalog(self.skus, self.units),
+            events: analytics::domain::MemoryStore::new(self.retention_ms(), self.faults.seed),
+            files: fileproc::domain::MemoryStore::default(),
+        }
+    }
+
+    async fn redis_stores(
+        &self,
+    ) -> Result<Stores<RedisShopStore, RedisEventStore, RedisFileStore>, StackError> {
+        let pool = self.redis_pool().await?;
+        let shop = RedisShopStore::new(pool.clone());
+        shop.seed_catalog(self.skus, self.units).await.map_err(StackError::redis)?;
+        tracing::info!(url = %self.redis_url, prefix = %self.redis_prefix, "state in redis");
+        Ok(Stores {
+            shop,
+            events: RedisEventStore::new(pool.clone(), self.retention_ms()),
+            files: RedisFileStore::new(pool),
+        })
+    }
+
+    fn retention_ms(&self) -> u64 {
+        self.retention_minutes.saturating_mul(60_000)
+    }
+}
+
+/// One store of each service, of whatever kind.
+struct Stores<A, B, C> {
+    shop: A,
+    events: B,
+    files: C,
+}
+
+type Builders<A, B, C> = (
+    natsrpc::ServiceBuilder<Arc<Shop<A>>>,
+    natsrpc::ServiceBuilder<Arc<Analytics<B>>>,
+    natsrpc::ServiceBuilder<Arc<FileProcessor<C>>>,
+);
+
+impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
+    fn builders(self, hosting: &Hosting) -> Builders<A, B, C> {
+        // One fault source for the three, as in one process of the NATS stack each has its own
+        // from the same settings.
+        let faults = || Arc::new(Faults::new(hosting.faults.clone()));
+        (
+            ecommerce::service(Arc::new(Shop::new(self.shop, faults()))),
+            analytics::service(Arc::new(Analytics::new(self.events, faults()))),
+            fileproc::service(Arc::new(FileProcessor::new(self.files, faults()))),
+        )
+    }
+
+    fn dispatchers(self, hosting: &Hosting) -> Result<Vec<Dispatcher>, StackError> {
+        let (shop, events, files) = self.builders(hosting);
+        Ok(vec![Dispatcher::new(shop)?, Dispatcher::new(events)?, Dispatcher::new(files)?])
+    }
+
+    async fn start_on(
+        self,
+        hosting: &Hosting,
+        nats: &natsrpc::async_nats::Client,
+    ) -> Result<Vec<Service>, StackError> {
+        let (shop, events, files) = self.builders(hosting);
+        Ok(vec![shop.start(nats).await?, events.start(nats).await?, files.start(nats).await?])
+    }
+}
+
+fn env_or<T: FromStr>(name: &'static str, default: T, reason: &'static str) -> Result<T, StackError> {
+    match std::env::var(name) {
+        Ok(value) => value.parse().map_err(|_| StackError::Config { name, value, reason }),
+        Err(_) => Ok(default),
+    }
+}

@@ -1,0 +1,121 @@
+//! The services' state in Redis, so that any number of stateless instances can serve: the stores
+//! of the HTTP+Redis stack (and of the NATS-with-Redis control, and of the RabbitMQ workers).
+//!
+//! Every key starts with the store's prefix, so that runs and tests share one Redis without
+//! seeing each other's data. Whatever must not race (stock, order claims, chunk appends) is one
+//! Lua script, which Redis runs atomically.
+
+mod events;
+mod files;
+mod shop;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use redis::aio::ConnectionManager;
+
+pub use events::RedisEventStore;
+pub use files::RedisFileStore;
+pub use shop::RedisShopStore;
+
+use crate::StackError;
+
+/// A few multiplexed connections, used in turn. One multiplexed connection already pipelines every
+/// caller's commands; a handful more let the reads and writes of a busy process go on in parallel
+/// on more than one core. Each reconnects by itself after Redis restarts.
+#[derive(Clone)]
+pub struct RedisPool {
+    connections: Arc<[ConnectionManager]>,
+    next: Arc<AtomicUsize>,
+    prefix: Arc<str>,
+}
+
+impl std::fmt::Debug for RedisPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisPool")
+            .field("connections", &self.connections.len())
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl RedisPool {
+    /// Opens `size` connections to `url` (`redis://127.0.0.1:6379`); keys start with `prefix`.
+    pub async fn connect(url: &str, size: usize, prefix: &str) -> Result<Self, StackError> {
+        let client = redis::Client::open(url).map_err(StackError::redis)?;
+        let mut connections = Vec::with_capacity(size.max(1));
+        for _ in 0..size.max(1) {
+            connections.push(client.get_connection_manager().await.map_err(StackError::redis)?);
+        }
+        Ok(Self { connections: connections.into(), next: Arc::default(), prefix: prefix.into() })
+    }
+
+    /// The next connection in turn (a cheap handle onto a shared one).
+    pub fn connection(&self) -> ConnectionManager {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[index].clone()
+    }
+
+    /// `{prefix}:{rest}`.
+    pub fn key(&self, rest: std::fmt::Arguments<'_>) -> String {
+        format!("{}:{rest}", self.prefix)
+    }
+
+    /// Deletes every key under the prefix (tests, and a benchmark run's clean-up).
+    pub async fn clear(&self) -> Result<u64, StackError> {
+        let mut connection = self.connection();
+        let pattern = format!("{}:*", self.prefix);
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await
+                .map_err(StackError::redis)?;
+            if !keys.is_empty() {
+                let removed: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(StackError::redis)?;
+                deleted += removed;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// The reply of a script: its elements as text, read in order.
+struct Reply {
+    parts: std::vec::IntoIter<Vec<u8>>,
+}
+
+impl Reply {
+    fn new(parts: Vec<Vec<u8>>) -> Self {
+        Self { parts: parts.into_iter() }
+    }
+
+    /// The next element as bytes.
+    fn bytes(&mut self) -> Result<Vec<u8>, String> {
+        self.parts.next().ok_or_else(|| "a script answered fewer values than it should".to_string())
+    }
+
+    /// The next element as text.
+    fn text(&mut self) -> Result<String, String> {
+        String::from_utf8(self.bytes()?).map_err(|error| format!("a script answered non-UTF-8 text: {error}"))
+    }
+
+    /// The next element as a number.
+    fn number(&mut self) -> Result<u64, String> {
+        let text = self.text()?;
+        text.parse().map_err(|_| format!("a script answered {text:?} for a number"))
+    }
+}

@@ -1,0 +1,56 @@
+//! A stack's HTTP binary run as its own process, as the benchmark scripts run it.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use natsrpc::testing::ServiceProcess;
+
+/// A port that was free a moment ago (the OS picked it).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts an HTTP stack binary on a free port (`HTTP_ADDR`) and waits (up to 20 s) for its
+/// `GET /health`; answers the process and its base URL. Another port is tried when the one picked
+/// was taken before the binary bound it.
+pub async fn spawn_http(
+    binary: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(ServiceProcess, String), String> {
+    let http = reqwest::Client::new();
+    let mut last = String::new();
+    for _ in 0..3 {
+        let address = format!("127.0.0.1:{}", free_port().map_err(|e| e.to_string())?);
+        let mut all = env.to_vec();
+        all.push(("HTTP_ADDR", &address));
+        let mut process =
+            ServiceProcess::spawn_with(binary, args, &all).map_err(|e| format!("{binary}: {e}"))?;
+        let base = format!("http://{address}");
+        match wait_for_health(&mut process, &http, &base).await {
+            Ok(()) => return Ok((process, base)),
+            Err(error) => last = format!("{binary}: {error}"),
+        }
+    }
+    Err(last)
+}
+
+async fn wait_for_health(
+    process: &mut ServiceProcess,
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("{base}/health")).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if let Some(status) = process.exited() {
+            return Err(format!("exited at start: {status}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("no answer from {base}/health within 20 s"))
+}

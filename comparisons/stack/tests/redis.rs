@@ -1,0 +1,167 @@
+//! The services over the Redis store: every sample answered as over the in-memory store, and the
+//! guarantees that matter when several stateless instances share one Redis (no oversell, an
+//! order placed once, an event counted once). Against the shared Redis, each test under a key
+//! prefix of its own, removed at the end.
+
+// A failed expectation is how a test fails: panicking on it is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use analytics::contracts::QueryAggregates;
+use analytics::domain::Analytics;
+use ecommerce::domain::{Shop, ShopStore};
+use faults::Faults;
+use natsrpc::testing::{NatsServer, ServiceProcess};
+use stack::Hosting;
+use stack::redis::{RedisEventStore, RedisPool, RedisShopStore};
+use stack::testing::parity;
+
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+fn prefix() -> String {
+    format!("natsrpc-test:{}", nuid::next())
+}
+
+/// `n` pools on one prefix: `n` instances' worth of connections to the same state.
+async fn instances(n: usize, prefix: &str) -> Vec<RedisPool> {
+    let mut pools = Vec::new();
+    for _ in 0..n {
+        pools.push(RedisPool::connect(REDIS_URL, 1, prefix).await.unwrap());
+    }
+    pools
+}
+
+#[tokio::test]
+async fn nats_services_over_redis_answer_every_sample_as_over_memory() {
+    let reference_server = NatsServer::start().unwrap();
+    let reference = natsrpc::connect(&reference_server.url()).await.unwrap();
+    let memory = Hosting { skus: 1000, units: 1000, ..Hosting::default() };
+    let _services = memory.start_on(&reference).await.unwrap();
+
+    // The control binary, as the benchmark runs it.
+    let redis_server = NatsServer::start().unwrap();
+    let prefix = prefix();
+    let env = [("STORE", "redis"), ("REDIS_PREFIX", prefix.as_str()), ("ECOMMERCE_STOCK", "1000")];
+    let process =
+        ServiceProcess::spawn(env!("CARGO_BIN_EXE_nats-services"), &redis_server.url(), &env).unwrap();
+    let over_redis = natsrpc::connect(&redis_server.url()).await.unwrap();
+    for service in ["ecommerce", "analytics", "fileproc"] {
+        process.wait_for_info(&over_redis, service).await.unwrap();
+    }
+
+    let compared = parity::compare(
+        async |service, endpoint, body| parity::over_nats(&reference, service, endpoint, body).await,
+        async |service, endpoint, body| parity::over_nats(&over_redis, service, endpoint, body).await,
+    )
+    .await
+    .unwrap();
+    assert_eq!(compared, 32, "16 endpoints, a valid and an invalid sample each");
+    assert!(process.terminate().await.unwrap().success());
+    RedisPool::connect(REDIS_URL, 1, &prefix).await.unwrap().clear().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reservations_from_many_instances_never_oversell() {
+    let prefix = prefix();
+    let pools = instances(4, &prefix).await;
+    let shops: Vec<_> = pools
+        .iter()
+        .map(|pool| Arc::new(Shop::new(RedisShopStore::new(pool.clone()), Arc::new(Faults::none()))))
+        .collect();
+    shops[0].store().seed_catalog(3, 100).await.unwrap();
+
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let shop = Arc::clone(&shops[i % shops.len()]);
+            tokio::spawn(async move { shop.reserve_inventory(ecommerce::payloads::contended_cart(i)).await })
+        })
+        .collect();
+    let (mut granted, mut second_units) = (0, 0);
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(_) => {
+                granted += 1;
+                second_units += if i % 3 == 0 { 2 } else { 0 };
+            }
+            Err(ecommerce::ShopError::OutOfStock { .. }) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    let store = shops[0].store();
+    assert_eq!(granted, 100, "exactly the stock there was");
+    assert_eq!(store.available("SKU-00000").await.unwrap(), Some(0));
+    assert_eq!(store.available("SKU-00001").await.unwrap(), Some(100 - second_units), "all or nothing");
+    pools[0].clear().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_sent_to_several_instances_is_placed_once() {
+    let prefix = prefix();
+    let pools = instances(3, &prefix).await;
+    let shops: Vec<_> = pools
+        .iter()
+        .map(|pool| Arc::new(Shop::new(RedisShopStore::new(pool.clone()), Arc::new(Faults::none()))))
+        .collect();
+    shops[0].store().seed_catalog(20, 10_000).await.unwrap();
+    let mut payloads = ecommerce::payloads::Payloads::new(5, 20);
+    let orders: Vec<_> = (0..30).map(|_| payloads.create_order(ecommerce::payloads::Size::Small)).collect();
+
+    // Each order goes to every instance at once, as retries through a load balancer would.
+    let tasks: Vec<_> = orders
+        .iter()
+        .flat_map(|order| shops.iter().map(move |shop| (Arc::clone(shop), order.clone())))
+        .map(|(shop, order)| tokio::spawn(async move { shop.create_order(order).await }))
+        .collect();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) | Err(ecommerce::ShopError::OrderInProgress(_)) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    let mut taken = std::collections::HashMap::<String, u64>::new();
+    for order in &orders {
+        let placed = shops[2].get_order(ecommerce::contracts::GetOrder { order_id: order.order_id.clone() });
+        assert_eq!(placed.await.unwrap().order_id, order.order_id);
+        for item in &order.items {
+            *taken.entry(item.sku.clone()).or_default() += u64::from(item.quantity);
+        }
+    }
+    for (sku, units) in taken {
+        assert_eq!(shops[1].store().available(&sku).await.unwrap(), Some(10_000 - units), "{sku} taken once");
+    }
+    pools[0].clear().await.unwrap();
+}
+
+#[tokio::test]
+async fn events_sent_through_two_instances_are_counted_once_and_add_up_as_in_memory() {
+    let prefix = prefix();
+    let pools = instances(2, &prefix).await;
+    let retention = analytics::contracts::RETENTION_MS;
+    let on_redis: Vec<_> = pools
+        .iter()
+        .map(|pool| Analytics::new(RedisEventStore::new(pool.clone(), retention), Arc::new(Faults::none())))
+        .collect();
+    let in_memory =
+        Analytics::new(analytics::domain::MemoryStore::new(retention, 1), Arc::new(Faults::none()));
+
+    let mut payloads = analytics::payloads::Payloads::new(9, analytics::contracts::now_ms());
+    let batches: Vec<_> = (0..4).map(|_| payloads.ingest_batch(analytics::payloads::Size::Large)).collect();
+    let mut accepted = 0;
+    for batch in &batches {
+        let first = on_redis[0].ingest_batch(batch.clone()).await.unwrap();
+        let again = on_redis[1].ingest_batch(batch.clone()).await.unwrap();
+        assert_eq!(again.accepted, 0, "every event was counted by the first instance");
+        assert_eq!(again.duplicates, first.accepted);
+        accepted += first.accepted;
+        assert_eq!(in_memory.ingest_batch(batch.clone()).await.unwrap(), first);
+    }
+    assert!(accepted > 0);
+
+    let query = QueryAggregates { event_type: None, window: payloads.window(60) };
+    let from_redis = on_redis[1].query_aggregates(query.clone()).await.unwrap();
+    let from_memory = in_memory.query_aggregates(query).await.unwrap();
+    assert_eq!(from_redis.types.iter().map(|t| t.count).sum::<u64>(), u64::from(accepted));
+    assert_eq!(from_redis, from_memory, "counts, sums and percentiles to the last bit");
+    pools[0].clear().await.unwrap();
+}
