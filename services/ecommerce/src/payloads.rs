@@ -310,7 +310,7 @@ impl Payloads {
 /// that is all-or-nothing can be told from one that is not.
 pub fn contended_cart(i: usize) -> ReserveInventory {
     let mut lines = vec![StockLine { sku: catalog_sku(0), quantity: 1 }];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         lines.push(StockLine { sku: catalog_sku(1), quantity: 2 });
     }
     ReserveInventory { reservation_id: format!("cart_{i}"), lines }
