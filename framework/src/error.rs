@@ -33,6 +33,9 @@ pub enum ErrorKind {
     Timeout,
     /// Something failed inside the service (500). Details are in the service's log, not the reply.
     Internal,
+    /// No instance of the service could take the request (503): none is running, or a gateway in
+    /// front of the services cannot reach them. Retry later.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -48,6 +51,7 @@ impl ErrorKind {
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal",
+            ErrorKind::Unavailable => "unavailable",
         }
     }
 }
@@ -133,6 +137,11 @@ impl ServiceError {
     /// 503: too many requests in flight.
     pub fn overloaded(limit: usize) -> Self {
         Self::new(503, ErrorKind::Overloaded, format!("overloaded: {limit} requests already in flight"))
+    }
+
+    /// 503: no instance of the service to take the request.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, ErrorKind::Unavailable, message)
     }
 
     /// 504: the handler ran out of time.

@@ -4,7 +4,8 @@
 //! same body as the NATS request (JSON, or MessagePack by `Content-Type`) and the same envelope back,
 //! with the error's status as the HTTP status; `GET /health`. Requests run through
 //! [`natsrpc::Dispatcher`], the same decode, validate, handle and encode path as on NATS, so that
-//! the stacks differ only in transport and state store.
+//! the stacks differ only in transport and state store: in this process ([`app`]), or behind any
+//! other [`Backend`] ([`app_over`]), such as the RabbitMQ gateway's workers.
 //!
 //! ```
 //! # use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -23,65 +25,161 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use natsrpc::{Codec, Dispatched, Dispatcher, ServiceError};
+use natsrpc::{Codec, Dispatcher, ServiceError};
 
 /// The largest request body: the NATS server's default `max_payload`, so both transports refuse
 /// the same requests.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-type Services = Arc<BTreeMap<String, Dispatcher>>;
+/// One request, as the HTTP surface hands it on.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The service's name (the first path segment).
+    pub service: String,
+    /// `{service}.{endpoint}`, the subject the request would have on NATS.
+    pub subject: String,
+    /// The request's `Content-Type`.
+    pub content_type: Option<String>,
+    /// The request's `X-Correlation-Id`.
+    pub correlation_id: Option<String>,
+    /// The body, at most [`MAX_BODY_BYTES`].
+    pub body: Bytes,
+}
 
-/// The router over `services`, each reachable under its name.
+/// A reply, as the HTTP surface sends it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status: 200, or the error's.
+    pub status: u16,
+    /// The envelope's `Content-Type`.
+    pub content_type: String,
+    /// The correlation id to send back, if any.
+    pub correlation_id: Option<String>,
+    /// The envelope.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// An error found outside any service (no such service, no worker, no reply in time), in the
+    /// framework's envelope (JSON).
+    pub fn refusal(error: ServiceError) -> Self {
+        let body = serde_json::json!({"ok": false, "error": error});
+        Self {
+            status: error.status,
+            content_type: Codec::Json.content_type().to_string(),
+            correlation_id: None,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+}
+
+impl From<natsrpc::Dispatched> for Answer {
+    fn from(reply: natsrpc::Dispatched) -> Self {
+        Self {
+            status: reply.status,
+            content_type: reply.codec.content_type().to_string(),
+            correlation_id: reply.correlation_id,
+            body: reply.body,
+        }
+    }
+}
+
+/// What answers the requests: the services in this process ([`app`]), or services elsewhere
+/// reached over a broker (the HTTP+RabbitMQ gateway).
+pub trait Backend: Send + Sync + 'static {
+    /// The services it serves, by name.
+    fn services(&self) -> Vec<String>;
+
+    /// Answers one request to a service it serves.
+    fn call(&self, call: Call) -> impl Future<Output = Answer> + Send;
+}
+
+/// The services in this process, by name.
+struct Local(BTreeMap<String, Dispatcher>);
+
+impl Backend for Local {
+    fn services(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    async fn call(&self, call: Call) -> Answer {
+        match self.0.get(&call.service) {
+            Some(dispatcher) => dispatcher
+                .dispatch(
+                    &call.subject,
+                    call.content_type.as_deref(),
+                    call.correlation_id.as_deref(),
+                    call.body,
+                )
+                .await
+                .into(),
+            None => Answer::refusal(ServiceError::unknown_endpoint(&call.subject)),
+        }
+    }
+}
+
+/// The router over `services` running in this process, each reachable under its name.
 pub fn app(services: Vec<Dispatcher>) -> axum::Router {
-    let services: Services = Arc::new(services.into_iter().map(|d| (d.service().to_string(), d)).collect());
+    app_over(Local(services.into_iter().map(|d| (d.service().to_string(), d)).collect()))
+}
+
+struct Shared<B> {
+    backend: B,
+    services: Vec<String>,
+}
+
+/// The router over any [`Backend`].
+pub fn app_over<B: Backend>(backend: B) -> axum::Router {
+    let services = backend.services();
     axum::Router::new()
-        .route("/health", get(health))
-        .route("/{service}/{endpoint}", post(call))
-        .with_state(services)
+        .route("/health", get(health::<B>))
+        .route("/{service}/{endpoint}", post(call::<B>))
+        .with_state(Arc::new(Shared { backend, services }))
 }
 
-async fn health(State(services): State<Services>) -> Response {
-    let names: Vec<&String> = services.keys().collect();
-    axum::Json(serde_json::json!({"status": "ok", "services": names})).into_response()
+async fn health<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
+    axum::Json(serde_json::json!({"status": "ok", "services": shared.services})).into_response()
 }
 
-async fn call(
-    State(services): State<Services>,
+async fn call<B: Backend>(
+    State(shared): State<Arc<Shared<B>>>,
     Path((service, endpoint)): Path<(String, String)>,
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let content_type = header(natsrpc::headers::CONTENT_TYPE);
-    let correlation_id = header(natsrpc::headers::CORRELATION_ID);
     let subject = format!("{service}.{endpoint}");
     // Our own limit, so that an oversized body gets the envelope rather than axum's plain text.
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
-        Err(_) => return refusal(ServiceError::payload_too_large(MAX_BODY_BYTES + 1, MAX_BODY_BYTES)),
+        Err(_) => {
+            return response(Answer::refusal(ServiceError::payload_too_large(
+                MAX_BODY_BYTES + 1,
+                MAX_BODY_BYTES,
+            )));
+        }
     };
-    let Some(dispatcher) = services.get(&service) else {
-        return refusal(ServiceError::unknown_endpoint(&subject));
+    if !shared.services.contains(&service) {
+        return response(Answer::refusal(ServiceError::unknown_endpoint(&subject)));
+    }
+    let call = Call {
+        service,
+        subject,
+        content_type: header(natsrpc::headers::CONTENT_TYPE),
+        correlation_id: header(natsrpc::headers::CORRELATION_ID),
+        body,
     };
-    let reply = dispatcher.dispatch(&subject, content_type.as_deref(), correlation_id.as_deref(), body).await;
-    response(reply)
+    response(shared.backend.call(call).await)
 }
 
-fn response(reply: Dispatched) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+fn response(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(reply.codec.content_type()));
-    if let Some(id) = reply.correlation_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+    if let Ok(value) = HeaderValue::from_str(&answer.content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    if let Some(id) = answer.correlation_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         headers.insert(natsrpc::headers::CORRELATION_ID, id);
     }
-    (status, headers, Body::from(reply.body)).into_response()
-}
-
-/// An error found before any service saw the request, in the framework's envelope (JSON).
-fn refusal(error: ServiceError) -> Response {
-    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::json!({"ok": false, "error": error});
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(Codec::Json.content_type()));
-    (status, headers, Bytes::from(body.to_string())).into_response()
+    (status, headers, Body::from(answer.body)).into_response()
 }

@@ -35,6 +35,10 @@ use natsrpc::{Dispatcher, Service};
 
 use crate::redis::{RedisEventStore, RedisFileStore, RedisPool, RedisShopStore};
 
+/// The services every stack hosts, by name.
+pub const SERVICES: [&str; 3] =
+    [ecommerce::contracts::SERVICE, analytics::contracts::SERVICE, fileproc::contracts::SERVICE];
+
 /// What can go wrong while setting a stack up.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {

@@ -1,0 +1,85 @@
+//! # http-rabbitmq
+//!
+//! The HTTP+RabbitMQ stack: the Flask-plus-RabbitMQ/Celery architecture, built as well as we can.
+//!
+//! - The [`gateway`] is an axum app with the same HTTP surface as every stack (`http_api`); it
+//!   forwards each request as an AMQP RPC: published (with publisher confirms, `mandatory`) to
+//!   the service's queue `rpc.{service}`, with a fresh correlation id, RabbitMQ's direct reply-to
+//!   as the reply address and the gateway's timeout as the message's expiration; the reply is
+//!   matched by correlation id, or the caller gets a clear 503 or 504.
+//! - [`worker`]s run the three services (the same contracts, validation and domain code) and
+//!   take requests from the queues with manual acknowledgements: a request is acknowledged once,
+//!   after its reply is sent, so that one whose worker died mid-way goes to another worker.
+//!   Any number of workers can run; with the Redis store they share the services' state.
+//!
+//! One request, from the wire and back: HTTP `POST /ecommerce/create_order` → [`gateway::Gateway`]
+//! publishes to `rpc.ecommerce` → a [`worker`] consumes it and hands it to the service's
+//! `natsrpc::Dispatcher` (decode, validate, handle, encode) → the worker publishes the envelope to
+//! the request's `reply_to` and acknowledges the request → the gateway's reply consumer finds the
+//! waiting call by correlation id → HTTP response.
+
+pub mod gateway;
+pub mod worker;
+
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Connection, ConnectionProperties};
+
+/// The default broker address.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Message header with the request's subject (`{service}.{endpoint}`).
+pub const SUBJECT: &str = "subject";
+/// Message header with a reply's status (200, or the error's).
+pub const STATUS: &str = "status";
+/// Message header with the caller's correlation id (`X-Correlation-Id`), both ways.
+pub const CORRELATION_ID: &str = "x-correlation-id";
+
+/// What can go wrong on this stack.
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    /// The broker could not be reached or refused an operation.
+    #[error("amqp: {0}")]
+    Broker(#[from] lapin::Error),
+    /// A service could not be built.
+    #[error(transparent)]
+    Stack(#[from] stack::StackError),
+    /// A setting has a value that cannot be used.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The default start of the queues' names.
+pub const DEFAULT_QUEUE_PREFIX: &str = "rpc";
+
+/// The queue a service's requests wait in: `{prefix}.{service}`. One prefix per deployment, so
+/// that stacks (and tests) sharing a broker never take each other's requests.
+pub fn queue_name(prefix: &str, service: &str) -> String {
+    format!("{prefix}.{service}")
+}
+
+/// Connects to the broker at `url`, naming the connection (as the management UI shows it).
+pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    Ok(Connection::connect(url, properties).await?)
+}
+
+/// A text header of a message.
+fn text_header<'a>(headers: &'a Option<FieldTable>, name: &str) -> Option<&'a str> {
+    match headers.as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok(),
+        AMQPValue::ShortString(value) => Some(value.as_str()),
+        _ => None,
+    }
+}
+
+/// A number header of a message.
+fn number_header(headers: &Option<FieldTable>, name: &str) -> Option<u32> {
+    match headers.as_ref()?.inner().get(name)? {
+        AMQPValue::LongUInt(value) => Some(*value),
+        AMQPValue::LongInt(value) => u32::try_from(*value).ok(),
+        AMQPValue::ShortUInt(value) => Some(u32::from(*value)),
+        AMQPValue::ShortInt(value) => u32::try_from(*value).ok(),
+        AMQPValue::LongLongInt(value) => u32::try_from(*value).ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,65 @@
+//! `http-rabbitmq gateway` and `http-rabbitmq worker`: the two kinds of process of the
+//! HTTP+RabbitMQ stack.
+//!
+//! Both read `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`) and `QUEUE_PREFIX`
+//! (default `rpc`: the queues are `rpc.ecommerce`, `rpc.analytics` and `rpc.fileproc`).
+//! - `gateway`: `HTTP_ADDR` (default `127.0.0.1:8081`), `GATEWAY_TIMEOUT_MS` (default 5000),
+//!   `AMQP_CHANNELS` (default 4).
+//! - `worker`: `WORKER_PREFETCH` (requests held per service, default 64), and the services'
+//!   settings of `stack::Hosting::from_env`, with `STORE` defaulting to `redis` so that any number
+//!   of workers share one state.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use http_rabbitmq::{AmqpError, DEFAULT_AMQP_URL, DEFAULT_QUEUE_PREFIX, gateway::Gateway, worker};
+use stack::{Hosting, StoreKind};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    natsrpc::init_tracing();
+    let url = std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_string());
+    let prefix = std::env::var("QUEUE_PREFIX").unwrap_or_else(|_| DEFAULT_QUEUE_PREFIX.to_string());
+    match std::env::args().nth(1).as_deref() {
+        Some("gateway") => {
+            let timeout = Duration::from_millis(env_or("GATEWAY_TIMEOUT_MS", 5000)?);
+            let services = stack::SERVICES.iter().map(|s| s.to_string()).collect();
+            let gateway =
+                Gateway::connect(&url, &prefix, services, env_or("AMQP_CHANNELS", 4)?, timeout).await?;
+            let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8081".to_string());
+            let listener = tokio::net::TcpListener::bind(&address).await?;
+            tracing::info!(%address, ?timeout, "http-rabbitmq gateway listening");
+            axum::serve(listener, http_api::app_over(gateway))
+                .with_graceful_shutdown(natsrpc::server::shutdown_signal())
+                .await?;
+        }
+        Some("worker") => {
+            let hosting = Hosting::from_env(StoreKind::Redis)?;
+            let services = hosting.dispatchers().await?;
+            let prefetch = env_or("WORKER_PREFETCH", 64)?;
+            worker::serve(
+                &url,
+                &prefix,
+                services,
+                prefetch,
+                Duration::from_secs(10),
+                natsrpc::server::shutdown_signal(),
+            )
+            .await?;
+        }
+        _ => return Err("usage: http-rabbitmq gateway|worker".into()),
+    }
+    Ok(())
+}
+
+fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, AmqpError> {
+    match std::env::var(name) {
+        Ok(value) => {
+            value.parse().map_err(|_| AmqpError::Config(format!("{name}={value:?} is not a whole number")))
+        }
+        Err(_) => Ok(default),
+    }
+}

@@ -1,0 +1,221 @@
+//! The HTTP+RabbitMQ stack, as processes against the shared RabbitMQ (each test with queues of its
+//! own): every sample answered as over NATS; a request whose worker dies is taken over by another
+//! worker and acknowledged once; a worker killed mid-request gives a clear 504 within the timeout;
+//! no worker at all gives a clear 503 at once.
+
+// A failed expectation is how a test fails: panicking on it is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use http_rabbitmq::{DEFAULT_AMQP_URL, queue_name};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use natsrpc::testing::{NatsServer, ServiceProcess};
+use serde_json::Value;
+use stack::Hosting;
+use stack::redis::RedisPool;
+use stack::testing::{parity, spawn_http};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_http-rabbitmq");
+
+/// One deployment's names: its queues and its Redis keys.
+struct Deployment {
+    prefix: String,
+}
+
+impl Deployment {
+    fn new() -> Self {
+        Self { prefix: format!("natsrpc-test-{}", nuid::next()) }
+    }
+
+    fn env<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut env = vec![
+            ("QUEUE_PREFIX", self.prefix.as_str()),
+            ("REDIS_PREFIX", self.prefix.as_str()),
+            ("ECOMMERCE_STOCK", "1000"),
+        ];
+        env.extend_from_slice(extra);
+        env
+    }
+
+    async fn gateway(&self, timeout_ms: &str) -> (ServiceProcess, String) {
+        spawn_http(BINARY, &["gateway"], &self.env(&[("GATEWAY_TIMEOUT_MS", timeout_ms)])).await.unwrap()
+    }
+
+    /// A worker, once its queues exist.
+    async fn worker(&self, extra: &[(&str, &str)]) -> ServiceProcess {
+        let before = self.consumers().await;
+        let worker = ServiceProcess::spawn_with(BINARY, &["worker"], &self.env(extra)).unwrap();
+        for _ in 0..400 {
+            if self.consumers().await > before {
+                return worker;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the worker did not start consuming within 10 s");
+    }
+
+    /// Consumers on the fileproc queue, the last a worker declares.
+    async fn consumers(&self) -> u32 {
+        self.queue("fileproc").await.1
+    }
+
+    /// (ready messages, consumers) of a service's queue; (0, 0) when it does not exist yet.
+    async fn queue(&self, service: &str) -> (u32, u32) {
+        let connection = http_rabbitmq::connect(DEFAULT_AMQP_URL, "test probe").await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let name = queue_name(&self.prefix, service);
+        let counts = match channel.queue_declare(name.as_str().into(), passive, FieldTable::default()).await {
+            Ok(queue) => (queue.message_count(), queue.consumer_count()),
+            Err(_) => (0, 0),
+        };
+        let _ = connection.close(200, "probe done".into()).await;
+        counts
+    }
+
+    async fn clear(&self) {
+        RedisPool::connect("redis://127.0.0.1:6379", 1, &self.prefix).await.unwrap().clear().await.unwrap();
+        let connection = http_rabbitmq::connect(DEFAULT_AMQP_URL, "test clean-up").await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        for service in stack::SERVICES {
+            let name = queue_name(&self.prefix, service);
+            let _ = channel.queue_delete(name.as_str().into(), Default::default()).await;
+        }
+    }
+}
+
+async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, serde_json::from_slice(&response.bytes().await.unwrap()).unwrap())
+}
+
+fn restock() -> Value {
+    serde_json::json!({"sku": "SKU-00001", "quantity": 5})
+}
+
+#[tokio::test]
+async fn every_sample_gets_the_answer_it_gets_over_nats() {
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let _services = Hosting { skus: 1000, units: 1000, ..Hosting::default() }.start_on(&nats).await.unwrap();
+
+    let deployment = Deployment::new();
+    let _workers = [deployment.worker(&[]).await, deployment.worker(&[]).await];
+    let (gateway, base) = deployment.gateway("5000").await;
+    let http = reqwest::Client::new();
+    let compared = parity::compare(
+        async |service, endpoint, body| parity::over_nats(&nats, service, endpoint, body).await,
+        async |service, endpoint, body| parity::over_http(&http, &base, service, endpoint, body).await,
+    )
+    .await
+    .unwrap();
+    assert_eq!(compared, 32, "16 endpoints, a valid and an invalid sample each");
+    assert!(gateway.terminate().await.unwrap().success(), "a clean stop on SIGTERM");
+    deployment.clear().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_worker_dies_is_answered_by_another_and_acknowledged_once() {
+    let deployment = Deployment::new();
+    // The first worker is the test itself, so that it knows when it holds the request.
+    let connection = http_rabbitmq::connect(DEFAULT_AMQP_URL, "doomed worker").await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel.basic_qos(1, BasicQosOptions::default()).await.unwrap();
+    let queue = queue_name(&deployment.prefix, "ecommerce");
+    channel
+        .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut doomed = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "doomed".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let (_gateway, base) = deployment.gateway("10000").await;
+    let started = Instant::now();
+    let call = tokio::spawn({
+        let base = base.clone();
+        async move { post(&base, "/ecommerce/restock", &restock()).await }
+    });
+    let held = doomed.next().await.unwrap().unwrap();
+    assert!(!held.redelivered);
+    // Dies holding it: the broker gets the request back, unacknowledged.
+    drop(doomed);
+    connection.close(320, "worker died".into()).await.unwrap();
+
+    let _survivor = deployment.worker(&[]).await;
+    let (status, envelope) = call.await.unwrap();
+    assert_eq!((status, &envelope["data"]["sku"]), (200, &Value::from("SKU-00001")), "{envelope}");
+    assert!(started.elapsed() < Duration::from_secs(10), "answered within the timeout");
+    assert_eq!(envelope["data"]["available"], 1005, "restocked once");
+
+    // Acknowledged once: nothing left in the queue, and the worker's channel is still open
+    // (acknowledging twice would have closed it).
+    assert_eq!(deployment.queue("ecommerce").await.0, 0);
+    let (status, envelope) = post(&base, "/ecommerce/restock", &restock()).await;
+    assert_eq!((status, &envelope["data"]["available"]), (200, &Value::from(1010)));
+    deployment.clear().await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_request_gives_a_clear_timeout_and_no_stale_work() {
+    let deployment = Deployment::new();
+    // Every request waits 30 s in this worker: it is surely mid-request when killed.
+    let mut slow = deployment.worker(&[("FAULT_EXTRA_LATENCY_MS", "30000")]).await;
+    let (_gateway, base) = deployment.gateway("2000").await;
+
+    let started = Instant::now();
+    let call = tokio::spawn({
+        let base = base.clone();
+        async move { post(&base, "/ecommerce/restock", &restock()).await }
+    });
+    while deployment.queue("ecommerce").await.0 > 0 || started.elapsed() < Duration::from_millis(200) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    slow.kill();
+
+    let (status, envelope) = call.await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(status, 504, "{envelope}");
+    assert_eq!(envelope["error"]["kind"], "timeout");
+    assert_eq!(envelope["error"]["message"], "no worker answered ecommerce.restock within 2000 ms");
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+
+    // The request expired with its caller's patience: a new worker does not run it again.
+    let _fresh = deployment.worker(&[]).await;
+    let (status, envelope) = post(&base, "/ecommerce/restock", &restock()).await;
+    assert_eq!((status, &envelope["data"]["available"]), (200, &Value::from(1005)), "restocked once only");
+    assert_eq!(deployment.queue("ecommerce").await.0, 0);
+    deployment.clear().await;
+}
+
+#[tokio::test]
+async fn no_worker_at_all_is_a_clear_503_at_once() {
+    let deployment = Deployment::new();
+    let (_gateway, base) = deployment.gateway("5000").await;
+    let started = Instant::now();
+    let (status, envelope) = post(&base, "/ecommerce/restock", &restock()).await;
+    assert_eq!(status, 503, "{envelope}");
+    assert_eq!(envelope["error"]["kind"], "unavailable");
+    let message = envelope["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("no worker serves ecommerce"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5), "refused without waiting for the timeout");
+
+    let (status, envelope) = post(&base, "/billing/charge", &restock()).await;
+    assert_eq!((status, &envelope["error"]["code"]), (404, &Value::from("unknown_endpoint")));
+}
