@@ -114,3 +114,14 @@ pub async fn over_http(
     let envelope = serde_json::from_slice(&bytes).map_err(|error| format!("not JSON: {error}"))?;
     Ok((status, masked(envelope)))
 }
+
+/// [`compare`] with the NATS services on `nats` as the reference and an HTTP stack at `base` as
+/// the candidate: the check every HTTP stack passes.
+pub async fn http_against_nats(nats: &natsrpc::async_nats::Client, base: &str) -> Result<usize, String> {
+    let http = reqwest::Client::new();
+    compare(
+        async |service, endpoint, body| over_nats(nats, service, endpoint, body).await,
+        async |service, endpoint, body| over_http(&http, base, service, endpoint, body).await,
+    )
+    .await
+}
