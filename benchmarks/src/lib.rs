@@ -2,12 +2,16 @@
 //!
 //! ## Layout
 //! - [`closed_loop`]: N workers each keep one request in flight; latency into HdrHistograms.
+//! - [`config`]: `config/benchmark-config.yaml`, read strictly.
+//! - [`stacks`]: the stacks of the config as running processes: start, ready check, stop by PID.
 //! - [`process`]: CPU seconds and RSS of processes, read from `/proc`.
 //! - `src/bin/echo-vs-raw.rs`: the framework's echo endpoint against a raw async-nats responder.
 //! - `benches/`: criterion micro-benchmarks (decode plus validate).
 
 pub mod closed_loop;
+pub mod config;
 pub mod process;
+pub mod stacks;
 
 /// This crate's error.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +22,9 @@ pub enum BenchError {
     /// Starting, watching or stopping a process failed.
     #[error("process: {0}")]
     Process(String),
+    /// The configuration is wrong (the message names the file, line and key).
+    #[error("config: {0}")]
+    Config(String),
     /// A bad command-line argument.
     #[error("usage: {0}")]
     Usage(String),

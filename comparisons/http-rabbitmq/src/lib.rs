@@ -57,6 +57,26 @@ pub fn queue_name(prefix: &str, service: &str) -> String {
     format!("{prefix}.{service}")
 }
 
+/// How long a service's queue outlives its last consumer: long enough for a worker to restart,
+/// short enough that a stopped deployment leaves nothing behind for long.
+pub const QUEUE_EXPIRES_MS: u32 = 60_000;
+
+/// Declares a service's queue (idempotent; every declarer must use the same arguments).
+/// Not durable: a request outlives neither its caller's timeout nor, so, a broker restart.
+pub async fn declare_queue(
+    channel: &lapin::Channel,
+    prefix: &str,
+    service: &str,
+) -> Result<String, AmqpError> {
+    let name = queue_name(prefix, service);
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-expires".into(), AMQPValue::LongUInt(QUEUE_EXPIRES_MS));
+    channel
+        .queue_declare(name.as_str().into(), lapin::options::QueueDeclareOptions::default(), arguments)
+        .await?;
+    Ok(name)
+}
+
 /// Connects to the broker at `url`, naming the connection (as the management UI shows it).
 pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());

@@ -13,14 +13,13 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use natsrpc::Dispatcher;
 use tokio_util::task::TaskTracker;
 
-use crate::{AmqpError, CORRELATION_ID, STATUS, SUBJECT, queue_name, text_header};
+use crate::{AmqpError, CORRELATION_ID, STATUS, SUBJECT, declare_queue, text_header};
 
 /// Serves `services` from the broker at `url` (queues named with `queue_prefix`) until `shutdown`
 /// resolves, holding at most `prefetch` unacknowledged requests per service; then drains for up
@@ -39,11 +38,7 @@ pub async fn serve(
     let mut consumers = Vec::new();
     let mut tags = Vec::new();
     for (index, service) in services.iter().enumerate() {
-        let queue = queue_name(queue_prefix, service.service());
-        // Not durable: a request outlives neither its caller's timeout nor, so, a broker restart.
-        channel
-            .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
-            .await?;
+        let queue = declare_queue(&channel, queue_prefix, service.service()).await?;
         let tag = format!("{queue}.{}", nuid::next());
         let consumer = channel
             .basic_consume(

@@ -1,0 +1,304 @@
+//! The stacks of `config/benchmark-config.yaml` as running processes: started with their ports
+//! from the config, checked ready before use, stopped by PID (SIGTERM, then SIGKILL after a grace
+//! period), and their state in the shared brokers removed.
+//!
+//! Ready means every hosted service answers a request, through the whole stack: a request for a
+//! `__ready` endpoint, which no service has, must come back as the service's own 404
+//! `unknown_endpoint` (NATS: rather than no responders; HTTP+RabbitMQ: from a worker, rather than
+//! the gateway's 503). An echo control is ready when it echoes.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::BenchError;
+use crate::config::{StackSpec, Transport};
+
+/// `host:port` of a `scheme://host:port[/...]` URL.
+pub fn host_port(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(authority)
+}
+
+/// Where binaries and logs are, and what every process gets on top of its config.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Where the workspace's release binaries are.
+    pub bin_dir: PathBuf,
+    /// Where each process's output goes (`{stack}-{role}-{i}.log`).
+    pub log_dir: PathBuf,
+    /// Extra environment for every process (fault settings, for one).
+    pub env: Vec<(String, String)>,
+    /// How long the stack may take to be ready.
+    pub ready_within: Duration,
+}
+
+impl StartOptions {
+    /// Binaries beside the running executable, logs in `log_dir`.
+    pub fn beside_this_binary(log_dir: &Path) -> Result<Self, BenchError> {
+        let exe = std::env::current_exe().map_err(|e| BenchError::Process(e.to_string()))?;
+        let bin_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Self {
+            bin_dir,
+            log_dir: log_dir.to_path_buf(),
+            env: Vec::new(),
+            ready_within: Duration::from_secs(60),
+        })
+    }
+}
+
+/// One process of a running stack.
+#[derive(Debug)]
+pub struct Member {
+    /// Its role and instance: `worker-1`.
+    pub role: String,
+    child: Child,
+}
+
+impl Member {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// A stack whose processes run. Dropping it kills them; [`RunningStack::stop`] stops them
+/// gracefully, [`RunningStack::detach`] leaves them running.
+#[derive(Debug)]
+pub struct RunningStack {
+    /// Its name in the config.
+    pub name: String,
+    /// Its spec.
+    pub spec: StackSpec,
+    /// The start of its Redis keys and RabbitMQ queues.
+    pub prefix: String,
+    members: Vec<Member>,
+}
+
+/// What a detached stack leaves behind, to stop it later.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Detached {
+    /// Its name in the config.
+    pub name: String,
+    /// Where it listens.
+    pub url: String,
+    /// Its transport's name (`nats` or `http`).
+    pub transport: String,
+    /// Its processes, by role.
+    pub pids: Vec<(String, u32)>,
+    /// The start of its Redis keys and RabbitMQ queues.
+    pub prefix: String,
+}
+
+impl RunningStack {
+    /// Starts every process of `spec`, in order, and waits until the stack is ready.
+    pub async fn start(name: &str, spec: &StackSpec, options: &StartOptions) -> Result<Self, BenchError> {
+        std::fs::create_dir_all(&options.log_dir).map_err(|e| BenchError::Process(e.to_string()))?;
+        let prefix = format!("natsrpc-bench-{name}-{}", nuid::next());
+        let address =
+            host_port(&spec.url).ok_or_else(|| BenchError::Config(format!("bad url {}", spec.url)))?;
+        let mut stack = Self { name: name.to_string(), spec: spec.clone(), prefix, members: Vec::new() };
+        for process in &spec.processes {
+            for i in 1..=process.instances {
+                let role = if process.instances > 1 {
+                    format!("{}-{i}", process.name)
+                } else {
+                    process.name.clone()
+                };
+                let binary = options.bin_dir.join(&process.command[0]);
+                let log = options.log_dir.join(format!("{name}-{role}.log"));
+                let log =
+                    File::create(&log).map_err(|e| BenchError::Process(format!("{}: {e}", log.display())))?;
+                let log_err = log.try_clone().map_err(|e| BenchError::Process(e.to_string()))?;
+                let mut command = Command::new(&binary);
+                command.args(&process.command[1..]).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
+                match spec.transport {
+                    Transport::Nats => command.env("NATS_URL", &spec.url),
+                    Transport::Http => command.env("HTTP_ADDR", address),
+                };
+                command.env("REDIS_PREFIX", &stack.prefix).env("QUEUE_PREFIX", &stack.prefix);
+                command.envs(&process.env).envs(options.env.iter().map(|(k, v)| (k, v)));
+                let child = command.spawn().map_err(|e| {
+                    BenchError::Process(format!("{name}: cannot start {}: {e}", binary.display()))
+                })?;
+                stack.members.push(Member { role, child });
+            }
+        }
+        stack.wait_ready(options.ready_within).await?;
+        Ok(stack)
+    }
+
+    /// Its processes.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// Its processes' ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().map(Member::pid).collect()
+    }
+
+    async fn wait_ready(&mut self, within: Duration) -> Result<(), BenchError> {
+        let deadline = Instant::now() + within;
+        let mut last = String::from("not tried");
+        while Instant::now() < deadline {
+            for member in &mut self.members {
+                if let Ok(Some(status)) = member.child.try_wait() {
+                    return Err(BenchError::Process(format!(
+                        "{} {} exited at start ({status}); see its log",
+                        self.name, member.role
+                    )));
+                }
+            }
+            match ready(&self.spec).await {
+                Ok(()) => return Ok(()),
+                Err(why) => last = why,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(BenchError::Process(format!("{} was not ready within {within:?}: {last}", self.name)))
+    }
+
+    /// Stops every process (the last started first): SIGTERM, then SIGKILL after `grace`; then
+    /// removes the stack's state from Redis.
+    pub async fn stop(mut self, grace: Duration) -> Result<(), BenchError> {
+        let members = std::mem::take(&mut self.members);
+        for mut member in members.into_iter().rev() {
+            terminate(member.pid(), grace);
+            let _ = member.child.wait();
+        }
+        clear_state(&self.prefix).await
+    }
+
+    /// Leaves the processes running, answering what is needed to stop them later.
+    pub fn detach(mut self) -> Detached {
+        let members = std::mem::take(&mut self.members);
+        Detached {
+            name: self.name.clone(),
+            url: self.spec.url.clone(),
+            transport: match self.spec.transport {
+                Transport::Nats => "nats".into(),
+                Transport::Http => "http".into(),
+            },
+            pids: members.iter().map(|m| (m.role.clone(), m.pid())).collect(),
+            prefix: self.prefix.clone(),
+        }
+    }
+}
+
+impl Drop for RunningStack {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            let _ = member.child.kill();
+            let _ = member.child.wait();
+        }
+    }
+}
+
+impl Detached {
+    /// Stops the processes by PID (SIGTERM, SIGKILL after `grace`) and removes the stack's state.
+    pub async fn stop(&self, grace: Duration) -> Result<(), BenchError> {
+        for (_, pid) in self.pids.iter().rev() {
+            terminate(*pid, grace);
+        }
+        clear_state(&self.prefix).await
+    }
+}
+
+/// SIGTERM, then SIGKILL if `pid` is still there after `grace`.
+fn terminate(pid: u32, grace: Duration) {
+    if !alive(pid) {
+        return;
+    }
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let deadline = Instant::now() + grace;
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive(pid) {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+}
+
+/// Whether `pid` runs (a zombie, exited but not reaped, counts as gone).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Removes a stack's keys from Redis (its queues expire by themselves once unused).
+async fn clear_state(prefix: &str) -> Result<(), BenchError> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let pool = stack::redis::RedisPool::connect(&url, 1, prefix)
+        .await
+        .map_err(|e| BenchError::Process(e.to_string()))?;
+    pool.clear().await.map_err(|e| BenchError::Process(e.to_string()))?;
+    Ok(())
+}
+
+/// Whether every service of the stack answers, through the whole stack.
+async fn ready(spec: &StackSpec) -> Result<(), String> {
+    match (spec.transport, &spec.echo_subject) {
+        (Transport::Nats, Some(subject)) => {
+            let nats = async_nats::connect(&spec.url).await.map_err(|e| e.to_string())?;
+            let request = nats.request(subject.clone(), "ping".into());
+            tokio::time::timeout(Duration::from_secs(2), request)
+                .await
+                .map_err(|_| format!("no echo on {subject}"))?
+                .map_err(|e| format!("{subject}: {e}"))?;
+            Ok(())
+        }
+        (Transport::Nats, None) => {
+            let nats = async_nats::connect(&spec.url).await.map_err(|e| e.to_string())?;
+            for service in stack::SERVICES {
+                let subject = format!("{service}.__ready");
+                let reply =
+                    tokio::time::timeout(Duration::from_secs(2), nats.request(subject.clone(), "{}".into()))
+                        .await
+                        .map_err(|_| format!("{subject}: no reply"))?
+                        .map_err(|e| format!("{subject}: {e}"))?;
+                let code = reply.headers.as_ref().and_then(|h| h.get(natsrpc::headers::SERVICE_ERROR_CODE));
+                if code.map(|c| c.as_str()) != Some("404") {
+                    return Err(format!("{subject}: unexpected reply"));
+                }
+            }
+            Ok(())
+        }
+        (Transport::Http, _) => {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .map_err(|e| e.to_string())?;
+            for service in stack::SERVICES {
+                let url = format!("{}/{service}/__ready", spec.url);
+                let response = http.post(&url).body("{}").send().await.map_err(|e| format!("{url}: {e}"))?;
+                let status = response.status().as_u16();
+                let body = response.bytes().await.ok();
+                let body: serde_json::Value =
+                    body.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+                if status != 404 || body["error"]["kind"] != "unknown_endpoint" {
+                    return Err(format!("{url}: {status} {body}"));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn host_and_port_of_urls() {
+        assert_eq!(host_port("http://127.0.0.1:8080"), Some("127.0.0.1:8080"));
+        assert_eq!(host_port("nats://localhost:4222/"), Some("localhost:4222"));
+        assert_eq!(host_port("http://127.0.0.1"), None);
+        assert_eq!(host_port("127.0.0.1:80"), None);
+    }
+}
