@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
 
@@ -12,12 +14,327 @@ use crate::BenchError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BenchmarkConfig {
+    /// What a run compares, and how.
+    #[serde(default)]
+    pub run: RunSettings,
+    /// Named sets of overrides of `run` (`quick` for CI).
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+    /// The scenarios, by name.
+    #[serde(default)]
+    pub scenarios: BTreeMap<String, Scenario>,
     /// The stacks, by name.
     pub stacks: BTreeMap<String, StackSpec>,
 }
 
+/// What a run compares, and how.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// The stacks compared, run in a shuffled order in every repetition.
+    pub stacks: Vec<String>,
+    /// The scenarios run, in this order.
+    pub scenarios: Vec<String>,
+    /// Load before measuring, discarded.
+    #[serde(with = "duration_text")]
+    pub warmup: Duration,
+    /// Measurements of each scenario on each stack.
+    pub repetitions: u32,
+    /// Seed of payloads, mixes and arrival jitter.
+    pub seed: u64,
+    /// A request with no answer after this is counted as a timeout.
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
+    /// Replaces every scenario's duration (a quick run).
+    #[serde(with = "duration_text::option")]
+    pub duration: Option<Duration>,
+    /// Shuffles the order of stacks in each repetition, so that drift of the machine over the run
+    /// does not favour whichever stack goes first.
+    pub shuffle_stacks: bool,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            stacks: Vec::new(),
+            scenarios: Vec::new(),
+            warmup: Duration::from_secs(2),
+            repetitions: 3,
+            seed: 2026,
+            request_timeout: Duration::from_secs(5),
+            duration: None,
+            shuffle_stacks: true,
+        }
+    }
+}
+
+/// Overrides of [`RunSettings`]; what is absent stays.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// One line saying what it is for.
+    #[serde(default)]
+    pub description: String,
+    /// See [`RunSettings::stacks`].
+    pub stacks: Option<Vec<String>>,
+    /// See [`RunSettings::scenarios`].
+    pub scenarios: Option<Vec<String>>,
+    /// See [`RunSettings::warmup`].
+    #[serde(default, with = "duration_text::option")]
+    pub warmup: Option<Duration>,
+    /// See [`RunSettings::repetitions`].
+    pub repetitions: Option<u32>,
+    /// See [`RunSettings::duration`].
+    #[serde(default, with = "duration_text::option")]
+    pub duration: Option<Duration>,
+}
+
+/// One scenario: a load, a mix of requests, injected errors, and what the results must meet.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What it shows, for the report.
+    pub description: String,
+    /// How requests arrive.
+    pub load: Load,
+    /// Which requests, in what proportions.
+    pub mix: Vec<MixEntry>,
+    /// The share of requests sent invalid (each breaking one rule), from 0 to 1.
+    #[serde(default)]
+    pub invalid_share: f64,
+    /// The services' injected faults, passed to every stack as `FAULT_*`.
+    #[serde(default)]
+    pub faults: Option<faults::FaultSettings>,
+    /// Limits the results must meet; a breach makes the run fail.
+    #[serde(default)]
+    pub performance_expectations: Option<Expectations>,
+}
+
+/// How requests arrive.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Load {
+    /// `users` each send a request, wait for its answer (and `think_time`), and send the next.
+    /// Latency is service time; the arrival rate is whatever the stack sustains.
+    Closed {
+        /// Concurrent users.
+        users: u32,
+        /// Users started per second until all run (0: all at once).
+        #[serde(default)]
+        spawn_rate: f64,
+        /// How long it measures.
+        #[serde(with = "duration_text")]
+        duration: Duration,
+        /// A pause between a user's answer and its next request.
+        #[serde(default, with = "duration_text")]
+        think_time: Duration,
+    },
+    /// Requests planned at absolute times, whatever the answers do: latency counts from the
+    /// planned time, so a stall shows in full (no coordinated omission).
+    Open {
+        /// Phases in order; each at `arrival_rate` requests per second, ramping linearly to
+        /// `ramp_to` when given.
+        phases: Vec<Phase>,
+        /// Requests allowed in flight before new ones are dropped (and counted).
+        #[serde(default = "default_max_in_flight")]
+        max_in_flight: u32,
+    },
+    /// Open-loop load at each rate in turn, to find the saturation point.
+    Stepped {
+        /// Requests per second of each step.
+        steps: Vec<f64>,
+        /// How long each step lasts.
+        #[serde(with = "duration_text")]
+        step_duration: Duration,
+        /// As for open-loop load.
+        #[serde(default = "default_max_in_flight")]
+        max_in_flight: u32,
+    },
+}
+
+fn default_max_in_flight() -> u32 {
+    10_000
+}
+
+/// A phase of open-loop load.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// Requests per second at the start.
+    pub arrival_rate: f64,
+    /// Requests per second at the end (default: `arrival_rate` all along).
+    #[serde(default)]
+    pub ramp_to: Option<f64>,
+    /// How long it lasts.
+    #[serde(with = "duration_text")]
+    pub duration: Duration,
+}
+
+impl Load {
+    /// How long it measures in all.
+    pub fn duration(&self) -> Duration {
+        match self {
+            Load::Closed { duration, .. } => *duration,
+            Load::Open { phases, .. } => phases.iter().map(|p| p.duration).sum(),
+            Load::Stepped { steps, step_duration, .. } => *step_duration * steps.len() as u32,
+        }
+    }
+
+    /// The same load lasting `total` instead (phases and steps scaled alike).
+    pub fn scaled_to(&self, total: Duration) -> Self {
+        let factor = total.as_secs_f64() / self.duration().as_secs_f64().max(1e-9);
+        let mut load = self.clone();
+        match &mut load {
+            Load::Closed { duration, .. } => *duration = total,
+            Load::Open { phases, .. } => {
+                for phase in phases {
+                    phase.duration = phase.duration.mul_f64(factor);
+                }
+            }
+            Load::Stepped { step_duration, .. } => *step_duration = step_duration.mul_f64(factor),
+        }
+        load
+    }
+
+    /// Its label in reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Load::Closed { .. } => "closed loop",
+            Load::Open { .. } => "open loop",
+            Load::Stepped { .. } => "stepped open loop",
+        }
+    }
+}
+
+/// One kind of request in a mix.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixEntry {
+    /// `service.endpoint`.
+    pub endpoint: String,
+    /// Payload size where the endpoint has sizes: `small`, `medium` or `large`.
+    #[serde(default)]
+    pub size: Option<PayloadSize>,
+    /// Relative weight.
+    pub weight: f64,
+}
+
+/// Payload sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadSize {
+    /// The smallest valid shape.
+    Small,
+    /// Typical.
+    Medium,
+    /// Many items or records.
+    Large,
+}
+
+/// Limits a scenario's results must meet, for every stack unless `stacks` says otherwise.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// Median latency, in milliseconds, at most.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency, in milliseconds, at most.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    /// Answered requests per second, at least.
+    #[serde(default)]
+    pub min_rps: Option<f64>,
+    /// Unexpected errors per request, at most.
+    #[serde(default)]
+    pub max_unexpected_error_rate: Option<f64>,
+    /// Other limits for some stacks, by name (fields absent there are taken from here).
+    #[serde(default)]
+    pub stacks: BTreeMap<String, Expectations>,
+}
+
+impl Expectations {
+    /// The limits that hold for `stack`.
+    pub fn for_stack(&self, stack: &str) -> Expectations {
+        let own = self.stacks.get(stack);
+        let pick = |f: fn(&Expectations) -> Option<f64>| own.and_then(f).or(f(self));
+        Expectations {
+            p50_ms: pick(|e| e.p50_ms),
+            p99_ms: pick(|e| e.p99_ms),
+            min_rps: pick(|e| e.min_rps),
+            max_unexpected_error_rate: pick(|e| e.max_unexpected_error_rate),
+            stacks: BTreeMap::new(),
+        }
+    }
+}
+
+/// Durations written as `500ms`, `10s`, `2m` or `1h`.
+pub mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Parses `500ms`, `10s`, `1.5s`, `2m`, `1h`.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let text = text.trim();
+        let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let value: f64 = number.trim().parse().map_err(|_| format!("{text:?} is not a duration like 10s"))?;
+        let seconds = match unit {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+        };
+        if !seconds.is_finite() || seconds < 0.0 {
+            return Err(format!("{text:?} is not a duration"));
+        }
+        Ok(Duration::from_secs_f64(seconds))
+    }
+
+    /// As text: whole milliseconds.
+    pub fn format(duration: Duration) -> String {
+        format!("{}ms", duration.as_millis())
+    }
+
+    /// serde: from text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// serde: to text.
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(*duration))
+    }
+
+    /// The same, for optional durations.
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// serde: from text, or absent.
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+            let text = Option::<String>::deserialize(deserializer)?;
+            text.map(|t| super::parse(&t).map_err(serde::de::Error::custom)).transpose()
+        }
+
+        /// serde: to text, or null.
+        pub fn serialize<S: Serializer>(
+            duration: &Option<Duration>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match duration {
+                Some(d) => serializer.serialize_str(&super::format(*d)),
+                None => serializer.serialize_none(),
+            }
+        }
+    }
+}
+
 /// How a stack's clients reach it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// NATS request/reply on `{service}.{endpoint}`.
@@ -27,7 +344,7 @@ pub enum Transport {
 }
 
 /// One stack: what it is, where it listens, and its processes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StackSpec {
     /// One line for the report.
@@ -44,7 +361,7 @@ pub struct StackSpec {
 }
 
 /// One kind of process of a stack.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessSpec {
     /// Its role (`api`, `worker`...), for logs and the report.
@@ -61,6 +378,81 @@ pub struct ProcessSpec {
 
 fn one() -> u32 {
     1
+}
+
+fn names<T>(map: &BTreeMap<String, T>) -> String {
+    map.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+impl RunSettings {
+    /// These settings with `profile`'s overrides.
+    pub fn with_profile(&self, profile: &Profile) -> Self {
+        let mut run = self.clone();
+        if let Some(stacks) = &profile.stacks {
+            run.stacks = stacks.clone();
+        }
+        if let Some(scenarios) = &profile.scenarios {
+            run.scenarios = scenarios.clone();
+        }
+        run.warmup = profile.warmup.unwrap_or(run.warmup);
+        run.repetitions = profile.repetitions.unwrap_or(run.repetitions);
+        run.duration = profile.duration.or(run.duration);
+        run
+    }
+}
+
+fn check_scenario(scenario: &Scenario) -> Result<(), String> {
+    if scenario.mix.is_empty() {
+        return Err("mix: at least one entry".into());
+    }
+    for (i, entry) in scenario.mix.iter().enumerate() {
+        if !crate::workload::ENDPOINTS.contains(&entry.endpoint.as_str()) {
+            return Err(format!(
+                "mix[{i}].endpoint: {:?} is not one the load generator sends ({})",
+                entry.endpoint,
+                crate::workload::ENDPOINTS.join(", ")
+            ));
+        }
+        if !(entry.weight.is_finite() && entry.weight > 0.0) {
+            return Err(format!("mix[{i}].weight: must be above 0"));
+        }
+    }
+    if !(0.0..=1.0).contains(&scenario.invalid_share) {
+        return Err("invalid_share: must be between 0 and 1".into());
+    }
+    let positive = |value: f64| value.is_finite() && value > 0.0;
+    match &scenario.load {
+        Load::Closed { users, duration, .. } => {
+            if *users == 0 {
+                return Err("load.users: must be at least 1".into());
+            }
+            if duration.is_zero() {
+                return Err("load.duration: must be above 0".into());
+            }
+        }
+        Load::Open { phases, .. } => {
+            if phases.is_empty() {
+                return Err("load.phases: at least one phase".into());
+            }
+            for (i, phase) in phases.iter().enumerate() {
+                if !positive(phase.arrival_rate) || phase.ramp_to.is_some_and(|r| !positive(r)) {
+                    return Err(format!("load.phases[{i}]: rates must be above 0"));
+                }
+                if phase.duration.is_zero() {
+                    return Err(format!("load.phases[{i}].duration: must be above 0"));
+                }
+            }
+        }
+        Load::Stepped { steps, step_duration, .. } => {
+            if steps.is_empty() || steps.iter().any(|r| !positive(*r)) {
+                return Err("load.steps: at least one rate, each above 0".into());
+            }
+            if step_duration.is_zero() {
+                return Err("load.step_duration: must be above 0".into());
+            }
+        }
+    }
+    Ok(())
 }
 
 impl BenchmarkConfig {
@@ -102,7 +494,76 @@ impl BenchmarkConfig {
                 }
             }
         }
+        for (name, scenario) in &self.scenarios {
+            check_scenario(scenario).map_err(|problem| format!("scenarios.{name}.{problem}"))?;
+        }
+        self.check_run(&self.run, "run")?;
+        for (name, profile) in &self.profiles {
+            let run = self.run.with_profile(profile);
+            self.check_run(&run, &format!("profiles.{name}"))?;
+        }
         Ok(())
+    }
+
+    fn check_run(&self, run: &RunSettings, at: &str) -> Result<(), String> {
+        for stack in &run.stacks {
+            if !self.stacks.contains_key(stack) {
+                return Err(format!("{at}.stacks: no stack {stack:?} (there are {})", names(&self.stacks)));
+            }
+        }
+        for scenario in &run.scenarios {
+            if !self.scenarios.contains_key(scenario) {
+                return Err(format!(
+                    "{at}.scenarios: no scenario {scenario:?} (there are {})",
+                    names(&self.scenarios)
+                ));
+            }
+        }
+        if run.repetitions == 0 {
+            return Err(format!("{at}.repetitions: must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The run settings of `profile` (if any) with the environment's overrides on top:
+    /// `STACKS` and `SCENARIOS` (comma-separated), `DURATION`, `WARMUP`, `REPETITIONS`, `SEED`.
+    pub fn settings(
+        &self,
+        profile: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RunSettings, BenchError> {
+        let mut run = self.run.clone();
+        if let Some(name) = profile {
+            let profile = self.profiles.get(name).ok_or_else(|| {
+                BenchError::Config(format!("no profile {name:?} (there are {})", names(&self.profiles)))
+            })?;
+            run = run.with_profile(profile);
+        }
+        let bad =
+            |name: &str, value: &str, why: String| BenchError::Config(format!("{name}={value:?}: {why}"));
+        let list =
+            |value: &str| value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        if let Some(value) = env("STACKS") {
+            run.stacks = list(&value);
+        }
+        if let Some(value) = env("SCENARIOS") {
+            run.scenarios = list(&value);
+        }
+        if let Some(value) = env("DURATION") {
+            run.duration = Some(duration_text::parse(&value).map_err(|why| bad("DURATION", &value, why))?);
+        }
+        if let Some(value) = env("WARMUP") {
+            run.warmup = duration_text::parse(&value).map_err(|why| bad("WARMUP", &value, why))?;
+        }
+        if let Some(value) = env("REPETITIONS") {
+            run.repetitions =
+                value.parse().map_err(|_| bad("REPETITIONS", &value, "not a whole number".into()))?;
+        }
+        if let Some(value) = env("SEED") {
+            run.seed = value.parse().map_err(|_| bad("SEED", &value, "not a whole number".into()))?;
+        }
+        self.check_run(&run, "the run (after PROFILE and the environment)").map_err(BenchError::Config)?;
+        Ok(run)
     }
 
     /// A stack by name, or an error listing the names there are.

@@ -8,10 +8,15 @@
 //! - `src/bin/echo-vs-raw.rs`: the framework's echo endpoint against a raw async-nats responder.
 //! - `benches/`: criterion micro-benchmarks (decode plus validate).
 
+pub mod check;
+pub mod client;
 pub mod closed_loop;
 pub mod config;
+pub mod load;
 pub mod process;
+pub mod recorder;
 pub mod stacks;
+pub mod workload;
 
 /// This crate's error.
 #[derive(Debug, thiserror::Error)]

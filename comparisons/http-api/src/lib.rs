@@ -2,7 +2,8 @@
 //!
 //! The HTTP surface both HTTP stacks of the comparison serve: `POST /{service}/{endpoint}` with the
 //! same body as the NATS request (JSON, or MessagePack by `Content-Type`) and the same envelope back,
-//! with the error's status as the HTTP status; `GET /health`. Requests run through
+//! with the error's status as the HTTP status; `GET /health`; `GET /stats` (each service's
+//! `$SRV.STATS` answer, where the services run in the process). Requests run through
 //! [`natsrpc::Dispatcher`], the same decode, validate, handle and encode path as on NATS, so that
 //! the stacks differ only in transport and state store: in this process ([`app`]), or behind any
 //! other [`Backend`] ([`app_over`]), such as the RabbitMQ gateway's workers.
@@ -92,6 +93,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Answers one request to a service it serves.
     fn call(&self, call: Call) -> impl Future<Output = Answer> + Send;
+
+    /// Each service's `$SRV.STATS` answer, when the services run where the backend can see them.
+    fn stats(&self) -> Option<Vec<serde_json::Value>> {
+        None
+    }
 }
 
 /// The services in this process, by name.
@@ -116,6 +122,10 @@ impl Backend for Local {
             None => Answer::refusal(ServiceError::unknown_endpoint(&call.subject)),
         }
     }
+
+    fn stats(&self) -> Option<Vec<serde_json::Value>> {
+        Some(self.0.values().filter_map(|d| serde_json::from_slice(&d.stats()).ok()).collect())
+    }
 }
 
 /// The router over `services` running in this process, each reachable under its name.
@@ -133,12 +143,21 @@ pub fn app_over<B: Backend>(backend: B) -> axum::Router {
     let services = backend.services();
     axum::Router::new()
         .route("/health", get(health::<B>))
+        .route("/stats", get(stats::<B>))
         .route("/{service}/{endpoint}", post(call::<B>))
         .with_state(Arc::new(Shared { backend, services }))
 }
 
 async fn health<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
     axum::Json(serde_json::json!({"status": "ok", "services": shared.services})).into_response()
+}
+
+/// `GET /stats`: what `$SRV.STATS` says on NATS, one entry per service.
+async fn stats<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
+    match shared.backend.stats() {
+        Some(all) => axum::Json(all).into_response(),
+        None => response(Answer::refusal(ServiceError::unknown_endpoint("stats"))),
+    }
 }
 
 async fn call<B: Backend>(

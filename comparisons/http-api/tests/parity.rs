@@ -55,7 +55,7 @@ async fn every_sample_gets_the_same_answer_over_http_and_over_nats() {
 }
 
 #[tokio::test]
-async fn msgpack_unknown_endpoints_oversized_bodies_and_health() {
+async fn msgpack_unknown_endpoints_oversized_bodies_stats_and_health() {
     let app = http_api::app(vec![Dispatcher::new(ecommerce()).unwrap()]);
 
     let order = ecommerce::payloads::Payloads::new(1, 1000).create_order(ecommerce::payloads::Size::Small);
@@ -91,6 +91,14 @@ async fn msgpack_unknown_endpoints_oversized_bodies_and_health() {
     let envelope: serde_json::Value =
         serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(envelope["error"]["kind"], "payload_too_large");
+
+    let stats = app.clone().oneshot(Request::get("/stats").body(Body::empty()).unwrap()).await.unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_slice(&stats.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let create =
+        stats[0]["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "create_order").unwrap();
+    assert_eq!(create["num_requests"], 1, "the order (the oversized body never reached it): {create}");
+    assert!(create["data"]["average_validation_time"].as_u64().is_some(), "{create}");
 
     let health = app.oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
