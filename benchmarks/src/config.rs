@@ -20,6 +20,9 @@ pub struct BenchmarkConfig {
     /// Named sets of overrides of `run` (`quick` for CI).
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
+    /// Mixes shared by scenarios through YAML anchors (`&name`, `*name`), by name.
+    #[serde(default, rename = "x-mixes")]
+    pub mixes: BTreeMap<String, Vec<MixEntry>>,
     /// The scenarios, by name.
     #[serde(default)]
     pub scenarios: BTreeMap<String, Scenario>,
@@ -108,6 +111,10 @@ pub struct Scenario {
     /// Limits the results must meet; a breach makes the run fail.
     #[serde(default)]
     pub performance_expectations: Option<Expectations>,
+    /// Only these of the run's stacks (default: all of them), for scenarios that mean nothing on
+    /// some (faults on an echo responder).
+    #[serde(default)]
+    pub stacks: Option<Vec<String>>,
 }
 
 /// How requests arrive.
@@ -356,6 +363,9 @@ pub struct StackSpec {
     /// For an echo control: the subject it answers on, instead of the three services.
     #[serde(default)]
     pub echo_subject: Option<String>,
+    /// The brokers it uses (`nats`, `redis`, `rabbitmq`), whose CPU and memory count as its own.
+    #[serde(default)]
+    pub brokers: Vec<String>,
     /// Started in this order, stopped in the reverse order.
     pub processes: Vec<ProcessSpec>,
 }
@@ -482,6 +492,11 @@ impl BenchmarkConfig {
             if !stack.url.starts_with(scheme) || crate::stacks::host_port(&stack.url).is_none() {
                 return Err(format!("stacks.{name}.url: {:?} is not {scheme}host:port", stack.url));
             }
+            for broker in &stack.brokers {
+                if !crate::resources::BROKERS.iter().any(|(name, _)| name == broker) {
+                    return Err(format!("stacks.{name}.brokers: {broker:?} is not nats, redis or rabbitmq"));
+                }
+            }
             if stack.processes.is_empty() {
                 return Err(format!("stacks.{name}.processes: a stack needs at least one process"));
             }
@@ -496,6 +511,14 @@ impl BenchmarkConfig {
         }
         for (name, scenario) in &self.scenarios {
             check_scenario(scenario).map_err(|problem| format!("scenarios.{name}.{problem}"))?;
+            for stack in scenario.stacks.iter().flatten() {
+                if !self.stacks.contains_key(stack) {
+                    return Err(format!(
+                        "scenarios.{name}.stacks: no stack {stack:?} (there are {})",
+                        names(&self.stacks)
+                    ));
+                }
+            }
         }
         self.check_run(&self.run, "run")?;
         for (name, profile) in &self.profiles {
@@ -584,7 +607,67 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/benchmark-config.yaml");
         let config = BenchmarkConfig::load(&path).unwrap();
         assert!(config.stacks.contains_key("http-rabbitmq"));
+        for scenario in [
+            "baseline",
+            "high_throughput",
+            "error_resilience",
+            "large_payloads",
+            "mixed_workload",
+            "stress_test",
+            "comparison_baseline",
+        ] {
+            assert!(!config.scenarios[scenario].description.is_empty(), "{scenario}");
+        }
+        let quick = config.settings(Some("quick"), &|_| None).unwrap();
+        assert_eq!(quick.repetitions, 1);
         assert_eq!(config.stack("http-rabbitmq").unwrap().processes[0].instances, 2);
+    }
+
+    #[test]
+    fn the_environment_overrides_the_common_knobs_and_is_checked_too() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/benchmark-config.yaml");
+        let config = BenchmarkConfig::load(&path).unwrap();
+        let env = |name: &str| match name {
+            "DURATION" => Some("5s".to_string()),
+            "SCENARIOS" => Some("baseline, stress_test".to_string()),
+            "REPETITIONS" => Some("4".to_string()),
+            _ => None,
+        };
+        let run = config.settings(None, &env).unwrap();
+        assert_eq!(run.duration, Some(Duration::from_secs(5)));
+        assert_eq!(run.scenarios, ["baseline", "stress_test"]);
+        assert_eq!(run.repetitions, 4);
+        let typo = |name: &str| (name == "SCENARIOS").then(|| "baseline,basline".to_string());
+        let error = config.settings(None, &typo).unwrap_err().to_string();
+        assert!(error.contains("no scenario \"basline\""), "{error}");
+        let bad = |name: &str| (name == "DURATION").then(|| "5 parsecs".to_string());
+        assert!(config.settings(None, &bad).unwrap_err().to_string().contains("DURATION"));
+        assert!(config.settings(Some("slow"), &|_| None).unwrap_err().to_string().contains("no profile"));
+    }
+
+    #[test]
+    fn scenarios_are_checked_before_anything_runs() {
+        let stacks = "stacks:\n  s:\n    description: d\n    transport: nats\n    url: nats://127.0.0.1:4222\n    processes: [{name: a, command: [b]}]\n";
+        let bad_endpoint = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: 1s}}\n    mix: [{{endpoint: shop.buy, weight: 1}}]\n"
+        );
+        let error = BenchmarkConfig::parse(&bad_endpoint, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("scenarios.x.mix[0].endpoint"), "{error}");
+        let bad_duration = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: soon}}\n    mix: []\n"
+        );
+        let error = BenchmarkConfig::parse(&bad_duration, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("b.yaml:") && error.contains("soon"), "{error}");
+        let unknown_model = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: poisson, rate: 1}}\n    mix: []\n"
+        );
+        let error = BenchmarkConfig::parse(&unknown_model, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("poisson"), "{error}");
+        let bad_share = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: open, phases: [{{arrival_rate: 10, duration: 1s}}]}}\n    mix: [{{endpoint: ecommerce.restock, weight: 1}}]\n    invalid_share: 1.5\n"
+        );
+        let error = BenchmarkConfig::parse(&bad_share, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("scenarios.x.invalid_share"), "{error}");
     }
 
     #[test]

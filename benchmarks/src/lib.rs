@@ -12,9 +12,13 @@ pub mod check;
 pub mod client;
 pub mod closed_loop;
 pub mod config;
+pub mod environment;
 pub mod load;
 pub mod process;
 pub mod recorder;
+pub mod resources;
+pub mod results;
+pub mod runner;
 pub mod stacks;
 pub mod workload;
 

@@ -353,6 +353,7 @@ mod tests {
             invalid_share,
             faults: None,
             performance_expectations: None,
+            stacks: None,
         }
     }
 

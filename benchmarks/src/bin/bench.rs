@@ -1,0 +1,169 @@
+//! `bench`: the benchmark runner. Reads `config/benchmark-config.yaml`, runs its scenarios on its
+//! stacks (starting and stopping each stack itself), and writes `reports/runs/<UTC time>/` with
+//! `results.json`, CSV exports and interval histogram logs; `reports/latest` points at it.
+//!
+//! ```text
+//! bench [--config FILE] [--profile NAME] [--reports DIR]
+//! ```
+//! Environment overrides: `PROFILE`, `STACKS` and `SCENARIOS` (comma-separated), `DURATION`
+//! (`5s`), `WARMUP`, `REPETITIONS`, `SEED`. Exits 1 when a `performance_expectations` limit is
+//! missed, 2 when the configuration is refused.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use benchmarks::BenchError;
+use benchmarks::config::BenchmarkConfig;
+use benchmarks::results::RunResults;
+use benchmarks::runner::Runner;
+use benchmarks::stacks::StartOptions;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Args {
+    config: PathBuf,
+    profile: Option<String>,
+    reports: PathBuf,
+}
+
+fn parse() -> Result<Args, BenchError> {
+    let mut args = Args {
+        config: PathBuf::from("config/benchmark-config.yaml"),
+        profile: std::env::var("PROFILE").ok().filter(|p| !p.is_empty()),
+        reports: PathBuf::from("reports"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")));
+        match flag.as_str() {
+            "--config" => args.config = PathBuf::from(value()?),
+            "--profile" => args.profile = Some(value()?),
+            "--reports" => args.reports = PathBuf::from(value()?),
+            other => {
+                return Err(BenchError::Usage(format!(
+                    "unknown argument {other:?}; bench [--config FILE] [--profile NAME] [--reports DIR]"
+                )));
+            }
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let prepared = parse().and_then(|args| {
+        let config = BenchmarkConfig::load(&args.config)?;
+        let settings = config.settings(args.profile.as_deref(), &|name| std::env::var(name).ok())?;
+        Ok((args, config, settings))
+    });
+    let (args, config, settings) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args, config, settings).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("bench: {error}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Runs and reports; answers whether every expectation held.
+async fn run(
+    args: Args,
+    config: BenchmarkConfig,
+    settings: benchmarks::config::RunSettings,
+) -> Result<bool, BenchError> {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let name = format!("runs/{stamp}");
+    let out = args.reports.join(&name);
+    let io = |e: std::io::Error| BenchError::Process(format!("{}: {e}", out.display()));
+    std::fs::create_dir_all(&out).map_err(io)?;
+    std::fs::copy(&args.config, out.join("benchmark-config.yaml")).map_err(io)?;
+    println!(
+        "bench: {} scenario(s) x {} stack(s) x {} repetition(s){} -> {}",
+        settings.scenarios.len(),
+        settings.stacks.len(),
+        settings.repetitions,
+        args.profile.as_deref().map(|p| format!(", profile {p}")).unwrap_or_default(),
+        out.display()
+    );
+    let runner = Runner {
+        config,
+        settings,
+        profile: args.profile,
+        out: out.clone(),
+        start: StartOptions::beside_this_binary(&out.join("logs"))?,
+        interval: Duration::from_secs(1),
+    };
+    let results = runner.run().await?;
+    results.write(&out)?;
+    point_latest(&args.reports, &name)?;
+    print_summary(&results, &out);
+    Ok(results.expectations.iter().all(|e| e.held))
+}
+
+/// `reports/latest` -> `runs/<stamp>`, replaced atomically.
+fn point_latest(reports: &Path, target: &str) -> Result<(), BenchError> {
+    let link = reports.join("latest");
+    let temporary = reports.join(".latest.new");
+    let _ = std::fs::remove_file(&temporary);
+    std::os::unix::fs::symlink(target, &temporary)
+        .and_then(|()| std::fs::rename(&temporary, &link))
+        .map_err(|e| BenchError::Process(format!("{}: {e}", link.display())))
+}
+
+fn print_summary(results: &RunResults, out: &Path) {
+    for scenario in &results.scenarios {
+        println!("\n{} ({}): {}", scenario.name, scenario.load.label(), scenario.description);
+        println!(
+            "  {:<15} {:>24} {:>9} {:>9} {:>11} {:>13}",
+            "stack", "answers/s (min..max)", "p50 ms", "p99 ms", "unexpected", "CPU ms/1k"
+        );
+        let mut stacks: Vec<_> = scenario.stacks.iter().collect();
+        stacks.sort_by(|a, b| b.summary.rps.median.total_cmp(&a.summary.rps.median));
+        for stack in stacks {
+            let s = &stack.summary;
+            println!(
+                "  {:<15} {:>8.0} ({:>6.0}..{:>6.0}) {:>9.2} {:>9.2} {:>10.3}% {:>13.1}",
+                stack.name,
+                s.rps.median,
+                s.rps.min,
+                s.rps.max,
+                s.p50_us.median / 1000.0,
+                s.p99_us.median / 1000.0,
+                s.unexpected_rate.median * 100.0,
+                s.cpu_ms_per_1000.median
+            );
+        }
+    }
+    if !results.expectations.is_empty() {
+        println!("\nexpectations:");
+        for check in &results.expectations {
+            println!("  {}", check.describe());
+        }
+    }
+    if !results.warnings.is_empty() {
+        println!("\nwarnings:");
+        for warning in &results.warnings {
+            println!("  - {warning}");
+        }
+    }
+    println!("\nresults: {}", out.join("results.json").display());
+}

@@ -1,0 +1,582 @@
+//! The run: every scenario, on every stack in a shuffled order, repeated; each measurement on a
+//! freshly started stack with the scenario's faults, after a warm-up, with resources sampled and
+//! a progress line per interval; then medians, spreads, expectations and warnings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::BenchError;
+use crate::check::{ExpectedFaults, check, check_echo};
+use crate::client::StackClient;
+use crate::config::{BenchmarkConfig, Load, Phase, RunSettings, Scenario, StackSpec, Transport};
+use crate::environment::Environment;
+use crate::load::{Schedule, Shot, closed_loop, open_loop};
+use crate::recorder::Recorder;
+use crate::resources::{Group, Sampler, Usage};
+use crate::results::{
+    CpuCost, EndpointResult, ExpectationCheck, IntervalResult, Measurement, Percentiles, RunResults,
+    ScenarioResult, StackResult, StepResult, Summary, ValidationResult,
+};
+use crate::stacks::{RunningStack, StartOptions};
+use crate::workload::Workload;
+
+/// A run about to happen.
+#[derive(Debug)]
+pub struct Runner {
+    /// The configuration.
+    pub config: BenchmarkConfig,
+    /// The settings in force.
+    pub settings: RunSettings,
+    /// The profile named, if any.
+    pub profile: Option<String>,
+    /// The run folder.
+    pub out: PathBuf,
+    /// How stacks are started.
+    pub start: StartOptions,
+    /// The length of an interval (progress lines, percentiles over time, resource samples).
+    pub interval: Duration,
+}
+
+fn lock(recorder: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {
+    // A poisoned lock means a panic mid-record elsewhere: the figures stay usable.
+    recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Now, as RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+impl Runner {
+    /// Runs every scenario on every stack, writing interval logs as it goes.
+    pub async fn run(&self) -> Result<RunResults, BenchError> {
+        let started = now_rfc3339();
+        let environment = Environment::read();
+        std::fs::create_dir_all(self.out.join("intervals"))
+            .map_err(|e| BenchError::Process(e.to_string()))?;
+        let nonce: String = nuid::next().to_string().chars().rev().take(8).collect();
+        let mut warnings = Vec::new();
+        let mut scenarios = Vec::new();
+        let mut expectations = Vec::new();
+        let settings = &self.settings;
+        for (index, name) in settings.scenarios.iter().enumerate() {
+            let scenario = self
+                .config
+                .scenarios
+                .get(name)
+                .ok_or_else(|| BenchError::Config(format!("no scenario {name:?}")))?;
+            let load =
+                settings.duration.map_or_else(|| scenario.load.clone(), |d| scenario.load.scaled_to(d));
+            let seed = settings.seed.wrapping_add(index as u64);
+            let workload = Arc::new(Workload::new(scenario, seed, &nonce)?);
+            let mut measured: BTreeMap<String, Vec<Measurement>> = BTreeMap::new();
+            for repetition in 1..=settings.repetitions {
+                let mut order: Vec<String> = settings
+                    .stacks
+                    .iter()
+                    .filter(|s| scenario.stacks.as_ref().is_none_or(|only| only.contains(s)))
+                    .cloned()
+                    .collect();
+                if settings.shuffle_stacks {
+                    order.shuffle(&mut StdRng::seed_from_u64(seed ^ (u64::from(repetition) << 32)));
+                }
+                for (position, stack) in order.iter().enumerate() {
+                    println!(
+                        "== {name} on {stack}: repetition {repetition}/{}, {}/{} ({}, {:?})",
+                        settings.repetitions,
+                        position + 1,
+                        order.len(),
+                        load.label(),
+                        load.duration()
+                    );
+                    let at = Place { scenario: name, stack, repetition, position: position as u32 + 1 };
+                    match self.measure(&at, scenario, &load, &workload).await {
+                        Ok((measurement, mut said)) => {
+                            warnings.append(&mut said);
+                            measured.entry(stack.clone()).or_default().push(measurement);
+                        }
+                        Err(error) => {
+                            println!("   failed: {error}");
+                            warnings.push(format!("{name} on {stack}, repetition {repetition}: {error}"));
+                        }
+                    }
+                }
+            }
+            let mut stacks = Vec::new();
+            for stack in &settings.stacks {
+                let Some(repetitions) = measured.remove(stack) else { continue };
+                let spec = self.config.stack(stack)?;
+                let summary = Summary::of(&repetitions);
+                if let Some(limits) = &scenario.performance_expectations {
+                    expectations.extend(ExpectationCheck::all(
+                        name,
+                        stack,
+                        &limits.for_stack(stack),
+                        &summary,
+                    ));
+                }
+                stacks.push(StackResult {
+                    name: stack.clone(),
+                    description: spec.description.clone(),
+                    transport: transport_name(spec.transport).to_string(),
+                    repetitions,
+                    summary,
+                });
+            }
+            scenarios.push(ScenarioResult {
+                name: name.clone(),
+                description: scenario.description.clone(),
+                load,
+                mix: scenario.mix.clone(),
+                invalid_share: scenario.invalid_share,
+                faults: scenario.faults.clone(),
+                expectations: scenario.performance_expectations.clone(),
+                stacks,
+            });
+        }
+        if settings.repetitions < 3 {
+            warnings.push(format!(
+                "only {} repetition(s): differences between stacks smaller than the spread of repeated runs (at least 3 needed to see it) are not established",
+                settings.repetitions
+            ));
+        }
+        Ok(RunResults {
+            schema: crate::results::SCHEMA,
+            started,
+            finished: now_rfc3339(),
+            profile: self.profile.clone(),
+            environment,
+            settings: settings.clone(),
+            scenarios,
+            expectations,
+            warnings,
+        })
+    }
+
+    async fn measure(
+        &self,
+        at: &Place<'_>,
+        scenario: &Scenario,
+        load: &Load,
+        workload: &Arc<Workload>,
+    ) -> Result<(Measurement, Vec<String>), BenchError> {
+        let spec = self.config.stack(at.stack)?;
+        let mut start = self.start.clone();
+        start.env.extend(fault_env(scenario.faults.as_ref())?);
+        let running = RunningStack::start(at.stack, spec, &start).await?;
+        let measured = self.measure_running(at, spec, &running, scenario, load, workload).await;
+        running.stop(Duration::from_secs(10)).await?;
+        measured
+    }
+
+    async fn measure_running(
+        &self,
+        at: &Place<'_>,
+        spec: &StackSpec,
+        running: &RunningStack,
+        scenario: &Scenario,
+        load: &Load,
+        workload: &Arc<Workload>,
+    ) -> Result<(Measurement, Vec<String>), BenchError> {
+        let client = Arc::new(StackClient::connect(spec, self.settings.request_timeout).await?);
+        let faults = Arc::new(ExpectedFaults::from_settings(scenario.faults.as_ref()));
+        let entries = workload.labels.len();
+
+        if !self.settings.warmup.is_zero() {
+            let warm = Arc::new(Mutex::new(Recorder::new(entries, self.interval, None)));
+            let warm_load = warm_up_load(load, self.settings.warmup);
+            let shot = shot(workload, &client, &faults, &warm, u64::MAX / 2);
+            run_load(&warm_load, &warm, shot).await;
+        }
+
+        let step = match load {
+            Load::Stepped { step_duration, .. } => Some(*step_duration),
+            _ => None,
+        };
+        let recorder = Arc::new(Mutex::new(Recorder::new(entries, self.interval, step)));
+        let mut groups = vec![Group { name: "stack".into(), pids: running.pids() }];
+        groups.extend(spec.brokers.iter().filter_map(|b| Group::broker(b)));
+        groups.push(Group::generator());
+        let stop = Arc::new(AtomicBool::new(false));
+        let monitor = tokio::spawn(monitor(
+            Sampler::start(groups),
+            Arc::clone(&recorder),
+            Arc::clone(&stop),
+            self.interval,
+        ));
+        let began = Instant::now();
+        let shot = shot(workload, &client, &faults, &recorder, 0);
+        let target_rps = run_load(load, &recorder, shot).await;
+        let elapsed = began.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let usage = monitor.await.map_err(|e| BenchError::Process(e.to_string()))?;
+        let validation = validation(&client, spec).await;
+
+        let recorder = lock(&recorder);
+        write_interval_log(&self.out.join(at.interval_log()), &recorder, at.stack)?;
+        let measurement = measurement(at, load, &recorder, workload, elapsed, target_rps, usage, validation);
+        let warnings = warnings(at, &measurement);
+        Ok((measurement, warnings))
+    }
+}
+
+/// Where a measurement belongs.
+struct Place<'a> {
+    scenario: &'a str,
+    stack: &'a str,
+    repetition: u32,
+    position: u32,
+}
+
+impl Place<'_> {
+    /// Its interval histogram log, relative to the run folder.
+    fn interval_log(&self) -> String {
+        format!("intervals/{}-{}-r{}.hlog", self.scenario, self.stack, self.repetition)
+    }
+}
+
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Nats => "nats",
+        Transport::Http => "http",
+    }
+}
+
+/// `FAULT_*` variables for the stack's processes.
+fn fault_env(faults: Option<&faults::FaultSettings>) -> Result<Vec<(String, String)>, BenchError> {
+    let Some(faults) = faults else { return Ok(Vec::new()) };
+    let value = serde_json::to_value(faults).map_err(|e| BenchError::Config(e.to_string()))?;
+    let Some(fields) = value.as_object() else { return Ok(Vec::new()) };
+    Ok(fields.iter().map(|(k, v)| (format!("FAULT_{}", k.to_ascii_uppercase()), v.to_string())).collect())
+}
+
+/// The load that warms a stack up: the same model, shorter (a stepped load at its first rate).
+fn warm_up_load(load: &Load, warmup: Duration) -> Load {
+    match load {
+        Load::Stepped { steps, max_in_flight, .. } => Load::Open {
+            phases: vec![Phase {
+                arrival_rate: steps.first().copied().unwrap_or(100.0),
+                ramp_to: None,
+                duration: warmup,
+            }],
+            max_in_flight: *max_in_flight,
+        },
+        other => other.scaled_to(warmup),
+    }
+}
+
+/// One request: draw its body, send it, check and record the answer.
+fn shot(
+    workload: &Arc<Workload>,
+    client: &Arc<StackClient>,
+    faults: &Arc<ExpectedFaults>,
+    recorder: &Arc<Mutex<Recorder>>,
+    key_offset: u64,
+) -> Shot {
+    let (workload, client, faults, recorder) =
+        (Arc::clone(workload), Arc::clone(client), Arc::clone(faults), Arc::clone(recorder));
+    Arc::new(move |key, planned| {
+        let (workload, client, faults, recorder) =
+            (Arc::clone(&workload), Arc::clone(&client), Arc::clone(&faults), Arc::clone(&recorder));
+        Box::pin(async move {
+            let drawn = workload.draw(key.wrapping_add(key_offset));
+            let sent = Instant::now();
+            lock(&recorder).sent(planned, sent);
+            let answer = client.send(&drawn.template.subject, drawn.body.clone()).await;
+            let done = Instant::now();
+            let verdict = if client.is_echo() {
+                check_echo(&drawn.body, &answer)
+            } else {
+                check(&drawn.template.expect, &answer, &faults)
+            };
+            lock(&recorder).answered(drawn.template.entry, planned, sent, done, &verdict);
+        })
+    })
+}
+
+/// Runs `load` from the recorder's start; answers the planned rate of an open loop.
+async fn run_load(load: &Load, recorder: &Arc<Mutex<Recorder>>, shot: Shot) -> Option<f64> {
+    let start = lock(recorder).start;
+    let dropped = |_| lock(recorder).dropped();
+    match load {
+        Load::Closed { users, spawn_rate, duration, think_time } => {
+            closed_loop(start, *users, *spawn_rate, *duration, *think_time, shot).await;
+            None
+        }
+        Load::Open { phases, max_in_flight } => {
+            let schedule = Schedule::new(phases);
+            open_loop(start, &schedule, u64::from(*max_in_flight), shot, dropped).await;
+            Some(schedule.total() as f64 / load.duration().as_secs_f64())
+        }
+        Load::Stepped { steps, step_duration, max_in_flight } => {
+            let schedule = Schedule::stepped(steps, *step_duration);
+            open_loop(start, &schedule, u64::from(*max_in_flight), shot, dropped).await;
+            Some(schedule.total() as f64 / load.duration().as_secs_f64())
+        }
+    }
+}
+
+/// Samples resources and prints a progress line every interval until told to stop.
+async fn monitor(
+    mut sampler: Sampler,
+    recorder: Arc<Mutex<Recorder>>,
+    stop: Arc<AtomicBool>,
+    interval: Duration,
+) -> Vec<Usage> {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    let begun = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        ticker.tick().await;
+        sampler.sample();
+        let (total, last) = {
+            let recorder = lock(&recorder);
+            let total: u64 = recorder.intervals.iter().map(|i| i.answered).sum();
+            let index = (begun.elapsed().as_secs_f64() / interval.as_secs_f64()) as usize;
+            let last = recorder.intervals.get(index.saturating_sub(1)).map(|i| {
+                (
+                    i.answered,
+                    i.response.value_at_quantile(0.5),
+                    i.response.value_at_quantile(0.99),
+                    i.unexpected,
+                )
+            });
+            (total, last)
+        };
+        let (ops, p50, p99, unexpected) = last.unwrap_or_default();
+        println!(
+            "   {:>5.0} s | {total:>9} ops | {:>8.0} ops/s | p50 {:>7.2} ms | p99 {:>7.2} ms | {unexpected:>4} unexpected | stack {:>5.0} MiB | generator {:>4.0} MiB",
+            begun.elapsed().as_secs_f64(),
+            ops as f64 / interval.as_secs_f64(),
+            p50 as f64 / 1000.0,
+            p99 as f64 / 1000.0,
+            sampler.rss_mib("stack"),
+            sampler.rss_mib("generator"),
+        );
+    }
+    sampler.finish()
+}
+
+/// Validation time per endpoint from the services' own stats: `$SRV.STATS` on NATS, `GET /stats`
+/// on HTTP (where the services run in the process that answers).
+async fn validation(client: &StackClient, spec: &StackSpec) -> Vec<ValidationResult> {
+    if spec.echo_subject.is_some() {
+        return Vec::new();
+    }
+    let mut answers: Vec<serde_json::Value> = Vec::new();
+    match client {
+        StackClient::Nats { nats, .. } => {
+            for service in stack::SERVICES {
+                if let Ok(reply) = nats.request(format!("$SRV.STATS.{service}"), "".into()).await
+                    && let Ok(value) = serde_json::from_slice(&reply.payload)
+                {
+                    answers.push(value);
+                }
+            }
+        }
+        StackClient::Http { http, base } => {
+            if let Ok(response) = http.get(format!("{base}/stats")).send().await
+                && response.status().is_success()
+                && let Ok(bytes) = response.bytes().await
+                && let Ok(serde_json::Value::Array(all)) = serde_json::from_slice(&bytes)
+            {
+                answers = all;
+            }
+        }
+    }
+    let mut results = Vec::new();
+    for answer in answers {
+        let service = answer["name"].as_str().unwrap_or_default().to_string();
+        for endpoint in answer["endpoints"].as_array().into_iter().flatten() {
+            let requests = endpoint["num_requests"].as_u64().unwrap_or(0);
+            if requests == 0 {
+                continue;
+            }
+            results.push(ValidationResult {
+                endpoint: format!("{service}.{}", endpoint["name"].as_str().unwrap_or_default()),
+                requests,
+                validation_us: endpoint["data"]["average_validation_time"].as_f64().unwrap_or(0.0) / 1000.0,
+                processing_us: endpoint["average_processing_time"].as_f64().unwrap_or(0.0) / 1000.0,
+                share: endpoint["data"]["validation_share"].as_f64().unwrap_or(0.0),
+            });
+        }
+    }
+    results
+}
+
+fn write_interval_log(path: &std::path::Path, recorder: &Recorder, tag: &str) -> Result<(), BenchError> {
+    use hdrhistogram::serialization::V2DeflateSerializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+    let io = |e: std::io::Error| BenchError::Process(format!("{}: {e}", path.display()));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    let mut serializer = V2DeflateSerializer::new();
+    let now = std::time::SystemTime::now();
+    let mut writer = IntervalLogWriterBuilder::new()
+        .add_comment("response times in microseconds, one histogram per interval")
+        .with_start_time(now)
+        .with_base_time(now)
+        .begin_log_with(&mut file, &mut serializer)
+        .map_err(io)?;
+    let tag: String = tag.chars().filter(|c| !c.is_whitespace() && *c != ',').collect();
+    for (i, interval) in recorder.intervals.iter().enumerate() {
+        let start = recorder.interval * i as u32;
+        writer
+            .write_histogram(&interval.response, start, recorder.interval, Tag::new(&tag))
+            .map_err(|e| BenchError::Process(format!("{}: {e:?}", path.display())))?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // one place that turns everything measured into the result
+fn measurement(
+    at: &Place<'_>,
+    load: &Load,
+    recorder: &Recorder,
+    workload: &Workload,
+    elapsed: Duration,
+    target_rps: Option<f64>,
+    resources: Vec<Usage>,
+    validation: Vec<ValidationResult>,
+) -> Measurement {
+    let overall = recorder.overall();
+    let answered = overall.answered();
+    let duration_s = elapsed.as_secs_f64().max(1e-9);
+    let sizes = workload.mean_sizes();
+    let endpoints = recorder
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, tally)| EndpointResult {
+            name: workload.labels[i].clone(),
+            mean_body_bytes: sizes[i],
+            answered: tally.answered(),
+            ok: tally.ok,
+            expected_errors: tally.expected.clone(),
+            unexpected_errors: tally.unexpected.clone(),
+            latency_us: Percentiles::of(&tally.response),
+            service_time_us: Percentiles::of(&tally.service),
+        })
+        .collect();
+    let seconds = recorder.interval.as_secs_f64();
+    let intervals = recorder
+        .intervals
+        .iter()
+        .enumerate()
+        .map(|(i, interval)| IntervalResult {
+            t_s: i as f64 * seconds,
+            answered: interval.answered,
+            rps: interval.answered as f64 / seconds,
+            unexpected: interval.unexpected,
+            p50_us: interval.response.value_at_quantile(0.5),
+            p99_us: interval.response.value_at_quantile(0.99),
+            max_us: interval.response.max(),
+        })
+        .collect();
+    let steps = match (load, &recorder.steps) {
+        (Load::Stepped { steps, step_duration, .. }, Some((_, tallies))) => steps
+            .iter()
+            .enumerate()
+            .map(|(i, rate)| {
+                let tally = tallies.get(i).cloned().unwrap_or_default();
+                StepResult {
+                    target_rps: *rate,
+                    achieved_rps: tally.answered() as f64 / step_duration.as_secs_f64(),
+                    p50_us: tally.response.value_at_quantile(0.5),
+                    p99_us: tally.response.value_at_quantile(0.99),
+                    unexpected: tally.unexpected_count(),
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let cpu_of = |name: &str| resources.iter().filter(|u| u.name == name).map(|u| u.cpu_s).sum::<f64>();
+    let stack_s = cpu_of("stack");
+    let generator_s = cpu_of("generator");
+    let brokers_s: f64 =
+        resources.iter().filter(|u| u.name != "stack" && u.name != "generator").map(|u| u.cpu_s).sum();
+    let serving = stack_s + brokers_s;
+    let cpu = CpuCost {
+        stack_s,
+        brokers_s,
+        generator_s,
+        ms_per_1000_requests: if answered == 0 { 0.0 } else { serving * 1e6 / answered as f64 },
+        requests_per_cpu_second: if serving == 0.0 { 0.0 } else { answered as f64 / serving },
+    };
+    Measurement {
+        repetition: at.repetition,
+        position: at.position,
+        load_model: load.label().to_string(),
+        duration_s,
+        target_rps,
+        sent: recorder.sent,
+        dropped: recorder.dropped,
+        achieved_rps: answered as f64 / duration_s,
+        answered,
+        ok: overall.ok,
+        expected_errors: overall.expected.clone(),
+        unexpected_errors: overall.unexpected.clone(),
+        unexpected_rate: if answered == 0 {
+            0.0
+        } else {
+            overall.unexpected_count() as f64 / answered as f64
+        },
+        latency_us: Percentiles::of(&overall.response),
+        service_time_us: Percentiles::of(&overall.service),
+        dispatch_lag_us: Percentiles::of(&recorder.lag),
+        endpoints,
+        intervals,
+        steps,
+        resources,
+        cpu,
+        validation,
+        interval_log: at.interval_log(),
+    }
+}
+
+/// What a reader should know about one measurement.
+fn warnings(at: &Place<'_>, m: &Measurement) -> Vec<String> {
+    let mut said = Vec::new();
+    let place = format!("{} on {} (repetition {})", at.scenario, at.stack, at.repetition);
+    let generator_share = m.cpu.generator_s / m.duration_s;
+    if generator_share > 0.85 {
+        said.push(format!(
+            "{place}: the load generator used {:.0}% of a core; the stack may have been held back by it",
+            generator_share * 100.0
+        ));
+    }
+    if m.target_rps.is_some() && m.dispatch_lag_us.p99 > 5_000 {
+        said.push(format!(
+            "{place}: the dispatcher sent 1% of requests more than {:.1} ms late (the generator is saturated; latencies still count from the planned time)",
+            m.dispatch_lag_us.p99 as f64 / 1000.0
+        ));
+    }
+    if m.dropped > 0 {
+        said.push(format!("{place}: {} planned requests were dropped with too many in flight", m.dropped));
+    }
+    if let Some(target) = m.target_rps
+        && m.achieved_rps < 0.95 * target
+    {
+        said.push(format!(
+            "{place}: achieved {:.0} of {:.0} requests per second planned (saturated)",
+            m.achieved_rps, target
+        ));
+    }
+    let unexpected: u64 = m.unexpected_errors.values().sum();
+    if unexpected > 0 {
+        let kinds: Vec<String> = m.unexpected_errors.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        said.push(format!("{place}: {unexpected} unexpected errors ({})", kinds.join(", ")));
+    }
+    for line in &said {
+        println!("   warning: {line}");
+    }
+    said
+}
