@@ -6,30 +6,14 @@
 // A failed expectation is how a test fails: panicking on it is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use benchmarks::config::{BenchmarkConfig, Transport};
 use benchmarks::stacks::{RunningStack, StartOptions};
 use natsrpc::testing::NatsServer;
+use support::{bin_dir, workspace};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The stacks' binaries, built in this profile if they are not yet.
-fn bin_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_BIN_EXE_echo-vs-raw")).parent().unwrap().to_path_buf();
-    if ["nats-services", "http-redis", "http-rabbitmq"].iter().any(|bin| !dir.join(bin).exists()) {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "stack", "-p", "http-redis", "-p", "http-rabbitmq", "--bins"])
-            .current_dir(workspace())
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the stacks' binaries");
-    }
-    dir
-}
+mod support;
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
