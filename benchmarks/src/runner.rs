@@ -332,16 +332,16 @@ async fn monitor(
     stop: Arc<AtomicBool>,
     interval: Duration,
 ) -> Vec<Usage> {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.tick().await;
-    let begun = Instant::now();
+    let begun = lock(&recorder).start;
+    let mut ticker = tokio::time::interval_at((begun + interval).into(), interval);
     while !stop.load(Ordering::Relaxed) {
         ticker.tick().await;
         sampler.sample();
         let (total, last) = {
             let recorder = lock(&recorder);
             let total: u64 = recorder.intervals.iter().map(|i| i.answered).sum();
-            let index = (begun.elapsed().as_secs_f64() / interval.as_secs_f64()) as usize;
+            // The interval that has just ended (ticks may come a little early or late).
+            let index = (begun.elapsed().as_secs_f64() / interval.as_secs_f64()).round() as usize;
             let last = recorder.intervals.get(index.saturating_sub(1)).map(|i| {
                 (
                     i.answered,
