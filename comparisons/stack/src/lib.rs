@@ -108,6 +108,8 @@ pub struct Hosting {
     pub units: u64,
     /// `ANALYTICS_RETENTION_MINUTES` (default 60).
     pub retention_minutes: u64,
+    /// `RECEIVERS`: on NATS, the subscriptions taking each service's requests in (default 1).
+    pub receivers: usize,
     /// `FAULTS_FILE` and `FAULT_*` (see the `faults` crate).
     pub faults: FaultSettings,
 }
@@ -122,6 +124,7 @@ impl Default for Hosting {
             skus: 1000,
             units: 1_000_000,
             retention_minutes: 60,
+            receivers: 1,
             faults: FaultSettings::default(),
         }
     }
@@ -143,6 +146,7 @@ impl Hosting {
                 defaults.retention_minutes,
                 "a whole number",
             )?,
+            receivers: env_or("RECEIVERS", defaults.receivers, "a whole number")?,
             faults: FaultSettings::from_env()?,
         })
     }
@@ -216,10 +220,11 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
         // One fault source for the three, as in one process of the NATS stack each has its own
         // from the same settings.
         let faults = || Arc::new(Faults::new(hosting.faults.clone()));
+        let n = hosting.receivers;
         (
-            ecommerce::service(Arc::new(Shop::new(self.shop, faults()))),
-            analytics::service(Arc::new(Analytics::new(self.events, faults()))),
-            fileproc::service(Arc::new(FileProcessor::new(self.files, faults()))),
+            ecommerce::service(Arc::new(Shop::new(self.shop, faults()))).receivers(n),
+            analytics::service(Arc::new(Analytics::new(self.events, faults()))).receivers(n),
+            fileproc::service(Arc::new(FileProcessor::new(self.files, faults()))).receivers(n),
         )
     }
 

@@ -94,6 +94,7 @@ pub struct ServiceBuilder<S = ()> {
     max_in_flight: usize,
     timeout: Duration,
     max_payload: Option<usize>,
+    receivers: usize,
     state: Arc<S>,
     endpoints: Vec<(String, MakeEndpoint)>,
 }
@@ -109,6 +110,7 @@ impl ServiceBuilder<()> {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             timeout: DEFAULT_TIMEOUT,
             max_payload: None,
+            receivers: 1,
             state: Arc::new(()),
             endpoints: Vec::new(),
         }
@@ -153,6 +155,14 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         self
     }
 
+    /// Subscriptions (in the service's queue group) that take requests in, each with its own task
+    /// (default 1). A receiving task decodes and validates each request and runs its handler
+    /// until the handler first waits; more of them spread that work over more cores.
+    pub fn receivers(mut self, n: usize) -> Self {
+        self.receivers = n.max(1);
+        self
+    }
+
     /// Sets the shared state handlers take with [`State`]. Endpoints added before keep the state
     /// they were added with.
     pub fn state<T: Send + Sync + 'static>(self, state: T) -> ServiceBuilder<T> {
@@ -165,6 +175,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             max_in_flight: self.max_in_flight,
             timeout: self.timeout,
             max_payload: self.max_payload,
+            receivers: self.receivers,
             state: Arc::new(state),
             endpoints: self.endpoints,
         }
@@ -271,23 +282,27 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
 
     /// Subscribes the endpoints and the Services API subjects, and starts serving.
     pub async fn start(self, client: &Client) -> Result<Service, RpcError> {
+        let receivers = self.receivers;
         let router = Arc::new(self.router()?);
         let identity = &router.service;
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let max_reply = client.server_info().max_payload;
-        let requests = client
-            .queue_subscribe(format!("{}.>", identity.name), identity.queue_group.clone())
-            .await
-            .map_err(RpcError::transport)?;
-        let serving = tokio::spawn(serve(
-            requests,
-            Arc::clone(&router),
-            client.clone(),
-            tracker.clone(),
-            stop.clone(),
-            max_reply,
-        ));
+        let mut serving = Vec::with_capacity(receivers);
+        for _ in 0..receivers {
+            let requests = client
+                .queue_subscribe(format!("{}.>", identity.name), identity.queue_group.clone())
+                .await
+                .map_err(RpcError::transport)?;
+            serving.push(tokio::spawn(serve(
+                requests,
+                Arc::clone(&router),
+                client.clone(),
+                tracker.clone(),
+                stop.clone(),
+                max_reply,
+            )));
+        }
         let mut discovery = Vec::new();
         for subject in discovery::subjects(&identity.name, &identity.id) {
             discovery.push(client.subscribe(subject).await.map_err(RpcError::transport)?);
@@ -313,7 +328,7 @@ pub struct Service {
     client: Client,
     stop: CancellationToken,
     tracker: TaskTracker,
-    serving: JoinHandle<()>,
+    serving: Vec<JoinHandle<()>>,
     discovering: JoinHandle<()>,
 }
 
@@ -356,7 +371,7 @@ impl Service {
         let deadline = Instant::now() + grace;
         tracing::info!(service = %self.router.service.name, ?grace, "draining");
         self.stop.cancel();
-        let _ = tokio::time::timeout_at(deadline.into(), self.serving).await;
+        let _ = tokio::time::timeout_at(deadline.into(), futures::future::join_all(self.serving)).await;
         let _ = self.discovering.await;
         self.tracker.close();
         let _ = tokio::time::timeout_at(deadline.into(), self.tracker.wait()).await;
