@@ -28,6 +28,24 @@ pub struct BenchmarkConfig {
     pub scenarios: BTreeMap<String, Scenario>,
     /// The stacks, by name.
     pub stacks: BTreeMap<String, StackSpec>,
+    /// How reports judge a run against a baseline.
+    #[serde(default)]
+    pub report: ReportSettings,
+}
+
+/// How `generate-reports.sh` judges a run against its baseline.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// A figure worse than the baseline's by more than this share (and by more than the noise of
+    /// both runs' repetitions) is a regression, which makes the command exit non-zero.
+    pub regression_tolerance: f64,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self { regression_tolerance: 0.10 }
+    }
 }
 
 /// What a run compares, and how.

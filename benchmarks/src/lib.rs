@@ -16,6 +16,7 @@ pub mod environment;
 pub mod load;
 pub mod process;
 pub mod recorder;
+pub mod report;
 pub mod resources;
 pub mod results;
 pub mod runner;

@@ -1,0 +1,178 @@
+//! What the figures say: stacks ranked per scenario, saturation knees, where the time goes (from
+//! the control stacks), and deltas against a baseline with a noise band.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::results::{Measurement, RunResults, ScenarioResult, StackResult};
+
+/// A stack's place in a scenario.
+#[derive(Debug, Clone)]
+pub struct Ranked<'a> {
+    /// The stack.
+    pub stack: &'a StackResult,
+    /// Its median throughput over the fastest's.
+    pub ratio: f64,
+}
+
+/// The stacks of a scenario, fastest first (by median answers per second).
+pub fn ranking(scenario: &ScenarioResult) -> Vec<Ranked<'_>> {
+    let mut stacks: Vec<&StackResult> = scenario.stacks.iter().collect();
+    stacks.sort_by(|a, b| b.summary.rps.median.total_cmp(&a.summary.rps.median));
+    let best = stacks.first().map_or(1.0, |s| s.summary.rps.median.max(1e-9));
+    stacks.into_iter().map(|stack| Ranked { stack, ratio: stack.summary.rps.median / best }).collect()
+}
+
+/// The repetition that stands for a stack in charts: the one with the median p99.
+pub fn representative(stack: &StackResult) -> Option<&Measurement> {
+    let mut reps: Vec<&Measurement> = stack.repetitions.iter().collect();
+    reps.sort_by_key(|m| m.latency_us.p99);
+    reps.get(reps.len().saturating_sub(1) / 2).copied()
+}
+
+/// Where a stepped load saturated a stack: the first step whose p99 is over four times the first
+/// step's, or whose achieved rate falls under 90% of the offered one. (offered rate, p99 ms).
+pub fn knee(m: &Measurement) -> Option<(f64, f64)> {
+    let first = m.steps.first()?.p99_us.max(1) as f64;
+    m.steps
+        .iter()
+        .find(|s| s.p99_us as f64 > 4.0 * first || s.achieved_rps < 0.9 * s.target_rps)
+        .map(|s| (s.target_rps, s.p99_us as f64 / 1000.0))
+}
+
+/// One component of "where the time goes": what one architectural choice costs per request.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// What is compared.
+    pub what: String,
+    /// The stack with the choice, and the one without.
+    pub with: String,
+    /// The stack without.
+    pub without: String,
+    /// Difference in median latency, milliseconds.
+    pub latency_ms: f64,
+    /// Difference in CPU (stack and brokers) per request, microseconds.
+    pub cpu_us: f64,
+}
+
+/// The differences the control stacks isolate, in one scenario (absent stacks are skipped).
+pub fn breakdown(scenario: &ScenarioResult) -> Vec<Component> {
+    let find = |name: &str| scenario.stacks.iter().find(|s| s.name == name);
+    let pairs = [
+        ("natsrpc over raw NATS (framework, validation, JSON)", "nats", "nats-raw-echo"),
+        ("NATS instead of direct HTTP (transport)", "nats", "http-memory"),
+        ("Redis instead of memory, on NATS (state store)", "nats-redis", "nats"),
+        ("Redis instead of memory, on HTTP (state store)", "http-redis", "http-memory"),
+        ("RabbitMQ RPC to workers instead of serving in the API (broker hop)", "http-rabbitmq", "http-redis"),
+    ];
+    pairs
+        .iter()
+        .filter_map(|(what, with, without)| {
+            let (a, b) = (find(with)?, find(without)?);
+            Some(Component {
+                what: what.to_string(),
+                with: with.to_string(),
+                without: without.to_string(),
+                latency_ms: (a.summary.p50_us.median - b.summary.p50_us.median) / 1000.0,
+                cpu_us: a.summary.cpu_ms_per_1000.median - b.summary.cpu_ms_per_1000.median,
+            })
+        })
+        .collect()
+}
+
+/// Validation per request on a stack: time (µs) and share of the service's time, weighted by the
+/// requests each endpoint served.
+pub fn validation_per_request(stack: &StackResult) -> Option<(f64, f64)> {
+    let m = representative(stack)?;
+    let requests: u64 = m.validation.iter().map(|v| v.requests).sum();
+    if requests == 0 {
+        return None;
+    }
+    let weigh = |f: fn(&crate::results::ValidationResult) -> f64| {
+        m.validation.iter().map(|v| f(v) * v.requests as f64).sum::<f64>() / requests as f64
+    };
+    let validation = weigh(|v| v.validation_us);
+    let processing = weigh(|v| v.processing_us);
+    Some((validation, if processing > 0.0 { validation / processing } else { 0.0 }))
+}
+
+/// A figure against the baseline's.
+#[derive(Debug, Clone)]
+pub struct Delta {
+    /// The scenario.
+    pub scenario: String,
+    /// The stack.
+    pub stack: String,
+    /// `throughput` or `p99`.
+    pub figure: String,
+    /// The baseline's median.
+    pub before: f64,
+    /// This run's median.
+    pub after: f64,
+    /// Change as a share of the baseline (positive: more).
+    pub change: f64,
+    /// The noise band: the larger relative spread of the two runs' repetitions.
+    pub noise: f64,
+    /// Worse by more than the tolerance and the noise.
+    pub regression: bool,
+}
+
+/// Every scenario x stack both runs measured: throughput and p99 against the baseline's.
+pub fn compare(run: &RunResults, baseline: &RunResults, tolerance: f64) -> Vec<Delta> {
+    let mut deltas = Vec::new();
+    for scenario in &run.scenarios {
+        let Some(before) = baseline.scenarios.iter().find(|s| s.name == scenario.name) else { continue };
+        for stack in &scenario.stacks {
+            let Some(old) = before.stacks.iter().find(|s| s.name == stack.name) else { continue };
+            let (new, old) = (&stack.summary, &old.summary);
+            let figures = [
+                ("throughput (answers/s)", old.rps, new.rps, false),
+                ("p99 latency (ms)", old.p99_us, new.p99_us, true),
+            ];
+            for (figure, b, a, lower_is_better) in figures {
+                if b.median == 0.0 {
+                    continue;
+                }
+                let change = (a.median - b.median) / b.median;
+                let noise = b.relative_range().max(a.relative_range());
+                let worse = if lower_is_better { change } else { -change };
+                let scale = if figure.starts_with("p99") { 1000.0 } else { 1.0 };
+                deltas.push(Delta {
+                    scenario: scenario.name.clone(),
+                    stack: stack.name.clone(),
+                    figure: figure.to_string(),
+                    before: b.median / scale,
+                    after: a.median / scale,
+                    change,
+                    noise,
+                    regression: worse > tolerance.max(noise),
+                });
+            }
+        }
+    }
+    deltas
+}
+
+/// Criterion's latest point estimates (mean, ns) by benchmark id, from `target/criterion`.
+pub fn criterion_estimates(dir: &Path) -> BTreeMap<String, f64> {
+    let mut found = BTreeMap::new();
+    let Ok(groups) = std::fs::read_dir(dir) else { return found };
+    let mut stack: Vec<std::path::PathBuf> = groups.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    while let Some(path) = stack.pop() {
+        let estimates = path.join("new/estimates.json");
+        if estimates.exists() {
+            let value: Option<serde_json::Value> =
+                std::fs::read(&estimates).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            if let Some(mean) = value.as_ref().and_then(|v| v["mean"]["point_estimate"].as_f64()) {
+                let id = path.strip_prefix(dir).map(|p| p.display().to_string()).unwrap_or_default();
+                found.insert(id, mean);
+            }
+        } else if path.is_dir()
+            && path.file_name().is_some_and(|n| n != "report")
+            && let Ok(children) = std::fs::read_dir(&path)
+        {
+            stack.extend(children.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()));
+        }
+    }
+    found
+}

@@ -1,0 +1,320 @@
+//! The report's charts, drawn with plotters into SVG text that the page inlines. Every chart has a
+//! title and axis units; colours are fixed per stack, so a stack looks the same on every chart.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One line or bar group: a label (a stack) and its points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// The legend's label.
+    pub label: String,
+    /// (x, y) points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A stack's colour: the same one on every chart of every report.
+pub fn colour(stack: &str) -> RGBColor {
+    match stack {
+        "nats" => RGBColor(31, 119, 180),
+        "nats-redis" => RGBColor(23, 190, 207),
+        "nats-raw-echo" => RGBColor(127, 127, 127),
+        "http-memory" => RGBColor(255, 127, 14),
+        "http-redis" => RGBColor(214, 39, 40),
+        "http-rabbitmq" => RGBColor(148, 103, 189),
+        other => {
+            let hash = other.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            let c = Palette99::pick(hash as usize).to_rgba();
+            RGBColor(c.0, c.1, c.2)
+        }
+    }
+}
+
+/// CSS colour text of a stack, for tables.
+pub fn css(stack: &str) -> String {
+    let RGBColor(r, g, b) = colour(stack);
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+const SIZE: (u32, u32) = (760, 340);
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+fn draw(body: impl FnOnce(&Area<'_>) -> Result<(), String>) -> String {
+    let mut svg = String::new();
+    let outcome = {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| e.to_string())
+            .and_then(|()| body(&root))
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+    };
+    match outcome {
+        Ok(()) => svg,
+        Err(error) => format!(r#"<p class="missing">chart not drawn: {}</p>"#, super::html::escape(&error)),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn bounds(series: &[Series], pick: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
+    let values = series.iter().flat_map(|s| s.points.iter().map(&pick)).filter(|v| v.is_finite());
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+}
+
+/// Lines, y on a log scale (latencies): `x_desc` and `y_desc` name the axes with their units.
+pub fn lines_log(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    x_labels: Option<&dyn Fn(f64) -> String>,
+) -> String {
+    draw(|root| {
+        let (x_lo, x_hi) = bounds(series, |p| p.0);
+        let (y_lo, y_hi) = bounds(series, |p| p.1);
+        if !x_lo.is_finite() {
+            return Err("no data".into());
+        }
+        let (y_lo, y_hi) = ((y_lo * 0.8).max(1e-3), (y_hi * 1.25).max(y_lo * 2.0).max(1e-2));
+        let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())
+            .map_err(err)?;
+        let x_format = |v: &f64| x_labels.map_or_else(|| format_number(*v), |labels| labels(*v));
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .y_label_formatter(&|v| format_number(*v))
+            .x_label_formatter(&x_format)
+            .draw()
+            .map_err(err)?;
+        for s in series {
+            let c = colour(&s.label);
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(err)
+    })
+}
+
+/// Lines on linear axes (throughput over offered rate, memory over time).
+pub fn lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    marks: &[(String, (f64, f64))],
+) -> String {
+    draw(|root| {
+        let (x_lo, x_hi) = bounds(series, |p| p.0);
+        let (_, y_hi) = bounds(series, |p| p.1);
+        if !x_lo.is_finite() {
+            return Err("no data".into());
+        }
+        let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x_lo.min(0.0)..x_hi, 0.0..(y_hi * 1.15).max(1.0))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format_number(*v))
+            .y_label_formatter(&|v| format_number(*v))
+            .draw()
+            .map_err(err)?;
+        for s in series {
+            let c = colour(&s.label);
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        }
+        for (label, point) in marks {
+            let c = colour(label.split(' ').next().unwrap_or_default());
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at(*point)
+                        + Circle::new((0, 0), 7, c.stroke_width(2))
+                        + Text::new(label.clone(), (8, -16), ("sans-serif", 12)),
+                ))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(err)
+    })
+}
+
+/// One bar per category, optionally with a min..max whisker; bars are coloured by `colour_of`.
+pub struct Bar {
+    /// Its label under the axis.
+    pub label: String,
+    /// Its colour's key (a stack's name).
+    pub colour: String,
+    /// Its height.
+    pub value: f64,
+    /// Its whisker: (min, max).
+    pub range: Option<(f64, f64)>,
+}
+
+/// Vertical bars by category.
+pub fn bars(title: &str, y_desc: &str, bars: &[Bar]) -> String {
+    draw(|root| {
+        if bars.is_empty() {
+            return Err("no data".into());
+        }
+        let top = bars.iter().map(|b| b.range.map_or(b.value, |r| r.1).max(b.value)).fold(0.0, f64::max);
+        let n = bars.len() as i32;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(60)
+            .y_label_area_size(64)
+            .build_cartesian_2d((0..n).into_segmented(), 0.0..(top * 1.15).max(1.0))
+            .map_err(err)?;
+        let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(y_desc)
+            .x_labels(bars.len())
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .y_label_formatter(&|v| format_number(*v))
+            .draw()
+            .map_err(err)?;
+        for (i, bar) in bars.iter().enumerate() {
+            let i = i as i32;
+            let c = colour(&bar.colour);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), bar.value)],
+                    c.mix(0.85).filled(),
+                )))
+                .map_err(err)?;
+            if let Some((lo, hi)) = bar.range {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(SegmentValue::CenterOf(i), lo), (SegmentValue::CenterOf(i), hi)],
+                        BLACK.stroke_width(2),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Stacked bars by category: each category's parts, bottom first, with the parts' names.
+pub fn stacked(
+    title: &str,
+    y_desc: &str,
+    categories: &[String],
+    parts: &[(String, RGBColor, Vec<f64>)],
+) -> String {
+    draw(|root| {
+        if categories.is_empty() {
+            return Err("no data".into());
+        }
+        let totals: Vec<f64> = (0..categories.len())
+            .map(|i| parts.iter().map(|p| p.2.get(i).copied().unwrap_or(0.0)).sum())
+            .collect();
+        let top = totals.iter().copied().fold(0.0, f64::max);
+        let n = categories.len() as i32;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(60)
+            .y_label_area_size(64)
+            .build_cartesian_2d((0..n).into_segmented(), 0.0..(top * 1.2).max(1.0))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(y_desc)
+            .x_labels(categories.len())
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => categories.get(*i as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .y_label_formatter(&|v| format_number(*v))
+            .draw()
+            .map_err(err)?;
+        let mut base = vec![0.0; categories.len()];
+        for (name, c, values) in parts {
+            let c = *c;
+            let rects: Vec<_> = (0..categories.len())
+                .map(|i| {
+                    let v = values.get(i).copied().unwrap_or(0.0);
+                    let r = Rectangle::new(
+                        [
+                            (SegmentValue::Exact(i as i32), base[i]),
+                            (SegmentValue::Exact(i as i32 + 1), base[i] + v),
+                        ],
+                        c.filled(),
+                    );
+                    base[i] += v;
+                    r
+                })
+                .collect();
+            chart
+                .draw_series(rects)
+                .map_err(err)?
+                .label(name.clone())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(err)
+    })
+}
+
+/// 1234 -> "1234", 0.5 -> "0.5", 25000 -> "25k".
+pub fn format_number(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1_000_000.0 {
+        format!("{:.1}M", v / 1_000_000.0)
+    } else if a >= 10_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if a >= 100.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}

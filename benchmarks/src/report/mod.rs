@@ -1,0 +1,75 @@
+//! Reports of a run, from its `results.json` only (so any old run can be reported again): one
+//! self-contained HTML page with inline SVG charts, a Markdown summary, a terminal summary, the
+//! comparison against a baseline run, and the index of every run with trends.
+//!
+//! - [`analysis`]: what the figures say (rankings, knees, where the time goes, regressions);
+//! - [`charts`]: the SVG charts;
+//! - [`html`], [`markdown`]: the page and the summary;
+//! - [`index`]: `reports/index.html`, every run newest first, with trend lines.
+
+pub mod analysis;
+pub mod charts;
+pub mod html;
+pub mod index;
+pub mod markdown;
+
+use std::path::{Path, PathBuf};
+
+use crate::BenchError;
+use crate::results::RunResults;
+
+/// A run's report, written into its folder.
+#[derive(Debug)]
+pub struct Report {
+    /// `index.html`.
+    pub html: String,
+    /// `summary.md`.
+    pub markdown: String,
+    /// What the command prints.
+    pub terminal: String,
+    /// Figures worse than the baseline's beyond tolerance and noise.
+    pub regressions: Vec<analysis::Delta>,
+}
+
+/// Reports `run` (a run folder), against `baseline` when given.
+pub fn report(run: &Path, baseline: Option<&Path>, tolerance: f64) -> Result<Report, BenchError> {
+    let results = RunResults::read(&run.join("results.json"))?;
+    let base = baseline
+        .map(|dir| RunResults::read(&dir.join("results.json")).map(|r| (dir.to_path_buf(), r)))
+        .transpose()?;
+    let deltas = base.as_ref().map(|(_, b)| analysis::compare(&results, b, tolerance)).unwrap_or_default();
+    let regressions: Vec<_> = deltas.iter().filter(|d| d.regression).cloned().collect();
+    let criterion = analysis::criterion_estimates(&crate::report::criterion_dir(run));
+    let context = html::Context {
+        results: &results,
+        baseline: base.as_ref().map(|(dir, r)| (dir.as_path(), r)),
+        deltas: &deltas,
+        tolerance,
+        criterion: &criterion,
+    };
+    Ok(Report {
+        html: html::page(&context),
+        markdown: markdown::summary(&context),
+        terminal: markdown::terminal(&context, &run.join("index.html")),
+        regressions,
+    })
+}
+
+/// Where criterion keeps its estimates: `target/criterion` of the workspace the run came from.
+pub fn criterion_dir(run: &Path) -> PathBuf {
+    let workspace = run.ancestors().find(|dir| dir.join("Cargo.toml").exists()).map(Path::to_path_buf);
+    workspace.unwrap_or_else(|| PathBuf::from(".")).join("target/criterion")
+}
+
+/// The run folder before `run` among `runs` (by name, which is its UTC start time).
+pub fn previous_run(run: &Path) -> Option<PathBuf> {
+    let run = run.canonicalize().ok()?;
+    let runs = run.parent()?;
+    let mut earlier: Vec<PathBuf> = std::fs::read_dir(runs)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("results.json").exists() && p.file_name() < run.file_name())
+        .collect();
+    earlier.sort();
+    earlier.pop()
+}
