@@ -72,17 +72,24 @@ pub fn lines_log(
     series: &[Series],
     x_labels: Option<&dyn Fn(f64) -> String>,
 ) -> String {
+    // Under a tenfold range a log axis would carry one or two labels: such charts get a linear one.
+    let (y_lo, y_hi) = bounds(series, |p| p.1);
+    if y_lo.is_finite() && y_lo > 0.0 && y_hi / y_lo < 10.0 && x_labels.is_none() {
+        return lines(title, x_desc, y_desc, series, &[]);
+    }
     draw(|root| {
         let (x_lo, x_hi) = bounds(series, |p| p.0);
-        let (y_lo, y_hi) = bounds(series, |p| p.1);
         if !x_lo.is_finite() {
             return Err("no data".into());
         }
-        let (y_lo, y_hi) = ((y_lo * 0.8).max(1e-3), (y_hi * 1.25).max(y_lo * 2.0).max(1e-2));
+        // From a power of ten, where a log axis has its labels.
+        let y_lo = 10f64.powf(y_lo.max(1e-3).log10().floor());
+        let y_hi = (y_hi * 1.25).max(y_lo * 10.0);
         let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(40)
             .y_label_area_size(64)
             .build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())
@@ -92,6 +99,7 @@ pub fn lines_log(
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
+            .y_labels(30)
             .y_label_formatter(&|v| format_number(*v))
             .x_label_formatter(&x_format)
             .draw()
@@ -133,6 +141,7 @@ pub fn lines(
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(40)
             .y_label_area_size(64)
             .build_cartesian_2d(x_lo.min(0.0)..x_hi, 0.0..(y_hi * 1.15).max(1.0))
@@ -196,9 +205,10 @@ pub fn bars(title: &str, y_desc: &str, bars: &[Bar]) -> String {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(60)
             .y_label_area_size(64)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..(top * 1.15).max(1.0))
+            .build_cartesian_2d((0..(n - 1).max(1)).into_segmented(), 0.0..(top * 1.15).max(1.0))
             .map_err(err)?;
         let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
         chart
@@ -254,9 +264,10 @@ pub fn stacked(
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(60)
             .y_label_area_size(64)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..(top * 1.2).max(1.0))
+            .build_cartesian_2d((0..(n - 1).max(1)).into_segmented(), 0.0..(top * 1.2).max(1.0))
             .map_err(err)?;
         chart
             .configure_mesh()

@@ -35,11 +35,13 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-
 h3 { margin-top: 1.6rem; } .sub { color: #6e6e73; margin-top: 0; }
 table { border-collapse: collapse; margin: .6rem 0 1.2rem; font-size: .9rem; } th, td { padding: .3rem .6rem; border-bottom: 1px solid #e5e5ea; text-align: right; }
 th:first-child, td:first-child, td.l, th.l { text-align: left; } thead th { background: #f5f5f7; }
+td:has(.dot) { white-space: nowrap; } td .ok, td .bad { white-space: nowrap; font-size: .85rem; }
+nav { font-size: .9rem; margin: .6rem 0 1rem; } nav a { margin-right: .8rem; color: #0969da; text-decoration: none; }
 .dot { display: inline-block; width: .7rem; height: .7rem; border-radius: 50%; margin-right: .4rem; vertical-align: middle; }
 .ok { color: #1a7f37; font-weight: 600; } .bad { color: #cf222e; font-weight: 600; } .warn { color: #9a6700; }
 .card { border: 1px solid #e5e5ea; border-radius: 10px; padding: .8rem 1rem; margin: 1rem 0; }
 .verdict { font-size: 1.05rem; } .missing { color: #6e6e73; font-style: italic; }
-figure { margin: 1rem 0 .2rem; } svg { max-width: 100%; height: auto; }
+figure { margin: 1rem 0 .2rem; } details { font-size: .8rem; max-width: 28rem; } summary { cursor: pointer; color: #0969da; } svg { max-width: 100%; height: auto; }
 code { background: #f5f5f7; padding: 0 .25rem; border-radius: 4px; }
 @media print { body { max-width: none; } h2 { break-before: page; } figure, table { break-inside: avoid; } }
 "#;
@@ -65,6 +67,11 @@ pub fn page(c: &Context<'_>) -> String {
             .as_deref()
             .map_or_else(|| "default profile".to_string(), |p| format!("profile {}", escape(p)))
     );
+    out.push_str("<nav><a href=\"#verdict\">Verdict</a><a href=\"#where\">Where the time goes</a>");
+    for scenario in &r.scenarios {
+        let _ = write!(out, "<a href=\"#scenario-{0}\">{0}</a>", escape(&scenario.name));
+    }
+    out.push_str("<a href=\"#baseline-comparison\">Against the baseline</a><a href=\"#method\">How this was measured</a></nav>");
     verdicts(&mut out, c);
     where_time_goes(&mut out, r);
     for scenario in &r.scenarios {
@@ -77,6 +84,15 @@ pub fn page(c: &Context<'_>) -> String {
     out
 }
 
+/// An expectation's metric, as the verdict table names it.
+fn short(metric: &str) -> String {
+    match metric {
+        "max_unexpected_error_rate" => "errors".into(),
+        "min_rps" => "throughput".into(),
+        other => other.trim_end_matches("_ms").into(),
+    }
+}
+
 fn dot(stack: &str) -> String {
     format!("<span class=\"dot\" style=\"background:{}\"></span>{}", charts::css(stack), escape(stack))
 }
@@ -86,7 +102,7 @@ fn ms(us: f64) -> String {
 }
 
 fn verdicts(out: &mut String, c: &Context<'_>) {
-    out.push_str("<h2>Verdict</h2>");
+    out.push_str("<h2 id=\"verdict\">Verdict</h2>");
     let missed = c.results.expectations.iter().filter(|e| !e.held).count();
     let regressions = c.deltas.iter().filter(|d| d.regression).count();
     let _ = write!(
@@ -125,7 +141,7 @@ fn verdicts(out: &mut String, c: &Context<'_>) {
                 .filter(|e| e.scenario == scenario.name && e.stack == ranked.stack.name)
                 .map(|e| {
                     if e.held {
-                        format!("<span class=\"ok\">{} ✓</span>", escape(&e.metric))
+                        format!("<span class=\"ok\">✓ {}</span>", escape(&short(&e.metric)))
                     } else {
                         let by = if e.limit == 0.0 {
                             String::new()
@@ -162,7 +178,7 @@ fn verdicts(out: &mut String, c: &Context<'_>) {
 }
 
 fn where_time_goes(out: &mut String, r: &RunResults) {
-    out.push_str("<h2>Where the time goes</h2><p>Each line compares two stacks that differ in one choice only, in the first closed-loop scenario that ran both; the difference is what that choice costs per request here (median latency, and CPU of the stack and its brokers).</p>");
+    out.push_str("<h2 id=\"where\">Where the time goes</h2><p>Each line compares two stacks that differ in one choice only, in the first closed-loop scenario that ran both; the difference is what that choice costs per request here (median latency, and CPU of the stack and its brokers).</p>");
     let scenario = r
         .scenarios
         .iter()
@@ -234,7 +250,7 @@ fn where_time_goes(out: &mut String, r: &RunResults) {
 fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
     let _ = write!(
         out,
-        "<h2>{}</h2><p>{} · {}",
+        "<h2 id=\"scenario-{0}\">{0}</h2><p>{1} · {2}",
         escape(&scenario.name),
         escape(&scenario.description),
         scenario.load.label()
@@ -455,28 +471,45 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
         "<figure>{}</figure>",
         charts::stacked("Errors, all repetitions: expected and unexpected apart", "errors", &names, &parts)
     );
-    out.push_str("<table><thead><tr><th class=\"l\">stack</th><th class=\"l\">expected errors by kind</th><th class=\"l\">unexpected errors by kind</th></tr></thead><tbody>");
+    out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>answers</th><th>expected: validation</th><th>expected: faults</th><th class=\"l\">unexpected</th><th class=\"l\">details</th></tr></thead><tbody>");
     for s in &scenario.stacks {
-        let kinds = |unexpected: bool| {
-            let mut all: BTreeMap<&str, u64> = BTreeMap::new();
-            for m in &s.repetitions {
-                for (k, n) in if unexpected { &m.unexpected_errors } else { &m.expected_errors } {
-                    *all.entry(k).or_default() += n;
-                }
+        let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut unexpected: BTreeMap<&str, u64> = BTreeMap::new();
+        for m in &s.repetitions {
+            for (k, n) in &m.expected_errors {
+                *expected.entry(k).or_default() += n;
             }
-            if all.is_empty() {
-                "none".to_string()
-            } else {
-                all.iter().map(|(k, n)| format!("{} {n}", escape(k))).collect::<Vec<_>>().join(", ")
+            for (k, n) in &m.unexpected_errors {
+                *unexpected.entry(k).or_default() += n;
             }
+        }
+        let answers: u64 = s.repetitions.iter().map(|m| m.answered).sum();
+        let validation: u64 =
+            expected.iter().filter(|(k, _)| k.starts_with("validation:")).map(|(_, n)| n).sum();
+        let rules = expected.keys().filter(|k| k.starts_with("validation:")).count();
+        let faults: Vec<String> = expected
+            .iter()
+            .filter(|(k, _)| k.starts_with("fault:"))
+            .map(|(k, n)| format!("{} {n}", escape(k.trim_start_matches("fault:"))))
+            .collect();
+        let list = |all: &BTreeMap<&str, u64>| {
+            all.iter().map(|(k, n)| format!("{} {n}", escape(k))).collect::<Vec<_>>().join(", ")
         };
-        let unexpected = kinds(true);
-        let class = if unexpected == "none" { "l" } else { "l bad" };
+        let unexpected_text = if unexpected.is_empty() {
+            "none".to_string()
+        } else {
+            format!("<span class=\"bad\">{}</span>", list(&unexpected))
+        };
+        let details = if expected.is_empty() {
+            "-".to_string()
+        } else {
+            format!("<details><summary>every kind</summary>{}</details>", list(&expected))
+        };
         let _ = write!(
             out,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"{class}\">{unexpected}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{answers}</td><td>{validation} ({rules} rules)</td><td>{}</td><td class=\"l\">{unexpected_text}</td><td class=\"l\">{details}</td></tr>",
             dot(&s.name),
-            kinds(false)
+            if faults.is_empty() { "none".to_string() } else { faults.join(", ") }
         );
     }
     out.push_str("</tbody></table>");
@@ -605,7 +638,7 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
 }
 
 fn baseline_section(out: &mut String, c: &Context<'_>) {
-    out.push_str("<h2>Against the baseline</h2>");
+    out.push_str("<h2 id=\"baseline-comparison\">Against the baseline</h2>");
     let Some((dir, base)) = c.baseline else {
         out.push_str("<p class=\"missing\">No baseline: this is the first run on disk, or none was given (<code>--baseline RUN_DIR</code>).</p>");
         return;
@@ -658,7 +691,7 @@ fn criterion_section(out: &mut String, c: &Context<'_>) {
 }
 
 fn honesty(out: &mut String, r: &RunResults) {
-    out.push_str("<h2>How this was measured</h2>");
+    out.push_str("<h2 id=\"method\">How this was measured</h2>");
     let e = &r.environment;
     let _ = write!(
         out,
