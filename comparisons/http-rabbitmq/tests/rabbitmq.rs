@@ -125,11 +125,7 @@ async fn a_request_whose_worker_dies_is_answered_by_another_and_acknowledged_onc
     let connection = http_rabbitmq::connect(DEFAULT_AMQP_URL, "doomed worker").await.unwrap();
     let channel = connection.create_channel().await.unwrap();
     channel.basic_qos(1, BasicQosOptions::default()).await.unwrap();
-    let queue = queue_name(&deployment.prefix, "ecommerce");
-    channel
-        .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    let queue = http_rabbitmq::declare_queue(&channel, &deployment.prefix, "ecommerce").await.unwrap();
     let mut doomed = channel
         .basic_consume(
             queue.as_str().into(),
