@@ -34,14 +34,14 @@ struct Reply<T> {
 }
 
 /// Encodes a successful reply.
-pub(crate) fn encode_success<T: Serialize>(codec: Codec, data: &T) -> Result<Vec<u8>, ServiceError> {
+pub fn encode_success<T: Serialize>(codec: Codec, data: &T) -> Result<Vec<u8>, ServiceError> {
     codec
         .encode(&Success { ok: true, data })
         .map_err(|e| ServiceError::internal(format!("could not encode the response: {e}")))
 }
 
 /// Encodes an error reply. A `ServiceError` always encodes, in both codecs.
-pub(crate) fn encode_failure(codec: Codec, error: &ServiceError) -> Vec<u8> {
+pub fn encode_failure(codec: Codec, error: &ServiceError) -> Vec<u8> {
     codec.encode(&Failure { ok: false, error }).unwrap_or_else(|_| {
         // Unreachable in practice (plain strings and numbers); keep a reply going out regardless.
         br#"{"ok":false,"error":{"status":500,"kind":"internal","code":"internal","message":"unencodable error"}}"#
