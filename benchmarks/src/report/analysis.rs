@@ -23,6 +23,20 @@ pub fn ranking(scenario: &ScenarioResult) -> Vec<Ranked<'_>> {
     stacks.into_iter().map(|stack| Ranked { stack, ratio: stack.summary.rps.median / best }).collect()
 }
 
+/// Neighbours in a ranking that this run does not tell apart: the slower one's best repetition is
+/// at least as fast as the faster one's worst (or there is one repetition only).
+pub fn not_told_apart<'a>(scenario: &'a ScenarioResult) -> Vec<(&'a str, &'a str)> {
+    let ranking = ranking(scenario);
+    ranking
+        .windows(2)
+        .filter(|pair| {
+            let (a, b) = (&pair[0].stack.summary, &pair[1].stack.summary);
+            a.repetitions < 2 || b.repetitions < 2 || b.rps.max >= a.rps.min
+        })
+        .map(|pair| (pair[0].stack.name.as_str(), pair[1].stack.name.as_str()))
+        .collect()
+}
+
 /// The repetition that stands for a stack in charts: the one with the median p99.
 pub fn representative(stack: &StackResult) -> Option<&Measurement> {
     let mut reps: Vec<&Measurement> = stack.repetitions.iter().collect();

@@ -740,11 +740,20 @@ fn honesty(out: &mut String, r: &RunResults) {
         out.push_str("<tr><td class=\"l missing\" colspan=\"8\">no open-loop scenario in this run (closed-loop latency is service time)</td></tr>");
     }
     out.push_str("</tbody></table><h3>Warnings</h3>");
-    if r.warnings.is_empty() {
+    let mut close: Vec<String> = Vec::new();
+    for scenario in &r.scenarios {
+        for (a, b) in analysis::not_told_apart(scenario) {
+            close.push(format!(
+                "{}: {a} and {b} are not told apart by this run (their throughput ranges over repetitions overlap, or one repetition only); more repetitions would settle their order",
+                scenario.name
+            ));
+        }
+    }
+    if r.warnings.is_empty() && close.is_empty() {
         out.push_str("<p class=\"ok\">None.</p>");
     } else {
         out.push_str("<ul>");
-        for w in &r.warnings {
+        for w in r.warnings.iter().chain(&close) {
             let _ = write!(out, "<li class=\"warn\">{}</li>", escape(w));
         }
         out.push_str("</ul>");
