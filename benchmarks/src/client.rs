@@ -46,6 +46,8 @@ pub enum StackClient {
         http: reqwest::Client,
         /// `http://host:port`.
         base: String,
+        /// Each endpoint's URL, parsed once rather than on every request.
+        urls: std::collections::HashMap<String, reqwest::Url>,
     },
 }
 
@@ -66,9 +68,17 @@ impl StackClient {
                     .timeout(timeout)
                     .pool_max_idle_per_host(4096)
                     .tcp_nodelay(true)
+                    .http1_only()
                     .build()
                     .map_err(|e| crate::BenchError::Process(e.to_string()))?;
-                StackClient::Http { http, base: spec.url.clone() }
+                let urls = crate::workload::ENDPOINTS
+                    .iter()
+                    .filter_map(|e| {
+                        let url = format!("{}/{}", spec.url, e.replacen('.', "/", 1));
+                        Some((e.to_string(), reqwest::Url::parse(&url).ok()?))
+                    })
+                    .collect();
+                StackClient::Http { http, base: spec.url.clone(), urls }
             }
         })
     }
@@ -103,10 +113,14 @@ impl StackClient {
                     .unwrap_or(200);
                 Ok((status, reply.payload))
             }
-            StackClient::Http { http, base } => {
-                let path = subject.replacen('.', "/", 1);
+            StackClient::Http { http, base, urls } => {
+                let url = match urls.get(subject) {
+                    Some(url) => url.clone(),
+                    None => reqwest::Url::parse(&format!("{base}/{}", subject.replacen('.', "/", 1)))
+                        .map_err(|e| SendError::Transport(e.to_string()))?,
+                };
                 let response = http
-                    .post(format!("{base}/{path}"))
+                    .post(url)
                     .header("content-type", "application/json")
                     .body(body)
                     .send()

@@ -44,7 +44,7 @@ pub struct ReportSettings {
 
 impl Default for ReportSettings {
     fn default() -> Self {
-        Self { regression_tolerance: 0.10 }
+        Self { regression_tolerance: 0.20 }
     }
 }
 

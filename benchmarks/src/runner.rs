@@ -383,7 +383,7 @@ async fn validation(client: &StackClient, spec: &StackSpec) -> Vec<ValidationRes
                 }
             }
         }
-        StackClient::Http { http, base } => {
+        StackClient::Http { http, base, .. } => {
             if let Ok(response) = http.get(format!("{base}/stats")).send().await
                 && response.status().is_success()
                 && let Ok(bytes) = response.bytes().await

@@ -25,7 +25,7 @@ pub fn ranking(scenario: &ScenarioResult) -> Vec<Ranked<'_>> {
 
 /// Neighbours in a ranking that this run does not tell apart: the slower one's best repetition is
 /// at least as fast as the faster one's worst (or there is one repetition only).
-pub fn not_told_apart<'a>(scenario: &'a ScenarioResult) -> Vec<(&'a str, &'a str)> {
+pub fn not_told_apart(scenario: &ScenarioResult) -> Vec<(&str, &str)> {
     let ranking = ranking(scenario);
     ranking
         .windows(2)
