@@ -84,7 +84,7 @@ pub fn lines_log(
         }
         // From a power of ten, where a log axis has its labels.
         let y_lo = 10f64.powf(y_lo.max(1e-3).log10().floor());
-        let y_hi = (y_hi * 1.25).max(y_lo * 10.0);
+        let y_hi = 10f64.powf((y_hi * 1.05).log10().ceil()).max(y_lo * 10.0);
         let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 18))
@@ -97,9 +97,10 @@ pub fn lines_log(
         let x_format = |v: &f64| x_labels.map_or_else(|| format_number(*v), |labels| labels(*v));
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc(x_desc)
             .y_desc(y_desc)
-            .y_labels(30)
+            .y_labels(12)
             .y_label_formatter(&|v| format_number(*v))
             .x_label_formatter(&x_format)
             .draw()
@@ -148,6 +149,7 @@ pub fn lines(
             .map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc(x_desc)
             .y_desc(y_desc)
             .x_label_formatter(&|v| format_number(*v))
@@ -213,6 +215,7 @@ pub fn bars(title: &str, y_desc: &str, bars: &[Bar]) -> String {
         let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .disable_x_mesh()
             .y_desc(y_desc)
             .x_labels(bars.len())
@@ -271,6 +274,7 @@ pub fn stacked(
             .map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .disable_x_mesh()
             .y_desc(y_desc)
             .x_labels(categories.len())
