@@ -227,7 +227,8 @@ fn the_page_renders_in_a_real_browser_and_fetches_nothing() {
                 let read = stream.read(&mut first).unwrap_or(0);
                 let line =
                     String::from_utf8_lossy(&first[..read]).lines().next().unwrap_or_default().to_string();
-                if !CHROMIUM_ITSELF.iter().any(|host| line.contains(host)) {
+                // A connection opened ahead of need and closed unused carried no request.
+                if !line.is_empty() && !CHROMIUM_ITSELF.iter().any(|host| line.contains(host)) {
                     eprintln!("the page tried: {line}");
                     counting.fetch_add(1, Ordering::SeqCst);
                 }

@@ -74,6 +74,7 @@ mod connection;
 pub mod contract;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod headers;
 pub mod server;
 pub mod testing;

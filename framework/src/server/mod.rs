@@ -57,6 +57,18 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 type MakeEndpoint = Box<dyn FnOnce(&Defaults) -> Endpoint + Send>;
 
+/// What a listener needs to start, once the service has a connection.
+struct ListenerStart {
+    client: Client,
+    service: String,
+    queue_group: String,
+    counters: Arc<crate::events::Counters>,
+    stop: CancellationToken,
+}
+
+type Listening = std::pin::Pin<Box<dyn Future<Output = Result<JoinHandle<()>, RpcError>> + Send>>;
+type StartListener = Box<dyn FnOnce(ListenerStart) -> Listening + Send>;
+
 /// Service-wide defaults that endpoints inherit.
 struct Defaults {
     service: String,
@@ -97,6 +109,7 @@ pub struct ServiceBuilder<S = ()> {
     receivers: usize,
     state: Arc<S>,
     endpoints: Vec<(String, MakeEndpoint)>,
+    listeners: Vec<(&'static str, StartListener)>,
 }
 
 impl ServiceBuilder<()> {
@@ -113,6 +126,7 @@ impl ServiceBuilder<()> {
             receivers: 1,
             state: Arc::new(()),
             endpoints: Vec::new(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -178,6 +192,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             receivers: self.receivers,
             state: Arc::new(state),
             endpoints: self.endpoints,
+            listeners: self.listeners,
         }
     }
 
@@ -216,6 +231,33 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         // The request type's service name must be this service's: checked in `router()`.
         let service_of_type = <H::Request as Request>::SERVICE.to_string();
         self.endpoints.push((format!("{service_of_type}.{name}"), make));
+        self
+    }
+
+    /// Adds a listener of a typed event (see [`crate::events`]): an `async fn` whose last
+    /// argument is the event, with [`State`] and [`RequestContext`] before it when it wants them.
+    /// Listeners run when the service is started on NATS, not in a [`Dispatcher`].
+    pub fn listener<L, T>(mut self, listener: L) -> Self
+    where
+        L: crate::events::Listener<T, S>,
+        T: 'static,
+    {
+        let state = Arc::clone(&self.state);
+        let start: StartListener = Box::new(move |s: ListenerStart| {
+            Box::pin(async move {
+                crate::events::start(
+                    listener,
+                    state,
+                    &s.client,
+                    &s.service,
+                    &s.queue_group,
+                    s.counters,
+                    s.stop,
+                )
+                .await
+            })
+        });
+        self.listeners.push((<L::Event as crate::events::Event>::SUBJECT, start));
         self
     }
 
@@ -281,8 +323,9 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
     }
 
     /// Subscribes the endpoints and the Services API subjects, and starts serving.
-    pub async fn start(self, client: &Client) -> Result<Service, RpcError> {
+    pub async fn start(mut self, client: &Client) -> Result<Service, RpcError> {
         let receivers = self.receivers;
+        let starting = std::mem::take(&mut self.listeners);
         let router = Arc::new(self.router()?);
         let identity = &router.service;
         let stop = CancellationToken::new();
@@ -303,6 +346,20 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
                 max_reply,
             )));
         }
+        let mut listeners = Vec::with_capacity(starting.len());
+        let mut listening = Vec::with_capacity(starting.len());
+        for (subject, start) in starting {
+            let counters = Arc::new(crate::events::Counters::default());
+            let started = start(ListenerStart {
+                client: client.clone(),
+                service: identity.name.clone(),
+                queue_group: identity.queue_group.clone(),
+                counters: Arc::clone(&counters),
+                stop: stop.clone(),
+            });
+            listening.push(started.await?);
+            listeners.push((subject, counters));
+        }
         let mut discovery = Vec::new();
         for subject in discovery::subjects(&identity.name, &identity.id) {
             discovery.push(client.subscribe(subject).await.map_err(RpcError::transport)?);
@@ -318,7 +375,16 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         ));
         tracing::info!(service = %router.service.name, id = %router.service.id, version = %router.service.version,
             endpoints = router.endpoints().count(), "service started");
-        Ok(Service { router, client: client.clone(), stop, tracker, serving, discovering })
+        Ok(Service {
+            router,
+            client: client.clone(),
+            stop,
+            tracker,
+            serving,
+            discovering,
+            listeners,
+            listening,
+        })
     }
 }
 
@@ -330,6 +396,8 @@ pub struct Service {
     tracker: TaskTracker,
     serving: Vec<JoinHandle<()>>,
     discovering: JoinHandle<()>,
+    listeners: Vec<(&'static str, Arc<crate::events::Counters>)>,
+    listening: Vec<JoinHandle<()>>,
 }
 
 /// How a graceful stop went.
@@ -355,6 +423,11 @@ impl Service {
         &self.router.service.name
     }
 
+    /// What each listener has done so far.
+    pub fn listener_stats(&self) -> Vec<crate::events::ListenerStats> {
+        self.listeners.iter().map(|(subject, counters)| counters.snapshot(subject)).collect()
+    }
+
     /// Serves until `signal` resolves (see [`shutdown_signal`]), then stops gracefully.
     pub async fn run_until(
         self,
@@ -373,6 +446,7 @@ impl Service {
         self.stop.cancel();
         let _ = tokio::time::timeout_at(deadline.into(), futures::future::join_all(self.serving)).await;
         let _ = self.discovering.await;
+        let _ = tokio::time::timeout_at(deadline.into(), futures::future::join_all(self.listening)).await;
         self.tracker.close();
         let _ = tokio::time::timeout_at(deadline.into(), self.tracker.wait()).await;
         let abandoned = self.tracker.len();

@@ -1,0 +1,399 @@
+//! Typed events: a service publishes them and declares listeners beside its endpoints.
+//!
+//! An event type names its subject and its delivery with [`event!`](crate::event):
+//!
+//! - **core NATS** (fire-and-forget, the fastest): a listener that is not running misses events;
+//! - **JetStream**: the stream is made sure of at start, [`Publisher::publish`] waits for the
+//!   stream's acknowledgement and sends the event's id as `Nats-Msg-Id` (a retried publish is
+//!   de-duplicated), and each listening service has a durable consumer that acknowledges an event
+//!   only after its listener succeeded, so no event is lost while a listener is down.
+//!
+//! An event is validated on arrival like a request. A listener that fails (or panics, or gets an
+//! invalid event) is logged and counted ([`Service::listener_stats`](crate::Service::listener_stats))
+//! and the service carries on; on JetStream a failed event is delivered again, up to
+//! [`MAX_DELIVER`] times, and an invalid one is dropped for good.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize, validator::Validate)]
+//! struct OrderPlaced {
+//!     #[validate(length(min = 1))]
+//!     order_id: String,
+//!     amount_cents: u64,
+//! }
+//! natsrpc::event!(OrderPlaced, subject = "events.shop.order_placed", id = order_id, jetstream = "SHOP_EVENTS");
+//!
+//! async fn count_revenue(event: OrderPlaced) -> Result<(), natsrpc::ServiceError> {
+//!     println!("{} paid {}", event.order_id, event.amount_cents);
+//!     Ok(())
+//! }
+//! let analytics = natsrpc::Service::builder("analytics", "1.0.0").listener(count_revenue);
+//! ```
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::{Client, HeaderMap, Subject};
+use futures::{FutureExt, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use validator::Validate;
+
+use crate::error::{RpcError, ServiceError};
+use crate::headers;
+use crate::server::{FromContext, RequestContext};
+
+/// Deliveries of one JetStream event to one service before it is given up.
+pub const MAX_DELIVER: i64 = 5;
+
+/// How an event type travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Core NATS: at most once, to the listeners running at the time.
+    Core,
+    /// JetStream, in `stream`: at least once per listening service, de-duplicated on publish.
+    JetStream {
+        /// The stream's name.
+        stream: &'static str,
+    },
+}
+
+/// An event type. Implement it with [`event!`](crate::event).
+pub trait Event: Serialize + DeserializeOwned + Validate + Send + Sync + 'static {
+    /// Where it is published, such as `events.shop.order_placed`.
+    const SUBJECT: &'static str;
+    /// How it travels.
+    const DELIVERY: Delivery;
+
+    /// Its id: the same event published twice has the same id.
+    fn event_id(&self) -> String;
+}
+
+/// Makes a type an [`Event`]: `event!(OrderPlaced, subject = "events.shop.order_placed", id =
+/// order_id)` for core NATS, with `, jetstream = "STREAM"` for JetStream.
+#[macro_export]
+macro_rules! event {
+    ($ty:ty, subject = $subject:literal, id = $id:ident) => {
+        impl $crate::events::Event for $ty {
+            const SUBJECT: &'static str = $subject;
+            const DELIVERY: $crate::events::Delivery = $crate::events::Delivery::Core;
+            fn event_id(&self) -> ::std::string::String {
+                self.$id.to_string()
+            }
+        }
+    };
+    ($ty:ty, subject = $subject:literal, id = $id:ident, jetstream = $stream:literal) => {
+        impl $crate::events::Event for $ty {
+            const SUBJECT: &'static str = $subject;
+            const DELIVERY: $crate::events::Delivery =
+                $crate::events::Delivery::JetStream { stream: $stream };
+            fn event_id(&self) -> ::std::string::String {
+                self.$id.to_string()
+            }
+        }
+    };
+}
+
+/// Publishes events. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    nats: Client,
+    jetstream: jetstream::Context,
+}
+
+impl Publisher {
+    /// A publisher on `nats`.
+    pub fn new(nats: Client) -> Self {
+        let jetstream = jetstream::new(nats.clone());
+        Self { nats, jetstream }
+    }
+
+    /// Validates and publishes `event`; on JetStream, waits until the stream has it.
+    pub async fn publish<E: Event>(&self, event: &E) -> Result<(), RpcError> {
+        if let Err(errors) = event.validate() {
+            let violations = crate::validation::violations(&errors);
+            return Err(RpcError::Validation {
+                message: format!("invalid {} event", E::SUBJECT),
+                violations,
+            });
+        }
+        let payload = serde_json::to_vec(event).map_err(|e| RpcError::Encode(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(headers::CONTENT_TYPE, "application/json");
+        headers.insert("Nats-Msg-Id", event.event_id().as_str());
+        match E::DELIVERY {
+            Delivery::Core => self
+                .nats
+                .publish_with_headers(E::SUBJECT, headers, payload.into())
+                .await
+                .map_err(RpcError::transport),
+            Delivery::JetStream { stream } => {
+                ensure_stream(&self.jetstream, stream, E::SUBJECT).await?;
+                let ack = self
+                    .jetstream
+                    .publish_with_headers(E::SUBJECT, headers, payload.into())
+                    .await
+                    .map_err(RpcError::transport)?;
+                ack.await.map(|_| ()).map_err(RpcError::transport)
+            }
+        }
+    }
+}
+
+/// Makes sure `stream` exists and takes `subject`.
+async fn ensure_stream(js: &jetstream::Context, stream: &str, subject: &str) -> Result<(), RpcError> {
+    let config = jetstream::stream::Config {
+        name: stream.to_string(),
+        subjects: vec![subject.to_string()],
+        // Two minutes of retried publishes are recognised as the same event.
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let mut existing = js.get_or_create_stream(config).await.map_err(RpcError::transport)?;
+    let info = existing.info().await.map_err(RpcError::transport)?;
+    if !info.config.subjects.iter().any(|s| s == subject) {
+        let mut config = info.config.clone();
+        config.subjects.push(subject.to_string());
+        js.update_stream(config).await.map_err(RpcError::transport)?;
+    }
+    Ok(())
+}
+
+/// Implemented for every `async fn (State<S>?, RequestContext?, E) -> Result<(), impl
+/// Into<ServiceError>>`; `T` only tells the shapes apart.
+pub trait Listener<T, S>: Clone + Send + Sync + 'static {
+    /// The event it listens to.
+    type Event: Event;
+
+    /// Runs the listener on a validated event.
+    fn call(
+        &self,
+        event: Self::Event,
+        ctx: &RequestContext,
+        state: &S,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send + 'static;
+}
+
+macro_rules! impl_listener {
+    ($($arg:ident),*) => {
+        #[allow(non_snake_case, unused_variables)]
+        impl<F, Fut, S, Ev, Er, $($arg,)*> Listener<($($arg,)* Ev,), S> for F
+        where
+            F: Fn($($arg,)* Ev) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future<Output = Result<(), Er>> + Send + 'static,
+            Ev: Event,
+            Er: Into<ServiceError>,
+            $($arg: FromContext<S>,)*
+        {
+            type Event = Ev;
+
+            fn call(&self, event: Ev, ctx: &RequestContext, state: &S) -> impl Future<Output = Result<(), ServiceError>> + Send + 'static {
+                $(let $arg = $arg::from_context(ctx, state);)*
+                let fut = (self)($($arg,)* event);
+                async move { fut.await.map_err(Into::into) }
+            }
+        }
+    };
+}
+
+impl_listener!();
+impl_listener!(A1);
+impl_listener!(A1, A2);
+
+/// What a listener has done so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListenerStats {
+    /// The event's subject.
+    pub subject: String,
+    /// Events that arrived.
+    pub received: u64,
+    /// Events the listener handled.
+    pub handled: u64,
+    /// Events the listener failed on (or panicked on).
+    pub failed: u64,
+    /// Events that could not be decoded or broke a validation rule.
+    pub invalid: u64,
+    /// The last failure, for the log's sake.
+    pub last_error: String,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    received: AtomicU64,
+    handled: AtomicU64,
+    failed: AtomicU64,
+    invalid: AtomicU64,
+    last_error: Mutex<String>,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, subject: &str) -> ListenerStats {
+        ListenerStats {
+            subject: subject.to_string(),
+            received: self.received.load(Ordering::Relaxed),
+            handled: self.handled.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            invalid: self.invalid.load(Ordering::Relaxed),
+            last_error: self.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn fail(&self, counter: &AtomicU64, subject: &str, error: &str) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(subject, %error, "listener failed");
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = error.to_string();
+        }
+    }
+}
+
+/// What happened to one event.
+enum Outcome {
+    Handled,
+    Failed,
+    Invalid,
+}
+
+/// Decodes, validates and hands one event to its listener, counting what happened.
+async fn deliver<L, T, S>(
+    listener: &L,
+    state: &S,
+    counters: &Counters,
+    subject: Subject,
+    headers: Option<HeaderMap>,
+    payload: &[u8],
+) -> Outcome
+where
+    L: Listener<T, S>,
+{
+    counters.received.fetch_add(1, Ordering::Relaxed);
+    let event: L::Event = match serde_json::from_slice(payload) {
+        Ok(event) => event,
+        Err(error) => {
+            counters.fail(&counters.invalid, &subject, &format!("undecodable event: {error}"));
+            return Outcome::Invalid;
+        }
+    };
+    if let Err(errors) = event.validate() {
+        let paths: Vec<String> = crate::validation::violations(&errors).into_iter().map(|v| v.path).collect();
+        counters.fail(&counters.invalid, &subject, &format!("invalid event at {}", paths.join(", ")));
+        return Outcome::Invalid;
+    }
+    let ctx = RequestContext::new(subject.clone(), headers);
+    match AssertUnwindSafe(listener.call(event, &ctx, state)).catch_unwind().await {
+        Ok(Ok(())) => {
+            counters.handled.fetch_add(1, Ordering::Relaxed);
+            Outcome::Handled
+        }
+        Ok(Err(error)) => {
+            counters.fail(&counters.failed, &subject, &error.to_string());
+            Outcome::Failed
+        }
+        Err(_) => {
+            counters.fail(&counters.failed, &subject, "the listener panicked");
+            Outcome::Failed
+        }
+    }
+}
+
+/// Starts listening: answers the task that listens until `stop` is cancelled.
+pub(crate) async fn start<L, T, S>(
+    listener: L,
+    state: Arc<S>,
+    client: &Client,
+    service: &str,
+    queue_group: &str,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, RpcError>
+where
+    L: Listener<T, S>,
+    S: Send + Sync + 'static,
+    T: 'static,
+{
+    let subject = <L::Event as Event>::SUBJECT;
+    match <L::Event as Event>::DELIVERY {
+        Delivery::Core => {
+            // A queue group per service: each event reaches one instance of each listening service.
+            let mut events = client
+                .queue_subscribe(subject, format!("{service}.{queue_group}"))
+                .await
+                .map_err(RpcError::transport)?;
+            Ok(tokio::spawn(async move {
+                loop {
+                    let message = tokio::select! {
+                        () = stop.cancelled() => return,
+                        message = events.next() => message,
+                    };
+                    let Some(message) = message else { return };
+                    deliver(&listener, &state, &counters, message.subject, message.headers, &message.payload)
+                        .await;
+                }
+            }))
+        }
+        Delivery::JetStream { stream } => {
+            let js = jetstream::new(client.clone());
+            ensure_stream(&js, stream, subject).await?;
+            let durable = format!("{service}_{}", subject.replace(['.', '*', '>'], "_"));
+            let config = pull::Config {
+                durable_name: Some(durable.clone()),
+                ack_policy: AckPolicy::Explicit,
+                filter_subject: subject.to_string(),
+                max_deliver: MAX_DELIVER,
+                ..Default::default()
+            };
+            let consumer = js
+                .get_stream(stream)
+                .await
+                .map_err(RpcError::transport)?
+                .get_or_create_consumer(&durable, config)
+                .await
+                .map_err(RpcError::transport)?;
+            let mut events = consumer.messages().await.map_err(RpcError::transport)?;
+            Ok(tokio::spawn(async move {
+                loop {
+                    let message = tokio::select! {
+                        () = stop.cancelled() => return,
+                        message = events.next() => message,
+                    };
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => {
+                            tracing::warn!(%error, durable, "event stream error");
+                            continue;
+                        }
+                        None => return,
+                    };
+                    let outcome = deliver(
+                        &listener,
+                        &state,
+                        &counters,
+                        message.subject.clone(),
+                        message.headers.clone(),
+                        &message.payload,
+                    )
+                    .await;
+                    let ack = match outcome {
+                        Outcome::Handled => AckKind::Ack,
+                        // Again a little later, up to MAX_DELIVER times.
+                        Outcome::Failed => AckKind::Nak(Some(Duration::from_millis(500))),
+                        // Never valid, however often delivered.
+                        Outcome::Invalid => AckKind::Term,
+                    };
+                    if let Err(error) = message.ack_with(ack).await {
+                        tracing::warn!(%error, durable, "could not acknowledge an event");
+                    }
+                }
+            }))
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Typed events on a private nats-server with JetStream: both delivery modes round trip; a
+//! JetStream listener that is down while events are published gets every one of them, once, when
+//! it comes back; retried publishes are de-duplicated; a failing, panicking or invalid event is
+//! counted and the service carries on (a failed JetStream event comes again).
+
+// A failed expectation is how a test fails: panicking on it is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use natsrpc::events::Publisher;
+use natsrpc::testing::NatsServer;
+use natsrpc::{Service, ServiceError, State};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+struct Pinged {
+    #[validate(length(min = 1, max = 32))]
+    id: String,
+}
+natsrpc::event!(Pinged, subject = "events.test.pinged", id = id);
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+struct Paid {
+    #[validate(length(min = 1, max = 32))]
+    id: String,
+    #[validate(range(min = 1))]
+    cents: u64,
+}
+natsrpc::event!(Paid, subject = "events.test.paid", id = id, jetstream = "TEST_EVENTS");
+
+/// What the listeners saw, in order.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+async fn on_ping(State(seen): State<Seen>, event: Pinged) -> Result<(), ServiceError> {
+    if event.id == "panic" {
+        panic!("a listener bug");
+    }
+    if event.id == "fail" {
+        return Err(ServiceError::internal("cannot take this one"));
+    }
+    seen.lock().unwrap().push(event.id);
+    Ok(())
+}
+
+async fn on_paid(State(seen): State<Seen>, event: Paid) -> Result<(), ServiceError> {
+    let mut seen = seen.lock().unwrap();
+    // Fails the first time it sees "flaky": JetStream brings it again.
+    if event.id == "flaky" && !seen.iter().any(|s| s == "flaky:failed-once") {
+        seen.push("flaky:failed-once".into());
+        return Err(ServiceError::internal("not yet"));
+    }
+    seen.push(event.id);
+    Ok(())
+}
+
+async fn wait_for(seen: &Seen, count: usize) -> Vec<String> {
+    for _ in 0..200 {
+        if seen.lock().unwrap().iter().filter(|s| !s.contains(':')).count() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // A moment more, for anything delivered twice to show up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    seen.lock().unwrap().iter().filter(|s| !s.contains(':')).cloned().collect()
+}
+
+fn listening(seen: &Seen) -> natsrpc::ServiceBuilder<Seen> {
+    Service::builder("listening", "1.0.0").state(Arc::clone(seen)).listener(on_ping).listener(on_paid)
+}
+
+#[tokio::test]
+async fn core_events_reach_the_listener_and_failures_do_not_stop_it() {
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let seen: Seen = Arc::default();
+    let service = listening(&seen).start(&nats).await.unwrap();
+    let publisher = Publisher::new(nats.clone());
+
+    for id in ["a", "fail", "panic", "b"] {
+        publisher.publish(&Pinged { id: id.into() }).await.unwrap();
+    }
+    // Raw bytes that are no event, and an event breaking a rule: counted, never handed over.
+    nats.publish("events.test.pinged", "not json".into()).await.unwrap();
+    nats.publish("events.test.pinged", r#"{"id": ""}"#.into()).await.unwrap();
+    publisher.publish(&Pinged { id: "c".into() }).await.unwrap();
+
+    assert_eq!(wait_for(&seen, 3).await, ["a", "b", "c"]);
+    let stats = service.listener_stats().into_iter().find(|s| s.subject == "events.test.pinged").unwrap();
+    assert_eq!((stats.received, stats.handled, stats.failed, stats.invalid), (7, 3, 2, 2));
+    assert!(stats.last_error.contains("invalid event at id"), "{}", stats.last_error);
+
+    // An invalid event is refused before it is sent.
+    let refused = publisher.publish(&Pinged { id: String::new() }).await.unwrap_err();
+    assert!(matches!(refused, natsrpc::RpcError::Validation { .. }), "{refused}");
+    service.stop(Duration::from_secs(2)).await.unwrap();
+}
+
+#[tokio::test]
+async fn jetstream_events_wait_for_a_listener_that_is_down_and_arrive_once() {
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let seen: Seen = Arc::default();
+    let publisher = Publisher::new(nats.clone());
+
+    // Started once (its durable consumer exists), then down while events are published.
+    listening(&seen).start(&nats).await.unwrap().stop(Duration::from_secs(2)).await.unwrap();
+    let ids: Vec<String> = (0..20).map(|i| format!("pay-{i:02}")).collect();
+    for id in &ids {
+        publisher.publish(&Paid { id: id.clone(), cents: 100 }).await.unwrap();
+    }
+    // A publish retried after a lost acknowledgement: the stream keeps one.
+    publisher.publish(&Paid { id: "pay-00".into(), cents: 100 }).await.unwrap();
+    publisher.publish(&Paid { id: "flaky".into(), cents: 5 }).await.unwrap();
+    assert!(seen.lock().unwrap().is_empty(), "nobody was listening");
+
+    let service = listening(&seen).start(&nats).await.unwrap();
+    let mut got = wait_for(&seen, 21).await;
+    got.sort();
+    let mut expected = ids.clone();
+    expected.push("flaky".into());
+    expected.sort();
+    assert_eq!(got, expected, "every event once, the failed one after its redelivery");
+    let stats = service.listener_stats().into_iter().find(|s| s.subject == "events.test.paid").unwrap();
+    assert_eq!((stats.handled, stats.failed), (21, 1));
+    service.stop(Duration::from_secs(2)).await.unwrap();
+
+    // Acknowledged: a restart brings nothing again.
+    let again = listening(&seen).start(&nats).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(again.listener_stats().iter().map(|s| s.received).sum::<u64>(), 0);
+    again.stop(Duration::from_secs(2)).await.unwrap();
+}
