@@ -99,6 +99,16 @@ impl CallOptions {
         self
     }
 
+    /// A call made while handling the request `ctx`: with its correlation id, so the logs of both
+    /// join up, and within its remaining time, so the callee gives up when the caller must.
+    pub fn within(mut self, ctx: &crate::RequestContext) -> Self {
+        self.correlation_id = Some(ctx.correlation_id().to_string());
+        if let Some(remaining) = ctx.remaining() {
+            self.timeout = Some(remaining);
+        }
+        self
+    }
+
     /// Encodes the request (and so gets the reply) in this codec.
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = Some(codec);
@@ -174,6 +184,7 @@ impl Client {
         headers.insert(headers::CONTENT_TYPE, codec.content_type());
         let correlation_id = options.correlation_id.unwrap_or_else(|| nuid::next().to_string());
         headers.insert(headers::CORRELATION_ID, correlation_id.as_str());
+        headers.insert(headers::DEADLINE, timeout.as_millis().to_string().as_str());
 
         let retry = options.retry.or(self.retry.filter(|_| R::IDEMPOTENT));
         let attempts = retry.map_or(1, |policy| policy.max_attempts);

@@ -9,6 +9,11 @@ pub const CONTENT_TYPE: &str = "Content-Type";
 /// The id that ties together the logs and traces of one logical request across services.
 pub const CORRELATION_ID: &str = "X-Correlation-Id";
 
+/// The caller's remaining patience, in whole milliseconds, when it sent the request: the service
+/// gives up on the request by then (answering 504), however long its own deadline. The typed client
+/// sends it with every call, so a deadline carries through a chain of calls.
+pub const DEADLINE: &str = "X-Deadline-Ms";
+
 /// Set on every error reply: the error's message.
 pub const SERVICE_ERROR: &str = "Nats-Service-Error";
 

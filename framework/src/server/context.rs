@@ -2,6 +2,7 @@
 //! want: both are handler arguments, taken only when the handler names them.
 
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use async_nats::{HeaderMap, Subject};
 
@@ -17,11 +18,25 @@ pub struct RequestContext {
     headers: Option<HeaderMap>,
     /// Made only when asked for and the caller sent none: most requests never need one.
     generated_id: OnceLock<String>,
+    /// When the request's handler is given up on.
+    deadline: Option<Instant>,
 }
 
 impl RequestContext {
     pub(crate) fn new(subject: Subject, headers: Option<HeaderMap>) -> Self {
-        Self { subject, headers, generated_id: OnceLock::new() }
+        Self { subject, headers, generated_id: OnceLock::new(), deadline: None }
+    }
+
+    pub(crate) fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The time left before the request is given up on (the endpoint's deadline, or the caller's
+    /// if sooner): pass it on to the calls the handler makes, as
+    /// [`CallOptions::within`](crate::CallOptions::within) does.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()))
     }
 
     /// The subject the request arrived on, such as `shop.create_order`.

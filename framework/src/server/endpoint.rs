@@ -194,7 +194,14 @@ where
     let limits = &admitted.limits;
     let Incoming { subject, headers, payload } = incoming;
     let detected = Codec::of_request(headers.as_ref(), &payload);
-    let ctx = RequestContext::new(subject, headers);
+    // The caller's patience, when it said, bounds the endpoint's own deadline.
+    let budget = headers
+        .as_ref()
+        .and_then(|h| h.get(crate::headers::DEADLINE))
+        .and_then(|v| v.as_str().trim().parse::<u64>().ok())
+        .map(Duration::from_millis);
+    let timeout = budget.map_or(limits.timeout, |budget| budget.min(limits.timeout));
+    let ctx = RequestContext::new(subject, headers).with_deadline(started + timeout);
     let span = tracing::info_span!(
         "request",
         service = %limits.service,
@@ -222,7 +229,7 @@ where
                 if let Err(errors) = validated {
                     return Err(ServiceError::validation(crate::validation::violations(&errors)));
                 }
-                let response = run_handler(&handler, request, &ctx, &state, limits.timeout).await?;
+                let response = run_handler(&handler, request, &ctx, &state, timeout).await?;
                 envelope::encode_success(codec, &response)
             }
             .instrument(span.clone())
