@@ -4,8 +4,8 @@
 //!
 //! - **core NATS** (fire-and-forget, the fastest): a listener that is not running misses events;
 //! - **JetStream**: the stream is made sure of at start, [`Publisher::publish`] waits for the
-//!   stream's acknowledgement and sends the event's id as `Nats-Msg-Id` (a retried publish is
-//!   de-duplicated), and each listening service has a durable consumer that acknowledges an event
+//!   stream's acknowledgement and sends the event's subject and id as `Nats-Msg-Id` (a retried
+//!   publish is de-duplicated), and each listening service has a durable consumer that acknowledges an event
 //!   only after its listener succeeded, so no event is lost while a listener is down.
 //!
 //! An event is validated on arrival like a request. A listener that fails (or panics, or gets an
@@ -108,13 +108,15 @@ macro_rules! event {
 pub struct Publisher {
     nats: Client,
     jetstream: jetstream::Context,
+    /// The (stream, subject) pairs made sure of, so that only the first publish asks.
+    ensured: Arc<Mutex<std::collections::HashSet<(&'static str, &'static str)>>>,
 }
 
 impl Publisher {
     /// A publisher on `nats`.
     pub fn new(nats: Client) -> Self {
         let jetstream = jetstream::new(nats.clone());
-        Self { nats, jetstream }
+        Self { nats, jetstream, ensured: Arc::default() }
     }
 
     /// Validates and publishes `event`; on JetStream, waits until the stream has it.
@@ -129,7 +131,8 @@ impl Publisher {
         let payload = serde_json::to_vec(event).map_err(|e| RpcError::Encode(e.to_string()))?;
         let mut headers = HeaderMap::new();
         headers.insert(headers::CONTENT_TYPE, "application/json");
-        headers.insert("Nats-Msg-Id", event.event_id().as_str());
+        // Per event type: an order's `placed` and `cancelled` events share its id and a stream.
+        headers.insert("Nats-Msg-Id", format!("{}:{}", E::SUBJECT, event.event_id()).as_str());
         match E::DELIVERY {
             Delivery::Core => self
                 .nats
@@ -137,7 +140,13 @@ impl Publisher {
                 .await
                 .map_err(RpcError::transport),
             Delivery::JetStream { stream } => {
-                ensure_stream(&self.jetstream, stream, E::SUBJECT).await?;
+                let known = self.ensured.lock().is_ok_and(|e| e.contains(&(stream, E::SUBJECT)));
+                if !known {
+                    ensure_stream(&self.jetstream, stream, E::SUBJECT).await?;
+                    if let Ok(mut ensured) = self.ensured.lock() {
+                        ensured.insert((stream, E::SUBJECT));
+                    }
+                }
                 let ack = self
                     .jetstream
                     .publish_with_headers(E::SUBJECT, headers, payload.into())

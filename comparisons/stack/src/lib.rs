@@ -110,6 +110,10 @@ pub struct Hosting {
     pub retention_minutes: u64,
     /// `RECEIVERS`: on NATS, the subscriptions taking each service's requests in (default 1).
     pub receivers: usize,
+    /// `ORDER_EVENTS=on`: the shop publishes `order_placed` and `order_cancelled` and analytics
+    /// counts them (on NATS, over JetStream). Off by default until every stack carries events, so
+    /// that the benchmark compares like with like.
+    pub order_events: bool,
     /// `FAULTS_FILE` and `FAULT_*` (see the `faults` crate).
     pub faults: FaultSettings,
 }
@@ -125,6 +129,7 @@ impl Default for Hosting {
             units: 1_000_000,
             retention_minutes: 60,
             receivers: 1,
+            order_events: false,
             faults: FaultSettings::default(),
         }
     }
@@ -147,6 +152,7 @@ impl Hosting {
                 "a whole number",
             )?,
             receivers: env_or("RECEIVERS", defaults.receivers, "a whole number")?,
+            order_events: env_or("ORDER_EVENTS", Switch(false), "on or off")?.0,
             faults: FaultSettings::from_env()?,
         })
     }
@@ -216,20 +222,31 @@ type Builders<A, B, C> = (
 );
 
 impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
-    fn builders(self, hosting: &Hosting) -> Builders<A, B, C> {
+    fn builders(
+        self,
+        hosting: &Hosting,
+        events: Option<Arc<dyn ecommerce::domain::EventSink>>,
+    ) -> Builders<A, B, C> {
         // One fault source for the three, as in one process of the NATS stack each has its own
         // from the same settings.
         let faults = || Arc::new(Faults::new(hosting.faults.clone()));
         let n = hosting.receivers;
         (
-            ecommerce::service(Arc::new(Shop::new(self.shop, faults()))).receivers(n),
+            ecommerce::service(Arc::new(match events {
+                Some(sink) => Shop::new(self.shop, faults()).with_events(sink),
+                None => Shop::new(self.shop, faults()),
+            }))
+            .receivers(n),
             analytics::service(Arc::new(Analytics::new(self.events, faults()))).receivers(n),
             fileproc::service(Arc::new(FileProcessor::new(self.files, faults()))).receivers(n),
         )
     }
 
     fn dispatchers(self, hosting: &Hosting) -> Result<Vec<Dispatcher>, StackError> {
-        let (shop, events, files) = self.builders(hosting);
+        if hosting.order_events {
+            tracing::warn!("ORDER_EVENTS: this stack does not carry events yet; none are published");
+        }
+        let (shop, events, files) = self.builders(hosting, None);
         Ok(vec![Dispatcher::new(shop)?, Dispatcher::new(events)?, Dispatcher::new(files)?])
     }
 
@@ -238,8 +255,47 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
         hosting: &Hosting,
         nats: &natsrpc::async_nats::Client,
     ) -> Result<Vec<Service>, StackError> {
-        let (shop, events, files) = self.builders(hosting);
+        let sink: Option<Arc<dyn ecommerce::domain::EventSink>> = hosting
+            .order_events
+            .then(|| Arc::new(NatsEvents(natsrpc::events::Publisher::new(nats.clone()))) as _);
+        let (shop, mut events, files) = self.builders(hosting, sink);
+        if hosting.order_events {
+            events = analytics::follow_orders(events);
+        }
         Ok(vec![shop.start(nats).await?, events.start(nats).await?, files.start(nats).await?])
+    }
+}
+
+/// `on` or `off`.
+struct Switch(bool);
+
+impl FromStr for Switch {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<Self, ()> {
+        match value {
+            "on" | "1" | "true" => Ok(Self(true)),
+            "off" | "0" | "false" => Ok(Self(false)),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The shop's events as natsrpc events on NATS.
+struct NatsEvents(natsrpc::events::Publisher);
+
+impl ecommerce::domain::EventSink for NatsEvents {
+    fn publish(
+        &self,
+        event: ecommerce::domain::ShopEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            let published = match &event {
+                ecommerce::domain::ShopEvent::Placed(e) => self.0.publish(e).await,
+                ecommerce::domain::ShopEvent::Cancelled(e) => self.0.publish(e).await,
+            };
+            published.map_err(|error| error.to_string())
+        })
     }
 }
 

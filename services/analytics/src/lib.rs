@@ -36,4 +36,4 @@ pub mod payloads;
 pub mod service;
 
 pub use error::AnalyticsError;
-pub use service::service;
+pub use service::{follow_orders, service};

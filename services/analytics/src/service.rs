@@ -8,6 +8,8 @@ use crate::contracts::{
     Aggregates, BatchIngested, EventIngested, IngestBatch, IngestEvent, QueryAggregates, QueryTimeseries,
     Ranking, SERVICE, Timeseries, TopN,
 };
+use ecommerce::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
+
 use crate::domain::{Analytics, EventStore};
 use crate::error::AnalyticsError;
 
@@ -23,7 +25,29 @@ pub fn service<S: EventStore>(analytics: Arc<Analytics<S>>) -> ServiceBuilder<Ar
         .endpoint(top_n::<S>)
 }
 
+/// Adds the listeners that count the shop's orders and revenue (`order_placed`) and its
+/// cancellations (`order_cancelled`) as events of those types.
+pub fn follow_orders<S: EventStore>(
+    service: ServiceBuilder<Arc<Analytics<S>>>,
+) -> ServiceBuilder<Arc<Analytics<S>>> {
+    service.listener(order_placed::<S>).listener(order_cancelled::<S>)
+}
+
 type App<S> = State<Arc<Analytics<S>>>;
+
+async fn order_placed<S: EventStore>(
+    State(app): App<S>,
+    event: OrderPlacedEvent,
+) -> Result<(), AnalyticsError> {
+    app.order_placed(event).await
+}
+
+async fn order_cancelled<S: EventStore>(
+    State(app): App<S>,
+    event: OrderCancelledEvent,
+) -> Result<(), AnalyticsError> {
+    app.order_cancelled(event).await
+}
 
 async fn ingest_event<S: EventStore>(
     State(app): App<S>,

@@ -9,9 +9,11 @@ use validator::Validate;
 
 pub use store::{EventStore, MINUTE_MS, MemoryStore, SAMPLE_SIZE, aggregate, minutes_of, rank};
 
+use ecommerce::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
+
 use crate::contracts::{
-    Aggregates, BatchIngested, EventIngested, IngestBatch, IngestEvent, QueryAggregates, QueryTimeseries,
-    Ranking, RejectedEvent, Timeseries, TopN,
+    Aggregates, BatchIngested, Event, EventIngested, IngestBatch, IngestEvent, QueryAggregates,
+    QueryTimeseries, Ranking, RejectedEvent, Timeseries, TopN,
 };
 use crate::error::AnalyticsError;
 
@@ -85,6 +87,40 @@ impl<S: EventStore> Analytics<S> {
         self.disturb().await?;
         let entries = self.store.top(request.by, request.n, &request.window).await?;
         Ok(Ranking { entries })
+    }
+
+    /// Counts a placed order as an `order_placed` event worth its amount, once per order.
+    pub async fn order_placed(&self, event: OrderPlacedEvent) -> Result<(), AnalyticsError> {
+        let value = event.amount_cents as f64 / 100.0;
+        self.record_order("order_placed", &event.order_id, event.customer_id, event.placed_at_ms, value).await
+    }
+
+    /// Counts a cancelled order as an `order_cancelled` event worth its refund, once per order.
+    pub async fn order_cancelled(&self, event: OrderCancelledEvent) -> Result<(), AnalyticsError> {
+        let value = event.refunded_cents as f64 / 100.0;
+        self.record_order("order_cancelled", &event.order_id, event.customer_id, event.cancelled_at_ms, value)
+            .await
+    }
+
+    async fn record_order(
+        &self,
+        kind: &str,
+        order_id: &str,
+        user: String,
+        at_ms: u64,
+        value: f64,
+    ) -> Result<(), AnalyticsError> {
+        // The event id comes from the order: a redelivered event is counted once.
+        let event = Event {
+            event_id: format!("evt_{kind}_{order_id}"),
+            event_type: kind.to_string(),
+            timestamp_ms: at_ms,
+            user_id: user,
+            session_id: "ses_orders".into(),
+            value: Some(value),
+            properties: Default::default(),
+        };
+        self.store.record(vec![event]).await.map(|_| ())
     }
 
     async fn disturb(&self) -> Result<(), AnalyticsError> {

@@ -1,8 +1,10 @@
 //! The e-commerce service's contracts: request and response types with their validation rules,
 //! shared by every stack that hosts the service.
 //!
-//! Endpoints: `create_order`, `get_order`, `cancel_order`, `reserve_inventory`, `restock`.
+//! Endpoints: `create_order`, `get_order`, `cancel_order`, `reserve_inventory`, `restock`; events
+//! (`events`): `order_placed`, `order_cancelled`.
 
+pub mod events;
 mod inventory;
 mod order;
 pub mod rules;

@@ -4,6 +4,7 @@
 //! (retrying transient failures with backoff under the order id as idempotency key), record it.
 //! A failure after the reservation puts the stock back and frees the id for another try.
 
+mod events;
 mod payment;
 mod store;
 
@@ -13,9 +14,11 @@ use std::time::Duration;
 use faults::Faults;
 use sha2::{Digest, Sha256};
 
+pub use events::{EventSink, ShopEvent};
 pub use payment::{Charge, ChargeFailure, PaymentGateway};
 pub use store::{MemoryStore, OrderSlot, ShopStore, catalog_sku};
 
+use crate::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
 use crate::contracts::{
     CancelOrder, CreateOrder, GetOrder, InventoryReserved, Money, OrderCancelled, OrderReceipt, OrderStatus,
     PaymentSummary, ReceiptLine, ReserveInventory, Restock, StockLevel, StockLine, rules,
@@ -37,13 +40,22 @@ impl Default for PaymentRetry {
     }
 }
 
-/// The shop: its store, its payment gateway and its injected faults.
-#[derive(Debug)]
+/// The shop: its store, its payment gateway, its injected faults, and where its events go.
 pub struct Shop<S> {
     store: S,
     gateway: PaymentGateway,
     faults: Arc<Faults>,
     retry: PaymentRetry,
+    events: Option<Arc<dyn EventSink>>,
+}
+
+impl<S> std::fmt::Debug for Shop<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shop")
+            .field("retry", &self.retry)
+            .field("events", &self.events.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: ShopStore> Shop<S> {
@@ -54,6 +66,21 @@ impl<S: ShopStore> Shop<S> {
             gateway: PaymentGateway::new(Arc::clone(&faults)),
             faults,
             retry: PaymentRetry::default(),
+            events: None,
+        }
+    }
+
+    /// Publishes `order_placed` and `order_cancelled` to `sink`.
+    pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
+    async fn publish(&self, event: ShopEvent) {
+        if let Some(sink) = &self.events
+            && let Err(error) = sink.publish(event).await
+        {
+            tracing::error!(%error, "an event did not go out");
         }
     }
 
@@ -83,8 +110,19 @@ impl<S: ShopStore> Shop<S> {
             OrderSlot::Conflict => return Err(ShopError::OrderIdReused(order.order_id)),
         }
         let placed = self.place(&order).await;
-        if placed.is_err() {
-            self.store.abandon_order(&order.order_id).await?;
+        match &placed {
+            Ok(receipt) => {
+                let event = OrderPlacedEvent {
+                    order_id: receipt.order_id.clone(),
+                    customer_id: receipt.customer_id.clone(),
+                    amount_cents: receipt.charged.amount_cents,
+                    currency: receipt.charged.currency.clone(),
+                    units: receipt.lines.iter().map(|line| u64::from(line.quantity)).sum(),
+                    placed_at_ms: now_ms(),
+                };
+                self.publish(ShopEvent::Placed(event)).await;
+            }
+            Err(_) => self.store.abandon_order(&order.order_id).await?,
         }
         placed
     }
@@ -195,6 +233,13 @@ impl<S: ShopStore> Shop<S> {
         // The simulated gateway lives in each process; where another instance took the payment (any
         // stack with shared state and several instances), the receipt says what was charged.
         let refunded = self.gateway.refund(&id).unwrap_or(placed.charged.amount_cents);
+        let event = OrderCancelledEvent {
+            order_id: id.clone(),
+            customer_id: placed.customer_id.clone(),
+            refunded_cents: refunded,
+            cancelled_at_ms: now_ms(),
+        };
+        self.publish(ShopEvent::Cancelled(event)).await;
         Ok(OrderCancelled {
             order_id: id,
             refunded: Money { amount_cents: refunded, currency: placed.charged.currency },
@@ -223,6 +268,10 @@ impl<S: ShopStore> Shop<S> {
     async fn disturb(&self) -> Result<(), ShopError> {
         self.faults.disturb().await.map_err(|_| ShopError::InjectedFault)
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The content of an order, for telling a retry (same content) from a reused id (different content).

@@ -1,0 +1,23 @@
+//! Where the shop's events go: a sink the transport provides (NATS events on the NATS stack), or
+//! nowhere. The shop publishes after the fact it reports is stored; a failed publish is logged and
+//! the order stands.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
+
+/// One of the shop's events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShopEvent {
+    /// An order was placed.
+    Placed(OrderPlacedEvent),
+    /// An order was cancelled.
+    Cancelled(OrderCancelledEvent),
+}
+
+/// Takes the shop's events to whoever follows them.
+pub trait EventSink: Send + Sync + 'static {
+    /// Publishes `event`; an error says why it did not go out.
+    fn publish(&self, event: ShopEvent) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
