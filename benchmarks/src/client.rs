@@ -105,12 +105,7 @@ impl StackClient {
                     async_nats::client::RequestErrorKind::NoResponders => SendError::NoResponders,
                     _ => SendError::Transport(format!("{error} (timeout {timeout:?})")),
                 })?;
-                let status = reply
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(natsrpc::headers::SERVICE_ERROR_CODE))
-                    .and_then(|v| v.as_str().parse().ok())
-                    .unwrap_or(200);
+                let status = natsrpc::headers::reply_status(reply.headers.as_ref());
                 Ok((status, reply.payload))
             }
             StackClient::Http { http, base, urls } => {

@@ -262,8 +262,7 @@ async fn ready(spec: &StackSpec) -> Result<(), String> {
                         .await
                         .map_err(|_| format!("{subject}: no reply"))?
                         .map_err(|e| format!("{subject}: {e}"))?;
-                let code = reply.headers.as_ref().and_then(|h| h.get(natsrpc::headers::SERVICE_ERROR_CODE));
-                if code.map(|c| c.as_str()) != Some("404") {
+                if natsrpc::headers::reply_status(reply.headers.as_ref()) != 404 {
                     return Err(format!("{subject}: unexpected reply"));
                 }
             }

@@ -19,3 +19,9 @@ pub const SERVICE_ERROR: &str = "Nats-Service-Error";
 
 /// Set on every error reply: the error's status code, such as `400`.
 pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
+
+/// The status a reply stands for: its `Nats-Service-Error-Code`, or 200 when it has none (a
+/// success reply carries no headers).
+pub fn reply_status(headers: Option<&async_nats::HeaderMap>) -> u16 {
+    headers.and_then(|h| h.get(SERVICE_ERROR_CODE)).and_then(|v| v.as_str().parse().ok()).unwrap_or(200)
+}

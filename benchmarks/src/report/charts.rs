@@ -2,6 +2,8 @@
 //! title and axis units; colours are fixed per stack, so a stack looks the same on every chart.
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::prelude::*;
 
 /// One line or bar group: a label (a stack) and its points.
@@ -203,29 +205,8 @@ pub fn bars(title: &str, y_desc: &str, bars: &[Bar]) -> String {
             return Err("no data".into());
         }
         let top = bars.iter().map(|b| b.range.map_or(b.value, |r| r.1).max(b.value)).fold(0.0, f64::max);
-        let n = bars.len() as i32;
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .margin_right(36)
-            .x_label_area_size(60)
-            .y_label_area_size(64)
-            .build_cartesian_2d((0..(n - 1).max(1)).into_segmented(), 0.0..(top * 1.15).max(1.0))
-            .map_err(err)?;
         let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .disable_x_mesh()
-            .y_desc(y_desc)
-            .x_labels(bars.len())
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .y_label_formatter(&|v| format_number(*v))
-            .draw()
-            .map_err(err)?;
+        let mut chart = category_chart(root, title, y_desc, &labels, top * 1.15)?;
         for (i, bar) in bars.iter().enumerate() {
             let i = i as i32;
             let c = colour(&bar.colour);
@@ -263,28 +244,7 @@ pub fn stacked(
             .map(|i| parts.iter().map(|p| p.2.get(i).copied().unwrap_or(0.0)).sum())
             .collect();
         let top = totals.iter().copied().fold(0.0, f64::max);
-        let n = categories.len() as i32;
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .margin_right(36)
-            .x_label_area_size(60)
-            .y_label_area_size(64)
-            .build_cartesian_2d((0..(n - 1).max(1)).into_segmented(), 0.0..(top * 1.2).max(1.0))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .disable_x_mesh()
-            .y_desc(y_desc)
-            .x_labels(categories.len())
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => categories.get(*i as usize).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .y_label_formatter(&|v| format_number(*v))
-            .draw()
-            .map_err(err)?;
+        let mut chart = category_chart(root, title, y_desc, categories, top * 1.2)?;
         let mut base = vec![0.0; categories.len()];
         for (name, c, values) in parts {
             let c = *c;
@@ -316,6 +276,42 @@ pub fn stacked(
             .draw()
             .map_err(err)
     })
+}
+
+type CategoryChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<SegmentedCoord<RangedCoordi32>, RangedCoordf64>>;
+
+/// A chart with one slot per label along x and values up to `top` along y, its mesh drawn.
+fn category_chart<'a, 'b>(
+    root: &'a Area<'b>,
+    title: &str,
+    y_desc: &str,
+    labels: &[String],
+    top: f64,
+) -> Result<CategoryChart<'a, 'b>, String> {
+    let n = labels.len() as i32;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .margin_right(36)
+        .x_label_area_size(60)
+        .y_label_area_size(64)
+        .build_cartesian_2d((0..(n - 1).max(1)).into_segmented(), 0.0..top.max(1.0))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .disable_x_mesh()
+        .y_desc(y_desc)
+        .x_labels(labels.len())
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_label_formatter(&|v| format_number(*v))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
 }
 
 /// 1234 -> "1234", 0.5 -> "0.5", 25000 -> "25k".

@@ -84,12 +84,7 @@ pub async fn over_nats(
         .request_with_headers(format!("{service}.{endpoint}"), headers, body.to_string().into())
         .await
         .map_err(|error| format!("{service}.{endpoint} over NATS: {error}"))?;
-    let status = reply
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(natsrpc::headers::SERVICE_ERROR_CODE))
-        .and_then(|v| v.as_str().parse().ok())
-        .unwrap_or(200);
+    let status = natsrpc::headers::reply_status(reply.headers.as_ref());
     let envelope = serde_json::from_slice(&reply.payload).map_err(|error| format!("not JSON: {error}"))?;
     Ok((status, masked(envelope)))
 }
