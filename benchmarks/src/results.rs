@@ -170,6 +170,17 @@ pub struct Measurement {
     pub interval_log: String,
 }
 
+impl Measurement {
+    /// Answers per second: of the whole run, or of the best step of a stepped load.
+    pub fn sustained_rps(&self) -> f64 {
+        if self.steps.is_empty() {
+            self.achieved_rps
+        } else {
+            self.steps.iter().map(|s| s.achieved_rps).fold(0.0, f64::max)
+        }
+    }
+}
+
 /// One mix entry's figures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndpointResult {
@@ -290,7 +301,8 @@ impl Spread {
 pub struct Summary {
     /// Repetitions measured.
     pub repetitions: u32,
-    /// Answers per second.
+    /// Answers per second; for a stepped load, of its best step (the rate it sustained), since
+    /// the whole run's average mixes every step.
     pub rps: Spread,
     /// Median latency, microseconds.
     pub p50_us: Spread,
@@ -312,7 +324,7 @@ impl Summary {
         let f = |g: fn(&Measurement) -> f64| Spread::of(measurements.iter().map(g));
         Self {
             repetitions: measurements.len() as u32,
-            rps: f(|m| m.achieved_rps),
+            rps: f(Measurement::sustained_rps),
             p50_us: f(|m| m.latency_us.p50 as f64),
             p99_us: f(|m| m.latency_us.p99 as f64),
             p999_us: f(|m| m.latency_us.p999 as f64),

@@ -126,10 +126,15 @@ fn verdicts(out: &mut String, c: &Context<'_>) {
     for scenario in &c.results.scenarios {
         let _ = write!(
             out,
-            "<h3>{} <small class=\"sub\">({})</small></h3><p class=\"sub\">{}</p>",
+            "<h3>{} <small class=\"sub\">({})</small></h3><p class=\"sub\">{}{}</p>",
             escape(&scenario.name),
             scenario.load.label(),
-            escape(&scenario.description)
+            escape(&scenario.description),
+            if matches!(scenario.load, crate::config::Load::Stepped { .. }) {
+                " Answers per second are the best step's: the rate each stack sustained."
+            } else {
+                ""
+            }
         );
         out.push_str("<table><thead><tr><th>#</th><th class=\"l\">stack</th><th>answers/s (median)</th><th>min..max</th><th>vs fastest</th><th>p50 ms</th><th>p99 ms</th><th>unexpected</th><th>CPU ms / 1k req</th><th class=\"l\">expectations</th></tr></thead><tbody>");
         for (i, ranked) in analysis::ranking(scenario).iter().enumerate() {
