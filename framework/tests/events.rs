@@ -92,6 +92,16 @@ async fn core_events_reach_the_listener_and_failures_do_not_stop_it() {
     let stats = service.listener_stats().into_iter().find(|s| s.subject == "events.test.pinged").unwrap();
     assert_eq!((stats.received, stats.handled, stats.failed, stats.invalid), (7, 3, 2, 2));
     assert!(stats.last_error.contains("invalid event at id"), "{}", stats.last_error);
+    // The same figures in the Services API's stats, beside the endpoints.
+    let reply = nats.request("$SRV.STATS.listening", "".into()).await.unwrap();
+    let reported: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    let pinged = reported["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["subject"] == "events.test.pinged")
+        .unwrap();
+    assert_eq!((pinged["received"].as_u64(), pinged["failed"].as_u64()), (Some(7), Some(2)), "{reported}");
 
     // An invalid event is refused before it is sent.
     let refused = publisher.publish(&Pinged { id: String::new() }).await.unwrap_err();

@@ -57,6 +57,9 @@ struct Stats<'a> {
     metadata: &'a BTreeMap<String, String>,
     started: &'a str,
     endpoints: Vec<EndpointStats<'a>>,
+    /// The service's event listeners: beyond ADR-32, which tools ignore (its schema allows more).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    listeners: Vec<crate::events::ListenerStats>,
 }
 
 #[derive(Serialize)]
@@ -73,7 +76,11 @@ struct EndpointStats<'a> {
 }
 
 /// The reply to a `$SRV.{verb}...` request, or `None` for a verb ADR-32 does not define.
-pub(crate) fn answer(router: &Router, subject: &str) -> Option<Vec<u8>> {
+pub(crate) fn answer(
+    router: &Router,
+    subject: &str,
+    listeners: impl FnOnce() -> Vec<crate::events::ListenerStats>,
+) -> Option<Vec<u8>> {
     let verb = subject.split('.').nth(1)?;
     let service = &router.service;
     let encoded = match verb {
@@ -126,6 +133,7 @@ pub(crate) fn answer(router: &Router, subject: &str) -> Option<Vec<u8>> {
                     }
                 })
                 .collect(),
+            listeners: listeners(),
         }),
         _ => return None,
     };

@@ -58,7 +58,7 @@ impl Dispatcher {
     /// The service's `$SRV.STATS` answer (JSON), for transports without the Services API: the
     /// same per-endpoint counts, latencies and validation time as over NATS.
     pub fn stats(&self) -> Vec<u8> {
-        super::discovery::answer(&self.router, "$SRV.STATS").unwrap_or_default()
+        super::discovery::answer(&self.router, "$SRV.STATS", Vec::new).unwrap_or_default()
     }
 
     /// Answers one request for `subject` (`{service}.{endpoint}`).

@@ -367,9 +367,11 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         // The subscriptions exist on the server once it has answered a round trip.
         client.flush().await.map_err(RpcError::transport)?;
 
+        let listeners: Listeners = Arc::new(listeners);
         let discovering = tokio::spawn(answer_discovery(
             futures::stream::select_all(discovery),
             Arc::clone(&router),
+            Arc::clone(&listeners),
             client.clone(),
             stop.clone(),
         ));
@@ -396,9 +398,12 @@ pub struct Service {
     tracker: TaskTracker,
     serving: Vec<JoinHandle<()>>,
     discovering: JoinHandle<()>,
-    listeners: Vec<(&'static str, Arc<crate::events::Counters>)>,
+    listeners: Listeners,
     listening: Vec<JoinHandle<()>>,
 }
+
+/// Each listener's subject and counters.
+type Listeners = Arc<Vec<(&'static str, Arc<crate::events::Counters>)>>;
 
 /// How a graceful stop went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -555,6 +560,7 @@ async fn publish(client: &Client, reply: Subject, outgoing: Outgoing, max_reply:
 async fn answer_discovery(
     mut requests: futures::stream::SelectAll<async_nats::Subscriber>,
     router: Arc<Router>,
+    listeners: Listeners,
     client: Client,
     stop: CancellationToken,
 ) {
@@ -564,7 +570,9 @@ async fn answer_discovery(
             message = requests.next() => message,
         };
         let Some(message) = message else { break };
-        let (Some(reply), Some(body)) = (message.reply, discovery::answer(&router, &message.subject)) else {
+        let stats = || listeners.iter().map(|(subject, counters)| counters.snapshot(subject)).collect();
+        let answer = discovery::answer(&router, &message.subject, stats);
+        let (Some(reply), Some(body)) = (message.reply, answer) else {
             continue;
         };
         if let Err(error) = client.publish(reply, body.into()).await {
