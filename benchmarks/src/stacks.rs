@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::BenchError;
 use crate::config::{StackSpec, Transport};
+use crate::process::alive;
 
 /// `host:port` of a `scheme://host:port[/...]` URL.
 pub fn host_port(url: &str) -> Option<&str> {
@@ -220,14 +221,6 @@ fn terminate(pid: u32, grace: Duration) {
     }
     if alive(pid) {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-    }
-}
-
-/// Whether `pid` runs (a zombie, exited but not reaped, counts as gone).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }
 

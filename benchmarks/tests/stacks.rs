@@ -9,16 +9,12 @@
 use std::time::Duration;
 
 use benchmarks::config::{BenchmarkConfig, Transport};
+use benchmarks::process::alive;
 use benchmarks::stacks::{RunningStack, StartOptions};
 use natsrpc::testing::NatsServer;
 use support::{bin_dir, workspace};
 
 mod support;
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-}
 
 async fn redis_keys(prefix: &str) -> u64 {
     // Clearing an empty prefix deletes nothing: the count is what was there.

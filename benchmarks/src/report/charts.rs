@@ -1,9 +1,9 @@
 //! The report's charts, drawn with plotters into SVG text that the page inlines. Every chart has a
 //! title and axis units; colours are fixed per stack, so a stack looks the same on every chart.
 
-use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentedCoord;
 use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 /// One line or bar group: a label (a stack) and its points.
@@ -107,22 +107,8 @@ pub fn lines_log(
             .x_label_formatter(&x_format)
             .draw()
             .map_err(err)?;
-        for s in series {
-            let c = colour(&s.label);
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-            chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(err)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)
+        draw_lines(&mut chart, series, true)?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
 }
 
@@ -158,14 +144,7 @@ pub fn lines(
             .y_label_formatter(&|v| format_number(*v))
             .draw()
             .map_err(err)?;
-        for s in series {
-            let c = colour(&s.label);
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-        }
+        draw_lines(&mut chart, series, false)?;
         for (label, point) in marks {
             let c = colour(label.split(' ').next().unwrap_or_default());
             chart
@@ -176,13 +155,7 @@ pub fn lines(
                 ))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
 }
 
@@ -268,14 +241,42 @@ pub fn stacked(
                 .label(name.clone())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
+}
+
+/// Each series as a line in its stack's colour (with a dot per point when `dots`), in the legend.
+fn draw_lines<CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, CT>,
+    series: &[Series],
+    dots: bool,
+) -> Result<(), String> {
+    for s in series {
+        let c = colour(&s.label);
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        if dots {
+            chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The legend of the series drawn, on a light background at `position`.
+fn legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(err)
 }
 
 type CategoryChart<'a, 'b> =
