@@ -69,7 +69,7 @@ impl ErrorKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{status} {code}: {message}")]
 pub struct ServiceError {
-    /// HTTP-style status: 400, 404, 409, 413, 415, 422, 500, 503, 504.
+    /// HTTP-style status: 400, 404, 409, 413, 415, 422, 500, 502, 503, 504.
     pub status: u16,
     /// What kind of failure.
     pub kind: ErrorKind,
@@ -248,6 +248,32 @@ impl RpcError {
             RpcError::Validation { .. } => Some(ErrorKind::Validation.default_code()),
             RpcError::Remote(error) => Some(&error.code),
             _ => None,
+        }
+    }
+
+    /// What a handler answers when `part`, a call it made to another service, failed: the part is
+    /// named (as the error's `path` and in its message) so the caller knows which dependency let it
+    /// down. No reply in time: 504 `part_late`; nobody serves it: 503 `part_unavailable`; any
+    /// other failure: 502 `part_failed`, with the part's own code and message.
+    pub fn part_failed(&self, part: &str) -> ServiceError {
+        let (status, kind, code) = match self {
+            RpcError::Timeout { .. } => (504, ErrorKind::Timeout, "part_late"),
+            RpcError::NoResponders { .. } => (503, ErrorKind::Unavailable, "part_unavailable"),
+            _ => (502, ErrorKind::Business, "part_failed"),
+        };
+        let message = match self {
+            RpcError::Timeout { after, .. } => {
+                format!("{part} did not answer within {} ms", after.as_millis())
+            }
+            RpcError::NoResponders { .. } => format!("no service answers {part}"),
+            RpcError::Validation { message, .. } => format!("{part} failed: validation_failed: {message}"),
+            RpcError::Remote(error) => format!("{part} failed: {}: {}", error.code, error.message),
+            other => format!("{part} failed: {other}"),
+        };
+        ServiceError {
+            code: code.to_string(),
+            path: Some(part.to_string()),
+            ..ServiceError::new(status, kind, message)
         }
     }
 

@@ -45,7 +45,8 @@
 //! - [`envelope`] and [`headers`]: the reply's shape on the wire.
 //! - [`error`]: [`ServiceError`] (the wire error) and [`RpcError`] (this crate's error).
 //! - [`server`]: [`Service`], its builder, handlers and their arguments, the Services API.
-//! - [`client`]: the typed [`Client`], with timeouts, correlation ids and retries.
+//! - [`client`]: the typed [`Client`], with timeouts, correlation ids and retries, over NATS or any
+//!   other [`Transport`].
 //! - [`testing`]: an in-process [`testing::Harness`] and a private [`testing::NatsServer`].
 //!
 //! ## The wire
@@ -80,7 +81,7 @@ pub mod server;
 pub mod testing;
 pub mod validation;
 
-pub use client::{CallOptions, Client, RetryPolicy};
+pub use client::{CallOptions, Client, RetryPolicy, Transport};
 pub use codec::Codec;
 pub use connection::{connect, connect_with, init_tracing};
 pub use contract::Request;

@@ -17,6 +17,8 @@
 //! let app: axum::Router = http_api::app(vec![pinger]);
 //! ```
 
+pub mod client;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct Call {
     pub content_type: Option<String>,
     /// The request's `X-Correlation-Id`.
     pub correlation_id: Option<String>,
+    /// How long the caller waits (`X-Deadline-Ms`), when it said.
+    pub deadline: Option<std::time::Duration>,
     /// The body, at most [`MAX_BODY_BYTES`].
     pub body: Bytes,
 }
@@ -111,10 +115,11 @@ impl Backend for Local {
     async fn call(&self, call: Call) -> Answer {
         match self.0.get(&call.service) {
             Some(dispatcher) => dispatcher
-                .dispatch(
+                .dispatch_within(
                     &call.subject,
                     call.content_type.as_deref(),
                     call.correlation_id.as_deref(),
+                    call.deadline,
                     call.body,
                 )
                 .await
@@ -186,6 +191,9 @@ async fn call<B: Backend>(
         subject,
         content_type: header(natsrpc::headers::CONTENT_TYPE),
         correlation_id: header(natsrpc::headers::CORRELATION_ID),
+        deadline: header(natsrpc::headers::DEADLINE)
+            .and_then(|ms| ms.parse().ok())
+            .map(std::time::Duration::from_millis),
         body,
     };
     response(shared.backend.call(call).await)

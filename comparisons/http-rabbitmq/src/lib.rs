@@ -18,7 +18,9 @@
 //! the request's `reply_to` and acknowledges the request → the gateway's reply consumer finds the
 //! waiting call by correlation id → HTTP response.
 
+pub mod events;
 pub mod gateway;
+pub mod rpc;
 pub mod worker;
 
 use lapin::types::{AMQPValue, FieldTable};
@@ -33,6 +35,8 @@ pub const SUBJECT: &str = "subject";
 pub const STATUS: &str = "status";
 /// Message header with the caller's correlation id (`X-Correlation-Id`), both ways.
 pub const CORRELATION_ID: &str = "x-correlation-id";
+/// Message header with how long the caller waits, in milliseconds (`X-Deadline-Ms`).
+pub const DEADLINE: &str = "x-deadline-ms";
 
 /// What can go wrong on this stack.
 #[derive(Debug, thiserror::Error)]

@@ -7,13 +7,18 @@
 //!   `AMQP_CHANNELS` (default 4).
 //! - `worker`: `WORKER_PREFETCH` (requests held per service, default 64), and the services'
 //!   settings of `stack::Hosting::from_env`, with `STORE` defaulting to `redis` so that any number
-//!   of workers share one state.
+//!   of workers share one state. Services call each other over AMQP RPC through the broker; with
+//!   `ORDER_EVENTS=on` the shop's events go through a durable exchange and queue (`events`).
+//!   `SERVICES` picks the services a worker serves, so each can run in workers of its own.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use http_rabbitmq::events::{self, AmqpEvents};
+use http_rabbitmq::rpc::{AmqpRpc, AmqpTransport};
 use http_rabbitmq::{AmqpError, DEFAULT_AMQP_URL, DEFAULT_QUEUE_PREFIX, gateway::Gateway, worker};
-use stack::{Hosting, StoreKind};
+use stack::{Hosting, Links, StoreKind};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,12 +43,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Some("worker") => {
             let hosting = Hosting::from_env(StoreKind::Redis)?;
-            let services = hosting.dispatchers().await?;
+            // Calls to other services go back through the broker, as the gateway's do.
+            let rpc = AmqpRpc::connect(&url, "http-rabbitmq worker calls", &prefix, 2).await?;
+            let peers = natsrpc::Client::over(AmqpTransport(Arc::new(rpc)));
+            let mut links = Links { peers: Some(peers), events: None };
+            if hosting.order_events {
+                links.events = Some(Arc::new(AmqpEvents::connect(&url, &prefix).await?));
+            }
+            let hosted = hosting.host(links).await?;
+            let _following =
+                if hosting.order_events && hosting.services.contains(&analytics::contracts::SERVICE) {
+                    Some(events::follow(&url, &prefix, hosted.follower).await?)
+                } else {
+                    None
+                };
             let prefetch = env_or("WORKER_PREFETCH", 64)?;
             worker::serve(
                 &url,
                 &prefix,
-                services,
+                hosted.dispatchers,
                 prefetch,
                 Duration::from_secs(10),
                 natsrpc::server::shutdown_signal(),

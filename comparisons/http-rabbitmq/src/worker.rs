@@ -19,7 +19,9 @@ use lapin::{BasicProperties, Channel};
 use natsrpc::Dispatcher;
 use tokio_util::task::TaskTracker;
 
-use crate::{AmqpError, CORRELATION_ID, STATUS, SUBJECT, declare_queue, text_header};
+use crate::{
+    AmqpError, CORRELATION_ID, DEADLINE, STATUS, SUBJECT, declare_queue, number_header, text_header,
+};
 
 /// Serves `services` from the broker at `url` (queues named with `queue_prefix`) until `shutdown`
 /// resolves, holding at most `prefetch` unacknowledged requests per service; then drains for up
@@ -87,8 +89,10 @@ async fn handle(service: &Dispatcher, channel: &Channel, delivery: Delivery) {
     let subject = text_header(properties.headers(), SUBJECT).unwrap_or_default().to_string();
     let content_type = properties.content_type().as_ref().map(|value| value.as_str().to_string());
     let correlation_id = text_header(properties.headers(), CORRELATION_ID).map(str::to_string);
+    let deadline = number_header(properties.headers(), DEADLINE).map(|ms| Duration::from_millis(ms.into()));
+    let body = delivery.data.clone().into();
     let reply = service
-        .dispatch(&subject, content_type.as_deref(), correlation_id.as_deref(), delivery.data.clone().into())
+        .dispatch_within(&subject, content_type.as_deref(), correlation_id.as_deref(), deadline, body)
         .await;
 
     if let Some(reply_to) = properties.reply_to() {

@@ -2,10 +2,19 @@
 //! whose three services keep their state in Redis, so that any number of these processes can
 //! serve behind a load balancer. With `STORE=memory` it is the control that measures HTTP alone.
 //!
-//! Environment: `HTTP_ADDR` (default `127.0.0.1:8080`), and the settings of
-//! [`stack::Hosting::from_env`] (`REDIS_URL`, `REDIS_PREFIX`, `FAULT_*`, ...).
+//! The services call each other over HTTP (a pooled client; `PEERS` says where services this
+//! process does not host answer, such as `analytics=http://127.0.0.1:8091`), and with
+//! `ORDER_EVENTS=on` the shop's events go through a Redis stream that analytics follows in a
+//! consumer group.
+//!
+//! Environment: `HTTP_ADDR` (default `127.0.0.1:8080`), `PEERS`, and the settings of
+//! [`stack::Hosting::from_env`] (`REDIS_URL`, `REDIS_PREFIX`, `SERVICES`, `FAULT_*`, ...).
 
-use stack::{Hosting, StoreKind};
+use std::sync::Arc;
+
+use http_api::client::{HttpTransport, Routes};
+use stack::redis::streams::{self, RedisStreamEvents};
+use stack::{Hosting, Links, StoreKind};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -15,9 +24,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     natsrpc::init_tracing();
     let hosting = Hosting::from_env(StoreKind::Redis)?;
     let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_string());
-    let app = http_api::app(hosting.dispatchers().await?);
+    let routes =
+        Routes::all_at(format!("http://{address}")).with_list(&std::env::var("PEERS").unwrap_or_default())?;
+    let mut links = Links { peers: Some(natsrpc::Client::over(HttpTransport::new(routes)?)), events: None };
+    let mut events = None;
+    if hosting.order_events {
+        let pool = hosting.redis_pool().await?;
+        events = Some(streams::stream_key(&pool));
+        links.events = Some(Arc::new(RedisStreamEvents::new(pool)));
+    }
+    let hosted = hosting.host(links).await?;
+    let follows = hosting.services.contains(&analytics::contracts::SERVICE);
+    let _following = match events {
+        Some(key) if follows => Some(streams::follow(&hosting.redis_url, key, hosted.follower).await?),
+        _ => None,
+    };
+    let app = http_api::app(hosted.dispatchers);
     let listener = tokio::net::TcpListener::bind(&address).await?;
-    tracing::info!(%address, store = ?hosting.store, "http-redis listening");
+    tracing::info!(%address, store = ?hosting.store, services = ?hosting.services, "http-redis listening");
     axum::serve(listener, app).with_graceful_shutdown(natsrpc::server::shutdown_signal()).await?;
     Ok(())
 }

@@ -21,6 +21,7 @@
 //! # Ok::<(), stack::StackError>(()) }).unwrap();
 //! ```
 
+pub mod links;
 pub mod redis;
 pub mod testing;
 
@@ -30,9 +31,10 @@ use std::sync::Arc;
 use analytics::domain::{Analytics, EventStore};
 use ecommerce::domain::{Shop, ShopStore};
 use faults::{FaultSettings, Faults};
-use fileproc::domain::{FileProcessor, FileStore};
+use fileproc::domain::{FileProcessor, FileStore, Forwarding};
 use natsrpc::{Dispatcher, Service};
 
+pub use crate::links::{Follower, Links};
 use crate::redis::{RedisEventStore, RedisFileStore, RedisPool, RedisShopStore};
 
 /// The services every stack hosts, by name.
@@ -111,9 +113,17 @@ pub struct Hosting {
     /// `RECEIVERS`: on NATS, the subscriptions taking each service's requests in (default 1).
     pub receivers: usize,
     /// `ORDER_EVENTS=on`: the shop publishes `order_placed` and `order_cancelled` and analytics
-    /// counts them (on NATS, over JetStream). Off by default until every stack carries events, so
-    /// that the benchmark compares like with like.
+    /// counts them (JetStream on NATS, a Redis stream on HTTP+Redis, a durable queue on
+    /// HTTP+RabbitMQ). Off by default: with it on, every order costs an acknowledged,
+    /// persisted publish and its consumption, which the `convergence` scenario measures apart.
     pub order_events: bool,
+    /// `SERVICES`: the services this process hosts, comma-separated (default all three); the
+    /// others it reaches over the stack's transport.
+    pub services: Vec<&'static str>,
+    /// `INGEST_CHUNK`: events per `ingest_batch` when a job's records go on to analytics (default 100).
+    pub ingest_chunk: usize,
+    /// `INGEST_IN_FLIGHT`: chunks in flight at once per job (default 4).
+    pub ingest_in_flight: usize,
     /// `FAULTS_FILE` and `FAULT_*` (see the `faults` crate).
     pub faults: FaultSettings,
 }
@@ -130,6 +140,9 @@ impl Default for Hosting {
             retention_minutes: 60,
             receivers: 1,
             order_events: false,
+            services: SERVICES.to_vec(),
+            ingest_chunk: 100,
+            ingest_in_flight: 4,
             faults: FaultSettings::default(),
         }
     }
@@ -153,19 +166,35 @@ impl Hosting {
             )?,
             receivers: env_or("RECEIVERS", defaults.receivers, "a whole number")?,
             order_events: env_or("ORDER_EVENTS", Switch(false), "on or off")?.0,
+            services: env_or(
+                "SERVICES",
+                ServiceList(defaults.services),
+                "a comma-separated list of ecommerce, analytics, fileproc",
+            )?
+            .0,
+            ingest_chunk: env_or("INGEST_CHUNK", defaults.ingest_chunk, "a whole number")?,
+            ingest_in_flight: env_or("INGEST_IN_FLIGHT", defaults.ingest_in_flight, "a whole number")?,
             faults: FaultSettings::from_env()?,
         })
     }
 
-    /// Connects to Redis (when the store is Redis) and builds the three services as dispatchers.
+    /// Connects to Redis (when the store is Redis) and builds the services as dispatchers, joined
+    /// by nothing: no calls to other services, no events.
     pub async fn dispatchers(&self) -> Result<Vec<Dispatcher>, StackError> {
+        Ok(self.host(Links::default()).await?.dispatchers)
+    }
+
+    /// Connects to Redis (when the store is Redis) and builds the services this process hosts as
+    /// dispatchers, joined by `links`.
+    pub async fn host(&self, links: Links) -> Result<Hosted, StackError> {
         match self.store {
-            StoreKind::Memory => self.memory_stores().dispatchers(self),
-            StoreKind::Redis => self.redis_stores().await?.dispatchers(self),
+            StoreKind::Memory => self.memory_stores().host(self, links),
+            StoreKind::Redis => self.redis_stores().await?.host(self, links),
         }
     }
 
-    /// Connects to Redis (when the store is Redis) and starts the three services on `nats`.
+    /// Connects to Redis (when the store is Redis) and starts the services this process hosts on
+    /// `nats`: calls between them over NATS, events (when on) over JetStream.
     pub async fn start_on(&self, nats: &natsrpc::async_nats::Client) -> Result<Vec<Service>, StackError> {
         match self.store {
             StoreKind::Memory => self.memory_stores().start_on(self, nats).await,
@@ -219,35 +248,80 @@ type Builders<A, B, C> = (
     natsrpc::ServiceBuilder<Arc<Shop<A>>>,
     natsrpc::ServiceBuilder<Arc<Analytics<B>>>,
     natsrpc::ServiceBuilder<Arc<FileProcessor<C>>>,
+    Follower,
 );
 
+/// The services of one process, as dispatchers for a transport other than NATS.
+pub struct Hosted {
+    /// The services this process hosts.
+    pub dispatchers: Vec<Dispatcher>,
+    /// Hands the shop's events to this process's analytics, for the stack's event consumer.
+    pub follower: Follower,
+}
+
+impl std::fmt::Debug for Hosted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.dispatchers.iter().map(|d| d.service()).collect();
+        f.debug_struct("Hosted").field("dispatchers", &names).finish_non_exhaustive()
+    }
+}
+
 impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
-    fn builders(
-        self,
-        hosting: &Hosting,
-        events: Option<Arc<dyn ecommerce::domain::EventSink>>,
-    ) -> Builders<A, B, C> {
-        // One fault source for the three, as in one process of the NATS stack each has its own
-        // from the same settings.
+    fn builders(self, hosting: &Hosting, links: Links) -> Builders<A, B, C> {
+        // One fault source for each service, as each process of the NATS stack has its own from
+        // the same settings.
         let faults = || Arc::new(Faults::new(hosting.faults.clone()));
         let n = hosting.receivers;
+        let mut shop = Shop::new(self.shop, faults());
+        let mut files = FileProcessor::new(self.files, faults());
+        if let Some(peers) = links.peers {
+            shop = shop.with_peers(peers.clone());
+            let forwarding = Forwarding {
+                client: peers,
+                chunk_size: hosting.ingest_chunk,
+                in_flight: hosting.ingest_in_flight,
+            };
+            files = files.with_forwarding(forwarding);
+        }
+        if let Some(sink) = links.events {
+            shop = shop.with_events(sink);
+        }
+        let analytics = Arc::new(Analytics::new(self.events, faults()));
+        let follows = Arc::clone(&analytics);
+        let follower: Follower = Arc::new(move |event| {
+            let analytics = Arc::clone(&follows);
+            Box::pin(async move {
+                let followed = match event {
+                    ecommerce::domain::ShopEvent::Placed(event) => analytics.order_placed(event).await,
+                    ecommerce::domain::ShopEvent::Cancelled(event) => analytics.order_cancelled(event).await,
+                };
+                followed.map_err(|error| error.to_string())
+            })
+        });
         (
-            ecommerce::service(Arc::new(match events {
-                Some(sink) => Shop::new(self.shop, faults()).with_events(sink),
-                None => Shop::new(self.shop, faults()),
-            }))
-            .receivers(n),
-            analytics::service(Arc::new(Analytics::new(self.events, faults()))).receivers(n),
-            fileproc::service(Arc::new(FileProcessor::new(self.files, faults()))).receivers(n),
+            ecommerce::service(Arc::new(shop)).receivers(n),
+            analytics::service(analytics).receivers(n),
+            fileproc::service(Arc::new(files)).receivers(n),
+            follower,
         )
     }
 
-    fn dispatchers(self, hosting: &Hosting) -> Result<Vec<Dispatcher>, StackError> {
-        if hosting.order_events {
-            tracing::warn!("ORDER_EVENTS: this stack does not carry events yet; none are published");
+    fn host(self, hosting: &Hosting, links: Links) -> Result<Hosted, StackError> {
+        let (shop, events, files, follower) = self.builders(hosting, links);
+        let (mut shop, mut events, mut files) = (Some(shop), Some(events), Some(files));
+        let mut dispatchers = Vec::new();
+        // The list holds each service once, so each builder is taken once.
+        for name in &hosting.services {
+            let dispatcher = match *name {
+                ecommerce::contracts::SERVICE => shop.take().map(Dispatcher::new),
+                analytics::contracts::SERVICE => events.take().map(Dispatcher::new),
+                _ => files.take().map(Dispatcher::new),
+            };
+            if let Some(dispatcher) = dispatcher {
+                dispatchers.push(dispatcher?);
+            }
         }
-        let (shop, events, files) = self.builders(hosting, None);
-        Ok(vec![Dispatcher::new(shop)?, Dispatcher::new(events)?, Dispatcher::new(files)?])
+        Ok(Hosted { dispatchers, follower })
     }
 
     async fn start_on(
@@ -255,14 +329,54 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
         hosting: &Hosting,
         nats: &natsrpc::async_nats::Client,
     ) -> Result<Vec<Service>, StackError> {
-        let sink: Option<Arc<dyn ecommerce::domain::EventSink>> = hosting
-            .order_events
-            .then(|| Arc::new(NatsEvents(natsrpc::events::Publisher::new(nats.clone()))) as _);
-        let (shop, mut events, files) = self.builders(hosting, sink);
+        let links = Links {
+            peers: Some(natsrpc::Client::new(nats.clone())),
+            events: hosting
+                .order_events
+                .then(|| Arc::new(links::NatsEvents(natsrpc::events::Publisher::new(nats.clone()))) as _),
+        };
+        let (shop, mut events, files, _) = self.builders(hosting, links);
         if hosting.order_events {
             events = analytics::follow_orders(events);
         }
-        Ok(vec![shop.start(nats).await?, events.start(nats).await?, files.start(nats).await?])
+        let (mut shop, mut events, mut files) = (Some(shop), Some(events), Some(files));
+        let mut started = Vec::new();
+        for name in &hosting.services {
+            let service = match *name {
+                ecommerce::contracts::SERVICE => match shop.take() {
+                    Some(builder) => Some(builder.start(nats).await?),
+                    None => None,
+                },
+                analytics::contracts::SERVICE => match events.take() {
+                    Some(builder) => Some(builder.start(nats).await?),
+                    None => None,
+                },
+                _ => match files.take() {
+                    Some(builder) => Some(builder.start(nats).await?),
+                    None => None,
+                },
+            };
+            started.extend(service);
+        }
+        Ok(started)
+    }
+}
+
+/// A list of services, each one of [`SERVICES`].
+struct ServiceList(Vec<&'static str>);
+
+impl FromStr for ServiceList {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<Self, ()> {
+        let mut services = Vec::new();
+        for name in value.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+            let known = SERVICES.iter().find(|service| **service == name).ok_or(())?;
+            if !services.contains(known) {
+                services.push(*known);
+            }
+        }
+        if services.is_empty() { Err(()) } else { Ok(Self(services)) }
     }
 }
 
@@ -278,24 +392,6 @@ impl FromStr for Switch {
             "off" | "0" | "false" => Ok(Self(false)),
             _ => Err(()),
         }
-    }
-}
-
-/// The shop's events as natsrpc events on NATS.
-struct NatsEvents(natsrpc::events::Publisher);
-
-impl ecommerce::domain::EventSink for NatsEvents {
-    fn publish(
-        &self,
-        event: ecommerce::domain::ShopEvent,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move {
-            let published = match &event {
-                ecommerce::domain::ShopEvent::Placed(e) => self.0.publish(e).await,
-                ecommerce::domain::ShopEvent::Cancelled(e) => self.0.publish(e).await,
-            };
-            published.map_err(|error| error.to_string())
-        })
     }
 }
 

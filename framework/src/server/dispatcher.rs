@@ -69,6 +69,19 @@ impl Dispatcher {
         correlation_id: Option<&str>,
         body: Bytes,
     ) -> Dispatched {
+        self.dispatch_within(subject, content_type, correlation_id, None, body).await
+    }
+
+    /// Answers one request whose caller waits at most `deadline` (its `X-Deadline-Ms`): the
+    /// handler gives up then, if that is sooner than the endpoint's own timeout.
+    pub async fn dispatch_within(
+        &self,
+        subject: &str,
+        content_type: Option<&str>,
+        correlation_id: Option<&str>,
+        deadline: Option<std::time::Duration>,
+        body: Bytes,
+    ) -> Dispatched {
         let mut request_headers = HeaderMap::new();
         if let Some(value) = content_type {
             request_headers.insert(headers::CONTENT_TYPE, value);
@@ -76,7 +89,10 @@ impl Dispatcher {
         if let Some(value) = correlation_id {
             request_headers.insert(headers::CORRELATION_ID, value);
         }
-        let headers = (content_type.is_some() || correlation_id.is_some()).then_some(request_headers);
+        if let Some(deadline) = deadline {
+            request_headers.insert(headers::DEADLINE, deadline.as_millis().to_string().as_str());
+        }
+        let headers = (!request_headers.is_empty()).then_some(request_headers);
         let incoming = Incoming { subject: subject.into(), headers, payload: body };
         let outgoing = match self.router.begin(incoming) {
             Begun::Running(pipeline) => pipeline.await,

@@ -297,8 +297,29 @@ pub struct RankEntry {
     pub count: u64,
 }
 
+/// How many events one user (a customer) has in a window: their recent activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
+pub struct UserActivity {
+    /// The user: an event's `user_id`, or the shop's customer id for its orders.
+    #[validate(length(min = 1, max = 64))]
+    pub user_id: String,
+    /// The window.
+    #[validate(nested)]
+    pub window: Window,
+}
+
+/// What `user_activity` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Activity {
+    /// The user.
+    pub user_id: String,
+    /// Their events in the window, each counted once.
+    pub events: u64,
+}
+
 natsrpc::request!(IngestEvent => EventIngested, service = "analytics", endpoint = "ingest_event", idempotent = true, schema);
 natsrpc::request!(IngestBatch => BatchIngested, service = "analytics", endpoint = "ingest_batch", idempotent = true, schema);
 natsrpc::request!(QueryAggregates => Aggregates, service = "analytics", endpoint = "query_aggregates", idempotent = true, schema);
 natsrpc::request!(QueryTimeseries => Timeseries, service = "analytics", endpoint = "query_timeseries", idempotent = true, schema);
 natsrpc::request!(TopN => Ranking, service = "analytics", endpoint = "top_n", idempotent = true, schema);
+natsrpc::request!(UserActivity => Activity, service = "analytics", endpoint = "user_activity", idempotent = true, schema);

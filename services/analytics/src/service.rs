@@ -5,10 +5,10 @@ use std::sync::Arc;
 use natsrpc::{Service, ServiceBuilder, State};
 
 use crate::contracts::{
-    Aggregates, BatchIngested, EventIngested, IngestBatch, IngestEvent, QueryAggregates, QueryTimeseries,
-    Ranking, SERVICE, Timeseries, TopN,
+    Activity, Aggregates, BatchIngested, EventIngested, IngestBatch, IngestEvent, QueryAggregates,
+    QueryTimeseries, Ranking, SERVICE, Timeseries, TopN, UserActivity,
 };
-use ecommerce::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
+use ecommerce_contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
 
 use crate::domain::{Analytics, EventStore};
 use crate::error::AnalyticsError;
@@ -23,6 +23,7 @@ pub fn service<S: EventStore>(analytics: Arc<Analytics<S>>) -> ServiceBuilder<Ar
         .endpoint(query_aggregates::<S>)
         .endpoint(query_timeseries::<S>)
         .endpoint(top_n::<S>)
+        .endpoint(user_activity::<S>)
 }
 
 /// Adds the listeners that count the shop's orders and revenue (`order_placed`) and its
@@ -79,4 +80,11 @@ async fn query_timeseries<S: EventStore>(
 
 async fn top_n<S: EventStore>(State(app): App<S>, req: TopN) -> Result<Ranking, AnalyticsError> {
     app.top_n(req).await
+}
+
+async fn user_activity<S: EventStore>(
+    State(app): App<S>,
+    req: UserActivity,
+) -> Result<Activity, AnalyticsError> {
+    app.user_activity(req).await
 }

@@ -15,7 +15,7 @@ async fn the_binary_ingests_and_answers_queries_and_exits_0_on_sigterm() {
     let info = service.wait_for_info(&nats, "analytics").await.unwrap();
     assert_eq!(
         endpoint_names(&info),
-        ["ingest_batch", "ingest_event", "query_aggregates", "query_timeseries", "top_n"]
+        ["ingest_batch", "ingest_event", "query_aggregates", "query_timeseries", "top_n", "user_activity"]
     );
 
     let client = Client::new(nats);

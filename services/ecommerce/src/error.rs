@@ -39,6 +39,12 @@ pub enum ShopError {
         /// Attempts made.
         attempts: u32,
     },
+    /// A part of an order overview failed or was late (502, 503 or 504, every such part named).
+    #[error("{0}")]
+    Overview(ServiceError),
+    /// The overview needs calls to other services, which this shop was not given (503).
+    #[error("this deployment makes no calls to other services, which get_order_overview needs")]
+    NoPeers,
     /// An injected internal failure (500).
     #[error("injected internal error")]
     InjectedFault,
@@ -63,6 +69,8 @@ impl From<ShopError> for ServiceError {
             ShopError::PaymentUnavailable { .. } => {
                 ServiceError::business(503, "payment_unavailable", message)
             }
+            ShopError::Overview(error) => error,
+            ShopError::NoPeers => ServiceError::unavailable(message),
             ShopError::InjectedFault => ServiceError::internal("internal error"),
             ShopError::Store(detail) => {
                 // The detail stays in the log; callers learn only that the service failed.

@@ -25,7 +25,7 @@
 //! # Ok::<(), natsrpc::RpcError>(()) }).unwrap();
 //! ```
 
-pub mod contracts;
+pub use ecommerce_contracts as contracts;
 pub mod domain;
 pub mod error;
 pub mod payloads;

@@ -3,11 +3,14 @@
 //! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`); `ECOMMERCE_SKUS` and
 //! `ECOMMERCE_STOCK` (catalog size and units of each item, default 1000 and 1,000,000);
 //! `FAULTS_FILE` and `FAULT_*` for injected faults (see the `faults` crate); `RUST_LOG`.
+//! `get_order_overview` calls analytics and fileproc (and this service) over the same NATS.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ecommerce::domain::{MemoryStore, Shop};
 use faults::{FaultSettings, Faults};
+use natsrpc::Client;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -19,7 +22,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let units: u64 = env_or("ECOMMERCE_STOCK", 1_000_000)?;
     let faults = Arc::new(Faults::new(FaultSettings::from_env()?));
     tracing::info!(skus, units, "ecommerce starting");
-    ecommerce::service(Arc::new(Shop::new(MemoryStore::with_catalog(skus, units), faults))).run().await?;
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
+    let nats = natsrpc::connect(&url).await?;
+    let shop =
+        Shop::new(MemoryStore::with_catalog(skus, units), faults).with_peers(Client::new(nats.clone()));
+    let service = ecommerce::service(Arc::new(shop)).start(&nats).await?;
+    service.run_until(natsrpc::server::shutdown_signal(), Duration::from_secs(10)).await?;
     Ok(())
 }
 

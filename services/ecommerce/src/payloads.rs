@@ -109,6 +109,28 @@ impl Payloads {
         order
     }
 
+    /// A valid order of exactly `items` distinct items (up to the catalog's size): what an
+    /// overview fans out over, one stock lookup per item.
+    pub fn order_of(&mut self, items: usize) -> CreateOrder {
+        let mut order = self.create_order(Size::Small);
+        let start = self.rng.random_range(0..self.skus);
+        let count = u32::try_from(items).unwrap_or(u32::MAX).clamp(1, self.skus);
+        order.items = (0..count)
+            .map(|i| LineItem {
+                sku: catalog_sku((start + i) % self.skus),
+                quantity: 1,
+                unit_price: Money {
+                    amount_cents: self.rng.random_range(199..=19_999),
+                    currency: "EUR".into(),
+                },
+                options: None,
+                gift: None,
+            })
+            .collect();
+        order.payment.amount.amount_cents = rules::amount_due_cents(&order);
+        order
+    }
+
     fn address(&mut self, country: &str) -> Address {
         let postal_code = match country {
             "GB" => "SW1A 1AA".to_string(),

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use natsrpc::{Service, ServiceBuilder, State};
+use natsrpc::{CallOptions, RequestContext, Service, ServiceBuilder, State};
 
 use crate::contracts::{
-    CancelOrder, CreateOrder, GetOrder, InventoryReserved, OrderCancelled, OrderReceipt, ReserveInventory,
-    Restock, Restocked, SERVICE,
+    CancelOrder, CreateOrder, GetOrder, GetOrderOverview, GetStock, InventoryReserved, OrderCancelled,
+    OrderOverview, OrderReceipt, ReserveInventory, Restock, Restocked, SERVICE, StockLevel,
 };
 use crate::domain::{Shop, ShopStore};
 use crate::error::ShopError;
@@ -21,6 +21,8 @@ pub fn service<S: ShopStore>(shop: Arc<Shop<S>>) -> ServiceBuilder<Arc<Shop<S>>>
         .endpoint(cancel_order::<S>)
         .endpoint(reserve_inventory::<S>)
         .endpoint(restock::<S>)
+        .endpoint(get_stock::<S>)
+        .endpoint(get_order_overview::<S>)
 }
 
 async fn create_order<S: ShopStore>(
@@ -56,4 +58,19 @@ async fn restock<S: ShopStore>(
     req: Restock,
 ) -> Result<Restocked, ShopError> {
     shop.restock(req).await
+}
+
+async fn get_stock<S: ShopStore>(
+    State(shop): State<Arc<Shop<S>>>,
+    req: GetStock,
+) -> Result<StockLevel, ShopError> {
+    shop.get_stock(req).await
+}
+
+async fn get_order_overview<S: ShopStore>(
+    State(shop): State<Arc<Shop<S>>>,
+    ctx: RequestContext,
+    req: GetOrderOverview,
+) -> Result<OrderOverview, ShopError> {
+    shop.order_overview(req, CallOptions::new().within(&ctx)).await
 }

@@ -17,7 +17,15 @@ async fn the_binary_serves_orders_and_exits_0_on_sigterm() {
     let info = service.wait_for_info(&nats, "ecommerce").await.unwrap();
     assert_eq!(
         endpoint_names(&info),
-        ["cancel_order", "create_order", "get_order", "reserve_inventory", "restock"]
+        [
+            "cancel_order",
+            "create_order",
+            "get_order",
+            "get_order_overview",
+            "get_stock",
+            "reserve_inventory",
+            "restock"
+        ]
     );
     // Each endpoint's INFO entry carries its JSON Schemas.
     let create = info["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "create_order").unwrap();

@@ -53,6 +53,10 @@ pub enum FileError {
     /// No job with that id (404 `job_not_found`).
     #[error("no job {0}")]
     JobNotFound(String),
+    /// Sending the job's records on to analytics failed (the part's error: 502, 503 or 504, naming
+    /// the chunk); running the job again is safe.
+    #[error("{0}")]
+    Forward(natsrpc::ServiceError),
     /// An injected internal failure (500).
     #[error("injected internal error")]
     InjectedFault,
@@ -80,6 +84,7 @@ impl From<FileError> for ServiceError {
                 ServiceError::unprocessable("validation_pipeline_failed", message).with_path(step)
             }
             FileError::JobNotFound(_) => ServiceError::not_found("job_not_found", message),
+            FileError::Forward(error) => error,
             FileError::InjectedFault => ServiceError::internal("internal error"),
             FileError::Store(detail) => {
                 // The detail stays in the log; callers learn only that the service failed.

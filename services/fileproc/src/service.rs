@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use natsrpc::{Service, ServiceBuilder, State};
+use natsrpc::{CallOptions, RequestContext, Service, ServiceBuilder, State};
 
 use crate::contracts::{
     BeginUpload, ChunkAccepted, CompleteUpload, JobReport, JobStatus, MAX_CHUNK_BYTES, ProcessBatch, SERVICE,
@@ -57,8 +57,12 @@ async fn upload_status<S: FileStore>(
     app.upload_status(req).await
 }
 
-async fn process_batch<S: FileStore>(State(app): App<S>, req: ProcessBatch) -> Result<JobReport, FileError> {
-    app.process_batch(req).await
+async fn process_batch<S: FileStore>(
+    State(app): App<S>,
+    ctx: RequestContext,
+    req: ProcessBatch,
+) -> Result<JobReport, FileError> {
+    app.process_batch(req, CallOptions::new().within(&ctx)).await
 }
 
 async fn job_status<S: FileStore>(State(app): App<S>, req: JobStatus) -> Result<JobReport, FileError> {

@@ -188,4 +188,14 @@ impl EventStore for RedisEventStore {
         }
         Ok(rank(counts, n))
     }
+
+    async fn user_events(&self, user_id: &str, window: &Window) -> Result<u64, AnalyticsError> {
+        let mut pipe = redis::pipe();
+        for minute in minutes_of(window) {
+            pipe.zscore(self.minute_key(minute, "users"), user_id);
+        }
+        let scores: Vec<Option<f64>> =
+            pipe.query_async(&mut self.pool.connection()).await.map_err(store_error)?;
+        Ok(scores.into_iter().flatten().map(|count| count as u64).sum())
+    }
 }

@@ -8,6 +8,7 @@
 mod events;
 mod files;
 mod shop;
+pub mod streams;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

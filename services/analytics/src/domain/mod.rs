@@ -9,11 +9,11 @@ use validator::Validate;
 
 pub use store::{EventStore, MINUTE_MS, MemoryStore, SAMPLE_SIZE, aggregate, minutes_of, rank};
 
-use ecommerce::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
+use ecommerce_contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
 
 use crate::contracts::{
-    Aggregates, BatchIngested, Event, EventIngested, IngestBatch, IngestEvent, QueryAggregates,
-    QueryTimeseries, Ranking, RejectedEvent, Timeseries, TopN,
+    Activity, Aggregates, BatchIngested, Event, EventIngested, IngestBatch, IngestEvent, QueryAggregates,
+    QueryTimeseries, Ranking, RejectedEvent, Timeseries, TopN, UserActivity,
 };
 use crate::error::AnalyticsError;
 
@@ -87,6 +87,13 @@ impl<S: EventStore> Analytics<S> {
         self.disturb().await?;
         let entries = self.store.top(request.by, request.n, &request.window).await?;
         Ok(Ranking { entries })
+    }
+
+    /// One user's events in a window.
+    pub async fn user_activity(&self, request: UserActivity) -> Result<Activity, AnalyticsError> {
+        self.disturb().await?;
+        let events = self.store.user_events(&request.user_id, &request.window).await?;
+        Ok(Activity { user_id: request.user_id, events })
     }
 
     /// Counts a placed order as an `order_placed` event worth its amount, once per order.

@@ -42,6 +42,13 @@ pub trait EventStore: Send + Sync + 'static {
         n: u32,
         window: &Window,
     ) -> impl Future<Output = Result<Vec<RankEntry>, AnalyticsError>> + Send;
+
+    /// Events of one user in a window.
+    fn user_events(
+        &self,
+        user_id: &str,
+        window: &Window,
+    ) -> impl Future<Output = Result<u64, AnalyticsError>> + Send;
 }
 
 #[derive(Debug, Default)]
@@ -233,6 +240,11 @@ impl EventStore for MemoryStore {
             }
         }
         Ok(rank(counts.into_iter().map(|(key, count)| (key.to_string(), count)), n))
+    }
+
+    async fn user_events(&self, user_id: &str, window: &Window) -> Result<u64, AnalyticsError> {
+        let inner = self.read();
+        Ok(inner.minutes.range(minutes_of(window)).filter_map(|(_, minute)| minute.users.get(user_id)).sum())
     }
 }
 

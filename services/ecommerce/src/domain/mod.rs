@@ -5,6 +5,7 @@
 //! A failure after the reservation puts the stock back and frees the id for another try.
 
 mod events;
+mod overview;
 mod payment;
 mod store;
 
@@ -12,16 +13,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faults::Faults;
+use natsrpc::{CallOptions, Client};
 use sha2::{Digest, Sha256};
 
 pub use events::{EventSink, ShopEvent};
+pub use overview::ACTIVITY_WINDOW_MS;
 pub use payment::{Charge, ChargeFailure, PaymentGateway};
 pub use store::{MemoryStore, OrderSlot, ShopStore, catalog_sku};
 
 use crate::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
 use crate::contracts::{
-    CancelOrder, CreateOrder, GetOrder, InventoryReserved, Money, OrderCancelled, OrderReceipt, OrderStatus,
-    PaymentSummary, ReceiptLine, ReserveInventory, Restock, StockLevel, StockLine, rules,
+    CancelOrder, CreateOrder, GetOrder, GetOrderOverview, GetStock, InventoryReserved, Money, OrderCancelled,
+    OrderOverview, OrderReceipt, OrderStatus, PaymentSummary, ReceiptLine, ReserveInventory, Restock,
+    StockLevel, StockLine, rules,
 };
 use crate::error::ShopError;
 
@@ -47,6 +51,7 @@ pub struct Shop<S> {
     faults: Arc<Faults>,
     retry: PaymentRetry,
     events: Option<Arc<dyn EventSink>>,
+    peers: Option<Client>,
 }
 
 impl<S> std::fmt::Debug for Shop<S> {
@@ -54,6 +59,7 @@ impl<S> std::fmt::Debug for Shop<S> {
         f.debug_struct("Shop")
             .field("retry", &self.retry)
             .field("events", &self.events.is_some())
+            .field("peers", &self.peers.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -67,7 +73,14 @@ impl<S: ShopStore> Shop<S> {
             faults,
             retry: PaymentRetry::default(),
             events: None,
+            peers: None,
         }
+    }
+
+    /// Calls other services (and itself) with `peers`, over the stack's transport.
+    pub fn with_peers(mut self, peers: Client) -> Self {
+        self.peers = Some(peers);
+        self
     }
 
     /// Publishes `order_placed` and `order_cancelled` to `sink`.
@@ -256,6 +269,30 @@ impl<S: ShopStore> Shop<S> {
         }
         let remaining = self.store.reserve(&request.lines).await?;
         Ok(InventoryReserved { reservation_id: request.reservation_id, remaining })
+    }
+
+    /// Units of an item in stock.
+    pub async fn get_stock(&self, request: GetStock) -> Result<StockLevel, ShopError> {
+        self.disturb().await?;
+        match self.store.available(&request.sku).await? {
+            Some(available) => Ok(StockLevel { sku: request.sku, available }),
+            None => Err(ShopError::UnknownSku(request.sku)),
+        }
+    }
+
+    /// An order with its items' stock, its customer's recent activity and its attachments'
+    /// status, asked of the services that hold them, at once (`calls`: the caller's correlation
+    /// id and deadline).
+    pub async fn order_overview(
+        &self,
+        request: GetOrderOverview,
+        calls: CallOptions,
+    ) -> Result<OrderOverview, ShopError> {
+        self.disturb().await?;
+        let peers = self.peers.as_ref().ok_or(ShopError::NoPeers)?;
+        let id = request.order_id;
+        let order = self.store.order(&id).await?.ok_or(ShopError::OrderNotFound(id))?;
+        overview::gather(peers, order, request.attachments, calls).await
     }
 
     /// Adds stock.

@@ -4,6 +4,7 @@
 //! checked against its own SHA-256; `upload_status` says where to resume; `complete_upload` checks
 //! the whole file's SHA-256, then runs the [`pipeline`].
 
+mod forward;
 pub mod pipeline;
 mod store;
 
@@ -11,14 +12,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use faults::Faults;
+use natsrpc::CallOptions;
 use sha2::{Digest, Sha256};
 use validator::Validate;
 
+pub use forward::Forwarding;
 pub use store::{Checked, FileStore, MemoryStore};
 
 use crate::contracts::{
     BeginUpload, ChunkAccepted, CompleteUpload, JobPhase, JobReport, JobStatus, MAX_CHUNK_BYTES,
-    ProcessBatch, RecordError, UploadChunk, UploadCompleted, UploadStarted, UploadState, UploadStatus,
+    ProcessBatch, Record, RecordError, UploadChunk, UploadCompleted, UploadStarted, UploadState,
+    UploadStatus,
 };
 use crate::error::FileError;
 
@@ -27,17 +31,24 @@ pub fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", Sha256::digest(data))
 }
 
-/// The file-processing service: its store and its injected faults.
+/// The file-processing service: its store, its injected faults, and where a job's records go.
 #[derive(Debug)]
 pub struct FileProcessor<S> {
     store: S,
     faults: Arc<Faults>,
+    forwarding: Option<Forwarding>,
 }
 
 impl<S: FileStore> FileProcessor<S> {
     /// A processor over `store`.
     pub fn new(store: S, faults: Arc<Faults>) -> Self {
-        Self { store, faults }
+        Self { store, faults, forwarding: None }
+    }
+
+    /// Sends each job's accepted records to analytics (see [`Forwarding`]).
+    pub fn with_forwarding(mut self, forwarding: Forwarding) -> Self {
+        self.forwarding = Some(forwarding);
+        self
     }
 
     /// The store.
@@ -97,8 +108,14 @@ impl<S: FileStore> FileProcessor<S> {
     }
 
     /// Processes every record on its own and collects the failures; the same job id answers the
-    /// first run's report.
-    pub async fn process_batch(&self, request: ProcessBatch) -> Result<JobReport, FileError> {
+    /// first run's report. With [`Forwarding`], the accepted records go on to analytics first
+    /// (calls made with `calls`: the caller's correlation id and deadline); the job is recorded only
+    /// once they are there, so a failed forward can be retried with the same job id.
+    pub async fn process_batch(
+        &self,
+        request: ProcessBatch,
+        calls: CallOptions,
+    ) -> Result<JobReport, FileError> {
         self.disturb().await?;
         if let Some(done) = self.store.job(&request.job_id).await? {
             return Ok(done);
@@ -123,6 +140,17 @@ impl<S: FileStore> FileProcessor<S> {
                 let index = u32::try_from(index).unwrap_or(u32::MAX);
                 errors.push(RecordError { index, record_id: record.record_id.clone(), violations });
             }
+        }
+        if let Some(forwarding) = &self.forwarding {
+            let failed: HashSet<usize> = errors.iter().map(|e| e.index as usize).collect();
+            let accepted: Vec<&Record> = request
+                .records
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| !failed.contains(index))
+                .map(|(_, record)| record)
+                .collect();
+            forwarding.send(&request.job_id, &accepted, &calls).await?;
         }
         let succeeded = total - u32::try_from(errors.len()).unwrap_or(u32::MAX);
         let report =

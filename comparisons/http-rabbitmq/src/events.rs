@@ -1,0 +1,159 @@
+//! The shop's events on RabbitMQ, the HTTP+RabbitMQ stack's event bus.
+//!
+//! Published persistent, with publisher confirms, to the durable topic exchange [`EXCHANGE`]
+//! with the routing key `{prefix}.{subject}`; analytics consumes them from its durable queue
+//! `{prefix}.analytics.orders` with manual acknowledgements, sent only once analytics has the
+//! event. A failed one is returned to the queue (after a short pause) and comes again. Both
+//! sides declare the exchange, the queue and its binding (idempotent), so no event is dropped as
+//! unroutable while the consumer is still starting. The queue outlives a consumer that is down for
+//! up to [`QUEUE_EXPIRES_MS`], then goes, so a stopped deployment leaves nothing on the broker.
+
+use std::time::Duration;
+
+use ecommerce::domain::{EventSink, ShopEvent};
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
+use stack::links::{self, Follower};
+
+use crate::{AmqpError, SUBJECT, text_header};
+
+/// The exchange every deployment's events go through (one, so that deployments leave no
+/// exchanges behind; their routing keys and queues are their own).
+pub const EXCHANGE: &str = "natsrpc.events";
+/// How long analytics' queue outlives its last consumer: ten minutes of events kept for a
+/// consumer that is down.
+pub const QUEUE_EXPIRES_MS: u32 = 600_000;
+
+/// Declares the exchange and analytics' queue, bound to the shop's events; answers the queue.
+pub async fn declare(channel: &Channel, prefix: &str) -> Result<String, AmqpError> {
+    let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+    channel.exchange_declare(EXCHANGE.into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
+    let queue = format!("{prefix}.analytics.orders");
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-expires".into(), AMQPValue::LongUInt(QUEUE_EXPIRES_MS));
+    let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    channel.queue_declare(queue.as_str().into(), options, arguments).await?;
+    for subject in links::SUBJECTS {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                EXCHANGE.into(),
+                format!("{prefix}.{subject}").as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(queue)
+}
+
+/// Publishes the shop's events.
+pub struct AmqpEvents {
+    _connection: Connection,
+    channel: Channel,
+    prefix: String,
+}
+
+impl AmqpEvents {
+    /// Connects to `url` and declares what the events need.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, AmqpError> {
+        let connection = crate::connect(url, "http-rabbitmq events").await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        declare(&channel, prefix).await?;
+        Ok(Self { _connection: connection, channel, prefix: prefix.to_string() })
+    }
+}
+
+impl EventSink for AmqpEvents {
+    fn publish(
+        &self,
+        event: ShopEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            let encoded = links::encode(&event)?;
+            let mut headers = FieldTable::default();
+            headers.insert(SUBJECT.into(), AMQPValue::LongString(encoded.subject.into()));
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_message_id(encoded.id.into())
+                .with_content_type("application/json".into())
+                .with_headers(headers);
+            let key = format!("{}.{}", self.prefix, encoded.subject);
+            let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+            let confirm = self
+                .channel
+                .basic_publish(EXCHANGE.into(), key.as_str().into(), options, &encoded.body, properties)
+                .await
+                .map_err(|error| error.to_string())?
+                .await
+                .map_err(|error| error.to_string())?;
+            match confirm {
+                Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+                Confirmation::Ack(Some(_)) => Err(format!("no queue takes {key}")),
+                Confirmation::Nack(_) => Err(format!("the broker refused {key}")),
+            }
+        })
+    }
+}
+
+/// Consumes analytics' queue, handing each event to `follower`, until the task is aborted.
+pub async fn follow(
+    url: &str,
+    prefix: &str,
+    follower: Follower,
+) -> Result<tokio::task::JoinHandle<()>, AmqpError> {
+    let connection = crate::connect(url, "http-rabbitmq analytics events").await?;
+    let channel = connection.create_channel().await?;
+    channel.basic_qos(64, BasicQosOptions::default()).await?;
+    let queue = declare(&channel, prefix).await?;
+    let tag = format!("{queue}.{}", nuid::next());
+    let mut deliveries = channel
+        .basic_consume(
+            queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(%queue, "following the order events");
+    Ok(tokio::spawn(async move {
+        let _connection = connection;
+        while let Some(delivery) = deliveries.next().await {
+            let delivery = match delivery {
+                Ok(delivery) => delivery,
+                Err(error) => {
+                    tracing::error!(%error, "the order events' consumer failed");
+                    break;
+                }
+            };
+            let subject = text_header(delivery.properties.headers(), SUBJECT).unwrap_or_default().to_string();
+            let follower = std::sync::Arc::clone(&follower);
+            tokio::spawn(async move {
+                let handled = match links::decode(&subject, &delivery.data) {
+                    Ok(event) => follower(event).await,
+                    Err(error) => {
+                        tracing::warn!(%error, "dropped an order event that cannot be handled");
+                        Ok(())
+                    }
+                };
+                let settled = match handled {
+                    Ok(()) => delivery.ack(BasicAckOptions::default()).await,
+                    Err(error) => {
+                        tracing::warn!(%error, "analytics failed an order event; it will come again");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
+                    }
+                };
+                if let Err(error) = settled {
+                    tracing::warn!(%error, "an order event was not settled; the broker will send it again");
+                }
+            });
+        }
+    }))
+}

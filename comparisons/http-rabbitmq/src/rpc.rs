@@ -1,0 +1,214 @@
+//! AMQP RPC: a request published to a service's queue, its reply back through RabbitMQ's direct
+//! reply-to. The gateway forwards HTTP requests this way, and the workers call other services
+//! this way too ([`AmqpTransport`], a `natsrpc::Transport`), so that one service calling another
+//! crosses the broker on this stack as it crosses NATS on the NATS stack.
+//!
+//! Each of a few channels ("lanes", used in turn) is in confirm mode and consumes the direct
+//! reply-to pseudo-queue, so replies need no queue of their own. A call registers its correlation
+//! id on its lane, publishes, waits for the broker's confirm (a request the broker could not
+//! route, because no worker declared the service's queue, comes back at once as a 503), then for
+//! the reply, all within the call's time; the message expires with that time too, so that a
+//! worker never works on a request whose caller has given up.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use natsrpc::client::{Incoming, Outgoing, Reply, Transport};
+use natsrpc::{ErrorKind, RpcError, ServiceError};
+use tokio::sync::oneshot;
+
+use crate::{AmqpError, CORRELATION_ID, DEADLINE, SUBJECT, queue_name};
+
+/// The pseudo-queue of RabbitMQ's direct reply-to.
+const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Delivery>>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock means a panic elsewhere mid-insert or mid-remove: the map is still whole.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Lane {
+    channel: Channel,
+    pending: Pending,
+}
+
+/// Takes a call's correlation id off its lane however the call ends (reply, timeout, or the caller
+/// going away), so that nothing is left behind.
+struct Registration {
+    pending: Pending,
+    id: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.pending).remove(&self.id);
+    }
+}
+
+/// One request to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The service, whose queue it goes to.
+    pub service: &'a str,
+    /// `{service}.{endpoint}`.
+    pub subject: &'a str,
+    /// The body's `Content-Type`.
+    pub content_type: Option<&'a str>,
+    /// The caller's correlation id.
+    pub correlation_id: Option<&'a str>,
+    /// How long the caller waits.
+    pub timeout: Duration,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// Calls services over AMQP.
+pub struct AmqpRpc {
+    _connection: Connection,
+    lanes: Vec<Lane>,
+    next: AtomicUsize,
+    queue_prefix: String,
+}
+
+impl AmqpRpc {
+    /// Connects to the broker at `url` (naming the connection `name`) with `lanes` channels; calls
+    /// go to the queues named with `queue_prefix`.
+    pub async fn connect(url: &str, name: &str, queue_prefix: &str, lanes: usize) -> Result<Self, AmqpError> {
+        let connection = crate::connect(url, name).await?;
+        let mut all = Vec::new();
+        for _ in 0..lanes.max(1) {
+            let channel = connection.create_channel().await?;
+            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            let pending: Pending = Arc::default();
+            // Direct reply-to: consumed without acknowledgements, on the channel that publishes.
+            let options = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
+            let mut replies =
+                channel.basic_consume(REPLY_TO.into(), "".into(), options, FieldTable::default()).await?;
+            let waiting = Arc::clone(&pending);
+            tokio::spawn(async move {
+                while let Some(delivery) = replies.next().await {
+                    let Ok(delivery) = delivery else { break };
+                    let id = delivery.properties.correlation_id().as_ref().map(|id| id.as_str().to_string());
+                    // A reply nobody waits for any more (its call timed out) is dropped here.
+                    let waiter = id.and_then(|id| lock(&waiting).remove(&id));
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(delivery);
+                    }
+                }
+                tracing::warn!("reply consumer ended");
+            });
+            all.push(Lane { channel, pending });
+        }
+        Ok(Self {
+            _connection: connection,
+            lanes: all,
+            next: AtomicUsize::new(0),
+            queue_prefix: queue_prefix.to_string(),
+        })
+    }
+
+    /// Sends `request` and waits for its reply, within its timeout: 503 when no worker serves the
+    /// service or the broker failed, 504 when no reply came in time.
+    pub async fn call(&self, request: Request<'_>) -> Result<Delivery, ServiceError> {
+        match tokio::time::timeout(request.timeout, self.forward(request)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                let message = format!(
+                    "no worker answered {} within {} ms",
+                    request.subject,
+                    request.timeout.as_millis()
+                );
+                Err(ServiceError::new(504, ErrorKind::Timeout, message))
+            }
+        }
+    }
+
+    async fn forward(&self, request: Request<'_>) -> Result<Delivery, ServiceError> {
+        let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
+        let id = nuid::next().to_string();
+        let (reply_sender, reply) = oneshot::channel();
+        lock(&lane.pending).insert(id.clone(), reply_sender);
+        let _registration = Registration { pending: Arc::clone(&lane.pending), id: id.clone() };
+
+        let mut headers = FieldTable::default();
+        headers.insert(SUBJECT.into(), AMQPValue::LongString(request.subject.into()));
+        if let Some(correlation_id) = request.correlation_id {
+            headers.insert(CORRELATION_ID.into(), AMQPValue::LongString(correlation_id.into()));
+        }
+        let timeout_ms = u32::try_from(request.timeout.as_millis()).unwrap_or(u32::MAX);
+        headers.insert(DEADLINE.into(), AMQPValue::LongUInt(timeout_ms));
+        let mut properties = BasicProperties::default()
+            .with_correlation_id(id.into())
+            .with_reply_to(REPLY_TO.into())
+            .with_expiration(timeout_ms.to_string().into())
+            .with_headers(headers);
+        if let Some(content_type) = request.content_type {
+            properties = properties.with_content_type(content_type.into());
+        }
+        let unreachable =
+            |error: lapin::Error| ServiceError::unavailable(format!("the broker failed: {error}"));
+        let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+        let queue = queue_name(&self.queue_prefix, request.service);
+        let confirm = lane
+            .channel
+            .basic_publish("".into(), queue.as_str().into(), options, request.body, properties)
+            .await
+            .map_err(unreachable)?
+            .await
+            .map_err(unreachable)?;
+        match confirm {
+            Confirmation::Ack(None) | Confirmation::NotRequested => {}
+            Confirmation::Ack(Some(_)) => {
+                return Err(ServiceError::unavailable(format!(
+                    "no worker serves {}: the queue {queue} does not exist",
+                    request.service
+                )));
+            }
+            Confirmation::Nack(_) => {
+                return Err(ServiceError::unavailable(format!("the broker refused the request to {queue}")));
+            }
+        }
+        reply.await.map_err(|_| ServiceError::unavailable("the reply consumer stopped"))
+    }
+}
+
+/// Typed calls between services over AMQP RPC: `natsrpc::Client::over(AmqpTransport(rpc))`.
+#[derive(Clone)]
+pub struct AmqpTransport(pub Arc<AmqpRpc>);
+
+impl Transport for AmqpTransport {
+    fn request(&self, request: Outgoing) -> Reply<'_> {
+        Box::pin(async move {
+            let subject = request.subject;
+            let service = subject.split_once('.').map_or(subject, |(service, _)| service);
+            let sent = Request {
+                service,
+                subject,
+                content_type: Some(request.content_type),
+                correlation_id: Some(&request.correlation_id),
+                timeout: request.timeout,
+                body: &request.payload,
+            };
+            match self.0.call(sent).await {
+                Ok(reply) => Ok(Incoming {
+                    content_type: reply.properties.content_type().as_ref().map(|v| v.as_str().to_string()),
+                    payload: reply.data.into(),
+                }),
+                Err(error) if error.status == 504 => {
+                    Err(RpcError::Timeout { subject: subject.to_string(), after: request.timeout })
+                }
+                // No worker serves it (or the broker failed): as NATS's "no responders".
+                Err(_) => Err(RpcError::NoResponders { subject: subject.to_string() }),
+            }
+        })
+    }
+}

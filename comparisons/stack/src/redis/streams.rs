@@ -1,0 +1,201 @@
+//! The shop's events on a Redis stream, the HTTP+Redis stack's event bus.
+//!
+//! The shop `XADD`s each event to `{prefix}:events:orders` (subject, id and JSON as fields).
+//! Analytics reads it in a consumer group: every instance of the stack is one consumer, so each
+//! event goes to one of them; an event is `XACK`ed only once analytics has it. One that failed (or
+//! whose consumer died) stays pending and is claimed again (`XAUTOCLAIM`) after [`RECLAIM_AFTER`].
+//! The group starts at the stream's beginning, so events published before the first consumer
+//! came up are not missed; the stream is capped (about [`MAX_LEN`] entries).
+
+use std::time::Duration;
+
+use ecommerce::domain::{EventSink, ShopEvent};
+use redis::AsyncConnectionConfig;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+
+use super::RedisPool;
+use crate::StackError;
+use crate::links::{self, Follower};
+
+/// An event left unacknowledged this long is claimed by another consumer (or again by this one).
+pub const RECLAIM_AFTER: Duration = Duration::from_secs(5);
+/// About how many events the stream keeps.
+pub const MAX_LEN: usize = 1_000_000;
+/// The consumer group of analytics.
+pub const GROUP: &str = "analytics";
+
+/// The stream's key under the pool's prefix.
+pub fn stream_key(pool: &RedisPool) -> String {
+    pool.key(format_args!("events:orders"))
+}
+
+/// Publishes the shop's events to the stream.
+#[derive(Debug, Clone)]
+pub struct RedisStreamEvents {
+    pool: RedisPool,
+    key: String,
+}
+
+impl RedisStreamEvents {
+    /// Events to the stream under `pool`'s prefix.
+    pub fn new(pool: RedisPool) -> Self {
+        let key = stream_key(&pool);
+        Self { pool, key }
+    }
+}
+
+impl EventSink for RedisStreamEvents {
+    fn publish(
+        &self,
+        event: ShopEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            let encoded = links::encode(&event)?;
+            redis::cmd("XADD")
+                .arg(&self.key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(MAX_LEN)
+                .arg("*")
+                .arg("subject")
+                .arg(encoded.subject)
+                .arg("id")
+                .arg(&encoded.id)
+                .arg("body")
+                .arg(encoded.body)
+                .query_async::<String>(&mut self.pool.connection())
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+    }
+}
+
+/// Follows the stream at `url` / `key` as one consumer of [`GROUP`], handing each event to
+/// `follower`, until the task is dropped or aborted. Its own connection: a blocking read would
+/// hold up every other command on a shared one.
+pub async fn follow(
+    url: &str,
+    key: String,
+    follower: Follower,
+) -> Result<tokio::task::JoinHandle<()>, StackError> {
+    let client = redis::Client::open(url).map_err(StackError::redis)?;
+    let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    let mut connection =
+        client.get_multiplexed_async_connection_with_config(&config).await.map_err(StackError::redis)?;
+    let created: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut connection)
+        .await;
+    if let Err(error) = created
+        && error.code() != Some("BUSYGROUP")
+    {
+        return Err(StackError::redis(error));
+    }
+    let consumer = format!("analytics-{}", nuid::next());
+    tracing::info!(%key, %consumer, "following the order events");
+    Ok(tokio::spawn(async move {
+        let mut stream = Stream { connection, key, consumer, follower };
+        let mut last_reclaim = tokio::time::Instant::now();
+        loop {
+            if last_reclaim.elapsed() >= RECLAIM_AFTER {
+                last_reclaim = tokio::time::Instant::now();
+                if let Err(error) = stream.reclaim().await {
+                    tracing::warn!(%error, "could not reclaim pending events");
+                }
+            }
+            if let Err(error) = stream.read().await {
+                tracing::warn!(%error, "reading the order events failed; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }))
+}
+
+struct Stream {
+    connection: redis::aio::MultiplexedConnection,
+    key: String,
+    consumer: String,
+    follower: Follower,
+}
+
+impl Stream {
+    async fn read(&mut self) -> redis::RedisResult<()> {
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(64)
+            .arg("BLOCK")
+            .arg(1000)
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(">")
+            .query_async(&mut self.connection)
+            .await?;
+        for entries in reply.map(|reply| reply.keys).unwrap_or_default() {
+            self.handle(entries.ids).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes over events left unacknowledged for [`RECLAIM_AFTER`]: failed here, or by a consumer
+    /// that died.
+    async fn reclaim(&mut self) -> redis::RedisResult<()> {
+        let mut start = "0-0".to_string();
+        loop {
+            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(&self.key)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(RECLAIM_AFTER.as_millis() as u64)
+                .arg(&start)
+                .arg("COUNT")
+                .arg(64)
+                .query_async(&mut self.connection)
+                .await?;
+            if !reply.claimed.is_empty() {
+                tracing::info!(events = reply.claimed.len(), "reclaimed pending order events");
+            }
+            self.handle(reply.claimed).await?;
+            if reply.next_stream_id == "0-0" {
+                return Ok(());
+            }
+            start = reply.next_stream_id;
+        }
+    }
+
+    async fn handle(&mut self, entries: Vec<StreamId>) -> redis::RedisResult<()> {
+        for entry in entries {
+            let subject: String = entry.get("subject").unwrap_or_default();
+            let body: Vec<u8> = entry.get("body").unwrap_or_default();
+            let done = match links::decode(&subject, &body) {
+                Ok(event) => match (self.follower)(event).await {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::warn!(%error, id = %entry.id, "analytics failed an order event; it will come again");
+                        false
+                    }
+                },
+                Err(error) => {
+                    tracing::warn!(%error, id = %entry.id, "dropped an order event that cannot be handled");
+                    true
+                }
+            };
+            if done {
+                redis::cmd("XACK")
+                    .arg(&self.key)
+                    .arg(GROUP)
+                    .arg(&entry.id)
+                    .query_async::<u64>(&mut self.connection)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The typed client: `client.call(&request).await` returns the contract's response or an [`RpcError`].
+
+use std::time::Duration;
+
+mod retry;
+mod transport;
+
+use std::sync::Arc;
+
+pub use retry::RetryPolicy;
+pub use transport::{Incoming, NatsTransport, Outgoing, Reply, Transport};
+
+use crate::codec::Codec;
+use crate::contract::Request;
+use crate::envelope;
+use crate::error::RpcError;
+
+/// How long a call waits for its reply unless told otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most a handler keeps for itself of its remaining time when it calls on ([`CallOptions::within`]).
+pub const DEADLINE_RESERVE: Duration = Duration::from_millis(50);
+
+/// Per-call settings.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    timeout: Option<Duration>,
+    codec: Option<Codec>,
+    correlation_id: Option<String>,
+    retry: Option<RetryPolicy>,
+}
+
+impl CallOptions {
+    /// The client's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits this long for the reply.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// A call made while handling the request `ctx`: with its correlation id, so the logs of both
+    /// join up, and within its remaining time, so the callee gives up when the caller must.
+    ///
+    /// The call gets the time left less a tenth (at most [`DEADLINE_RESERVE`]): a call that runs
+    /// late then fails while the handler can still answer, and say which call it was, instead of
+    /// the handler's own deadline cutting both short with a bare timeout.
+    pub fn within(mut self, ctx: &crate::RequestContext) -> Self {
+        self.correlation_id = Some(ctx.correlation_id().to_string());
+        if let Some(remaining) = ctx.remaining() {
+            self.timeout = Some(remaining - (remaining / 10).min(DEADLINE_RESERVE));
+        }
+        self
+    }
+
+    /// Encodes the request (and so gets the reply) in this codec.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Sends this correlation id, such as the one of the request being handled, instead of a new one.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Retries this call by `policy`, whether or not its request type is declared idempotent.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+}
+
+/// A typed client: over NATS ([`Client::new`]) or any other [`Transport`] ([`Client::over`]).
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    transport: Arc<dyn Transport>,
+    timeout: Duration,
+    codec: Codec,
+    retry: Option<RetryPolicy>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("timeout", &self.timeout)
+            .field("codec", &self.codec)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Over NATS: JSON, a 5 s timeout, no retries.
+    pub fn new(nats: async_nats::Client) -> Self {
+        Self::over(NatsTransport(nats))
+    }
+
+    /// Over `transport`: JSON, a 5 s timeout, no retries.
+    pub fn over(transport: impl Transport) -> Self {
+        Self {
+            transport: Arc::new(transport),
+            timeout: DEFAULT_CALL_TIMEOUT,
+            codec: Codec::Json,
+            retry: None,
+        }
+    }
+
+    /// The default timeout of calls.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The default codec of calls.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Retries calls of idempotent request types by `policy`.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Calls the endpoint `R` names, with the client's defaults.
+    pub async fn call<R: Request>(&self, request: &R) -> Result<R::Response, RpcError> {
+        self.call_with(request, CallOptions::new()).await
+    }
+
+    /// Calls the endpoint `R` names, with per-call settings.
+    pub async fn call_with<R: Request>(
+        &self,
+        request: &R,
+        options: CallOptions,
+    ) -> Result<R::Response, RpcError> {
+        let codec = options.codec.unwrap_or(self.codec);
+        let outgoing = Outgoing {
+            subject: R::SUBJECT,
+            content_type: codec.content_type(),
+            correlation_id: options.correlation_id.unwrap_or_else(|| nuid::next().to_string()),
+            timeout: options.timeout.unwrap_or(self.timeout),
+            payload: codec.encode(request).map_err(RpcError::Encode)?.into(),
+        };
+        let retry = options.retry.or(self.retry.filter(|_| R::IDEMPOTENT));
+        let attempts = retry.map_or(1, |policy| policy.max_attempts);
+        let mut attempt = 1;
+        let reply = loop {
+            match self.transport.request(outgoing.clone()).await {
+                Err(error @ (RpcError::NoResponders { .. } | RpcError::Timeout { .. }))
+                    if attempt < attempts =>
+                {
+                    let wait = retry.map_or(Duration::ZERO, |policy| policy.backoff(attempt - 1));
+                    tracing::debug!(%error, attempt, ?wait, correlation_id = %outgoing.correlation_id, "retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                result => break result?,
+            }
+        };
+        let codec = reply.content_type.as_deref().and_then(Codec::from_content_type).unwrap_or(codec);
+        envelope::decode_reply(codec, &reply.payload)
+    }
+}

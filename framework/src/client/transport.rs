@@ -1,0 +1,88 @@
+//! What carries a call: NATS request/reply by default, or any other request/reply transport.
+//!
+//! The typed [`Client`](super::Client) encodes the request, sets the headers, retries and decodes
+//! the envelope; a [`Transport`] only moves bytes to the endpoint's subject and the reply back.
+//! That split is what lets one service's domain code call another service over NATS on one stack
+//! and over HTTP or AMQP on another, with the same types, deadlines and errors.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::client::RequestErrorKind;
+use bytes::Bytes;
+
+use crate::error::RpcError;
+use crate::headers;
+
+/// One encoded request, ready to go.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// `{service}.{endpoint}`.
+    pub subject: &'static str,
+    /// The body's `Content-Type`.
+    pub content_type: &'static str,
+    /// `X-Correlation-Id`.
+    pub correlation_id: String,
+    /// How long the caller waits; sent as `X-Deadline-Ms` so the callee gives up when the caller does.
+    pub timeout: Duration,
+    /// The encoded request.
+    pub payload: Bytes,
+}
+
+/// A reply as it arrived: the envelope and its `Content-Type`, when it had one.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The reply's `Content-Type`.
+    pub content_type: Option<String>,
+    /// The envelope.
+    pub payload: Bytes,
+}
+
+/// The future a [`Transport`] answers with.
+pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Incoming, RpcError>> + Send + 'a>>;
+
+/// Moves a request to its endpoint and the reply back.
+///
+/// Errors: [`RpcError::NoResponders`] when nothing serves the subject (retryable),
+/// [`RpcError::Timeout`] when no reply came within `timeout` (retryable), anything else as
+/// [`RpcError::Transport`] or [`RpcError::PayloadTooLarge`]. An error reply is a reply.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `request` and waits for its reply.
+    fn request(&self, request: Outgoing) -> Reply<'_>;
+}
+
+/// NATS request/reply: the framework's own transport.
+#[derive(Debug, Clone)]
+pub struct NatsTransport(pub async_nats::Client);
+
+impl Transport for NatsTransport {
+    fn request(&self, request: Outgoing) -> Reply<'_> {
+        Box::pin(async move {
+            let mut headers = HeaderMap::new();
+            headers.insert(headers::CONTENT_TYPE, request.content_type);
+            headers.insert(headers::CORRELATION_ID, request.correlation_id.as_str());
+            headers.insert(headers::DEADLINE, request.timeout.as_millis().to_string().as_str());
+            let subject = request.subject;
+            let sent = async_nats::Request::new()
+                .headers(headers)
+                .payload(request.payload)
+                .timeout(Some(request.timeout));
+            let reply = self.0.send_request(subject, sent).await.map_err(|error| match error.kind() {
+                RequestErrorKind::NoResponders => RpcError::NoResponders { subject: subject.to_string() },
+                RequestErrorKind::TimedOut => {
+                    RpcError::Timeout { subject: subject.to_string(), after: request.timeout }
+                }
+                RequestErrorKind::MaxPayloadExceeded => RpcError::PayloadTooLarge(error.to_string()),
+                _ => RpcError::transport(error),
+            })?;
+            let content_type = reply
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(headers::CONTENT_TYPE))
+                .map(|v| v.as_str().to_string());
+            Ok(Incoming { content_type, payload: reply.payload })
+        })
+    }
+}
