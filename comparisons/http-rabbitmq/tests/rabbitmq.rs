@@ -9,14 +9,16 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use http_api::client::{HttpTransport, Routes};
 use http_rabbitmq::{DEFAULT_AMQP_URL, queue_name};
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
+use natsrpc::Client;
 use natsrpc::testing::{NatsServer, ServiceProcess};
 use serde_json::Value;
 use stack::Hosting;
 use stack::redis::RedisPool;
-use stack::testing::{parity, spawn_http};
+use stack::testing::{checks, parity, spawn_http};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_http-rabbitmq");
 
@@ -46,20 +48,20 @@ impl Deployment {
 
     /// A worker, once its queues exist.
     async fn worker(&self, extra: &[(&str, &str)]) -> ServiceProcess {
-        let before = self.consumers().await;
+        self.worker_of("fileproc", extra).await
+    }
+
+    /// A worker, once it consumes `service`'s queue (the last it declares of those it serves).
+    async fn worker_of(&self, service: &str, extra: &[(&str, &str)]) -> ServiceProcess {
+        let before = self.queue(service).await.1;
         let worker = ServiceProcess::spawn_with(BINARY, &["worker"], &self.env(extra)).unwrap();
         for _ in 0..400 {
-            if self.consumers().await > before {
+            if self.queue(service).await.1 > before {
                 return worker;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("the worker did not start consuming within 10 s");
-    }
-
-    /// Consumers on the fileproc queue, the last a worker declares.
-    async fn consumers(&self) -> u32 {
-        self.queue("fileproc").await.1
+        panic!("the worker did not start consuming {service} within 10 s");
     }
 
     /// (ready messages, consumers) of a service's queue; (0, 0) when it does not exist yet.
@@ -84,6 +86,8 @@ impl Deployment {
             let name = queue_name(&self.prefix, service);
             let _ = channel.queue_delete(name.as_str().into(), Default::default()).await;
         }
+        let events = format!("{}.analytics.orders", self.prefix);
+        let _ = channel.queue_delete(events.as_str().into(), Default::default()).await;
     }
 }
 
@@ -208,4 +212,39 @@ async fn no_worker_at_all_is_a_clear_503_at_once() {
 
     let (status, envelope) = post(&base, "/billing/charge", &restock()).await;
     assert_eq!((status, &envelope["error"]["code"]), (404, &Value::from("unknown_endpoint")));
+}
+
+/// Services call each other by AMQP RPC through the broker and the shop's events go through the
+/// durable exchange and queue: every order counted once, overviews joined or naming the failed
+/// part, jobs forwarded; with all services in two workers, and with each service in workers of
+/// its own.
+#[tokio::test]
+async fn calls_and_events_cross_the_broker_with_services_together_or_apart() {
+    let together = Deployment::new();
+    let events = [("ORDER_EVENTS", "on"), ("ECOMMERCE_SKUS", "50")];
+    let (gateway, base) = together.gateway("5000").await;
+    let workers = [together.worker(&events).await, together.worker(&events).await];
+    let client = Client::over(HttpTransport::new(Routes::all_at(&base)).unwrap());
+    checks::orders_counted_once(&client, 41).await.unwrap();
+    checks::overview_gathers_its_parts(&client, 42).await.unwrap();
+    checks::jobs_reach_analytics(&client, 43).await.unwrap();
+    for process in workers.into_iter().chain([gateway]) {
+        assert!(process.terminate().await.unwrap().success());
+    }
+    together.clear().await;
+
+    let apart = Deployment::new();
+    let (gateway, base) = apart.gateway("5000").await;
+    let mut workers = Vec::new();
+    for service in stack::SERVICES {
+        workers.push(apart.worker_of(service, &[events[0], events[1], ("SERVICES", service)]).await);
+    }
+    let client = Client::over(HttpTransport::new(Routes::all_at(&base)).unwrap());
+    checks::orders_counted_once(&client, 51).await.unwrap();
+    checks::overview_gathers_its_parts(&client, 52).await.unwrap();
+    checks::jobs_reach_analytics(&client, 53).await.unwrap();
+    for process in workers.into_iter().chain([gateway]) {
+        assert!(process.terminate().await.unwrap().success());
+    }
+    apart.clear().await;
 }
