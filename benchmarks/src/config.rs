@@ -240,6 +240,10 @@ pub struct MixEntry {
     /// Payload size where the endpoint has sizes: `small`, `medium` or `large`.
     #[serde(default)]
     pub size: Option<PayloadSize>,
+    /// For `ecommerce.get_order_overview`: items in each order overviewed (1 to 100, default 4);
+    /// the overview fans out to one sub-request per item plus one to analytics (K = items + 1).
+    #[serde(default)]
+    pub items: Option<u32>,
     /// Relative weight.
     pub weight: f64,
 }

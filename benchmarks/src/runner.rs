@@ -190,6 +190,21 @@ impl Runner {
         let client = Arc::new(StackClient::connect(spec, self.settings.request_timeout).await?);
         let faults = Arc::new(ExpectedFaults::from_settings(scenario.faults.as_ref()));
         let entries = workload.labels.len();
+        for (subject, body) in &workload.setup {
+            match client.send(subject, body.clone()).await {
+                Ok((200, _)) => {}
+                Ok((status, reply)) => {
+                    let reply = String::from_utf8_lossy(&reply);
+                    return Err(BenchError::Process(format!(
+                        "setup {subject} on {}: {status} {reply}",
+                        at.stack
+                    )));
+                }
+                Err(error) => {
+                    return Err(BenchError::Process(format!("setup {subject} on {}: {error:?}", at.stack)));
+                }
+            }
+        }
 
         if !self.settings.warmup.is_zero() {
             let warm = Arc::new(Mutex::new(Recorder::new(entries, self.interval, None)));

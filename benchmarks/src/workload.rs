@@ -28,6 +28,7 @@ pub const ENDPOINTS: &[&str] = &[
     "analytics.query_timeseries",
     "analytics.top_n",
     "fileproc.process_batch",
+    "ecommerce.get_order_overview",
 ];
 
 /// Where a fresh id goes: 12 characters no generated payload contains.
@@ -109,6 +110,9 @@ impl Template {
 pub struct Workload {
     /// The mix entries' labels (`ecommerce.create_order/small`), by index.
     pub labels: Vec<String>,
+    /// Requests sent (and required to succeed) before the warm-up, on each fresh stack: the
+    /// orders the overviews read.
+    pub setup: Vec<(String, Bytes)>,
     valid: Vec<Vec<Template>>,
     invalid: Vec<Vec<Template>>,
     cumulative: Vec<f64>,
@@ -142,8 +146,9 @@ impl Workload {
         let mut valid = Vec::new();
         let mut invalid = Vec::new();
         let mut labels = Vec::new();
+        let mut setup = Vec::new();
         for (index, entry) in scenario.mix.iter().enumerate() {
-            let (v, i) = templates(index, entry, seed.wrapping_add(index as u64), nonce)?;
+            let (v, i) = templates(index, entry, seed.wrapping_add(index as u64), nonce, &mut setup)?;
             valid.push(v);
             invalid.push(i);
             labels.push(label(entry));
@@ -160,6 +165,7 @@ impl Workload {
             .collect();
         Ok(Self {
             labels,
+            setup,
             valid,
             invalid,
             cumulative,
@@ -196,9 +202,10 @@ impl Workload {
 
 /// `service.endpoint`, with `/size` when the entry has one.
 pub fn label(entry: &MixEntry) -> String {
-    match entry.size {
-        Some(size) => format!("{}/{}", entry.endpoint, size_name(size)),
-        None => entry.endpoint.clone(),
+    match (entry.size, entry.items) {
+        (_, Some(items)) => format!("{}/k{}", entry.endpoint, items + 1),
+        (Some(size), None) => format!("{}/{}", entry.endpoint, size_name(size)),
+        (None, None) => entry.endpoint.clone(),
     }
 }
 
@@ -240,6 +247,7 @@ fn templates(
     entry: &MixEntry,
     seed: u64,
     nonce: &str,
+    setup: &mut Vec<(String, Bytes)>,
 ) -> Result<(Vec<Template>, Vec<Template>), BenchError> {
     let subject = entry.endpoint.as_str();
     let valid = |body: Result<Vec<u8>, BenchError>| Template::from_json(index, subject, body?, Expect::Valid);
@@ -249,8 +257,17 @@ fn templates(
     let mut files = fileproc::payloads::Payloads::new(seed);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut valid_ones = Vec::with_capacity(VARIANTS);
-    for _ in 0..VARIANTS {
+    for variant in 0..VARIANTS {
         let template = match subject {
+            "ecommerce.get_order_overview" => {
+                // The orders overviewed are placed before the measurement (`Workload::setup`).
+                let mut order = shop.order_of(entry.items.unwrap_or(4).clamp(1, 100) as usize);
+                order.order_id = format!("ord_ovw{nonce}{index:02}{variant:02}");
+                setup.push(("ecommerce.create_order".to_string(), Bytes::from(json(&order)?)));
+                let overview =
+                    ecommerce::contracts::GetOrderOverview { order_id: order.order_id, attachments: vec![] };
+                valid(json(&overview))?
+            }
             "ecommerce.create_order" => {
                 let mut order = shop.create_order(shop_size(entry.size));
                 order.order_id = fresh("ord_", nonce);
@@ -298,6 +315,20 @@ fn templates(
                 }
                 invalid_ones.push(Template::new(index, subject, &invalid.request, invalid_expect(&invalid))?);
             }
+        }
+        "ecommerce.get_order_overview" => {
+            use ecommerce::contracts::GetOrderOverview;
+            let bad_id = GetOrderOverview { order_id: "order-1".into(), attachments: vec![] };
+            let expect = Expect::Invalid { path: "order_id".into(), code: "order_id_format".into() };
+            invalid_ones.push(Template::new(index, subject, &bad_id, expect)?);
+            let too_many = GetOrderOverview {
+                order_id: format!("ord_ovw{nonce}{index:02}00"),
+                attachments: (0..=ecommerce::contracts::MAX_ATTACHMENTS)
+                    .map(|i| format!("upl_att_{i:04}"))
+                    .collect(),
+            };
+            let expect = Expect::Invalid { path: "attachments".into(), code: "too_many_attachments".into() };
+            invalid_ones.push(Template::new(index, subject, &too_many, expect)?);
         }
         "analytics.ingest_event" => {
             for invalid in events.invalid_events() {
@@ -348,7 +379,7 @@ mod tests {
             },
             mix: endpoints
                 .iter()
-                .map(|e| MixEntry { endpoint: e.to_string(), size: None, weight: 1.0 })
+                .map(|e| MixEntry { endpoint: e.to_string(), size: None, items: None, weight: 1.0 })
                 .collect(),
             invalid_share,
             faults: None,
