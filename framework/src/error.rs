@@ -256,8 +256,12 @@ impl RpcError {
     /// down. No reply in time: 504 `part_late`; nobody serves it: 503 `part_unavailable`; any
     /// other failure: 502 `part_failed`, with the part's own code and message.
     pub fn part_failed(&self, part: &str) -> ServiceError {
+        // The callee gives up at the same deadline, so a late part may answer its own 504 a moment
+        // before the caller's wait runs out: late either way.
+        let late = matches!(self, RpcError::Remote(error) if error.kind == ErrorKind::Timeout);
         let (status, kind, code) = match self {
             RpcError::Timeout { .. } => (504, ErrorKind::Timeout, "part_late"),
+            _ if late => (504, ErrorKind::Timeout, "part_late"),
             RpcError::NoResponders { .. } => (503, ErrorKind::Unavailable, "part_unavailable"),
             _ => (502, ErrorKind::Business, "part_failed"),
         };

@@ -6,7 +6,8 @@
 //! `$SRV.STATS` answer, where the services run in the process). Requests run through
 //! [`natsrpc::Dispatcher`], the same decode, validate, handle and encode path as on NATS, so that
 //! the stacks differ only in transport and state store: in this process ([`app`]), or behind any
-//! other [`Backend`] ([`app_over`]), such as the RabbitMQ gateway's workers.
+//! other [`Backend`] ([`app_over`]), such as the RabbitMQ gateway's workers. [`client`] is the
+//! other side: a service calling another over HTTP.
 //!
 //! ```
 //! # use serde::{Deserialize, Serialize};

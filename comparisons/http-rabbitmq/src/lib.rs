@@ -3,14 +3,16 @@
 //! The HTTP+RabbitMQ stack: the Flask-plus-RabbitMQ/Celery architecture, built as well as we can.
 //!
 //! - The [`gateway`] is an axum app with the same HTTP surface as every stack (`http_api`); it
-//!   forwards each request as an AMQP RPC: published (with publisher confirms, `mandatory`) to
+//!   forwards each request as an AMQP RPC ([`rpc`]): published (with publisher confirms, `mandatory`) to
 //!   the service's queue `rpc.{service}`, with a fresh correlation id, RabbitMQ's direct reply-to
 //!   as the reply address and the gateway's timeout as the message's expiration; the reply is
 //!   matched by correlation id, or the caller gets a clear 503 or 504.
 //! - [`worker`]s run the three services (the same contracts, validation and domain code) and
 //!   take requests from the queues with manual acknowledgements: a request is acknowledged once,
 //!   after its reply is sent, so that one whose worker died mid-way goes to another worker.
-//!   Any number of workers can run; with the Redis store they share the services' state.
+//!   Any number of workers can run; with the Redis store they share the services' state. A
+//!   service calls another by AMQP RPC too ([`rpc::AmqpTransport`]), and the shop's events go
+//!   through a durable exchange and queue ([`events`]).
 //!
 //! One request, from the wire and back: HTTP `POST /ecommerce/create_order` → [`gateway::Gateway`]
 //! publishes to `rpc.ecommerce` → a [`worker`] consumes it and hands it to the service's

@@ -6,7 +6,7 @@ use std::time::Duration;
 ///
 /// Only "no responders" (the service is restarting) and timeouts are retried: any reply, even an
 /// error, is an answer. A client-wide policy applies to requests declared `idempotent`; a per-call
-/// policy ([`CallOptions::retry`]) applies to that call whatever its type says. Each wait is drawn
+/// policy ([`CallOptions::retry`](super::CallOptions::retry)) applies to that call whatever its type says. Each wait is drawn
 /// between zero and the exponential bound, so that clients that failed together do not all come
 /// back at the same moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
