@@ -256,23 +256,32 @@ impl RpcError {
     /// down. No reply in time: 504 `part_late`; nobody serves it: 503 `part_unavailable`; any
     /// other failure: 502 `part_failed`, with the part's own code and message.
     pub fn part_failed(&self, part: &str) -> ServiceError {
-        // The callee gives up at the same deadline, so a late part may answer its own 504 a moment
-        // before the caller's wait runs out: late either way.
-        let late = matches!(self, RpcError::Remote(error) if error.kind == ErrorKind::Timeout);
-        let (status, kind, code) = match self {
-            RpcError::Timeout { .. } => (504, ErrorKind::Timeout, "part_late"),
-            _ if late => (504, ErrorKind::Timeout, "part_late"),
-            RpcError::NoResponders { .. } => (503, ErrorKind::Unavailable, "part_unavailable"),
-            _ => (502, ErrorKind::Business, "part_failed"),
-        };
-        let message = match self {
+        let late = |message: String| (504, ErrorKind::Timeout, "part_late", message);
+        let (status, kind, code, message) = match self {
             RpcError::Timeout { after, .. } => {
-                format!("{part} did not answer within {} ms", after.as_millis())
+                late(format!("{part} did not answer within {} ms", after.as_millis()))
             }
-            RpcError::NoResponders { .. } => format!("no service answers {part}"),
-            RpcError::Validation { message, .. } => format!("{part} failed: validation_failed: {message}"),
-            RpcError::Remote(error) => format!("{part} failed: {}: {}", error.code, error.message),
-            other => format!("{part} failed: {other}"),
+            // The callee gives up at the same deadline, so a late part may answer its own 504 a
+            // moment before the caller's wait runs out: late either way.
+            RpcError::Remote(error) if error.kind == ErrorKind::Timeout => {
+                late(format!("{part} did not answer in time: {}", error.message))
+            }
+            RpcError::NoResponders { .. } => {
+                (503, ErrorKind::Unavailable, "part_unavailable", format!("no service answers {part}"))
+            }
+            RpcError::Validation { message, .. } => (
+                502,
+                ErrorKind::Business,
+                "part_failed",
+                format!("{part} failed: validation_failed: {message}"),
+            ),
+            RpcError::Remote(error) => (
+                502,
+                ErrorKind::Business,
+                "part_failed",
+                format!("{part} failed: {}: {}", error.code, error.message),
+            ),
+            other => (502, ErrorKind::Business, "part_failed", format!("{part} failed: {other}")),
         };
         ServiceError {
             code: code.to_string(),
@@ -293,5 +302,32 @@ impl From<ServiceError> for RpcError {
         } else {
             RpcError::Remote(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_part_is_named_and_a_late_one_is_late_however_it_ended() {
+        let part = "analytics.user_activity";
+        let waited = RpcError::Timeout { subject: part.into(), after: Duration::from_millis(180) };
+        let gave_up = RpcError::Remote(ServiceError::timeout(Duration::from_millis(180)));
+        for late in [waited, gave_up] {
+            let error = late.part_failed(part);
+            assert_eq!(
+                (error.status, error.kind, error.code.as_str()),
+                (504, ErrorKind::Timeout, "part_late")
+            );
+            assert_eq!(error.path.as_deref(), Some(part));
+            assert!(error.message.starts_with("analytics.user_activity did not answer"), "{}", error.message);
+        }
+        let nobody = RpcError::NoResponders { subject: part.into() }.part_failed(part);
+        assert_eq!((nobody.status, nobody.code.as_str()), (503, "part_unavailable"));
+        let refused = RpcError::Remote(ServiceError::not_found("upload_not_found", "no upload upl_x"));
+        let failed = refused.part_failed(part);
+        assert_eq!((failed.status, failed.code.as_str()), (502, "part_failed"));
+        assert_eq!(failed.message, "analytics.user_activity failed: upload_not_found: no upload upl_x");
     }
 }

@@ -71,17 +71,17 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
-    fn request(&self, request: Outgoing) -> Reply<'_> {
+    fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a> {
         Box::pin(async move {
             let subject = request.subject;
             let sent = self
                 .client
                 .post(self.routes.url(subject))
                 .header(natsrpc::headers::CONTENT_TYPE, request.content_type)
-                .header(natsrpc::headers::CORRELATION_ID, request.correlation_id)
+                .header(natsrpc::headers::CORRELATION_ID, request.correlation_id.as_str())
                 .header(natsrpc::headers::DEADLINE, request.timeout.as_millis().to_string())
                 .timeout(request.timeout)
-                .body(request.payload)
+                .body(request.payload.clone())
                 .send()
                 .await;
             let failed = |error: reqwest::Error| {

@@ -10,11 +10,11 @@
 
 use std::time::Duration;
 
-use ecommerce::domain::{EventSink, ShopEvent};
+use ecommerce::domain::{EventSink, Published, ShopEvent};
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
@@ -71,10 +71,7 @@ impl AmqpEvents {
 }
 
 impl EventSink for AmqpEvents {
-    fn publish(
-        &self,
-        event: ShopEvent,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+    fn publish(&self, event: ShopEvent) -> Published<'_> {
         Box::pin(async move {
             let encoded = links::encode(&event)?;
             let mut headers = FieldTable::default();
@@ -112,15 +109,7 @@ pub async fn follow(
     let channel = connection.create_channel().await?;
     channel.basic_qos(64, BasicQosOptions::default()).await?;
     let queue = declare(&channel, prefix).await?;
-    let tag = format!("{queue}.{}", nuid::next());
-    let mut deliveries = channel
-        .basic_consume(
-            queue.as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (mut deliveries, _) = crate::consume(&channel, &queue).await?;
     tracing::info!(%queue, "following the order events");
     Ok(tokio::spawn(async move {
         let _connection = connection;

@@ -83,6 +83,22 @@ pub async fn declare_queue(
     Ok(name)
 }
 
+/// Consumes `queue` with manual acknowledgements under a consumer tag of its own (the queue's
+/// name and a unique suffix, so the management UI tells the consumers apart); answers the consumer
+/// and its tag, for cancelling it.
+pub async fn consume(channel: &lapin::Channel, queue: &str) -> Result<(lapin::Consumer, String), AmqpError> {
+    let tag = format!("{queue}.{}", nuid::next());
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            tag.as_str().into(),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((consumer, tag))
+}
+
 /// Connects to the broker at `url`, naming the connection (as the management UI shows it).
 pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());

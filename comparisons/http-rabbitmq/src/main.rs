@@ -51,12 +51,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 links.events = Some(Arc::new(AmqpEvents::connect(&url, &prefix).await?));
             }
             let hosted = hosting.host(links).await?;
-            let _following =
-                if hosting.order_events && hosting.services.contains(&analytics::contracts::SERVICE) {
-                    Some(events::follow(&url, &prefix, hosted.follower).await?)
-                } else {
-                    None
-                };
+            let _following = if hosting.order_events && hosting.hosts(analytics::contracts::SERVICE) {
+                Some(events::follow(&url, &prefix, hosted.follower).await?)
+            } else {
+                None
+            };
             let prefetch = env_or("WORKER_PREFETCH", 64)?;
             worker::serve(
                 &url,

@@ -186,7 +186,7 @@ impl AmqpRpc {
 pub struct AmqpTransport(pub Arc<AmqpRpc>);
 
 impl Transport for AmqpTransport {
-    fn request(&self, request: Outgoing) -> Reply<'_> {
+    fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a> {
         Box::pin(async move {
             let subject = request.subject;
             let service = subject.split_once('.').map_or(subject, |(service, _)| service);

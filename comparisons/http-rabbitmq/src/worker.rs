@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicPublishOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use natsrpc::Dispatcher;
@@ -41,15 +39,7 @@ pub async fn serve(
     let mut tags = Vec::new();
     for (index, service) in services.iter().enumerate() {
         let queue = declare_queue(&channel, queue_prefix, service.service()).await?;
-        let tag = format!("{queue}.{}", nuid::next());
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let (consumer, tag) = crate::consume(&channel, &queue).await?;
         consumers.push(consumer.map(move |delivery| (index, delivery)));
         tags.push(tag);
     }

@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         links.events = Some(Arc::new(RedisStreamEvents::new(pool)));
     }
     let hosted = hosting.host(links).await?;
-    let follows = hosting.services.contains(&analytics::contracts::SERVICE);
+    let follows = hosting.hosts(analytics::contracts::SERVICE);
     let _following = match events {
         Some(key) if follows => Some(streams::follow(&hosting.redis_url, key, hosted.follower).await?),
         _ => None,

@@ -6,12 +6,10 @@
 //! analytics and acknowledges it only then. A redelivered event is counted once, because
 //! analytics keeps an order's event id once.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use ecommerce::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
-use ecommerce::domain::{EventSink, ShopEvent};
+use ecommerce::domain::{EventSink, Published, ShopEvent};
 use natsrpc::events::Event;
 
 /// How the services of a stack reach each other.
@@ -34,7 +32,7 @@ impl std::fmt::Debug for Links {
 }
 
 /// The future a follower answers with: `Err` leaves the event to be delivered again.
-pub type Followed = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type Followed = Published<'static>;
 
 /// Hands one of the shop's events to analytics (in this process).
 pub type Follower = Arc<dyn Fn(ShopEvent) -> Followed + Send + Sync>;
@@ -85,7 +83,7 @@ pub const SUBJECTS: [&str; 2] = [OrderPlacedEvent::SUBJECT, OrderCancelledEvent:
 pub struct NatsEvents(pub natsrpc::events::Publisher);
 
 impl EventSink for NatsEvents {
-    fn publish(&self, event: ShopEvent) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+    fn publish(&self, event: ShopEvent) -> Published<'_> {
         Box::pin(async move {
             let published = match &event {
                 ShopEvent::Placed(e) => self.0.publish(e).await,

@@ -152,7 +152,7 @@ impl Client {
         let attempts = retry.map_or(1, |policy| policy.max_attempts);
         let mut attempt = 1;
         let reply = loop {
-            match self.transport.request(outgoing.clone()).await {
+            match self.transport.request(&outgoing).await {
                 Err(error @ (RpcError::NoResponders { .. } | RpcError::Timeout { .. }))
                     if attempt < attempts =>
                 {

@@ -49,8 +49,9 @@ pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Incoming, RpcError>> + S
 /// [`RpcError::Timeout`] when no reply came within `timeout` (retryable), anything else as
 /// [`RpcError::Transport`] or [`RpcError::PayloadTooLarge`]. An error reply is a reply.
 pub trait Transport: Send + Sync + 'static {
-    /// Sends `request` and waits for its reply.
-    fn request(&self, request: Outgoing) -> Reply<'_>;
+    /// Sends `request` and waits for its reply. The request is lent, not given: a retry sends the
+    /// same one again without a copy.
+    fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a>;
 }
 
 /// NATS request/reply: the framework's own transport.
@@ -58,7 +59,7 @@ pub trait Transport: Send + Sync + 'static {
 pub struct NatsTransport(pub async_nats::Client);
 
 impl Transport for NatsTransport {
-    fn request(&self, request: Outgoing) -> Reply<'_> {
+    fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a> {
         Box::pin(async move {
             let mut headers = HeaderMap::new();
             headers.insert(headers::CONTENT_TYPE, request.content_type);
@@ -67,7 +68,7 @@ impl Transport for NatsTransport {
             let subject = request.subject;
             let sent = async_nats::Request::new()
                 .headers(headers)
-                .payload(request.payload)
+                .payload(request.payload.clone())
                 .timeout(Some(request.timeout));
             let reply = self.0.send_request(subject, sent).await.map_err(|error| match error.kind() {
                 RequestErrorKind::NoResponders => RpcError::NoResponders { subject: subject.to_string() },

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use ecommerce::domain::{EventSink, ShopEvent};
+use ecommerce::domain::{EventSink, Published, ShopEvent};
 use redis::AsyncConnectionConfig;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
@@ -45,10 +45,7 @@ impl RedisStreamEvents {
 }
 
 impl EventSink for RedisStreamEvents {
-    fn publish(
-        &self,
-        event: ShopEvent,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+    fn publish(&self, event: ShopEvent) -> Published<'_> {
         Box::pin(async move {
             let encoded = links::encode(&event)?;
             redis::cmd("XADD")

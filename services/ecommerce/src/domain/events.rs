@@ -16,8 +16,11 @@ pub enum ShopEvent {
     Cancelled(OrderCancelledEvent),
 }
 
+/// What publishing an event comes to: `Err` says why it did not go out.
+pub type Published<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
 /// Takes the shop's events to whoever follows them.
 pub trait EventSink: Send + Sync + 'static {
-    /// Publishes `event`; an error says why it did not go out.
-    fn publish(&self, event: ShopEvent) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+    /// Publishes `event`.
+    fn publish(&self, event: ShopEvent) -> Published<'_>;
 }

@@ -16,7 +16,7 @@ use faults::Faults;
 use natsrpc::{CallOptions, Client};
 use sha2::{Digest, Sha256};
 
-pub use events::{EventSink, ShopEvent};
+pub use events::{EventSink, Published, ShopEvent};
 pub use overview::ACTIVITY_WINDOW_MS;
 pub use payment::{Charge, ChargeFailure, PaymentGateway};
 pub use store::{MemoryStore, OrderSlot, ShopStore, catalog_sku};

@@ -65,14 +65,17 @@ pub(super) async fn gather(
         })
         .collect();
     let activity = failures.keep(activity.0, activity.1);
-    if let Some(error) = failures.into_error(sub_requests) {
-        return Err(ShopError::Overview(error));
+    // Every part answered, or the error names those that did not.
+    match (failures.into_error(sub_requests), activity) {
+        (None, Some(activity)) => {
+            let activity =
+                CustomerActivity { customer_id: activity.user_id, events: activity.events, since_ms };
+            Ok(OrderOverview { order, stock, activity, attachments, sub_requests })
+        }
+        (error, _) => Err(ShopError::Overview(
+            error.unwrap_or_else(|| ServiceError::internal("the overview lost its activity part")),
+        )),
     }
-    let activity = activity.map_or_else(
-        || CustomerActivity { customer_id: order.customer_id.clone(), events: 0, since_ms },
-        |activity| CustomerActivity { customer_id: activity.user_id, events: activity.events, since_ms },
-    );
-    Ok(OrderOverview { order, stock, activity, attachments, sub_requests })
 }
 
 /// The parts that failed, each as the error its caller should see.

@@ -5,7 +5,7 @@
 //! counts nothing twice: analytics keeps each event id once.
 
 use analytics::contracts::{Event, IngestBatch, IngestEvent, PropertyValue, now_ms};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use natsrpc::{CallOptions, Client};
 
 use super::sha256_hex;
@@ -33,47 +33,59 @@ impl Forwarding {
         Self { client, chunk_size: 100, in_flight: 4 }
     }
 
-    /// Sends `records` of job `job_id`; answers how many analytics counted as new.
+    /// Sends `records` of job `job_id`: one `ingest_batch` per chunk, or one `ingest_event` per
+    /// record when there are too few for a batch. The first failed call fails the whole (its part
+    /// named); the job can then run again.
     pub(super) async fn send(
         &self,
         job_id: &str,
         records: &[&Record],
         calls: &CallOptions,
-    ) -> Result<u32, FileError> {
+    ) -> Result<(), FileError> {
         let events: Vec<Event> = records.iter().map(|record| event(job_id, record)).collect();
         if events.len() < MIN_BATCH {
-            // Too few for a batch: one `ingest_event` each.
-            let sent = futures::stream::iter(events)
-                .map(|event| async move {
-                    let part = format!("analytics.ingest_event[{}]", event.event_id);
-                    match self.client.call_with(&IngestEvent { event }, calls.clone()).await {
-                        Ok(ingested) => Ok(u32::from(ingested.new)),
-                        Err(error) => Err(FileError::Forward(error.part_failed(&part))),
-                    }
-                })
-                .buffer_unordered(self.in_flight.max(1));
-            return sent.try_fold(0, |sum, new| async move { Ok(sum + new) }).await;
+            return self
+                .bounded(
+                    events,
+                    |event| {
+                        let part = format!("analytics.ingest_event[{}]", event.event_id);
+                        (part, IngestEvent { event })
+                    },
+                    calls,
+                )
+                .await;
         }
         let sizes = chunk_sizes(events.len(), self.chunk_size.clamp(MIN_BATCH, MAX_BATCH));
         let mut rest = events.into_iter();
-        let chunks: Vec<IngestBatch> = sizes
-            .iter()
-            .enumerate()
-            .map(|(n, size)| IngestBatch {
-                batch_id: format!("{job_id}#{n}"),
-                events: rest.by_ref().take(*size).collect(),
-            })
-            .collect();
-        let sent = futures::stream::iter(chunks)
-            .map(|chunk| async move {
-                let part = format!("analytics.ingest_batch[{}]", chunk.batch_id);
-                match self.client.call_with(&chunk, calls.clone()).await {
-                    Ok(ingested) => Ok(ingested.accepted),
+        let chunks: Vec<(usize, Vec<Event>)> =
+            sizes.iter().map(|size| rest.by_ref().take(*size).collect()).enumerate().collect();
+        self.bounded(
+            chunks,
+            |(n, events)| {
+                let batch_id = format!("{job_id}#{n}");
+                (format!("analytics.ingest_batch[{batch_id}]"), IngestBatch { batch_id, events })
+            },
+            calls,
+        )
+        .await
+    }
+
+    /// Makes a request (and the name of its part) of each item and sends them, at most
+    /// `in_flight` at once.
+    async fn bounded<T, R: natsrpc::Request>(
+        &self,
+        items: Vec<T>,
+        request: impl Fn(T) -> (String, R),
+        calls: &CallOptions,
+    ) -> Result<(), FileError> {
+        futures::stream::iter(items.into_iter().map(|item| Ok(request(item))))
+            .try_for_each_concurrent(self.in_flight.max(1), |(part, request)| async move {
+                match self.client.call_with(&request, calls.clone()).await {
+                    Ok(_) => Ok(()),
                     Err(error) => Err(FileError::Forward(error.part_failed(&part))),
                 }
             })
-            .buffer_unordered(self.in_flight.max(1));
-        sent.try_fold(0, |sum, new| async move { Ok(sum + new) }).await
+            .await
     }
 }
 

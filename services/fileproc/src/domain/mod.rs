@@ -21,8 +21,7 @@ pub use store::{Checked, FileStore, MemoryStore};
 
 use crate::contracts::{
     BeginUpload, ChunkAccepted, CompleteUpload, JobPhase, JobReport, JobStatus, MAX_CHUNK_BYTES,
-    ProcessBatch, Record, RecordError, UploadChunk, UploadCompleted, UploadStarted, UploadState,
-    UploadStatus,
+    ProcessBatch, RecordError, UploadChunk, UploadCompleted, UploadStarted, UploadState, UploadStatus,
 };
 use crate::error::FileError;
 
@@ -123,6 +122,7 @@ impl<S: FileStore> FileProcessor<S> {
         let total = u32::try_from(request.records.len()).unwrap_or(u32::MAX);
         let mut seen = HashSet::new();
         let mut errors = Vec::new();
+        let mut accepted = Vec::new();
         for (index, record) in request.records.iter().enumerate() {
             let mut violations = match record.validate() {
                 Ok(()) => Vec::new(),
@@ -136,20 +136,14 @@ impl<S: FileStore> FileProcessor<S> {
                     params: Default::default(),
                 });
             }
-            if !violations.is_empty() {
+            if violations.is_empty() {
+                accepted.push(record);
+            } else {
                 let index = u32::try_from(index).unwrap_or(u32::MAX);
                 errors.push(RecordError { index, record_id: record.record_id.clone(), violations });
             }
         }
         if let Some(forwarding) = &self.forwarding {
-            let failed: HashSet<usize> = errors.iter().map(|e| e.index as usize).collect();
-            let accepted: Vec<&Record> = request
-                .records
-                .iter()
-                .enumerate()
-                .filter(|(index, _)| !failed.contains(index))
-                .map(|(_, record)| record)
-                .collect();
             forwarding.send(&request.job_id, &accepted, &calls).await?;
         }
         let succeeded = total - u32::try_from(errors.len()).unwrap_or(u32::MAX);
