@@ -45,6 +45,15 @@ impl ExpectedFaults {
         }
         Self { codes }
     }
+
+    /// These codes and `code` too (a scenario's own legitimate refusal: a reservation that finds
+    /// no stock under contention).
+    pub fn also(mut self, code: &'static str) -> Self {
+        if !self.codes.contains(&code) {
+            self.codes.push(code);
+        }
+        self
+    }
 }
 
 #[derive(Deserialize)]

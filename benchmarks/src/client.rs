@@ -129,6 +129,29 @@ impl StackClient {
     }
 }
 
+impl StackClient {
+    /// Sends `request` to `subject` and reads the answer's data: for the runner's own questions
+    /// (a stock level, a customer's activity), where anything but a success is a failure to report.
+    pub async fn ask<A: serde::de::DeserializeOwned>(
+        &self,
+        subject: &str,
+        request: &impl serde::Serialize,
+    ) -> Result<A, String> {
+        #[derive(serde::Deserialize)]
+        struct Envelope<A> {
+            data: Option<A>,
+        }
+        let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+        let (status, reply) =
+            self.send(subject, Bytes::from(body)).await.map_err(|e| e.kind().to_string())?;
+        let envelope: Option<Envelope<A>> = serde_json::from_slice(&reply).ok();
+        match envelope.and_then(|e| e.data) {
+            Some(data) if status == 200 => Ok(data),
+            _ => Err(format!("{subject}: {status} {}", String::from_utf8_lossy(&reply))),
+        }
+    }
+}
+
 fn http_error(error: reqwest::Error) -> SendError {
     if error.is_timeout() {
         SendError::Timeout

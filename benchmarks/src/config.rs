@@ -69,6 +69,10 @@ pub struct RunSettings {
     /// Replaces every scenario's duration (a quick run).
     #[serde(with = "duration_text::option")]
     pub duration: Option<Duration>,
+    /// Replaces the duration of the scenarios named (before `duration`): a quick run's soak lasts
+    /// longer than its other scenarios.
+    #[serde(default, with = "duration_text::map")]
+    pub durations: BTreeMap<String, Duration>,
     /// Shuffles the order of stacks in each repetition, so that drift of the machine over the run
     /// does not favour whichever stack goes first.
     pub shuffle_stacks: bool,
@@ -84,6 +88,7 @@ impl Default for RunSettings {
             seed: 2026,
             request_timeout: Duration::from_secs(5),
             duration: None,
+            durations: BTreeMap::new(),
             shuffle_stacks: true,
         }
     }
@@ -108,6 +113,9 @@ pub struct Profile {
     /// See [`RunSettings::duration`].
     #[serde(default, with = "duration_text::option")]
     pub duration: Option<Duration>,
+    /// See [`RunSettings::durations`].
+    #[serde(default, with = "duration_text::map")]
+    pub durations: BTreeMap<String, Duration>,
 }
 
 /// One scenario: a load, a mix of requests, injected errors, and what the results must meet.
@@ -133,6 +141,58 @@ pub struct Scenario {
     /// some (faults on an echo responder).
     #[serde(default)]
     pub stacks: Option<Vec<String>>,
+    /// Every reservation and restock of the mix goes to a few hot items; at the end, the stock
+    /// left must account for every unit sold (zero oversell).
+    #[serde(default)]
+    pub contention: Option<Contention>,
+    /// The shop's events are on, and every order placed is followed into analytics: how long it
+    /// takes to show there, and whether it is counted exactly once.
+    #[serde(default)]
+    pub convergence: Option<Convergence>,
+}
+
+/// Many users reserving the same few items.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Contention {
+    /// How many items every reservation and restock goes to (1 to 100).
+    pub hot_skus: u32,
+    /// Units of each put in stock before the warm-up.
+    pub initial_stock: u32,
+    /// Units per reservation, drawn from 1 to this (default 3).
+    #[serde(default = "three")]
+    pub max_units: u32,
+    /// Units per restock, drawn from 1 to this (default 20).
+    #[serde(default = "twenty")]
+    pub max_restock: u32,
+}
+
+fn three() -> u32 {
+    3
+}
+
+fn twenty() -> u32 {
+    20
+}
+
+/// Following each order placed into analytics.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Convergence {
+    /// How long an order may take to show in analytics before it counts as lost.
+    #[serde(default = "ten_seconds", with = "duration_text")]
+    pub settle: Duration,
+    /// How often a probe asks analytics whether the order shows yet (its lag's resolution).
+    #[serde(default = "five_ms", with = "duration_text")]
+    pub poll: Duration,
+}
+
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn five_ms() -> Duration {
+    Duration::from_millis(5)
 }
 
 /// How requests arrive.
@@ -164,6 +224,25 @@ pub enum Load {
         #[serde(default = "default_max_in_flight")]
         max_in_flight: u32,
     },
+    /// A soak: each stack's saturation rate is measured first (`probe_users` in a closed loop for
+    /// `probe`), then requests are offered at `fraction` of it in an open loop for `duration`.
+    /// Latency drift and memory growth over that time are what it shows.
+    Soak {
+        /// The share of the measured saturation rate offered, above 0 and at most 1.
+        fraction: f64,
+        /// Users of the saturation probe.
+        #[serde(default = "thirty_two")]
+        probe_users: u32,
+        /// How long the saturation probe lasts.
+        #[serde(default = "three_seconds", with = "duration_text")]
+        probe: Duration,
+        /// How long it measures.
+        #[serde(with = "duration_text")]
+        duration: Duration,
+        /// As for open-loop load.
+        #[serde(default = "default_max_in_flight")]
+        max_in_flight: u32,
+    },
     /// Open-loop load at each rate in turn, to find the saturation point.
     Stepped {
         /// Requests per second of each step.
@@ -179,6 +258,14 @@ pub enum Load {
 
 fn default_max_in_flight() -> u32 {
     10_000
+}
+
+fn thirty_two() -> u32 {
+    32
+}
+
+fn three_seconds() -> Duration {
+    Duration::from_secs(3)
 }
 
 /// A phase of open-loop load.
@@ -199,7 +286,7 @@ impl Load {
     /// How long it measures in all.
     pub fn duration(&self) -> Duration {
         match self {
-            Load::Closed { duration, .. } => *duration,
+            Load::Closed { duration, .. } | Load::Soak { duration, .. } => *duration,
             Load::Open { phases, .. } => phases.iter().map(|p| p.duration).sum(),
             Load::Stepped { steps, step_duration, .. } => *step_duration * steps.len() as u32,
         }
@@ -210,7 +297,7 @@ impl Load {
         let factor = total.as_secs_f64() / self.duration().as_secs_f64().max(1e-9);
         let mut load = self.clone();
         match &mut load {
-            Load::Closed { duration, .. } => *duration = total,
+            Load::Closed { duration, .. } | Load::Soak { duration, .. } => *duration = total,
             Load::Open { phases, .. } => {
                 for phase in phases {
                     phase.duration = phase.duration.mul_f64(factor);
@@ -226,6 +313,7 @@ impl Load {
         match self {
             Load::Closed { .. } => "closed loop",
             Load::Open { .. } => "open loop",
+            Load::Soak { .. } => "soak (open loop at a share of saturation)",
             Load::Stepped { .. } => "stepped open loop",
         }
     }
@@ -360,6 +448,32 @@ pub mod duration_text {
             }
         }
     }
+
+    /// The same, for durations by name.
+    pub mod map {
+        use std::collections::BTreeMap;
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// serde: from a map of text.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<BTreeMap<String, Duration>, D::Error> {
+            BTreeMap::<String, String>::deserialize(deserializer)?
+                .into_iter()
+                .map(|(k, t)| super::parse(&t).map(|d| (k, d)).map_err(serde::de::Error::custom))
+                .collect()
+        }
+
+        /// serde: to a map of text.
+        pub fn serialize<S: Serializer>(
+            durations: &BTreeMap<String, Duration>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(durations.iter().map(|(k, d)| (k, super::format(*d))))
+        }
+    }
 }
 
 /// How a stack's clients reach it.
@@ -429,6 +543,7 @@ impl RunSettings {
         run.warmup = profile.warmup.unwrap_or(run.warmup);
         run.repetitions = profile.repetitions.unwrap_or(run.repetitions);
         run.duration = profile.duration.or(run.duration);
+        run.durations.extend(profile.durations.clone());
         run
     }
 }
@@ -475,6 +590,17 @@ fn check_scenario(scenario: &Scenario) -> Result<(), String> {
                 }
             }
         }
+        Load::Soak { fraction, probe_users, probe, duration, .. } => {
+            if !(positive(*fraction) && *fraction <= 1.0) {
+                return Err("load.fraction: must be above 0 and at most 1".into());
+            }
+            if *probe_users == 0 || probe.is_zero() {
+                return Err("load.probe_users, load.probe: the saturation probe needs users and time".into());
+            }
+            if duration.is_zero() {
+                return Err("load.duration: must be above 0".into());
+            }
+        }
         Load::Stepped { steps, step_duration, .. } => {
             if steps.is_empty() || steps.iter().any(|r| !positive(*r)) {
                 return Err("load.steps: at least one rate, each above 0".into());
@@ -482,6 +608,31 @@ fn check_scenario(scenario: &Scenario) -> Result<(), String> {
             if step_duration.is_zero() {
                 return Err("load.step_duration: must be above 0".into());
             }
+        }
+    }
+    let sends = |endpoint: &str| scenario.mix.iter().any(|e| e.endpoint == endpoint);
+    if let Some(contention) = &scenario.contention {
+        if !(1..=100).contains(&contention.hot_skus) {
+            return Err("contention.hot_skus: 1 to 100".into());
+        }
+        if contention.initial_stock == 0 || contention.max_units == 0 || contention.max_restock == 0 {
+            return Err("contention: initial_stock, max_units and max_restock must be at least 1".into());
+        }
+        if contention.max_units > 1000 || contention.max_restock.max(contention.initial_stock) > 1_000_000 {
+            return Err(
+                "contention: max_units at most 1000, initial_stock and max_restock at most 1,000,000".into(),
+            );
+        }
+        if !sends("ecommerce.reserve_inventory") {
+            return Err("contention: the mix needs ecommerce.reserve_inventory".into());
+        }
+    }
+    if let Some(convergence) = &scenario.convergence {
+        if !sends("ecommerce.create_order") {
+            return Err("convergence: the mix needs ecommerce.create_order".into());
+        }
+        if convergence.poll.is_zero() || convergence.settle < convergence.poll {
+            return Err("convergence: poll must be above 0 and settle at least poll".into());
         }
     }
     Ok(())
@@ -564,6 +715,14 @@ impl BenchmarkConfig {
                 ));
             }
         }
+        for scenario in run.durations.keys() {
+            if !self.scenarios.contains_key(scenario) {
+                return Err(format!(
+                    "{at}.durations: no scenario {scenario:?} (there are {})",
+                    names(&self.scenarios)
+                ));
+            }
+        }
         if run.repetitions == 0 {
             return Err(format!("{at}.repetitions: must be at least 1"));
         }
@@ -596,6 +755,8 @@ impl BenchmarkConfig {
         }
         if let Some(value) = env("DURATION") {
             run.duration = Some(duration_text::parse(&value).map_err(|why| bad("DURATION", &value, why))?);
+            // Asked for by hand, it holds for every scenario.
+            run.durations.clear();
         }
         if let Some(value) = env("WARMUP") {
             run.warmup = duration_text::parse(&value).map_err(|why| bad("WARMUP", &value, why))?;

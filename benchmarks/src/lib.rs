@@ -3,6 +3,8 @@
 //! ## Layout
 //! - [`closed_loop`]: N workers each keep one request in flight; latency into HdrHistograms.
 //! - [`config`]: `config/benchmark-config.yaml`, read strictly.
+//! - [`contention`], [`convergence`], [`soak`]: what the scenarios of services talking to each
+//!   other check beyond latency (zero oversell, every order counted once, drift and leaks).
 //! - [`stacks`]: the stacks of the config as running processes: start, ready check, stop by PID.
 //! - [`process`]: CPU seconds and RSS of processes, read from `/proc`.
 //! - `src/bin/echo-vs-raw.rs`: the framework's echo endpoint against a raw async-nats responder.
@@ -12,6 +14,8 @@ pub mod check;
 pub mod client;
 pub mod closed_loop;
 pub mod config;
+pub mod contention;
+pub mod convergence;
 pub mod environment;
 pub mod load;
 pub mod process;
@@ -20,6 +24,7 @@ pub mod report;
 pub mod resources;
 pub mod results;
 pub mod runner;
+pub mod soak;
 pub mod stacks;
 pub mod workload;
 

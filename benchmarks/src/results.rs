@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
 use crate::config::{Expectations, Load, MixEntry, RunSettings};
+use crate::contention::ContentionResult;
+use crate::convergence::ConvergenceResult;
 use crate::environment::Environment;
 use crate::resources::Usage;
+use crate::soak::SoakResult;
 
 /// The version of this file's layout.
 pub const SCHEMA: u32 = 1;
@@ -168,6 +171,15 @@ pub struct Measurement {
     pub validation: Vec<ValidationResult>,
     /// The interval histogram log, relative to the run folder.
     pub interval_log: String,
+    /// A contention scenario's stock books (warm-up included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contention: Option<ContentionResult>,
+    /// A convergence scenario's orders followed into analytics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convergence: Option<ConvergenceResult>,
+    /// A soak's drift and memory trends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakResult>,
 }
 
 impl Measurement {
@@ -375,6 +387,41 @@ impl ExpectationCheck {
                 summary.unexpected_rate.median,
                 true,
             ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The checks of what must hold whatever the speed: no unit oversold or gone under
+    /// contention, every order counted once in analytics (the worst repetition counts).
+    pub fn invariants(scenario: &str, stack: &str, repetitions: &[Measurement]) -> Vec<Self> {
+        let worst = |pick: &dyn Fn(&Measurement) -> Option<u64>| {
+            repetitions.iter().filter_map(pick).max().map(|worst| worst as f64)
+        };
+        let check = |metric: &str, value: Option<f64>| {
+            value.map(|value| Self {
+                scenario: scenario.to_string(),
+                stack: stack.to_string(),
+                metric: metric.to_string(),
+                limit: 0.0,
+                value,
+                held: value <= 0.0,
+            })
+        };
+        [
+            check("oversold_units", worst(&|m| m.contention.as_ref().map(|c| c.oversold_units))),
+            check("vanished_units", worst(&|m| m.contention.as_ref().map(|c| c.vanished_units))),
+            check(
+                "unreadable_stock",
+                worst(&|m| {
+                    m.contention
+                        .as_ref()
+                        .map(|c| c.items.iter().filter(|i| i.remaining.is_none()).count() as u64)
+                }),
+            ),
+            check("orders_lost", worst(&|m| m.convergence.as_ref().map(|c| c.lost + c.not_recounted))),
+            check("orders_counted_twice", worst(&|m| m.convergence.as_ref().map(|c| c.counted_twice))),
         ]
         .into_iter()
         .flatten()

@@ -13,9 +13,11 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::BenchError;
-use crate::check::{ExpectedFaults, check, check_echo};
+use crate::check::{ExpectedFaults, Verdict, check, check_echo};
 use crate::client::StackClient;
 use crate::config::{BenchmarkConfig, Load, Phase, RunSettings, Scenario, StackSpec, Transport};
+use crate::contention::{self, Ledger};
+use crate::convergence::Follower;
 use crate::environment::Environment;
 use crate::load::{Schedule, Shot, closed_loop, open_loop};
 use crate::recorder::Recorder;
@@ -24,6 +26,7 @@ use crate::results::{
     CpuCost, EndpointResult, ExpectationCheck, IntervalResult, Measurement, Percentiles, RunResults,
     ScenarioResult, StackResult, StepResult, Summary, ValidationResult,
 };
+use crate::soak::{Drift, MemoryTrend, SoakResult};
 use crate::stacks::{RunningStack, StartOptions};
 use crate::workload::Workload;
 
@@ -74,8 +77,11 @@ impl Runner {
                 .scenarios
                 .get(name)
                 .ok_or_else(|| BenchError::Config(format!("no scenario {name:?}")))?;
-            let load =
-                settings.duration.map_or_else(|| scenario.load.clone(), |d| scenario.load.scaled_to(d));
+            let load = settings
+                .durations
+                .get(name)
+                .or(settings.duration.as_ref())
+                .map_or_else(|| scenario.load.clone(), |d| scenario.load.scaled_to(*d));
             let seed = settings.seed.wrapping_add(index as u64);
             let workload = Arc::new(Workload::new(scenario, seed, &nonce)?);
             let mut measured: BTreeMap<String, Vec<Measurement>> = BTreeMap::new();
@@ -116,6 +122,7 @@ impl Runner {
                 let Some(repetitions) = measured.remove(stack) else { continue };
                 let spec = self.config.stack(stack)?;
                 let summary = Summary::of(&repetitions);
+                expectations.extend(ExpectationCheck::invariants(name, stack, &repetitions));
                 if let Some(limits) = &scenario.performance_expectations {
                     expectations.extend(ExpectationCheck::all(
                         name,
@@ -172,9 +179,15 @@ impl Runner {
         let spec = self.config.stack(at.stack)?;
         let mut start = self.start.clone();
         start.env.extend(fault_env(scenario.faults.as_ref())?);
+        if scenario.convergence.is_some() {
+            start.env.push(("ORDER_EVENTS".into(), "on".into()));
+        }
         let running = RunningStack::start(at.stack, spec, &start).await?;
         let measured = self.measure_running(at, spec, &running, scenario, load, workload).await;
         running.stop(Duration::from_secs(10)).await?;
+        if scenario.convergence.is_some() && spec.transport == Transport::Nats {
+            remove_event_stream(&spec.url).await;
+        }
         measured
     }
 
@@ -188,37 +201,54 @@ impl Runner {
         workload: &Arc<Workload>,
     ) -> Result<(Measurement, Vec<String>), BenchError> {
         let client = Arc::new(StackClient::connect(spec, self.settings.request_timeout).await?);
-        let faults = Arc::new(ExpectedFaults::from_settings(scenario.faults.as_ref()));
-        let entries = workload.labels.len();
-        for (subject, body) in &workload.setup {
-            match client.send(subject, body.clone()).await {
-                Ok((200, _)) => {}
-                Ok((status, reply)) => {
-                    let reply = String::from_utf8_lossy(&reply);
-                    return Err(BenchError::Process(format!(
-                        "setup {subject} on {}: {status} {reply}",
-                        at.stack
-                    )));
-                }
-                Err(error) => {
-                    return Err(BenchError::Process(format!("setup {subject} on {}: {error:?}", at.stack)));
-                }
-            }
+        let mut faults = ExpectedFaults::from_settings(scenario.faults.as_ref());
+        if scenario.contention.is_some() {
+            faults = faults.also(contention::CONFLICT);
         }
+        let faults = Arc::new(faults);
+        let entries = workload.labels.len();
+        setup(&client, workload, at.stack).await?;
+        let ledger = scenario.contention.as_ref().map(|_| Arc::new(Ledger::new(workload.hot_skus.len())));
+        let warm = Observers { ledger: ledger.clone(), follower: None };
 
         if !self.settings.warmup.is_zero() {
-            let warm = Arc::new(Mutex::new(Recorder::new(entries, self.interval, None)));
+            let recorder = Arc::new(Mutex::new(Recorder::new(entries, self.interval, None)));
             let warm_load = warm_up_load(load, self.settings.warmup);
-            let shot = shot(workload, &client, &faults, &warm, u64::MAX / 2);
-            run_load(&warm_load, &warm, shot).await;
+            let shot = shot(workload, &client, &faults, &recorder, u64::MAX / 2, &warm);
+            run_load(&warm_load, &recorder, shot).await;
         }
+        let (load, saturation) = match load {
+            Load::Soak { fraction, probe, duration, max_in_flight, .. } => {
+                let recorder = Arc::new(Mutex::new(Recorder::new(entries, self.interval, None)));
+                let shot = shot(workload, &client, &faults, &recorder, u64::MAX / 4, &warm);
+                run_load(&load.scaled_to(*probe), &recorder, shot).await;
+                let saturation = lock(&recorder).overall().answered() as f64 / probe.as_secs_f64();
+                println!(
+                    "   saturation probe: {saturation:.0} answers/s; soaking at {:.0}% of it",
+                    fraction * 100.0
+                );
+                let rate = (saturation * fraction).max(1.0);
+                let phases = vec![Phase { arrival_rate: rate, ramp_to: None, duration: *duration }];
+                (Load::Open { phases, max_in_flight: *max_in_flight }, Some((saturation, *fraction, rate)))
+            }
+            other => (other.clone(), None),
+        };
 
-        let step = match load {
+        let step = match &load {
             Load::Stepped { step_duration, .. } => Some(*step_duration),
             _ => None,
         };
         let recorder = Arc::new(Mutex::new(Recorder::new(entries, self.interval, step)));
         let mut groups = vec![Group { name: "stack".into(), pids: running.pids() }];
+        if saturation.is_some() {
+            // Each process's own memory trend, so a leak names its process.
+            groups.extend(
+                running
+                    .members()
+                    .iter()
+                    .map(|m| Group { name: format!("stack/{}", m.role), pids: vec![m.pid()] }),
+            );
+        }
         groups.extend(spec.brokers.iter().filter_map(|b| Group::broker(b)));
         groups.push(Group::generator());
         let stop = Arc::new(AtomicBool::new(false));
@@ -228,20 +258,94 @@ impl Runner {
             Arc::clone(&stop),
             self.interval,
         ));
+        let follower = scenario
+            .convergence
+            .as_ref()
+            .map(|settings| Arc::new(Follower::new(Arc::clone(&client), settings.clone())));
+        let measured = Observers { ledger: ledger.clone(), follower: follower.clone() };
         let began = Instant::now();
-        let shot = shot(workload, &client, &faults, &recorder, 0);
-        let target_rps = run_load(load, &recorder, shot).await;
+        let shot = shot(workload, &client, &faults, &recorder, 0, &measured);
+        let target_rps = run_load(&load, &recorder, shot).await;
         let elapsed = began.elapsed();
         stop.store(true, Ordering::Relaxed);
         let usage = monitor.await.map_err(|e| BenchError::Process(e.to_string()))?;
         let validation = validation(&client, spec).await;
+        let contention = match &ledger {
+            Some(ledger) => Some(ledger.settle(&client, workload).await),
+            None => None,
+        };
+        let convergence = match &follower {
+            Some(follower) => {
+                let unacknowledged = {
+                    let recorder = lock(&recorder);
+                    let orders = workload.labels.iter().enumerate();
+                    orders
+                        .filter(|(_, label)| label.starts_with("ecommerce.create_order"))
+                        .map(|(i, _)| recorder.endpoints[i].answered() - recorder.endpoints[i].ok)
+                        .sum()
+                };
+                Some(follower.finish(unacknowledged).await)
+            }
+            None => None,
+        };
 
         let recorder = lock(&recorder);
         write_interval_log(&self.out.join(at.interval_log()), &recorder, at.stack)?;
-        let measurement = measurement(at, load, &recorder, workload, elapsed, target_rps, usage, validation);
+        let mut measurement =
+            measurement(at, &load, &recorder, workload, elapsed, target_rps, usage, validation);
+        measurement.contention = contention;
+        measurement.convergence = convergence;
+        measurement.soak = saturation.map(|(saturation_rps, fraction, offered_rps)| SoakResult {
+            saturation_rps,
+            fraction,
+            offered_rps,
+            drift: Drift::of(&measurement.intervals),
+            memory: measurement
+                .resources
+                .iter()
+                // Each process on its own, and each broker; not the sum of the stack's processes.
+                .filter(|u| u.name != "stack" && u.name != "generator")
+                .filter_map(MemoryTrend::of)
+                .collect(),
+        });
         let warnings = warnings(at, &measurement);
         Ok((measurement, warnings))
     }
+}
+
+/// Removes the shop's JetStream stream (and its consumers) from the shared server once a stack
+/// that published to it has stopped: the next stack starts from an empty one, and no run leaves
+/// its orders behind.
+async fn remove_event_stream(url: &str) {
+    use natsrpc::events::{Delivery, Event};
+    let Delivery::JetStream { stream } = <ecommerce::contracts::events::OrderPlacedEvent as Event>::DELIVERY
+    else {
+        return;
+    };
+    if let Ok(nats) = async_nats::connect(url).await {
+        let _ = async_nats::jetstream::new(nats).delete_stream(stream).await;
+    }
+}
+
+/// Sends the workload's setup requests (the orders overviews read, the hot items' stock), each
+/// of which must succeed.
+async fn setup(client: &StackClient, workload: &Workload, stack: &str) -> Result<(), BenchError> {
+    for (subject, body) in &workload.setup {
+        let failed = match client.send(subject, body.clone()).await {
+            Ok((200, _)) => continue,
+            Ok((status, reply)) => format!("{status} {}", String::from_utf8_lossy(&reply)),
+            Err(error) => format!("{error:?}"),
+        };
+        return Err(BenchError::Process(format!("setup {subject} on {stack}: {failed}")));
+    }
+    Ok(())
+}
+
+/// What watches the answers beside the recorder: the stock books, the orders' followers.
+#[derive(Clone, Default)]
+struct Observers {
+    ledger: Option<Arc<Ledger>>,
+    follower: Option<Arc<Follower>>,
 }
 
 /// Where a measurement belongs.
@@ -289,19 +393,31 @@ fn warm_up_load(load: &Load, warmup: Duration) -> Load {
     }
 }
 
-/// One request: draw its body, send it, check and record the answer.
+/// One request: draw its body, send it, check and record the answer (and show it to the
+/// observers).
 fn shot(
     workload: &Arc<Workload>,
     client: &Arc<StackClient>,
     faults: &Arc<ExpectedFaults>,
     recorder: &Arc<Mutex<Recorder>>,
     key_offset: u64,
+    observers: &Observers,
 ) -> Shot {
-    let (workload, client, faults, recorder) =
-        (Arc::clone(workload), Arc::clone(client), Arc::clone(faults), Arc::clone(recorder));
+    let (workload, client, faults, recorder, observers) = (
+        Arc::clone(workload),
+        Arc::clone(client),
+        Arc::clone(faults),
+        Arc::clone(recorder),
+        observers.clone(),
+    );
     Arc::new(move |key, planned| {
-        let (workload, client, faults, recorder) =
-            (Arc::clone(&workload), Arc::clone(&client), Arc::clone(&faults), Arc::clone(&recorder));
+        let (workload, client, faults, recorder, observers) = (
+            Arc::clone(&workload),
+            Arc::clone(&client),
+            Arc::clone(&faults),
+            Arc::clone(&recorder),
+            observers.clone(),
+        );
         Box::pin(async move {
             let drawn = workload.draw(key.wrapping_add(key_offset));
             let sent = Instant::now();
@@ -313,6 +429,15 @@ fn shot(
             } else {
                 check(&drawn.template.expect, &answer, &faults)
             };
+            if let Some(ledger) = &observers.ledger {
+                ledger.book(&drawn.template.stock, &verdict);
+            }
+            if let Some(follower) = &observers.follower
+                && verdict == Verdict::Ok
+                && drawn.template.subject == "ecommerce.create_order"
+            {
+                follower.placed(&drawn.body, done);
+            }
             lock(&recorder).answered(drawn.template.entry, planned, sent, done, &verdict);
         })
     })
@@ -331,6 +456,11 @@ async fn run_load(load: &Load, recorder: &Arc<Mutex<Recorder>>, shot: Shot) -> O
             let schedule = Schedule::new(phases);
             open_loop(start, &schedule, u64::from(*max_in_flight), shot, dropped).await;
             Some(schedule.total() as f64 / load.duration().as_secs_f64())
+        }
+        // The saturation probe (and a soak's warm-up): users as fast as the stack answers.
+        Load::Soak { probe_users, duration, .. } => {
+            closed_loop(start, *probe_users, 0.0, *duration, Duration::ZERO, shot).await;
+            None
         }
         Load::Stepped { steps, step_duration, max_in_flight } => {
             let schedule = Schedule::stepped(steps, *step_duration);
@@ -516,8 +646,11 @@ fn measurement(
     let cpu_of = |name: &str| resources.iter().filter(|u| u.name == name).map(|u| u.cpu_s).sum::<f64>();
     let stack_s = cpu_of("stack");
     let generator_s = cpu_of("generator");
-    let brokers_s: f64 =
-        resources.iter().filter(|u| u.name != "stack" && u.name != "generator").map(|u| u.cpu_s).sum();
+    let brokers_s: f64 = resources
+        .iter()
+        .filter(|u| !u.name.starts_with("stack") && u.name != "generator")
+        .map(|u| u.cpu_s)
+        .sum();
     let serving = stack_s + brokers_s;
     let cpu = CpuCost {
         stack_s,
@@ -554,6 +687,9 @@ fn measurement(
         cpu,
         validation,
         interval_log: at.interval_log(),
+        contention: None,
+        convergence: None,
+        soak: None,
     }
 }
 
@@ -584,6 +720,18 @@ fn warnings(at: &Place<'_>, m: &Measurement) -> Vec<String> {
             "{place}: achieved {:.0} of {:.0} requests per second planned (saturated)",
             m.achieved_rps, target
         ));
+    }
+    for trend in m.soak.iter().flat_map(|s| &s.memory) {
+        if trend.verdict == crate::soak::Verdict::Growing {
+            said.push(format!(
+                "{place}: {}'s memory grew {:+.2} MiB a minute and still grew in the second half ({:.0} to {:.0} MiB){}",
+                trend.name,
+                trend.slope_mib_per_min,
+                trend.start_mib,
+                trend.end_mib,
+                if trend.conclusive { ": a leak, or a cache without a bound" } else { " (too short a soak to be sure)" }
+            ));
+        }
     }
     let unexpected: u64 = m.unexpected_errors.values().sum();
     if unexpected > 0 {

@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::BenchError;
-use crate::config::{MixEntry, PayloadSize, Scenario};
+use crate::config::{Contention, MixEntry, PayloadSize, Scenario};
 
 /// The endpoints the load generator sends, as `service.endpoint`.
 pub const ENDPOINTS: &[&str] = &[
@@ -63,6 +63,19 @@ pub struct Template {
     slots: Vec<usize>,
     /// What the answer must be.
     pub expect: Expect,
+    /// What it does to the hot items' stock when it succeeds (contention scenarios).
+    pub stock: Vec<StockMove>,
+}
+
+/// Units taken from or added to one hot item by a request that succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockMove {
+    /// The item's index among the hot items.
+    pub sku: usize,
+    /// Units.
+    pub units: u64,
+    /// Taken (a reservation) rather than added (a restock).
+    pub taken: bool,
 }
 
 impl Template {
@@ -77,7 +90,7 @@ impl Template {
             .filter(|(_, w)| *w == PLACEHOLDER)
             .map(|(i, _)| i)
             .collect();
-        Ok(Self { entry, subject: subject.to_string(), body, slots, expect })
+        Ok(Self { entry, subject: subject.to_string(), body, slots, expect, stock: Vec::new() })
     }
 
     /// The body with fresh ids from `ids`.
@@ -111,8 +124,10 @@ pub struct Workload {
     /// The mix entries' labels (`ecommerce.create_order/small`), by index.
     pub labels: Vec<String>,
     /// Requests sent (and required to succeed) before the warm-up, on each fresh stack: the
-    /// orders the overviews read.
+    /// orders the overviews read, the hot items' initial stock.
     pub setup: Vec<(String, Bytes)>,
+    /// The items a contention scenario fights over, with the units each starts with.
+    pub hot_skus: Vec<(String, u64)>,
     valid: Vec<Vec<Template>>,
     invalid: Vec<Vec<Template>>,
     cumulative: Vec<f64>,
@@ -147,8 +162,21 @@ impl Workload {
         let mut invalid = Vec::new();
         let mut labels = Vec::new();
         let mut setup = Vec::new();
+        let hot_skus: Vec<(String, u64)> = scenario.contention.as_ref().map_or_else(Vec::new, |c| {
+            (0..c.hot_skus as usize).map(|i| (hot_sku(i), u64::from(c.initial_stock))).collect()
+        });
+        for (sku, units) in &hot_skus {
+            let restock = ecommerce::contracts::Restock { sku: sku.clone(), quantity: *units as u32 };
+            setup.push(("ecommerce.restock".to_string(), Bytes::from(json(&restock)?)));
+        }
+        let context = Context {
+            seed,
+            nonce,
+            contention: scenario.contention.as_ref(),
+            unique_customers: scenario.convergence.is_some(),
+        };
         for (index, entry) in scenario.mix.iter().enumerate() {
-            let (v, i) = templates(index, entry, seed.wrapping_add(index as u64), nonce, &mut setup)?;
+            let (v, i) = templates(index, entry, &context, &mut setup)?;
             valid.push(v);
             invalid.push(i);
             labels.push(label(entry));
@@ -166,6 +194,7 @@ impl Workload {
         Ok(Self {
             labels,
             setup,
+            hot_skus,
             valid,
             invalid,
             cumulative,
@@ -241,14 +270,24 @@ fn fresh(prefix: &str, nonce: &str) -> String {
     format!("{prefix}{nonce}{}", String::from_utf8_lossy(PLACEHOLDER))
 }
 
+/// What every mix entry's templates depend on beside the entry.
+struct Context<'a> {
+    seed: u64,
+    nonce: &'a str,
+    contention: Option<&'a Contention>,
+    /// Every order from a customer of its own, so that analytics' count of the customer's events
+    /// is the count of that order's `order_placed`.
+    unique_customers: bool,
+}
+
 /// The valid and invalid templates of one mix entry.
 fn templates(
     index: usize,
     entry: &MixEntry,
-    seed: u64,
-    nonce: &str,
+    context: &Context<'_>,
     setup: &mut Vec<(String, Bytes)>,
 ) -> Result<(Vec<Template>, Vec<Template>), BenchError> {
+    let (seed, nonce) = (context.seed.wrapping_add(index as u64), context.nonce);
     let subject = entry.endpoint.as_str();
     let valid = |body: Result<Vec<u8>, BenchError>| Template::from_json(index, subject, body?, Expect::Valid);
     let mut shop = ecommerce::payloads::Payloads::new(seed, 1000);
@@ -271,10 +310,19 @@ fn templates(
             "ecommerce.create_order" => {
                 let mut order = shop.create_order(shop_size(entry.size));
                 order.order_id = fresh("ord_", nonce);
+                if context.unique_customers {
+                    order.customer.id = fresh("cus_", nonce);
+                }
                 valid(json(&order))?
             }
-            "ecommerce.reserve_inventory" => valid(json(&shop.reserve_inventory()))?,
-            "ecommerce.restock" => valid(json(&shop.restock()))?,
+            "ecommerce.reserve_inventory" => match context.contention {
+                Some(contention) => hot_reservation(index, variant, contention, nonce)?,
+                None => valid(json(&shop.reserve_inventory()))?,
+            },
+            "ecommerce.restock" => match context.contention {
+                Some(contention) => hot_restock(index, variant, contention)?,
+                None => valid(json(&shop.restock()))?,
+            },
             "analytics.ingest_event" => {
                 let mut event = events.ingest_event();
                 event.event.event_id = fresh("evt_", nonce);
@@ -359,6 +407,48 @@ fn templates(
     Ok((valid_ones, invalid_ones))
 }
 
+/// The name of hot item `i`.
+fn hot_sku(i: usize) -> String {
+    format!("HOT-{i:03}")
+}
+
+/// A reservation of one hot item, or (one in four) of two at once: all of it or none. Units
+/// cycle with the variant the same way on every item, so that no item drains slower than another.
+fn hot_reservation(
+    index: usize,
+    variant: usize,
+    contention: &Contention,
+    nonce: &str,
+) -> Result<Template, BenchError> {
+    use ecommerce::contracts::{ReserveInventory, StockLine};
+    let hot = contention.hot_skus as usize;
+    let round = variant / hot;
+    let mut skus = vec![variant % hot];
+    if round % 4 == 3 && hot > 1 {
+        skus.push((variant + 1) % hot);
+    }
+    let stock: Vec<StockMove> = skus
+        .iter()
+        .map(|&sku| StockMove { sku, units: 1 + (round % contention.max_units as usize) as u64, taken: true })
+        .collect();
+    let lines = stock.iter().map(|m| StockLine { sku: hot_sku(m.sku), quantity: m.units as u32 }).collect();
+    let request = ReserveInventory { reservation_id: fresh("res_", nonce), lines };
+    let mut template = Template::new(index, "ecommerce.reserve_inventory", &request, Expect::Valid)?;
+    template.stock = stock;
+    Ok(template)
+}
+
+/// A restock of one hot item; units spread over 1 to `max_restock` alike on every item.
+fn hot_restock(index: usize, variant: usize, contention: &Contention) -> Result<Template, BenchError> {
+    let hot = contention.hot_skus as usize;
+    let (sku, round) = (variant % hot, variant / hot);
+    let units = 1 + (round * 7 % contention.max_restock as usize) as u32;
+    let request = ecommerce::contracts::Restock { sku: hot_sku(sku), quantity: units };
+    let mut template = Template::new(index, "ecommerce.restock", &request, Expect::Valid)?;
+    template.stock = vec![StockMove { sku, units: units.into(), taken: false }];
+    Ok(template)
+}
+
 fn json(value: &impl Serialize) -> Result<Vec<u8>, BenchError> {
     serde_json::to_vec(value).map_err(|e| BenchError::Config(format!("a payload: {e}")))
 }
@@ -385,6 +475,8 @@ mod tests {
             faults: None,
             performance_expectations: None,
             stacks: None,
+            contention: None,
+            convergence: None,
         }
     }
 

@@ -12,6 +12,21 @@ use support::bin_dir;
 
 mod support;
 
+/// The services on NATS, in memory, as a config's `stacks`.
+fn nats_stack(nats_url: &str) -> String {
+    format!(
+        r#"stacks:
+  nats:
+    description: natsrpc services on NATS
+    transport: nats
+    url: {nats_url}
+    brokers: [nats]
+    processes:
+      - {{ name: services, command: [nats-services], env: {{ STORE: memory }} }}
+"#
+    )
+}
+
 fn config(nats_url: &str, p50_limit_ms: f64) -> String {
     format!(
         r#"
@@ -32,15 +47,8 @@ scenarios:
     performance_expectations:
       p50_ms: {p50_limit_ms}
       max_unexpected_error_rate: 0
-stacks:
-  nats:
-    description: natsrpc services on NATS
-    transport: nats
-    url: {nats_url}
-    brokers: [nats]
-    processes:
-      - {{ name: services, command: [nats-services], env: {{ STORE: memory }} }}
-"#
+{}"#,
+        nats_stack(nats_url)
     )
 }
 
@@ -126,5 +134,99 @@ fn a_refused_config_runs_nothing() {
         bench(&config("nats://127.0.0.1:4222", 1.0).replace("repetitions: 2", "repetitons: 2"), &reports);
     assert_eq!(status.code(), Some(2));
     assert!(!reports.join("latest").exists());
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
+fn services_config(nats_url: &str) -> String {
+    format!(
+        r#"
+run:
+  stacks: [nats]
+  scenarios: [contention, convergence, soak]
+  warmup: 300ms
+  repetitions: 1
+scenarios:
+  contention:
+    description: users fighting over two items whose restocks cannot keep up
+    load: {{ model: closed, users: 16, duration: 1500ms }}
+    mix:
+      - {{ endpoint: ecommerce.reserve_inventory, weight: 4 }}
+      - {{ endpoint: ecommerce.restock, weight: 1 }}
+    contention: {{ hot_skus: 2, initial_stock: 50, max_restock: 5 }}
+    performance_expectations: {{ max_unexpected_error_rate: 0 }}
+  convergence:
+    description: orders followed into analytics
+    load: {{ model: open, phases: [{{ arrival_rate: 100, duration: 1500ms }}] }}
+    mix:
+      - {{ endpoint: ecommerce.create_order, size: small, weight: 1 }}
+    convergence: {{ settle: 5s }}
+  soak:
+    description: half the saturation rate for a few seconds
+    load: {{ model: soak, fraction: 0.5, probe_users: 8, probe: 1s, duration: 3s }}
+    mix:
+      - {{ endpoint: ecommerce.restock, weight: 1 }}
+      - {{ endpoint: analytics.top_n, weight: 1 }}
+{}"#,
+        nats_stack(nats_url)
+    )
+}
+
+#[test]
+fn contention_convergence_and_soak_check_what_must_hold_beyond_speed() {
+    let server = NatsServer::start().unwrap();
+    let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
+    let status = bench(&services_config(&server.url()), &reports);
+    assert!(status.success(), "{status}");
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let only = |name: &str| {
+        let scenario = results.scenarios.iter().find(|s| s.name == name).unwrap();
+        scenario.stacks[0].repetitions[0].clone()
+    };
+
+    // Contention: the restocks cannot keep up, so some reservations find no stock; every unit
+    // is accounted for.
+    let m = only("contention");
+    let books = m.contention.as_ref().expect("the stock books");
+    assert!(books.reservations > 100, "{books:?}");
+    assert!(books.conflicts > 0 && books.conflicts < books.reservations, "{books:?}");
+    assert!(books.balanced && books.oversold_units == 0 && books.vanished_units == 0, "{books:?}");
+    assert_eq!(books.items.len(), 2);
+    for item in &books.items {
+        let left = item.remaining.unwrap();
+        assert_eq!(item.added_unknown + item.taken_unknown, 0, "every request answered");
+        assert_eq!(item.initial + item.added, item.taken + left, "{item:?}");
+    }
+    assert!(
+        m.unexpected_errors.is_empty(),
+        "refusals for want of stock are expected: {:?}",
+        m.unexpected_errors
+    );
+    assert!(m.expected_errors.contains_key("fault:out_of_stock"), "{:?}", m.expected_errors);
+
+    // Convergence: every order acknowledged shows in analytics, once.
+    let m = only("convergence");
+    let followed = m.convergence.as_ref().expect("orders followed");
+    assert_eq!(followed.orders, 150, "100 a second for 1.5 s, all acknowledged: {followed:?}");
+    assert_eq!(followed.counted_once, followed.orders, "{followed:?}");
+    assert!(followed.exactly_once());
+    assert_eq!(followed.lag_us.count, 150);
+    assert!(followed.lag_us.p50 > 0 && followed.lag_us.p50 <= followed.lag_us.p99, "{followed:?}");
+
+    // Soak: a rate measured, half of it offered, memory followed per process and broker.
+    let m = only("soak");
+    let soak = m.soak.as_ref().expect("soak figures");
+    assert!(soak.saturation_rps > 0.0);
+    assert!((soak.offered_rps - soak.saturation_rps / 2.0).abs() < 1.0, "{soak:?}");
+    assert_eq!(m.target_rps.map(f64::round), Some(soak.offered_rps.round()));
+    let names: Vec<&str> = soak.memory.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["stack/services", "nats-server"]);
+    assert!(soak.memory.iter().all(|t| t.start_mib > 0.0 && !t.conclusive), "{soak:?}");
+    assert!(soak.drift.intervals >= 1 && soak.drift.first_p99_us > 0.0, "{soak:?}");
+
+    let invariants: Vec<&str> = results.expectations.iter().map(|e| e.metric.as_str()).collect();
+    for metric in ["oversold_units", "vanished_units", "orders_lost", "orders_counted_twice"] {
+        assert!(invariants.contains(&metric), "{metric} checked: {invariants:?}");
+    }
+    assert!(results.expectations.iter().all(|e| e.held), "{:?}", results.expectations);
     let _ = std::fs::remove_dir_all(&reports);
 }

@@ -152,10 +152,15 @@ fn print_summary(results: &RunResults, out: &Path) {
                 s.cpu_ms_per_1000.median
             );
         }
+        for note in scenario.stacks.iter().filter_map(benchmarks::report::scenario_views::note) {
+            println!("  - {note}");
+        }
     }
+    let missed: Vec<_> = results.expectations.iter().filter(|e| !e.held).collect();
     if !results.expectations.is_empty() {
-        println!("\nexpectations:");
-        for check in &results.expectations {
+        // Every check held is one line; a missed one is named.
+        println!("\nexpectations: {} checked, {} missed", results.expectations.len(), missed.len());
+        for check in missed {
             println!("  {}", check.describe());
         }
     }

@@ -93,11 +93,13 @@ fn short(metric: &str) -> String {
     }
 }
 
-fn dot(stack: &str) -> String {
+/// A stack's name after a dot of its colour.
+pub(super) fn dot(stack: &str) -> String {
     format!("<span class=\"dot\" style=\"background:{}\"></span>{}", charts::css(stack), escape(stack))
 }
 
-fn ms(us: f64) -> String {
+/// Microseconds as milliseconds with two decimals.
+pub(super) fn ms(us: f64) -> String {
     format!("{:.2}", us / 1000.0)
 }
 
@@ -372,6 +374,9 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
             None
         )
     );
+
+    // What only some scenarios show: fan-out, the stock books, convergence, the soak.
+    super::scenario_views::views(out, scenario);
 
     // Saturation.
     if scenario.stacks.iter().any(|s| s.repetitions.iter().any(|m| !m.steps.is_empty())) {

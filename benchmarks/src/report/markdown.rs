@@ -47,6 +47,13 @@ pub fn summary(c: &Context<'_>) -> String {
             );
         }
         out.push('\n');
+        let notes: Vec<String> = scenario.stacks.iter().filter_map(super::scenario_views::note).collect();
+        for note in &notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        if !notes.is_empty() {
+            out.push('\n');
+        }
     }
     if !r.expectations.is_empty() {
         let missed: Vec<_> = r.expectations.iter().filter(|e| !e.held).collect();

@@ -5,6 +5,7 @@
 //! - [`analysis`]: what the figures say (rankings, knees, where the time goes, regressions);
 //! - [`charts`]: the SVG charts;
 //! - [`html`], [`markdown`]: the page and the summary;
+//! - [`scenario_views`]: what only some scenarios show (fan-out, stock books, convergence, soak);
 //! - [`index`]: `reports/index.html`, every run newest first, with trend lines.
 
 pub mod analysis;
@@ -12,6 +13,7 @@ pub mod charts;
 pub mod html;
 pub mod index;
 pub mod markdown;
+pub mod scenario_views;
 
 use std::path::{Path, PathBuf};
 

@@ -146,6 +146,19 @@ async fn events_sent_through_two_instances_are_counted_once_and_add_up_as_in_mem
         Analytics::new(analytics::domain::MemoryStore::new(retention, 1), Arc::new(Faults::none()));
 
     let mut payloads = analytics::payloads::Payloads::new(9, analytics::contracts::now_ms());
+    // Before any event: every query answers, with nothing in it (as in memory).
+    let window = payloads.window(60);
+    let empty = on_redis[0]
+        .query_aggregates(QueryAggregates { event_type: None, window: window.clone() })
+        .await
+        .unwrap();
+    assert!(empty.types.is_empty(), "{empty:?}");
+    let by_type = QueryAggregates { event_type: Some("page_view".into()), window };
+    assert_eq!(
+        on_redis[0].query_aggregates(by_type.clone()).await.unwrap(),
+        in_memory.query_aggregates(by_type).await.unwrap()
+    );
+
     let batches: Vec<_> = (0..4).map(|_| payloads.ingest_batch(analytics::payloads::Size::Large)).collect();
     let mut accepted = 0;
     for batch in &batches {

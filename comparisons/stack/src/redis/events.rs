@@ -139,6 +139,10 @@ impl EventStore for RedisEventStore {
                     .collect()
             }
         };
+        if pairs.is_empty() {
+            // Nothing happened in the window; an empty pipeline is an error to Redis.
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for (minute, kind) in &pairs {
             pipe.hmget(self.minute_key(*minute, &format!("type:{kind}")), &["count", "sum"]);
