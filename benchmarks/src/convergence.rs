@@ -166,6 +166,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// What following the orders found on one stack.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ConvergenceResult {
     /// Orders acknowledged during the measurement, each followed.
     pub orders: u64,

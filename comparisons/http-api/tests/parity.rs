@@ -51,7 +51,7 @@ async fn every_sample_gets_the_same_answer_over_http_and_over_nats() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let compared = parity::http_against_nats(&nats, &base).await.unwrap();
-    assert_eq!(compared, 32, "16 endpoints, a valid and an invalid sample each");
+    assert_eq!(compared, 36, "18 endpoints (all but the overview), a valid and an invalid sample each");
 }
 
 #[tokio::test]

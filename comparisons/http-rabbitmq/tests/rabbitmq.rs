@@ -117,7 +117,7 @@ async fn every_sample_gets_the_answer_it_gets_over_nats() {
     let _workers = [deployment.worker(&[]).await, deployment.worker(&[]).await];
     let (gateway, base) = deployment.gateway("5000").await;
     let compared = parity::http_against_nats(&nats, &base).await.unwrap();
-    assert_eq!(compared, 32, "16 endpoints, a valid and an invalid sample each");
+    assert_eq!(compared, 36, "18 endpoints (all but the overview), a valid and an invalid sample each");
     assert!(gateway.terminate().await.unwrap().success(), "a clean stop on SIGTERM");
     deployment.clear().await;
 }

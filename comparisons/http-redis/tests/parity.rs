@@ -18,7 +18,7 @@ async fn same_answers_as_nats(store: &str) {
     let env = [("STORE", store), ("REDIS_PREFIX", prefix.as_str()), ("ECOMMERCE_STOCK", "1000")];
     let (process, base) = spawn_http(env!("CARGO_BIN_EXE_http-redis"), &[], &env).await.unwrap();
     let compared = parity::http_against_nats(&nats, &base).await.unwrap();
-    assert_eq!(compared, 32, "16 endpoints, a valid and an invalid sample each");
+    assert_eq!(compared, 36, "18 endpoints (all but the overview), a valid and an invalid sample each");
     assert!(process.terminate().await.unwrap().success(), "a clean stop on SIGTERM");
     RedisPool::connect("redis://127.0.0.1:6379", 1, &prefix).await.unwrap().clear().await.unwrap();
 }

@@ -56,7 +56,7 @@ async fn nats_services_over_redis_answer_every_sample_as_over_memory() {
     )
     .await
     .unwrap();
-    assert_eq!(compared, 32, "16 endpoints, a valid and an invalid sample each");
+    assert_eq!(compared, 36, "18 endpoints (all but the overview), a valid and an invalid sample each");
     assert!(process.terminate().await.unwrap().success());
     RedisPool::connect(REDIS_URL, 1, &prefix).await.unwrap().clear().await.unwrap();
 }

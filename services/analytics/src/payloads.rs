@@ -11,7 +11,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::contracts::{
-    Dimension, Event, IngestBatch, IngestEvent, PropertyValue, QueryAggregates, QueryTimeseries, TopN, Window,
+    Dimension, Event, IngestBatch, IngestEvent, PropertyValue, QueryAggregates, QueryTimeseries, TopN,
+    UserActivity, Window,
 };
 
 /// The clock of the checked-in samples: 2026-01-01T00:00:00Z.
@@ -171,6 +172,15 @@ impl Payloads {
                 Invalid::new(bad_series, "event_type", "event_type_format"),
             ),
             Sample::new("top_n", &self.top_n(), Invalid::new(bad_top, "n", "range")),
+            Sample::new(
+                "user_activity",
+                &UserActivity { user_id: "usr_00042".into(), window: self.window(10) },
+                Invalid::new(
+                    UserActivity { user_id: String::new(), window: self.window(10) },
+                    "user_id",
+                    "length",
+                ),
+            ),
         ]
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use analytics::contracts::{
-    IngestBatch, IngestEvent, QueryAggregates, QueryTimeseries, RETENTION_MS, TopN, now_ms,
+    IngestBatch, IngestEvent, QueryAggregates, QueryTimeseries, RETENTION_MS, TopN, UserActivity, now_ms,
 };
 use analytics::domain::{Analytics, MemoryStore};
 use analytics::payloads::{Payloads, SAMPLE_NOW_MS, refresh_timestamps};
@@ -36,4 +36,5 @@ fn schemas_are_current() {
     golden_schemas::<QueryAggregates>(&dir).unwrap();
     golden_schemas::<QueryTimeseries>(&dir).unwrap();
     golden_schemas::<TopN>(&dir).unwrap();
+    golden_schemas::<UserActivity>(&dir).unwrap();
 }

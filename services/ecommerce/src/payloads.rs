@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::contracts::{
-    Address, CancelOrder, Card, CreateOrder, Customer, GetOrder, Gift, LineItem, Money, Payment,
+    Address, CancelOrder, Card, CreateOrder, Customer, GetOrder, GetStock, Gift, LineItem, Money, Payment,
     PaymentMethod, Recipient, ReserveInventory, Restock, StockLine, rules,
 };
 use crate::domain::catalog_sku;
@@ -294,6 +294,11 @@ impl Payloads {
                 Invalid::new(bad_reservation, "lines[0].quantity", "range"),
             ),
             Sample::new("restock", &self.restock(), Invalid::new(bad_restock, "quantity", "range")),
+            Sample::new(
+                "get_stock",
+                &GetStock { sku: self.restock().sku },
+                Invalid::new(GetStock { sku: "sku-1".into() }, "sku", "sku_format"),
+            ),
         ]
     }
 

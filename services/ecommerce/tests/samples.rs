@@ -30,11 +30,15 @@ async fn samples_are_current_and_mean_what_they_say() {
 
 #[test]
 fn schemas_are_current() {
-    use ecommerce::contracts::{CancelOrder, CreateOrder, GetOrder, ReserveInventory, Restock};
+    use ecommerce::contracts::{
+        CancelOrder, CreateOrder, GetOrder, GetOrderOverview, GetStock, ReserveInventory, Restock,
+    };
     let dir = data_dir().join("schemas/ecommerce");
     golden_schemas::<CreateOrder>(&dir).unwrap();
     golden_schemas::<GetOrder>(&dir).unwrap();
     golden_schemas::<CancelOrder>(&dir).unwrap();
     golden_schemas::<ReserveInventory>(&dir).unwrap();
     golden_schemas::<Restock>(&dir).unwrap();
+    golden_schemas::<GetStock>(&dir).unwrap();
+    golden_schemas::<GetOrderOverview>(&dir).unwrap();
 }
