@@ -16,7 +16,9 @@ use crate::BenchError;
 use crate::check::{ExpectedFaults, Verdict, check, check_echo};
 use crate::client::StackClient;
 use crate::config::{BenchmarkConfig, Load, Phase, RunSettings, Scenario, StackSpec, Transport};
+use crate::contention::ContentionResult;
 use crate::contention::{self, Ledger};
+use crate::convergence::ConvergenceResult;
 use crate::convergence::Follower;
 use crate::environment::Environment;
 use crate::load::{Schedule, Shot, closed_loop, open_loop};
@@ -205,29 +207,25 @@ impl Runner {
         if scenario.contention.is_some() {
             faults = faults.also(contention::CONFLICT);
         }
-        let faults = Arc::new(faults);
-        let entries = workload.labels.len();
+        let fire =
+            Firing { workload: Arc::clone(workload), client: Arc::clone(&client), faults: Arc::new(faults) };
         setup(&client, workload, at.stack).await?;
         let ledger = scenario.contention.as_ref().map(|_| Arc::new(Ledger::new(workload.hot_skus.len())));
-        let warm = Observers { ledger: ledger.clone(), follower: None };
+        let unmeasured = Observers { ledger: ledger.clone(), follower: None };
 
         if !self.settings.warmup.is_zero() {
-            let recorder = Arc::new(Mutex::new(Recorder::new(entries, self.interval, None)));
             let warm_load = warm_up_load(load, self.settings.warmup);
-            let shot = shot(workload, &client, &faults, &recorder, u64::MAX / 2, &warm);
-            run_load(&warm_load, &recorder, shot).await;
+            fire.run(&warm_load, &fire.recorder(self.interval, None), u64::MAX / 2, &unmeasured).await;
         }
-        let (load, saturation) = match load {
+        let (load, soak) = match load {
             Load::Soak { fraction, probe, duration, max_in_flight, .. } => {
-                let recorder = Arc::new(Mutex::new(Recorder::new(entries, self.interval, None)));
-                let shot = shot(workload, &client, &faults, &recorder, u64::MAX / 4, &warm);
-                run_load(&load.scaled_to(*probe), &recorder, shot).await;
+                let recorder = fire.recorder(self.interval, None);
+                fire.run(&load.scaled_to(*probe), &recorder, u64::MAX / 4, &unmeasured).await;
                 let saturation = lock(&recorder).overall().answered() as f64 / probe.as_secs_f64();
-                println!(
-                    "   saturation probe: {saturation:.0} answers/s; soaking at {:.0}% of it",
-                    fraction * 100.0
-                );
                 let rate = (saturation * fraction).max(1.0);
+                println!(
+                    "   saturation probe: {saturation:.0} answers/s; soaking at {rate:.0} (x{fraction})"
+                );
                 let phases = vec![Phase { arrival_rate: rate, ramp_to: None, duration: *duration }];
                 (Load::Open { phases, max_in_flight: *max_in_flight }, Some((saturation, *fraction, rate)))
             }
@@ -238,22 +236,10 @@ impl Runner {
             Load::Stepped { step_duration, .. } => Some(*step_duration),
             _ => None,
         };
-        let recorder = Arc::new(Mutex::new(Recorder::new(entries, self.interval, step)));
-        let mut groups = vec![Group { name: "stack".into(), pids: running.pids() }];
-        if saturation.is_some() {
-            // Each process's own memory trend, so a leak names its process.
-            groups.extend(
-                running
-                    .members()
-                    .iter()
-                    .map(|m| Group { name: format!("stack/{}", m.role), pids: vec![m.pid()] }),
-            );
-        }
-        groups.extend(spec.brokers.iter().filter_map(|b| Group::broker(b)));
-        groups.push(Group::generator());
+        let recorder = fire.recorder(self.interval, step);
         let stop = Arc::new(AtomicBool::new(false));
         let monitor = tokio::spawn(monitor(
-            Sampler::start(groups),
+            Sampler::start(groups(running, spec, soak.is_some())),
             Arc::clone(&recorder),
             Arc::clone(&stop),
             self.interval,
@@ -262,32 +248,15 @@ impl Runner {
             .convergence
             .as_ref()
             .map(|settings| Arc::new(Follower::new(Arc::clone(&client), settings.clone())));
-        let measured = Observers { ledger: ledger.clone(), follower: follower.clone() };
+        let measured = Observers { ledger, follower };
         let began = Instant::now();
-        let shot = shot(workload, &client, &faults, &recorder, 0, &measured);
-        let target_rps = run_load(&load, &recorder, shot).await;
+        let target_rps = fire.run(&load, &recorder, 0, &measured).await;
         let elapsed = began.elapsed();
         stop.store(true, Ordering::Relaxed);
         let usage = monitor.await.map_err(|e| BenchError::Process(e.to_string()))?;
         let validation = validation(&client, spec).await;
-        let contention = match &ledger {
-            Some(ledger) => Some(ledger.settle(&client, workload).await),
-            None => None,
-        };
-        let convergence = match &follower {
-            Some(follower) => {
-                let unacknowledged = {
-                    let recorder = lock(&recorder);
-                    let orders = workload.labels.iter().enumerate();
-                    orders
-                        .filter(|(_, label)| label.starts_with("ecommerce.create_order"))
-                        .map(|(i, _)| recorder.endpoints[i].answered() - recorder.endpoints[i].ok)
-                        .sum()
-                };
-                Some(follower.finish(unacknowledged).await)
-            }
-            None => None,
-        };
+        let unacknowledged = unacknowledged_orders(&lock(&recorder), &workload.labels);
+        let (contention, convergence) = measured.conclude(&client, workload, unacknowledged).await;
 
         let recorder = lock(&recorder);
         write_interval_log(&self.out.join(at.interval_log()), &recorder, at.stack)?;
@@ -295,7 +264,7 @@ impl Runner {
             measurement(at, &load, &recorder, workload, elapsed, target_rps, usage, validation);
         measurement.contention = contention;
         measurement.convergence = convergence;
-        measurement.soak = saturation.map(|(saturation_rps, fraction, offered_rps)| SoakResult {
+        measurement.soak = soak.map(|(saturation_rps, fraction, offered_rps)| SoakResult {
             saturation_rps,
             fraction,
             offered_rps,
@@ -311,6 +280,23 @@ impl Runner {
         let warnings = warnings(at, &measurement);
         Ok((measurement, warnings))
     }
+}
+
+/// The processes sampled: the stack's (together, and each on its own in a soak, so that a leak
+/// names its process), each broker's, and the load generator.
+fn groups(running: &RunningStack, spec: &StackSpec, each_process: bool) -> Vec<Group> {
+    let mut groups = vec![Group { name: "stack".into(), pids: running.pids() }];
+    if each_process {
+        groups.extend(
+            running
+                .members()
+                .iter()
+                .map(|m| Group { name: format!("stack/{}", m.role), pids: vec![m.pid()] }),
+        );
+    }
+    groups.extend(spec.brokers.iter().filter_map(|b| Group::broker(b)));
+    groups.push(Group::generator());
+    groups
 }
 
 /// Removes the shop's JetStream stream (and its consumers) from the shared server once a stack
@@ -346,6 +332,106 @@ async fn setup(client: &StackClient, workload: &Workload, stack: &str) -> Result
 struct Observers {
     ledger: Option<Arc<Ledger>>,
     follower: Option<Arc<Follower>>,
+}
+
+impl Observers {
+    /// Balances the books and waits for the followers, once the load is over.
+    async fn conclude(
+        &self,
+        client: &StackClient,
+        workload: &Workload,
+        unacknowledged: u64,
+    ) -> (Option<ContentionResult>, Option<ConvergenceResult>) {
+        let contention = match &self.ledger {
+            Some(ledger) => Some(ledger.settle(client, workload).await),
+            None => None,
+        };
+        let convergence = match &self.follower {
+            Some(follower) => Some(follower.finish(unacknowledged).await),
+            None => None,
+        };
+        (contention, convergence)
+    }
+}
+
+/// Orders sent that got no success (their fate unknown to the followers).
+fn unacknowledged_orders(recorder: &Recorder, labels: &[String]) -> u64 {
+    labels
+        .iter()
+        .zip(&recorder.endpoints)
+        .filter(|(label, _)| label.starts_with("ecommerce.create_order"))
+        .map(|(_, tally)| tally.answered() - tally.ok)
+        .sum()
+}
+
+/// What every request of a measurement shares: the requests, the stack's client, the errors the
+/// scenario makes legitimate.
+struct Firing {
+    workload: Arc<Workload>,
+    client: Arc<StackClient>,
+    faults: Arc<ExpectedFaults>,
+}
+
+impl Firing {
+    /// A fresh recorder for the workload's entries, by `interval` (and `step`).
+    fn recorder(&self, interval: Duration, step: Option<Duration>) -> Arc<Mutex<Recorder>> {
+        Arc::new(Mutex::new(Recorder::new(self.workload.labels.len(), interval, step)))
+    }
+
+    /// Runs `load` into `recorder`, request keys from `key_offset` (so that a warm-up and a
+    /// measurement draw different requests); answers the planned rate of an open loop.
+    async fn run(
+        &self,
+        load: &Load,
+        recorder: &Arc<Mutex<Recorder>>,
+        key_offset: u64,
+        observers: &Observers,
+    ) -> Option<f64> {
+        run_load(load, recorder, self.shot(recorder, key_offset, observers)).await
+    }
+
+    /// One request: draw its body, send it, check and record the answer (and show it to the
+    /// observers).
+    fn shot(&self, recorder: &Arc<Mutex<Recorder>>, key_offset: u64, observers: &Observers) -> Shot {
+        let (workload, client, faults, recorder, observers) = (
+            Arc::clone(&self.workload),
+            Arc::clone(&self.client),
+            Arc::clone(&self.faults),
+            Arc::clone(recorder),
+            observers.clone(),
+        );
+        Arc::new(move |key, planned| {
+            let (workload, client, faults, recorder, observers) = (
+                Arc::clone(&workload),
+                Arc::clone(&client),
+                Arc::clone(&faults),
+                Arc::clone(&recorder),
+                observers.clone(),
+            );
+            Box::pin(async move {
+                let drawn = workload.draw(key.wrapping_add(key_offset));
+                let sent = Instant::now();
+                lock(&recorder).sent(planned, sent);
+                let answer = client.send(&drawn.template.subject, drawn.body.clone()).await;
+                let done = Instant::now();
+                let verdict = if client.is_echo() {
+                    check_echo(&drawn.body, &answer)
+                } else {
+                    check(&drawn.template.expect, &answer, &faults)
+                };
+                if let Some(ledger) = &observers.ledger {
+                    ledger.book(&drawn.template.stock, &verdict);
+                }
+                if let Some(follower) = &observers.follower
+                    && verdict == Verdict::Ok
+                    && drawn.template.subject == "ecommerce.create_order"
+                {
+                    follower.placed(&drawn.body, done);
+                }
+                lock(&recorder).answered(drawn.template.entry, planned, sent, done, &verdict);
+            })
+        })
+    }
 }
 
 /// Where a measurement belongs.
@@ -391,56 +477,6 @@ fn warm_up_load(load: &Load, warmup: Duration) -> Load {
         },
         other => other.scaled_to(warmup),
     }
-}
-
-/// One request: draw its body, send it, check and record the answer (and show it to the
-/// observers).
-fn shot(
-    workload: &Arc<Workload>,
-    client: &Arc<StackClient>,
-    faults: &Arc<ExpectedFaults>,
-    recorder: &Arc<Mutex<Recorder>>,
-    key_offset: u64,
-    observers: &Observers,
-) -> Shot {
-    let (workload, client, faults, recorder, observers) = (
-        Arc::clone(workload),
-        Arc::clone(client),
-        Arc::clone(faults),
-        Arc::clone(recorder),
-        observers.clone(),
-    );
-    Arc::new(move |key, planned| {
-        let (workload, client, faults, recorder, observers) = (
-            Arc::clone(&workload),
-            Arc::clone(&client),
-            Arc::clone(&faults),
-            Arc::clone(&recorder),
-            observers.clone(),
-        );
-        Box::pin(async move {
-            let drawn = workload.draw(key.wrapping_add(key_offset));
-            let sent = Instant::now();
-            lock(&recorder).sent(planned, sent);
-            let answer = client.send(&drawn.template.subject, drawn.body.clone()).await;
-            let done = Instant::now();
-            let verdict = if client.is_echo() {
-                check_echo(&drawn.body, &answer)
-            } else {
-                check(&drawn.template.expect, &answer, &faults)
-            };
-            if let Some(ledger) = &observers.ledger {
-                ledger.book(&drawn.template.stock, &verdict);
-            }
-            if let Some(follower) = &observers.follower
-                && verdict == Verdict::Ok
-                && drawn.template.subject == "ecommerce.create_order"
-            {
-                follower.placed(&drawn.body, done);
-            }
-            lock(&recorder).answered(drawn.template.entry, planned, sent, done, &verdict);
-        })
-    })
 }
 
 /// Runs `load` from the recorder's start; answers the planned rate of an open loop.
