@@ -826,6 +826,14 @@ mod tests {
         let bad = |name: &str| (name == "DURATION").then(|| "5 parsecs".to_string());
         assert!(config.settings(None, &bad).unwrap_err().to_string().contains("DURATION"));
         assert!(config.settings(Some("slow"), &|_| None).unwrap_err().to_string().contains("no profile"));
+
+        // The quick profile soaks for 30 s where its other scenarios last 3 s; a DURATION given by
+        // hand holds for every scenario.
+        let quick = config.settings(Some("quick"), &|_| None).unwrap();
+        assert_eq!(quick.duration, Some(Duration::from_secs(3)));
+        assert_eq!(quick.durations.get("sustained_load"), Some(&Duration::from_secs(30)));
+        let by_hand = config.settings(Some("quick"), &env).unwrap();
+        assert!(by_hand.durations.is_empty());
     }
 
     #[test]
@@ -851,6 +859,28 @@ mod tests {
         );
         let error = BenchmarkConfig::parse(&bad_share, "b.yaml").unwrap_err().to_string();
         assert!(error.contains("scenarios.x.invalid_share"), "{error}");
+        let scenario = |rest: &str| {
+            format!(
+                "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: 1s}}\n{rest}"
+            )
+        };
+        let no_reservations = scenario(
+            "    mix: [{endpoint: ecommerce.restock, weight: 1}]\n    contention: {hot_skus: 2, initial_stock: 10}\n",
+        );
+        let error = BenchmarkConfig::parse(&no_reservations, "b.yaml").unwrap_err().to_string();
+        assert!(
+            error.contains("scenarios.x.contention: the mix needs ecommerce.reserve_inventory"),
+            "{error}"
+        );
+        let no_orders =
+            scenario("    mix: [{endpoint: ecommerce.restock, weight: 1}]\n    convergence: {settle: 1s}\n");
+        let error = BenchmarkConfig::parse(&no_orders, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("scenarios.x.convergence: the mix needs ecommerce.create_order"), "{error}");
+        let greedy_soak = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: soak, fraction: 1.5, duration: 1m}}\n    mix: [{{endpoint: ecommerce.restock, weight: 1}}]\n"
+        );
+        let error = BenchmarkConfig::parse(&greedy_soak, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("scenarios.x.load.fraction"), "{error}");
     }
 
     #[test]
