@@ -159,10 +159,10 @@ pub struct Contention {
     pub hot_skus: u32,
     /// Units of each put in stock before the warm-up.
     pub initial_stock: u32,
-    /// Units per reservation, drawn from 1 to this (default 3).
+    /// Units per reservation line, spread over 1 to this alike on every item (default 3).
     #[serde(default = "three")]
     pub max_units: u32,
-    /// Units per restock, drawn from 1 to this (default 20).
+    /// Units per restock, spread over 1 to this alike on every item (default 20).
     #[serde(default = "twenty")]
     pub max_restock: u32,
 }

@@ -393,31 +393,29 @@ impl Firing {
     /// One request: draw its body, send it, check and record the answer (and show it to the
     /// observers).
     fn shot(&self, recorder: &Arc<Mutex<Recorder>>, key_offset: u64, observers: &Observers) -> Shot {
-        let (workload, client, faults, recorder, observers) = (
-            Arc::clone(&self.workload),
-            Arc::clone(&self.client),
-            Arc::clone(&self.faults),
+        // Everything a request needs behind one pointer: one reference count per request.
+        let shared = Arc::new((
+            Firing {
+                workload: Arc::clone(&self.workload),
+                client: Arc::clone(&self.client),
+                faults: Arc::clone(&self.faults),
+            },
             Arc::clone(recorder),
             observers.clone(),
-        );
+        ));
         Arc::new(move |key, planned| {
-            let (workload, client, faults, recorder, observers) = (
-                Arc::clone(&workload),
-                Arc::clone(&client),
-                Arc::clone(&faults),
-                Arc::clone(&recorder),
-                observers.clone(),
-            );
+            let shared = Arc::clone(&shared);
             Box::pin(async move {
+                let (Firing { workload, client, faults }, recorder, observers) = &*shared;
                 let drawn = workload.draw(key.wrapping_add(key_offset));
                 let sent = Instant::now();
-                lock(&recorder).sent(planned, sent);
+                lock(recorder).sent(planned, sent);
                 let answer = client.send(&drawn.template.subject, drawn.body.clone()).await;
                 let done = Instant::now();
                 let verdict = if client.is_echo() {
                     check_echo(&drawn.body, &answer)
                 } else {
-                    check(&drawn.template.expect, &answer, &faults)
+                    check(&drawn.template.expect, &answer, faults)
                 };
                 if let Some(ledger) = &observers.ledger {
                     ledger.book(&drawn.template.stock, &verdict);
@@ -428,7 +426,7 @@ impl Firing {
                 {
                     follower.placed(&drawn.body, done);
                 }
-                lock(&recorder).answered(drawn.template.entry, planned, sent, done, &verdict);
+                lock(recorder).answered(drawn.template.entry, planned, sent, done, &verdict);
             })
         })
     }
