@@ -6,6 +6,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::ServiceError;
+use crate::escape::escape;
 
 /// MessagePack maps are allowed this deep; deeper input is refused rather than risking the stack.
 /// serde_json applies its own limit of 128.
@@ -78,15 +79,16 @@ impl Codec {
         }
     }
 
-    /// Decodes a value, saying where decoding failed when it does.
+    /// Decodes a value, saying where decoding failed when it does. The error's message never
+    /// carries the input's values (see [`DecodeError`]).
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, DecodeError> {
         // The fast path carries no path tracking; only a failure pays to decode again and locate it.
         let fast = match self {
-            Codec::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
+            Codec::Json => serde_json::from_slice(body).map_err(|e| json_message(&e)),
             Codec::MsgPack => {
                 let mut de = rmp_serde::Deserializer::from_read_ref(body);
                 de.set_max_depth(MSGPACK_MAX_DEPTH);
-                T::deserialize(&mut de).map_err(|e| e.to_string())
+                T::deserialize(&mut de).map_err(|e| msgpack_message(&e))
             }
         };
         fast.map_err(|message| self.locate_error::<T>(body, message))
@@ -106,14 +108,98 @@ impl Codec {
         };
         DecodeError {
             codec: self,
-            // "." is serde_path_to_error's name for the root: no field to point at.
-            path: path.filter(|p| p != "."),
+            // "." is serde_path_to_error's name for the root: no field to point at. A path holds the
+            // caller's map keys as sent, so it is escaped like any outside text.
+            path: path.filter(|p| p != ".").map(|p| escape(&p, MAX_PATH).into_owned()),
             message,
         }
     }
 }
 
+/// Longest path kept in a decode error, in bytes.
+const MAX_PATH: usize = 256;
+
+/// serde_json's message without the input's values. Syntax errors have fixed texts (`expected
+/// value`, `EOF while parsing a string`); data errors are serde's, which quote the value.
+fn json_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if error.classify() != serde_json::error::Category::Data {
+        return text;
+    }
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&position) {
+        Some(message) => format!("{}{position}", redact(message)),
+        None => redact(&text),
+    }
+}
+
+/// rmp-serde's message without the input's values: only its `Syntax` and `Uncategorized` errors
+/// carry serde's text; the others are fixed.
+fn msgpack_message(error: &rmp_serde::decode::Error) -> String {
+    match error {
+        rmp_serde::decode::Error::Syntax(message) | rmp_serde::decode::Error::Uncategorized(message) => {
+            redact(message)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The kinds of value serde names in `invalid type` and `invalid value` messages (its
+/// `Unexpected`), longest first where one starts another.
+const UNEXPECTED_KINDS: [&str; 16] = [
+    "boolean",
+    "integer",
+    "floating point",
+    "character",
+    "string",
+    "byte array",
+    "unit value",
+    "unit variant",
+    "Option value",
+    "newtype struct",
+    "newtype variant",
+    "tuple variant",
+    "struct variant",
+    "sequence",
+    "map",
+    "enum",
+];
+
+/// serde's message about a value, with the value taken out.
+///
+/// serde writes the rejected value into its messages (`invalid type: integer `4111111111111111`,
+/// expected a string`, `unknown variant `x`, ...`), and a decode error's message travels to the
+/// reply's headers, the log and `$SRV.STATS`: a card number or a password sent in the wrong place
+/// would go with it. What was expected comes from the contract and stays; the rest of a message a
+/// type wrote itself (`Error::custom`) is not known to be free of values, so it is replaced.
+fn redact(message: &str) -> String {
+    // The expected part is the contract's; the caller's text comes before it.
+    let expected = message.rfind(", expected ").map(|at| &message[at..]).unwrap_or_default();
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let kind = UNEXPECTED_KINDS.iter().find(|kind| rest.starts_with(*kind)).unwrap_or(&"value");
+            return format!("{prefix}{kind}{expected}");
+        }
+    }
+    for (prefix, what) in [("unknown variant `", "unknown variant"), ("unknown field `", "unknown field")] {
+        if message.starts_with(prefix) {
+            return format!("{what}{expected}");
+        }
+    }
+    // Messages whose only names are the contract's own.
+    const FROM_THE_CONTRACT: [&str; 4] =
+        ["missing field `", "duplicate field `", "invalid length ", "data did not match any variant"];
+    if FROM_THE_CONTRACT.iter().any(|prefix| message.starts_with(prefix)) {
+        return escape(message, MAX_PATH).into_owned();
+    }
+    "invalid value".to_string()
+}
+
 /// Why a body could not be decoded, and where.
+///
+/// The message names what was wrong and what the contract expected, never the value that was sent
+/// (`invalid type: integer, expected a string`): it reaches headers, logs and stats, and the value
+/// may be a card number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
     /// The codec that was decoding.
@@ -185,6 +271,55 @@ mod tests {
             .expect("encodes");
         let err = Codec::MsgPack.decode::<Order>(&wrong).err();
         assert_eq!(err.and_then(|e| e.path), Some("items[0].quantity".to_string()));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // only decoded
+    struct Payment {
+        card_number: String,
+        by: Option<By>,
+        options: Option<std::collections::BTreeMap<String, u32>>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum By {
+        User,
+        EventType,
+    }
+
+    #[test]
+    fn a_decode_error_names_what_was_expected_but_never_the_value_sent() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                br#"{"card_number": 4111111111111111}"#,
+                "invalid type: integer, expected a string at line 1 column 32",
+            ),
+            (
+                br#"{"card_number": "x", "by": "x\r\ny"}"#,
+                "unknown variant, expected `user` or `event_type` at line 1 column 35",
+            ),
+            (
+                br#"{"card_number": "x", "by": {"secret": 1}}"#,
+                "unknown variant, expected `user` or `event_type` at line 1 column 36",
+            ),
+            (
+                br#"{"card_number": "x", "options": {"k\r\n": -3}}"#,
+                "invalid value: integer, expected u32 at line 1 column 44",
+            ),
+        ];
+        for (body, message) in cases {
+            let error = Codec::Json.decode::<Payment>(body).err().map(|e| e.message);
+            assert_eq!(error.as_deref(), Some(message), "{}", String::from_utf8_lossy(body));
+        }
+        let error = Codec::Json.decode::<Payment>(cases[3].0).err().and_then(|e| e.path);
+        assert_eq!(error.as_deref(), Some(r"options.k\r\n"), "a caller's map key is escaped in the path");
+
+        let card = rmp_serde::to_vec_named(&serde_json::json!({"card_number": 4111111111111111u64}))
+            .unwrap_or_default();
+        let error = Codec::MsgPack.decode::<Payment>(&card).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!error.contains("4111"), "{error}");
+        assert!(error.contains("expected a string"), "{error}");
     }
 
     #[test]

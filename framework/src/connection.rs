@@ -2,9 +2,18 @@
 
 /// Logs to stderr with the level from `RUST_LOG` (default `info`): what a service binary's `main`
 /// calls first. Does nothing when a subscriber is already installed.
+///
+/// Panics are logged through it too, as one line with their text escaped (see [`crate::escape`]):
+/// a handler's panic message may quote the request, and the default hook would print it raw.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    if tracing_subscriber::fmt().with_env_filter(filter).try_init().is_ok() {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+            let text = crate::server::panic_text(info.payload());
+            tracing::error!(%location, panic = %crate::escape::escape(text, 1024), "panicked");
+        }));
+    }
 }
 
 use std::time::Duration;

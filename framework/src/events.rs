@@ -132,7 +132,7 @@ impl Publisher {
         let mut headers = HeaderMap::new();
         headers.insert(headers::CONTENT_TYPE, "application/json");
         // Per event type: an order's `placed` and `cancelled` events share its id and a stream.
-        headers.insert("Nats-Msg-Id", format!("{}:{}", E::SUBJECT, event.event_id()).as_str());
+        headers::insert(&mut headers, "Nats-Msg-Id", &format!("{}:{}", E::SUBJECT, event.event_id()));
         match E::DELIVERY {
             Delivery::Core => self
                 .nats
@@ -258,9 +258,11 @@ impl Counters {
 
     fn fail(&self, counter: &AtomicU64, subject: &str, error: &str) {
         counter.fetch_add(1, Ordering::Relaxed);
+        // An event's text may be anybody's who could publish on the subject.
+        let error = crate::escape::header_value(error);
         tracing::error!(subject, %error, "listener failed");
         if let Ok(mut last) = self.last_error.lock() {
-            *last = error.to_string();
+            *last = error.into_owned();
         }
     }
 }
@@ -285,7 +287,7 @@ where
     L: Listener<T, S>,
 {
     counters.received.fetch_add(1, Ordering::Relaxed);
-    let event: L::Event = match serde_json::from_slice(payload) {
+    let event: L::Event = match crate::Codec::Json.decode(payload) {
         Ok(event) => event,
         Err(error) => {
             counters.fail(&counters.invalid, &subject, &format!("undecodable event: {error}"));
@@ -315,6 +317,10 @@ where
 }
 
 /// Starts listening: answers the task that listens until `stop` is cancelled.
+///
+/// The subscription (or JetStream consumer) is made here, so that a service does not start without
+/// it; should it end later for any other reason than the stop (a consumer deleted on the server, a
+/// stream that keeps failing), the task makes it again, with a growing pause between tries.
 pub(crate) async fn start<L, T, S>(
     listener: L,
     state: Arc<S>,
@@ -329,80 +335,154 @@ where
     S: Send + Sync + 'static,
     T: 'static,
 {
-    let subject = <L::Event as Event>::SUBJECT;
-    match <L::Event as Event>::DELIVERY {
-        Delivery::Core => {
-            // A queue group per service: each event reaches one instance of each listening service.
-            let mut events = client
-                .queue_subscribe(subject, format!("{service}.{queue_group}"))
-                .await
-                .map_err(RpcError::transport)?;
-            Ok(tokio::spawn(async move {
-                loop {
-                    let message = tokio::select! {
-                        () = stop.cancelled() => return,
-                        message = events.next() => message,
-                    };
-                    let Some(message) = message else { return };
-                    deliver(&listener, &state, &counters, message.subject, message.headers, &message.payload)
-                        .await;
+    let source = Source::<L::Event> {
+        client: client.clone(),
+        // A queue group per service: each event reaches one instance of each listening service.
+        queue_group: format!("{service}.{queue_group}"),
+        durable: format!("{service}_{}", L::Event::SUBJECT.replace(['.', '*', '>'], "_")),
+        event: std::marker::PhantomData,
+    };
+    let mut events = source.open().await?;
+    Ok(tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let ended = listen(&mut events, &listener, &state, &counters, &stop).await;
+            if stop.is_cancelled() {
+                return;
+            }
+            tracing::error!(
+                subject = L::Event::SUBJECT,
+                why = ended,
+                ?backoff,
+                "a listener's subscription ended; opening it again"
+            );
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
                 }
-            }))
-        }
-        Delivery::JetStream { stream } => {
-            let js = jetstream::new(client.clone());
-            ensure_stream(&js, stream, subject).await?;
-            let durable = format!("{service}_{}", subject.replace(['.', '*', '>'], "_"));
-            let config = pull::Config {
-                durable_name: Some(durable.clone()),
-                ack_policy: AckPolicy::Explicit,
-                filter_subject: subject.to_string(),
-                max_deliver: MAX_DELIVER,
-                ..Default::default()
-            };
-            let consumer = js
-                .get_stream(stream)
-                .await
-                .map_err(RpcError::transport)?
-                .get_or_create_consumer(&durable, config)
-                .await
-                .map_err(RpcError::transport)?;
-            let mut events = consumer.messages().await.map_err(RpcError::transport)?;
-            Ok(tokio::spawn(async move {
-                loop {
-                    let message = tokio::select! {
-                        () = stop.cancelled() => return,
-                        message = events.next() => message,
-                    };
-                    let message = match message {
-                        Some(Ok(message)) => message,
-                        Some(Err(error)) => {
-                            tracing::warn!(%error, durable, "event stream error");
-                            continue;
-                        }
-                        None => return,
-                    };
-                    let outcome = deliver(
-                        &listener,
-                        &state,
-                        &counters,
-                        message.subject.clone(),
-                        message.headers.clone(),
-                        &message.payload,
-                    )
-                    .await;
-                    let ack = match outcome {
-                        Outcome::Handled => AckKind::Ack,
-                        // Again a little later, up to MAX_DELIVER times.
-                        Outcome::Failed => AckKind::Nak(Some(Duration::from_millis(500))),
-                        // Never valid, however often delivered.
-                        Outcome::Invalid => AckKind::Term,
-                    };
-                    if let Err(error) = message.ack_with(ack).await {
-                        tracing::warn!(%error, durable, "could not acknowledge an event");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                match source.open().await {
+                    Ok(opened) => break events = opened,
+                    Err(error) => {
+                        tracing::warn!(subject = L::Event::SUBJECT, %error, "could not open a listener's subscription")
                     }
                 }
-            }))
+            }
+        }
+    }))
+}
+
+/// Where one event type's messages come from, and how to open that source again.
+struct Source<E> {
+    client: Client,
+    queue_group: String,
+    durable: String,
+    event: std::marker::PhantomData<fn() -> E>,
+}
+
+/// An open source of events.
+enum Events {
+    Core(async_nats::Subscriber),
+    JetStream(Box<pull::Stream>, String),
+}
+
+/// A JetStream consumer's messages failing this many times in a row are given up and opened again.
+const MAX_STREAM_ERRORS: u32 = 5;
+
+impl<E: Event> Source<E> {
+    async fn open(&self) -> Result<Events, RpcError> {
+        match E::DELIVERY {
+            Delivery::Core => Ok(Events::Core(
+                self.client
+                    .queue_subscribe(E::SUBJECT, self.queue_group.clone())
+                    .await
+                    .map_err(RpcError::transport)?,
+            )),
+            Delivery::JetStream { stream } => {
+                let js = jetstream::new(self.client.clone());
+                ensure_stream(&js, stream, E::SUBJECT).await?;
+                let config = pull::Config {
+                    durable_name: Some(self.durable.clone()),
+                    ack_policy: AckPolicy::Explicit,
+                    filter_subject: E::SUBJECT.to_string(),
+                    max_deliver: MAX_DELIVER,
+                    ..Default::default()
+                };
+                let consumer = js
+                    .get_stream(stream)
+                    .await
+                    .map_err(RpcError::transport)?
+                    .get_or_create_consumer(&self.durable, config)
+                    .await
+                    .map_err(RpcError::transport)?;
+                let messages = consumer.messages().await.map_err(RpcError::transport)?;
+                Ok(Events::JetStream(Box::new(messages), self.durable.clone()))
+            }
+        }
+    }
+}
+
+/// Delivers events until `stop` (answering `""`) or until the source ends (answering why).
+async fn listen<L, T, S>(
+    events: &mut Events,
+    listener: &L,
+    state: &S,
+    counters: &Counters,
+    stop: &CancellationToken,
+) -> &'static str
+where
+    L: Listener<T, S>,
+{
+    match events {
+        Events::Core(events) => loop {
+            let message = tokio::select! {
+                () = stop.cancelled() => return "",
+                message = events.next() => message,
+            };
+            let Some(message) = message else { return "the subscription ended" };
+            deliver(listener, state, counters, message.subject, message.headers, &message.payload).await;
+        },
+        Events::JetStream(events, durable) => {
+            let mut errors = 0;
+            loop {
+                let message = tokio::select! {
+                    () = stop.cancelled() => return "",
+                    message = events.next() => message,
+                };
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, durable, "event stream error");
+                        errors += 1;
+                        if errors >= MAX_STREAM_ERRORS {
+                            return "its consumer kept failing";
+                        }
+                        continue;
+                    }
+                    None => return "its consumer's messages ended",
+                };
+                errors = 0;
+                let outcome = deliver(
+                    listener,
+                    state,
+                    counters,
+                    message.subject.clone(),
+                    message.headers.clone(),
+                    &message.payload,
+                )
+                .await;
+                let ack = match outcome {
+                    Outcome::Handled => AckKind::Ack,
+                    // Again a little later, up to MAX_DELIVER times.
+                    Outcome::Failed => AckKind::Nak(Some(Duration::from_millis(500))),
+                    // Never valid, however often delivered.
+                    Outcome::Invalid => AckKind::Term,
+                };
+                if let Err(error) = message.ack_with(ack).await {
+                    tracing::warn!(%error, durable, "could not acknowledge an event");
+                }
+            }
         }
     }
 }

@@ -25,3 +25,22 @@ pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
 pub fn reply_status(headers: Option<&async_nats::HeaderMap>) -> u16 {
     headers.and_then(|h| h.get(SERVICE_ERROR_CODE)).and_then(|v| v.as_str().parse().ok()).unwrap_or(200)
 }
+
+/// Sets header `name` to `value` made header-safe by [`crate::escape::header_value`] (control
+/// characters escaped, length bounded): the one way natsrpc writes a header whose value it did not
+/// choose itself. async-nats panics on a CR or LF in a header value; this never does.
+pub fn insert(headers: &mut async_nats::HeaderMap, name: &'static str, value: &str) {
+    headers.insert(name, crate::escape::header_value(value).as_ref());
+}
+
+/// The bytes a header block takes on the wire (`NATS/1.0`, one line per value, the blank line):
+/// what counts against the server's `max_payload` besides the body.
+pub fn wire_len(headers: &async_nats::HeaderMap) -> usize {
+    let mut len = b"NATS/1.0\r\n".len() + b"\r\n".len();
+    for (name, values) in headers.iter() {
+        for value in values {
+            len += AsRef::<str>::as_ref(name).len() + b": ".len() + value.as_str().len() + b"\r\n".len();
+        }
+    }
+    len
+}

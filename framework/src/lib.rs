@@ -42,7 +42,8 @@
 //! - [`contract`]: the [`Request`] trait and the [`request!`] macro.
 //! - [`codec`]: JSON and MessagePack, chosen by `Content-Type`.
 //! - [`validation`]: `validator`'s errors flattened into [`Violation`]s with paths.
-//! - [`envelope`] and [`headers`]: the reply's shape on the wire.
+//! - [`envelope`] and [`headers`]: the reply's shape on the wire; [`escape`]: outside text made
+//!   safe for headers, logs and stats.
 //! - [`error`]: [`ServiceError`] (the wire error) and [`RpcError`] (this crate's error).
 //! - [`server`]: [`Service`], its builder, handlers and their arguments, the Services API.
 //! - [`client`]: the typed [`Client`], with timeouts, correlation ids and retries, over NATS or any
@@ -75,6 +76,7 @@ mod connection;
 pub mod contract;
 pub mod envelope;
 pub mod error;
+pub mod escape;
 pub mod events;
 pub mod headers;
 pub mod server;

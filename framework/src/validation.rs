@@ -92,6 +92,59 @@ pub fn field_error(field: &'static str, code: &'static str, message: impl Into<S
     error
 }
 
+/// A float that can be checked for being finite: `f32` and `f64`, by value or by reference (validator
+/// passes an `Option`'s value by value and a plain field by reference).
+pub trait Float {
+    /// Neither NaN nor infinite.
+    fn is_finite_number(&self) -> bool;
+}
+
+impl Float for f32 {
+    fn is_finite_number(&self) -> bool {
+        self.is_finite()
+    }
+}
+
+impl Float for f64 {
+    fn is_finite_number(&self) -> bool {
+        self.is_finite()
+    }
+}
+
+impl<F: Float + ?Sized> Float for &F {
+    fn is_finite_number(&self) -> bool {
+        (**self).is_finite_number()
+    }
+}
+
+/// The rule every float field wants: NaN and the infinities are refused (code `finite`).
+///
+/// `validator`'s `range` lets NaN through, since every comparison with NaN is false, and JSON
+/// cannot carry NaN but MessagePack can: one NaN accepted makes every sum it joins NaN, which JSON
+/// then writes as `null`. Put this rule beside `range` on each `f32`/`f64` field (on an `Option`,
+/// it checks the value when there is one):
+///
+/// ```
+/// use validator::Validate;
+///
+/// #[derive(Validate)]
+/// struct Reading {
+///     #[validate(custom(function = "natsrpc::validation::finite"), range(min = -1e6, max = 1e6))]
+///     celsius: Option<f64>,
+///     #[validate(custom(function = "natsrpc::validation::finite"))]
+///     weight: f32,
+/// }
+///
+/// assert!(Reading { celsius: Some(21.5), weight: 1.0 }.validate().is_ok());
+/// let errors = Reading { celsius: Some(f64::NAN), weight: f32::INFINITY }.validate().unwrap_err();
+/// let violations = natsrpc::validation::violations(&errors);
+/// let found: Vec<(&str, &str)> = violations.iter().map(|v| (v.path.as_str(), v.code.as_str())).collect();
+/// assert_eq!(found, [("celsius", "finite"), ("weight", "finite")]);
+/// ```
+pub fn finite<F: Float>(value: F) -> Result<(), ValidationError> {
+    if value.is_finite_number() { Ok(()) } else { Err(ValidationError::new("finite")) }
+}
+
 fn violation(path: &str, error: &ValidationError) -> Violation {
     let field = error.params.get(FIELD_PARAM).and_then(|f| f.as_str());
     let path = match field {
@@ -140,6 +193,7 @@ fn default_message(code: &str, params: &BTreeMap<String, serde_json::Value>) -> 
         "does_not_contain" => "contains a forbidden pattern".to_string(),
         "must_match" => "must match the other field".to_string(),
         "non_control_character" => "must not contain control characters".to_string(),
+        "finite" => "must be a finite number (not NaN or infinite)".to_string(),
         "ip" | "ipv4" | "ipv6" => "must be a valid IP address".to_string(),
         other => format!("breaks the `{other}` rule"),
     }

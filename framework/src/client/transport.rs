@@ -63,7 +63,7 @@ impl Transport for NatsTransport {
         Box::pin(async move {
             let mut headers = HeaderMap::new();
             headers.insert(headers::CONTENT_TYPE, request.content_type);
-            headers.insert(headers::CORRELATION_ID, request.correlation_id.as_str());
+            headers::insert(&mut headers, headers::CORRELATION_ID, &request.correlation_id);
             headers.insert(headers::DEADLINE, request.timeout.as_millis().to_string().as_str());
             let subject = request.subject;
             let sent = async_nats::Request::new()

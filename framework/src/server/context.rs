@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::{HeaderMap, Subject};
 
+use crate::escape::{MAX_CORRELATION_ID, escape, is_safe};
 use crate::headers;
 
 /// The request's headers, subject and correlation id.
@@ -16,7 +17,8 @@ use crate::headers;
 pub struct RequestContext {
     subject: Subject,
     headers: Option<HeaderMap>,
-    /// Made only when asked for and the caller sent none: most requests never need one.
+    /// Made only when asked for and the caller sent none (or one that had to be escaped): most
+    /// requests never need one.
     generated_id: OnceLock<String>,
     /// When the request's handler is given up on.
     deadline: Option<Instant>,
@@ -27,8 +29,9 @@ impl RequestContext {
         Self { subject, headers, generated_id: OnceLock::new(), deadline: None }
     }
 
-    pub(crate) fn with_deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(deadline);
+    /// `None`: no deadline the clock can represent (a timeout of centuries).
+    pub(crate) fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
         self
     }
 
@@ -44,10 +47,13 @@ impl RequestContext {
         &self.subject
     }
 
-    /// The caller's correlation id, or a new one when the caller sent none.
+    /// The caller's correlation id, or a new one when the caller sent none. An id with characters
+    /// outside printable ASCII, or longer than [`MAX_CORRELATION_ID`] bytes, is escaped and cut
+    /// (see [`crate::escape`]): it goes into reply headers and log lines.
     pub fn correlation_id(&self) -> &str {
         match self.header(headers::CORRELATION_ID).filter(|id| !id.is_empty()) {
-            Some(id) => id,
+            Some(id) if is_safe(id, MAX_CORRELATION_ID) => id,
+            Some(id) => self.generated_id.get_or_init(|| escape(id, MAX_CORRELATION_ID).into_owned()),
             None => self.generated_id.get_or_init(|| nuid::next().to_string()),
         }
     }

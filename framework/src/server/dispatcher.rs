@@ -84,10 +84,10 @@ impl Dispatcher {
     ) -> Dispatched {
         let mut request_headers = HeaderMap::new();
         if let Some(value) = content_type {
-            request_headers.insert(headers::CONTENT_TYPE, value);
+            headers::insert(&mut request_headers, headers::CONTENT_TYPE, value);
         }
         if let Some(value) = correlation_id {
-            request_headers.insert(headers::CORRELATION_ID, value);
+            headers::insert(&mut request_headers, headers::CORRELATION_ID, value);
         }
         if let Some(deadline) = deadline {
             request_headers.insert(headers::DEADLINE, deadline.as_millis().to_string().as_str());

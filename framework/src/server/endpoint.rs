@@ -2,6 +2,7 @@
 //! harness both go through [`Endpoint::admit`] and [`Admitted::process`], so tests exercise exactly the
 //! path the wire does.
 
+use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +12,7 @@ use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::context::RequestContext;
@@ -27,13 +29,14 @@ use crate::headers;
 pub struct EndpointOptions {
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) cancel_at_deadline: bool,
     pub(crate) metadata: Vec<(String, String)>,
 }
 
 impl EndpointOptions {
     /// The service's defaults.
     pub fn new() -> Self {
-        Self { max_in_flight: None, timeout: None, metadata: Vec::new() }
+        Self { max_in_flight: None, timeout: None, cancel_at_deadline: false, metadata: Vec::new() }
     }
 
     /// At most `n` requests handled at once; request `n + 1` is answered 503 at once.
@@ -42,9 +45,23 @@ impl EndpointOptions {
         self
     }
 
-    /// A handler still running after `timeout` is abandoned and the caller answered 504.
+    /// The caller is answered 504 when the handler is still running after `timeout` (or after the
+    /// caller's own `X-Deadline-Ms`, when sooner). The handler itself runs on to its end unless
+    /// the endpoint [cancels at the deadline](Self::cancel_at_deadline).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Drops the handler at the deadline instead of letting it finish.
+    ///
+    /// By default a handler that has started runs to its end whatever happens to its caller (a
+    /// deadline, a disconnect): the caller is answered 504 at the deadline, and the handler goes
+    /// on, holding its in-flight place, so that it never stops between two steps of a change (stock
+    /// taken but no order recorded). For a handler that changes nothing, such as a query, stopping
+    /// early only saves work: say so with this option.
+    pub fn cancel_at_deadline(mut self) -> Self {
+        self.cancel_at_deadline = true;
         self
     }
 
@@ -93,8 +110,9 @@ impl Outgoing {
     pub(crate) fn failure(codec: Codec, correlation_id: &str, error: ServiceError) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(headers::CONTENT_TYPE, codec.content_type());
-        headers.insert(headers::CORRELATION_ID, correlation_id);
-        headers.insert(headers::SERVICE_ERROR, error.message.as_str());
+        // The message and the id may carry the caller's text: escaped and bounded, never raw.
+        headers::insert(&mut headers, headers::CORRELATION_ID, correlation_id);
+        headers::insert(&mut headers, headers::SERVICE_ERROR, &error.message);
         headers.insert(headers::SERVICE_ERROR_CODE, error.status.to_string().as_str());
         let payload = envelope::encode_failure(codec, &error).into();
         Self { codec, headers: Some(headers), payload, error: Some(error) }
@@ -114,6 +132,11 @@ pub(crate) struct Limits {
     pub(crate) max_in_flight: usize,
     pub(crate) stats: EndpointStats,
     pub(crate) in_flight: AtomicUsize,
+    /// Whether a handler still running at the deadline is dropped (the caller is answered 504
+    /// either way); see [`EndpointOptions::cancel_at_deadline`].
+    pub(crate) cancel_at_deadline: bool,
+    /// Handlers that outlived their caller's deadline and run on to their end.
+    pub(crate) finishing: TaskTracker,
 }
 
 /// One registered endpoint.
@@ -160,14 +183,27 @@ impl Endpoint {
             limits.stats.record_overloaded(limits.max_in_flight);
             return Err(ServiceError::overloaded(limits.max_in_flight));
         }
-        Ok(Admitted { limits: Arc::clone(limits), pipeline: Arc::clone(&self.pipeline) })
+        let place = Place(Arc::clone(limits));
+        Ok(Admitted { limits: Arc::clone(limits), pipeline: Arc::clone(&self.pipeline), place })
     }
 }
 
-/// A request that holds one of its endpoint's in-flight places until it is dropped.
+/// A request admitted to its endpoint, with the in-flight place it holds.
 pub(crate) struct Admitted {
     limits: Arc<Limits>,
     pipeline: Pipeline,
+    place: Place,
+}
+
+/// One of an endpoint's in-flight places, given back when dropped. It goes wherever the handler
+/// goes: a handler that outlives its caller's deadline keeps its place until it ends, so that
+/// handlers left running can never exceed the endpoint's bound.
+struct Place(Arc<Limits>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Admitted {
@@ -179,29 +215,24 @@ impl Admitted {
     }
 }
 
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.limits.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 async fn process<H, T, S>(handler: H, state: Arc<S>, incoming: Incoming, admitted: Admitted) -> Outgoing
 where
     H: Handler<T, S>,
     S: Send + Sync + 'static,
 {
     let started = Instant::now();
-    let limits = &admitted.limits;
+    let Admitted { limits, place, .. } = admitted;
     let Incoming { subject, headers, payload } = incoming;
     let detected = Codec::of_request(headers.as_ref(), &payload);
-    // The caller's patience, when it said, bounds the endpoint's own deadline.
+    // The caller's patience, when it said, bounds the endpoint's own deadline. A value that is not
+    // a whole number of milliseconds (negative, garbage) is ignored.
     let budget = headers
         .as_ref()
         .and_then(|h| h.get(crate::headers::DEADLINE))
         .and_then(|v| v.as_str().trim().parse::<u64>().ok())
         .map(Duration::from_millis);
     let timeout = budget.map_or(limits.timeout, |budget| budget.min(limits.timeout));
-    let ctx = RequestContext::new(subject, headers).with_deadline(started + timeout);
+    let ctx = RequestContext::new(subject, headers).with_deadline(started.checked_add(timeout));
     let span = tracing::info_span!(
         "request",
         service = %limits.service,
@@ -218,7 +249,7 @@ where
         // The request's codec is unknown, so the error goes back in the default one.
         Err(error) => (Codec::Json, Err(error)),
         Ok(codec) => {
-            let result = async {
+            let steps = async {
                 if let Some(limit) = limits.max_payload.filter(|limit| payload.len() > *limit) {
                     return Err(ServiceError::payload_too_large(payload.len(), limit));
                 }
@@ -229,11 +260,15 @@ where
                 if let Err(errors) = validated {
                     return Err(ServiceError::validation(crate::validation::violations(&errors)));
                 }
-                let response = run_handler(&handler, request, &ctx, &state, timeout).await?;
+                let call = handler.call(request, &ctx, &state);
+                let response = run_handler(call, &ctx, &limits, timeout, place).await?;
                 envelope::encode_success(codec, &response)
-            }
-            .instrument(span.clone())
-            .await;
+            };
+            // A panic anywhere in decoding, validating, handling or encoding fails this request only.
+            let result = match AssertUnwindSafe(steps).catch_unwind().instrument(span.clone()).await {
+                Ok(result) => result,
+                Err(panic) => Err(panicked(&ctx, panic.as_ref())),
+            };
             (codec, result)
         }
     };
@@ -242,8 +277,7 @@ where
         Err(error) => Outgoing::failure(codec, ctx.correlation_id(), error),
     };
     let elapsed = started.elapsed();
-    let error = outgoing.error.as_ref().map(|e| (e.status, e.message.as_str()));
-    limits.stats.record(elapsed, validation, error);
+    limits.stats.record(elapsed, validation, outgoing.error.as_ref());
     span.record("duration_us", elapsed.as_micros() as u64);
     span.record(
         "outcome",
@@ -253,35 +287,78 @@ where
     outgoing
 }
 
-/// Runs the handler under its deadline; a panic fails this request only.
-async fn run_handler<H, T, S>(
-    handler: &H,
-    request: H::Request,
+/// Runs the handler under its deadline.
+///
+/// Most handlers finish on their first poll; only one that has to wait pays for a timer, and, unless
+/// the endpoint cancels at the deadline, for a task of its own: the caller is answered at the
+/// deadline while the handler runs on, holding `place`, to its end.
+async fn run_handler<R: Send + 'static>(
+    call: impl Future<Output = Result<R, ServiceError>> + Send + 'static,
     ctx: &RequestContext,
-    state: &S,
+    limits: &Limits,
     timeout: Duration,
-) -> Result<<H::Request as Request>::Response, ServiceError>
-where
-    H: Handler<T, S>,
-{
-    let mut call = std::pin::pin!(AssertUnwindSafe(handler.call(request, ctx, state)).catch_unwind());
-    // Most handlers finish on their first poll; only one that has to wait pays for a timer.
-    let finished = match futures::poll!(call.as_mut()) {
-        std::task::Poll::Ready(finished) => Ok(finished),
-        std::task::Poll::Pending => tokio::time::timeout(timeout, call).await,
-    };
-    match finished {
+    place: Place,
+) -> Result<R, ServiceError> {
+    let mut call = Box::pin(call);
+    if let std::task::Poll::Ready(result) = futures::poll!(call.as_mut()) {
+        return result;
+    }
+    if limits.cancel_at_deadline {
+        return match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(timed_out(ctx, timeout)),
+        };
+    }
+    let mut finishing = limits.finishing.spawn(async move {
+        let _place = place;
+        call.await
+    });
+    match tokio::time::timeout(timeout, &mut finishing).await {
         Ok(Ok(result)) => result,
-        Ok(Err(_panic)) => {
-            // The panic's text stays in the log (the panic hook printed it); the caller learns only
-            // that the request failed, and the correlation id to find it by.
-            let correlation_id = ctx.correlation_id();
-            tracing::error!(%correlation_id, "handler panicked");
-            Err(ServiceError::internal(format!("internal error (correlation id {correlation_id})")))
-        }
+        Ok(Err(join)) => match join.try_into_panic() {
+            Ok(panic) => Err(panicked(ctx, panic.as_ref())),
+            Err(_cancelled) => Err(panicked(ctx, &"the handler's task was cancelled")),
+        },
         Err(_elapsed) => {
-            tracing::warn!(correlation_id = ctx.correlation_id(), ?timeout, "handler timed out");
-            Err(ServiceError::timeout(timeout))
+            // The handler goes on: log how it ends, so that the caller's 504 can be followed up.
+            let correlation_id = ctx.correlation_id().to_string();
+            limits.finishing.spawn(async move {
+                match finishing.await {
+                    Ok(Ok(_)) => {
+                        tracing::info!(%correlation_id, "handler finished after its caller's deadline")
+                    }
+                    Ok(Err(error)) => tracing::info!(%correlation_id, code = %error.code,
+                        "handler failed after its caller's deadline"),
+                    Err(_) => {
+                        tracing::error!(%correlation_id, "handler panicked after its caller's deadline")
+                    }
+                }
+            });
+            Err(timed_out(ctx, timeout))
         }
     }
+}
+
+fn timed_out(ctx: &RequestContext, timeout: Duration) -> ServiceError {
+    tracing::warn!(correlation_id = ctx.correlation_id(), ?timeout, "handler did not finish by its deadline");
+    ServiceError::timeout(timeout)
+}
+
+/// The error a panic in a request's path becomes. The panic's text stays in the log (escaped: it
+/// may quote the request); the caller learns only that the request failed, and the correlation id
+/// to find it by.
+fn panicked(ctx: &RequestContext, panic: &(dyn Any + Send)) -> ServiceError {
+    let correlation_id = ctx.correlation_id();
+    let text = panic_text(panic);
+    tracing::error!(%correlation_id, panic = %crate::escape::escape(text, 1024), "request panicked");
+    ServiceError::internal(format!("internal error (correlation id {correlation_id})"))
+}
+
+/// What a panic said, when it said it with a string.
+pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
 }

@@ -23,13 +23,14 @@ mod shutdown;
 mod stats;
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::{Client, Message, Subject};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,7 +41,7 @@ pub use endpoint::EndpointOptions;
 pub use handler::Handler;
 pub use shutdown::shutdown_signal;
 
-pub(crate) use endpoint::{Endpoint, Incoming, Outgoing};
+pub(crate) use endpoint::{Endpoint, Incoming, Outgoing, panic_text};
 pub(crate) use router::{Begun, Router, ServiceIdentity};
 use stats::EndpointStats;
 
@@ -75,6 +76,7 @@ struct Defaults {
     max_in_flight: usize,
     timeout: Duration,
     max_payload: Option<usize>,
+    finishing: TaskTracker,
 }
 
 /// Builds a service: its identity, its endpoints, its limits.
@@ -223,6 +225,8 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
                 max_in_flight: options.max_in_flight.unwrap_or(defaults.max_in_flight),
                 stats: EndpointStats::new(),
                 in_flight: AtomicUsize::new(0),
+                cancel_at_deadline: options.cancel_at_deadline,
+                finishing: defaults.finishing.clone(),
             };
             let mut metadata = <H::Request as Request>::endpoint_metadata();
             metadata.extend(options.metadata);
@@ -275,11 +279,13 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
                 self.version
             )));
         }
+        let finishing = TaskTracker::new();
         let defaults = Defaults {
             service: self.name.clone(),
             max_in_flight: self.max_in_flight,
             timeout: self.timeout,
             max_payload: self.max_payload,
+            finishing: finishing.clone(),
         };
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(self.endpoints.len());
         for (subject, make) in self.endpoints {
@@ -309,7 +315,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             queue_group: self.queue_group,
             started: now_rfc3339(),
         };
-        Ok(Router::new(identity, endpoints))
+        Ok(Router::new(identity, endpoints, finishing))
     }
 
     /// What a service binary's `main` does: connects to `$NATS_URL` (default
@@ -330,21 +336,20 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         let identity = &router.service;
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let max_reply = client.server_info().max_payload;
+        let receiving = Arc::new(Receiving::default());
+        let loop_of = |index| ReceiveLoop {
+            index,
+            router: Arc::clone(&router),
+            client: client.clone(),
+            tracker: tracker.clone(),
+            stop: stop.clone(),
+            receiving: Arc::clone(&receiving),
+        };
         let mut serving = Vec::with_capacity(receivers);
-        for _ in 0..receivers {
-            let requests = client
-                .queue_subscribe(format!("{}.>", identity.name), identity.queue_group.clone())
-                .await
-                .map_err(RpcError::transport)?;
-            serving.push(tokio::spawn(serve(
-                requests,
-                Arc::clone(&router),
-                client.clone(),
-                tracker.clone(),
-                stop.clone(),
-                max_reply,
-            )));
+        for index in 0..receivers {
+            let receive = loop_of(index);
+            let requests = receive.subscribe().await?;
+            serving.push(tokio::spawn(receive.supervise(requests)));
         }
         let mut listeners = Vec::with_capacity(starting.len());
         let mut listening = Vec::with_capacity(starting.len());
@@ -372,6 +377,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             futures::stream::select_all(discovery),
             Arc::clone(&router),
             Arc::clone(&listeners),
+            Arc::clone(&receiving),
             client.clone(),
             stop.clone(),
         ));
@@ -383,6 +389,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             stop,
             tracker,
             serving,
+            receiving,
             discovering,
             listeners,
             listening,
@@ -397,6 +404,7 @@ pub struct Service {
     stop: CancellationToken,
     tracker: TaskTracker,
     serving: Vec<JoinHandle<()>>,
+    receiving: Arc<Receiving>,
     discovering: JoinHandle<()>,
     listeners: Listeners,
     listening: Vec<JoinHandle<()>>,
@@ -408,9 +416,13 @@ type Listeners = Arc<Vec<(&'static str, Arc<crate::events::Counters>)>>;
 /// How a graceful stop went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopReport {
-    /// Requests still running when the grace period ran out; their callers get no reply.
+    /// Requests still running when the grace period ran out, including handlers still running
+    /// after their caller's deadline; callers still waiting get no reply.
     pub abandoned: usize,
 }
+
+/// How long a stop waits, after the grace period, for the last replies to reach the server.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Service {
     /// Starts describing a service: `name` as the Services API lists it, `version` semantic.
@@ -445,17 +457,33 @@ impl Service {
 
     /// Stops taking requests, lets those already received finish within `grace`, and flushes their
     /// replies. Other instances in the queue group take the new requests meanwhile.
+    ///
+    /// It returns within `grace` plus two seconds whatever the state of the connection: with the
+    /// NATS server gone, the replies that could not be flushed are lost and the error says so.
     pub async fn stop(self, grace: Duration) -> Result<StopReport, RpcError> {
-        let deadline = Instant::now() + grace;
+        let deadline = tokio::time::Instant::now() + grace;
         tracing::info!(service = %self.router.service.name, ?grace, "draining");
         self.stop.cancel();
-        let _ = tokio::time::timeout_at(deadline.into(), futures::future::join_all(self.serving)).await;
-        let _ = self.discovering.await;
-        let _ = tokio::time::timeout_at(deadline.into(), futures::future::join_all(self.listening)).await;
+        let _ = tokio::time::timeout_at(deadline, futures::future::join_all(self.serving)).await;
+        let _ = tokio::time::timeout_at(deadline, self.discovering).await;
+        let _ = tokio::time::timeout_at(deadline, futures::future::join_all(self.listening)).await;
         self.tracker.close();
-        let _ = tokio::time::timeout_at(deadline.into(), self.tracker.wait()).await;
-        let abandoned = self.tracker.len();
-        self.client.flush().await.map_err(RpcError::transport)?;
+        self.router.finishing.close();
+        let _ = tokio::time::timeout_at(deadline, self.tracker.wait()).await;
+        let _ = tokio::time::timeout_at(deadline, self.router.finishing.wait()).await;
+        // Every request still running holds one in-flight place, wherever its handler runs.
+        let abandoned = self.router.endpoints().map(|e| e.limits.in_flight.load(Ordering::Acquire)).sum();
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, self.client.flush()).await;
+        drop(self.receiving);
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(RpcError::transport(error)),
+            Err(_) => {
+                return Err(RpcError::Transport(format!(
+                    "the last replies were not flushed within {FLUSH_TIMEOUT:?}: is the NATS server reachable?"
+                )));
+            }
+        }
         tracing::info!(service = %self.router.service.name, abandoned, "stopped");
         Ok(StopReport { abandoned })
     }
@@ -464,6 +492,101 @@ impl Service {
 /// Request bodies larger than this go straight to a task of their own: decoding and validating
 /// them is work worth running on another core, in parallel with the next requests.
 const INLINE_MAX_PAYLOAD: usize = 16 * 1024;
+
+/// Which receive loops are taking requests now. The Services API answers only while one is, so a
+/// service that cannot take requests never looks healthy to `nats micro ping`.
+#[derive(Default)]
+struct Receiving {
+    /// Per loop, the task serving its subscription, while there is one.
+    loops: std::sync::Mutex<BTreeMap<usize, tokio::task::AbortHandle>>,
+}
+
+impl Receiving {
+    fn set(&self, index: usize, serving: Option<tokio::task::AbortHandle>) {
+        let mut loops = self.loops.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match serving {
+            Some(handle) => loops.insert(index, handle),
+            None => loops.remove(&index),
+        };
+    }
+
+    fn any(&self) -> bool {
+        !self.loops.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
+    }
+}
+
+/// How a receive loop's `serve` ended.
+enum Ended {
+    /// The service is stopping and every buffered request has been answered.
+    Stopped,
+    /// The subscription ended on its own: the connection closed for good.
+    Closed,
+}
+
+/// One of the service's receive loops and what it needs to start again.
+struct ReceiveLoop {
+    index: usize,
+    router: Arc<Router>,
+    client: Client,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    receiving: Arc<Receiving>,
+}
+
+impl ReceiveLoop {
+    async fn subscribe(&self) -> Result<async_nats::Subscriber, RpcError> {
+        let identity = &self.router.service;
+        self.client
+            .queue_subscribe(format!("{}.>", identity.name), identity.queue_group.clone())
+            .await
+            .map_err(RpcError::transport)
+    }
+
+    /// Serves `requests`, and serves again on a new subscription whenever serving ends for any
+    /// reason but the service's stop (a panic that escaped, a subscription that ended). Between
+    /// the two, the loop counts as down in [`Receiving`].
+    async fn supervise(self, requests: async_nats::Subscriber) {
+        let mut requests = Some(requests);
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let subscribed = match requests.take() {
+                Some(requests) => Ok(requests),
+                None => self.subscribe().await,
+            };
+            let ended = match subscribed {
+                Ok(requests) => {
+                    let serving = tokio::spawn(serve(
+                        requests,
+                        Arc::clone(&self.router),
+                        self.client.clone(),
+                        self.tracker.clone(),
+                        self.stop.clone(),
+                    ));
+                    self.receiving.set(self.index, Some(serving.abort_handle()));
+                    let ended = serving.await;
+                    self.receiving.set(self.index, None);
+                    match ended {
+                        Ok(Ended::Stopped) => return,
+                        Ok(Ended::Closed) => "its subscription ended".to_string(),
+                        Err(error) if error.is_panic() => "it panicked".to_string(),
+                        Err(_) => "it was cancelled".to_string(),
+                    }
+                }
+                Err(error) => format!("it could not subscribe: {error}"),
+            };
+            if self.stop.is_cancelled() {
+                return;
+            }
+            tracing::error!(service = %self.router.service.name, receiver = self.index, why = %ended,
+                ?backoff, "a receive loop ended; starting it again");
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
 
 /// The request loop: route, admit, run the pipeline, publish the reply.
 ///
@@ -480,8 +603,8 @@ async fn serve(
     client: Client,
     tracker: TaskTracker,
     stop: CancellationToken,
-    max_reply: usize,
-) {
+) -> Ended {
+    let max_reply = client.server_info().max_payload;
     let cancelled = stop.cancelled();
     tokio::pin!(cancelled);
     let mut draining = false;
@@ -496,7 +619,7 @@ async fn serve(
                     // are waiting and will be answered.
                     if let Err(error) = requests.drain().await {
                         tracing::warn!(%error, "could not drain the request subscription");
-                        return;
+                        return Ended::Stopped;
                     }
                     draining = true;
                     continue;
@@ -504,42 +627,77 @@ async fn serve(
                 message = requests.next() => message,
             }
         };
-        let Some(message) = message else { return };
+        let Some(message) = message else {
+            return if draining { Ended::Stopped } else { Ended::Closed };
+        };
         let Message { subject, reply: Some(reply), headers, payload, .. } = message else {
             continue; // a publish without a reply subject: nobody to answer
         };
-        let large = payload.len() > INLINE_MAX_PAYLOAD;
         let incoming = Incoming { subject, headers, payload };
-        let mut pipeline = match router.begin(incoming) {
-            Begun::Running(pipeline) => pipeline,
-            Begun::Refused(refused) => {
-                publish(&client, reply, refused, max_reply).await;
-                continue;
-            }
-        };
-        let polled = if large { Poll::Pending } else { futures::poll!(pipeline.as_mut()) };
-        match polled {
-            Poll::Ready(outgoing) => publish(&client, reply, outgoing, max_reply).await,
-            Poll::Pending => {
-                let client = client.clone();
-                tracker.spawn(async move {
-                    let outgoing = pipeline.await;
-                    publish(&client, reply, outgoing, max_reply).await;
-                });
-            }
+        let answer = answer(&router, &client, &tracker, reply.clone(), incoming, max_reply);
+        // The pipeline catches its own panics; this catches any elsewhere on the request's way
+        // (routing, publishing), so that no request can end the loop.
+        if AssertUnwindSafe(answer).catch_unwind().await.is_err() {
+            publish_panicked(&client, reply).await;
         }
     }
 }
 
+/// Answers one request: in place when its pipeline finishes at once, else from a task of its own.
+async fn answer(
+    router: &Router,
+    client: &Client,
+    tracker: &TaskTracker,
+    reply: Subject,
+    incoming: Incoming,
+    max_reply: usize,
+) {
+    let large = incoming.payload.len() > INLINE_MAX_PAYLOAD;
+    let mut pipeline = match router.begin(incoming) {
+        Begun::Running(pipeline) => pipeline,
+        Begun::Refused(refused) => return publish(client, reply, refused, max_reply).await,
+    };
+    let polled = if large { Poll::Pending } else { futures::poll!(pipeline.as_mut()) };
+    match polled {
+        Poll::Ready(outgoing) => publish(client, reply, outgoing, max_reply).await,
+        Poll::Pending => {
+            let client = client.clone();
+            tracker.spawn(async move {
+                let answered = async {
+                    let outgoing = pipeline.await;
+                    publish(&client, reply.clone(), outgoing, max_reply).await;
+                };
+                if AssertUnwindSafe(answered).catch_unwind().await.is_err() {
+                    publish_panicked(&client, reply).await;
+                }
+            });
+        }
+    }
+}
+
+/// The answer to a request whose way panicked outside its pipeline, where neither its codec nor its
+/// correlation id is at hand: a 500 in JSON with an id of its own, logged.
+async fn publish_panicked(client: &Client, reply: Subject) {
+    let correlation_id = nuid::next().to_string();
+    tracing::error!(%correlation_id, "a request panicked outside its pipeline");
+    let error = ServiceError::internal(format!("internal error (correlation id {correlation_id})"));
+    let outgoing = Outgoing::failure(crate::codec::Codec::Json, &correlation_id, error);
+    if let Some(headers) = outgoing.headers
+        && let Err(error) = client.publish_with_headers(reply, headers, outgoing.payload).await
+    {
+        tracing::warn!(%error, "could not publish a reply");
+    }
+}
+
 async fn publish(client: &Client, reply: Subject, outgoing: Outgoing, max_reply: usize) {
-    let outgoing = if outgoing.payload.len() > max_reply {
+    let size = outgoing.payload.len() + outgoing.headers.as_ref().map_or(0, headers::wire_len);
+    let outgoing = if size > max_reply {
         // Never truncate: tell the caller what happened instead, with an id that finds this log line.
         let correlation_id = outgoing
             .headers
             .as_ref()
             .and_then(|h| h.get(headers::CORRELATION_ID))
             .map_or_else(|| nuid::next().to_string(), |v| v.as_str().to_string());
-        let size = outgoing.payload.len();
         tracing::error!(%correlation_id, size, max_reply, "reply too large for the NATS server");
         let error = ServiceError::internal(format!(
             "reply of {size} bytes exceeds the NATS server's max_payload of {max_reply} bytes"
@@ -561,6 +719,7 @@ async fn answer_discovery(
     mut requests: futures::stream::SelectAll<async_nats::Subscriber>,
     router: Arc<Router>,
     listeners: Listeners,
+    receiving: Arc<Receiving>,
     client: Client,
     stop: CancellationToken,
 ) {
@@ -570,6 +729,11 @@ async fn answer_discovery(
             message = requests.next() => message,
         };
         let Some(message) = message else { break };
+        if !receiving.any() {
+            // No loop takes requests right now: saying otherwise would make a deaf service look
+            // healthy. Silence is what a dead instance answers.
+            continue;
+        }
         let stats = || listeners.iter().map(|(subject, counters)| counters.snapshot(subject)).collect();
         let answer = discovery::answer(&router, &message.subject, stats);
         let (Some(reply), Some(body)) = (message.reply, answer) else {
@@ -594,4 +758,81 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::testing::NatsServer;
+
+    #[derive(serde::Serialize, serde::Deserialize, validator::Validate)]
+    struct Ping {}
+    crate::request!(Ping => u8, service = "loops", endpoint = "ping");
+
+    async fn ping(_: Ping) -> Result<u8, ServiceError> {
+        Ok(7)
+    }
+
+    async fn pings(nats: &Client) -> bool {
+        let asked = nats.request("$SRV.PING.loops", "".into());
+        matches!(tokio::time::timeout(Duration::from_millis(300), asked).await, Ok(Ok(_)))
+    }
+
+    #[tokio::test]
+    async fn a_receive_loop_that_ends_is_started_again() {
+        let server = NatsServer::start().unwrap();
+        let nats = crate::connect(&server.url()).await.unwrap();
+        let service = Service::builder("loops", "1.0.0").endpoint(ping).start(&nats).await.unwrap();
+        let client = crate::Client::new(nats.clone());
+        assert_eq!(client.call(&Ping {}).await.unwrap(), 7);
+
+        // End the loop the way a bug would: its task goes away.
+        let serving: Vec<_> = service.receiving.loops.lock().unwrap().values().cloned().collect();
+        serving.iter().for_each(tokio::task::AbortHandle::abort);
+        let mut answered = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if client
+                .call_with(&Ping {}, crate::CallOptions::new().timeout(Duration::from_millis(200)))
+                .await
+                .is_ok()
+            {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "the loop took requests again");
+        assert!(pings(&nats).await);
+        service.stop(Duration::from_secs(1)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_services_api_is_silent_while_no_loop_takes_requests() {
+        let server = NatsServer::start().unwrap();
+        let nats = crate::connect(&server.url()).await.unwrap();
+        let router = Arc::new(Service::builder("loops", "1.0.0").endpoint(ping).router().unwrap());
+        let subscriber = nats.subscribe("$SRV.PING.loops").await.unwrap();
+        nats.flush().await.unwrap();
+        let receiving = Arc::new(Receiving::default());
+        let stop = CancellationToken::new();
+        let answering = tokio::spawn(answer_discovery(
+            futures::stream::select_all([subscriber]),
+            router,
+            Arc::new(Vec::new()),
+            Arc::clone(&receiving),
+            nats.clone(),
+            stop.clone(),
+        ));
+        assert!(!pings(&nats).await, "no loop: no answer");
+        let idle = tokio::spawn(std::future::pending::<()>());
+        receiving.set(0, Some(idle.abort_handle()));
+        assert!(pings(&nats).await, "a loop: an answer");
+        receiving.set(0, None);
+        assert!(!pings(&nats).await, "the loop gone: silence again");
+        stop.cancel();
+        idle.abort();
+        answering.await.unwrap();
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use futures::future::BoxFuture;
+use tokio_util::task::TaskTracker;
 
 use super::context::RequestContext;
 use super::endpoint::{Endpoint, Incoming, Outgoing};
@@ -34,11 +35,13 @@ pub(crate) enum Begun {
 pub(crate) struct Router {
     pub(crate) service: ServiceIdentity,
     endpoints: Vec<Endpoint>,
+    /// Handlers still running after their caller's deadline: a graceful stop waits for them too.
+    pub(crate) finishing: TaskTracker,
 }
 
 impl Router {
-    pub(crate) fn new(service: ServiceIdentity, endpoints: Vec<Endpoint>) -> Self {
-        Self { service, endpoints }
+    pub(crate) fn new(service: ServiceIdentity, endpoints: Vec<Endpoint>, finishing: TaskTracker) -> Self {
+        Self { service, endpoints, finishing }
     }
 
     /// A scan rather than a hash map: a service has a handful of endpoints, and comparing a few

@@ -10,6 +10,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
+use crate::error::ServiceError;
+
 /// Latencies above this are recorded as this (one hour, in microseconds).
 const MAX_TRACKED_MICROS: u64 = 3_600_000_000;
 
@@ -40,15 +42,18 @@ impl EndpointStats {
         }
     }
 
-    /// Records one finished request. `error` is `"{status}:{message}"`-worthy text when it failed.
-    pub(crate) fn record(&self, elapsed: Duration, validation: Duration, error: Option<(u16, &str)>) {
+    /// Records one finished request, and its error when it failed.
+    pub(crate) fn record(&self, elapsed: Duration, validation: Duration, error: Option<&ServiceError>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.processing_nanos.fetch_add(nanos(elapsed), Ordering::Relaxed);
         self.validation_nanos.fetch_add(nanos(validation), Ordering::Relaxed);
-        if let Some((status, message)) = error {
+        if let Some(error) = error {
             self.errors.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = format!("{status}:{message}");
+            // Messages are written to carry no secrets (decode errors name no values), but they may
+            // name what the caller sent (an unknown subject): escaped and bounded like a header.
+            let last = format!("{}:{}", error.status, crate::escape::header_value(&error.message));
+            if let Ok(mut slot) = self.last_error.lock() {
+                *slot = last;
             }
         }
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_TRACKED_MICROS);
@@ -60,7 +65,7 @@ impl EndpointStats {
     /// Records a request refused because the endpoint was at its in-flight bound.
     pub(crate) fn record_overloaded(&self, limit: usize) {
         self.overloaded.fetch_add(1, Ordering::Relaxed);
-        self.record(Duration::ZERO, Duration::ZERO, Some((503, &format!("overloaded at {limit} in flight"))));
+        self.record(Duration::ZERO, Duration::ZERO, Some(&ServiceError::overloaded(limit)));
     }
 
     pub(crate) fn snapshot(&self, in_flight: usize) -> StatsSnapshot {
