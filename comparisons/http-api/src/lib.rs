@@ -22,13 +22,16 @@ pub mod client;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::FutureExt;
 use natsrpc::{Codec, Dispatcher, ServiceError};
 
 /// The largest request body: the NATS server's default `max_payload`, so both transports refuse
@@ -145,13 +148,50 @@ struct Shared<B> {
 }
 
 /// The router over any [`Backend`].
+///
+/// Every answer is an envelope, even to a request that matches no route or whose handling
+/// panicked (a 500 that names a correlation id to find the log line by): a caller never sees a
+/// dropped connection or a plain-text error.
 pub fn app_over<B: Backend>(backend: B) -> axum::Router {
     let services = backend.services();
     axum::Router::new()
         .route("/health", get(health::<B>))
         .route("/stats", get(stats::<B>))
         .route("/{service}/{endpoint}", post(call::<B>))
+        .fallback(no_route)
         .with_state(Arc::new(Shared { backend, services }))
+        .layer(axum::middleware::from_fn(catch_panics))
+}
+
+/// A panic anywhere below (routing, the backend, building the response) fails that request only:
+/// it is answered with a 500 envelope instead of a connection closed without a word.
+async fn catch_panics(request: Request, next: axum::middleware::Next) -> Response {
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let correlation_id = nuid::next().to_string();
+            let text = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str));
+            tracing::error!(%correlation_id, panic = %natsrpc::escape::escape(text.unwrap_or("?"), 1024),
+                "an HTTP request panicked");
+            let error = ServiceError::internal(format!("internal error (correlation id {correlation_id})"));
+            let mut answer = Answer::refusal(error);
+            answer.correlation_id = Some(correlation_id);
+            response(answer)
+        }
+    }
+}
+
+/// Any request no route takes: a 404 envelope.
+async fn no_route(request: Request) -> Response {
+    let path = natsrpc::escape::header_value(request.uri().path()).into_owned();
+    response(Answer::refusal(ServiceError::new(
+        404,
+        natsrpc::ErrorKind::UnknownEndpoint,
+        format!("no route for {} {path}: use POST /{{service}}/{{endpoint}}", request.method()),
+    )))
 }
 
 async fn health<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
@@ -168,9 +208,13 @@ async fn stats<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
 
 async fn call<B: Backend>(
     State(shared): State<Arc<Shared<B>>>,
-    Path((service, endpoint)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     request: Request,
 ) -> Response {
+    // A path that does not decode (bad percent-encoding, not UTF-8) names no endpoint.
+    let Ok(Path((service, endpoint))) = path else {
+        return no_route(request).await;
+    };
     let (parts, body) = request.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let subject = format!("{service}.{endpoint}");

@@ -8,10 +8,11 @@
 //! unroutable while the consumer is still starting. The queue outlives a consumer that is down for
 //! up to [`QUEUE_EXPIRES_MS`], then goes, so a stopped deployment leaves nothing on the broker.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use ecommerce::domain::{EventSink, Published, ShopEvent};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -99,50 +100,89 @@ impl EventSink for AmqpEvents {
     }
 }
 
-/// Consumes analytics' queue, handing each event to `follower`, until the task is aborted.
+/// Consumes analytics' queue, handing each event to `follower`, until the task is aborted. The
+/// queue is consumed once before this returns; should the consumer end later (the connection lost),
+/// the task consumes it again, with a growing pause between tries.
 pub async fn follow(
     url: &str,
     prefix: &str,
     follower: Follower,
 ) -> Result<tokio::task::JoinHandle<()>, AmqpError> {
+    let (url, prefix) = (url.to_string(), prefix.to_string());
+    let mut consuming = Some(consume_events(&url, &prefix).await?);
+    Ok(tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let opened = match consuming.take() {
+                Some(opened) => Ok(opened),
+                None => consume_events(&url, &prefix).await,
+            };
+            match opened {
+                Ok((connection, deliveries)) => {
+                    deliver(deliveries, &follower).await;
+                    drop(connection);
+                }
+                Err(error) => tracing::warn!(%error, "could not consume the order events"),
+            }
+            tracing::error!(?backoff, "the order events' consumer ended; consuming again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }))
+}
+
+async fn consume_events(url: &str, prefix: &str) -> Result<(Connection, lapin::Consumer), AmqpError> {
     let connection = crate::connect(url, "http-rabbitmq analytics events").await?;
     let channel = connection.create_channel().await?;
     channel.basic_qos(64, BasicQosOptions::default()).await?;
     let queue = declare(&channel, prefix).await?;
-    let (mut deliveries, _) = crate::consume(&channel, &queue).await?;
+    let (deliveries, _) = crate::consume(&channel, &queue).await?;
     tracing::info!(%queue, "following the order events");
-    Ok(tokio::spawn(async move {
-        let _connection = connection;
-        while let Some(delivery) = deliveries.next().await {
-            let delivery = match delivery {
-                Ok(delivery) => delivery,
-                Err(error) => {
-                    tracing::error!(%error, "the order events' consumer failed");
-                    break;
-                }
-            };
-            let subject = text_header(delivery.properties.headers(), SUBJECT).unwrap_or_default().to_string();
-            let follower = std::sync::Arc::clone(&follower);
-            tokio::spawn(async move {
-                let handled = match links::decode(&subject, &delivery.data) {
+    Ok((connection, deliveries))
+}
+
+/// Hands each delivery to `follower` on a task of its own, until the consumer ends. Every
+/// delivery is settled, whatever the follower does: acknowledged when handled (or never
+/// handleable), returned to the queue when it failed, and dropped when it panicked (it would panic
+/// again on every delivery), so that no prefetch place is ever held for good.
+async fn deliver(mut deliveries: lapin::Consumer, follower: &Follower) {
+    while let Some(delivery) = deliveries.next().await {
+        let delivery = match delivery {
+            Ok(delivery) => delivery,
+            Err(error) => {
+                tracing::error!(%error, "the order events' consumer failed");
+                return;
+            }
+        };
+        let subject = text_header(delivery.properties.headers(), SUBJECT).unwrap_or_default().to_string();
+        let follower = std::sync::Arc::clone(follower);
+        tokio::spawn(async move {
+            let handling = async {
+                match links::decode(&subject, &delivery.data) {
                     Ok(event) => follower(event).await,
                     Err(error) => {
+                        let error = natsrpc::escape::header_value(&error).into_owned();
                         tracing::warn!(%error, "dropped an order event that cannot be handled");
                         Ok(())
                     }
-                };
-                let settled = match handled {
-                    Ok(()) => delivery.ack(BasicAckOptions::default()).await,
-                    Err(error) => {
-                        tracing::warn!(%error, "analytics failed an order event; it will come again");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
-                    }
-                };
-                if let Err(error) = settled {
-                    tracing::warn!(%error, "an order event was not settled; the broker will send it again");
                 }
-            });
-        }
-    }))
+            };
+            let settled = match AssertUnwindSafe(handling).catch_unwind().await {
+                Ok(Ok(())) => delivery.ack(BasicAckOptions::default()).await,
+                Ok(Err(error)) => {
+                    let error = natsrpc::escape::header_value(&error).into_owned();
+                    tracing::warn!(%error, "analytics failed an order event; it will come again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
+                }
+                Err(_panic) => {
+                    tracing::error!("an order event made analytics panic; dropped");
+                    delivery.nack(BasicNackOptions { requeue: false, ..BasicNackOptions::default() }).await
+                }
+            };
+            if let Err(error) = settled {
+                tracing::warn!(%error, "an order event was not settled; the broker will send it again");
+            }
+        });
+    }
 }

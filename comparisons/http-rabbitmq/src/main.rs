@@ -57,15 +57,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 None
             };
             let prefetch = env_or("WORKER_PREFETCH", 64)?;
-            worker::serve(
-                &url,
-                &prefix,
-                hosted.dispatchers,
-                prefetch,
-                Duration::from_secs(10),
-                natsrpc::server::shutdown_signal(),
-            )
-            .await?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            let stopping = stop.clone();
+            tokio::spawn(async move {
+                natsrpc::server::shutdown_signal().await;
+                stopping.cancel();
+            });
+            worker::serve_until(&url, &prefix, hosted.dispatchers, prefetch, Duration::from_secs(10), stop)
+                .await;
         }
         _ => return Err("usage: http-rabbitmq gateway|worker".into()),
     }

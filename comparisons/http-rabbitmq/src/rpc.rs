@@ -152,7 +152,14 @@ impl AmqpRpc {
             .with_expiration(timeout_ms.to_string().into())
             .with_headers(headers);
         if let Some(content_type) = request.content_type {
-            properties = properties.with_content_type(content_type.into());
+            // An AMQP short string holds 255 bytes; no codec's name is longer.
+            let short = lapin::types::ShortString::try_new(content_type).map_err(|_| {
+                ServiceError::unsupported_content_type(format!(
+                    "unsupported Content-Type of {} bytes: use application/json or application/msgpack",
+                    content_type.len()
+                ))
+            })?;
+            properties = properties.with_content_type(short);
         }
         let unreachable =
             |error: lapin::Error| ServiceError::unavailable(format!("the broker failed: {error}"));

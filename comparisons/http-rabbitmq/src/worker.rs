@@ -6,15 +6,16 @@
 //! stop cancels its consumers and finishes what it holds before closing.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicPublishOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
-use natsrpc::Dispatcher;
+use natsrpc::{Codec, Dispatcher, ServiceError};
 use tokio_util::task::TaskTracker;
 
 use crate::{
@@ -24,10 +25,14 @@ use crate::{
 /// Serves `services` from the broker at `url` (queues named with `queue_prefix`) until `shutdown`
 /// resolves, holding at most `prefetch` unacknowledged requests per service; then drains for up
 /// to `grace`.
+///
+/// It returns an error when the broker cannot be reached or a consumer fails (the connection was
+/// lost): the caller starts it again ([`serve_until`] does), and the requests it held go back to
+/// the queue meanwhile.
 pub async fn serve(
     url: &str,
     queue_prefix: &str,
-    services: Vec<Dispatcher>,
+    services: Arc<Vec<Dispatcher>>,
     prefetch: u16,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
@@ -45,7 +50,6 @@ pub async fn serve(
     }
     tracing::info!(services = services.len(), prefetch, "worker consuming");
 
-    let services = Arc::new(services);
     let tracker = TaskTracker::new();
     let mut deliveries = futures::stream::select_all(consumers);
     tokio::pin!(shutdown);
@@ -74,44 +78,113 @@ pub async fn serve(
     Ok(())
 }
 
+/// Answers one request and acknowledges it, whatever happens on the way: a panic (the pipeline
+/// catches its own; this is for the rest) still answers the caller, with a 500 envelope, and still
+/// acknowledges, so that the request's prefetch place is freed and no other worker gets it to
+/// panic on in turn.
+/// [`serve`] until `stop` is cancelled, starting it again (with a growing pause) whenever it ends
+/// for any other reason: a worker outlives a broker restart.
+pub async fn serve_until(
+    url: &str,
+    queue_prefix: &str,
+    services: Vec<Dispatcher>,
+    prefetch: u16,
+    grace: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let services = Arc::new(services);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let served =
+            serve(url, queue_prefix, Arc::clone(&services), prefetch, grace, stop.clone().cancelled_owned())
+                .await;
+        if stop.is_cancelled() {
+            if let Err(error) = served {
+                tracing::warn!(%error, "worker stopped with an error");
+            }
+            return;
+        }
+        match served {
+            Ok(()) => tracing::error!(?backoff, "the worker's consumers ended; starting again"),
+            Err(error) => tracing::error!(%error, ?backoff, "the worker lost its broker; starting again"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 async fn handle(service: &Dispatcher, channel: &Channel, delivery: Delivery) {
+    let subject = text_header(delivery.properties.headers(), SUBJECT).unwrap_or_default();
+    let subject = natsrpc::escape::header_value(subject).into_owned();
+    let answered = AssertUnwindSafe(answer(service, channel, &delivery)).catch_unwind().await;
+    if answered.is_err() {
+        let correlation_id = nuid::next().to_string();
+        tracing::error!(%correlation_id, %subject, "a request panicked in the worker");
+        let error = ServiceError::internal(format!("internal error (correlation id {correlation_id})"));
+        let body = natsrpc::envelope::encode_failure(Codec::Json, &error);
+        let failed =
+            Reply { status: 500, codec: Codec::Json, correlation_id: Some(&correlation_id), body: &body };
+        send_reply(channel, &delivery, failed, &subject).await;
+    }
+    // Once, after the reply: a worker that dies before this line leaves the request to another.
+    if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+        tracing::warn!(%error, %subject, "request not acknowledged");
+    }
+}
+
+async fn answer(service: &Dispatcher, channel: &Channel, delivery: &Delivery) {
     let properties = &delivery.properties;
     let subject = text_header(properties.headers(), SUBJECT).unwrap_or_default().to_string();
     let content_type = properties.content_type().as_ref().map(|value| value.as_str().to_string());
     let correlation_id = text_header(properties.headers(), CORRELATION_ID).map(str::to_string);
     let deadline = number_header(properties.headers(), DEADLINE).map(|ms| Duration::from_millis(ms.into()));
     let body = delivery.data.clone().into();
-    let reply = service
+    let dispatched = service
         .dispatch_within(&subject, content_type.as_deref(), correlation_id.as_deref(), deadline, body)
         .await;
+    let reply = Reply {
+        status: dispatched.status,
+        codec: dispatched.codec,
+        correlation_id: dispatched.correlation_id.as_deref(),
+        body: &dispatched.body,
+    };
+    send_reply(channel, delivery, reply, &natsrpc::escape::header_value(&subject)).await;
+}
 
-    if let Some(reply_to) = properties.reply_to() {
-        let mut headers = FieldTable::default();
-        headers.insert(STATUS.into(), AMQPValue::LongUInt(u32::from(reply.status)));
-        if let Some(id) = &reply.correlation_id {
-            headers.insert(CORRELATION_ID.into(), AMQPValue::LongString(id.clone().into()));
-        }
-        let mut reply_properties = BasicProperties::default()
-            .with_content_type(reply.codec.content_type().into())
-            .with_headers(headers);
-        if let Some(id) = properties.correlation_id() {
-            reply_properties = reply_properties.with_correlation_id(id.clone());
-        }
-        let published = channel
-            .basic_publish(
-                "".into(),
-                reply_to.clone(),
-                BasicPublishOptions::default(),
-                &reply.body,
-                reply_properties,
-            )
-            .await;
-        if let Err(error) = published {
-            tracing::warn!(%error, %subject, "reply not sent");
-        }
+/// A reply to send to a request's `reply_to`.
+struct Reply<'a> {
+    status: u16,
+    codec: Codec,
+    correlation_id: Option<&'a str>,
+    body: &'a [u8],
+}
+
+async fn send_reply(channel: &Channel, delivery: &Delivery, reply: Reply<'_>, subject: &str) {
+    let properties = &delivery.properties;
+    let Some(reply_to) = properties.reply_to() else { return };
+    let mut headers = FieldTable::default();
+    headers.insert(STATUS.into(), AMQPValue::LongUInt(u32::from(reply.status)));
+    if let Some(id) = reply.correlation_id {
+        headers.insert(CORRELATION_ID.into(), AMQPValue::LongString(id.into()));
     }
-    // Once, after the reply: a worker that dies before this line leaves the request to another.
-    if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-        tracing::warn!(%error, %subject, "request not acknowledged");
+    let mut reply_properties =
+        BasicProperties::default().with_content_type(reply.codec.content_type().into()).with_headers(headers);
+    if let Some(id) = properties.correlation_id() {
+        reply_properties = reply_properties.with_correlation_id(id.clone());
+    }
+    let published = channel
+        .basic_publish(
+            "".into(),
+            reply_to.clone(),
+            BasicPublishOptions::default(),
+            reply.body,
+            reply_properties,
+        )
+        .await;
+    if let Err(error) = published {
+        tracing::warn!(%error, subject, "reply not sent");
     }
 }

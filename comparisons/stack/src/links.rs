@@ -64,15 +64,21 @@ pub fn encode(event: &ShopEvent) -> Result<Encoded, String> {
 /// An event that arrived as `subject` with `body`, decoded and validated; `Err` says why it can
 /// never be handled (such an event is dropped, not redelivered).
 pub fn decode(subject: &str, body: &[u8]) -> Result<ShopEvent, String> {
+    // The reasons name no values from the event: they go to the log.
     fn typed<E: Event>(body: &[u8]) -> Result<E, String> {
-        let event: E = serde_json::from_slice(body).map_err(|error| format!("{}: {error}", E::SUBJECT))?;
-        event.validate().map_err(|errors| format!("invalid {} event: {errors}", E::SUBJECT))?;
+        let event: E =
+            natsrpc::Codec::Json.decode(body).map_err(|error| format!("{}: {error}", E::SUBJECT))?;
+        event.validate().map_err(|errors| {
+            let paths: Vec<String> =
+                natsrpc::validation::violations(&errors).into_iter().map(|v| v.path).collect();
+            format!("invalid {} event at {}", E::SUBJECT, paths.join(", "))
+        })?;
         Ok(event)
     }
     match subject {
         OrderPlacedEvent::SUBJECT => typed(body).map(ShopEvent::Placed),
         OrderCancelledEvent::SUBJECT => typed(body).map(ShopEvent::Cancelled),
-        other => Err(format!("no such event: {other:?}")),
+        other => Err(format!("no such event: {}", natsrpc::escape::header_value(other))),
     }
 }
 

@@ -61,7 +61,7 @@ pub struct Event {
     #[validate(regex(path = *SESSION_ID, code = "session_id_format", message = "must be ses_ followed by 4 to 40 letters or digits"))]
     pub session_id: String,
     /// A number to sum and take percentiles of (revenue, duration), finite, within ±10^12.
-    #[validate(range(min = -1e12, max = 1e12))]
+    #[validate(custom(function = "natsrpc::validation::finite"), range(min = -1e12, max = 1e12))]
     pub value: Option<f64>,
     /// Up to 32 properties; keys snake_case up to 40, text values up to 256 characters.
     #[validate(custom(function = "properties_within_limits"))]
@@ -74,7 +74,7 @@ pub struct Event {
 pub enum PropertyValue {
     /// true or false.
     Bool(bool),
-    /// A number.
+    /// A number, finite.
     Number(f64),
     /// Text.
     Text(String),
@@ -84,16 +84,19 @@ fn properties_within_limits(properties: &BTreeMap<String, PropertyValue>) -> Res
     if properties.len() > 32 {
         return Err(ValidationError::new("too_many_properties").with_message("at most 32 properties".into()));
     }
-    if let Some(key) = properties.keys().find(|key| !PROPERTY_KEY.is_match(key)) {
+    if properties.keys().any(|key| !PROPERTY_KEY.is_match(key)) {
         return Err(ValidationError::new("property_key_format")
-            .with_message(format!("property {key:?}: keys are snake_case, up to 40 characters").into()));
+            .with_message("property keys are snake_case, up to 40 characters".into()));
     }
-    let too_long = properties
-        .iter()
-        .find(|(_, value)| matches!(value, PropertyValue::Text(t) if t.chars().count() > 256));
-    if let Some((key, _)) = too_long {
+    // validator's rules do not reach into a map's values: NaN and the infinities are refused here.
+    if properties.values().any(|value| matches!(value, PropertyValue::Number(n) if !n.is_finite())) {
+        return Err(ValidationError::new("finite").with_message("a property's number must be finite".into()));
+    }
+    let too_long =
+        properties.values().any(|value| matches!(value, PropertyValue::Text(t) if t.chars().count() > 256));
+    if too_long {
         return Err(ValidationError::new("property_too_long")
-            .with_message(format!("property {key:?}: text up to 256 characters").into()));
+            .with_message("a property's text is up to 256 characters".into()));
     }
     Ok(())
 }

@@ -40,8 +40,8 @@ fn attachment_ids(ids: &[String]) -> Result<(), ValidationError> {
     }
     // The file service checks the rest of the id's format; this catches what is plainly not one.
     match ids.iter().find(|id| !id.starts_with("upl_") || id.len() > 64) {
-        Some(id) => Err(ValidationError::new("upload_id_format")
-            .with_message(format!("{id:?} is not an upload id (upl_..., up to 64 characters)").into())),
+        Some(_) => Err(ValidationError::new("upload_id_format")
+            .with_message("an attachment is an upload id (upl_..., up to 64 characters)".into())),
         None => Ok(()),
     }
 }

@@ -118,7 +118,7 @@ async fn a_failing_step_names_itself_and_the_reason() {
         (error.code.as_str(), error.path.as_deref()),
         ("validation_pipeline_failed", Some("content_rules"))
     );
-    assert_eq!(error.message, "content_rules: row 17, column quantity: \"lots\" is not integer");
+    assert_eq!(error.message, "content_rules: row 17, column quantity: not an integer");
 
     let mut disguised = Payloads::new(6).png_file(5_000);
     disguised.file_type = FileType::Csv;

@@ -7,9 +7,11 @@
 //! The group starts at the stream's beginning, so events published before the first consumer
 //! came up are not missed; the stream is capped (about [`MAX_LEN`] entries).
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use ecommerce::domain::{EventSink, Published, ShopEvent};
+use futures::FutureExt;
 use redis::AsyncConnectionConfig;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
@@ -172,11 +174,18 @@ impl Stream {
             let subject: String = entry.get("subject").unwrap_or_default();
             let body: Vec<u8> = entry.get("body").unwrap_or_default();
             let done = match links::decode(&subject, &body) {
-                Ok(event) => match (self.follower)(event).await {
-                    Ok(()) => true,
-                    Err(error) => {
+                // A panic would end this task and with it the following: the event is dropped
+                // instead (it would panic again on every delivery).
+                Ok(event) => match AssertUnwindSafe((self.follower)(event)).catch_unwind().await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(error)) => {
+                        let error = natsrpc::escape::header_value(&error).into_owned();
                         tracing::warn!(%error, id = %entry.id, "analytics failed an order event; it will come again");
                         false
+                    }
+                    Err(_panic) => {
+                        tracing::error!(id = %entry.id, "an order event made analytics panic; dropped");
+                        true
                     }
                 },
                 Err(error) => {

@@ -55,6 +55,9 @@ impl Forwarding {
                 )
                 .await;
         }
+        // A job id is up to 64 characters of anything, a batch id up to 64 of printable text: the
+        // batches are named after the job's digest, the same on every run of the job.
+        let job = format!("job_{}", &sha256_hex(job_id.as_bytes())[..24]);
         let sizes = chunk_sizes(events.len(), self.chunk_size.clamp(MIN_BATCH, MAX_BATCH));
         let mut rest = events.into_iter();
         let chunks: Vec<(usize, Vec<Event>)> =
@@ -62,7 +65,7 @@ impl Forwarding {
         self.bounded(
             chunks,
             |(n, events)| {
-                let batch_id = format!("{job_id}#{n}");
+                let batch_id = format!("{job}#{n}");
                 (format!("analytics.ingest_batch[{batch_id}]"), IngestBatch { batch_id, events })
             },
             calls,

@@ -132,7 +132,7 @@ impl<S: FileStore> FileProcessor<S> {
                 violations.push(natsrpc::Violation {
                     path: "record_id".into(),
                     code: "duplicate_record_id".into(),
-                    message: format!("{:?} appears earlier in the batch", record.record_id),
+                    message: "the same record id appears earlier in the batch".into(),
                     params: Default::default(),
                 });
             }

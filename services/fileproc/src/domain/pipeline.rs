@@ -72,7 +72,7 @@ impl Column {
     fn of(value: &str) -> Self {
         if value.parse::<i64>().is_ok() {
             Column::Integer
-        } else if value.parse::<f64>().is_ok() {
+        } else if is_number(value) {
             Column::Number
         } else {
             Column::Text
@@ -82,10 +82,23 @@ impl Column {
     fn admits(self, value: &str) -> bool {
         match self {
             Column::Integer => value.parse::<i64>().is_ok(),
-            Column::Number => value.parse::<f64>().is_ok(),
+            Column::Number => is_number(value),
             Column::Text => true,
         }
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            Column::Integer => "an integer",
+            Column::Number => "a number",
+            Column::Text => "text",
+        }
+    }
+}
+
+/// A finite number: Rust parses `NaN` and `inf` as floats, which no column of numbers wants.
+fn is_number(value: &str) -> bool {
+    value.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
 /// Type-specific rules; answers the data rows of a CSV.
@@ -105,17 +118,23 @@ fn content_rules(data: &[u8], detected: FileType) -> Result<Option<u64>, String>
 }
 
 /// A header of unique snake_case names; every row as wide as the header; each column keeps the type
-/// (integer, number, text) of its first row.
+/// (integer, number, text) of its first row. Linear in the file's size, however wide the header.
+///
+/// The reasons name rows and columns by position (and a column by its name once the header is
+/// known to be snake_case), never by the file's content: they are kept as the upload's outcome and
+/// shown to whoever asks.
 fn csv_rules(data: &[u8]) -> Result<u64, String> {
     let text = std::str::from_utf8(data).map_err(|e| format!("not UTF-8: {e}"))?;
     let mut lines = text.lines().filter(|line| !line.trim().is_empty());
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
-    if let Some(bad) = header.iter().find(|name| !COLUMN_NAME.is_match(name)) {
-        return Err(format!("header: column name {bad:?} is not snake_case"));
+    if let Some(bad) = header.iter().position(|name| !COLUMN_NAME.is_match(name)) {
+        return Err(format!("header: the name of column {} is not snake_case", bad + 1));
     }
-    if let Some(dup) = header.iter().enumerate().find(|(i, name)| header[..*i].contains(name)).map(|(_, n)| n)
-    {
-        return Err(format!("header: column {dup:?} appears twice"));
+    let mut first_of = std::collections::HashMap::with_capacity(header.len());
+    for (index, name) in header.iter().enumerate() {
+        if let Some(first) = first_of.insert(*name, index) {
+            return Err(format!("header: column {} has the name of column {}", index + 1, first + 1));
+        }
     }
     let mut types: Vec<Column> = Vec::new();
     let mut rows = 0u64;
@@ -130,7 +149,7 @@ fn csv_rules(data: &[u8]) -> Result<u64, String> {
         }
         for ((value, column), name) in values.iter().zip(&types).zip(&header) {
             if !column.admits(value) {
-                return Err(format!("row {row}, column {name}: {value:?} is not {column:?}").to_lowercase());
+                return Err(format!("row {row}, column {name}: not {}", column.name()));
             }
         }
         rows += 1;
@@ -164,14 +183,23 @@ mod tests {
         let bad = b"sku,quantity\nA-1,2\nB-2,two\n";
         assert_eq!(
             step(run(bad, FileType::Csv, bad.len() as u64)),
-            "content_rules: row 2, column quantity: \"two\" is not integer"
+            "content_rules: row 2, column quantity: not an integer"
         );
         let ragged = b"sku,quantity\nA-1\n";
         assert!(
             step(run(ragged, FileType::Csv, ragged.len() as u64)).contains("row 1: 1 values for 2 columns")
         );
         let header = b"Sku Name,quantity\nA,1\n";
-        assert!(step(run(header, FileType::Csv, header.len() as u64)).contains("not snake_case"));
+        assert!(step(run(header, FileType::Csv, header.len() as u64)).contains("column 1 is not snake_case"));
+        let twice = b"a,b,a\n1,2,3\n";
+        assert!(
+            step(run(twice, FileType::Csv, twice.len() as u64))
+                .ends_with("column 3 has the name of column 1")
+        );
+        let nan = b"sku,price\nA,1.5\nB,NaN\n";
+        assert!(
+            step(run(nan, FileType::Csv, nan.len() as u64)).ends_with("row 2, column price: not a number")
+        );
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR rest";
         assert_eq!(detect(png), Some(FileType::Png));
         assert!(run(png, FileType::Png, png.len() as u64).is_ok());
