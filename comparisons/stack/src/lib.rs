@@ -299,8 +299,13 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
                 followed.map_err(|error| error.to_string())
             })
         });
+        let shop = Arc::new(shop);
+        if hosting.hosts(ecommerce::contracts::SERVICE) {
+            // Gives back the stock of orders whose instance died mid-way; ends with the shop.
+            shop.sweep(ecommerce::domain::SWEEP_EVERY);
+        }
         (
-            ecommerce::service(Arc::new(shop)).receivers(n),
+            ecommerce::service(shop).receivers(n),
             analytics::service(analytics).receivers(n),
             fileproc::service(Arc::new(files)).receivers(n),
             follower,

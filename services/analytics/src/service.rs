@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use natsrpc::{Service, ServiceBuilder, State};
+use natsrpc::{EndpointOptions, Service, ServiceBuilder, State};
 
 use crate::contracts::{
     Activity, Aggregates, BatchIngested, EventIngested, IngestBatch, IngestEvent, QueryAggregates,
@@ -20,10 +20,15 @@ pub fn service<S: EventStore>(analytics: Arc<Analytics<S>>) -> ServiceBuilder<Ar
         .state(analytics)
         .endpoint(ingest_event::<S>)
         .endpoint(ingest_batch::<S>)
-        .endpoint(query_aggregates::<S>)
-        .endpoint(query_timeseries::<S>)
-        .endpoint(top_n::<S>)
-        .endpoint(user_activity::<S>)
+        .endpoint_with(query_aggregates::<S>, read_only())
+        .endpoint_with(query_timeseries::<S>, read_only())
+        .endpoint_with(top_n::<S>, read_only())
+        .endpoint_with(user_activity::<S>, read_only())
+}
+
+/// Queries change nothing: a caller's deadline stops them (where a change runs to its end).
+fn read_only() -> EndpointOptions {
+    EndpointOptions::new().cancel_at_deadline()
 }
 
 /// Adds the listeners that count the shop's orders and revenue (`order_placed`) and its

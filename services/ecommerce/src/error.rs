@@ -33,6 +33,15 @@ pub enum ShopError {
     /// The payment was declined (422 `payment_declined`).
     #[error("payment declined: {0}")]
     PaymentDeclined(String),
+    /// Placing the order took longer than its claim lasts: its stock went back and any charge was
+    /// voided (503 `order_expired`; place it again).
+    #[error("placing order {order_id} took longer than {after:?}; nothing was charged, place it again")]
+    OrderExpired {
+        /// The order.
+        order_id: String,
+        /// How long a claim lasts.
+        after: std::time::Duration,
+    },
     /// The payment gateway kept failing after the retries (503 `payment_unavailable`).
     #[error("the payment gateway failed {attempts} times")]
     PaymentUnavailable {
@@ -66,6 +75,7 @@ impl From<ShopError> for ServiceError {
             ShopError::OrderIdReused(_) => ServiceError::conflict("order_id_reused", message),
             ShopError::AlreadyCancelled(_) => ServiceError::conflict("already_cancelled", message),
             ShopError::PaymentDeclined(_) => ServiceError::unprocessable("payment_declined", message),
+            ShopError::OrderExpired { .. } => ServiceError::business(503, "order_expired", message),
             ShopError::PaymentUnavailable { .. } => {
                 ServiceError::business(503, "payment_unavailable", message)
             }

@@ -26,7 +26,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let nats = natsrpc::connect(&url).await?;
     let shop =
         Shop::new(MemoryStore::with_catalog(skus, units), faults).with_peers(Client::new(nats.clone()));
-    let service = ecommerce::service(Arc::new(shop)).start(&nats).await?;
+    let shop = Arc::new(shop);
+    shop.sweep(ecommerce::domain::SWEEP_EVERY);
+    let service = ecommerce::service(shop).start(&nats).await?;
     service.run_until(natsrpc::server::shutdown_signal(), Duration::from_secs(10)).await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use natsrpc::{CallOptions, RequestContext, Service, ServiceBuilder, State};
+use natsrpc::{CallOptions, EndpointOptions, RequestContext, Service, ServiceBuilder, State};
 
 use crate::contracts::{
     CancelOrder, CreateOrder, GetOrder, GetOrderOverview, GetStock, InventoryReserved, OrderCancelled,
@@ -17,12 +17,18 @@ pub fn service<S: ShopStore>(shop: Arc<Shop<S>>) -> ServiceBuilder<Arc<Shop<S>>>
         .description("Orders, stock and payments")
         .state(shop)
         .endpoint(create_order::<S>)
-        .endpoint(get_order::<S>)
+        .endpoint_with(get_order::<S>, read_only())
         .endpoint(cancel_order::<S>)
         .endpoint(reserve_inventory::<S>)
         .endpoint(restock::<S>)
-        .endpoint(get_stock::<S>)
-        .endpoint(get_order_overview::<S>)
+        .endpoint_with(get_stock::<S>, read_only())
+        .endpoint_with(get_order_overview::<S>, read_only())
+}
+
+/// Reads change nothing: a caller's deadline stops them. Every other endpoint changes stock or
+/// orders and runs to its end whatever happens to its caller (natsrpc's default).
+fn read_only() -> EndpointOptions {
+    EndpointOptions::new().cancel_at_deadline()
 }
 
 async fn create_order<S: ShopStore>(

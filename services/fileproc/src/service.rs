@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use natsrpc::{CallOptions, RequestContext, Service, ServiceBuilder, State};
+use natsrpc::{CallOptions, EndpointOptions, RequestContext, Service, ServiceBuilder, State};
 
 use crate::contracts::{
     BeginUpload, ChunkAccepted, CompleteUpload, JobReport, JobStatus, MAX_CHUNK_BYTES, ProcessBatch, SERVICE,
@@ -22,9 +22,14 @@ pub fn service<S: FileStore>(processor: Arc<FileProcessor<S>>) -> ServiceBuilder
         .endpoint(begin_upload::<S>)
         .endpoint(upload_chunk::<S>)
         .endpoint(complete_upload::<S>)
-        .endpoint(upload_status::<S>)
+        .endpoint_with(upload_status::<S>, read_only())
         .endpoint(process_batch::<S>)
-        .endpoint(job_status::<S>)
+        .endpoint_with(job_status::<S>, read_only())
+}
+
+/// Status reads change nothing: a caller's deadline stops them (where a change runs to its end).
+fn read_only() -> EndpointOptions {
+    EndpointOptions::new().cancel_at_deadline()
 }
 
 type App<S> = State<Arc<FileProcessor<S>>>;

@@ -1,14 +1,26 @@
 //! The shop's business logic, free of any transport: every stack calls these methods.
 //!
-//! Placing an order: claim its id (idempotency), reserve all its stock or none, charge the payment
-//! (retrying transient failures with backoff under the order id as idempotency key), record it.
-//! A failure after the reservation puts the stock back and frees the id for another try.
+//! Placing an order: claim its id (idempotency) and reserve all its stock or none, in one step;
+//! charge the payment (retrying transient failures with backoff under the order id as idempotency
+//! key); record it in place of the claim. A failure after the claim voids any charge, puts the
+//! stock back and frees the id for another try.
+//!
+//! What holds whatever happens to the caller or the store:
+//! - A handler runs to its end once started (natsrpc's rule): a caller that gives up gets 504 and
+//!   finds the outcome with `get_order`, or by placing the same order again.
+//! - Stock is only ever taken with a claim that gives it back when it lapses ([`Claim`]), so an
+//!   instance that dies mid-order holds no stock for longer than [`DEFAULT_CLAIM_TTL`]: a sweep
+//!   ([`Shop::expire_claims`], every few seconds in every stack) puts it back.
+//! - A store call that fails (the store unreachable, its answer lost) is asked again until it
+//!   answers, for as long as the claim lasts: the order ends placed with its charge, or not placed
+//!   with no charge and its stock back, never in between.
 
 mod events;
 mod overview;
 mod payment;
 mod store;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +31,7 @@ use sha2::{Digest, Sha256};
 pub use events::{EventSink, Published, ShopEvent};
 pub use overview::ACTIVITY_WINDOW_MS;
 pub use payment::{Charge, ChargeFailure, PaymentGateway};
-pub use store::{MemoryStore, OrderSlot, ShopStore, catalog_sku};
+pub use store::{Claim, MemoryStore, OrderSlot, ShopStore, catalog_sku, receipt_lines};
 
 use crate::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
 use crate::contracts::{
@@ -44,12 +56,21 @@ impl Default for PaymentRetry {
     }
 }
 
+/// How long a claim on an order (and the stock it reserves) lasts unless completed or abandoned:
+/// well past any order's time to be placed (payment retries included), short enough that stock
+/// held by a dead instance comes back soon.
+pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(60);
+
+/// How often a stack sweeps expired claims.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The shop: its store, its payment gateway, its injected faults, and where its events go.
 pub struct Shop<S> {
     store: S,
     gateway: PaymentGateway,
     faults: Arc<Faults>,
     retry: PaymentRetry,
+    claim_ttl: Duration,
     events: Option<Arc<dyn EventSink>>,
     peers: Option<Client>,
 }
@@ -72,9 +93,41 @@ impl<S: ShopStore> Shop<S> {
             gateway: PaymentGateway::new(Arc::clone(&faults)),
             faults,
             retry: PaymentRetry::default(),
+            claim_ttl: DEFAULT_CLAIM_TTL,
             events: None,
             peers: None,
         }
+    }
+
+    /// How long a claim lasts (default [`DEFAULT_CLAIM_TTL`]).
+    pub fn with_claim_ttl(mut self, ttl: Duration) -> Self {
+        self.claim_ttl = ttl;
+        self
+    }
+
+    /// Gives back the stock of claims past their time; answers how many. Run it every
+    /// [`SWEEP_EVERY`] ([`Shop::sweep`] does).
+    pub async fn expire_claims(&self) -> Result<usize, ShopError> {
+        let expired = self.store.expire_claims(now_ms()).await?;
+        if expired > 0 {
+            tracing::warn!(expired, "claims on orders expired; their stock is back");
+        }
+        Ok(expired)
+    }
+
+    /// Sweeps expired claims every `every`, for as long as the shop lives: the task ends when the
+    /// last other handle on the shop is dropped.
+    pub fn sweep(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let shop = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(shop) = shop.upgrade() else { return };
+                if let Err(error) = shop.expire_claims().await {
+                    tracing::warn!(%error, "could not sweep expired claims");
+                }
+            }
+        })
     }
 
     /// Calls other services (and itself) with `peers`, over the stack's transport.
@@ -116,14 +169,30 @@ impl<S: ShopStore> Shop<S> {
     /// Places an order; see the module documentation.
     pub async fn create_order(&self, order: CreateOrder) -> Result<OrderReceipt, ShopError> {
         self.disturb().await?;
-        match self.store.claim_order(&order.order_id, &fingerprint(&order)).await? {
+        if self.faults.happens(self.faults.settings().out_of_stock_rate) {
+            let sku = order.items.first().map(|item| item.sku.clone()).unwrap_or_default();
+            return Err(ShopError::OutOfStock { sku, requested: 1, available: 0 });
+        }
+        let claim = Claim {
+            order_id: order.order_id.clone(),
+            fingerprint: fingerprint(&order),
+            token: nuid::next().to_string(),
+            lines: order
+                .items
+                .iter()
+                .map(|item| StockLine { sku: item.sku.clone(), quantity: item.quantity })
+                .collect(),
+            expires_at_ms: now_ms().saturating_add(self.claim_ttl.as_millis() as u64),
+        };
+        // A claim whose answer was lost may have been made: asking again with the same token says.
+        let claiming = || self.store.claim_order(&claim);
+        match self.until_answered(&claim.order_id, claim.expires_at_ms, claiming).await? {
             OrderSlot::Claimed => {}
             OrderSlot::Placed(receipt) => return Ok(*receipt),
             OrderSlot::InProgress => return Err(ShopError::OrderInProgress(order.order_id)),
             OrderSlot::Conflict => return Err(ShopError::OrderIdReused(order.order_id)),
         }
-        let placed = self.place(&order).await;
-        match &placed {
+        match self.place(&order, &claim).await {
             Ok(receipt) => {
                 let event = OrderPlacedEvent {
                     order_id: receipt.order_id.clone(),
@@ -134,38 +203,20 @@ impl<S: ShopStore> Shop<S> {
                     placed_at_ms: now_ms(),
                 };
                 self.publish(ShopEvent::Placed(event)).await;
+                Ok(receipt)
             }
-            Err(_) => self.store.abandon_order(&order.order_id).await?,
+            Err(error) => {
+                self.undo(&claim).await;
+                Err(error)
+            }
         }
-        placed
     }
 
-    async fn place(&self, order: &CreateOrder) -> Result<OrderReceipt, ShopError> {
-        let lines: Vec<StockLine> = order
-            .items
-            .iter()
-            .map(|item| StockLine { sku: item.sku.clone(), quantity: item.quantity })
-            .collect();
-        if self.faults.happens(self.faults.settings().out_of_stock_rate) {
-            let sku = lines.first().map(|line| line.sku.clone()).unwrap_or_default();
-            return Err(ShopError::OutOfStock { sku, requested: 1, available: 0 });
-        }
-        self.store.reserve(&lines).await?;
+    /// Charges the order and records it in place of its claim. Any error leaves a charge (if one
+    /// went through) and the claim for [`Shop::undo`].
+    async fn place(&self, order: &CreateOrder, claim: &Claim) -> Result<OrderReceipt, ShopError> {
         let amount = order.payment.amount.amount_cents;
-        let charge = match self.charge(&order.order_id, amount).await {
-            Ok(charge) => charge,
-            Err(error) => {
-                if matches!(error, ShopError::PaymentUnavailable { .. }) {
-                    // A lost response may hide a charge that went through: never keep money for an
-                    // order that was not placed.
-                    if let Some(voided) = self.gateway.void(&order.order_id) {
-                        tracing::warn!(order_id = %order.order_id, voided, "voided a charge of an abandoned order");
-                    }
-                }
-                self.store.release(&lines).await?;
-                return Err(error);
-            }
-        };
+        let charge = self.charge(&order.order_id, amount).await?;
         let subtotal = rules::subtotal_cents(order);
         let receipt = OrderReceipt {
             order_id: order.order_id.clone(),
@@ -193,8 +244,50 @@ impl<S: ShopStore> Shop<S> {
                 card_last4: order.payment.card.as_ref().map(|card| card.last4()),
             },
         };
-        self.store.complete_order(&receipt).await?;
+        let completing = || self.store.complete_order(&receipt, &claim.token);
+        let completed = self.until_answered(&claim.order_id, claim.expires_at_ms, completing).await?;
+        if !completed {
+            return Err(ShopError::OrderExpired { order_id: order.order_id.clone(), after: self.claim_ttl });
+        }
         Ok(receipt)
+    }
+
+    /// Undoes a claimed order that will not be placed: voids any charge (a lost response may hide
+    /// one that went through: never keep money for an order that was not placed), then gives the
+    /// claim and its stock back. A claim the store cannot give back now lapses by itself.
+    async fn undo(&self, claim: &Claim) {
+        if let Some(voided) = self.gateway.void(&claim.order_id) {
+            tracing::warn!(order_id = %claim.order_id, voided, "voided the charge of an order not placed");
+        }
+        let abandoning = || self.store.abandon_order(&claim.order_id, &claim.token);
+        let abandoned = self.until_answered(&claim.order_id, claim.expires_at_ms, abandoning).await;
+        if let Err(error) = abandoned {
+            tracing::error!(order_id = %claim.order_id, %error, "could not give a claim back; it lapses by itself");
+        }
+    }
+
+    /// Asks the store again, with a growing pause, while it fails (unreachable, its answer lost),
+    /// until `until_ms`: the call must be one that gives the same answer when repeated.
+    async fn until_answered<T, F>(
+        &self,
+        order_id: &str,
+        until_ms: u64,
+        call: impl Fn() -> F,
+    ) -> Result<T, ShopError>
+    where
+        F: Future<Output = Result<T, ShopError>>,
+    {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match call().await {
+                Err(ShopError::Store(detail)) if now_ms() < until_ms => {
+                    tracing::warn!(order_id, %detail, ?pause, "the store failed; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                answered => return answered,
+            }
+        }
     }
 
     /// Charges with retries on transient failures; the order id is the idempotency key, so a retry
@@ -233,16 +326,16 @@ impl<S: ShopStore> Shop<S> {
             return Err(ShopError::AlreadyCancelled(id));
         }
         let cancelled = OrderReceipt { status: OrderStatus::Cancelled, ..placed.clone() };
-        // Only the request that flips the status refunds and releases: no double refund.
-        if !self.store.update_order(&placed, &cancelled).await? {
+        // The status and the stock change in one step, and only the request that flips the status
+        // refunds: no double refund, and no cancelled order whose stock stayed taken. Its token
+        // makes asking again after a lost answer safe.
+        let token = nuid::next().to_string();
+        let until_ms = now_ms().saturating_add(self.claim_ttl.as_millis() as u64);
+        let cancelling = || self.store.cancel_order(&placed, &cancelled, &token);
+        if !self.until_answered(&id, until_ms, cancelling).await? {
             return Err(ShopError::AlreadyCancelled(id));
         }
-        let lines: Vec<StockLine> = placed
-            .lines
-            .iter()
-            .map(|line| StockLine { sku: line.sku.clone(), quantity: line.quantity })
-            .collect();
-        self.store.release(&lines).await?;
+        let lines = receipt_lines(&placed);
         // The simulated gateway lives in each process; where another instance took the payment (any
         // stack with shared state and several instances), the receipt says what was charged.
         let refunded = self.gateway.refund(&id).unwrap_or(placed.charged.amount_cents);

@@ -11,7 +11,8 @@ use crate::error::ShopError;
 /// What a store says when an order is about to be placed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OrderSlot {
-    /// No such order yet: the caller now holds the slot and must complete or abandon it.
+    /// No such order yet: the caller now holds the claim, with its stock reserved, and must
+    /// complete or abandon it before it expires.
     Claimed,
     /// Another request is placing the same order right now.
     InProgress,
@@ -21,15 +22,34 @@ pub enum OrderSlot {
     Conflict,
 }
 
-/// Stock and orders. Every method is atomic on its own; `reserve` takes all lines or none, so
-/// concurrent reservations never oversell.
+/// A claim on an order id, with the stock it reserves.
+///
+/// The claim is how a half-placed order can never keep stock for good: it holds its lines until it
+/// is completed (the order is placed), abandoned (the stock goes back) or, when the instance that
+/// made it died or stalled, until [`ShopStore::expire_claims`] finds it past `expires_at_ms` and
+/// gives the stock back. Its `token` is the request's own, so that no other request completes or
+/// abandons it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The order.
+    pub order_id: String,
+    /// What the order's content hashes to.
+    pub fingerprint: String,
+    /// Unique to the request that claims.
+    pub token: String,
+    /// The stock the order takes.
+    pub lines: Vec<StockLine>,
+    /// When the claim lapses, in milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
+/// Stock and orders. Every method is atomic on its own, and each one that changes stock changes it
+/// together with the order it belongs to: a failure or a crash between two of them never leaves
+/// stock taken without a claim that will give it back, or an order cancelled with its stock kept.
 pub trait ShopStore: Send + Sync + 'static {
     /// Takes `lines` out of stock, all or none; answers what is left of each.
     fn reserve(&self, lines: &[StockLine])
     -> impl Future<Output = Result<Vec<StockLevel>, ShopError>> + Send;
-
-    /// Puts `lines` back in stock.
-    fn release(&self, lines: &[StockLine]) -> impl Future<Output = Result<(), ShopError>> + Send;
 
     /// Adds units of an item, creating it when new; answers the new level.
     fn restock(&self, sku: &str, quantity: u64)
@@ -38,35 +58,50 @@ pub trait ShopStore: Send + Sync + 'static {
     /// Units of an item in stock, `None` when the catalog does not have it.
     fn available(&self, sku: &str) -> impl Future<Output = Result<Option<u64>, ShopError>> + Send;
 
-    /// Claims the right to place order `order_id` whose content hashes to `fingerprint`.
-    fn claim_order(
+    /// Claims the order and reserves its lines, both or neither: `Err(OutOfStock)` or
+    /// `Err(UnknownSku)` when the lines cannot all be had. Claiming again with the same token
+    /// answers `Claimed` again, taking nothing more: a claim whose answer was lost can be asked for
+    /// again.
+    fn claim_order(&self, claim: &Claim) -> impl Future<Output = Result<OrderSlot, ShopError>> + Send;
+
+    /// Records the placed order in place of the claim `token` holds, keeping its stock; answers
+    /// `false` when that claim is no more (it expired and its stock went back). Completing again
+    /// after a success answers `true`.
+    fn complete_order(
+        &self,
+        receipt: &OrderReceipt,
+        token: &str,
+    ) -> impl Future<Output = Result<bool, ShopError>> + Send;
+
+    /// Gives up the claim `token` holds and puts its stock back; does nothing when there is no such
+    /// claim.
+    fn abandon_order(
         &self,
         order_id: &str,
-        fingerprint: &str,
-    ) -> impl Future<Output = Result<OrderSlot, ShopError>> + Send;
+        token: &str,
+    ) -> impl Future<Output = Result<(), ShopError>> + Send;
 
-    /// Records a placed order and releases its claim.
-    fn complete_order(&self, receipt: &OrderReceipt) -> impl Future<Output = Result<(), ShopError>> + Send;
-
-    /// Gives up a claim, so that the order can be tried again.
-    fn abandon_order(&self, order_id: &str) -> impl Future<Output = Result<(), ShopError>> + Send;
+    /// Gives back the stock of every claim that expired before `now_ms`; answers how many.
+    fn expire_claims(&self, now_ms: u64) -> impl Future<Output = Result<usize, ShopError>> + Send;
 
     /// A placed order.
     fn order(&self, order_id: &str) -> impl Future<Output = Result<Option<OrderReceipt>, ShopError>> + Send;
 
-    /// Replaces a placed order's receipt (a status change) when `expect` still matches it;
-    /// answers whether it did.
-    fn update_order(
+    /// Replaces a placed order's receipt with its cancelled one and puts its stock back, when
+    /// `expect` still matches it; answers whether it did. Asking again with the same `token` after
+    /// a success answers `true` again.
+    fn cancel_order(
         &self,
         expect: &OrderReceipt,
-        receipt: &OrderReceipt,
+        cancelled: &OrderReceipt,
+        token: &str,
     ) -> impl Future<Output = Result<bool, ShopError>> + Send;
 }
 
 #[derive(Debug, Clone)]
 enum OrderEntry {
-    Claimed { fingerprint: String },
-    Placed { fingerprint: String, receipt: Box<OrderReceipt> },
+    Claimed { fingerprint: String, token: String, lines: Vec<StockLine>, expires_at_ms: u64 },
+    Placed { fingerprint: String, receipt: Box<OrderReceipt>, cancelled_by: Option<String> },
 }
 
 /// State in this process, behind two mutexes held only for map operations.
@@ -102,37 +137,45 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Takes `lines` out of `stock`, all or none, checking every line (summing repeated skus) before
+/// taking anything, in sku order so that every store names the same item when several are short.
+fn take(stock: &mut HashMap<String, u64>, lines: &[StockLine]) -> Result<Vec<StockLevel>, ShopError> {
+    let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();
+    for line in lines {
+        *wanted.entry(line.sku.as_str()).or_default() += u64::from(line.quantity);
+    }
+    for (sku, requested) in &wanted {
+        let available = *stock.get(*sku).ok_or_else(|| ShopError::UnknownSku(sku.to_string()))?;
+        if available < *requested {
+            return Err(ShopError::OutOfStock { sku: sku.to_string(), requested: *requested, available });
+        }
+    }
+    let mut remaining = Vec::with_capacity(wanted.len());
+    for (sku, requested) in wanted {
+        if let Some(available) = stock.get_mut(sku) {
+            *available -= requested;
+            remaining.push(StockLevel { sku: sku.to_string(), available: *available });
+        }
+    }
+    Ok(remaining)
+}
+
+fn put_back(stock: &mut HashMap<String, u64>, lines: &[StockLine]) {
+    for line in lines {
+        let available = stock.entry(line.sku.clone()).or_default();
+        *available = available.saturating_add(u64::from(line.quantity));
+    }
+}
+
+/// The stock lines of a receipt.
+pub fn receipt_lines(receipt: &OrderReceipt) -> Vec<StockLine> {
+    receipt.lines.iter().map(|line| StockLine { sku: line.sku.clone(), quantity: line.quantity }).collect()
+}
+
+// Both locks are always taken stock first, then orders.
 impl ShopStore for MemoryStore {
     async fn reserve(&self, lines: &[StockLine]) -> Result<Vec<StockLevel>, ShopError> {
-        let mut stock = lock(&self.stock);
-        // Check every line (summing repeated skus) before taking anything, in sku order so that
-        // every store names the same item when several are short.
-        let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();
-        for line in lines {
-            *wanted.entry(line.sku.as_str()).or_default() += u64::from(line.quantity);
-        }
-        for (sku, requested) in &wanted {
-            let available = *stock.get(*sku).ok_or_else(|| ShopError::UnknownSku(sku.to_string()))?;
-            if available < *requested {
-                return Err(ShopError::OutOfStock { sku: sku.to_string(), requested: *requested, available });
-            }
-        }
-        let mut remaining = Vec::with_capacity(wanted.len());
-        for (sku, requested) in wanted {
-            if let Some(available) = stock.get_mut(sku) {
-                *available -= requested;
-                remaining.push(StockLevel { sku: sku.to_string(), available: *available });
-            }
-        }
-        Ok(remaining)
-    }
-
-    async fn release(&self, lines: &[StockLine]) -> Result<(), ShopError> {
-        let mut stock = lock(&self.stock);
-        for line in lines {
-            *stock.entry(line.sku.clone()).or_default() += u64::from(line.quantity);
-        }
-        Ok(())
+        take(&mut lock(&self.stock), lines)
     }
 
     async fn restock(&self, sku: &str, quantity: u64) -> Result<StockLevel, ShopError> {
@@ -146,47 +189,75 @@ impl ShopStore for MemoryStore {
         Ok(lock(&self.stock).get(sku).copied())
     }
 
-    async fn claim_order(&self, order_id: &str, fingerprint: &str) -> Result<OrderSlot, ShopError> {
+    async fn claim_order(&self, claim: &Claim) -> Result<OrderSlot, ShopError> {
+        let mut stock = lock(&self.stock);
         let mut orders = lock(&self.orders);
-        Ok(match orders.get(order_id) {
-            None => {
-                orders.insert(
-                    order_id.to_string(),
-                    OrderEntry::Claimed { fingerprint: fingerprint.to_string() },
-                );
-                OrderSlot::Claimed
+        match orders.get(&claim.order_id) {
+            None => {}
+            Some(OrderEntry::Claimed { token, .. }) if *token == claim.token => {
+                return Ok(OrderSlot::Claimed);
             }
-            Some(OrderEntry::Claimed { fingerprint: theirs }) if theirs == fingerprint => {
-                OrderSlot::InProgress
+            Some(OrderEntry::Claimed { fingerprint, .. }) if *fingerprint == claim.fingerprint => {
+                return Ok(OrderSlot::InProgress);
             }
-            Some(OrderEntry::Placed { fingerprint: theirs, receipt }) if theirs == fingerprint => {
-                OrderSlot::Placed(receipt.clone())
+            Some(OrderEntry::Placed { fingerprint, receipt, .. }) if *fingerprint == claim.fingerprint => {
+                return Ok(OrderSlot::Placed(receipt.clone()));
             }
-            Some(_) => OrderSlot::Conflict,
-        })
+            Some(_) => return Ok(OrderSlot::Conflict),
+        }
+        take(&mut stock, &claim.lines)?;
+        orders.insert(
+            claim.order_id.clone(),
+            OrderEntry::Claimed {
+                fingerprint: claim.fingerprint.clone(),
+                token: claim.token.clone(),
+                lines: claim.lines.clone(),
+                expires_at_ms: claim.expires_at_ms,
+            },
+        );
+        Ok(OrderSlot::Claimed)
     }
 
-    async fn complete_order(&self, receipt: &OrderReceipt) -> Result<(), ShopError> {
+    async fn complete_order(&self, receipt: &OrderReceipt, token: &str) -> Result<bool, ShopError> {
         let mut orders = lock(&self.orders);
         let fingerprint = match orders.get(&receipt.order_id) {
-            Some(OrderEntry::Claimed { fingerprint } | OrderEntry::Placed { fingerprint, .. }) => {
+            Some(OrderEntry::Claimed { fingerprint, token: holder, .. }) if holder == token => {
                 fingerprint.clone()
             }
-            None => String::new(),
+            Some(OrderEntry::Placed { receipt: placed, .. }) => return Ok(**placed == *receipt),
+            _ => return Ok(false),
         };
-        orders.insert(
-            receipt.order_id.clone(),
-            OrderEntry::Placed { fingerprint, receipt: Box::new(receipt.clone()) },
-        );
-        Ok(())
+        let placed =
+            OrderEntry::Placed { fingerprint, receipt: Box::new(receipt.clone()), cancelled_by: None };
+        orders.insert(receipt.order_id.clone(), placed);
+        Ok(true)
     }
 
-    async fn abandon_order(&self, order_id: &str) -> Result<(), ShopError> {
+    async fn abandon_order(&self, order_id: &str, token: &str) -> Result<(), ShopError> {
+        let mut stock = lock(&self.stock);
         let mut orders = lock(&self.orders);
-        if matches!(orders.get(order_id), Some(OrderEntry::Claimed { .. })) {
+        if let Some(OrderEntry::Claimed { token: holder, lines, .. }) = orders.get(order_id)
+            && holder == token
+        {
+            put_back(&mut stock, lines);
             orders.remove(order_id);
         }
         Ok(())
+    }
+
+    async fn expire_claims(&self, now_ms: u64) -> Result<usize, ShopError> {
+        let mut stock = lock(&self.stock);
+        let mut orders = lock(&self.orders);
+        let mut expired = 0;
+        orders.retain(|_, entry| match entry {
+            OrderEntry::Claimed { lines, expires_at_ms, .. } if *expires_at_ms < now_ms => {
+                put_back(&mut stock, lines);
+                expired += 1;
+                false
+            }
+            _ => true,
+        });
+        Ok(expired)
     }
 
     async fn order(&self, order_id: &str) -> Result<Option<OrderReceipt>, ShopError> {
@@ -196,13 +267,22 @@ impl ShopStore for MemoryStore {
         })
     }
 
-    async fn update_order(&self, expect: &OrderReceipt, receipt: &OrderReceipt) -> Result<bool, ShopError> {
+    async fn cancel_order(
+        &self,
+        expect: &OrderReceipt,
+        cancelled: &OrderReceipt,
+        token: &str,
+    ) -> Result<bool, ShopError> {
+        let mut stock = lock(&self.stock);
         let mut orders = lock(&self.orders);
-        match orders.get_mut(&receipt.order_id) {
-            Some(OrderEntry::Placed { receipt: current, .. }) if **current == *expect => {
-                **current = receipt.clone();
+        match orders.get_mut(&expect.order_id) {
+            Some(OrderEntry::Placed { receipt, cancelled_by, .. }) if **receipt == *expect => {
+                **receipt = cancelled.clone();
+                *cancelled_by = Some(token.to_string());
+                put_back(&mut stock, &receipt_lines(expect));
                 Ok(true)
             }
+            Some(OrderEntry::Placed { cancelled_by: Some(by), .. }) => Ok(by == token),
             _ => Ok(false),
         }
     }
