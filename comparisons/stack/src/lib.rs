@@ -33,7 +33,7 @@ use std::sync::Arc;
 use analytics::domain::{Analytics, EventStore};
 use ecommerce::domain::{Shop, ShopStore};
 use faults::{FaultSettings, Faults};
-use fileproc::domain::{FileProcessor, FileStore, Forwarding};
+use fileproc::domain::{FileLimits, FileProcessor, FileStore, Forwarding};
 use natsrpc::{Dispatcher, Service};
 
 pub use crate::links::{Follower, Links};
@@ -56,6 +56,9 @@ pub enum StackError {
         /// What was expected.
         reason: &'static str,
     },
+    /// A group of settings (such as the file limits) holds a value that cannot be used.
+    #[error("{0}")]
+    Settings(String),
     /// Redis could not be reached or refused a command.
     #[error("redis: {0}")]
     Redis(String),
@@ -112,6 +115,9 @@ pub struct Hosting {
     pub units: u64,
     /// `ANALYTICS_RETENTION_MINUTES` (default 60).
     pub retention_minutes: u64,
+    /// `ANALYTICS_MAX_EVENTS`: events the in-memory analytics store holds at most (default
+    /// 2,000,000); Redis keeps them for the retention, under its own `maxmemory`.
+    pub max_events: usize,
     /// `RECEIVERS`: on NATS, the subscriptions taking each service's requests in (default 1).
     pub receivers: usize,
     /// `ORDER_EVENTS=on`: the shop publishes `order_placed` and `order_cancelled` and analytics
@@ -126,6 +132,9 @@ pub struct Hosting {
     pub ingest_chunk: usize,
     /// `INGEST_IN_FLIGHT`: chunks in flight at once per job (default 4).
     pub ingest_in_flight: usize,
+    /// `FILE_*`: what the file service holds at most, and for how long (see
+    /// [`fileproc::domain::FileLimits`]).
+    pub files: FileLimits,
     /// `FAULTS_FILE` and `FAULT_*` (see the `faults` crate).
     pub faults: FaultSettings,
 }
@@ -140,11 +149,13 @@ impl Default for Hosting {
             skus: 1000,
             units: 1_000_000,
             retention_minutes: 60,
+            max_events: analytics::domain::DEFAULT_MAX_EVENTS,
             receivers: 1,
             order_events: false,
             services: SERVICES.to_vec(),
             ingest_chunk: 100,
             ingest_in_flight: 4,
+            files: FileLimits::default(),
             faults: FaultSettings::default(),
         }
     }
@@ -166,6 +177,7 @@ impl Hosting {
                 defaults.retention_minutes,
                 "a whole number",
             )?,
+            max_events: env_or("ANALYTICS_MAX_EVENTS", defaults.max_events, "a whole number")?,
             receivers: env_or("RECEIVERS", defaults.receivers, "a whole number")?,
             order_events: env_or("ORDER_EVENTS", Switch(false), "on or off")?.0,
             services: env_or(
@@ -176,6 +188,7 @@ impl Hosting {
             .0,
             ingest_chunk: env_or("INGEST_CHUNK", defaults.ingest_chunk, "a whole number")?,
             ingest_in_flight: env_or("INGEST_IN_FLIGHT", defaults.ingest_in_flight, "a whole number")?,
+            files: FileLimits::from_env().map_err(StackError::Settings)?,
             faults: FaultSettings::from_env()?,
         })
     }
@@ -214,8 +227,9 @@ impl Hosting {
     {
         Stores {
             shop: ecommerce::domain::MemoryStore::with_catalog(self.skus, self.units),
-            events: analytics::domain::MemoryStore::new(self.retention_ms(), self.faults.seed),
-            files: fileproc::domain::MemoryStore::default(),
+            events: analytics::domain::MemoryStore::new(self.retention_ms(), self.faults.seed)
+                .with_max_events(self.max_events),
+            files: fileproc::domain::MemoryStore::new(self.files),
         }
     }
 
@@ -229,7 +243,7 @@ impl Hosting {
         Ok(Stores {
             shop,
             events: RedisEventStore::new(pool.clone(), self.retention_ms()),
-            files: RedisFileStore::new(pool),
+            files: RedisFileStore::new(pool, self.files),
         })
     }
 
@@ -274,7 +288,8 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
         let faults = || Arc::new(Faults::new(hosting.faults.clone()));
         let n = hosting.receivers;
         let mut shop = Shop::new(self.shop, faults());
-        let mut files = FileProcessor::new(self.files, faults());
+        let mut files =
+            FileProcessor::new(self.files, faults()).with_checks_at_once(hosting.files.checks_at_once);
         if let Some(peers) = links.peers {
             shop = shop.with_peers(peers.clone());
             let forwarding = Forwarding {

@@ -11,13 +11,21 @@ pub enum AnalyticsError {
     /// The state store failed (500).
     #[error("store: {0}")]
     Store(String),
+    /// The store holds as many events as it may, all of this minute (503 `analytics_full`):
+    /// older minutes have already been given up to make room.
+    #[error("analytics holds its most events ({0}) in the current minute; try again later")]
+    Full(usize),
 }
 
 impl From<AnalyticsError> for ServiceError {
     fn from(error: AnalyticsError) -> Self {
-        if let AnalyticsError::Store(detail) = &error {
+        match &error {
+            AnalyticsError::Full(_) => {
+                return ServiceError::business(503, "analytics_full", error.to_string());
+            }
             // The detail stays in the log; callers learn only that the service failed.
-            tracing::error!(%detail, "store failure");
+            AnalyticsError::Store(detail) => tracing::error!(%detail, "store failure"),
+            AnalyticsError::InjectedFault => {}
         }
         ServiceError::internal("internal error")
     }

@@ -50,6 +50,21 @@ pub enum FileError {
         /// Why.
         reason: String,
     },
+    /// A file larger than the service takes (413 `file_too_large`).
+    #[error("a file of {size} bytes is larger than the {max} bytes this service takes")]
+    FileTooLarge {
+        /// The declared size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// As many uploads are open as the service holds at once (503 `too_many_uploads`): finish one,
+    /// or try again later.
+    #[error("{0} uploads are open already; try again later")]
+    TooManyUploads(u64),
+    /// The open uploads declare as many bytes as the service holds (503 `upload_storage_full`).
+    #[error("the open uploads hold {0} bytes already; try again later")]
+    StorageFull(u64),
     /// No job with that id (404 `job_not_found`).
     #[error("no job {0}")]
     JobNotFound(String),
@@ -83,6 +98,13 @@ impl From<FileError> for ServiceError {
             FileError::PipelineFailed { step, .. } => {
                 ServiceError::unprocessable("validation_pipeline_failed", message).with_path(step)
             }
+            FileError::FileTooLarge { .. } => ServiceError {
+                code: "file_too_large".into(),
+                ..ServiceError::new(413, natsrpc::ErrorKind::PayloadTooLarge, message)
+            }
+            .with_path("size_bytes"),
+            FileError::TooManyUploads(_) => ServiceError::business(503, "too_many_uploads", message),
+            FileError::StorageFull(_) => ServiceError::business(503, "upload_storage_full", message),
             FileError::JobNotFound(_) => ServiceError::not_found("job_not_found", message),
             FileError::Forward(error) => error,
             FileError::InjectedFault => ServiceError::internal("internal error"),

@@ -1,14 +1,15 @@
 //! `fileproc`: the file-processing service on NATS.
 //!
-//! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`); `FAULTS_FILE` and `FAULT_*` for
-//! injected faults (see the `faults` crate); `RUST_LOG`. A job's accepted records go on to
+//! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`); `FILE_*` for what the service holds
+//! at most (see `fileproc::domain::FileLimits`); `FAULTS_FILE` and `FAULT_*` for injected faults
+//! (see the `faults` crate); `RUST_LOG`. A job's accepted records go on to
 //! analytics over the same NATS.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use faults::{FaultSettings, Faults};
-use fileproc::domain::{FileProcessor, Forwarding, MemoryStore};
+use fileproc::domain::{FileLimits, FileProcessor, Forwarding, MemoryStore};
 use natsrpc::Client;
 
 #[global_allocator]
@@ -22,7 +23,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
     let nats = natsrpc::connect(&url).await?;
     let forwarding = Forwarding::new(Client::new(nats.clone()));
-    let processor = FileProcessor::new(MemoryStore::default(), faults).with_forwarding(forwarding);
+    let limits = FileLimits::from_env()?;
+    let processor = FileProcessor::new(MemoryStore::new(limits), faults)
+        .with_checks_at_once(limits.checks_at_once)
+        .with_forwarding(forwarding);
     let service = fileproc::service(Arc::new(processor)).start(&nats).await?;
     service.run_until(natsrpc::server::shutdown_signal(), Duration::from_secs(10)).await?;
     Ok(())

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use faults::Faults;
 use validator::Validate;
 
-pub use store::{EventStore, MINUTE_MS, MemoryStore, SAMPLE_SIZE, aggregate, minutes_of, rank};
+pub use store::{
+    DEFAULT_MAX_EVENTS, EventStore, MINUTE_MS, MemoryStore, SAMPLE_SIZE, aggregate, minutes_of, rank,
+};
 
 use ecommerce_contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
 

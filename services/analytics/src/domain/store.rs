@@ -75,20 +75,34 @@ struct Inner {
     rng: StdRng,
 }
 
-/// Aggregates in this process. Memory is bounded by the retention: older minutes, and the ids of
-/// their events, are dropped as time passes.
+/// Events held at most by default (their ids, to count each once, and what they add to their
+/// minute: a user's and a type's count, a sampled value): a few hundred MiB at most.
+pub const DEFAULT_MAX_EVENTS: usize = 2_000_000;
+
+/// Aggregates in this process. Memory is bounded by the retention (older minutes, and the ids of
+/// their events, are dropped as time passes) and by size: past [`MemoryStore::with_max_events`]
+/// events, the oldest minutes are given up early, and when the current minute alone holds that
+/// many, new events are refused (503 `analytics_full`) rather than counted twice later.
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     retention_ms: u64,
+    max_events: usize,
 }
 
 impl MemoryStore {
-    /// A store keeping `retention_ms` of data; `seed` drives the percentile samples.
+    /// A store keeping `retention_ms` of data, at most [`DEFAULT_MAX_EVENTS`] events; `seed` drives
+    /// the percentile samples.
     pub fn new(retention_ms: u64, seed: u64) -> Self {
         let inner =
             Inner { minutes: BTreeMap::new(), seen: HashMap::new(), rng: StdRng::seed_from_u64(seed) };
-        Self { inner: RwLock::new(inner), retention_ms }
+        Self { inner: RwLock::new(inner), retention_ms, max_events: DEFAULT_MAX_EVENTS }
+    }
+
+    /// Holds at most `n` events.
+    pub fn with_max_events(mut self, n: usize) -> Self {
+        self.max_events = n.max(1);
+        self
     }
 
     /// Minutes and event ids held now, for inspection (tests, memory checks).
@@ -106,13 +120,25 @@ impl MemoryStore {
         self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Drops what is older than the retention, as of `now_ms`.
-    fn forget(&self, inner: &mut Inner, now_ms: u64) {
+    /// Drops what is older than the retention, as of `now_ms`, and then the oldest minutes while
+    /// `incoming` more events would hold more than the most; answers whether there is room.
+    fn forget(&self, inner: &mut Inner, now_ms: u64, incoming: usize) -> bool {
         let oldest = now_ms.saturating_sub(self.retention_ms) / MINUTE_MS;
         if inner.minutes.first_key_value().is_some_and(|(minute, _)| *minute < oldest) {
             inner.minutes = inner.minutes.split_off(&oldest);
             inner.seen.retain(|_, minute| *minute >= oldest);
         }
+        while inner.seen.len().saturating_add(incoming) > self.max_events && inner.minutes.len() > 1 {
+            if let Some((minute, _)) = inner.minutes.pop_first() {
+                inner.seen.retain(|_, seen| *seen > minute);
+                tracing::warn!(
+                    minute,
+                    max_events = self.max_events,
+                    "analytics is full: gave up its oldest minute"
+                );
+            }
+        }
+        inner.seen.len().saturating_add(incoming) <= self.max_events
     }
 }
 
@@ -154,7 +180,9 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 impl EventStore for MemoryStore {
     async fn record(&self, events: Vec<Event>) -> Result<u32, AnalyticsError> {
         let mut inner = self.write();
-        self.forget(&mut inner, crate::contracts::now_ms());
+        if !self.forget(&mut inner, crate::contracts::now_ms(), events.len()) {
+            return Err(AnalyticsError::Full(self.max_events));
+        }
         let inner = &mut *inner;
         let mut new = 0;
         for event in events {
@@ -250,7 +278,36 @@ impl EventStore for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use super::*;
+    use crate::contracts::now_ms;
+
+    fn events(minute_ago: u64, ids: std::ops::Range<u32>) -> Vec<Event> {
+        let at = now_ms() - minute_ago * MINUTE_MS;
+        ids.map(|i| Event {
+            event_id: format!("evt_{i:08}"),
+            event_type: "page_view".into(),
+            timestamp_ms: at,
+            user_id: format!("usr_{i:08}"),
+            session_id: "ses_0001".into(),
+            value: Some(1.0),
+            properties: BTreeMap::new(),
+        })
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_by_size_too_oldest_minutes_first() {
+        let store = MemoryStore::new(3_600_000, 1).with_max_events(10);
+        assert_eq!(store.record(events(2, 0..6)).await.ok(), Some(6));
+        assert_eq!(store.record(events(1, 6..10)).await.ok(), Some(4));
+        // Full: the oldest minute goes to make room.
+        assert_eq!(store.record(events(0, 10..14)).await.ok(), Some(4));
+        assert_eq!(store.held(), (2, 8));
+        // The current minute alone holds the most: refused, not counted twice later.
+        assert_eq!(store.record(events(0, 14..20)).await.ok(), Some(6), "the older minute goes too");
+        assert!(matches!(store.record(events(0, 20..21)).await, Err(AnalyticsError::Full(10))));
+        assert_eq!(store.held(), (1, 10));
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -2,9 +2,12 @@
 //!
 //! An upload: `begin_upload` declares the file (type, size, SHA-256); chunks arrive in order, each
 //! checked against its own SHA-256; `upload_status` says where to resume; `complete_upload` checks
-//! the whole file's SHA-256, then runs the [`pipeline`].
+//! the whole file's SHA-256, then runs the [`pipeline`], on a blocking thread (at most
+//! [`FileLimits::checks_at_once`] files at a time), off the async workers that answer requests.
+//! What the service holds is bounded by its [`FileLimits`].
 
 mod forward;
+mod limits;
 pub mod pipeline;
 mod store;
 
@@ -17,6 +20,7 @@ use sha2::{Digest, Sha256};
 use validator::Validate;
 
 pub use forward::Forwarding;
+pub use limits::{CHECK_LEASE, FileLimits};
 pub use store::{Checked, FileStore, MemoryStore};
 
 use crate::contracts::{
@@ -36,12 +40,20 @@ pub struct FileProcessor<S> {
     store: S,
     faults: Arc<Faults>,
     forwarding: Option<Forwarding>,
+    checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S: FileStore> FileProcessor<S> {
-    /// A processor over `store`.
+    /// A processor over `store`, checking as many files at once as the default limits say.
     pub fn new(store: S, faults: Arc<Faults>) -> Self {
-        Self { store, faults, forwarding: None }
+        let checks = Arc::new(tokio::sync::Semaphore::new(FileLimits::default().checks_at_once));
+        Self { store, faults, forwarding: None, checks }
+    }
+
+    /// Checks at most `n` files at once.
+    pub fn with_checks_at_once(mut self, n: usize) -> Self {
+        self.checks = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     /// Sends each job's accepted records to analytics (see [`Forwarding`]).
@@ -59,7 +71,7 @@ impl<S: FileStore> FileProcessor<S> {
     pub async fn begin_upload(&self, request: BeginUpload) -> Result<UploadStarted, FileError> {
         self.disturb().await?;
         let upload_id = format!("upl_{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
-        self.store.begin(&upload_id, &request).await?;
+        self.store.begin(&upload_id, &request, now_ms()).await?;
         Ok(UploadStarted { upload_id, max_chunk_bytes: MAX_CHUNK_BYTES as u64 })
     }
 
@@ -69,7 +81,8 @@ impl<S: FileStore> FileProcessor<S> {
         if sha256_hex(&request.data.0) != request.sha256 {
             return Err(FileError::ChunkChecksumMismatch(request.offset));
         }
-        let received_bytes = self.store.append(&request.upload_id, request.offset, &request.data.0).await?;
+        let received_bytes =
+            self.store.append(&request.upload_id, request.offset, &request.data.0, now_ms()).await?;
         Ok(ChunkAccepted { upload_id: request.upload_id, received_bytes })
     }
 
@@ -83,26 +96,39 @@ impl<S: FileStore> FileProcessor<S> {
     pub async fn complete_upload(&self, request: CompleteUpload) -> Result<UploadCompleted, FileError> {
         self.disturb().await?;
         let id = request.upload_id;
-        let (declared, data) = match self.store.take_for_checking(&id).await? {
+        let (declared, data) = match self.store.take_for_checking(&id, now_ms()).await? {
             Checked::Take(declared, data) => (declared, data),
             Checked::Completed(done) => return Ok(done),
             Checked::Failed(reason) => {
                 return Err(FileError::PipelineFailed { step: "previously", reason });
             }
         };
-        let outcome = if sha256_hex(&data) != declared.sha256 {
-            Err(FileError::FileChecksumMismatch)
-        } else {
-            pipeline::run(&data, declared.declared_type, declared.size_bytes).map(|verdict| UploadCompleted {
-                upload_id: id.clone(),
-                size_bytes: data.len() as u64,
-                detected_type: verdict.detected,
-                rows: verdict.rows,
-                steps: pipeline::STEPS.iter().map(|s| s.to_string()).collect(),
-            })
+        // Hashing up to 64 MiB and the pipeline are CPU work: on a blocking thread, a few at a
+        // time, so that the async workers go on answering other requests meanwhile.
+        let outcome = {
+            let _turn = self.checks.acquire().await.map_err(|_| FileError::Store("checks closed".into()))?;
+            let upload_id = id.clone();
+            match tokio::task::spawn_blocking(move || check(upload_id, &declared, &data)).await {
+                Ok(outcome) => outcome,
+                // A panic in the check is the request's: the framework answers it 500.
+                Err(join) => std::panic::resume_unwind(join.into_panic()),
+            }
         };
         let recorded = outcome.as_ref().map(Clone::clone).map_err(ToString::to_string);
-        self.store.finish(&id, recorded).await?;
+        // Recording is idempotent: asked again while the store fails, for as long as the check's
+        // lease lasts (after which another request may check the upload again).
+        let until = std::time::Instant::now() + CHECK_LEASE;
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            match self.store.finish(&id, recorded.clone(), now_ms()).await {
+                Err(FileError::Store(detail)) if std::time::Instant::now() < until => {
+                    tracing::warn!(upload_id = %id, %detail, ?pause, "the store failed; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                finished => break finished?,
+            }
+        }
         outcome
     }
 
@@ -149,7 +175,7 @@ impl<S: FileStore> FileProcessor<S> {
         let succeeded = total - u32::try_from(errors.len()).unwrap_or(u32::MAX);
         let report =
             JobReport { job_id: request.job_id, phase: JobPhase::Completed, total, succeeded, errors };
-        self.store.save_job(report).await
+        self.store.save_job(report, now_ms()).await
     }
 
     /// A job's report.
@@ -161,4 +187,23 @@ impl<S: FileStore> FileProcessor<S> {
     async fn disturb(&self) -> Result<(), FileError> {
         self.faults.disturb().await.map_err(|_| FileError::InjectedFault)
     }
+}
+
+/// The whole file's SHA-256, then the pipeline.
+fn check(upload_id: String, declared: &BeginUpload, data: &[u8]) -> Result<UploadCompleted, FileError> {
+    if sha256_hex(data) != declared.sha256 {
+        return Err(FileError::FileChecksumMismatch);
+    }
+    let verdict = pipeline::run(data, declared.declared_type, declared.size_bytes)?;
+    Ok(UploadCompleted {
+        upload_id,
+        size_bytes: data.len() as u64,
+        detected_type: verdict.detected,
+        rows: verdict.rows,
+        steps: pipeline::STEPS.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
