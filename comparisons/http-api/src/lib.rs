@@ -218,14 +218,15 @@ async fn call<B: Backend>(
     let (parts, body) = request.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let subject = format!("{service}.{endpoint}");
-    // Our own limit, so that an oversized body gets the envelope rather than axum's plain text.
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let body = match read_body(body).await {
         Ok(body) => body,
-        Err(_) => {
-            return response(Answer::refusal(ServiceError::payload_too_large(
-                MAX_BODY_BYTES + 1,
-                MAX_BODY_BYTES,
-            )));
+        Err(Unread::TooLarge(size)) => {
+            return response(Answer::refusal(ServiceError::payload_too_large(size, MAX_BODY_BYTES)));
+        }
+        Err(Unread::Broken) => {
+            let error =
+                ServiceError::new(400, natsrpc::ErrorKind::MalformedPayload, "the body could not be read");
+            return response(Answer::refusal(error));
         }
     };
     if !shared.services.contains(&service) {
@@ -242,6 +243,37 @@ async fn call<B: Backend>(
         body,
     };
     response(shared.backend.call(call).await)
+}
+
+/// A body larger than this is not read on to its end: the connection is closed on the sender.
+const MAX_DRAINED_BYTES: usize = 16 * MAX_BODY_BYTES;
+
+/// Why a body was not read.
+enum Unread {
+    /// Over [`MAX_BODY_BYTES`]: this many bytes came (at least).
+    TooLarge(usize),
+    /// The connection failed mid-body.
+    Broken,
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`] (our own limit, so that an oversized body gets the
+/// envelope rather than axum's plain text). A larger one is read on and dropped, up to
+/// [`MAX_DRAINED_BYTES`], so that a client still sending it gets its 413 instead of a connection
+/// reset under its feet.
+async fn read_body(mut body: Body) -> Result<Bytes, Unread> {
+    use http_body_util::BodyExt;
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| Unread::Broken)?.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&data);
+        } else if seen > MAX_DRAINED_BYTES {
+            break;
+        }
+    }
+    if seen > MAX_BODY_BYTES { Err(Unread::TooLarge(seen)) } else { Ok(kept.freeze()) }
 }
 
 fn response(answer: Answer) -> Response {

@@ -1,7 +1,8 @@
 //! The HTTP+RabbitMQ stack, as processes against the shared RabbitMQ (each test with queues of its
 //! own): every sample answered as over NATS; a request whose worker dies is taken over by another
 //! worker and acknowledged once; a worker killed mid-request gives a clear 504 within the timeout;
-//! no worker at all gives a clear 503 at once.
+//! no worker at all gives a clear 503 at once; the hostile-input corpus is answered on every
+//! endpoint, every request acknowledged, and the workers keep serving.
 
 // A failed expectation is how a test fails: panicking on it is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,7 +19,7 @@ use natsrpc::testing::{NatsServer, ServiceProcess};
 use serde_json::Value;
 use stack::Hosting;
 use stack::redis::RedisPool;
-use stack::testing::{checks, parity, spawn_http};
+use stack::testing::{checks, hostile, parity, spawn_http};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_http-rabbitmq");
 
@@ -247,4 +248,31 @@ async fn calls_and_events_cross_the_broker_with_services_together_or_apart() {
         assert!(process.terminate().await.unwrap().success());
     }
     apart.clear().await;
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_every_hostile_case_and_the_workers_keep_serving() {
+    let deployment = Deployment::new();
+    let mut worker = deployment.worker(&[]).await;
+    let (gateway, base) = deployment.gateway("10000").await;
+    let http = reqwest::Client::new();
+    let cases = hostile::corpus().unwrap();
+    let checked = hostile::replay("http", &cases, async |subject, case, body| {
+        hostile::over_http(&http, &base, subject, case, body).await
+    })
+    .await
+    .unwrap_or_else(|failures| panic!("{} failures:\n{}", failures.len(), failures.join("\n")));
+    assert!(checked > 500, "{checked} requests");
+    hostile::still_answering(async |service, endpoint, body| {
+        parity::over_http(&http, &base, service, endpoint, body).await
+    })
+    .await
+    .unwrap();
+    assert!(worker.exited().is_none(), "the worker is still up");
+    for service in stack::SERVICES {
+        assert_eq!(deployment.queue(service).await, (0, 1), "{service}: nothing left waiting, one consumer");
+    }
+    assert!(gateway.terminate().await.unwrap().success());
+    assert!(worker.terminate().await.unwrap().success());
+    deployment.clear().await;
 }

@@ -1,8 +1,10 @@
 //! For the stacks' tests: the sample-parity check every stack must pass ([`parity`]), checks of
 //! the services working together over any stack's transport ([`checks`]), stack binaries run
-//! as processes on free ports ([`spawn_http`]), and a private Redis to stall ([`RedisServer`]).
+//! as processes on free ports ([`spawn_http`]), a private Redis to stall ([`RedisServer`]), and
+//! the hostile-input corpus replayed through any transport ([`hostile`]).
 
 pub mod checks;
+pub mod hostile;
 pub mod parity;
 mod process;
 mod redis_server;
