@@ -255,19 +255,11 @@ async fn every_endpoint_answers_every_hostile_case_and_the_workers_keep_serving(
     let deployment = Deployment::new();
     let mut worker = deployment.worker(&[]).await;
     let (gateway, base) = deployment.gateway("10000").await;
-    let http = reqwest::Client::new();
     let cases = hostile::corpus().unwrap();
-    let checked = hostile::replay("http", &cases, async |subject, case, body| {
-        hostile::over_http(&http, &base, subject, case, body).await
-    })
-    .await
-    .unwrap_or_else(|failures| panic!("{} failures:\n{}", failures.len(), failures.join("\n")));
+    let checked = hostile::replay_over_http(&cases, &base)
+        .await
+        .unwrap_or_else(|failures| panic!("{} failures:\n{}", failures.len(), failures.join("\n")));
     assert!(checked > 500, "{checked} requests");
-    hostile::still_answering(async |service, endpoint, body| {
-        parity::over_http(&http, &base, service, endpoint, body).await
-    })
-    .await
-    .unwrap();
     assert!(worker.exited().is_none(), "the worker is still up");
     for service in stack::SERVICES {
         assert_eq!(deployment.queue(service).await, (0, 1), "{service}: nothing left waiting, one consumer");

@@ -7,26 +7,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use stack::redis::RedisPool;
-use stack::testing::{hostile, parity, spawn_http};
+use stack::testing::{hostile, spawn_http};
 
 async fn replay(store: &str) {
     let prefix = format!("natsrpc-test:{}", nuid::next());
     let env = [("STORE", store), ("REDIS_PREFIX", prefix.as_str())];
     let (mut process, base) = spawn_http(env!("CARGO_BIN_EXE_http-redis"), &[], &env).await.unwrap();
-    let http = reqwest::Client::new();
     let cases = hostile::corpus().unwrap();
-    let checked = hostile::replay("http", &cases, async |subject, case, body| {
-        hostile::over_http(&http, &base, subject, case, body).await
-    })
-    .await
-    .unwrap_or_else(|failures| panic!("{} failures:\n{}", failures.len(), failures.join("\n")));
+    let checked = hostile::replay_over_http(&cases, &base)
+        .await
+        .unwrap_or_else(|failures| panic!("{} failures:\n{}", failures.len(), failures.join("\n")));
     assert!(checked > 500, "{checked} requests");
-    hostile::still_answering(async |service, endpoint, body| {
-        parity::over_http(&http, &base, service, endpoint, body).await
-    })
-    .await
-    .unwrap();
-    let stats = http.get(format!("{base}/stats")).send().await.unwrap().text().await.unwrap();
+    let stats = reqwest::get(format!("{base}/stats")).await.unwrap().text().await.unwrap();
     assert_eq!(hostile::echoed_in(&cases, &stats), Vec::<String>::new(), "GET /stats");
     assert!(process.exited().is_none(), "still running");
     assert!(process.terminate().await.unwrap().success(), "a clean stop on SIGTERM");

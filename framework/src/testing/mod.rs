@@ -13,5 +13,5 @@ mod service_process;
 pub use golden::{golden_file, golden_json, golden_samples, golden_schemas};
 pub use harness::{Harness, RawReply};
 pub use invalid::{Invalid, Sample};
-pub use nats_server::NatsServer;
+pub use nats_server::{NatsServer, wait_for_port};
 pub use service_process::{ServiceProcess, endpoint_names};

@@ -64,22 +64,29 @@ impl NatsServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                return Err(std::io::Error::other(format!("nats-server exited at start: {status}")));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let child = self.child.insert(child);
+        let listening = wait_for_port(child, self.port, "nats-server");
+        if listening.is_err() {
+            self.stop();
         }
-        self.stop();
-        Err(std::io::Error::other(format!("nats-server did not listen on port {} within 10 s", self.port)))
+        listening
     }
+}
+
+/// Waits (up to 10 s) until the server `child`, named `name`, accepts connections on `port` of
+/// 127.0.0.1; an error when it exits first or never listens. For tests' private servers.
+pub fn wait_for_port(child: &mut Child, port: u16, name: &str) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(std::io::Error::other(format!("{name} exited at start: {status}")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(std::io::Error::other(format!("{name} did not listen on port {port} within 10 s")))
 }
 
 impl Drop for NatsServer {

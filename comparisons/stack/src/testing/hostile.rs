@@ -338,3 +338,18 @@ pub async fn still_answering(
     }
     Ok(())
 }
+
+/// The corpus against an HTTP stack at `base`, then a valid request to each service: answers how
+/// many requests were checked, or every failure.
+pub async fn replay_over_http(cases: &[Case], base: &str) -> Result<usize, Vec<String>> {
+    let http = reqwest::Client::new();
+    let checked =
+        replay("http", cases, async |subject, case, body| over_http(&http, base, subject, case, body).await)
+            .await?;
+    still_answering(async |service, endpoint, body| {
+        super::parity::over_http(&http, base, service, endpoint, body).await
+    })
+    .await
+    .map_err(|failure| vec![failure])?;
+    Ok(checked)
+}

@@ -1,9 +1,11 @@
 //! For the stacks' tests: the sample-parity check every stack must pass ([`parity`]), checks of
 //! the services working together over any stack's transport ([`checks`]), stack binaries run
 //! as processes on free ports ([`spawn_http`]), a private Redis to stall ([`RedisServer`]), and
-//! the hostile-input corpus replayed through any transport ([`hostile`]).
+//! the hostile-input corpus replayed through any transport ([`hostile`]), and requests made to
+//! break the services from arbitrary bytes, for property tests and fuzzing ([`fuzz`]).
 
 pub mod checks;
+pub mod fuzz;
 pub mod hostile;
 pub mod parity;
 mod process;

@@ -1,8 +1,7 @@
 //! A private `redis-server` for tests that stall, stop or restart the store: never the shared one.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A `redis-server` of the test's own on a free loopback port, keeping nothing on disk, killed
 /// when dropped. The binary is `$REDIS_SERVER_BIN`, else `redis-server` on the `PATH`.
@@ -61,21 +60,12 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                return Err(std::io::Error::other(format!("redis-server exited at start: {status}")));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let child = self.child.insert(child);
+        let listening = natsrpc::testing::wait_for_port(child, self.port, "redis-server");
+        if listening.is_err() {
+            self.stop();
         }
-        self.stop();
-        Err(std::io::Error::other(format!("redis-server did not listen on port {} within 10 s", self.port)))
+        listening
     }
 
     fn stop(&mut self) {
