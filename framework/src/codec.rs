@@ -173,12 +173,22 @@ const UNEXPECTED_KINDS: [&str; 16] = [
 /// would go with it. What was expected comes from the contract and stays; the rest of a message a
 /// type wrote itself (`Error::custom`) is not known to be free of values, so it is replaced.
 fn redact(message: &str) -> String {
+    // A type with no fields or variants says so instead of what it expected: then any ", expected"
+    // in the message is the caller's own text.
+    for nothing in [", there are no fields", ", there are no variants"] {
+        if message.ends_with(nothing) {
+            let what = if message.starts_with("unknown field") { "unknown field" } else { "unknown variant" };
+            return format!("{what}{nothing}");
+        }
+    }
     // The expected part is the contract's; the caller's text comes before it.
     let expected = message.rfind(", expected ").map(|at| &message[at..]).unwrap_or_default();
-    for prefix in ["invalid type: ", "invalid value: "] {
+    for (prefix, what) in [("invalid type: ", "invalid type"), ("invalid value: ", "invalid value")] {
         if let Some(rest) = message.strip_prefix(prefix) {
-            let kind = UNEXPECTED_KINDS.iter().find(|kind| rest.starts_with(*kind)).unwrap_or(&"value");
-            return format!("{prefix}{kind}{expected}");
+            return match UNEXPECTED_KINDS.iter().find(|kind| rest.starts_with(*kind)) {
+                Some(kind) => format!("{what}: {kind}{expected}"),
+                None => format!("{what}{expected}"),
+            };
         }
     }
     for (prefix, what) in [("unknown variant `", "unknown variant"), ("unknown field `", "unknown field")] {
@@ -320,6 +330,19 @@ mod tests {
         let error = Codec::MsgPack.decode::<Payment>(&card).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(!error.contains("4111"), "{error}");
         assert!(error.contains("expected a string"), "{error}");
+    }
+
+    #[test]
+    fn a_caller_cannot_pass_its_own_text_off_as_what_was_expected() {
+        let none = "unknown field `a, expected SECRET`, there are no fields";
+        assert_eq!(redact(none), "unknown field, there are no fields");
+        let variant = "unknown variant `a, expected SECRET`, there are no variants";
+        assert_eq!(redact(variant), "unknown variant, there are no variants");
+        assert_eq!(
+            redact("invalid value: non-base64 text, expected base64"),
+            "invalid value, expected base64"
+        );
+        assert_eq!(redact("a custom message quoting hunter2"), "invalid value");
     }
 
     #[test]

@@ -274,8 +274,30 @@ enum Outcome {
     Invalid,
 }
 
-/// Decodes, validates and hands one event to its listener, counting what happened.
+/// Decodes, validates and hands one event to its listener, counting what happened. A panic
+/// anywhere in that fails this event only.
 async fn deliver<L, T, S>(
+    listener: &L,
+    state: &S,
+    counters: &Counters,
+    subject: Subject,
+    headers: Option<HeaderMap>,
+    payload: &[u8],
+) -> Outcome
+where
+    L: Listener<T, S>,
+{
+    let delivering = deliver_unguarded(listener, state, counters, subject.clone(), headers, payload);
+    match AssertUnwindSafe(delivering).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            counters.fail(&counters.failed, &subject, "the listener panicked");
+            Outcome::Failed
+        }
+    }
+}
+
+async fn deliver_unguarded<L, T, S>(
     listener: &L,
     state: &S,
     counters: &Counters,
@@ -300,17 +322,13 @@ where
         return Outcome::Invalid;
     }
     let ctx = RequestContext::new(subject.clone(), headers);
-    match AssertUnwindSafe(listener.call(event, &ctx, state)).catch_unwind().await {
-        Ok(Ok(())) => {
+    match listener.call(event, &ctx, state).await {
+        Ok(()) => {
             counters.handled.fetch_add(1, Ordering::Relaxed);
             Outcome::Handled
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             counters.fail(&counters.failed, &subject, &error.to_string());
-            Outcome::Failed
-        }
-        Err(_) => {
-            counters.fail(&counters.failed, &subject, "the listener panicked");
             Outcome::Failed
         }
     }
@@ -346,9 +364,13 @@ where
     Ok(tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
+            let listening = std::time::Instant::now();
             let ended = listen(&mut events, &listener, &state, &counters, &stop).await;
             if stop.is_cancelled() {
                 return;
+            }
+            if listening.elapsed() > HEALTHY_RUN {
+                backoff = Duration::from_millis(50);
             }
             tracing::error!(
                 subject = L::Event::SUBJECT,
@@ -386,6 +408,9 @@ enum Events {
     Core(async_nats::Subscriber),
     JetStream(Box<pull::Stream>, String),
 }
+
+/// A subscription that lasted this long was healthy: opening it again starts from the shortest pause.
+const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
 /// A JetStream consumer's messages failing this many times in a row are given up and opened again.
 const MAX_STREAM_ERRORS: u32 = 5;

@@ -260,21 +260,35 @@ enum Unread {
 /// envelope rather than axum's plain text). A larger one is read on and dropped, up to
 /// [`MAX_DRAINED_BYTES`], so that a client still sending it gets its 413 instead of a connection
 /// reset under its feet.
+///
+/// A body that says it is larger than [`MAX_DRAINED_BYTES`] is refused before a byte of it is read
+/// (so a client that asked to `Expect: 100-continue` is not told to go on), and a body must arrive
+/// within [`BODY_TIMEOUT`]: a trickling sender holds a connection no longer.
 async fn read_body(mut body: Body) -> Result<Bytes, Unread> {
     use http_body_util::BodyExt;
-    let mut kept = bytes::BytesMut::new();
-    let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(|_| Unread::Broken)?.into_data() else { continue };
-        seen = seen.saturating_add(data.len());
-        if seen <= MAX_BODY_BYTES {
-            kept.extend_from_slice(&data);
-        } else if seen > MAX_DRAINED_BYTES {
-            break;
-        }
+    let declared = usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).unwrap_or(usize::MAX);
+    if declared > MAX_DRAINED_BYTES {
+        return Err(Unread::TooLarge(declared));
     }
-    if seen > MAX_BODY_BYTES { Err(Unread::TooLarge(seen)) } else { Ok(kept.freeze()) }
+    let reading = async {
+        let mut kept = bytes::BytesMut::new();
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| Unread::Broken)?.into_data() else { continue };
+            seen = seen.saturating_add(data.len());
+            if seen <= MAX_BODY_BYTES {
+                kept.extend_from_slice(&data);
+            } else if seen > MAX_DRAINED_BYTES {
+                break;
+            }
+        }
+        if seen > MAX_BODY_BYTES { Err(Unread::TooLarge(seen)) } else { Ok(kept.freeze()) }
+    };
+    tokio::time::timeout(BODY_TIMEOUT, reading).await.unwrap_or(Err(Unread::Broken))
 }
+
+/// How long a request's body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn response(answer: Answer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

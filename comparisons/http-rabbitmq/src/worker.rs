@@ -78,10 +78,6 @@ pub async fn serve(
     Ok(())
 }
 
-/// Answers one request and acknowledges it, whatever happens on the way: a panic (the pipeline
-/// catches its own; this is for the rest) still answers the caller, with a 500 envelope, and still
-/// acknowledges, so that the request's prefetch place is freed and no other worker gets it to
-/// panic on in turn.
 /// [`serve`] until `stop` is cancelled, starting it again (with a growing pause) whenever it ends
 /// for any other reason: a worker outlives a broker restart.
 pub async fn serve_until(
@@ -116,6 +112,10 @@ pub async fn serve_until(
     }
 }
 
+/// Answers one request and acknowledges it, whatever happens on the way: a panic (the pipeline
+/// catches its own; this is for the rest) still answers the caller, with a 500 envelope, and still
+/// acknowledges, so that the request's prefetch place is freed and no other worker gets it to
+/// panic on in turn.
 async fn handle(service: &Dispatcher, channel: &Channel, delivery: Delivery) {
     let subject = text_header(delivery.properties.headers(), SUBJECT).unwrap_or_default();
     let subject = natsrpc::escape::header_value(subject).into_owned();

@@ -22,17 +22,25 @@ pub struct RequestContext {
     generated_id: OnceLock<String>,
     /// When the request's handler is given up on.
     deadline: Option<Instant>,
+    /// The time the request had from its arrival (the endpoint's, or the caller's when shorter).
+    budget: Option<Duration>,
 }
 
 impl RequestContext {
     pub(crate) fn new(subject: Subject, headers: Option<HeaderMap>) -> Self {
-        Self { subject, headers, generated_id: OnceLock::new(), deadline: None }
+        Self { subject, headers, generated_id: OnceLock::new(), deadline: None, budget: None }
     }
 
-    /// `None`: no deadline the clock can represent (a timeout of centuries).
-    pub(crate) fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
+    /// `deadline` is `None` when the clock cannot hold it (a timeout of centuries).
+    pub(crate) fn with_deadline(mut self, deadline: Option<Instant>, budget: Duration) -> Self {
         self.deadline = deadline;
+        self.budget = Some(budget);
         self
+    }
+
+    /// The time the request had from its arrival.
+    pub(crate) fn budget(&self) -> Option<Duration> {
+        self.budget
     }
 
     /// The time left before the request is given up on (the endpoint's deadline, or the caller's

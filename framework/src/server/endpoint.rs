@@ -232,7 +232,9 @@ where
         .and_then(|v| v.as_str().trim().parse::<u64>().ok())
         .map(Duration::from_millis);
     let timeout = budget.map_or(limits.timeout, |budget| budget.min(limits.timeout));
-    let ctx = RequestContext::new(subject, headers).with_deadline(started.checked_add(timeout));
+    // From the request's arrival: decoding and validating count against it too.
+    let deadline = started.checked_add(timeout);
+    let ctx = RequestContext::new(subject, headers).with_deadline(deadline, timeout);
     let span = tracing::info_span!(
         "request",
         service = %limits.service,
@@ -261,7 +263,7 @@ where
                     return Err(ServiceError::validation(crate::validation::violations(&errors)));
                 }
                 let call = handler.call(request, &ctx, &state);
-                let response = run_handler(call, &ctx, &limits, timeout, place).await?;
+                let response = run_handler(call, &ctx, &limits, deadline, place).await?;
                 envelope::encode_success(codec, &response)
             };
             // A panic anywhere in decoding, validating, handling or encoding fails this request only.
@@ -287,59 +289,67 @@ where
     outgoing
 }
 
-/// Runs the handler under its deadline.
+/// Runs the handler until `deadline` (none: a deadline the clock cannot hold).
 ///
 /// Most handlers finish on their first poll; only one that has to wait pays for a timer, and, unless
 /// the endpoint cancels at the deadline, for a task of its own: the caller is answered at the
-/// deadline while the handler runs on, holding `place`, to its end.
+/// deadline (or goes away) while the handler runs on, holding `place`, to its end, in the request's
+/// span, and says how it ended when nobody was left to hear it.
 async fn run_handler<R: Send + 'static>(
     call: impl Future<Output = Result<R, ServiceError>> + Send + 'static,
     ctx: &RequestContext,
     limits: &Limits,
-    timeout: Duration,
+    deadline: Option<Instant>,
     place: Place,
 ) -> Result<R, ServiceError> {
     let mut call = Box::pin(call);
     if let std::task::Poll::Ready(result) = futures::poll!(call.as_mut()) {
         return result;
     }
+    let until = |deadline: Instant| tokio::time::Instant::from_std(deadline);
     if limits.cancel_at_deadline {
-        return match tokio::time::timeout(timeout, call).await {
+        let Some(deadline) = deadline else { return call.await };
+        return match tokio::time::timeout_at(until(deadline), call).await {
             Ok(result) => result,
-            Err(_elapsed) => Err(timed_out(ctx, timeout)),
+            Err(_elapsed) => Err(timed_out(ctx, limits)),
         };
     }
-    let mut finishing = limits.finishing.spawn(async move {
+    let (outcome, finished) = tokio::sync::oneshot::channel();
+    let correlation_id = ctx.correlation_id().to_string();
+    let finishing = async move {
         let _place = place;
-        call.await
-    });
-    match tokio::time::timeout(timeout, &mut finishing).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => match join.try_into_panic() {
-            Ok(panic) => Err(panicked(ctx, panic.as_ref())),
-            Err(_cancelled) => Err(panicked(ctx, &"the handler's task was cancelled")),
-        },
-        Err(_elapsed) => {
-            // The handler goes on: log how it ends, so that the caller's 504 can be followed up.
-            let correlation_id = ctx.correlation_id().to_string();
-            limits.finishing.spawn(async move {
-                match finishing.await {
-                    Ok(Ok(_)) => {
-                        tracing::info!(%correlation_id, "handler finished after its caller's deadline")
-                    }
-                    Ok(Err(error)) => tracing::info!(%correlation_id, code = %error.code,
-                        "handler failed after its caller's deadline"),
-                    Err(_) => {
-                        tracing::error!(%correlation_id, "handler panicked after its caller's deadline")
-                    }
+        let ended = AssertUnwindSafe(call).catch_unwind().await;
+        if let Err(unheard) = outcome.send(ended) {
+            match unheard {
+                Ok(Ok(_)) => tracing::info!(%correlation_id, "handler finished after its caller had gone"),
+                Ok(Err(error)) => {
+                    tracing::info!(%correlation_id, code = %error.code, "handler failed after its caller had gone")
                 }
-            });
-            Err(timed_out(ctx, timeout))
+                Err(panic) => {
+                    tracing::error!(%correlation_id, panic = %crate::escape::escape(panic_text(panic.as_ref()), 1024),
+                    "handler panicked after its caller had gone")
+                }
+            }
         }
+    };
+    limits.finishing.spawn(finishing.in_current_span());
+    let ended = match deadline {
+        Some(deadline) => tokio::time::timeout_at(until(deadline), finished).await,
+        None => Ok(finished.await),
+    };
+    match ended {
+        Ok(Ok(Ok(result))) => result,
+        Ok(Ok(Err(panic))) => Err(panicked(ctx, panic.as_ref())),
+        Ok(Err(_dropped)) => {
+            Err(panicked(ctx, &"the handler's task was dropped (the runtime is shutting down)"))
+        }
+        Err(_elapsed) => Err(timed_out(ctx, limits)),
     }
 }
 
-fn timed_out(ctx: &RequestContext, timeout: Duration) -> ServiceError {
+fn timed_out(ctx: &RequestContext, limits: &Limits) -> ServiceError {
+    // The time the request had: the caller's, when it said so and it was shorter.
+    let timeout = ctx.budget().unwrap_or(limits.timeout);
     tracing::warn!(correlation_id = ctx.correlation_id(), ?timeout, "handler did not finish by its deadline");
     ServiceError::timeout(timeout)
 }

@@ -345,6 +345,8 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             stop: stop.clone(),
             receiving: Arc::clone(&receiving),
         };
+        // Should starting fail half-way, the loops already serving stop with it.
+        let stop_on_failure = stop.clone().drop_guard();
         let mut serving = Vec::with_capacity(receivers);
         for index in 0..receivers {
             let receive = loop_of(index);
@@ -381,6 +383,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             client.clone(),
             stop.clone(),
         ));
+        stop_on_failure.disarm();
         tracing::info!(service = %router.service.name, id = %router.service.id, version = %router.service.version,
             endpoints = router.endpoints().count(), "service started");
         Ok(Service {
@@ -563,8 +566,12 @@ impl ReceiveLoop {
                         self.stop.clone(),
                     ));
                     self.receiving.set(self.index, Some(serving.abort_handle()));
+                    let serving_since = tokio::time::Instant::now();
                     let ended = serving.await;
                     self.receiving.set(self.index, None);
+                    if serving_since.elapsed() > Duration::from_secs(10) {
+                        backoff = Duration::from_millis(50); // it had been healthy
+                    }
                     match ended {
                         Ok(Ended::Stopped) => return,
                         Ok(Ended::Closed) => "its subscription ended".to_string(),

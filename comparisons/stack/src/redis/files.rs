@@ -25,12 +25,15 @@ use super::{RedisPool, Reply};
 /// uploads' key prefix. Shared by the scripts below.
 const SWEEP: &str = r"
 local function sweep(open, sizes, bytes, now, prefix)
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', open, '-inf', '(' .. now, 'LIMIT', 0, 100)) do
-    redis.call('DECRBY', bytes, tonumber(redis.call('HGET', sizes, id) or '0'))
-    redis.call('HDEL', sizes, id)
-    redis.call('ZREM', open, id)
-    redis.call('DEL', prefix .. id, prefix .. id .. ':data')
-  end
+  repeat
+    local lapsed = redis.call('ZRANGEBYSCORE', open, '-inf', '(' .. now, 'LIMIT', 0, 100)
+    for _, id in ipairs(lapsed) do
+      redis.call('DECRBY', bytes, tonumber(redis.call('HGET', sizes, id) or '0'))
+      redis.call('HDEL', sizes, id)
+      redis.call('ZREM', open, id)
+      redis.call('DEL', prefix .. id, prefix .. id .. ':data')
+    end
+  until #lapsed < 100
 end
 ";
 
@@ -328,7 +331,7 @@ impl FileStore for RedisFileStore {
             .arg(phase_name(phase))
             .arg(field)
             .arg(value)
-            .arg(millis(self.limits.retention))
+            .arg(millis(self.limits.retention).max(1))
             .arg(upload_id)
             .invoke_async(&mut self.pool.connection())
             .await

@@ -8,12 +8,15 @@
 //! What holds whatever happens to the caller or the store:
 //! - A handler runs to its end once started (natsrpc's rule): a caller that gives up gets 504 and
 //!   finds the outcome with `get_order`, or by placing the same order again.
-//! - Stock is only ever taken with a claim that gives it back when it lapses ([`Claim`]), so an
-//!   instance that dies mid-order holds no stock for longer than [`DEFAULT_CLAIM_TTL`]: a sweep
+//! - An order's stock is only ever taken with a claim that gives it back when it lapses ([`Claim`]),
+//!   so an instance that dies mid-order holds no stock for longer than [`DEFAULT_CLAIM_TTL`]: a sweep
 //!   ([`Shop::expire_claims`], every few seconds in every stack) puts it back.
 //! - A store call that fails (the store unreachable, its answer lost) is asked again until it
-//!   answers, for as long as the claim lasts: the order ends placed with its charge, or not placed
-//!   with no charge and its stock back, never in between.
+//!   answers, for as long as the claim lasts (recording the order: for another claim's time): the
+//!   order ends placed with its charge, or not placed with no charge and its stock back. Only a
+//!   store silent for all that time leaves an order undecided (logged, its charge kept).
+//! - A charge is held by the claim that made or last reused it, so that a request whose claim
+//!   lapsed voids its own charge, never that of the retry that placed the order.
 
 mod events;
 mod overview;
@@ -63,6 +66,16 @@ pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(60);
 
 /// How often a stack sweeps expired claims.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// How placing a claimed order ended.
+enum Placing {
+    /// Recorded, charged.
+    Placed(OrderReceipt),
+    /// Not recorded, for sure: any charge is to be voided and the claim given back.
+    NotPlaced(ShopError),
+    /// The store never said whether it recorded the order.
+    Unknown(ShopError),
+}
 
 /// The shop: its store, its payment gateway, its injected faults, and where its events go.
 pub struct Shop<S> {
@@ -193,7 +206,7 @@ impl<S: ShopStore> Shop<S> {
             OrderSlot::Conflict => return Err(ShopError::OrderIdReused(order.order_id)),
         }
         match self.place(&order, &claim).await {
-            Ok(receipt) => {
+            Placing::Placed(receipt) => {
                 let event = OrderPlacedEvent {
                     order_id: receipt.order_id.clone(),
                     customer_id: receipt.customer_id.clone(),
@@ -205,18 +218,28 @@ impl<S: ShopStore> Shop<S> {
                 self.publish(ShopEvent::Placed(event)).await;
                 Ok(receipt)
             }
-            Err(error) => {
+            Placing::NotPlaced(error) => {
                 self.undo(&claim).await;
+                Err(error)
+            }
+            Placing::Unknown(error) => {
+                // The store never said whether the order was recorded: voiding could leave a placed
+                // order unpaid, abandoning could give its stock away. The charge and the claim stay
+                // as they are; the claim lapses if the order was not recorded.
+                tracing::error!(order_id = %claim.order_id, %error,
+                    "the store never answered whether the order was recorded; its charge is kept for reconciliation");
                 Err(error)
             }
         }
     }
 
-    /// Charges the order and records it in place of its claim. Any error leaves a charge (if one
-    /// went through) and the claim for [`Shop::undo`].
-    async fn place(&self, order: &CreateOrder, claim: &Claim) -> Result<OrderReceipt, ShopError> {
+    /// Charges the order and records it in place of its claim.
+    async fn place(&self, order: &CreateOrder, claim: &Claim) -> Placing {
         let amount = order.payment.amount.amount_cents;
-        let charge = self.charge(&order.order_id, amount).await?;
+        let charge = match self.charge(&order.order_id, &claim.token, amount).await {
+            Ok(charge) => charge,
+            Err(error) => return Placing::NotPlaced(error),
+        };
         let subtotal = rules::subtotal_cents(order);
         let receipt = OrderReceipt {
             order_id: order.order_id.clone(),
@@ -244,19 +267,25 @@ impl<S: ShopStore> Shop<S> {
                 card_last4: order.payment.card.as_ref().map(|card| card.last4()),
             },
         };
+        // Completing answers for sure once the store answers at all (recorded, or the claim swept):
+        // it is asked past the claim's time, for another claim's time.
         let completing = || self.store.complete_order(&receipt, &claim.token);
-        let completed = self.until_answered(&claim.order_id, claim.expires_at_ms, completing).await?;
-        if !completed {
-            return Err(ShopError::OrderExpired { order_id: order.order_id.clone(), after: self.claim_ttl });
+        let until_ms = claim.expires_at_ms.saturating_add(self.claim_ttl.as_millis() as u64);
+        match self.until_answered(&claim.order_id, until_ms, completing).await {
+            Ok(true) => Placing::Placed(receipt),
+            Ok(false) => Placing::NotPlaced(ShopError::OrderExpired {
+                order_id: order.order_id.clone(),
+                after: self.claim_ttl,
+            }),
+            Err(error) => Placing::Unknown(error),
         }
-        Ok(receipt)
     }
 
     /// Undoes a claimed order that will not be placed: voids any charge (a lost response may hide
     /// one that went through: never keep money for an order that was not placed), then gives the
     /// claim and its stock back. A claim the store cannot give back now lapses by itself.
     async fn undo(&self, claim: &Claim) {
-        if let Some(voided) = self.gateway.void(&claim.order_id) {
+        if let Some(voided) = self.gateway.void(&claim.order_id, &claim.token) {
             tracing::warn!(order_id = %claim.order_id, voided, "voided the charge of an order not placed");
         }
         let abandoning = || self.store.abandon_order(&claim.order_id, &claim.token);
@@ -291,11 +320,11 @@ impl<S: ShopStore> Shop<S> {
     }
 
     /// Charges with retries on transient failures; the order id is the idempotency key, so a retry
-    /// whose first attempt did go through is answered by that charge.
-    async fn charge(&self, order_id: &str, amount_cents: u64) -> Result<Charge, ShopError> {
+    /// whose first attempt did go through is answered by that charge, which `claim` then holds.
+    async fn charge(&self, order_id: &str, claim: &str, amount_cents: u64) -> Result<Charge, ShopError> {
         let mut backoff = self.retry.backoff;
         for attempt in 1..=self.retry.attempts {
-            match self.gateway.charge(order_id, amount_cents).await {
+            match self.gateway.charge(order_id, claim, amount_cents).await {
                 Ok(charge) => return Ok(charge),
                 Err(ChargeFailure::Declined(reason)) => {
                     return Err(ShopError::PaymentDeclined(reason.to_string()));

@@ -96,6 +96,10 @@ impl<S: FileStore> FileProcessor<S> {
     pub async fn complete_upload(&self, request: CompleteUpload) -> Result<UploadCompleted, FileError> {
         self.disturb().await?;
         let id = request.upload_id;
+        // Hashing up to 64 MiB and the pipeline are CPU work: on a blocking thread, a few at a
+        // time, so that the async workers go on answering other requests meanwhile. The turn comes
+        // first: a file waiting for it holds neither its bytes nor its check's lease.
+        let _turn = self.checks.acquire().await.map_err(|_| FileError::Store("checks closed".into()))?;
         let (declared, data) = match self.store.take_for_checking(&id, now_ms()).await? {
             Checked::Take(declared, data) => (declared, data),
             Checked::Completed(done) => return Ok(done),
@@ -103,10 +107,7 @@ impl<S: FileStore> FileProcessor<S> {
                 return Err(FileError::PipelineFailed { step: "previously", reason });
             }
         };
-        // Hashing up to 64 MiB and the pipeline are CPU work: on a blocking thread, a few at a
-        // time, so that the async workers go on answering other requests meanwhile.
         let outcome = {
-            let _turn = self.checks.acquire().await.map_err(|_| FileError::Store("checks closed".into()))?;
             let upload_id = id.clone();
             match tokio::task::spawn_blocking(move || check(upload_id, &declared, &data)).await {
                 Ok(outcome) => outcome,
