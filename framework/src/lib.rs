@@ -89,8 +89,8 @@ pub use connection::{connect, connect_with, init_tracing};
 pub use contract::Request;
 pub use error::{ErrorKind, RpcError, ServiceError};
 pub use server::{
-    Dispatched, Dispatcher, EndpointOptions, Handler, RequestContext, Service, ServiceBuilder, State,
-    StopReport, shutdown_signal,
+    Dispatched, Dispatcher, EndpointOptions, Finishing, Handler, RequestContext, Service, ServiceBuilder,
+    State, StopReport, shutdown_signal,
 };
 pub use validation::Violation;
 

@@ -63,8 +63,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 natsrpc::server::shutdown_signal().await;
                 stopping.cancel();
             });
+            let finishing: Vec<natsrpc::Finishing> =
+                hosted.dispatchers.iter().map(|d| d.finishing()).collect();
             worker::serve_until(&url, &prefix, hosted.dispatchers, prefetch, Duration::from_secs(10), stop)
                 .await;
+            // Handlers still running past their callers' deadlines end what they began.
+            let waits = finishing.into_iter().map(|f| f.wait(Duration::from_secs(10)));
+            let abandoned: usize = futures::future::join_all(waits).await.into_iter().sum();
+            tracing::info!(abandoned, "worker stopped");
         }
         _ => return Err("usage: http-rabbitmq gateway|worker".into()),
     }

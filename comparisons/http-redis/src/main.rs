@@ -39,9 +39,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(key) if follows => Some(streams::follow(&hosting.redis_url, key, hosted.follower).await?),
         _ => None,
     };
+    let finishing: Vec<natsrpc::Finishing> = hosted.dispatchers.iter().map(|d| d.finishing()).collect();
     let app = http_api::app(hosted.dispatchers);
     let listener = tokio::net::TcpListener::bind(&address).await?;
     tracing::info!(%address, store = ?hosting.store, services = ?hosting.services, "http-redis listening");
     axum::serve(listener, app).with_graceful_shutdown(natsrpc::server::shutdown_signal()).await?;
+    // Handlers still running past their callers' deadlines end what they began.
+    let grace = std::time::Duration::from_secs(10);
+    let abandoned: usize =
+        futures::future::join_all(finishing.into_iter().map(|f| f.wait(grace))).await.into_iter().sum();
+    tracing::info!(abandoned, "http-redis stopped");
     Ok(())
 }

@@ -27,6 +27,20 @@ pub struct Dispatcher {
     router: Router,
 }
 
+/// A service's handlers still running after their callers' deadlines, from
+/// [`Dispatcher::finishing`].
+#[derive(Debug, Clone)]
+pub struct Finishing(tokio_util::task::TaskTracker);
+
+impl Finishing {
+    /// Waits up to `grace` for them to end; answers how many did not.
+    pub async fn wait(self, grace: std::time::Duration) -> usize {
+        self.0.close();
+        let _ = tokio::time::timeout(grace, self.0.wait()).await;
+        self.0.len()
+    }
+}
+
 /// A reply as a transport should send it.
 #[derive(Debug, Clone)]
 pub struct Dispatched {
@@ -53,6 +67,13 @@ impl Dispatcher {
     /// The service's name.
     pub fn service(&self) -> &str {
         &self.router.service.name
+    }
+
+    /// Its handlers still running after their callers' deadlines (a handler runs to its end, see
+    /// [`EndpointOptions::cancel_at_deadline`](crate::EndpointOptions::cancel_at_deadline)): wait
+    /// for them when the transport has stopped taking requests, before the process exits.
+    pub fn finishing(&self) -> Finishing {
+        Finishing(self.router.finishing.clone())
     }
 
     /// The service's `$SRV.STATS` answer (JSON), for transports without the Services API: the

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use context::{FromContext, RequestContext, State};
-pub use dispatcher::{Dispatched, Dispatcher};
+pub use dispatcher::{Dispatched, Dispatcher, Finishing};
 pub use endpoint::EndpointOptions;
 pub use handler::Handler;
 pub use shutdown::shutdown_signal;
