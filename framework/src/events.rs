@@ -287,48 +287,37 @@ async fn deliver<L, T, S>(
 where
     L: Listener<T, S>,
 {
-    let delivering = deliver_unguarded(listener, state, counters, subject.clone(), headers, payload);
+    let delivering = async {
+        counters.received.fetch_add(1, Ordering::Relaxed);
+        let event: L::Event = match crate::Codec::Json.decode(payload) {
+            Ok(event) => event,
+            Err(error) => {
+                counters.fail(&counters.invalid, &subject, &format!("undecodable event: {error}"));
+                return Outcome::Invalid;
+            }
+        };
+        if let Err(errors) = event.validate() {
+            let paths: Vec<String> =
+                crate::validation::violations(&errors).into_iter().map(|v| v.path).collect();
+            counters.fail(&counters.invalid, &subject, &format!("invalid event at {}", paths.join(", ")));
+            return Outcome::Invalid;
+        }
+        let ctx = RequestContext::new(subject.clone(), headers);
+        match listener.call(event, &ctx, state).await {
+            Ok(()) => {
+                counters.handled.fetch_add(1, Ordering::Relaxed);
+                Outcome::Handled
+            }
+            Err(error) => {
+                counters.fail(&counters.failed, &subject, &error.to_string());
+                Outcome::Failed
+            }
+        }
+    };
     match AssertUnwindSafe(delivering).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(_) => {
             counters.fail(&counters.failed, &subject, "the listener panicked");
-            Outcome::Failed
-        }
-    }
-}
-
-async fn deliver_unguarded<L, T, S>(
-    listener: &L,
-    state: &S,
-    counters: &Counters,
-    subject: Subject,
-    headers: Option<HeaderMap>,
-    payload: &[u8],
-) -> Outcome
-where
-    L: Listener<T, S>,
-{
-    counters.received.fetch_add(1, Ordering::Relaxed);
-    let event: L::Event = match crate::Codec::Json.decode(payload) {
-        Ok(event) => event,
-        Err(error) => {
-            counters.fail(&counters.invalid, &subject, &format!("undecodable event: {error}"));
-            return Outcome::Invalid;
-        }
-    };
-    if let Err(errors) = event.validate() {
-        let paths: Vec<String> = crate::validation::violations(&errors).into_iter().map(|v| v.path).collect();
-        counters.fail(&counters.invalid, &subject, &format!("invalid event at {}", paths.join(", ")));
-        return Outcome::Invalid;
-    }
-    let ctx = RequestContext::new(subject.clone(), headers);
-    match listener.call(event, &ctx, state).await {
-        Ok(()) => {
-            counters.handled.fetch_add(1, Ordering::Relaxed);
-            Outcome::Handled
-        }
-        Err(error) => {
-            counters.fail(&counters.failed, &subject, &error.to_string());
             Outcome::Failed
         }
     }

@@ -1,7 +1,8 @@
 //! Typed events on a private nats-server with JetStream: both delivery modes round trip; a
 //! JetStream listener that is down while events are published gets every one of them, once, when
 //! it comes back; retried publishes are de-duplicated; a failing, panicking or invalid event is
-//! counted and the service carries on (a failed JetStream event comes again).
+//! counted and the service carries on (a failed JetStream event comes again); a listener whose
+//! consumer is deleted under it opens it again.
 
 // A failed expectation is how a test fails: panicking on it is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -143,4 +144,25 @@ async fn jetstream_events_wait_for_a_listener_that_is_down_and_arrive_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(again.listener_stats().iter().map(|s| s.received).sum::<u64>(), 0);
     again.stop(Duration::from_secs(2)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_listener_whose_consumer_is_deleted_on_the_server_opens_it_again() {
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let seen: Seen = Arc::default();
+    let service = listening(&seen).start(&nats).await.unwrap();
+    let publisher = Publisher::new(nats.clone());
+    publisher.publish(&Paid { id: "before".into(), cents: 1 }).await.unwrap();
+    assert_eq!(wait_for(&seen, 1).await, ["before"]);
+
+    // An operator deletes the durable consumer under the running listener.
+    let stream = natsrpc::async_nats::jetstream::new(nats.clone()).get_stream("TEST_EVENTS").await.unwrap();
+    stream.delete_consumer("listening_events_test_paid").await.unwrap();
+    publisher.publish(&Paid { id: "after".into(), cents: 1 }).await.unwrap();
+    // The consumer is made again; it starts from the stream's beginning, so the listener sees the
+    // first event again (listeners de-duplicate by event id, as analytics does).
+    let got = wait_for(&seen, 3).await;
+    assert!(got.contains(&"after".to_string()), "{got:?}");
+    service.stop(Duration::from_secs(2)).await.unwrap();
 }
