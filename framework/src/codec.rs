@@ -60,11 +60,14 @@ impl Codec {
 
     /// The codec of a request from its NATS headers and body: see [`Codec::detect`].
     pub fn of_request(headers: Option<&async_nats::HeaderMap>, body: &[u8]) -> Result<Codec, ServiceError> {
-        let content_type = headers.and_then(|h| h.get(crate::headers::CONTENT_TYPE)).map(|v| v.as_str());
+        let content_type =
+            headers.and_then(|h| h.get(crate::headers::names::CONTENT_TYPE)).map(|v| v.as_str());
         Codec::detect(content_type, body)
     }
 
-    fn sniff(body: &[u8]) -> Codec {
+    /// The codec of a body sent without `Content-Type`: JSON when it starts with `{` or `[` (after
+    /// white space) or is empty, MessagePack otherwise.
+    pub(crate) fn sniff(body: &[u8]) -> Codec {
         match body.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{' | b'[') | None => Codec::Json,
             Some(_) => Codec::MsgPack,
@@ -84,7 +87,14 @@ impl Codec {
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, DecodeError> {
         // The fast path carries no path tracking; only a failure pays to decode again and locate it.
         let fast = match self {
-            Codec::Json => serde_json::from_slice(body).map_err(|e| json_message(&e)),
+            // UTF-8 checked once for the whole body: from bytes, serde_json checks every string on
+            // its own, which was a tenth of decoding an order (callgrind). Invalid UTF-8 takes the
+            // byte path, for the same error at the same place.
+            Codec::Json => match std::str::from_utf8(body) {
+                Ok(text) => serde_json::from_str(text),
+                Err(_) => serde_json::from_slice(body),
+            }
+            .map_err(|e| json_message(&e)),
             Codec::MsgPack => {
                 let mut de = rmp_serde::Deserializer::from_read_ref(body);
                 de.set_max_depth(MSGPACK_MAX_DEPTH);

@@ -3,6 +3,8 @@
 //! `Nats-Service-Error` and `Nats-Service-Error-Code` are the NATS Services API's own (ADR-32): generic
 //! NATS tooling reads them without knowing natsrpc's envelope.
 
+use async_nats::header::IntoHeaderName;
+
 /// The codec of a request body, and of its reply: `application/json` or `application/msgpack`.
 pub const CONTENT_TYPE: &str = "Content-Type";
 
@@ -23,14 +25,29 @@ pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
 /// The status a reply stands for: its `Nats-Service-Error-Code`, or 200 when it has none (a
 /// success reply carries no headers).
 pub fn reply_status(headers: Option<&async_nats::HeaderMap>) -> u16 {
-    headers.and_then(|h| h.get(SERVICE_ERROR_CODE)).and_then(|v| v.as_str().parse().ok()).unwrap_or(200)
+    headers
+        .and_then(|h| h.get(names::SERVICE_ERROR_CODE))
+        .and_then(|v| v.as_str().parse().ok())
+        .unwrap_or(200)
 }
 
 /// Sets header `name` to `value` made header-safe by [`crate::escape::header_value`] (control
 /// characters escaped, length bounded): the one way natsrpc writes a header whose value it did not
 /// choose itself. async-nats panics on a CR or LF in a header value; this never does.
-pub fn insert(headers: &mut async_nats::HeaderMap, name: &'static str, value: &str) {
+pub fn insert(headers: &mut async_nats::HeaderMap, name: impl IntoHeaderName, value: &str) {
     headers.insert(name, crate::escape::header_value(value).as_ref());
+}
+
+/// The names above, made once: a `&str` name is checked, and one outside the standard set copied,
+/// on every insert, and the typed client inserts three per call.
+pub(crate) mod names {
+    use async_nats::HeaderName;
+
+    pub(crate) const CONTENT_TYPE: HeaderName = HeaderName::from_static(super::CONTENT_TYPE);
+    pub(crate) const CORRELATION_ID: HeaderName = HeaderName::from_static(super::CORRELATION_ID);
+    pub(crate) const DEADLINE: HeaderName = HeaderName::from_static(super::DEADLINE);
+    pub(crate) const SERVICE_ERROR: HeaderName = HeaderName::from_static(super::SERVICE_ERROR);
+    pub(crate) const SERVICE_ERROR_CODE: HeaderName = HeaderName::from_static(super::SERVICE_ERROR_CODE);
 }
 
 /// The bytes a header block takes on the wire (`NATS/1.0`, one line per value, the blank line):

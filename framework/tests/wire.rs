@@ -305,3 +305,65 @@ async fn large_requests_are_served_and_validated_like_small_ones() {
     assert!(matches!(error, RpcError::PayloadTooLarge(_)), "{error:?}");
     assert!(error.to_string().contains("1048576"), "{error}");
 }
+
+/// What the typed client puts on the wire: the deadline always; `Content-Type` only where the body
+/// would not tell its codec by itself (a JSON body that is not an object or array); a correlation id only when the call has one to carry or
+/// several attempts to tie together. The service answers the same either way.
+#[tokio::test]
+async fn the_typed_client_sends_only_the_headers_a_call_needs() {
+    use futures::StreamExt;
+
+    let (_server, nats) = private_nats().await;
+    let service = shop("a").start(&nats).await.unwrap();
+    // A second subscriber on the endpoint's subject (no queue group) sees every request as sent.
+    let mut seen = nats.subscribe("shop.place_order").await.unwrap();
+    nats.flush().await.unwrap();
+    let client = Client::new(nats.clone());
+    let mut sent = async |options: CallOptions| {
+        let placed = client.call_with(&valid_order(), options).await.unwrap();
+        assert_eq!(placed.total_cents, 3499);
+        let request = tokio::time::timeout(Duration::from_secs(5), seen.next()).await.unwrap().unwrap();
+        let names = |name: &str| header(&request, name).map(str::to_string);
+        (names("Content-Type"), names("X-Correlation-Id"), names("X-Deadline-Ms"))
+    };
+
+    let (content_type, correlation_id, deadline) = sent(CallOptions::new()).await;
+    assert_eq!((content_type, correlation_id), (None, None), "a JSON object tells its codec");
+    assert_eq!(deadline.as_deref(), Some("5000"));
+
+    // A MessagePack map starts with a byte no JSON body starts with: it tells its codec too.
+    let (content_type, correlation_id, _) = sent(CallOptions::new().codec(Codec::MsgPack)).await;
+    assert_eq!((content_type, correlation_id), (None, None));
+
+    let (_, correlation_id, _) = sent(CallOptions::new().correlation_id("order-7")).await;
+    assert_eq!(correlation_id.as_deref(), Some("order-7"));
+
+    // A JSON body that is not an object or array would be read as MessagePack without the header.
+    let words = natsrpc::Service::builder("words", "1.0.0").endpoint(shout).start(&nats).await.unwrap();
+    let mut seen_words = nats.subscribe("words.shout").await.unwrap();
+    nats.flush().await.unwrap();
+    assert_eq!(client.call(&Word("hi".into())).await.unwrap(), "HI");
+    let request = tokio::time::timeout(Duration::from_secs(5), seen_words.next()).await.unwrap().unwrap();
+    assert_eq!(header(&request, "Content-Type"), Some("application/json"));
+    words.stop(Duration::from_secs(5)).await.unwrap();
+
+    let retried = CallOptions::new().retry(natsrpc::RetryPolicy::exponential(3, Duration::from_millis(10)));
+    let (_, correlation_id, _) = sent(retried).await;
+    assert!(correlation_id.is_some_and(|id| !id.is_empty()), "retries share one id");
+    service.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A request that is a bare JSON string.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Word(String);
+
+impl validator::Validate for Word {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        Ok(())
+    }
+}
+natsrpc::request!(Word => String, service = "words", endpoint = "shout");
+
+async fn shout(word: Word) -> Result<String, natsrpc::ServiceError> {
+    Ok(word.0.to_uppercase())
+}

@@ -8,18 +8,31 @@
 //! - `framework+client`: the same service called through the typed `natsrpc::Client` (headers,
 //!   correlation id, envelope decoding on the caller's side).
 //!
+//! With `--order`, the same three take turns on `ecommerce.create_order` instead: the checked-in
+//! valid sample (`data/test-payloads/ecommerce/create_order.valid.json`, 2.6 KB, 5 items), each
+//! request with an order id of its own, served by the `ecommerce` binary; the raw responder echoes
+//! the very same bodies. A reply only counts as a success when it is one (no error headers).
+//!
+//! Besides each target against raw, the report gives `framework+client` against `framework`: the
+//! typed client against a bare `request` to the same service.
+//!
 //! ```text
-//! cargo build --release -p natsrpc --example echo -p benchmarks
+//! cargo build --release -p natsrpc --example echo -p benchmarks -p ecommerce
 //! target/release/echo-vs-raw --rounds 3 --duration 5 --concurrency 64
+//! target/release/echo-vs-raw --order --rounds 5
 //! ```
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
 use benchmarks::BenchError;
 use benchmarks::closed_loop::{self, LoadResult};
 use benchmarks::process::{CpuMeter, pids_named};
+use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +41,8 @@ use serde::{Deserialize, Serialize};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const RAW_SUBJECT: &str = "raw.echo";
+/// The order sample, relative to the workspace (or `ORDER_SAMPLE`).
+const ORDER_SAMPLE: &str = "data/test-payloads/ecommerce/create_order.valid.json";
 const PAYLOAD: &str =
     r#"{"id":12345,"user":"ada@example.com","action":"checkout","items":[1,2,3],"note":"natsrpc bench"}"#;
 
@@ -52,6 +67,79 @@ struct Options {
     only: Option<String>,
     /// A command put before each server's, such as `valgrind --tool=callgrind`.
     wrap: Vec<String>,
+    /// `ecommerce.create_order` instead of echo.
+    order: bool,
+}
+
+/// What the load sends: the echo body, or orders with ids of their own.
+#[derive(Clone)]
+enum Bodies {
+    Echo,
+    Orders(Arc<Orders>),
+}
+
+/// The order sample with its id cut out, and a counter that makes each request's id new.
+struct Orders {
+    before: Vec<u8>,
+    after: Vec<u8>,
+    /// Unique per run, so that a service kept between rounds never sees an id twice.
+    nonce: String,
+    next: AtomicU64,
+    typed: ecommerce::contracts::CreateOrder,
+}
+
+impl Orders {
+    fn load() -> Result<Self, BenchError> {
+        let path = std::env::var("ORDER_SAMPLE").unwrap_or_else(|_| ORDER_SAMPLE.to_string());
+        let sample = std::fs::read(&path).map_err(|e| BenchError::Usage(format!("{path}: {e}")))?;
+        let typed: ecommerce::contracts::CreateOrder =
+            serde_json::from_slice(&sample).map_err(|e| BenchError::Usage(format!("{path}: {e}")))?;
+        let quoted = format!("\"{}\"", typed.order_id);
+        let at = find(&sample, quoted.as_bytes()).ok_or_else(|| {
+            BenchError::Usage(format!("{path}: the order id is not in the body as written"))
+        })?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Ok(Self {
+            before: sample[..at].to_vec(),
+            after: sample[at + quoted.len()..].to_vec(),
+            nonce: format!("{:08x}", nanos.as_secs() as u32),
+            next: AtomicU64::new(0),
+            typed,
+        })
+    }
+
+    /// A new order id of the sample's length.
+    fn id(&self) -> String {
+        format!("ord_{}{:016x}", self.nonce, self.next.fetch_add(1, AtomicOrdering::Relaxed))
+    }
+
+    fn body(&self) -> Bytes {
+        let id = self.id();
+        let mut body = Vec::with_capacity(self.before.len() + id.len() + 2 + self.after.len());
+        body.extend_from_slice(&self.before);
+        body.push(b'"');
+        body.extend_from_slice(id.as_bytes());
+        body.push(b'"');
+        body.extend_from_slice(&self.after);
+        body.into()
+    }
+
+    fn typed(&self) -> ecommerce::contracts::CreateOrder {
+        ecommerce::contracts::CreateOrder { order_id: self.id(), ..self.typed.clone() }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+impl Bodies {
+    fn next(&self) -> Bytes {
+        match self {
+            Bodies::Echo => Bytes::from_static(PAYLOAD.as_bytes()),
+            Bodies::Orders(orders) => orders.body(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,13 +184,15 @@ async fn main() -> Result<(), BenchError> {
     let options = parse(&args, url)?;
     let nats = async_nats::connect(&options.url).await.map_err(|e| BenchError::Nats(e.to_string()))?;
     let client = natsrpc::Client::new(nats.clone());
+    let bodies = if options.order { Bodies::Orders(Arc::new(Orders::load()?)) } else { Bodies::Echo };
     println!(
-        "echo-vs-raw: {} rounds x {:?} (+{:?} warm-up), {} in flight, {}-byte body",
+        "echo-vs-raw: {} rounds x {:?} (+{:?} warm-up), {} in flight, {} ({}-byte body)",
         options.rounds,
         options.duration,
         options.warmup,
         options.concurrency,
-        PAYLOAD.len()
+        if options.order { "ecommerce.create_order" } else { "echo" },
+        bodies.next().len()
     );
 
     let mut results = Vec::new();
@@ -110,8 +200,8 @@ async fn main() -> Result<(), BenchError> {
         for target in
             Target::ALL.into_iter().filter(|t| options.only.as_deref().is_none_or(|o| o == t.name()))
         {
-            let mut server = spawn_server(target, &options.url, &options.wrap)?;
-            let outcome = measure(target, round, &options, &nats, &client, server.id()).await;
+            let mut server = spawn_server(target, &options)?;
+            let outcome = measure(target, round, &options, &bodies, &nats, &client, server.id()).await;
             stop(&mut server);
             let m = outcome?;
             println!(
@@ -140,21 +230,41 @@ async fn measure(
     target: Target,
     round: usize,
     options: &Options,
+    bodies: &Bodies,
     nats: &async_nats::Client,
     client: &natsrpc::Client,
     server_pid: u32,
 ) -> Result<Measurement, BenchError> {
-    let subject = if target == Target::Raw { RAW_SUBJECT } else { "echo.echo" };
-    wait_until_ready(nats, subject).await?;
+    let subject = match (target, bodies) {
+        (Target::Raw, _) => RAW_SUBJECT,
+        (_, Bodies::Echo) => "echo.echo",
+        (_, Bodies::Orders(_)) => "ecommerce.create_order",
+    };
+    wait_until_ready(nats, subject, bodies).await?;
     let brokers = pids_named("nats-server");
     let (server_cpu, broker_cpu, generator_cpu) =
         (CpuMeter::start(&[server_pid]), CpuMeter::start(&brokers), CpuMeter::start(&[std::process::id()]));
     let result: LoadResult = match target {
         Target::Raw | Target::Framework => {
-            let nats = nats.clone();
+            let (nats, bodies) = (nats.clone(), bodies.clone());
             closed_loop::run(options.concurrency, options.warmup, options.duration, move || {
-                let nats = nats.clone();
-                async move { nats.request(subject, PAYLOAD.into()).await.is_ok() }
+                let (nats, body) = (nats.clone(), bodies.next());
+                async move {
+                    // An error reply is a reply, not a success.
+                    nats.request(subject, body)
+                        .await
+                        .is_ok_and(|reply| natsrpc::headers::reply_status(reply.headers.as_ref()) == 200)
+                }
+            })
+            .await
+        }
+        Target::FrameworkClient if options.order => {
+            let (client, Bodies::Orders(orders)) = (client.clone(), bodies.clone()) else {
+                return Err(BenchError::Usage("--order without orders".into()));
+            };
+            closed_loop::run(options.concurrency, options.warmup, options.duration, move || {
+                let (client, request) = (client.clone(), orders.typed());
+                async move { client.call(&request).await.is_ok() }
             })
             .await
         }
@@ -203,13 +313,13 @@ fn report(results: &[Measurement]) {
         println!("| {} | {tput:.0} ({lo:.0}..{hi:.0}) | {p50:.0} | {p99:.0} | {cpu:.1} |", target.name());
     }
     // Ratios per round (same round = same machine conditions), then their median.
-    let ratio = |target: Target, pick: fn(&Measurement) -> f64| -> (f64, f64, f64) {
+    let ratio_to = |target: Target, base: Target, pick: fn(&Measurement) -> f64| -> (f64, f64, f64) {
         let mut values: Vec<f64> = results
             .iter()
             .filter(|m| m.target == target.name())
             .filter_map(|m| {
-                let raw = results.iter().find(|r| r.target == Target::Raw.name() && r.round == m.round)?;
-                Some(pick(m) / pick(raw))
+                let base = results.iter().find(|r| r.target == base.name() && r.round == m.round)?;
+                Some(pick(m) / pick(base))
             })
             .collect();
         values.sort_by(f64::total_cmp);
@@ -217,20 +327,31 @@ fn report(results: &[Measurement]) {
         (mid, values.first().copied().unwrap_or(f64::NAN), values.last().copied().unwrap_or(f64::NAN))
     };
     println!();
-    for target in [Target::Framework, Target::FrameworkClient] {
-        let (t, tlo, thi) = ratio(target, |m| m.throughput);
-        let (l, llo, lhi) = ratio(target, |m| m.p50_us as f64);
+    let pairs = [
+        (Target::Framework, Target::Raw),
+        (Target::FrameworkClient, Target::Raw),
+        (Target::FrameworkClient, Target::Framework),
+    ];
+    for (target, base) in pairs {
+        let (t, tlo, thi) = ratio_to(target, base, |m| m.throughput);
+        let (l, llo, lhi) = ratio_to(target, base, |m| m.p50_us as f64);
+        let (c, clo, chi) = ratio_to(target, base, |m| m.server_cpu_us_per_request);
         println!(
-            "{} / raw: throughput {t:.3}x ({tlo:.3}..{thi:.3}), median latency {l:.3}x ({llo:.3}..{lhi:.3})",
-            target.name()
+            "{} / {}: throughput {t:.3}x ({tlo:.3}..{thi:.3}), median latency {l:.3}x ({llo:.3}..{lhi:.3}), server CPU {c:.3}x ({clo:.3}..{chi:.3})",
+            target.name(),
+            base.name()
         );
     }
 }
 
-async fn wait_until_ready(nats: &async_nats::Client, subject: &'static str) -> Result<(), BenchError> {
+async fn wait_until_ready(
+    nats: &async_nats::Client,
+    subject: &'static str,
+    bodies: &Bodies,
+) -> Result<(), BenchError> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        if nats.request(subject, PAYLOAD.into()).await.is_ok() {
+        if nats.request(subject, bodies.next()).await.is_ok() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -238,21 +359,27 @@ async fn wait_until_ready(nats: &async_nats::Client, subject: &'static str) -> R
     Err(BenchError::Process(format!("nothing answered on {subject} within 15 s")))
 }
 
-fn spawn_server(target: Target, url: &str, wrap: &[String]) -> Result<Child, BenchError> {
+fn spawn_server(target: Target, options: &Options) -> Result<Child, BenchError> {
+    let (url, wrap) = (&options.url, &options.wrap);
     let exe = std::env::current_exe().map_err(|e| BenchError::Process(e.to_string()))?;
+    let beside =
+        |path: &[&str]| exe.parent().map(|dir| path.iter().fold(dir.to_path_buf(), |p, s| p.join(s)));
     let (program, args) = match target {
-        Target::Raw => (exe, vec!["--serve-raw".to_string()]),
+        Target::Raw => (exe.clone(), vec!["--serve-raw".to_string()]),
         Target::Framework | Target::FrameworkClient => {
-            let echo = std::env::var_os("ECHO_BIN").map(PathBuf::from).unwrap_or_else(|| {
-                exe.parent().map(|dir| dir.join("examples").join("echo")).unwrap_or_default()
-            });
-            if !echo.is_file() {
+            let (variable, path, build) = if options.order {
+                ("ECOMMERCE_BIN", beside(&["ecommerce"]), "cargo build --release -p ecommerce")
+            } else {
+                ("ECHO_BIN", beside(&["examples", "echo"]), "cargo build --release -p natsrpc --example echo")
+            };
+            let server = std::env::var_os(variable).map(PathBuf::from).or(path).unwrap_or_default();
+            if !server.is_file() {
                 return Err(BenchError::Process(format!(
-                    "{} not found: build it with `cargo build --release -p natsrpc --example echo`",
-                    echo.display()
+                    "{} not found: build it with `{build}`",
+                    server.display()
                 )));
             }
-            (echo, Vec::new())
+            (server, Vec::new())
         }
     };
     let mut command = match wrap.split_first() {
@@ -263,6 +390,10 @@ fn spawn_server(target: Target, url: &str, wrap: &[String]) -> Result<Child, Ben
         }
         None => Command::new(program),
     };
+    if options.order {
+        // Stock for any number of orders: an order refused for want of stock is not the path measured.
+        command.env("ECOMMERCE_STOCK", "1000000000000000");
+    }
     command
         .args(args)
         .env("NATS_URL", url)
@@ -317,9 +448,14 @@ fn parse(args: &[String], url: String) -> Result<Options, BenchError> {
         json: None,
         only: None,
         wrap: Vec::new(),
+        order: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--order" {
+            options.order = true;
+            continue;
+        }
         let mut value =
             || it.next().cloned().ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")));
         let number =
@@ -334,7 +470,7 @@ fn parse(args: &[String], url: String) -> Result<Options, BenchError> {
             "--wrap" => options.wrap = value()?.split_whitespace().map(str::to_string).collect(),
             other => {
                 return Err(BenchError::Usage(format!(
-                    "unknown flag {other}; flags: --rounds N --duration SECS --warmup SECS --concurrency N --json PATH --only raw|framework|framework+client --wrap CMD"
+                    "unknown flag {other}; flags: --rounds N --duration SECS --warmup SECS --concurrency N --json PATH --only raw|framework|framework+client --wrap CMD --order"
                 )));
             }
         }

@@ -74,11 +74,12 @@ impl Transport for HttpTransport {
     fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a> {
         Box::pin(async move {
             let subject = request.subject;
-            let sent = self
-                .client
-                .post(self.routes.url(subject))
+            let mut sending = self.client.post(self.routes.url(subject));
+            if let Some(correlation_id) = &request.correlation_id {
+                sending = sending.header(natsrpc::headers::CORRELATION_ID, correlation_id.as_str());
+            }
+            let sent = sending
                 .header(natsrpc::headers::CONTENT_TYPE, request.content_type)
-                .header(natsrpc::headers::CORRELATION_ID, request.correlation_id.as_str())
                 .header(natsrpc::headers::DEADLINE, request.timeout.as_millis().to_string())
                 .timeout(request.timeout)
                 .body(request.payload.clone())

@@ -201,7 +201,7 @@ impl Transport for AmqpTransport {
                 service,
                 subject,
                 content_type: Some(request.content_type),
-                correlation_id: Some(&request.correlation_id),
+                correlation_id: request.correlation_id.as_deref(),
                 timeout: request.timeout,
                 body: &request.payload,
             };

@@ -13,6 +13,7 @@ use async_nats::HeaderMap;
 use async_nats::client::RequestErrorKind;
 use bytes::Bytes;
 
+use crate::codec::Codec;
 use crate::error::RpcError;
 use crate::headers;
 
@@ -23,8 +24,8 @@ pub struct Outgoing {
     pub subject: &'static str,
     /// The body's `Content-Type`.
     pub content_type: &'static str,
-    /// `X-Correlation-Id`.
-    pub correlation_id: String,
+    /// `X-Correlation-Id`, when the call has one.
+    pub correlation_id: Option<String>,
     /// How long the caller waits; sent as `X-Deadline-Ms` so the callee gives up when the caller does.
     pub timeout: Duration,
     /// The encoded request.
@@ -62,9 +63,16 @@ impl Transport for NatsTransport {
     fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a> {
         Box::pin(async move {
             let mut headers = HeaderMap::new();
-            headers.insert(headers::CONTENT_TYPE, request.content_type);
-            headers::insert(&mut headers, headers::CORRELATION_ID, &request.correlation_id);
-            headers.insert(headers::DEADLINE, request.timeout.as_millis().to_string().as_str());
+            // The body tells its codec as well as the header would (see `Codec::detect`): the
+            // header goes only where it would not, such as MessagePack, saving the callee its
+            // parsing.
+            if Codec::from_content_type(request.content_type) != Some(Codec::sniff(&request.payload)) {
+                headers.insert(headers::names::CONTENT_TYPE, request.content_type);
+            }
+            if let Some(correlation_id) = &request.correlation_id {
+                headers::insert(&mut headers, headers::names::CORRELATION_ID, correlation_id);
+            }
+            headers.insert(headers::names::DEADLINE, itoa::Buffer::new().format(request.timeout.as_millis()));
             let subject = request.subject;
             let sent = async_nats::Request::new()
                 .headers(headers)
@@ -81,7 +89,7 @@ impl Transport for NatsTransport {
             let content_type = reply
                 .headers
                 .as_ref()
-                .and_then(|h| h.get(headers::CONTENT_TYPE))
+                .and_then(|h| h.get(headers::names::CONTENT_TYPE))
                 .map(|v| v.as_str().to_string());
             Ok(Incoming { content_type, payload: reply.payload })
         })

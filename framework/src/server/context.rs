@@ -59,7 +59,9 @@ impl RequestContext {
     /// outside printable ASCII, or longer than [`MAX_CORRELATION_ID`] bytes, is escaped and cut
     /// (see [`crate::escape`]): it goes into reply headers and log lines.
     pub fn correlation_id(&self) -> &str {
-        match self.header(headers::CORRELATION_ID).filter(|id| !id.is_empty()) {
+        let sent =
+            self.headers.as_ref().and_then(|h| h.get(headers::names::CORRELATION_ID)).map(|v| v.as_str());
+        match sent.filter(|id| !id.is_empty()) {
             Some(id) if is_safe(id, MAX_CORRELATION_ID) => id,
             Some(id) => self.generated_id.get_or_init(|| escape(id, MAX_CORRELATION_ID).into_owned()),
             None => self.generated_id.get_or_init(|| nuid::next().to_string()),

@@ -120,7 +120,7 @@ impl Dispatcher {
             Begun::Refused(refused) => refused,
         };
         let headers = outgoing.headers.unwrap_or_default();
-        let correlation_id = headers.get(headers::CORRELATION_ID).map(|v| v.as_str().to_string());
+        let correlation_id = headers.get(headers::names::CORRELATION_ID).map(|v| v.as_str().to_string());
         Dispatched {
             status: outgoing.error.as_ref().map_or(200, |e| e.status),
             codec: outgoing.codec,

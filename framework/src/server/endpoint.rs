@@ -109,11 +109,11 @@ impl Outgoing {
     /// service's log line, and the NATS Services API error headers.
     pub(crate) fn failure(codec: Codec, correlation_id: &str, error: ServiceError) -> Self {
         let mut headers = HeaderMap::new();
-        headers.insert(headers::CONTENT_TYPE, codec.content_type());
+        headers.insert(headers::names::CONTENT_TYPE, codec.content_type());
         // The message and the id may carry the caller's text: escaped and bounded, never raw.
-        headers::insert(&mut headers, headers::CORRELATION_ID, correlation_id);
-        headers::insert(&mut headers, headers::SERVICE_ERROR, &error.message);
-        headers.insert(headers::SERVICE_ERROR_CODE, error.status.to_string().as_str());
+        headers::insert(&mut headers, headers::names::CORRELATION_ID, correlation_id);
+        headers::insert(&mut headers, headers::names::SERVICE_ERROR, &error.message);
+        headers.insert(headers::names::SERVICE_ERROR_CODE, itoa::Buffer::new().format(error.status));
         let payload = envelope::encode_failure(codec, &error).into();
         Self { codec, headers: Some(headers), payload, error: Some(error) }
     }
@@ -228,7 +228,7 @@ where
     // a whole number of milliseconds (negative, garbage) is ignored.
     let budget = headers
         .as_ref()
-        .and_then(|h| h.get(crate::headers::DEADLINE))
+        .and_then(|h| h.get(crate::headers::names::DEADLINE))
         .and_then(|v| v.as_str().trim().parse::<u64>().ok())
         .map(Duration::from_millis);
     let timeout = budget.map_or(limits.timeout, |budget| budget.min(limits.timeout));

@@ -703,7 +703,7 @@ async fn publish(client: &Client, reply: Subject, outgoing: Outgoing, max_reply:
         let correlation_id = outgoing
             .headers
             .as_ref()
-            .and_then(|h| h.get(headers::CORRELATION_ID))
+            .and_then(|h| h.get(headers::names::CORRELATION_ID))
             .map_or_else(|| nuid::next().to_string(), |v| v.as_str().to_string());
         tracing::error!(%correlation_id, size, max_reply, "reply too large for the NATS server");
         let error = ServiceError::internal(format!(

@@ -21,7 +21,8 @@ pub struct ReserveInventory {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct StockLine {
     /// The item.
-    #[validate(regex(path = *rules::SKU, code = "sku_format", message = "must be 3 to 32 capital letters, digits or -"))]
+    #[validate(custom(function = "rules::sku_format"))]
+    #[schemars(regex(pattern = rules::SKU_PATTERN))]
     pub sku: String,
     /// How many, 1 to 1000.
     #[validate(range(min = 1, max = 1000))]
@@ -50,7 +51,8 @@ pub struct StockLevel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Restock {
     /// The item.
-    #[validate(regex(path = *rules::SKU, code = "sku_format", message = "must be 3 to 32 capital letters, digits or -"))]
+    #[validate(custom(function = "rules::sku_format"))]
+    #[schemars(regex(pattern = rules::SKU_PATTERN))]
     pub sku: String,
     /// Units added, 1 to 1,000,000.
     #[validate(range(min = 1, max = 1_000_000))]

@@ -15,7 +15,7 @@ use super::rules;
 
 /// Places an order: reserves its stock, charges its payment, and returns a receipt. Calling it again
 /// with the same `order_id` and the same content returns the same receipt and charges nothing more.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize, Validate, JsonSchema)]
 // Each cross-field rule is its own schema function so that all of them are reported at once;
 // clippy takes validator's repeated `skip_on_field_errors` for duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -26,7 +26,8 @@ use super::rules;
 #[validate(schema(function = "rules::discount_code_known", skip_on_field_errors = false))]
 pub struct CreateOrder {
     /// The client's id for the order; also its idempotency key.
-    #[validate(regex(path = *rules::ORDER_ID, code = "order_id_format", message = "must be ord_ followed by 6 to 60 letters, digits, _ or -"))]
+    #[validate(custom(function = "rules::order_id_format"))]
+    #[schemars(regex(pattern = rules::ORDER_ID_PATTERN))]
     pub order_id: String,
     /// Who orders.
     #[validate(nested)]
@@ -38,12 +39,13 @@ pub struct CreateOrder {
     #[validate(nested)]
     pub payment: Payment,
     /// A code from the discount catalog ([`rules::discount`]).
-    #[validate(regex(path = *rules::DISCOUNT_CODE, code = "discount_code_format", message = "must be 4 to 16 capital letters or digits"))]
+    #[validate(custom(function = "rules::discount_code_format"))]
+    #[schemars(regex(pattern = rules::DISCOUNT_CODE_PATTERN))]
     pub discount_code: Option<String>,
 }
 
 /// A customer profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Customer {
     /// The customer's id.
     #[validate(length(min = 1, max = 64))]
@@ -55,7 +57,8 @@ pub struct Customer {
     #[validate(email, length(max = 254))]
     pub email: String,
     /// Phone number in E.164 form: `+4930123456`.
-    #[validate(regex(path = *rules::PHONE, code = "phone_format", message = "must be in E.164 form, such as +4930123456"))]
+    #[validate(custom(function = "rules::phone_format"))]
+    #[schemars(regex(pattern = rules::PHONE_PATTERN))]
     pub phone: String,
     /// Where the order goes.
     #[validate(nested)]
@@ -66,7 +69,7 @@ pub struct Customer {
 }
 
 /// A postal address. The postal code's format depends on the country.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize, Validate, JsonSchema)]
 #[validate(schema(function = "rules::postal_code_fits_country", skip_on_field_errors = false))]
 pub struct Address {
     /// Street and number.
@@ -87,10 +90,11 @@ pub struct Address {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct LineItem {
     /// Stock keeping unit: `SKU-00042`.
-    #[validate(regex(path = *rules::SKU, code = "sku_format", message = "must be 3 to 32 capital letters, digits or -"))]
+    #[validate(custom(function = "rules::sku_format"))]
+    #[schemars(regex(pattern = rules::SKU_PATTERN))]
     pub sku: String,
     /// How many, 1 to 1000.
     #[validate(range(min = 1, max = 1000))]
@@ -107,7 +111,7 @@ pub struct LineItem {
 }
 
 /// A line sent as a gift.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Gift {
     /// The card's text.
     #[validate(length(max = 200))]
@@ -118,7 +122,7 @@ pub struct Gift {
 }
 
 /// The receiver of a gift.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Recipient {
     /// Full name.
     #[validate(length(min = 1, max = 100))]
@@ -129,7 +133,7 @@ pub struct Recipient {
 }
 
 /// An amount of money in minor units (cents), so that sums are exact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Money {
     /// Amount in cents; at most 100 million units of the currency.
     #[validate(range(max = 10_000_000_000u64))]
@@ -140,7 +144,7 @@ pub struct Money {
 }
 
 /// How an order is paid.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct Payment {
     /// The method.
     pub method: PaymentMethod,
@@ -165,7 +169,7 @@ pub enum PaymentMethod {
 }
 
 /// Card data, shaped and checked as a payment API would: never logged, never echoed back.
-#[derive(Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
+#[derive(Clone, PartialEq, Hash, Serialize, Deserialize, Validate, JsonSchema)]
 #[validate(schema(function = "rules::card_not_expired", skip_on_field_errors = false))]
 pub struct Card {
     /// 12 to 19 digits, Luhn-valid; spaces allowed between groups.
@@ -181,7 +185,8 @@ pub struct Card {
     #[validate(range(min = 2000, max = 2100))]
     pub expiry_year: u16,
     /// The 3 or 4 digits on the back.
-    #[validate(regex(path = *rules::CVC, code = "cvc_format", message = "must be 3 or 4 digits"))]
+    #[validate(custom(function = "rules::cvc_format"))]
+    #[schemars(regex(pattern = rules::CVC_PATTERN))]
     pub cvc: String,
 }
 
@@ -274,7 +279,8 @@ pub struct PaymentSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct GetOrder {
     /// The order's id.
-    #[validate(regex(path = *rules::ORDER_ID, code = "order_id_format", message = "must be ord_ followed by 6 to 60 letters, digits, _ or -"))]
+    #[validate(custom(function = "rules::order_id_format"))]
+    #[schemars(regex(pattern = rules::ORDER_ID_PATTERN))]
     pub order_id: String,
 }
 
@@ -282,7 +288,8 @@ pub struct GetOrder {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, JsonSchema)]
 pub struct CancelOrder {
     /// The order's id.
-    #[validate(regex(path = *rules::ORDER_ID, code = "order_id_format", message = "must be ord_ followed by 6 to 60 letters, digits, _ or -"))]
+    #[validate(custom(function = "rules::order_id_format"))]
+    #[schemars(regex(pattern = rules::ORDER_ID_PATTERN))]
     pub order_id: String,
     /// Why, for the record.
     #[validate(length(max = 200))]

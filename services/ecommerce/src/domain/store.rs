@@ -1,7 +1,7 @@
 //! The shop's state behind a small trait: stock, and orders with their idempotency. The in-memory
 //! store is here; the Redis store lives with the HTTP+Redis stack.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -108,7 +108,16 @@ enum OrderEntry {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     stock: Mutex<HashMap<String, u64>>,
-    orders: Mutex<HashMap<String, OrderEntry>>,
+    orders: Mutex<Orders>,
+}
+
+/// Every order by id, and the ids of those still claimed: the sweep looks at the orders in
+/// progress only, not at every order ever placed (a scan of millions, under both locks, every
+/// few seconds).
+#[derive(Debug, Default)]
+struct Orders {
+    by_id: HashMap<String, OrderEntry>,
+    claimed: HashSet<String>,
 }
 
 impl MemoryStore {
@@ -192,7 +201,7 @@ impl ShopStore for MemoryStore {
     async fn claim_order(&self, claim: &Claim) -> Result<OrderSlot, ShopError> {
         let mut stock = lock(&self.stock);
         let mut orders = lock(&self.orders);
-        match orders.get(&claim.order_id) {
+        match orders.by_id.get(&claim.order_id) {
             None => {}
             Some(OrderEntry::Claimed { token, .. }) if *token == claim.token => {
                 return Ok(OrderSlot::Claimed);
@@ -206,7 +215,8 @@ impl ShopStore for MemoryStore {
             Some(_) => return Ok(OrderSlot::Conflict),
         }
         take(&mut stock, &claim.lines)?;
-        orders.insert(
+        orders.claimed.insert(claim.order_id.clone());
+        orders.by_id.insert(
             claim.order_id.clone(),
             OrderEntry::Claimed {
                 fingerprint: claim.fingerprint.clone(),
@@ -220,7 +230,7 @@ impl ShopStore for MemoryStore {
 
     async fn complete_order(&self, receipt: &OrderReceipt, token: &str) -> Result<bool, ShopError> {
         let mut orders = lock(&self.orders);
-        let fingerprint = match orders.get(&receipt.order_id) {
+        let fingerprint = match orders.by_id.get(&receipt.order_id) {
             Some(OrderEntry::Claimed { fingerprint, token: holder, .. }) if holder == token => {
                 fingerprint.clone()
             }
@@ -229,18 +239,20 @@ impl ShopStore for MemoryStore {
         };
         let placed =
             OrderEntry::Placed { fingerprint, receipt: Box::new(receipt.clone()), cancelled_by: None };
-        orders.insert(receipt.order_id.clone(), placed);
+        orders.claimed.remove(&receipt.order_id);
+        orders.by_id.insert(receipt.order_id.clone(), placed);
         Ok(true)
     }
 
     async fn abandon_order(&self, order_id: &str, token: &str) -> Result<(), ShopError> {
         let mut stock = lock(&self.stock);
         let mut orders = lock(&self.orders);
-        if let Some(OrderEntry::Claimed { token: holder, lines, .. }) = orders.get(order_id)
+        if let Some(OrderEntry::Claimed { token: holder, lines, .. }) = orders.by_id.get(order_id)
             && holder == token
         {
             put_back(&mut stock, lines);
-            orders.remove(order_id);
+            orders.by_id.remove(order_id);
+            orders.claimed.remove(order_id);
         }
         Ok(())
     }
@@ -248,20 +260,23 @@ impl ShopStore for MemoryStore {
     async fn expire_claims(&self, now_ms: u64) -> Result<usize, ShopError> {
         let mut stock = lock(&self.stock);
         let mut orders = lock(&self.orders);
+        let Orders { by_id, claimed } = &mut *orders;
         let mut expired = 0;
-        orders.retain(|_, entry| match entry {
-            OrderEntry::Claimed { lines, expires_at_ms, .. } if *expires_at_ms < now_ms => {
+        claimed.retain(|order_id| match by_id.get(order_id) {
+            Some(OrderEntry::Claimed { lines, expires_at_ms, .. }) if *expires_at_ms < now_ms => {
                 put_back(&mut stock, lines);
+                by_id.remove(order_id);
                 expired += 1;
                 false
             }
-            _ => true,
+            Some(OrderEntry::Claimed { .. }) => true,
+            _ => false,
         });
         Ok(expired)
     }
 
     async fn order(&self, order_id: &str) -> Result<Option<OrderReceipt>, ShopError> {
-        Ok(match lock(&self.orders).get(order_id) {
+        Ok(match lock(&self.orders).by_id.get(order_id) {
             Some(OrderEntry::Placed { receipt, .. }) => Some((**receipt).clone()),
             _ => None,
         })
@@ -275,7 +290,7 @@ impl ShopStore for MemoryStore {
     ) -> Result<bool, ShopError> {
         let mut stock = lock(&self.stock);
         let mut orders = lock(&self.orders);
-        match orders.get_mut(&expect.order_id) {
+        match orders.by_id.get_mut(&expect.order_id) {
             Some(OrderEntry::Placed { receipt, cancelled_by, .. }) if **receipt == *expect => {
                 **receipt = cancelled.clone();
                 *cancelled_by = Some(token.to_string());
