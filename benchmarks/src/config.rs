@@ -253,7 +253,47 @@ pub enum Load {
         /// As for open-loop load.
         #[serde(default = "default_max_in_flight")]
         max_in_flight: u32,
+        /// What a step must meet to count as sustained: the headline is the highest sustained
+        /// step, and the knee is where a step is first not.
+        #[serde(default)]
+        sustained: Sustained,
     },
+}
+
+/// What a step of a stepped load must meet to count as sustained.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sustained {
+    /// Answers per second, as a share of the offered rate (default 0.95).
+    pub min_achieved: f64,
+    /// Unexpected errors per answer (default 0.01).
+    pub max_error_rate: f64,
+    /// The step's p99 in milliseconds; by default four times the first step's p99 (the first
+    /// step is the unloaded latency), which scales with what the stack does.
+    pub max_p99_ms: Option<f64>,
+}
+
+impl Default for Sustained {
+    fn default() -> Self {
+        Self { min_achieved: 0.95, max_error_rate: 0.01, max_p99_ms: None }
+    }
+}
+
+impl Sustained {
+    /// Whether a step with these figures is sustained, `first_p99_us` being the first step's p99.
+    pub fn holds(
+        &self,
+        target_rps: f64,
+        achieved_rps: f64,
+        error_rate: f64,
+        p99_us: u64,
+        first_p99_us: u64,
+    ) -> bool {
+        let max_p99_us = self.max_p99_ms.map_or(4.0 * first_p99_us.max(1) as f64, |ms| ms * 1000.0);
+        achieved_rps >= self.min_achieved * target_rps
+            && error_rate <= self.max_error_rate
+            && p99_us as f64 <= max_p99_us
+    }
 }
 
 fn default_max_in_flight() -> u32 {
@@ -601,12 +641,20 @@ fn check_scenario(scenario: &Scenario) -> Result<(), String> {
                 return Err("load.duration: must be above 0".into());
             }
         }
-        Load::Stepped { steps, step_duration, .. } => {
+        Load::Stepped { steps, step_duration, sustained, .. } => {
             if steps.is_empty() || steps.iter().any(|r| !positive(*r)) {
                 return Err("load.steps: at least one rate, each above 0".into());
             }
             if step_duration.is_zero() {
                 return Err("load.step_duration: must be above 0".into());
+            }
+            if !(0.0..=1.0).contains(&sustained.min_achieved)
+                || !(0.0..=1.0).contains(&sustained.max_error_rate)
+                || sustained.max_p99_ms.is_some_and(|ms| !positive(ms))
+            {
+                return Err(
+                    "load.sustained: min_achieved and max_error_rate from 0 to 1, max_p99_ms above 0".into(),
+                );
             }
         }
     }
@@ -784,6 +832,21 @@ impl BenchmarkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_is_sustained_at_its_rate_with_few_errors_and_its_latency_near_the_unloaded_one() {
+        let by_default = Sustained::default();
+        // The first step's p99 is 2 ms: up to 8 ms is near it.
+        assert!(by_default.holds(8000.0, 7900.0, 0.001, 8_000, 2_000));
+        assert!(
+            !by_default.holds(12000.0, 11000.0, 0.0, 3_000, 2_000),
+            "answered under 95% of the offered rate"
+        );
+        assert!(!by_default.holds(12000.0, 12000.0, 0.187, 3_000, 2_000), "18.7% errors");
+        assert!(!by_default.holds(12000.0, 12000.0, 0.0, 125_000, 2_000), "p99 far above the unloaded one");
+        let absolute = Sustained { max_p99_ms: Some(50.0), ..Sustained::default() };
+        assert!(absolute.holds(12000.0, 12000.0, 0.0, 49_000, 2_000));
+    }
 
     #[test]
     fn the_checked_in_config_loads() {

@@ -43,4 +43,7 @@ pub enum BenchError {
     /// A bad command-line argument.
     #[error("usage: {0}")]
     Usage(String),
+    /// Something this run did not start already answers a stack's subjects or holds its port.
+    #[error("occupied: {0}")]
+    Occupied(String),
 }

@@ -183,13 +183,12 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// Answers per second: of the whole run, or of the best step of a stepped load.
+    /// Answers per second: of the whole run, or, for a stepped load, of the highest step that
+    /// was sustained (its achieved rate, errors and p99 within the scenario's thresholds; 0 when
+    /// none was). A step answered at a high rate with many errors or seconds of latency is
+    /// throughput nobody would run a service at.
     pub fn sustained_rps(&self) -> f64 {
-        if self.steps.is_empty() {
-            self.achieved_rps
-        } else {
-            self.steps.iter().map(|s| s.achieved_rps).fold(0.0, f64::max)
-        }
+        if self.steps.is_empty() { self.achieved_rps } else { StepResult::highest_sustained(&self.steps) }
     }
 }
 
@@ -246,6 +245,18 @@ pub struct StepResult {
     pub p99_us: u64,
     /// Unexpected errors.
     pub unexpected: u64,
+    /// Whether it met the scenario's thresholds ([`crate::config::Sustained`]); absent in results
+    /// written before there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sustained: Option<bool>,
+}
+
+impl StepResult {
+    /// The achieved rate of the highest sustained step, 0 when none was (every step counts in
+    /// results from before steps were judged).
+    pub fn highest_sustained(steps: &[StepResult]) -> f64 {
+        steps.iter().filter(|s| s.sustained != Some(false)).map(|s| s.achieved_rps).fold(0.0, f64::max)
+    }
 }
 
 /// CPU per request.
@@ -313,8 +324,8 @@ impl Spread {
 pub struct Summary {
     /// Repetitions measured.
     pub repetitions: u32,
-    /// Answers per second; for a stepped load, of its best step (the rate it sustained), since
-    /// the whole run's average mixes every step.
+    /// Answers per second; for a stepped load, of its highest sustained step, since the whole
+    /// run's average mixes every step.
     pub rps: Spread,
     /// Median latency, microseconds.
     pub p50_us: Spread,
@@ -538,6 +549,27 @@ impl RunResults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn step(target_rps: f64, achieved_rps: f64, sustained: Option<bool>) -> StepResult {
+        StepResult { target_rps, achieved_rps, p50_us: 0, p99_us: 0, unexpected: 0, sustained }
+    }
+
+    #[test]
+    fn the_headline_of_a_stepped_load_is_its_highest_sustained_step() {
+        // 12,000 answered at a high rate, but with errors or seconds of p99: not sustained.
+        let judged = [
+            step(4000.0, 3990.0, Some(true)),
+            step(8000.0, 7950.0, Some(true)),
+            step(12000.0, 11500.0, Some(false)),
+        ];
+        assert_eq!(StepResult::highest_sustained(&judged), 7950.0);
+        assert_eq!(StepResult::highest_sustained(&[step(1000.0, 400.0, Some(false))]), 0.0);
+        // Results written before steps were judged: the best step, as then.
+        assert_eq!(
+            StepResult::highest_sustained(&[step(1000.0, 990.0, None), step(2000.0, 1500.0, None)]),
+            1500.0
+        );
+    }
 
     #[test]
     fn spreads_and_percentiles() {

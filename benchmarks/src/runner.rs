@@ -496,7 +496,7 @@ async fn run_load(load: &Load, recorder: &Arc<Mutex<Recorder>>, shot: Shot) -> O
             closed_loop(start, *probe_users, 0.0, *duration, Duration::ZERO, shot).await;
             None
         }
-        Load::Stepped { steps, step_duration, max_in_flight } => {
+        Load::Stepped { steps, step_duration, max_in_flight, .. } => {
             let schedule = Schedule::stepped(steps, *step_duration);
             open_loop(start, &schedule, u64::from(*max_in_flight), shot, dropped).await;
             Some(schedule.total() as f64 / load.duration().as_secs_f64())
@@ -661,20 +661,34 @@ fn measurement(
         })
         .collect();
     let steps = match (load, &recorder.steps) {
-        (Load::Stepped { steps, step_duration, .. }, Some((_, tallies))) => steps
-            .iter()
-            .enumerate()
-            .map(|(i, rate)| {
-                let tally = tallies.get(i).cloned().unwrap_or_default();
-                StepResult {
-                    target_rps: *rate,
-                    achieved_rps: tally.answered() as f64 / step_duration.as_secs_f64(),
-                    p50_us: tally.response.value_at_quantile(0.5),
-                    p99_us: tally.response.value_at_quantile(0.99),
-                    unexpected: tally.unexpected_count(),
-                }
-            })
-            .collect(),
+        (Load::Stepped { steps, step_duration, sustained, .. }, Some((_, tallies))) => {
+            let first_p99_us = tallies.first().map_or(0, |tally| tally.response.value_at_quantile(0.99));
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, rate)| {
+                    let tally = tallies.get(i).cloned().unwrap_or_default();
+                    let achieved_rps = tally.answered() as f64 / step_duration.as_secs_f64();
+                    let p99_us = tally.response.value_at_quantile(0.99);
+                    let unexpected = tally.unexpected_count();
+                    let error_rate = unexpected as f64 / tally.answered().max(1) as f64;
+                    StepResult {
+                        target_rps: *rate,
+                        achieved_rps,
+                        p50_us: tally.response.value_at_quantile(0.5),
+                        p99_us,
+                        unexpected,
+                        sustained: Some(sustained.holds(
+                            *rate,
+                            achieved_rps,
+                            error_rate,
+                            p99_us,
+                            first_p99_us,
+                        )),
+                    }
+                })
+                .collect()
+        }
         _ => Vec::new(),
     };
     let cpu_of = |name: &str| resources.iter().filter(|u| u.name == name).map(|u| u.cpu_s).sum::<f64>();

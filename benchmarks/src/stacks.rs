@@ -6,6 +6,11 @@
 //! `__ready` endpoint, which no service has, must come back as the service's own 404
 //! `unknown_endpoint` (NATS: rather than no responders; HTTP+RabbitMQ: from a worker, rather than
 //! the gateway's 503). An echo control is ready when it echoes.
+//!
+//! Before a stack starts, nothing may already answer its subjects or hold its port
+//! ([`occupant`]): a service left running on a shared NATS joins the queue group of the one
+//! measured and silently takes a share of its load (two stray `ecommerce` processes once made
+//! `convergence` report two thirds of the orders as lost).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -97,6 +102,9 @@ pub struct Detached {
 impl RunningStack {
     /// Starts every process of `spec`, in order, and waits until the stack is ready.
     pub async fn start(name: &str, spec: &StackSpec, options: &StartOptions) -> Result<Self, BenchError> {
+        if let Some(occupant) = occupant(spec).await {
+            return Err(BenchError::Occupied(format!("{name}: {occupant}")));
+        }
         std::fs::create_dir_all(&options.log_dir).map_err(|e| BenchError::Process(e.to_string()))?;
         let prefix = format!("natsrpc-bench-{name}-{}", nuid::next());
         let address =
@@ -232,6 +240,85 @@ async fn clear_state(prefix: &str) -> Result<(), BenchError> {
         .map_err(|e| BenchError::Process(e.to_string()))?;
     pool.clear().await.map_err(|e| BenchError::Process(e.to_string()))?;
     Ok(())
+}
+
+/// What already answers the subjects `spec` is about to serve, or holds its port, when anything
+/// does; `None` when the stack can start. A stack with no processes of its own (one deployed
+/// elsewhere) is not checked.
+pub async fn occupant(spec: &StackSpec) -> Option<String> {
+    if spec.processes.is_empty() {
+        return None;
+    }
+    match spec.transport {
+        Transport::Nats => {
+            let subjects: Vec<String> = match &spec.echo_subject {
+                Some(subject) => vec![subject.clone()],
+                None => stack::SERVICES.iter().map(|service| format!("{service}.__ready")).collect(),
+            };
+            nats_occupant(&spec.url, &subjects).await
+        }
+        Transport::Http => {
+            let address = host_port(&spec.url)?;
+            match std::net::TcpListener::bind(address) {
+                Ok(_free) => None,
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => Some(format!(
+                    "{address} is already taken by a process this run did not start (a stack left running? `ss -ltnp 'sport = :{}'` names it): stop it first",
+                    address.rsplit(':').next().unwrap_or_default()
+                )),
+                // Another failure (a name that does not resolve) is for the start to report.
+                Err(_) => None,
+            }
+        }
+    }
+}
+
+/// Who answers `subjects` on the NATS server at `url` before the stack is there: instances named
+/// by their Services API `PING` when they are natsrpc services.
+async fn nats_occupant(url: &str, subjects: &[String]) -> Option<String> {
+    use futures::StreamExt;
+    let nats = async_nats::connect(url).await.ok()?; // an unreachable server is for the start to report
+    let mut answered = Vec::new();
+    for subject in subjects {
+        let asked =
+            tokio::time::timeout(Duration::from_millis(500), nats.request(subject.clone(), "{}".into()));
+        match asked.await {
+            Ok(Err(error)) if error.kind() == async_nats::client::RequestErrorKind::NoResponders => {}
+            // Answered, or subscribed and silent: either way, another process takes these requests.
+            _ => answered.push(subject.split('.').next().unwrap_or(subject).to_string()),
+        }
+    }
+    if answered.is_empty() {
+        return None;
+    }
+    let mut instances = Vec::new();
+    for service in &answered {
+        let inbox = nats.new_inbox();
+        let Ok(mut replies) = nats.subscribe(inbox.clone()).await else { continue };
+        if nats.publish_with_reply(format!("$SRV.PING.{service}"), inbox, "".into()).await.is_err() {
+            continue;
+        }
+        let collecting = async {
+            while let Some(reply) = replies.next().await {
+                let ping: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+                instances.push(format!(
+                    "{} {} (id {})",
+                    ping["name"].as_str().unwrap_or(service),
+                    ping["version"].as_str().unwrap_or("?"),
+                    ping["id"].as_str().unwrap_or("?")
+                ));
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(300), collecting).await;
+    }
+    let who = if instances.is_empty() {
+        "processes that are not natsrpc services".to_string()
+    } else {
+        format!("{} instance(s): {}", instances.len(), instances.join(", "))
+    };
+    Some(format!(
+        "something this run did not start already answers {} on {url}: {who}. A process left running joins the queue group of the stack measured and takes a share of its load; stop it first (`nats micro ls`, or `pgrep -af 'nats-services|ecommerce|analytics|fileproc'`)",
+        answered.join(", "),
+    ))
 }
 
 /// Whether every service of the stack answers, through the whole stack.

@@ -230,3 +230,66 @@ fn contention_convergence_and_soak_check_what_must_hold_beyond_speed() {
     assert!(results.expectations.iter().all(|e| e.held), "{:?}", results.expectations);
     let _ = std::fs::remove_dir_all(&reports);
 }
+
+/// A request type of a stray `ecommerce`: any natsrpc service of that name on the server.
+#[derive(serde::Serialize, serde::Deserialize, validator::Validate)]
+struct Stray {}
+natsrpc::request!(Stray => (), service = "ecommerce", endpoint = "stray");
+
+async fn stray(_: Stray) -> Result<(), natsrpc::ServiceError> {
+    Ok(())
+}
+
+fn spec(transport: benchmarks::config::Transport, url: String) -> benchmarks::config::StackSpec {
+    benchmarks::config::StackSpec {
+        description: String::new(),
+        transport,
+        url,
+        echo_subject: None,
+        brokers: Vec::new(),
+        processes: vec![benchmarks::config::ProcessSpec {
+            name: "services".into(),
+            command: vec!["nats-services".into()],
+            instances: 1,
+            env: Default::default(),
+        }],
+    }
+}
+
+/// A service left running on the NATS server would join the measured stack's queue group and take
+/// part of its load: the run refuses to start, names it, and measures nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_left_running_on_the_stacks_subjects_refuses_the_run() {
+    use benchmarks::config::Transport;
+    use benchmarks::stacks::occupant;
+
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let nats_spec = spec(Transport::Nats, server.url());
+    assert_eq!(occupant(&nats_spec).await, None, "nothing answers yet");
+
+    let left_running =
+        natsrpc::Service::builder("ecommerce", "9.9.9").endpoint(stray).start(&nats).await.unwrap();
+    let found = occupant(&nats_spec).await.expect("the stray is found");
+    assert!(found.contains("ecommerce 9.9.9 (id "), "{found}");
+
+    let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
+    let config = config(&server.url(), 1000.0);
+    let ran = {
+        let reports = reports.clone();
+        tokio::task::spawn_blocking(move || bench(&config, &reports)).await.unwrap()
+    };
+    assert_eq!(ran.code(), Some(2), "refused");
+    assert!(!reports.join("latest").exists(), "nothing measured");
+    let _ = std::fs::remove_dir_all(&reports);
+
+    left_running.stop(std::time::Duration::from_secs(2)).await.unwrap();
+    assert_eq!(occupant(&nats_spec).await, None, "free again once it stopped");
+
+    // On HTTP, a port already taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_spec = spec(Transport::Http, format!("http://{}", taken.local_addr().unwrap()));
+    assert!(occupant(&http_spec).await.is_some_and(|why| why.contains("already taken")));
+    drop(taken);
+    assert_eq!(occupant(&http_spec).await, None);
+}

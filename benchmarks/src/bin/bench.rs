@@ -7,7 +7,8 @@
 //! ```
 //! Environment overrides: `PROFILE`, `STACKS` and `SCENARIOS` (comma-separated), `DURATION`
 //! (`5s`), `WARMUP`, `REPETITIONS`, `SEED`. Exits 1 when a `performance_expectations` limit is
-//! missed, 2 when the configuration is refused.
+//! missed, 2 when the configuration is refused or something the run did not start already answers
+//! a stack's subjects or holds its port (nothing is measured then), 3 when the run failed.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,6 +69,10 @@ async fn main() -> ExitCode {
     match run(args, config, settings).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
+        Err(error @ BenchError::Occupied(_)) => {
+            eprintln!("bench: refused, nothing measured: {error}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             eprintln!("bench: {error}");
             ExitCode::from(3)
@@ -91,6 +96,17 @@ async fn run(
         now.minute(),
         now.second()
     );
+    // Nothing this run did not start may answer a stack's subjects or hold its port: checked for
+    // every stack before the first measurement, and again as each one starts.
+    let mut occupied = Vec::new();
+    for stack in &settings.stacks {
+        if let Some(occupant) = benchmarks::stacks::occupant(config.stack(stack)?).await {
+            occupied.push(format!("{stack}: {occupant}"));
+        }
+    }
+    if !occupied.is_empty() {
+        return Err(BenchError::Occupied(occupied.join("\n  ")));
+    }
     let name = format!("runs/{stamp}");
     let out = args.reports.join(&name);
     let io = |e: std::io::Error| BenchError::Process(format!("{}: {e}", out.display()));

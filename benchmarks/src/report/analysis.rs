@@ -44,13 +44,19 @@ pub fn representative(stack: &StackResult) -> Option<&Measurement> {
     reps.get(reps.len().saturating_sub(1) / 2).copied()
 }
 
-/// Where a stepped load saturated a stack: the first step whose p99 is over four times the first
-/// step's, or whose achieved rate falls under 90% of the offered one. (offered rate, p99 ms).
+/// Where a stepped load saturated a stack: the first step that was not sustained (see
+/// [`crate::config::Sustained`]); in results from before steps said so, the first step whose p99
+/// is over four times the first step's or whose achieved rate is under 90% of the offered one.
+/// (offered rate, p99 ms).
 pub fn knee(m: &Measurement) -> Option<(f64, f64)> {
     let first = m.steps.first()?.p99_us.max(1) as f64;
+    let judged = m.steps.iter().any(|s| s.sustained.is_some());
     m.steps
         .iter()
-        .find(|s| s.p99_us as f64 > 4.0 * first || s.achieved_rps < 0.9 * s.target_rps)
+        .find(|s| match s.sustained {
+            Some(sustained) => !sustained,
+            None => !judged && (s.p99_us as f64 > 4.0 * first || s.achieved_rps < 0.9 * s.target_rps),
+        })
         .map(|s| (s.target_rps, s.p99_us as f64 / 1000.0))
 }
 

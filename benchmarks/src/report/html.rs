@@ -133,7 +133,9 @@ fn verdicts(out: &mut String, c: &Context<'_>) {
             scenario.load.label(),
             escape(&scenario.description),
             if matches!(scenario.load, crate::config::Load::Stepped { .. }) {
-                " Answers per second are the best step's: the rate each stack sustained."
+                " Answers per second are those of the highest step each stack sustained: answered at \
+                 the offered rate, with few errors and its p99 near the unloaded one (the \
+                 scenario's <code>sustained</code> thresholds)."
             } else {
                 ""
             }
@@ -437,17 +439,18 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
                 &marks
             )
         );
-        out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>knee at offered req/s</th><th>p99 there, ms</th><th>best achieved req/s</th></tr></thead><tbody>");
+        out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>knee at offered req/s</th><th>p99 there, ms</th><th>sustained req/s</th><th>best achieved req/s</th></tr></thead><tbody>");
         for s in &scenario.stacks {
             if let Some(m) = analysis::representative(s) {
                 let best = m.steps.iter().map(|st| st.achieved_rps).fold(0.0, f64::max);
+                let sustained = m.sustained_rps();
                 let (rate, p99) = analysis::knee(m)
                     .map_or(("not reached".to_string(), "-".to_string()), |(r, p)| {
                         (format!("{r:.0}"), format!("{p:.2}"))
                     });
                 let _ = write!(
                     out,
-                    "<tr><td class=\"l\">{}</td><td>{rate}</td><td>{p99}</td><td>{best:.0}</td></tr>",
+                    "<tr><td class=\"l\">{}</td><td>{rate}</td><td>{p99}</td><td>{sustained:.0}</td><td>{best:.0}</td></tr>",
                     dot(&s.name)
                 );
             }
