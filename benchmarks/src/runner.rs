@@ -480,7 +480,10 @@ fn warm_up_load(load: &Load, warmup: Duration) -> Load {
 /// Runs `load` from the recorder's start; answers the planned rate of an open loop.
 async fn run_load(load: &Load, recorder: &Arc<Mutex<Recorder>>, shot: Shot) -> Option<f64> {
     let start = lock(recorder).start;
-    let dropped = |_| lock(recorder).dropped();
+    let dropped = {
+        let recorder = Arc::clone(recorder);
+        move |_| lock(&recorder).dropped()
+    };
     match load {
         Load::Closed { users, spawn_rate, duration, think_time } => {
             closed_loop(start, *users, *spawn_rate, *duration, *think_time, shot).await;

@@ -171,6 +171,21 @@ fn print_summary(results: &RunResults, out: &Path) {
         for note in scenario.stacks.iter().filter_map(benchmarks::report::scenario_views::note) {
             println!("  - {note}");
         }
+        // An open loop's latencies count from the planned send: the generator's own lateness is in them.
+        let lags: Vec<String> = scenario
+            .stacks
+            .iter()
+            .filter_map(|stack| {
+                let m = stack.repetitions.iter().find(|m| m.target_rps.is_some())?;
+                Some(format!(
+                    "{} {} us p50, {} us p99",
+                    stack.name, m.dispatch_lag_us.p50, m.dispatch_lag_us.p99
+                ))
+            })
+            .collect();
+        if !lags.is_empty() {
+            println!("  - the generator's own dispatch lag (in every latency above): {}", lags.join("; "));
+        }
     }
     let missed: Vec<_> = results.expectations.iter().filter(|e| !e.held).collect();
     if !results.expectations.is_empty() {

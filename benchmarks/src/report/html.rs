@@ -728,7 +728,7 @@ fn honesty(out: &mut String, r: &RunResults) {
         if r.settings.shuffle_stacks { "a shuffled" } else { "a fixed" }
     );
     out.push_str("<p>The load generator, the brokers and the stacks share this machine's cores; compare stacks within one run, as ratios, rather than figures across machines.</p>");
-    out.push_str("<h3>Open-loop bookkeeping</h3><table><thead><tr><th class=\"l\">scenario</th><th class=\"l\">stack</th><th>rep</th><th>target req/s</th><th>achieved</th><th>sent</th><th>dropped</th><th>dispatch lag p99, ms</th></tr></thead><tbody>");
+    out.push_str("<h3>Open-loop bookkeeping</h3><p>An open loop's response times run from each request's planned send; the dispatch lag is how late the generator itself sent it, part of every such figure.</p><table><thead><tr><th class=\"l\">scenario</th><th class=\"l\">stack</th><th>rep</th><th>target req/s</th><th>achieved</th><th>sent</th><th>dropped</th><th>dispatch lag p50, ms</th><th>p99</th></tr></thead><tbody>");
     let mut any = false;
     for s in &r.scenarios {
         for stack in &s.stacks {
@@ -736,7 +736,7 @@ fn honesty(out: &mut String, r: &RunResults) {
                 any = true;
                 let _ = write!(
                     out,
-                    "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     escape(&s.name),
                     dot(&stack.name),
                     m.repetition,
@@ -744,13 +744,14 @@ fn honesty(out: &mut String, r: &RunResults) {
                     m.achieved_rps,
                     m.sent,
                     m.dropped,
+                    ms(m.dispatch_lag_us.p50 as f64),
                     ms(m.dispatch_lag_us.p99 as f64)
                 );
             }
         }
     }
     if !any {
-        out.push_str("<tr><td class=\"l missing\" colspan=\"8\">no open-loop scenario in this run (closed-loop latency is service time)</td></tr>");
+        out.push_str("<tr><td class=\"l missing\" colspan=\"9\">no open-loop scenario in this run (closed-loop latency is service time)</td></tr>");
     }
     out.push_str("</tbody></table><h3>Warnings</h3>");
     let mut close: Vec<String> = Vec::new();
