@@ -265,3 +265,28 @@ fn the_page_renders_in_a_real_browser_and_fetches_nothing() {
     let _ = watcher.join();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// With `baseline` and `error_resilience` in the run, the page and the summary put each stack's
+/// figures under faults beside its calm ones, as ratios.
+#[test]
+fn the_report_puts_error_resilience_beside_baseline() {
+    fn with_faults(results: &mut RunResults) {
+        let mut calm = results.scenarios[0].clone();
+        calm.name = "baseline".into();
+        let mut faulty = calm.clone();
+        faulty.name = "error_resilience".into();
+        for stack in &mut faulty.stacks {
+            stack.summary.rps.median *= 0.8;
+            stack.summary.p99_us.median += 2000.0;
+        }
+        results.scenarios.push(calm);
+        results.scenarios.push(faulty);
+    }
+    let dir = reports(&[(OLDER, &with_faults)]);
+    let made = report::report(&dir.join("runs").join(OLDER), None, 0.1).unwrap();
+    assert!(made.html.contains("id=\"under-faults\""));
+    assert!(made.html.contains("<td>0.80x</td>"), "throughput kept");
+    assert!(made.html.contains("<td>+2.00</td>"), "p99 added");
+    assert!(made.markdown.contains("## Under injected errors"), "{}", made.markdown);
+    let _ = std::fs::remove_dir_all(dir);
+}

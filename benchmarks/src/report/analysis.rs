@@ -60,6 +60,50 @@ pub fn knee(m: &Measurement) -> Option<(f64, f64)> {
         .map(|s| (s.target_rps, s.p99_us as f64 / 1000.0))
 }
 
+/// What a stack kept of its `baseline` under the faults and invalid requests of
+/// `error_resilience` (same mix, same load): the seed's "RPS maintained during failures".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resilience {
+    /// The stack.
+    pub stack: String,
+    /// Answers per second in `baseline`, and under faults (medians of the repetitions).
+    pub rps: (f64, f64),
+    /// p99 in milliseconds in `baseline`, and under faults.
+    pub p99_ms: (f64, f64),
+}
+
+impl Resilience {
+    /// The share of its baseline throughput the stack kept.
+    pub fn kept(&self) -> f64 {
+        if self.rps.0 > 0.0 { self.rps.1 / self.rps.0 } else { 0.0 }
+    }
+
+    /// Milliseconds the faults added to the p99.
+    pub fn p99_added_ms(&self) -> f64 {
+        self.p99_ms.1 - self.p99_ms.0
+    }
+}
+
+/// Every stack that ran both `baseline` and `error_resilience`, in the run's order.
+pub fn resilience(r: &crate::results::RunResults) -> Vec<Resilience> {
+    let scenario = |name: &str| r.scenarios.iter().find(|s| s.name == name);
+    let (Some(baseline), Some(faulty)) = (scenario("baseline"), scenario("error_resilience")) else {
+        return Vec::new();
+    };
+    baseline
+        .stacks
+        .iter()
+        .filter_map(|calm| {
+            let under = faulty.stacks.iter().find(|s| s.name == calm.name)?;
+            Some(Resilience {
+                stack: calm.name.clone(),
+                rps: (calm.summary.rps.median, under.summary.rps.median),
+                p99_ms: (calm.summary.p99_us.median / 1000.0, under.summary.p99_us.median / 1000.0),
+            })
+        })
+        .collect()
+}
+
 /// One component of "where the time goes": what one architectural choice costs per request.
 #[derive(Debug, Clone)]
 pub struct Component {

@@ -68,12 +68,16 @@ pub fn page(c: &Context<'_>) -> String {
             .map_or_else(|| "default profile".to_string(), |p| format!("profile {}", escape(p)))
     );
     out.push_str("<nav><a href=\"#verdict\">Verdict</a><a href=\"#where\">Where the time goes</a>");
+    if !analysis::resilience(r).is_empty() {
+        out.push_str("<a href=\"#under-faults\">Under injected errors</a>");
+    }
     for scenario in &r.scenarios {
         let _ = write!(out, "<a href=\"#scenario-{0}\">{0}</a>", escape(&scenario.name));
     }
     out.push_str("<a href=\"#baseline-comparison\">Against the baseline</a><a href=\"#method\">How this was measured</a></nav>");
     verdicts(&mut out, c);
     where_time_goes(&mut out, r);
+    under_faults(&mut out, r);
     for scenario in &r.scenarios {
         scenario_section(&mut out, scenario);
     }
@@ -184,6 +188,30 @@ fn verdicts(out: &mut String, c: &Context<'_>) {
         }
         out.push_str("</tbody></table>");
     }
+}
+
+/// Each stack's `error_resilience` beside its `baseline`: what it kept of its throughput, what the
+/// faults added to its p99.
+fn under_faults(out: &mut String, r: &RunResults) {
+    let rows = analysis::resilience(r);
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("<h2 id=\"under-faults\">Under injected errors</h2><p>Each stack's <code>error_resilience</code> (the same mix and load as <code>baseline</code>, with invalid requests and the services' faults on: declines, transient payment failures, stock-outs, internal errors, added latency) beside its <code>baseline</code>: the throughput it kept and what the faults added to its p99. The added latency is partly the faults' own.</p><table><thead><tr><th class=\"l\">stack</th><th>baseline req/s</th><th>under faults</th><th>kept</th><th>p99 baseline, ms</th><th>under faults</th><th>added</th></tr></thead><tbody>");
+    for row in &rows {
+        let _ = write!(
+            out,
+            "<tr><td class=\"l\">{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.2}x</td><td>{:.2}</td><td>{:.2}</td><td>{:+.2}</td></tr>",
+            dot(&row.stack),
+            row.rps.0,
+            row.rps.1,
+            row.kept(),
+            row.p99_ms.0,
+            row.p99_ms.1,
+            row.p99_added_ms()
+        );
+    }
+    out.push_str("</tbody></table>");
 }
 
 fn where_time_goes(out: &mut String, r: &RunResults) {
