@@ -130,7 +130,10 @@ pub async fn open_loop(
         }
     };
     let dispatched = match std::thread::Builder::new().name("open-loop".into()).spawn(dispatch) {
-        Ok(_thread) => dispatched.await.unwrap_or_default(),
+        Ok(_thread) => dispatched.await.unwrap_or_else(|_| {
+            eprintln!("open loop: the dispatcher thread ended before the schedule did (it panicked)");
+            Dispatched::default()
+        }),
         Err(error) => {
             eprintln!("open loop: no thread for the dispatcher ({error}); nothing was sent");
             Dispatched::default()

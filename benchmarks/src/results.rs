@@ -252,10 +252,11 @@ pub struct StepResult {
 }
 
 impl StepResult {
-    /// The achieved rate of the highest sustained step, 0 when none was (every step counts in
-    /// results from before steps were judged).
+    /// The achieved rate of the highest sustained step below the knee (the first step that was
+    /// not: one that passes again above it is luck, not capacity), 0 when the first step was not
+    /// sustained. In results from before steps were judged, every step counts.
     pub fn highest_sustained(steps: &[StepResult]) -> f64 {
-        steps.iter().filter(|s| s.sustained != Some(false)).map(|s| s.achieved_rps).fold(0.0, f64::max)
+        steps.iter().take_while(|s| s.sustained != Some(false)).map(|s| s.achieved_rps).fold(0.0, f64::max)
     }
 }
 
@@ -564,6 +565,13 @@ mod tests {
         ];
         assert_eq!(StepResult::highest_sustained(&judged), 7950.0);
         assert_eq!(StepResult::highest_sustained(&[step(1000.0, 400.0, Some(false))]), 0.0);
+        // A step that passes again above the knee is luck, not capacity.
+        let lucky = [
+            step(4000.0, 3990.0, Some(true)),
+            step(8000.0, 6000.0, Some(false)),
+            step(12000.0, 11900.0, Some(true)),
+        ];
+        assert_eq!(StepResult::highest_sustained(&lucky), 3990.0);
         // Results written before steps were judged: the best step, as then.
         assert_eq!(
             StepResult::highest_sustained(&[step(1000.0, 990.0, None), step(2000.0, 1500.0, None)]),

@@ -397,6 +397,8 @@ fn spawn_server(target: Target, options: &Options) -> Result<Child, BenchError> 
     command
         .args(args)
         .env("NATS_URL", url)
+        // As the benchmark's stacks: no transparent huge pages for mimalloc on any host.
+        .env("MIMALLOC_ALLOW_THP", "0")
         // The benchmark measures the framework, not log formatting.
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -61,13 +61,16 @@ pub fn knee(m: &Measurement) -> Option<(f64, f64)> {
 }
 
 /// What a stack kept of its `baseline` under the faults and invalid requests of
-/// `error_resilience` (same mix, same load): the seed's "RPS maintained during failures".
+/// `error_resilience` (the same mix and users): the seed's "RPS maintained during failures".
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resilience {
     /// The stack.
     pub stack: String,
     /// Answers per second in `baseline`, and under faults (medians of the repetitions).
     pub rps: (f64, f64),
+    /// Successful answers per second in `baseline`, and under faults: fast error replies do not
+    /// count as throughput here.
+    pub ok_rps: (f64, f64),
     /// p99 in milliseconds in `baseline`, and under faults.
     pub p99_ms: (f64, f64),
 }
@@ -76,6 +79,11 @@ impl Resilience {
     /// The share of its baseline throughput the stack kept.
     pub fn kept(&self) -> f64 {
         if self.rps.0 > 0.0 { self.rps.1 / self.rps.0 } else { 0.0 }
+    }
+
+    /// The share of its baseline successes per second the stack kept.
+    pub fn ok_kept(&self) -> f64 {
+        if self.ok_rps.0 > 0.0 { self.ok_rps.1 / self.ok_rps.0 } else { 0.0 }
     }
 
     /// Milliseconds the faults added to the p99.
@@ -95,9 +103,18 @@ pub fn resilience(r: &crate::results::RunResults) -> Vec<Resilience> {
         .iter()
         .filter_map(|calm| {
             let under = faulty.stacks.iter().find(|s| s.name == calm.name)?;
+            let ok_rps = |stack: &crate::results::StackResult| {
+                let per_second = stack
+                    .repetitions
+                    .iter()
+                    .filter(|m| m.duration_s > 0.0)
+                    .map(|m| m.ok as f64 / m.duration_s);
+                crate::results::Spread::of(per_second).median
+            };
             Some(Resilience {
                 stack: calm.name.clone(),
                 rps: (calm.summary.rps.median, under.summary.rps.median),
+                ok_rps: (ok_rps(calm), ok_rps(under)),
                 p99_ms: (calm.summary.p99_us.median / 1000.0, under.summary.p99_us.median / 1000.0),
             })
         })
@@ -158,6 +175,34 @@ pub fn validation_per_request(stack: &StackResult) -> Option<(f64, f64)> {
     let validation = weigh(|v| v.validation_us);
     let processing = weigh(|v| v.processing_us);
     Some((validation, if processing > 0.0 { validation / processing } else { 0.0 }))
+}
+
+/// Where a stack's CPU per answer goes, in microseconds (medians of the repetitions).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuSplit {
+    /// The stack's own processes.
+    pub stack_us: f64,
+    /// The brokers and stores it uses.
+    pub brokers_us: f64,
+    /// The load generator: on a shared machine, taken from the other two.
+    pub generator_us: f64,
+}
+
+/// Where `stack`'s CPU per answer went; `None` when nothing was answered.
+pub fn cpu_split(stack: &StackResult) -> Option<CpuSplit> {
+    let per_answer = |part: fn(&crate::results::CpuCost) -> f64| {
+        let values = stack
+            .repetitions
+            .iter()
+            .filter(|m| m.answered > 0)
+            .map(|m| part(&m.cpu) * 1e6 / m.answered as f64);
+        crate::results::Spread::of(values).median
+    };
+    stack.repetitions.iter().any(|m| m.answered > 0).then(|| CpuSplit {
+        stack_us: per_answer(|c| c.stack_s),
+        brokers_us: per_answer(|c| c.brokers_s),
+        generator_us: per_answer(|c| c.generator_s),
+    })
 }
 
 /// A figure against the baseline's.

@@ -197,15 +197,16 @@ fn under_faults(out: &mut String, r: &RunResults) {
     if rows.is_empty() {
         return;
     }
-    out.push_str("<h2 id=\"under-faults\">Under injected errors</h2><p>Each stack's <code>error_resilience</code> (the same mix and load as <code>baseline</code>, with invalid requests and the services' faults on: declines, transient payment failures, stock-outs, internal errors, added latency) beside its <code>baseline</code>: the throughput it kept and what the faults added to its p99. The added latency is partly the faults' own.</p><table><thead><tr><th class=\"l\">stack</th><th>baseline req/s</th><th>under faults</th><th>kept</th><th>p99 baseline, ms</th><th>under faults</th><th>added</th></tr></thead><tbody>");
+    out.push_str("<h2 id=\"under-faults\">Under injected errors</h2><p>Each stack's <code>error_resilience</code> (the same mix and users as <code>baseline</code>, with invalid requests and the services' faults on: declines, transient payment failures, stock-outs, internal errors, added latency) beside its <code>baseline</code>: the answers and the successes per second it kept, and what the faults added to its p99. The invalid requests and injected failures are answered as errors, so successes fall by their share even on a stack that loses nothing; the added latency is partly the faults' own.</p><table><thead><tr><th class=\"l\">stack</th><th>baseline answers/s</th><th>under faults</th><th>kept</th><th>successes/s kept</th><th>p99 baseline, ms</th><th>under faults</th><th>added</th></tr></thead><tbody>");
     for row in &rows {
         let _ = write!(
             out,
-            "<tr><td class=\"l\">{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.2}x</td><td>{:.2}</td><td>{:.2}</td><td>{:+.2}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.2}x</td><td>{:.2}x</td><td>{:.2}</td><td>{:.2}</td><td>{:+.2}</td></tr>",
             dot(&row.stack),
             row.rps.0,
             row.rps.1,
             row.kept(),
+            row.ok_kept(),
             row.p99_ms.0,
             row.p99_ms.1,
             row.p99_added_ms()
@@ -261,25 +262,28 @@ fn where_time_goes(out: &mut String, r: &RunResults) {
             charts::bars("Extra CPU per request of each choice (stack and brokers)", "µs per request", &bars)
         );
     }
-    out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>validation per request, µs</th><th>share of the service's time</th></tr></thead><tbody>");
+    // Per stack: where a request's CPU goes (its processes, its brokers, the load generator that
+    // shares the machine), and the part of the service's time that validation takes.
+    let _ = write!(
+        out,
+        "<p class=\"sub\">CPU per request in <b>{}</b>, by who spends it; validation from the services' own stats.</p><table><thead><tr><th class=\"l\">stack</th><th>stack processes, µs</th><th>brokers, µs</th><th>load generator, µs</th><th>validation per request, µs</th><th>share of the service's time</th></tr></thead><tbody>",
+        escape(&scenario.name)
+    );
     for stack in &scenario.stacks {
-        match analysis::validation_per_request(stack) {
-            Some((us, share)) => {
-                let _ = write!(
-                    out,
-                    "<tr><td class=\"l\">{}</td><td>{us:.2}</td><td>{:.1}%</td></tr>",
-                    dot(&stack.name),
-                    share * 100.0
-                );
-            }
-            None => {
-                let _ = write!(
-                    out,
-                    "<tr><td class=\"l\">{}</td><td colspan=\"2\" class=\"missing\">not reported by this stack</td></tr>",
-                    dot(&stack.name)
-                );
-            }
-        }
+        let split = analysis::cpu_split(stack).map_or_else(
+            || "<td colspan=\"3\" class=\"missing\">nothing answered</td>".to_string(),
+            |c| {
+                format!(
+                    "<td>{:.1}</td><td>{:.1}</td><td>{:.1}</td>",
+                    c.stack_us, c.brokers_us, c.generator_us
+                )
+            },
+        );
+        let validation = analysis::validation_per_request(stack).map_or_else(
+            || "<td colspan=\"2\" class=\"missing\">not reported by this stack</td>".to_string(),
+            |(us, share)| format!("<td>{us:.2}</td><td>{:.1}%</td>", share * 100.0),
+        );
+        let _ = write!(out, "<tr><td class=\"l\">{}</td>{split}{validation}</tr>", dot(&stack.name));
     }
     out.push_str("</tbody></table>");
 }

@@ -60,17 +60,18 @@ pub fn summary(c: &Context<'_>) -> String {
         let _ = writeln!(out, "## Under injected errors (error_resilience beside baseline)\n");
         let _ = writeln!(
             out,
-            "| stack | baseline answers/s | under faults | kept | p99 baseline ms | under faults | added |"
+            "| stack | baseline answers/s | under faults | kept | successes/s kept | p99 baseline ms | under faults | added |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         for row in &resilience {
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {:.0} | {:.2}x | {:.2} | {:.2} | {:+.2} |",
+                "| {} | {:.0} | {:.0} | {:.2}x | {:.2}x | {:.2} | {:.2} | {:+.2} |",
                 row.stack,
                 row.rps.0,
                 row.rps.1,
                 row.kept(),
+                row.ok_kept(),
                 row.p99_ms.0,
                 row.p99_ms.1,
                 row.p99_added_ms()

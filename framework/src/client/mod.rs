@@ -62,7 +62,8 @@ impl CallOptions {
         self
     }
 
-    /// Sends this correlation id, such as the one of the request being handled, instead of a new one.
+    /// Sends this correlation id, such as the one of the request being handled (without one, a call
+    /// that is not retried sends none, and the service makes one up when it needs one).
     pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
         self

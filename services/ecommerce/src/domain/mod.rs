@@ -441,8 +441,9 @@ fn now_ms() -> u64 {
 ///
 /// Not the order re-encoded as JSON: that took a fifth of the service's CPU per order (callgrind,
 /// `echo-vs-raw --order`). The bytes `Hash` writes are std's, which it does not promise to keep
-/// from one Rust release to the next: instances sharing a store are built with one toolchain, or a
-/// retry that crosses versions is refused as a reused id (409), never wrongly accepted.
+/// from one Rust release to the next (and lengths are written in the target's byte order): instances
+/// sharing a store are built with one toolchain for one target, or a retry that crosses builds is
+/// refused as a reused id (409), never wrongly accepted.
 fn fingerprint(order: &CreateOrder) -> String {
     let mut fields = Fields(Vec::with_capacity(2048));
     order.hash(&mut fields);
