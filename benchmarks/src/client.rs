@@ -1,8 +1,12 @@
 //! Sending one request to a stack, over its transport, and reading the status and body back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 
 use crate::config::{StackSpec, Transport};
 
@@ -28,7 +32,7 @@ impl SendError {
     }
 }
 
-/// A stack's client: NATS request/reply, or HTTP with pooled keep-alive connections.
+/// A stack's client: NATS request/reply, or HTTP/1.1 over keep-alive connections of its own.
 #[derive(Debug, Clone)]
 pub enum StackClient {
     /// `{service}.{endpoint}` over NATS.
@@ -42,13 +46,92 @@ pub enum StackClient {
     },
     /// `POST {base}/{service}/{endpoint}`.
     Http {
-        /// The pooled client.
+        /// For the runner's own questions (`GET /stats`).
         http: reqwest::Client,
         /// `http://host:port`.
         base: String,
-        /// Each endpoint's URL, parsed once rather than on every request.
-        urls: std::collections::HashMap<String, reqwest::Url>,
+        /// The load's connections.
+        connections: Arc<HttpConnections>,
     },
+}
+
+/// Keep-alive HTTP/1.1 connections, each carrying one request at a time, as wrk's do: a request
+/// takes an idle one or opens one, and gives it back once answered. hyper's connection API with
+/// no pool, no redirects, no per-request URL parsing: the load generator costs an HTTP stack about
+/// what its NATS client costs a NATS stack (reqwest cost twice as much CPU per request, and on a
+/// shared machine that CPU is taken from the stack measured).
+pub struct HttpConnections {
+    /// `host:port`.
+    authority: String,
+    /// `/service/endpoint` of each `service.endpoint`.
+    paths: std::collections::HashMap<String, String>,
+    idle: std::sync::Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConnections").field("authority", &self.authority).finish_non_exhaustive()
+    }
+}
+
+impl HttpConnections {
+    /// `POST`s `body` to `path`; answers the status and body.
+    async fn post(&self, path: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
+        let mut connection = self.take().await?;
+        let request = hyper::Request::post(path)
+            .header(hyper::header::HOST, &self.authority)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| SendError::Transport(e.to_string()))?;
+        let exchange = async {
+            let response =
+                connection.send_request(request).await.map_err(|e| SendError::Transport(e.to_string()))?;
+            let status = response.status().as_u16();
+            let body =
+                response.into_body().collect().await.map_err(|e| SendError::Transport(e.to_string()))?;
+            Ok::<_, SendError>((status, body.to_bytes()))
+        };
+        // A connection whose answer did not come in time is dropped, not reused: its answer may
+        // still arrive.
+        let answer = tokio::time::timeout(self.timeout, exchange).await.map_err(|_| SendError::Timeout)??;
+        self.give_back(connection);
+        Ok(answer)
+    }
+
+    /// An idle connection that is still open, or a new one.
+    async fn take(&self) -> Result<SendRequest<Full<Bytes>>, SendError> {
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+            match idle {
+                Some(mut connection) if !connection.is_closed() => {
+                    if connection.ready().await.is_ok() {
+                        return Ok(connection);
+                    }
+                }
+                Some(_closed) => {}
+                None => return self.open().await,
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<SendRequest<Full<Bytes>>, SendError> {
+        let stream = tokio::net::TcpStream::connect(&self.authority).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => SendError::NoResponders,
+            _ => SendError::Transport(e.to_string()),
+        })?;
+        let _ = stream.set_nodelay(true);
+        let (connection, driving) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::Transport(e.to_string()))?;
+        // The connection's I/O runs on its own task until the connection is dropped or closed.
+        tokio::spawn(driving);
+        Ok(connection)
+    }
+
+    fn give_back(&self, connection: SendRequest<Full<Bytes>>) {
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(connection);
+    }
 }
 
 impl StackClient {
@@ -71,14 +154,20 @@ impl StackClient {
                     .http1_only()
                     .build()
                     .map_err(|e| crate::BenchError::Process(e.to_string()))?;
-                let urls = crate::workload::ENDPOINTS
+                let authority = crate::stacks::host_port(&spec.url)
+                    .ok_or_else(|| crate::BenchError::Config(format!("bad url {}", spec.url)))?
+                    .to_string();
+                let paths = crate::workload::ENDPOINTS
                     .iter()
-                    .filter_map(|e| {
-                        let url = format!("{}/{}", spec.url, e.replacen('.', "/", 1));
-                        Some((e.to_string(), reqwest::Url::parse(&url).ok()?))
-                    })
+                    .map(|e| (e.to_string(), format!("/{}", e.replacen('.', "/", 1))))
                     .collect();
-                StackClient::Http { http, base: spec.url.clone(), urls }
+                let connections = Arc::new(HttpConnections {
+                    authority,
+                    paths,
+                    idle: std::sync::Mutex::default(),
+                    timeout,
+                });
+                StackClient::Http { http, base: spec.url.clone(), connections }
             }
         })
     }
@@ -108,23 +197,10 @@ impl StackClient {
                 let status = natsrpc::headers::reply_status(reply.headers.as_ref());
                 Ok((status, reply.payload))
             }
-            StackClient::Http { http, base, urls } => {
-                let url = match urls.get(subject) {
-                    Some(url) => url.clone(),
-                    None => reqwest::Url::parse(&format!("{base}/{}", subject.replacen('.', "/", 1)))
-                        .map_err(|e| SendError::Transport(e.to_string()))?,
-                };
-                let response = http
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(http_error)?;
-                let status = response.status().as_u16();
-                let body = response.bytes().await.map_err(http_error)?;
-                Ok((status, body))
-            }
+            StackClient::Http { connections, .. } => match connections.paths.get(subject) {
+                Some(path) => connections.post(path, body).await,
+                None => connections.post(&format!("/{}", subject.replacen('.', "/", 1)), body).await,
+            },
         }
     }
 }
@@ -149,15 +225,5 @@ impl StackClient {
             Some(data) if status == 200 => Ok(data),
             _ => Err(format!("{subject}: {status} {}", String::from_utf8_lossy(&reply))),
         }
-    }
-}
-
-fn http_error(error: reqwest::Error) -> SendError {
-    if error.is_timeout() {
-        SendError::Timeout
-    } else if error.is_connect() {
-        SendError::NoResponders
-    } else {
-        SendError::Transport(error.to_string())
     }
 }

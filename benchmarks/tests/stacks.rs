@@ -72,3 +72,48 @@ async fn every_configured_stack_starts_answers_and_stops_cleanly() {
     }
     let _ = std::fs::remove_dir_all(logs);
 }
+
+/// The load's own HTTP client (keep-alive connections, one request at a time each) against a
+/// real HTTP stack: answers, many at once over reused connections, and refusal once it stopped.
+#[tokio::test]
+async fn the_load_generators_http_client_sends_reuses_and_sees_a_stack_go() {
+    use benchmarks::client::{SendError, StackClient};
+
+    let config = BenchmarkConfig::load(&workspace().join("config/benchmark-config.yaml")).unwrap();
+    let logs = std::env::temp_dir().join(format!("natsrpc-stacks-{}", nuid::next()));
+    let options = StartOptions { bin_dir: bin_dir(), ..StartOptions::beside_this_binary(&logs).unwrap() };
+    let mut spec = config.stacks["http-memory"].clone();
+    spec.url = format!("http://127.0.0.1:{}", stack::testing::free_port().unwrap());
+    let running = RunningStack::start("http-memory", &spec, &options).await.unwrap();
+    let client = std::sync::Arc::new(StackClient::connect(&spec, Duration::from_secs(5)).await.unwrap());
+
+    let restock = br#"{"sku":"SKU-00002","quantity":3}"#;
+    let (status, body) = client.send("ecommerce.restock", restock.to_vec().into()).await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let invalid =
+        client.send("ecommerce.restock", br#"{"sku":"x","quantity":0}"#.to_vec().into()).await.unwrap();
+    assert_eq!(invalid.0, 400);
+    let unknown = client.send("ecommerce.nothing", "{}".into()).await.unwrap();
+    assert_eq!(unknown.0, 404);
+
+    // 64 at once, then 64 more over the connections the first ones left open.
+    for _ in 0..2 {
+        let sends: Vec<_> = (0..64)
+            .map(|_| {
+                let client = std::sync::Arc::clone(&client);
+                tokio::spawn(async move { client.send("ecommerce.restock", restock.to_vec().into()).await })
+            })
+            .collect();
+        for send in sends {
+            assert_eq!(send.await.unwrap().unwrap().0, 200);
+        }
+    }
+    let level: serde_json::Value =
+        client.ask("ecommerce.get_stock", &serde_json::json!({"sku": "SKU-00002"})).await.unwrap();
+    assert_eq!(level["sku"], "SKU-00002");
+
+    running.stop(Duration::from_secs(10)).await.unwrap();
+    let gone = client.send("ecommerce.restock", restock.to_vec().into()).await.unwrap_err();
+    assert!(matches!(gone, SendError::NoResponders | SendError::Transport(_)), "{gone:?}");
+    let _ = std::fs::remove_dir_all(logs);
+}
