@@ -76,6 +76,11 @@ pub struct RunSettings {
     /// Shuffles the order of stacks in each repetition, so that drift of the machine over the run
     /// does not favour whichever stack goes first.
     pub shuffle_stacks: bool,
+    /// The CPUs the load generator runs on (`taskset` list: `0`, `0-1`, `0,2`); by default every
+    /// core, shared with the stacks and brokers. On a larger machine, keep it off the stacks' cores
+    /// (and give each stack process its own with `cpus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_cpus: Option<String>,
 }
 
 impl Default for RunSettings {
@@ -90,6 +95,7 @@ impl Default for RunSettings {
             duration: None,
             durations: BTreeMap::new(),
             shuffle_stacks: true,
+            generator_cpus: None,
         }
     }
 }
@@ -359,6 +365,38 @@ impl Load {
     }
 }
 
+/// The CPUs this machine lets the run use.
+fn machine_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Checks a CPU list (`0`, `0-3`, `0,2-3`) against the machine's `cores`; answers what is wrong.
+pub fn check_cpu_list(list: &str, cores: usize) -> Result<(), String> {
+    let cpu = |text: &str| -> Result<usize, String> {
+        let cpu: usize =
+            text.trim().parse().map_err(|_| format!("{list:?} is not a CPU list such as 0-1 or 0,2"))?;
+        if cpu >= cores {
+            return Err(format!(
+                "{list:?} names CPU {cpu}, but this machine has CPUs 0 to {}",
+                cores.saturating_sub(1)
+            ));
+        }
+        Ok(cpu)
+    };
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((first, last)) if cpu(first)? > cpu(last)? => {
+                return Err(format!("{list:?}: the range {part} runs backwards"));
+            }
+            Some(_) => {}
+            None => {
+                cpu(part)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One kind of request in a mix.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -557,6 +595,9 @@ pub struct ProcessSpec {
     /// How many to run.
     #[serde(default = "one")]
     pub instances: u32,
+    /// The CPUs it runs on (`taskset` list: `2`, `2-3`, `2,4`); by default every core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
     /// Its environment, on top of the stack's own.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -728,6 +769,10 @@ impl BenchmarkConfig {
                 if process.instances == 0 {
                     return Err(format!("stacks.{name}.processes[{i}].instances: must be at least 1"));
                 }
+                if let Some(cpus) = &process.cpus {
+                    check_cpu_list(cpus, machine_cores())
+                        .map_err(|problem| format!("stacks.{name}.processes[{i}].cpus: {problem}"))?;
+                }
             }
         }
         for (name, scenario) in &self.scenarios {
@@ -750,6 +795,10 @@ impl BenchmarkConfig {
     }
 
     fn check_run(&self, run: &RunSettings, at: &str) -> Result<(), String> {
+        if let Some(cpus) = &run.generator_cpus {
+            check_cpu_list(cpus, machine_cores())
+                .map_err(|problem| format!("{at}.generator_cpus: {problem}"))?;
+        }
         for stack in &run.stacks {
             if !self.stacks.contains_key(stack) {
                 return Err(format!("{at}.stacks: no stack {stack:?} (there are {})", names(&self.stacks)));
@@ -832,6 +881,19 @@ impl BenchmarkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_lists_are_checked_against_the_machine() {
+        assert!(
+            check_cpu_list("0", 2).is_ok()
+                && check_cpu_list("0-1", 2).is_ok()
+                && check_cpu_list("0,1", 2).is_ok()
+        );
+        assert!(check_cpu_list("2", 2).unwrap_err().contains("CPUs 0 to 1"));
+        assert!(check_cpu_list("1-0", 2).unwrap_err().contains("backwards"));
+        assert!(check_cpu_list("one", 2).unwrap_err().contains("not a CPU list"));
+        assert!(check_cpu_list("", 2).is_err());
+    }
 
     #[test]
     fn a_step_is_sustained_at_its_rate_with_few_errors_and_its_latency_near_the_unloaded_one() {

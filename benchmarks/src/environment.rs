@@ -67,7 +67,7 @@ impl Environment {
         let git = |args: &[&str]| output("git", args);
         Self {
             cpu_model,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores: online_cores(),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .unwrap_or_default()
                 .trim()
@@ -84,4 +84,13 @@ impl Environment {
                 .is_ok_and(|o| !o.stdout.is_empty()),
         }
     }
+}
+
+/// The machine's cores, not this process's share: the load generator may be placed on a few of them
+/// (`generator_cpus`), which `available_parallelism` would report instead.
+fn online_cores() -> usize {
+    let counted = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|info| info.lines().filter(|line| line.starts_with("processor")).count())
+        .unwrap_or(0);
+    if counted > 0 { counted } else { std::thread::available_parallelism().map_or(1, |n| n.get()) }
 }

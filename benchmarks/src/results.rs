@@ -77,6 +77,9 @@ pub struct StackResult {
     pub repetitions: Vec<Measurement>,
     /// Medians and spread over the repetitions.
     pub summary: Summary,
+    /// Its processes placed on CPUs of their own (`cpus` in the config): (process, CPU list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<(String, String)>,
 }
 
 /// Latency percentiles, microseconds.

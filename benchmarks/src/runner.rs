@@ -139,6 +139,11 @@ impl Runner {
                     transport: transport_name(spec.transport).to_string(),
                     repetitions,
                     summary,
+                    cpus: spec
+                        .processes
+                        .iter()
+                        .filter_map(|p| Some((p.name.clone(), p.cpus.clone()?)))
+                        .collect(),
                 });
             }
             scenarios.push(ScenarioResult {

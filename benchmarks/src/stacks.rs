@@ -122,7 +122,16 @@ impl RunningStack {
                 let log =
                     File::create(&log).map_err(|e| BenchError::Process(format!("{}: {e}", log.display())))?;
                 let log_err = log.try_clone().map_err(|e| BenchError::Process(e.to_string()))?;
-                let mut command = Command::new(&binary);
+                // Placed on its CPUs by `taskset`, which then becomes the process: its PID is the
+                // stack process's, for stopping and for the CPU and memory figures.
+                let mut command = match &process.cpus {
+                    Some(cpus) => {
+                        let mut command = Command::new("taskset");
+                        command.arg("-c").arg(cpus).arg(&binary);
+                        command
+                    }
+                    None => Command::new(&binary),
+                };
                 command.args(&process.command[1..]).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
                 match spec.transport {
                     Transport::Nats => command.env("NATS_URL", &spec.url),

@@ -74,7 +74,11 @@ fn bench(config_text: &str, reports: &std::path::Path) -> std::process::ExitStat
 fn a_run_writes_results_a_reader_can_trust() {
     let server = NatsServer::start().unwrap();
     let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
-    let status = bench(&config(&server.url(), 1000.0), &reports);
+    // Placed on CPU 0, which every machine has: the generator, and the stack's one process.
+    let placed = config(&server.url(), 1000.0)
+        .replace("  repetitions: 2\n", "  repetitions: 2\n  generator_cpus: \"0\"\n")
+        .replace("command: [nats-services],", "command: [nats-services], cpus: \"0\",");
+    let status = bench(&placed, &reports);
     assert!(status.success(), "{status}");
 
     let run = reports.join("latest");
@@ -105,6 +109,8 @@ fn a_run_writes_results_a_reader_can_trust() {
         assert!(log.lines().any(|l| l.starts_with("Tag=nats,")), "interval histograms in the log");
     }
     assert_eq!(stack.summary.repetitions, 2);
+    assert_eq!(results.settings.generator_cpus.as_deref(), Some("0"));
+    assert_eq!(stack.cpus, [("services".to_string(), "0".to_string())], "the placement is in the results");
     assert!(results.expectations.iter().all(|e| e.held));
     for csv in ["summary.csv", "endpoints.csv", "intervals.csv", "steps.csv"] {
         assert!(run.join(csv).exists(), "{csv}");
@@ -251,6 +257,7 @@ fn spec(transport: benchmarks::config::Transport, url: String) -> benchmarks::co
             name: "services".into(),
             command: vec!["nats-services".into()],
             instances: 1,
+            cpus: None,
             env: Default::default(),
         }],
     }

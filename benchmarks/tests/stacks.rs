@@ -74,7 +74,8 @@ async fn every_configured_stack_starts_answers_and_stops_cleanly() {
 }
 
 /// The load's own HTTP client (keep-alive connections, one request at a time each) against a
-/// real HTTP stack: answers, many at once over reused connections, and refusal once it stopped.
+/// real HTTP stack placed on a CPU: answers, many at once over reused connections, and refusal
+/// once it stopped.
 #[tokio::test]
 async fn the_load_generators_http_client_sends_reuses_and_sees_a_stack_go() {
     use benchmarks::client::{SendError, StackClient};
@@ -84,7 +85,13 @@ async fn the_load_generators_http_client_sends_reuses_and_sees_a_stack_go() {
     let options = StartOptions { bin_dir: bin_dir(), ..StartOptions::beside_this_binary(&logs).unwrap() };
     let mut spec = config.stacks["http-memory"].clone();
     spec.url = format!("http://127.0.0.1:{}", stack::testing::free_port().unwrap());
+    // Placed on CPU 0 (`cpus`), which every machine has: the process the runner watches is the
+    // stack's own, on that CPU.
+    spec.processes[0].cpus = Some("0".into());
     let running = RunningStack::start("http-memory", &spec, &options).await.unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", running.pids()[0])).unwrap();
+    assert!(status.lines().any(|line| line == "Cpus_allowed_list:\t0"), "{status}");
+    assert!(status.lines().any(|line| line == "Name:\thttp-redis"), "taskset became the stack's process");
     let client = std::sync::Arc::new(StackClient::connect(&spec, Duration::from_secs(5)).await.unwrap());
 
     let restock = br#"{"sku":"SKU-00002","quantity":3}"#;

@@ -96,6 +96,18 @@ async fn run(
         now.minute(),
         now.second()
     );
+    if let Some(cpus) = &settings.generator_cpus {
+        // Every thread of this process, and those it starts later, on these CPUs.
+        let placed = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status();
+        if !placed.is_ok_and(|status| status.success()) {
+            return Err(BenchError::Process(format!(
+                "could not place the load generator on CPUs {cpus} (taskset)"
+            )));
+        }
+    }
     // Nothing this run did not start may answer a stack's subjects or hold its port: checked for
     // every stack before the first measurement, and again as each one starts.
     let mut occupied = Vec::new();

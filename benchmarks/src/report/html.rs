@@ -759,7 +759,29 @@ fn honesty(out: &mut String, r: &RunResults) {
         r.settings.request_timeout,
         if r.settings.shuffle_stacks { "a shuffled" } else { "a fixed" }
     );
-    out.push_str("<p>The load generator, the brokers and the stacks share this machine's cores; compare stacks within one run, as ratios, rather than figures across machines.</p>");
+    let mut placed: Vec<String> = r
+        .settings
+        .generator_cpus
+        .iter()
+        .map(|cpus| format!("the load generator on CPUs {}", escape(cpus)))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for stack in r.scenarios.iter().flat_map(|s| &s.stacks) {
+        for (process, cpus) in &stack.cpus {
+            if seen.insert((stack.name.clone(), process.clone())) {
+                placed.push(format!("{}/{} on CPUs {}", escape(&stack.name), escape(process), escape(cpus)));
+            }
+        }
+    }
+    if placed.is_empty() {
+        out.push_str("<p>CPU placement: none. The load generator, the brokers and the stacks share this machine's cores; compare stacks within one run, as ratios, rather than figures across machines.</p>");
+    } else {
+        let _ = write!(
+            out,
+            "<p>CPU placement (<code>generator_cpus</code>, <code>cpus</code>): {}; everything else, the brokers included, on any core.</p>",
+            placed.join(", ")
+        );
+    }
     out.push_str("<h3>Open-loop bookkeeping</h3><p>An open loop's response times run from each request's planned send; the dispatch lag is how late the generator itself sent it, part of every such figure.</p><table><thead><tr><th class=\"l\">scenario</th><th class=\"l\">stack</th><th>rep</th><th>target req/s</th><th>achieved</th><th>sent</th><th>dropped</th><th>dispatch lag p50, ms</th><th>p99</th></tr></thead><tbody>");
     let mut any = false;
     for s in &r.scenarios {
