@@ -89,7 +89,7 @@ pub struct Dispatched {
 /// The send times are kept by a thread of its own, not by tokio's timer: that one works in whole
 /// milliseconds, so requests left up to a millisecond late (0.9 ms at the median at 2,000 req/s)
 /// and a sub-millisecond service read 1.5 ms at p50. The thread sleeps to each planned time (see
-/// [`wait_until`]), then hands the request to the runtime.
+/// `wait_until`), then hands the request to the runtime.
 pub async fn open_loop(
     start: Instant,
     schedule: &Schedule,
