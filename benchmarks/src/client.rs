@@ -78,25 +78,28 @@ impl std::fmt::Debug for HttpConnections {
 impl HttpConnections {
     /// `POST`s `body` to `path`; answers the status and body.
     async fn post(&self, path: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
-        let mut connection = self.take().await?;
         let request = hyper::Request::post(path)
             .header(hyper::header::HOST, &self.authority)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
             .map_err(|e| SendError::Transport(e.to_string()))?;
+        // The timeout covers the whole exchange, opening a connection included (a stack whose
+        // accept queue is full leaves a connect waiting).
         let exchange = async {
+            let mut connection = self.take().await?;
             let response =
                 connection.send_request(request).await.map_err(|e| SendError::Transport(e.to_string()))?;
             let status = response.status().as_u16();
             let body =
                 response.into_body().collect().await.map_err(|e| SendError::Transport(e.to_string()))?;
-            Ok::<_, SendError>((status, body.to_bytes()))
+            Ok::<_, SendError>((connection, status, body.to_bytes()))
         };
         // A connection whose answer did not come in time is dropped, not reused: its answer may
         // still arrive.
-        let answer = tokio::time::timeout(self.timeout, exchange).await.map_err(|_| SendError::Timeout)??;
+        let (connection, status, body) =
+            tokio::time::timeout(self.timeout, exchange).await.map_err(|_| SendError::Timeout)??;
         self.give_back(connection);
-        Ok(answer)
+        Ok((status, body))
     }
 
     /// An idle connection that is still open, or a new one.
@@ -149,9 +152,6 @@ impl StackClient {
             Transport::Http => {
                 let http = reqwest::Client::builder()
                     .timeout(timeout)
-                    .pool_max_idle_per_host(4096)
-                    .tcp_nodelay(true)
-                    .http1_only()
                     .build()
                     .map_err(|e| crate::BenchError::Process(e.to_string()))?;
                 let authority = crate::stacks::host_port(&spec.url)

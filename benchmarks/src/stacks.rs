@@ -284,6 +284,12 @@ pub async fn occupant(spec: &StackSpec) -> Option<String> {
     }
 }
 
+/// The longest name, version or id of a stray instance that a refusal quotes, in bytes.
+const MAX_PING_FIELD: usize = 64;
+
+/// The most stray instances a refusal names one by one.
+const MAX_NAMED: usize = 8;
+
 /// Who answers `subjects` on the NATS server at `url` before the stack is there: instances named
 /// by their Services API `PING` when they are natsrpc services.
 async fn nats_occupant(url: &str, subjects: &[String]) -> Option<String> {
@@ -313,20 +319,21 @@ async fn nats_occupant(url: &str, subjects: &[String]) -> Option<String> {
         let collecting = async {
             while let Some(reply) = replies.next().await {
                 let ping: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
-                instances.push(format!(
-                    "{} {} (id {})",
-                    ping["name"].as_str().unwrap_or(service),
-                    ping["version"].as_str().unwrap_or("?"),
-                    ping["id"].as_str().unwrap_or("?")
-                ));
+                // A stray's answer is whatever it says: escaped and cut before it reaches a terminal.
+                let field = |name: &str| {
+                    natsrpc::escape::escape(ping[name].as_str().unwrap_or("?"), MAX_PING_FIELD).into_owned()
+                };
+                instances.push(format!("{} {} (id {})", field("name"), field("version"), field("id")));
             }
         };
         let _ = tokio::time::timeout(Duration::from_millis(300), collecting).await;
     }
-    let who = if instances.is_empty() {
-        "processes that are not natsrpc services".to_string()
-    } else {
-        format!("{} instance(s): {}", instances.len(), instances.join(", "))
+    let who = match instances.len() {
+        0 => "processes that are not natsrpc services".to_string(),
+        n if n > MAX_NAMED => {
+            format!("{n} instances: {}, and {} more", instances[..MAX_NAMED].join(", "), n - MAX_NAMED)
+        }
+        n => format!("{n} instance(s): {}", instances.join(", ")),
     };
     Some(format!(
         "something this run did not start already answers {} on {url}: {who}. A process left running joins the queue group of the stack measured and takes a share of its load; stop it first (`nats micro ls`, or `pgrep -af 'nats-services|ecommerce|analytics|fileproc'`)",

@@ -293,6 +293,38 @@ async fn a_service_left_running_on_the_stacks_subjects_refuses_the_run() {
     left_running.stop(std::time::Duration::from_secs(2)).await.unwrap();
     assert_eq!(occupant(&nats_spec).await, None, "free again once it stopped");
 
+    // A stray that is no natsrpc service says what it likes in its PING answer: the refusal quotes
+    // it escaped and cut, never raw into the terminal.
+    let hostile = serde_json::json!({
+        "name": "\u{1b}[2Jwiped\r\nforged line",
+        "version": "9".repeat(10_000),
+        "id": "\u{0}",
+    });
+    let mut asked = nats.subscribe("ecommerce.__ready").await.unwrap();
+    let mut pinged = nats.subscribe("$SRV.PING.ecommerce").await.unwrap();
+    nats.flush().await.unwrap();
+    let answering = {
+        let nats = nats.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            loop {
+                let (message, body) = tokio::select! {
+                    Some(m) = asked.next() => (m, "{}".to_string()),
+                    Some(m) = pinged.next() => (m, hostile.to_string()),
+                    else => return,
+                };
+                if let Some(reply) = message.reply {
+                    nats.publish(reply, body.into()).await.unwrap();
+                }
+            }
+        })
+    };
+    let found = occupant(&nats_spec).await.expect("the hostile stray is found");
+    assert!(!found.contains(['\u{1b}', '\r', '\n', '\u{0}']), "{found:?}");
+    assert!(found.contains("\\u{1b}[2Jwiped"), "escaped, still readable: {found}");
+    assert!(found.len() < 1_000, "cut: {} bytes", found.len());
+    answering.abort();
+
     // On HTTP, a port already taken.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let http_spec = spec(Transport::Http, format!("http://{}", taken.local_addr().unwrap()));

@@ -358,7 +358,7 @@ where
             if stop.is_cancelled() {
                 return;
             }
-            if listening.elapsed() > HEALTHY_RUN {
+            if listening.elapsed() > crate::server::HEALTHY_RUN {
                 backoff = Duration::from_millis(50);
             }
             tracing::error!(
@@ -397,9 +397,6 @@ enum Events {
     Core(async_nats::Subscriber),
     JetStream(Box<pull::Stream>, String),
 }
-
-/// A subscription that lasted this long was healthy: opening it again starts from the shortest pause.
-const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
 /// A JetStream consumer's messages failing this many times in a row are given up and opened again.
 const MAX_STREAM_ERRORS: u32 = 5;

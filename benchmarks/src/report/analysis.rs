@@ -90,6 +90,20 @@ impl Resilience {
     pub fn p99_added_ms(&self) -> f64 {
         self.p99_ms.1 - self.p99_ms.0
     }
+
+    /// Its figures as every report writes them, after the stack's name: baseline answers/s, under
+    /// faults, kept, successes/s kept, p99 baseline ms, under faults, added.
+    pub fn figures(&self) -> [String; 7] {
+        [
+            format!("{:.0}", self.rps.0),
+            format!("{:.0}", self.rps.1),
+            format!("{:.2}x", self.kept()),
+            format!("{:.2}x", self.ok_kept()),
+            format!("{:.2}", self.p99_ms.0),
+            format!("{:.2}", self.p99_ms.1),
+            format!("{:+.2}", self.p99_added_ms()),
+        ]
+    }
 }
 
 /// Every stack that ran both `baseline` and `error_resilience`, in the run's order.

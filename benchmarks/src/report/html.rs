@@ -201,15 +201,9 @@ fn under_faults(out: &mut String, r: &RunResults) {
     for row in &rows {
         let _ = write!(
             out,
-            "<tr><td class=\"l\">{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.2}x</td><td>{:.2}x</td><td>{:.2}</td><td>{:.2}</td><td>{:+.2}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{}</td></tr>",
             dot(&row.stack),
-            row.rps.0,
-            row.rps.1,
-            row.kept(),
-            row.ok_kept(),
-            row.p99_ms.0,
-            row.p99_ms.1,
-            row.p99_added_ms()
+            row.figures().join("</td><td>")
         );
     }
     out.push_str("</tbody></table>");

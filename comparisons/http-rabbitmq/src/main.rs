@@ -68,8 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             worker::serve_until(&url, &prefix, hosted.dispatchers, prefetch, Duration::from_secs(10), stop)
                 .await;
             // Handlers still running past their callers' deadlines end what they began.
-            let waits = finishing.into_iter().map(|f| f.wait(Duration::from_secs(10)));
-            let abandoned: usize = futures::future::join_all(waits).await.into_iter().sum();
+            let abandoned = natsrpc::Finishing::wait_all(finishing, Duration::from_secs(10)).await;
             tracing::info!(abandoned, "worker stopped");
         }
         _ => return Err("usage: http-rabbitmq gateway|worker".into()),

@@ -45,9 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(%address, store = ?hosting.store, services = ?hosting.services, "http-redis listening");
     axum::serve(listener, app).with_graceful_shutdown(natsrpc::server::shutdown_signal()).await?;
     // Handlers still running past their callers' deadlines end what they began.
-    let grace = std::time::Duration::from_secs(10);
-    let abandoned: usize =
-        futures::future::join_all(finishing.into_iter().map(|f| f.wait(grace))).await.into_iter().sum();
+    let abandoned = natsrpc::Finishing::wait_all(finishing, std::time::Duration::from_secs(10)).await;
     tracing::info!(abandoned, "http-redis stopped");
     Ok(())
 }

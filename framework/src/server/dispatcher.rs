@@ -39,6 +39,15 @@ impl Finishing {
         let _ = tokio::time::timeout(grace, self.0.wait()).await;
         self.0.len()
     }
+
+    /// Waits up to `grace`, at once, for the handlers of every service in `all`; answers how many
+    /// did not end.
+    pub async fn wait_all(all: impl IntoIterator<Item = Finishing>, grace: std::time::Duration) -> usize {
+        futures::future::join_all(all.into_iter().map(|finishing| finishing.wait(grace)))
+            .await
+            .into_iter()
+            .sum()
+    }
 }
 
 /// A reply as a transport should send it.

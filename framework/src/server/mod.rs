@@ -424,6 +424,10 @@ pub struct StopReport {
     pub abandoned: usize,
 }
 
+/// A receive loop or listener that ran this long was healthy: starting it again begins from the
+/// shortest pause.
+pub(crate) const HEALTHY_RUN: Duration = Duration::from_secs(10);
+
 /// How long a stop waits, after the grace period, for the last replies to reach the server.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -569,7 +573,7 @@ impl ReceiveLoop {
                     let serving_since = tokio::time::Instant::now();
                     let ended = serving.await;
                     self.receiving.set(self.index, None);
-                    if serving_since.elapsed() > Duration::from_secs(10) {
+                    if serving_since.elapsed() > HEALTHY_RUN {
                         backoff = Duration::from_millis(50); // it had been healthy
                     }
                     match ended {
