@@ -24,6 +24,15 @@ cargo build --release --quiet --bin bench --bin nats-services --bin http-redis -
 if [ "${ECHO_VS_RAW:-0}" = 1 ]; then
   cargo build --release --quiet -p natsrpc --example echo
 fi
+# The validation-off controls: the same stack binaries built with natsrpc's unvalidated-control
+# feature into a target directory of their own, so that the feature never reaches the binaries
+# above. Built from the whole workspace like them (no -p), so that every other dependency has the
+# same features as in the stacks they are compared with. The first build takes a few minutes.
+echo "== building the validation-off controls (release, target/unvalidated)"
+cargo build --release --quiet --bin nats-services --bin http-redis \
+  --features natsrpc/unvalidated-control --target-dir target/unvalidated
+mkdir -p target/release/unvalidated
+cp target/unvalidated/release/nats-services target/unvalidated/release/http-redis target/release/unvalidated/
 
 status=0
 target/release/bench "$@" || status=$?

@@ -577,6 +577,12 @@ pub struct StackSpec {
     /// For an echo control: the subject it answers on, instead of the three services.
     #[serde(default)]
     pub echo_subject: Option<String>,
+    /// For a validation-off control: the stack it copies, whose services it runs built without
+    /// validation (natsrpc's `unvalidated-control` feature, `target/release/unvalidated/`). The
+    /// report sets the two side by side: what validation costs end to end. The runner refuses a
+    /// control whose services validate, and a stack whose services do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unvalidated_control_of: Option<String>,
     /// The brokers it uses (`nats`, `redis`, `rabbitmq`), whose CPU and memory count as its own.
     #[serde(default)]
     pub brokers: Vec<String>,
@@ -745,6 +751,11 @@ impl BenchmarkConfig {
         Ok(config)
     }
 
+    /// Whether `stack` is a validation-off control (which skips scenarios with invalid requests).
+    pub fn is_unvalidated_control(&self, stack: &str) -> bool {
+        self.stacks.get(stack).is_some_and(|spec| spec.unvalidated_control_of.is_some())
+    }
+
     fn check(&self) -> Result<(), String> {
         for (name, stack) in &self.stacks {
             let scheme = match stack.transport {
@@ -757,6 +768,20 @@ impl BenchmarkConfig {
             for broker in &stack.brokers {
                 if !crate::resources::BROKERS.iter().any(|(name, _)| name == broker) {
                     return Err(format!("stacks.{name}.brokers: {broker:?} is not nats, redis or rabbitmq"));
+                }
+            }
+            if let Some(of) = &stack.unvalidated_control_of {
+                let copied = self.stacks.get(of).filter(|copied| {
+                    of != name
+                        && copied.transport == stack.transport
+                        && copied.unvalidated_control_of.is_none()
+                });
+                if copied.is_none() {
+                    return Err(format!(
+                        "stacks.{name}.unvalidated_control_of: {of:?} is not another stack of the same transport \
+                         (there are {})",
+                        names(&self.stacks)
+                    ));
                 }
             }
             if stack.processes.is_empty() {
@@ -1022,5 +1047,35 @@ mod tests {
         let text = "stacks:\n  web:\n    description: d\n    transport: carrier-pigeon\n";
         let error = BenchmarkConfig::parse(text, "bench.yaml").unwrap_err().to_string();
         assert!(error.contains("bench.yaml:4:") && error.contains("carrier-pigeon"), "{error}");
+    }
+
+    #[test]
+    fn a_validation_control_copies_another_stack_of_its_transport() {
+        let stack = |name: &str, transport: &str, url: &str, of: Option<&str>| {
+            let of = of.map(|of| format!("    unvalidated_control_of: {of}\n")).unwrap_or_default();
+            format!(
+                "  {name}:\n    description: d\n    transport: {transport}\n    url: {url}\n{of}    processes: [{{name: a, command: [b]}}]\n"
+            )
+        };
+        let nats = stack("nats", "nats", "nats://127.0.0.1:4222", None);
+        let web = stack("web", "http", "http://127.0.0.1:8080", None);
+        let good = format!("stacks:\n{nats}{}", stack("bare", "nats", "nats://127.0.0.1:4222", Some("nats")));
+        let config = BenchmarkConfig::parse(&good, "b.yaml").unwrap();
+        assert_eq!(config.stacks["bare"].unvalidated_control_of.as_deref(), Some("nats"));
+        let other_control = stack("other", "nats", "nats://127.0.0.1:4222", Some("nats"));
+        for (control, why) in [
+            (stack("bare", "nats", "nats://127.0.0.1:4222", Some("nowhere")), "an unknown stack"),
+            (stack("bare", "nats", "nats://127.0.0.1:4222", Some("bare")), "itself"),
+            (stack("bare", "http", "http://127.0.0.1:8081", Some("nats")), "another transport"),
+            (stack("bare", "nats", "nats://127.0.0.1:4222", Some("other")), "another control"),
+        ] {
+            let text = format!("stacks:\n{nats}{web}{other_control}{control}");
+            let error =
+                BenchmarkConfig::parse(&text, "b.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                error.contains("stacks.bare.unvalidated_control_of"),
+                "a control of {why} was taken: {error:?}"
+            );
+        }
     }
 }

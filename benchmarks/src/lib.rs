@@ -46,4 +46,8 @@ pub enum BenchError {
     /// Something this run did not start already answers a stack's subjects or holds its port.
     #[error("occupied: {0}")]
     Occupied(String),
+    /// A stack's binaries are not the build its configuration says (missing, or validation on
+    /// where it should be off, or off where it should be on).
+    #[error("build: {0}")]
+    Build(String),
 }

@@ -80,6 +80,9 @@ pub struct StackResult {
     /// Its processes placed on CPUs of their own (`cpus` in the config): (process, CPU list).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpus: Vec<(String, String)>,
+    /// For a validation-off control: the stack it copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unvalidated_control_of: Option<String>,
 }
 
 /// Latency percentiles, microseconds.

@@ -92,6 +92,8 @@ impl Runner {
                     .stacks
                     .iter()
                     .filter(|s| scenario.stacks.as_ref().is_none_or(|only| only.contains(s)))
+                    // A validation-off control would take the invalid requests for valid ones.
+                    .filter(|s| scenario.invalid_share == 0.0 || !self.config.is_unvalidated_control(s))
                     .cloned()
                     .collect();
                 if settings.shuffle_stacks {
@@ -112,6 +114,8 @@ impl Runner {
                             warnings.append(&mut said);
                             measured.entry(stack.clone()).or_default().push(measurement);
                         }
+                        // Figures of the wrong build, or shared with a stray, would mislead: stop.
+                        Err(error @ (BenchError::Occupied(_) | BenchError::Build(_))) => return Err(error),
                         Err(error) => {
                             println!("   failed: {error}");
                             warnings.push(format!("{name} on {stack}, repetition {repetition}: {error}"));
@@ -144,6 +148,7 @@ impl Runner {
                         .iter()
                         .filter_map(|p| Some((p.name.clone(), p.cpus.clone()?)))
                         .collect(),
+                    unvalidated_control_of: spec.unvalidated_control_of.clone(),
                 });
             }
             scenarios.push(ScenarioResult {
@@ -208,6 +213,7 @@ impl Runner {
         workload: &Arc<Workload>,
     ) -> Result<(Measurement, Vec<String>), BenchError> {
         let client = Arc::new(StackClient::connect(spec, self.settings.request_timeout).await?);
+        check_validation_build(&client, spec, at.stack).await?;
         let mut faults = ExpectedFaults::from_settings(scenario.faults.as_ref());
         if scenario.contention.is_some() {
             faults = faults.also(contention::CONFLICT);
@@ -553,12 +559,9 @@ async fn monitor(
     sampler.finish()
 }
 
-/// Validation time per endpoint from the services' own stats: `$SRV.STATS` on NATS, `GET /stats`
-/// on HTTP (where the services run in the process that answers).
-async fn validation(client: &StackClient, spec: &StackSpec) -> Vec<ValidationResult> {
-    if spec.echo_subject.is_some() {
-        return Vec::new();
-    }
+/// Each service's `$SRV.STATS` answer on NATS, or `GET /stats` on HTTP (where the services run in
+/// the process that answers); what does not answer is left out.
+async fn service_stats(client: &StackClient) -> Vec<serde_json::Value> {
     let mut answers: Vec<serde_json::Value> = Vec::new();
     match client {
         StackClient::Nats { nats, .. } => {
@@ -580,8 +583,50 @@ async fn validation(client: &StackClient, spec: &StackSpec) -> Vec<ValidationRes
             }
         }
     }
+    answers
+}
+
+/// Refuses to measure a validation-off control whose services validate, or a stack whose services
+/// do not (a control build in the wrong place would flatter it): every endpoint's stats say which
+/// build answers (`data.validation`; builds older than the field validate). A control must prove
+/// it; a stack whose services keep their stats elsewhere (the RabbitMQ workers) is let through.
+async fn check_validation_build(
+    client: &StackClient,
+    spec: &StackSpec,
+    stack: &str,
+) -> Result<(), BenchError> {
+    if spec.echo_subject.is_some() {
+        return Ok(());
+    }
+    let stats = service_stats(client).await;
+    let builds: Vec<&str> = stats
+        .iter()
+        .flat_map(|answer| answer["endpoints"].as_array().into_iter().flatten())
+        .map(|endpoint| endpoint["data"]["validation"].as_str().unwrap_or("on"))
+        .collect();
+    if spec.unvalidated_control_of.is_some() {
+        if builds.is_empty() || builds.iter().any(|build| *build != "off") {
+            return Err(BenchError::Build(format!(
+                "{stack} is a validation-off control, but its services validate (or do not say): \
+                 build them with natsrpc's unvalidated-control feature (./scripts/run-benchmarks.sh does)"
+            )));
+        }
+    } else if builds.contains(&"off") {
+        return Err(BenchError::Build(format!(
+            "{stack}'s services were built without validation (natsrpc's unvalidated-control \
+             feature): rebuild them (cargo build --release) before measuring"
+        )));
+    }
+    Ok(())
+}
+
+/// Validation time per endpoint from the services' own stats.
+async fn validation(client: &StackClient, spec: &StackSpec) -> Vec<ValidationResult> {
+    if spec.echo_subject.is_some() {
+        return Vec::new();
+    }
     let mut results = Vec::new();
-    for answer in answers {
+    for answer in service_stats(client).await {
         let service = answer["name"].as_str().unwrap_or_default().to_string();
         for endpoint in answer["endpoints"].as_array().into_iter().flatten() {
             let requests = endpoint["num_requests"].as_u64().unwrap_or(0);

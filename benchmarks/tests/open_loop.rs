@@ -47,6 +47,7 @@ async fn client(url: &str) -> Arc<StackClient> {
         transport: Transport::Nats,
         url: url.to_string(),
         echo_subject: Some("stall.echo".into()),
+        unvalidated_control_of: None,
         brokers: Vec::new(),
         processes: Vec::new(),
     };

@@ -290,3 +290,28 @@ fn the_report_puts_error_resilience_beside_baseline() {
     assert!(made.markdown.contains("## Under injected errors"), "{}", made.markdown);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A stack and its validation-off control in the same closed-loop scenario: the page and the
+/// summary set them side by side, and "where the time goes" names what validation costs.
+#[test]
+fn the_report_sets_each_stack_beside_its_build_without_validation() {
+    fn with_control(results: &mut RunResults) {
+        let scenario = results
+            .scenarios
+            .iter_mut()
+            .find(|s| s.load.label() == "closed loop")
+            .expect("a closed-loop scenario");
+        let mut control = scenario.stacks[0].clone();
+        control.unvalidated_control_of = Some(control.name.clone());
+        control.name = format!("{}-unvalidated", control.name);
+        control.summary.rps.median *= 1.25;
+        scenario.stacks.push(control);
+    }
+    let dir = reports(&[(OLDER, &with_control)]);
+    let made = report::report(&dir.join("runs").join(OLDER), None, 0.1).unwrap();
+    assert!(made.html.contains("id=\"validation-cost\""));
+    assert!(made.html.contains("<td>0.80x</td>"), "throughput with validation against without");
+    assert!(made.html.contains("validation, end to end (on "), "a line of where the time goes");
+    assert!(made.markdown.contains("## What validation costs end to end"), "{}", made.markdown);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -53,6 +53,11 @@ scenarios:
 }
 
 fn bench(config_text: &str, reports: &std::path::Path) -> std::process::ExitStatus {
+    bench_output(config_text, reports).status
+}
+
+/// `bench` on `config_text`, with what it printed.
+fn bench_output(config_text: &str, reports: &std::path::Path) -> std::process::Output {
     let config = reports.join("config.yaml");
     std::fs::create_dir_all(reports).unwrap();
     std::fs::write(&config, config_text).unwrap();
@@ -66,7 +71,7 @@ fn bench(config_text: &str, reports: &std::path::Path) -> std::process::ExitStat
         .env_remove("DURATION")
         .env_remove("SCENARIOS")
         .env_remove("STACKS")
-        .status()
+        .output()
         .unwrap()
 }
 
@@ -130,6 +135,58 @@ fn a_missed_expectation_fails_the_run_and_says_which() {
     let missed: Vec<_> = results.expectations.iter().filter(|e| !e.held).collect();
     assert_eq!(missed.len(), 1);
     assert_eq!((missed[0].metric.as_str(), missed[0].stack.as_str()), ("p50_ms", "nats"));
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
+/// A validation-off control must be the control build, and be there: the services as normally
+/// built (which validate) are refused in its place, and so is a missing binary; a scenario with
+/// invalid requests leaves the control out instead of counting what it accepts as errors.
+#[test]
+fn a_validation_control_runs_only_its_own_build_and_only_valid_requests() {
+    let server = NatsServer::start().unwrap();
+    let control = |command: &str, invalid_share: f64| {
+        format!(
+            r#"
+run:
+  stacks: [bare]
+  scenarios: [valid]
+  warmup: 0s
+  repetitions: 1
+scenarios:
+  valid:
+    description: orders
+    load: {{ model: closed, users: 2, duration: 500ms }}
+    mix: [{{ endpoint: ecommerce.create_order, size: small, weight: 1 }}]
+    invalid_share: {invalid_share}
+{}  bare:
+    description: the services without validation
+    transport: nats
+    url: {url}
+    unvalidated_control_of: nats
+    processes:
+      - {{ name: services, command: [{command}], env: {{ STORE: memory }} }}
+"#,
+            nats_stack(&server.url()),
+            url = server.url()
+        )
+    };
+    let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
+    let validating = bench_output(&control("nats-services", 0.0), &reports);
+    let said = String::from_utf8_lossy(&validating.stderr).to_string()
+        + &String::from_utf8_lossy(&validating.stdout);
+    assert_eq!(validating.status.code(), Some(2), "{said}");
+    assert!(said.contains("bare is a validation-off control, but its services validate"), "{said}");
+
+    let missing = bench_output(&control("unvalidated/no-such-binary", 0.0), &reports);
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(2), "{said}");
+    assert!(said.contains("missing binaries") && said.contains("bare: "), "{said}");
+
+    let with_invalid = bench_output(&control("nats-services", 0.5), &reports);
+    let said = String::from_utf8_lossy(&with_invalid.stderr);
+    assert!(with_invalid.status.success(), "{said}");
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    assert!(results.scenarios[0].stacks.is_empty(), "the control sat out the scenario with invalid requests");
     let _ = std::fs::remove_dir_all(&reports);
 }
 
@@ -252,6 +309,7 @@ fn spec(transport: benchmarks::config::Transport, url: String) -> benchmarks::co
         transport,
         url,
         echo_subject: None,
+        unvalidated_control_of: None,
         brokers: Vec::new(),
         processes: vec![benchmarks::config::ProcessSpec {
             name: "services".into(),

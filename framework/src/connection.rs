@@ -14,6 +14,9 @@ pub fn init_tracing() {
             tracing::error!(%location, panic = %crate::escape::escape(text, 1024), "panicked");
         }));
     }
+    if cfg!(feature = "unvalidated-control") {
+        tracing::warn!("built with natsrpc's unvalidated-control feature: requests are not validated");
+    }
 }
 
 use std::time::Duration;

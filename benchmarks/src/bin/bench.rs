@@ -69,8 +69,8 @@ async fn main() -> ExitCode {
     match run(args, config, settings).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
-        Err(error @ BenchError::Occupied(_)) => {
-            eprintln!("bench: refused, nothing measured: {error}");
+        Err(error @ (BenchError::Occupied(_) | BenchError::Build(_))) => {
+            eprintln!("bench: refused: {error}");
             ExitCode::from(2)
         }
         Err(error) => {
@@ -119,6 +119,22 @@ async fn run(
     if !occupied.is_empty() {
         return Err(BenchError::Occupied(occupied.join("\n  ")));
     }
+    let bin_dir = benchmarks::stacks::StartOptions::beside_this_binary(&args.reports)?.bin_dir;
+    let mut missing = Vec::new();
+    for stack in &settings.stacks {
+        for process in &config.stack(stack)?.processes {
+            let binary = bin_dir.join(&process.command[0]);
+            if !binary.is_file() {
+                missing.push(format!("{stack}: {}", binary.display()));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(BenchError::Build(format!(
+            "missing binaries (./scripts/run-benchmarks.sh builds them):\n  {}",
+            missing.join("\n  ")
+        )));
+    }
     let name = format!("runs/{stamp}");
     let out = args.reports.join(&name);
     let io = |e: std::io::Error| BenchError::Process(format!("{}: {e}", out.display()));
@@ -160,8 +176,9 @@ fn point_latest(reports: &Path, target: &str) -> Result<(), BenchError> {
 fn print_summary(results: &RunResults, out: &Path) {
     for scenario in &results.scenarios {
         println!("\n{} ({}): {}", scenario.name, scenario.load.label(), scenario.description);
+        let width = scenario.stacks.iter().map(|s| s.name.len()).max().unwrap_or(0).max(15);
         println!(
-            "  {:<15} {:>24} {:>9} {:>9} {:>11} {:>13}",
+            "  {:<width$} {:>24} {:>9} {:>9} {:>11} {:>13}",
             "stack", "answers/s (min..max)", "p50 ms", "p99 ms", "unexpected", "CPU ms/1k"
         );
         let mut stacks: Vec<_> = scenario.stacks.iter().collect();
@@ -169,7 +186,7 @@ fn print_summary(results: &RunResults, out: &Path) {
         for stack in stacks {
             let s = &stack.summary;
             println!(
-                "  {:<15} {:>8.0} ({:>6.0}..{:>6.0}) {:>9.2} {:>9.2} {:>10.3}% {:>13.1}",
+                "  {:<width$} {:>8.0} ({:>6.0}..{:>6.0}) {:>9.2} {:>9.2} {:>10.3}% {:>13.1}",
                 stack.name,
                 s.rps.median,
                 s.rps.min,
@@ -197,6 +214,18 @@ fn print_summary(results: &RunResults, out: &Path) {
             .collect();
         if !lags.is_empty() {
             println!("  - the generator's own dispatch lag (in every latency above): {}", lags.join("; "));
+        }
+    }
+    let validation = benchmarks::report::analysis::validation_costs(results);
+    if !validation.is_empty() {
+        println!("\nwhat validation costs end to end (each stack beside its build without validation):");
+        for cost in validation {
+            let [with, without, kept, .., cpu, timed] = cost.figures();
+            println!(
+                "  {} on {}: {with} answers/s against {without} ({kept}), {cpu} µs CPU per request \
+                 (its services time validating at {timed} µs)",
+                cost.scenario, cost.stack
+            );
         }
     }
     let missed: Vec<_> = results.expectations.iter().filter(|e| !e.held).collect();

@@ -135,6 +135,75 @@ pub fn resilience(r: &crate::results::RunResults) -> Vec<Resilience> {
         .collect()
 }
 
+/// What validation costs a stack end to end: the stack beside its validation-off control (the same
+/// services built without validation) in one closed-loop scenario, medians of the repetitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationCost {
+    /// The scenario.
+    pub scenario: String,
+    /// The stack, which validates.
+    pub stack: String,
+    /// Its control, which does not.
+    pub control: String,
+    /// Answers per second: the stack, the control.
+    pub rps: (f64, f64),
+    /// Median latency in milliseconds: the stack, the control.
+    pub p50_ms: (f64, f64),
+    /// p99 in milliseconds: the stack, the control.
+    pub p99_ms: (f64, f64),
+    /// CPU of the stack and its brokers per answer, microseconds: the stack, the control.
+    pub cpu_us: (f64, f64),
+    /// Validation per request as the stack's services timed it (`$SRV.STATS`, `GET /stats`).
+    pub timed_us: Option<f64>,
+}
+
+impl ValidationCost {
+    /// The stack's throughput as a share of its control's.
+    pub fn kept(&self) -> f64 {
+        if self.rps.1 > 0.0 { self.rps.0 / self.rps.1 } else { 0.0 }
+    }
+
+    /// Its figures as every report writes them, after the scenario and the stack: answers/s with
+    /// validation, without, with/without, p50 ms with, without, p99 ms with, without, CPU µs per
+    /// request added, validation µs per request timed by the services.
+    pub fn figures(&self) -> [String; 9] {
+        [
+            format!("{:.0}", self.rps.0),
+            format!("{:.0}", self.rps.1),
+            format!("{:.2}x", self.kept()),
+            format!("{:.2}", self.p50_ms.0),
+            format!("{:.2}", self.p50_ms.1),
+            format!("{:.2}", self.p99_ms.0),
+            format!("{:.2}", self.p99_ms.1),
+            format!("{:+.1}", self.cpu_us.0 - self.cpu_us.1),
+            self.timed_us.map_or_else(|| "-".to_string(), |us| format!("{us:.1}")),
+        ]
+    }
+}
+
+/// Every stack beside its validation-off control, in each closed-loop scenario that ran both.
+pub fn validation_costs(r: &crate::results::RunResults) -> Vec<ValidationCost> {
+    let mut costs = Vec::new();
+    for scenario in r.scenarios.iter().filter(|s| s.load.label() == "closed loop") {
+        for control in &scenario.stacks {
+            let Some(of) = &control.unvalidated_control_of else { continue };
+            let Some(stack) = scenario.stacks.iter().find(|s| &s.name == of) else { continue };
+            let (a, b) = (&stack.summary, &control.summary);
+            costs.push(ValidationCost {
+                scenario: scenario.name.clone(),
+                stack: stack.name.clone(),
+                control: control.name.clone(),
+                rps: (a.rps.median, b.rps.median),
+                p50_ms: (a.p50_us.median / 1000.0, b.p50_us.median / 1000.0),
+                p99_ms: (a.p99_us.median / 1000.0, b.p99_us.median / 1000.0),
+                cpu_us: (a.cpu_ms_per_1000.median, b.cpu_ms_per_1000.median),
+                timed_us: validation_per_request(stack).map(|(us, _)| us),
+            });
+        }
+    }
+    costs
+}
+
 /// One component of "where the time goes": what one architectural choice costs per request.
 #[derive(Debug, Clone)]
 pub struct Component {
@@ -160,12 +229,20 @@ pub fn breakdown(scenario: &ScenarioResult) -> Vec<Component> {
         ("Redis instead of memory, on HTTP (state store)", "http-redis", "http-memory"),
         ("RabbitMQ RPC to workers instead of serving in the API (broker hop)", "http-rabbitmq", "http-redis"),
     ];
-    pairs
+    let controls: Vec<(String, &str, &str)> = scenario
+        .stacks
         .iter()
+        .filter_map(|control| {
+            let of = control.unvalidated_control_of.as_deref()?;
+            Some((format!("validation, end to end (on {of})"), of, control.name.as_str()))
+        })
+        .collect();
+    let pairs = pairs.iter().map(|(what, with, without)| (what.to_string(), *with, *without)).chain(controls);
+    pairs
         .filter_map(|(what, with, without)| {
             let (a, b) = (find(with)?, find(without)?);
             Some(Component {
-                what: what.to_string(),
+                what,
                 with: with.to_string(),
                 without: without.to_string(),
                 latency_ms: (a.summary.p50_us.median - b.summary.p50_us.median) / 1000.0,

@@ -24,6 +24,9 @@ pub fn colour(stack: &str) -> RGBColor {
         "http-memory" => RGBColor(255, 127, 14),
         "http-redis" => RGBColor(214, 39, 40),
         "http-rabbitmq" => RGBColor(148, 103, 189),
+        // Each validation-off control in a paler shade of the stack it copies.
+        "nats-unvalidated" => RGBColor(174, 199, 232),
+        "http-memory-unvalidated" => RGBColor(255, 187, 120),
         other => {
             let hash = other.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
             let c = Palette99::pick(hash as usize).to_rgba();

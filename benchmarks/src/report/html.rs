@@ -71,6 +71,9 @@ pub fn page(c: &Context<'_>) -> String {
     if !analysis::resilience(r).is_empty() {
         out.push_str("<a href=\"#under-faults\">Under injected errors</a>");
     }
+    if !analysis::validation_costs(r).is_empty() {
+        out.push_str("<a href=\"#validation-cost\">What validation costs</a>");
+    }
     for scenario in &r.scenarios {
         let _ = write!(out, "<a href=\"#scenario-{0}\">{0}</a>", escape(&scenario.name));
     }
@@ -78,6 +81,7 @@ pub fn page(c: &Context<'_>) -> String {
     verdicts(&mut out, c);
     where_time_goes(&mut out, r);
     under_faults(&mut out, r);
+    validation_cost(&mut out, r);
     for scenario in &r.scenarios {
         scenario_section(&mut out, scenario);
     }
@@ -202,6 +206,26 @@ fn under_faults(out: &mut String, r: &RunResults) {
         let _ = write!(
             out,
             "<tr><td class=\"l\">{}</td><td>{}</td></tr>",
+            dot(&row.stack),
+            row.figures().join("</td><td>")
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
+/// Each stack beside its validation-off control: what validation costs end to end, next to the
+/// time the services themselves measure validating.
+fn validation_cost(out: &mut String, r: &RunResults) {
+    let rows = analysis::validation_costs(r);
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("<h2 id=\"validation-cost\">What validation costs end to end</h2><p>Each stack beside its control: the same services, stores and transport, built without validation (a benchmark-only build, never a runtime switch), under the same valid requests. The throughput kept, the latency and the CPU per request it adds are what validation costs a whole request, on a machine where the service shares its cores with the broker and the load generator; the last column is the time the services themselves measured validating each request.</p><table><thead><tr><th class=\"l\">scenario</th><th class=\"l\">stack</th><th>answers/s</th><th>without validation</th><th>with / without</th><th>p50, ms</th><th>without</th><th>p99, ms</th><th>without</th><th>+ CPU per request, µs</th><th>validation per request, µs (timed)</th></tr></thead><tbody>");
+    for row in &rows {
+        let _ = write!(
+            out,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td></tr>",
+            escape(&row.scenario),
             dot(&row.stack),
             row.figures().join("</td><td>")
         );

@@ -68,6 +68,22 @@ pub fn summary(c: &Context<'_>) -> String {
         }
         out.push('\n');
     }
+    let validation = analysis::validation_costs(r);
+    if !validation.is_empty() {
+        let _ = writeln!(
+            out,
+            "## What validation costs end to end (each stack beside its build without validation)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| scenario | stack | answers/s | without validation | with/without | p50 ms | without | p99 ms | without | + CPU µs/request | validation µs/request (timed) |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+        for row in &validation {
+            let _ = writeln!(out, "| {} | {} | {} |", row.scenario, row.stack, row.figures().join(" | "));
+        }
+        out.push('\n');
+    }
     if !r.expectations.is_empty() {
         let missed: Vec<_> = r.expectations.iter().filter(|e| !e.held).collect();
         if missed.is_empty() {

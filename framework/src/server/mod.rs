@@ -424,6 +424,11 @@ pub struct StopReport {
     pub abandoned: usize,
 }
 
+/// `"on"`, or `"off"` in the benchmark suite's validation-off control build (the cargo feature
+/// `unvalidated-control`, never enabled in a service): every endpoint's stats carry it as
+/// `data.validation`, so a benchmark can prove which build it measured.
+pub const VALIDATION: &str = if cfg!(feature = "unvalidated-control") { "off" } else { "on" };
+
 /// A receive loop or listener that ran this long was healthy: starting it again begins from the
 /// shortest pause.
 pub(crate) const HEALTHY_RUN: Duration = Duration::from_secs(10);

@@ -89,6 +89,7 @@ impl EndpointStats {
             last_error: self.last_error.lock().map(|s| s.clone()).unwrap_or_default(),
             data: json!({
                 "latency_us": latency,
+                "validation": crate::server::VALIDATION,
                 "validation_time": validation_nanos,
                 "average_validation_time": average(validation_nanos),
                 "validation_share": if processing_nanos == 0 { 0.0 } else {
