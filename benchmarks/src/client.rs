@@ -52,6 +52,8 @@ pub enum StackClient {
         base: String,
         /// The load's connections.
         connections: Arc<HttpConnections>,
+        /// For an echo control: the path every request goes to.
+        echo_path: Option<String>,
     },
 }
 
@@ -167,14 +169,22 @@ impl StackClient {
                     idle: std::sync::Mutex::default(),
                     timeout,
                 });
-                StackClient::Http { http, base: spec.url.clone(), connections }
+                StackClient::Http {
+                    http,
+                    base: spec.url.clone(),
+                    connections,
+                    echo_path: spec.echo_subject.clone(),
+                }
             }
         })
     }
 
     /// Whether it talks to an echo control (which answers with the request's body, no envelope).
     pub fn is_echo(&self) -> bool {
-        matches!(self, StackClient::Nats { echo_subject: Some(_), .. })
+        matches!(
+            self,
+            StackClient::Nats { echo_subject: Some(_), .. } | StackClient::Http { echo_path: Some(_), .. }
+        )
     }
 
     /// Sends a JSON `body` to `subject` (`service.endpoint`); answers the status and body.
@@ -197,10 +207,12 @@ impl StackClient {
                 let status = natsrpc::headers::reply_status(reply.headers.as_ref());
                 Ok((status, reply.payload))
             }
-            StackClient::Http { connections, .. } => match connections.paths.get(subject) {
-                Some(path) => connections.post(path, body).await,
-                None => connections.post(&format!("/{}", subject.replacen('.', "/", 1)), body).await,
-            },
+            StackClient::Http { connections, echo_path, .. } => {
+                match echo_path.as_ref().or_else(|| connections.paths.get(subject)) {
+                    Some(path) => connections.post(path, body).await,
+                    None => connections.post(&format!("/{}", subject.replacen('.', "/", 1)), body).await,
+                }
+            }
         }
     }
 }

@@ -574,7 +574,8 @@ pub struct StackSpec {
     pub transport: Transport,
     /// `nats://host:port` or `http://host:port`.
     pub url: String,
-    /// For an echo control: the subject it answers on, instead of the three services.
+    /// For an echo control: the subject (NATS) or path (HTTP, `/...`) it answers on, instead of the
+    /// three services.
     #[serde(default)]
     pub echo_subject: Option<String>,
     /// For a validation-off control: the stack it copies, whose services it runs built without
@@ -769,6 +770,13 @@ impl BenchmarkConfig {
                 if !crate::resources::BROKERS.iter().any(|(name, _)| name == broker) {
                     return Err(format!("stacks.{name}.brokers: {broker:?} is not nats, redis or rabbitmq"));
                 }
+            }
+            if stack.transport == Transport::Http
+                && let Some(path) = stack.echo_subject.as_ref().filter(|path| !path.starts_with('/'))
+            {
+                return Err(format!(
+                    "stacks.{name}.echo_subject: an HTTP echo's path starts with /, not {path:?}"
+                ));
             }
             if let Some(of) = &stack.unvalidated_control_of {
                 let copied = self.stacks.get(of).filter(|copied| {

@@ -368,7 +368,20 @@ async fn ready(spec: &StackSpec) -> Result<(), String> {
             }
             Ok(())
         }
-        (Transport::Http, _) => {
+        (Transport::Http, Some(path)) => {
+            let url = format!("{}{path}", spec.url);
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let response = http.post(&url).body("ping").send().await.map_err(|e| format!("{url}: {e}"))?;
+            let status = response.status().as_u16();
+            match response.bytes().await {
+                Ok(body) if status == 200 && body.as_ref() == b"ping" => Ok(()),
+                _ => Err(format!("{url}: {status}, not an echo")),
+            }
+        }
+        (Transport::Http, None) => {
             let http = reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .build()

@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! bench [--config FILE] [--profile NAME] [--reports DIR]
+//! bench selfcheck [--users N] [--duration 5s] [--rounds 3] [--config FILE] [--reports DIR]
 //! ```
+//! `selfcheck` sets the runner against reference generators on each transport's raw echo
+//! ([`benchmarks::selfcheck`]) and exits 1 when it is not within 10% of one.
 //! Environment overrides: `PROFILE`, `STACKS` and `SCENARIOS` (comma-separated), `DURATION`
 //! (`5s`), `WARMUP`, `REPETITIONS`, `SEED`. Exits 1 when a `performance_expectations` limit is
 //! missed, 2 when the configuration is refused or something the run did not start already answers
@@ -27,6 +30,14 @@ struct Args {
     config: PathBuf,
     profile: Option<String>,
     reports: PathBuf,
+    /// `bench selfcheck`, with its options.
+    selfcheck: Option<SelfCheckArgs>,
+}
+
+struct SelfCheckArgs {
+    users: u32,
+    duration: Duration,
+    rounds: u32,
 }
 
 fn parse() -> Result<Args, BenchError> {
@@ -34,17 +45,35 @@ fn parse() -> Result<Args, BenchError> {
         config: PathBuf::from("config/benchmark-config.yaml"),
         profile: std::env::var("PROFILE").ok().filter(|p| !p.is_empty()),
         reports: PathBuf::from("reports"),
+        selfcheck: None,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = std::env::args().skip(1).peekable();
+    if it.peek().map(String::as_str) == Some("selfcheck") {
+        it.next();
+        args.selfcheck = Some(SelfCheckArgs { users: 32, duration: Duration::from_secs(5), rounds: 3 });
+    }
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")));
-        match flag.as_str() {
-            "--config" => args.config = PathBuf::from(value()?),
-            "--profile" => args.profile = Some(value()?),
-            "--reports" => args.reports = PathBuf::from(value()?),
-            other => {
+        let number = |text: String| {
+            text.parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| BenchError::Usage(format!("{flag}: not a positive number: {text:?}")))
+        };
+        match (flag.as_str(), args.selfcheck.as_mut()) {
+            ("--config", _) => args.config = PathBuf::from(value()?),
+            ("--profile", None) => args.profile = Some(value()?),
+            ("--reports", _) => args.reports = PathBuf::from(value()?),
+            ("--users", Some(check)) => check.users = number(value()?)?,
+            ("--rounds", Some(check)) => check.rounds = number(value()?)?,
+            ("--duration", Some(check)) => {
+                check.duration = benchmarks::config::duration_text::parse(&value()?)
+                    .map_err(|e| BenchError::Usage(format!("--duration: {e}")))?;
+            }
+            (other, _) => {
                 return Err(BenchError::Usage(format!(
-                    "unknown argument {other:?}; bench [--config FILE] [--profile NAME] [--reports DIR]"
+                    "unknown argument {other:?}; bench [--config FILE] [--profile NAME] [--reports DIR], \
+                     or bench selfcheck [--users N] [--duration 5s] [--rounds 3] [--config FILE] [--reports DIR]"
                 )));
             }
         }
@@ -66,7 +95,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(args, config, settings).await {
+    let outcome = match args.selfcheck.is_some() {
+        true => selfcheck(args, config, settings).await,
+        false => run(args, config, settings).await,
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(error @ (BenchError::Occupied(_) | BenchError::Build(_))) => {
@@ -80,14 +113,64 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Runs and reports; answers whether every expectation held.
-async fn run(
+/// Sets the runner against the reference generators; answers whether it was within 10% of each.
+async fn selfcheck(
     args: Args,
     config: BenchmarkConfig,
     settings: benchmarks::config::RunSettings,
 ) -> Result<bool, BenchError> {
+    let Some(check) = args.selfcheck else { return Ok(true) };
+    for stack in benchmarks::selfcheck::ECHO_STACKS {
+        if let Some(occupant) = benchmarks::stacks::occupant(config.stack(stack)?).await {
+            return Err(BenchError::Occupied(format!("{stack}: {occupant}")));
+        }
+    }
+    let out = args.reports.join("selfcheck").join(stamp());
+    let options = benchmarks::selfcheck::Options {
+        users: check.users,
+        duration: check.duration,
+        warmup: settings.warmup,
+        rounds: check.rounds,
+        out: out.clone(),
+    };
+    let start = StartOptions::beside_this_binary(&out.join("logs"))?;
+    std::fs::create_dir_all(&start.log_dir)
+        .map_err(|e| BenchError::Process(format!("{}: {e}", out.display())))?;
+    let checks = benchmarks::selfcheck::run(&config, &options, &start).await?;
+    println!(
+        "\nselfcheck: the runner against reference generators, {} in flight, {} round(s) of {:?}:",
+        check.users, check.rounds, check.duration
+    );
+    for c in &checks {
+        let median = |figure: fn(&(benchmarks::selfcheck::Figure, benchmarks::selfcheck::Figure)) -> f64| {
+            benchmarks::results::Spread::of(c.rounds.iter().map(figure)).median
+        };
+        let cpu = |us: Option<f64>| us.map_or_else(|| "?".to_string(), |us| format!("{us:.1}"));
+        println!(
+            "  {} ({}): runner {:.0}/s, {} {:.0}/s: {:.2}x {} (generator CPU per answer: runner {} µs, {} {} µs)",
+            c.stack,
+            c.transport,
+            median(|(ours, _)| ours.rps),
+            c.reference,
+            median(|(_, theirs)| theirs.rps),
+            c.ratio(),
+            if c.held() { "(within 10%)" } else { "(NOT within 10%)" },
+            cpu(c.rounds.last().and_then(|(ours, _)| ours.cpu_us)),
+            c.reference,
+            cpu(c.rounds.last().and_then(|(_, theirs)| theirs.cpu_us)),
+        );
+    }
+    let json = serde_json::to_vec_pretty(&checks).map_err(|e| BenchError::Process(e.to_string()))?;
+    std::fs::write(out.join("selfcheck.json"), json)
+        .map_err(|e| BenchError::Process(format!("{}: {e}", out.display())))?;
+    println!("results: {}", out.join("selfcheck.json").display());
+    Ok(checks.iter().all(benchmarks::selfcheck::Check::held))
+}
+
+/// Now in UTC, as run folders are named (`20261130T021500Z`).
+fn stamp() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let stamp = format!(
+    format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
         now.year(),
         u8::from(now.month()),
@@ -95,7 +178,16 @@ async fn run(
         now.hour(),
         now.minute(),
         now.second()
-    );
+    )
+}
+
+/// Runs and reports; answers whether every expectation held.
+async fn run(
+    args: Args,
+    config: BenchmarkConfig,
+    settings: benchmarks::config::RunSettings,
+) -> Result<bool, BenchError> {
+    let stamp = stamp();
     if let Some(cpus) = &settings.generator_cpus {
         // Every thread of this process, and those it starts later, on these CPUs.
         let placed = std::process::Command::new("taskset")

@@ -33,14 +33,13 @@ use benchmarks::BenchError;
 use benchmarks::closed_loop::{self, LoadResult};
 use benchmarks::process::{CpuMeter, pids_named};
 use bytes::Bytes;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 // The same allocator as examples/echo, so that the raw responder and the load generator get it too.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const RAW_SUBJECT: &str = "raw.echo";
+const RAW_SUBJECT: &str = benchmarks::raw_echo::NATS_SUBJECT;
 /// The order sample, relative to the workspace (or `ORDER_SAMPLE`).
 const ORDER_SAMPLE: &str = "data/test-payloads/ecommerce/create_order.valid.json";
 const PAYLOAD: &str =
@@ -178,8 +177,16 @@ struct Measurement {
 async fn main() -> Result<(), BenchError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-    if args.first().map(String::as_str) == Some("--serve-raw") {
-        return serve_raw(&url).await;
+    match args.first().map(String::as_str) {
+        Some("--serve-raw") => return benchmarks::raw_echo::serve_nats(&url).await,
+        Some("--serve-raw-http") => {
+            let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8084".to_string());
+            let address = address
+                .parse()
+                .map_err(|_| BenchError::Usage(format!("HTTP_ADDR: not an address: {address:?}")))?;
+            return benchmarks::raw_echo::serve_http(address).await;
+        }
+        _ => {}
     }
     let options = parse(&args, url)?;
     let nats = async_nats::connect(&options.url).await.map_err(|e| BenchError::Nats(e.to_string()))?;
@@ -419,25 +426,6 @@ fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// The baseline: subscribe, publish each payload back to its reply subject, nothing else.
-async fn serve_raw(url: &str) -> Result<(), BenchError> {
-    let nats = async_nats::connect(url).await.map_err(|e| BenchError::Nats(e.to_string()))?;
-    let mut requests = nats.subscribe(RAW_SUBJECT).await.map_err(|e| BenchError::Nats(e.to_string()))?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| BenchError::Process(e.to_string()))?;
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => return Ok(()),
-            message = requests.next() => {
-                let Some(message) = message else { return Ok(()) };
-                if let Some(reply) = message.reply {
-                    let _ = nats.publish(reply, message.payload).await;
-                }
-            }
-        }
-    }
 }
 
 fn parse(args: &[String], url: String) -> Result<Options, BenchError> {

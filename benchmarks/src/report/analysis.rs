@@ -224,6 +224,7 @@ pub fn breakdown(scenario: &ScenarioResult) -> Vec<Component> {
     let find = |name: &str| scenario.stacks.iter().find(|s| s.name == name);
     let pairs = [
         ("natsrpc over raw NATS (framework, validation, JSON)", "nats", "nats-raw-echo"),
+        ("axum and the services over raw HTTP (framework, validation, JSON)", "http-memory", "http-raw-echo"),
         ("NATS instead of direct HTTP (transport)", "nats", "http-memory"),
         ("Redis instead of memory, on NATS (state store)", "nats-redis", "nats"),
         ("Redis instead of memory, on HTTP (state store)", "http-redis", "http-memory"),

@@ -21,6 +21,7 @@ pub fn colour(stack: &str) -> RGBColor {
         "nats" => RGBColor(31, 119, 180),
         "nats-redis" => RGBColor(23, 190, 207),
         "nats-raw-echo" => RGBColor(127, 127, 127),
+        "http-raw-echo" => RGBColor(188, 189, 34),
         "http-memory" => RGBColor(255, 127, 14),
         "http-redis" => RGBColor(214, 39, 40),
         "http-rabbitmq" => RGBColor(148, 103, 189),
