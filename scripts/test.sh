@@ -24,6 +24,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The benchmark's validation-off control build (natsrpc's unvalidated-control feature) compiles too.
+cargo clippy -p natsrpc --features unvalidated-control --quiet -- -D warnings
 echo "== cargo doc"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
 echo "== cargo test"

@@ -3,10 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use bytes::{Bytes, BytesMut};
 
 use crate::config::{StackSpec, Transport};
 
@@ -58,16 +55,17 @@ pub enum StackClient {
 }
 
 /// Keep-alive HTTP/1.1 connections, each carrying one request at a time, as wrk's do: a request
-/// takes an idle one or opens one, and gives it back once answered. hyper's connection API with
-/// no pool, no redirects, no per-request URL parsing: the load generator costs an HTTP stack about
-/// what its NATS client costs a NATS stack (reqwest cost twice as much CPU per request, and on a
-/// shared machine that CPU is taken from the stack measured).
+/// takes an idle one or opens one, writes the request in one write, reads the answer on the same
+/// task, and gives the connection back. No pool task, no channel to a connection task, no
+/// per-request URL parsing: the load generator costs an HTTP stack about what its NATS client costs
+/// a NATS stack (reqwest cost twice as much CPU per request, hyper's connection API a quarter more
+/// than wrk, and on a shared machine that CPU is taken from the stack measured).
 pub struct HttpConnections {
     /// `host:port`.
     authority: String,
     /// `/service/endpoint` of each `service.endpoint`.
     paths: std::collections::HashMap<String, String>,
-    idle: std::sync::Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    idle: std::sync::Mutex<Vec<Connection>>,
     timeout: Duration,
 }
 
@@ -77,66 +75,246 @@ impl std::fmt::Debug for HttpConnections {
     }
 }
 
+/// One keep-alive connection and what it has read past the last answer (nothing, with servers
+/// that do not answer early).
+struct Connection {
+    stream: tokio::net::TcpStream,
+    read: BytesMut,
+}
+
+/// The largest response head read (status line and headers).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The most headers a response may have.
+const MAX_HEADERS: usize = 64;
+
 impl HttpConnections {
     /// `POST`s `body` to `path`; answers the status and body.
     async fn post(&self, path: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
-        let request = hyper::Request::post(path)
-            .header(hyper::header::HOST, &self.authority)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .map_err(|e| SendError::Transport(e.to_string()))?;
+        let mut request = Vec::with_capacity(160 + path.len() + body.len());
+        request.extend_from_slice(b"POST ");
+        request.extend_from_slice(path.as_bytes());
+        request.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        request.extend_from_slice(self.authority.as_bytes());
+        request.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+        request.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        request.extend_from_slice(b"\r\n\r\n");
+        request.extend_from_slice(&body);
         // The timeout covers the whole exchange, opening a connection included (a stack whose
-        // accept queue is full leaves a connect waiting).
+        // accept queue is full leaves a connect waiting). A connection whose answer did not come in
+        // time is dropped with the exchange, not reused: its answer may still arrive.
         let exchange = async {
-            let mut connection = self.take().await?;
-            let response =
-                connection.send_request(request).await.map_err(|e| SendError::Transport(e.to_string()))?;
-            let status = response.status().as_u16();
-            let body =
-                response.into_body().collect().await.map_err(|e| SendError::Transport(e.to_string()))?;
-            Ok::<_, SendError>((connection, status, body.to_bytes()))
+            let (mut connection, reused) = self.take().await?;
+            match connection.exchange(&request).await {
+                Ok(answer) => Ok((connection, answer)),
+                // A kept-alive connection the server closed while it was idle: once more, on a
+                // new one (nothing of the request was answered, so nothing was half done).
+                Err(Exchange::ClosedBeforeAnswer) if reused => {
+                    let mut connection = self.open().await?;
+                    let answer = connection.exchange(&request).await.map_err(Exchange::into_send_error)?;
+                    Ok((connection, answer))
+                }
+                Err(error) => Err(error.into_send_error()),
+            }
         };
-        // A connection whose answer did not come in time is dropped, not reused: its answer may
-        // still arrive.
-        let (connection, status, body) =
+        let (connection, (status, body, keep_alive)) =
             tokio::time::timeout(self.timeout, exchange).await.map_err(|_| SendError::Timeout)??;
-        self.give_back(connection);
+        if keep_alive {
+            self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(connection);
+        }
         Ok((status, body))
     }
 
-    /// An idle connection that is still open, or a new one.
-    async fn take(&self) -> Result<SendRequest<Full<Bytes>>, SendError> {
-        loop {
-            let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-            match idle {
-                Some(mut connection) if !connection.is_closed() => {
-                    if connection.ready().await.is_ok() {
-                        return Ok(connection);
-                    }
-                }
-                Some(_closed) => {}
-                None => return self.open().await,
-            }
+    /// An idle connection (and `true`), or a new one.
+    async fn take(&self) -> Result<(Connection, bool), SendError> {
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        match idle {
+            Some(connection) => Ok((connection, true)),
+            None => Ok((self.open().await?, false)),
         }
     }
 
-    async fn open(&self) -> Result<SendRequest<Full<Bytes>>, SendError> {
+    async fn open(&self) -> Result<Connection, SendError> {
         let stream = tokio::net::TcpStream::connect(&self.authority).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::ConnectionRefused => SendError::NoResponders,
             _ => SendError::Transport(e.to_string()),
         })?;
         let _ = stream.set_nodelay(true);
-        let (connection, driving) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| SendError::Transport(e.to_string()))?;
-        // The connection's I/O runs on its own task until the connection is dropped or closed.
-        tokio::spawn(driving);
-        Ok(connection)
+        Ok(Connection { stream, read: BytesMut::with_capacity(16 * 1024) })
+    }
+}
+
+/// How one exchange on a connection failed.
+#[derive(Debug)]
+enum Exchange {
+    /// The server closed the connection before a byte of the answer.
+    ClosedBeforeAnswer,
+    /// Anything else.
+    Failed(String),
+}
+
+impl Exchange {
+    fn into_send_error(self) -> SendError {
+        match self {
+            Exchange::ClosedBeforeAnswer => {
+                SendError::Transport("connection closed before the answer".into())
+            }
+            Exchange::Failed(why) => SendError::Transport(why),
+        }
+    }
+}
+
+impl Connection {
+    /// Writes `request` and reads its answer: status, body, and whether the connection may carry
+    /// another request.
+    async fn exchange(&mut self, request: &[u8]) -> Result<(u16, Bytes, bool), Exchange> {
+        use tokio::io::AsyncWriteExt;
+        let failed = |e: std::io::Error| Exchange::Failed(e.to_string());
+        self.stream.write_all(request).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                Exchange::ClosedBeforeAnswer
+            }
+            _ => failed(e),
+        })?;
+        let (status, head, framing, keep_alive) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut headers);
+            match response.parse(&self.read) {
+                Ok(httparse::Status::Complete(head)) => {
+                    let status = response.code.unwrap_or(0);
+                    let (framing, keep_alive) = framing(&response);
+                    // An informational answer (100 Continue) precedes the real one.
+                    if (100..200).contains(&status) {
+                        let _ = self.read.split_to(head);
+                        continue;
+                    }
+                    break (status, head, framing, keep_alive);
+                }
+                Ok(httparse::Status::Partial) if self.read.len() < MAX_HEAD => {
+                    if self.fill().await? == 0 {
+                        return Err(if self.read.is_empty() {
+                            Exchange::ClosedBeforeAnswer
+                        } else {
+                            Exchange::Failed("connection closed in the answer's head".into())
+                        });
+                    }
+                }
+                Ok(httparse::Status::Partial) => {
+                    return Err(Exchange::Failed("answer head too large".into()));
+                }
+                Err(e) => return Err(Exchange::Failed(format!("bad answer: {e}"))),
+            }
+        };
+        let _ = self.read.split_to(head);
+        let body = match framing {
+            _ if status == 204 || status == 304 => Bytes::new(),
+            Framing::Length(length) => {
+                while self.read.len() < length {
+                    if self.fill().await? == 0 {
+                        return Err(Exchange::Failed("connection closed in the answer's body".into()));
+                    }
+                }
+                self.read.split_to(length).freeze()
+            }
+            Framing::Chunked => self.chunked().await?,
+            Framing::UntilClose => {
+                while self.fill().await? > 0 {}
+                let body = self.read.split().freeze();
+                return Ok((status, body, false));
+            }
+        };
+        // Bytes past the answer mean the two sides disagree on framing: do not reuse.
+        Ok((status, body, keep_alive && self.read.is_empty()))
     }
 
-    fn give_back(&self, connection: SendRequest<Full<Bytes>>) {
-        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(connection);
+    /// Reads more into the buffer; answers how much (0 at the end of the stream).
+    async fn fill(&mut self) -> Result<usize, Exchange> {
+        use tokio::io::AsyncReadExt;
+        if self.read.capacity() - self.read.len() < 4096 {
+            self.read.reserve(16 * 1024);
+        }
+        self.stream.read_buf(&mut self.read).await.map_err(|e| Exchange::Failed(e.to_string()))
     }
+
+    /// A chunked body, joined (trailers are read and dropped).
+    async fn chunked(&mut self) -> Result<Bytes, Exchange> {
+        let mut body = BytesMut::new();
+        loop {
+            let (start, size) = match httparse::parse_chunk_size(&self.read) {
+                Ok(httparse::Status::Complete((start, size))) => {
+                    (start, usize::try_from(size).map_err(|_| Exchange::Failed("chunk too large".into()))?)
+                }
+                Ok(httparse::Status::Partial) => {
+                    if self.fill().await? == 0 {
+                        return Err(Exchange::Failed("connection closed in a chunk's size".into()));
+                    }
+                    continue;
+                }
+                Err(_) => return Err(Exchange::Failed("bad chunk size".into())),
+            };
+            if size == 0 {
+                // Trailers, if any, then the empty line.
+                let _ = self.read.split_to(start);
+                loop {
+                    if let Some(end) = self.read.windows(2).position(|w| w == b"\r\n") {
+                        let line = self.read.split_to(end + 2);
+                        if line.len() == 2 {
+                            return Ok(body.freeze());
+                        }
+                    } else if self.fill().await? == 0 {
+                        return Err(Exchange::Failed("connection closed in the trailers".into()));
+                    }
+                }
+            }
+            while self.read.len() < start + size + 2 {
+                if self.fill().await? == 0 {
+                    return Err(Exchange::Failed("connection closed in a chunk".into()));
+                }
+            }
+            let _ = self.read.split_to(start);
+            body.extend_from_slice(&self.read.split_to(size));
+            if self.read.split_to(2).as_ref() != b"\r\n" {
+                return Err(Exchange::Failed("a chunk without its CRLF".into()));
+            }
+        }
+    }
+}
+
+/// How an answer's body ends.
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// The body's framing, and whether the server keeps the connection open (HTTP/1.1 unless it says
+/// `close`; HTTP/1.0 only when it says `keep-alive`).
+fn framing(response: &httparse::Response<'_, '_>) -> (Framing, bool) {
+    let mut framing = Framing::UntilClose;
+    let mut keep_alive = response.version == Some(1);
+    for header in response.headers.iter() {
+        let value = std::str::from_utf8(header.value).unwrap_or("").trim();
+        if header.name.eq_ignore_ascii_case("content-length") {
+            if let (Framing::UntilClose, Ok(length)) = (&framing, value.parse()) {
+                framing = Framing::Length(length);
+            }
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            if value.to_ascii_lowercase().ends_with("chunked") {
+                framing = Framing::Chunked;
+            }
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            let value = value.to_ascii_lowercase();
+            if value.contains("close") {
+                keep_alive = false;
+            } else if value.contains("keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    if matches!(framing, Framing::UntilClose) {
+        keep_alive = false;
+    }
+    (framing, keep_alive)
 }
 
 impl StackClient {
@@ -237,5 +415,180 @@ impl StackClient {
             Some(data) if status == 200 => Ok(data),
             _ => Err(format!("{subject}: {status} {}", String::from_utf8_lossy(&reply))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The HTTP/1.1 client against a real TCP server that answers with scripted bytes: the framings
+    //! servers use, answers cut into pieces, connections kept, closed, or closed while idle.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// What the server does with each request it reads on a connection, in order.
+    #[derive(Clone)]
+    enum Step {
+        /// Writes these bytes, a few at a time.
+        Answer(&'static str),
+        /// Writes these bytes, then closes the connection.
+        AnswerAndClose(&'static str),
+        /// Closes the connection as soon as the request is read, answering nothing.
+        Close,
+    }
+
+    /// Serves each connection with `steps` (all connections alike); counts connections.
+    async fn server(steps: Vec<Step>) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let index = counted.fetch_add(1, Ordering::SeqCst);
+                // The first connection follows the script from its first step, later ones from the
+                // step after a Close, so that a retry finds an answer.
+                let start = if index == 0 {
+                    0
+                } else {
+                    steps.iter().position(|s| matches!(s, Step::Close)).map_or(0, |i| i + 1)
+                };
+                let steps = steps[start..].to_vec();
+                tokio::spawn(async move {
+                    for step in steps {
+                        if read_request(&mut stream).await.is_none() {
+                            return;
+                        }
+                        match step {
+                            Step::Close => return,
+                            Step::Answer(bytes) | Step::AnswerAndClose(bytes) => {
+                                for piece in bytes.as_bytes().chunks(7) {
+                                    stream.write_all(piece).await.unwrap();
+                                    stream.flush().await.unwrap();
+                                    tokio::task::yield_now().await;
+                                }
+                                if matches!(step, Step::AnswerAndClose(_)) {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    // Keeps the connection open, idle, until the client goes.
+                    let _ = stream.read(&mut [0u8; 1]).await;
+                });
+            }
+        });
+        (address, connections)
+    }
+
+    /// Reads one request (head and Content-Length body).
+    async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+        let mut read = Vec::new();
+        loop {
+            if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&read[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if read.len() >= end + 4 + length {
+                    return Some(read);
+                }
+            }
+            let mut buffer = [0u8; 1024];
+            let n = stream.read(&mut buffer).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            read.extend_from_slice(&buffer[..n]);
+        }
+    }
+
+    async fn http_client(address: &str) -> StackClient {
+        let spec = StackSpec {
+            description: String::new(),
+            transport: Transport::Http,
+            url: format!("http://{address}"),
+            echo_subject: None,
+            unvalidated_control_of: None,
+            brokers: Vec::new(),
+            processes: Vec::new(),
+        };
+        StackClient::connect(&spec, Duration::from_secs(5)).await.unwrap()
+    }
+
+    async fn send(client: &StackClient) -> Result<(u16, Bytes), SendError> {
+        client.send("ecommerce.restock", Bytes::from_static(b"{\"sku\":\"SKU-00001\",\"quantity\":5}")).await
+    }
+
+    #[tokio::test]
+    async fn content_length_answers_share_one_kept_connection() {
+        let answer =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+        let (address, connections) = server(vec![Step::Answer(answer); 3]).await;
+        let client = http_client(&address).await;
+        for _ in 0..3 {
+            assert_eq!(send(&client).await.unwrap(), (200, Bytes::from_static(b"{\"ok\":true}")));
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn chunked_answers_with_trailers_and_informational_answers_are_read_whole() {
+        let chunked = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 422 Unprocessable Entity\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"ok\"\r\n7;ext=1\r\n:false}\r\n0\r\nx-trailer: 1\r\n\r\n";
+        let (address, connections) = server(vec![Step::Answer(chunked); 2]).await;
+        let client = http_client(&address).await;
+        for _ in 0..2 {
+            assert_eq!(send(&client).await.unwrap(), (422, Bytes::from_static(b"{\"ok\":false}")));
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1, "the chunked answer kept the connection");
+    }
+
+    #[tokio::test]
+    async fn a_closing_server_gets_a_new_connection_each_time() {
+        let close = "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}";
+        let until_close = "HTTP/1.0 200 OK\r\n\r\nall of it";
+        let (address, connections) = server(vec![Step::AnswerAndClose(close)]).await;
+        let client = http_client(&address).await;
+        for _ in 0..2 {
+            assert_eq!(send(&client).await.unwrap(), (503, Bytes::from_static(b"{}")));
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+        let (address, _) = server(vec![Step::AnswerAndClose(until_close)]).await;
+        assert_eq!(
+            send(&http_client(&address).await).await.unwrap(),
+            (200, Bytes::from_static(b"all of it"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_closed_while_idle_is_replaced_once() {
+        let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        // The first connection answers once, then closes on the next request; the second answers.
+        let (address, connections) =
+            server(vec![Step::Answer(answer), Step::Close, Step::Answer(answer)]).await;
+        let client = http_client(&address).await;
+        assert_eq!(send(&client).await.unwrap().0, 200);
+        assert_eq!(send(&client).await.unwrap().0, 200, "sent again on a new connection");
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn garbage_a_cut_answer_and_nothing_listening_are_errors_not_hangs() {
+        let (address, _) = server(vec![Step::AnswerAndClose("SMTP ready\r\n\r\n")]).await;
+        assert!(matches!(send(&http_client(&address).await).await, Err(SendError::Transport(_))));
+        let cut = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort";
+        let (address, _) = server(vec![Step::AnswerAndClose(cut)]).await;
+        let error = send(&http_client(&address).await).await.unwrap_err();
+        assert!(matches!(&error, SendError::Transport(why) if why.contains("body")), "{error:?}");
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        assert_eq!(send(&http_client(&free).await).await.unwrap_err(), SendError::NoResponders);
     }
 }

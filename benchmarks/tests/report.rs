@@ -292,7 +292,8 @@ fn the_report_puts_error_resilience_beside_baseline() {
 }
 
 /// A stack and its validation-off control in the same closed-loop scenario: the page and the
-/// summary set them side by side, and "where the time goes" names what validation costs.
+/// summary set them side by side, and "where the time goes" names what validation costs; a raw
+/// echo's figure is the generator's ceiling in the method section.
 #[test]
 fn the_report_sets_each_stack_beside_its_build_without_validation() {
     fn with_control(results: &mut RunResults) {
@@ -305,7 +306,12 @@ fn the_report_sets_each_stack_beside_its_build_without_validation() {
         control.unvalidated_control_of = Some(control.name.clone());
         control.name = format!("{}-unvalidated", control.name);
         control.summary.rps.median *= 1.25;
+        let mut echo = control.clone();
+        echo.name = "http-raw-echo".into();
+        echo.unvalidated_control_of = None;
+        echo.summary.rps.median = 123_456.0;
         scenario.stacks.push(control);
+        scenario.stacks.push(echo);
     }
     let dir = reports(&[(OLDER, &with_control)]);
     let made = report::report(&dir.join("runs").join(OLDER), None, 0.1).unwrap();
@@ -313,5 +319,9 @@ fn the_report_sets_each_stack_beside_its_build_without_validation() {
     assert!(made.html.contains("<td>0.80x</td>"), "throughput with validation against without");
     assert!(made.html.contains("validation, end to end (on "), "a line of where the time goes");
     assert!(made.markdown.contains("## What validation costs end to end"), "{}", made.markdown);
+    assert!(
+        made.html.contains("own ceiling") && made.html.contains("123456 answers/s from"),
+        "the raw echo's figure"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

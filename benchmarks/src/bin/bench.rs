@@ -145,9 +145,17 @@ async fn selfcheck(
         let median = |figure: fn(&(benchmarks::selfcheck::Figure, benchmarks::selfcheck::Figure)) -> f64| {
             benchmarks::results::Spread::of(c.rounds.iter().map(figure)).median
         };
-        let cpu = |us: Option<f64>| us.map_or_else(|| "?".to_string(), |us| format!("{us:.1}"));
+        let cpu =
+            |side: fn(&(benchmarks::selfcheck::Figure, benchmarks::selfcheck::Figure)) -> Option<f64>| {
+                let read: Vec<f64> = c.rounds.iter().filter_map(side).collect();
+                if read.is_empty() {
+                    "?".to_string()
+                } else {
+                    format!("{:.1}", benchmarks::results::Spread::of(read.into_iter()).median)
+                }
+            };
         println!(
-            "  {} ({}): runner {:.0}/s, {} {:.0}/s: {:.2}x {} (generator CPU per answer: runner {} µs, {} {} µs)",
+            "  {} ({}): runner {:.0}/s, {} {:.0}/s: {:.2}x {} (generator CPU per answer, medians: runner {} µs, {} {} µs)",
             c.stack,
             c.transport,
             median(|(ours, _)| ours.rps),
@@ -155,9 +163,9 @@ async fn selfcheck(
             median(|(_, theirs)| theirs.rps),
             c.ratio(),
             if c.held() { "(within 10%)" } else { "(NOT within 10%)" },
-            cpu(c.rounds.last().and_then(|(ours, _)| ours.cpu_us)),
+            cpu(|(ours, _)| ours.cpu_us),
             c.reference,
-            cpu(c.rounds.last().and_then(|(_, theirs)| theirs.cpu_us)),
+            cpu(|(_, theirs)| theirs.cpu_us),
         );
     }
     let json = serde_json::to_vec_pretty(&checks).map_err(|e| BenchError::Process(e.to_string()))?;

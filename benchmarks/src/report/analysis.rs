@@ -204,6 +204,24 @@ pub fn validation_costs(r: &crate::results::RunResults) -> Vec<ValidationCost> {
     costs
 }
 
+/// The load generator's own ceiling per transport: what it got from each raw echo (a responder
+/// that only answers) in the first scenario that ran one, as (scenario, stack, answers/s).
+pub fn generator_ceilings(r: &crate::results::RunResults) -> Vec<(String, String, f64)> {
+    let Some(scenario) = r
+        .scenarios
+        .iter()
+        .find(|s| s.stacks.iter().any(|stack| crate::selfcheck::ECHO_STACKS.contains(&stack.name.as_str())))
+    else {
+        return Vec::new();
+    };
+    scenario
+        .stacks
+        .iter()
+        .filter(|stack| crate::selfcheck::ECHO_STACKS.contains(&stack.name.as_str()))
+        .map(|stack| (scenario.name.clone(), stack.name.clone(), stack.summary.rps.median))
+        .collect()
+}
+
 /// One component of "where the time goes": what one architectural choice costs per request.
 #[derive(Debug, Clone)]
 pub struct Component {

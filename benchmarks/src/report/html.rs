@@ -800,6 +800,19 @@ fn honesty(out: &mut String, r: &RunResults) {
             placed.join(", ")
         );
     }
+    let ceilings = analysis::generator_ceilings(r);
+    if let Some((scenario, _, _)) = ceilings.first() {
+        let each: Vec<String> = ceilings
+            .iter()
+            .map(|(_, stack, rps)| format!("{rps:.0} answers/s from {}", dot(stack)))
+            .collect();
+        let _ = write!(
+            out,
+            "<h3>The load generator's own ceiling</h3><p>In <b>{}</b> the generator got {} (responders that only answer): no stack on that transport can be measured faster on this machine. <code>bench selfcheck</code> sets the generator against <code>wrk</code> and bare async-nats requests on the same echoes.</p>",
+            escape(scenario),
+            each.join(" and ")
+        );
+    }
     out.push_str("<h3>Open-loop bookkeeping</h3><p>An open loop's response times run from each request's planned send; the dispatch lag is how late the generator itself sent it, part of every such figure.</p><table><thead><tr><th class=\"l\">scenario</th><th class=\"l\">stack</th><th>rep</th><th>target req/s</th><th>achieved</th><th>sent</th><th>dropped</th><th>dispatch lag p50, ms</th><th>p99</th></tr></thead><tbody>");
     let mut any = false;
     for s in &r.scenarios {
