@@ -40,8 +40,8 @@ async fn echo(request: Echo) -> Result<Echo, ServiceError> {
 #[tokio::main]
 async fn main() -> Result<(), RpcError> {
     natsrpc::init_tracing();
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-    let nats = natsrpc::connect(&url).await?;
+    // NATS_URL, and NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY.
+    let nats = natsrpc::NatsConfig::from_env()?.with_name("echo").connect().await?;
 
     let service = Service::builder("echo", "1.0.0")
         .description("Returns its JSON body's fields unchanged")

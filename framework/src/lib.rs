@@ -85,7 +85,9 @@ pub mod validation;
 
 pub use client::{CallOptions, Client, RetryPolicy, Transport};
 pub use codec::Codec;
-pub use connection::{connect, connect_with, init_tracing};
+pub use connection::{
+    DEFAULT_URL, NatsAuth, NatsConfig, NatsTls, connect, connect_with, init_tracing, redact_url,
+};
 pub use contract::Request;
 pub use error::{ErrorKind, RpcError, ServiceError};
 pub use server::{

@@ -318,12 +318,12 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         Ok(Router::new(identity, endpoints, finishing))
     }
 
-    /// What a service binary's `main` does: connects to `$NATS_URL` (default
-    /// `nats://127.0.0.1:4222`), starts the service, serves until SIGINT or SIGTERM, then drains,
-    /// giving requests in flight up to 10 seconds.
+    /// What a service binary's `main` does: connects as the environment says
+    /// ([`crate::NatsConfig::from_env`]: `NATS_URL`, default `nats://127.0.0.1:4222`, credentials and
+    /// TLS), the connection named after the service, starts the service, serves until SIGINT or
+    /// SIGTERM, then drains, giving requests in flight up to 10 seconds.
     pub async fn run(self) -> Result<StopReport, RpcError> {
-        let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-        let nats = crate::connect(&url).await?;
+        let nats = crate::NatsConfig::from_env()?.with_name(self.name.clone()).connect().await?;
         let service = self.start(&nats).await?;
         service.run_until(shutdown_signal(), Duration::from_secs(10)).await
     }

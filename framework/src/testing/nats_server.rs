@@ -13,18 +13,34 @@ pub struct NatsServer {
     port: u16,
     child: Option<Child>,
     store: PathBuf,
+    /// A configuration file of its own (credentials, TLS), when started with one.
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Starts a server with JetStream on a free port and waits until it accepts connections.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_with_config("")
+    }
+
+    /// Starts a server whose configuration file holds `config` (an `authorization` block, `tls`,
+    /// accounts: nats-server's syntax); the port, the address and JetStream's store stay the test's.
+    pub fn start_with_config(config: &str) -> std::io::Result<Self> {
         // The OS picks a free port, released a moment before nats-server binds it; another process
         // may take it in between, so a failed start tries another port.
         let mut last_error = None;
         for _ in 0..3 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let store = std::env::temp_dir().join(format!("natsrpc-test-nats-{port}-{}", nuid::next()));
-            let mut server = Self { port, child: None, store };
+            let config = match config {
+                "" => None,
+                text => {
+                    let path = store.with_extension("conf");
+                    std::fs::write(&path, text)?;
+                    Some(path)
+                }
+            };
+            let mut server = Self { port, child: None, store, config };
             match server.spawn() {
                 Ok(()) => return Ok(server),
                 Err(error) => last_error = Some(error),
@@ -58,7 +74,11 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.store)
             .stdout(Stdio::null())
@@ -93,6 +113,9 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.store);
+        if let Some(config) = &self.config {
+            let _ = std::fs::remove_file(config);
+        }
     }
 }
 

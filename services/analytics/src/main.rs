@@ -1,6 +1,7 @@
 //! `analytics`: the analytics service on NATS.
 //!
-//! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`); `ANALYTICS_RETENTION_MINUTES`
+//! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`) and the NATS credentials and TLS
+//! variables of `natsrpc::NatsConfig::from_env`; `ANALYTICS_RETENTION_MINUTES`
 //! (default 60); `ANALYTICS_MAX_EVENTS` (events held at most, default 2,000,000); `FAULTS_FILE` and `FAULT_*` for injected faults (see the `faults` crate); `RUST_LOG`.
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! `ecommerce`: the e-commerce service on NATS.
 //!
-//! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`); `ECOMMERCE_SKUS` and
+//! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`) and the NATS credentials and TLS
+//! variables of `natsrpc::NatsConfig::from_env`; `ECOMMERCE_SKUS` and
 //! `ECOMMERCE_STOCK` (catalog size and units of each item, default 1000 and 1,000,000);
 //! `FAULTS_FILE` and `FAULT_*` for injected faults (see the `faults` crate); `RUST_LOG`.
 //! `get_order_overview` calls analytics and fileproc (and this service) over the same NATS.
@@ -22,8 +23,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let units: u64 = env_or("ECOMMERCE_STOCK", 1_000_000)?;
     let faults = Arc::new(Faults::new(FaultSettings::from_env()?));
     tracing::info!(skus, units, "ecommerce starting");
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-    let nats = natsrpc::connect(&url).await?;
+    // NATS_URL, and NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY.
+    let nats = natsrpc::NatsConfig::from_env()?.with_name("ecommerce").connect().await?;
     let shop =
         Shop::new(MemoryStore::with_catalog(skus, units), faults).with_peers(Client::new(nats.clone()));
     let shop = Arc::new(shop);

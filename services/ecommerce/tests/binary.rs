@@ -45,3 +45,50 @@ async fn the_binary_serves_orders_and_exits_0_on_sigterm() {
     let status = service.terminate().await.unwrap();
     assert!(status.success(), "exit status {status}");
 }
+
+/// Against a server that wants a user and password: the binary joins with the documented variables,
+/// and with a wrong password it exits at once, saying why without quoting the password.
+#[tokio::test]
+async fn the_binary_joins_a_server_that_wants_credentials_and_says_so_when_refused() {
+    let server = NatsServer::start_with_config(
+        "authorization { users = [ { user: shop, password: \"c0rrect-h0rse\" } ] }",
+    )
+    .unwrap();
+    let credentials = [("NATS_USER", "shop"), ("NATS_PASSWORD", "c0rrect-h0rse"), ("ECOMMERCE_SKUS", "20")];
+    let service =
+        ServiceProcess::spawn(env!("CARGO_BIN_EXE_ecommerce"), &server.url(), &credentials).unwrap();
+    let url = server.url();
+    let config = natsrpc::NatsConfig::from_lookup(|name| match name {
+        "NATS_URL" => Some(url.clone()),
+        _ => credentials.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string()),
+    })
+    .unwrap();
+    let nats = config.connect().await.unwrap();
+    service.wait_for_info(&nats, "ecommerce").await.unwrap();
+    let order = Payloads::new(7, 20).create_order(Size::Small);
+    assert_eq!(Client::new(nats).call(&order).await.unwrap().charged, order.payment.amount);
+    assert!(service.terminate().await.unwrap().success());
+
+    let mut refused = std::process::Command::new(env!("CARGO_BIN_EXE_ecommerce"))
+        .env("NATS_URL", server.url())
+        .env("NATS_USER", "shop")
+        .env("NATS_PASSWORD", "wr0ng-battery")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while refused.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = refused.kill();
+            panic!("a refused service keeps trying instead of exiting");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let output = refused.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr).to_string() + &String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("refused the credentials (NATS_USER/NATS_PASSWORD)"), "{said}");
+    assert!(!said.contains("wr0ng-battery"), "the password is not quoted: {said}");
+}

@@ -1,6 +1,7 @@
 //! `fileproc`: the file-processing service on NATS.
 //!
-//! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`); `FILE_*` for what the service holds
+//! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`) and the NATS credentials and TLS
+//! variables of `natsrpc::NatsConfig::from_env`; `FILE_*` for what the service holds
 //! at most (see `fileproc::domain::FileLimits`); `FAULTS_FILE` and `FAULT_*` for injected faults
 //! (see the `faults` crate); `RUST_LOG`. A job's accepted records go on to
 //! analytics over the same NATS.
@@ -20,8 +21,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     natsrpc::init_tracing();
     let faults = Arc::new(Faults::new(FaultSettings::from_env()?));
     tracing::info!("fileproc starting");
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-    let nats = natsrpc::connect(&url).await?;
+    // NATS_URL, and NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY.
+    let nats = natsrpc::NatsConfig::from_env()?.with_name("fileproc").connect().await?;
     let forwarding = Forwarding::new(Client::new(nats.clone()));
     let limits = FileLimits::from_env()?;
     let processor = FileProcessor::new(MemoryStore::new(limits), faults)

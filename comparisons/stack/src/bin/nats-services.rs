@@ -13,8 +13,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     natsrpc::init_tracing();
     let hosting = Hosting::from_env(StoreKind::Redis)?;
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-    let nats = natsrpc::connect(&url).await?;
+    // NATS_URL, and NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY.
+    let nats = natsrpc::NatsConfig::from_env()?.with_name("nats-services").connect().await?;
     let services = hosting.start_on(&nats).await?;
     natsrpc::server::shutdown_signal().await;
     for service in services {

@@ -23,8 +23,13 @@ use std::time::Duration;
 
 use crate::error::RpcError;
 
+mod config;
+
+pub use config::{DEFAULT_URL, NatsAuth, NatsConfig, NatsTls, redact_url};
+
 /// Connects to `url` with connection events logged and unlimited reconnects: a service outlives a
-/// NATS server restart, and its subscriptions are restored when the server is back.
+/// NATS server restart, and its subscriptions are restored when the server is back. For servers
+/// that want credentials or TLS, see [`NatsConfig`].
 pub async fn connect(url: &str) -> Result<async_nats::Client, RpcError> {
     connect_with(url, async_nats::ConnectOptions::new()).await
 }
@@ -33,6 +38,17 @@ pub async fn connect(url: &str) -> Result<async_nats::Client, RpcError> {
 /// unlimited whatever the options say.
 pub async fn connect_with(
     url: &str,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client, RpcError> {
+    connect_to(&[url], &redact_url(url), "the options given", options).await
+}
+
+/// The one way every connection is made: `shown` is `servers` as logs may show them, `auth` the
+/// way of authenticating, named in a refusal.
+async fn connect_to(
+    servers: &[&str],
+    shown: &str,
+    auth: &str,
     options: async_nats::ConnectOptions,
 ) -> Result<async_nats::Client, RpcError> {
     options
@@ -53,7 +69,33 @@ pub async fn connect_with(
                 other => tracing::info!(event = %other, "NATS event"),
             }
         })
-        .connect(url)
+        .connect(servers)
         .await
-        .map_err(|error| RpcError::Transport(format!("cannot connect to {url}: {error}")))
+        .map_err(|error| RpcError::Transport(format!("cannot connect to {shown}: {}", refusal(&error, auth))))
+}
+
+/// Why a first connection failed, in words that point at the setting to check.
+fn refusal(error: &async_nats::ConnectError, auth: &str) -> String {
+    use async_nats::ConnectErrorKind as Kind;
+    match error.kind() {
+        Kind::AuthorizationViolation => {
+            format!("the server refused the credentials ({auth}): authorization violation")
+        }
+        Kind::Authentication => format!("could not sign the server's challenge ({auth}): {error}"),
+        Kind::Tls => tls_failed(error),
+        // rustls's refusals of a certificate come back as I/O errors.
+        Kind::Io
+            if ["certificate", "tls", "handshake"]
+                .iter()
+                .any(|w| error.to_string().to_lowercase().contains(w)) =>
+        {
+            tls_failed(error)
+        }
+        Kind::TimedOut => format!("no answer within 5 s (a TLS-only server reached without TLS?): {error}"),
+        _ => error.to_string(),
+    }
+}
+
+fn tls_failed(error: &async_nats::ConnectError) -> String {
+    format!("TLS failed (check NATS_CA, NATS_CERT/NATS_KEY, tls:// and NATS_TLS_FIRST): {error}")
 }
