@@ -322,11 +322,7 @@ impl StackClient {
     pub async fn connect(spec: &StackSpec, timeout: Duration) -> Result<Self, crate::BenchError> {
         Ok(match spec.transport {
             Transport::Nats => {
-                let nats = async_nats::ConnectOptions::new()
-                    .request_timeout(Some(timeout))
-                    .connect(&spec.url)
-                    .await
-                    .map_err(|e| crate::BenchError::Nats(e.to_string()))?;
+                let nats = spec.connect_nats_with(Some(timeout)).await?;
                 StackClient::Nats { nats, echo_subject: spec.echo_subject.clone(), timeout }
             }
             Transport::Http => {
@@ -518,6 +514,7 @@ mod tests {
             url: format!("http://{address}"),
             echo_subject: None,
             unvalidated_control_of: None,
+            nats: Default::default(),
             brokers: Vec::new(),
             processes: Vec::new(),
         };

@@ -584,6 +584,13 @@ pub struct StackSpec {
     /// control whose services validate, and a stack whose services do not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unvalidated_control_of: Option<String>,
+    /// For a NATS stack on a server that wants credentials or TLS: natsrpc's variables
+    /// (`NATS_USER`, `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_NKEY`, `NATS_CREDS`, `NATS_CA`, `NATS_CERT`,
+    /// `NATS_KEY`, `NATS_TLS_FIRST`), given to the stack's processes and used by the runner's own
+    /// connections. `${NAME}` in a value is replaced by the runner's environment variable `NAME` when
+    /// the file is loaded, so that no secret has to sit in the file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nats: BTreeMap<String, String>,
     /// The brokers it uses (`nats`, `redis`, `rabbitmq`), whose CPU and memory count as its own.
     #[serde(default)]
     pub brokers: Vec<String>,
@@ -612,6 +619,54 @@ pub struct ProcessSpec {
 
 fn one() -> u32 {
     1
+}
+
+impl StackSpec {
+    /// How the runner and the stack's processes connect to its NATS server: `url` and the `nats`
+    /// settings.
+    pub fn nats_config(&self) -> Result<natsrpc::NatsConfig, BenchError> {
+        natsrpc::NatsConfig::from_lookup(|name| match name {
+            "NATS_URL" => Some(self.url.clone()),
+            other => self.nats.get(other).cloned(),
+        })
+        .map_err(|e| BenchError::Config(e.to_string()))
+    }
+
+    /// A connection to its NATS server as the runner's own (no request timeout of its own).
+    pub async fn connect_nats(&self) -> Result<async_nats::Client, BenchError> {
+        self.connect_nats_with(None).await
+    }
+
+    /// A connection to its NATS server whose requests give up after `request_timeout`.
+    pub async fn connect_nats_with(
+        &self,
+        request_timeout: Option<std::time::Duration>,
+    ) -> Result<async_nats::Client, BenchError> {
+        let config = self.nats_config()?;
+        let options = config.options().await.map_err(|e| BenchError::Config(e.to_string()))?;
+        let options = options.request_timeout(request_timeout);
+        natsrpc::connect_with(&self.url, options).await.map_err(|e| BenchError::Nats(e.to_string()))
+    }
+}
+
+/// Replaces each `${NAME}` in `value` by the environment variable `NAME` (`lookup`); an unset one
+/// is an error naming it, never the value around it.
+pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| "an unclosed ${".to_string())?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("${{{name}}} is not a variable name"));
+        }
+        out.push_str(&lookup(name).ok_or_else(|| format!("${{{name}}} is not set in the environment"))?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn names<T>(map: &BTreeMap<String, T>) -> String {
@@ -744,10 +799,18 @@ impl BenchmarkConfig {
 
     /// Parses and checks `text`, naming `origin` in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, BenchError> {
-        let config: Self = serde_yaml::from_str(text).map_err(|error| {
+        let mut config: Self = serde_yaml::from_str(text).map_err(|error| {
             let place = error.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
             BenchError::Config(format!("{origin}{place}: {error}"))
         })?;
+        let environment = |name: &str| std::env::var(name).ok();
+        for (name, stack) in &mut config.stacks {
+            for (variable, value) in &mut stack.nats {
+                *value = expand(value, &environment).map_err(|problem| {
+                    BenchError::Config(format!("{origin}: stacks.{name}.nats.{variable}: {problem}"))
+                })?;
+            }
+        }
         config.check().map_err(|problem| BenchError::Config(format!("{origin}: {problem}")))?;
         Ok(config)
     }
@@ -759,12 +822,18 @@ impl BenchmarkConfig {
 
     fn check(&self) -> Result<(), String> {
         for (name, stack) in &self.stacks {
-            let scheme = match stack.transport {
-                Transport::Nats => "nats://",
-                Transport::Http => "http://",
+            let schemes: &[&str] = match stack.transport {
+                Transport::Nats => &["nats://", "tls://"],
+                Transport::Http => &["http://"],
             };
-            if !stack.url.starts_with(scheme) || crate::stacks::host_port(&stack.url).is_none() {
-                return Err(format!("stacks.{name}.url: {:?} is not {scheme}host:port", stack.url));
+            if !schemes.iter().any(|scheme| stack.url.starts_with(scheme))
+                || crate::stacks::host_port(&stack.url).is_none()
+            {
+                return Err(format!(
+                    "stacks.{name}.url: {:?} is not {}host:port",
+                    natsrpc::redact_url(&stack.url),
+                    schemes.join(" or ")
+                ));
             }
             for broker in &stack.brokers {
                 if !crate::resources::BROKERS.iter().any(|(name, _)| name == broker) {
@@ -777,6 +846,20 @@ impl BenchmarkConfig {
                 return Err(format!(
                     "stacks.{name}.echo_subject: an HTTP echo's path starts with /, not {path:?}"
                 ));
+            }
+            for variable in stack.nats.keys() {
+                if stack.transport != Transport::Nats {
+                    return Err(format!("stacks.{name}.nats: only for a NATS stack"));
+                }
+                if variable == "NATS_URL" || !natsrpc::NATS_VARIABLES.contains(&variable.as_str()) {
+                    return Err(format!(
+                        "stacks.{name}.nats.{variable}: not one of natsrpc's variables ({}; the server is `url`)",
+                        natsrpc::NATS_VARIABLES[1..].join(", ")
+                    ));
+                }
+            }
+            if !stack.nats.is_empty() {
+                stack.nats_config().map_err(|e| format!("stacks.{name}.nats: {e}"))?;
             }
             if let Some(of) = &stack.unvalidated_control_of {
                 let copied = self.stacks.get(of).filter(|copied| {
@@ -1055,6 +1138,38 @@ mod tests {
         let text = "stacks:\n  web:\n    description: d\n    transport: carrier-pigeon\n";
         let error = BenchmarkConfig::parse(text, "bench.yaml").unwrap_err().to_string();
         assert!(error.contains("bench.yaml:4:") && error.contains("carrier-pigeon"), "{error}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_and_only_known_nats_variables_are_taken() {
+        let env = |name: &str| (name == "PASS").then(|| "hunter2".to_string());
+        assert_eq!(expand("${PASS}", &env).unwrap(), "hunter2");
+        assert_eq!(expand("a-${PASS}-b", &env).unwrap(), "a-hunter2-b");
+        assert_eq!(expand("plain", &env).unwrap(), "plain");
+        assert!(expand("${NOPE}", &env).unwrap_err().contains("${NOPE} is not set"));
+        assert!(expand("${PASS", &env).unwrap_err().contains("unclosed"));
+        assert!(expand("${a b}", &env).unwrap_err().contains("not a variable name"));
+
+        let stack = |nats: &str, transport: &str, url: &str| {
+            format!(
+                "stacks:\n  s:\n    description: d\n    transport: {transport}\n    url: {url}\n    nats: {nats}\n    processes: [{{name: a, command: [b]}}]\n"
+            )
+        };
+        let good =
+            stack("{NATS_USER: u, NATS_PASSWORD: p, NATS_CA: /ca.pem}", "nats", "tls://127.0.0.1:4222");
+        let config = BenchmarkConfig::parse(&good, "b.yaml").unwrap();
+        let nats = config.stacks["s"].nats_config().unwrap();
+        assert!(matches!(nats.auth, natsrpc::NatsAuth::UserPassword { .. }) && nats.tls.ca.is_some());
+        for (nats, transport, url, says) in [
+            ("{NATS_URL: x}", "nats", "nats://127.0.0.1:4222", "stacks.s.nats.NATS_URL"),
+            ("{NATS_PASWORD: x}", "nats", "nats://127.0.0.1:4222", "stacks.s.nats.NATS_PASWORD"),
+            ("{NATS_USER: u}", "nats", "nats://127.0.0.1:4222", "NATS_USER is set without NATS_PASSWORD"),
+            ("{NATS_TOKEN: t}", "http", "http://127.0.0.1:8080", "only for a NATS stack"),
+        ] {
+            let error =
+                BenchmarkConfig::parse(&stack(nats, transport, url), "b.yaml").unwrap_err().to_string();
+            assert!(error.contains(says), "{error}");
+        }
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl Runner {
         let measured = self.measure_running(at, spec, &running, scenario, load, workload).await;
         running.stop(Duration::from_secs(10)).await?;
         if scenario.convergence.is_some() && spec.transport == Transport::Nats {
-            remove_event_stream(&spec.url).await;
+            remove_event_stream(spec).await;
         }
         measured
     }
@@ -313,13 +313,13 @@ fn groups(running: &RunningStack, spec: &StackSpec, each_process: bool) -> Vec<G
 /// Removes the shop's JetStream stream (and its consumers) from the shared server once a stack
 /// that published to it has stopped: the next stack starts from an empty one, and no run leaves
 /// its orders behind.
-async fn remove_event_stream(url: &str) {
+async fn remove_event_stream(spec: &StackSpec) {
     use natsrpc::events::{Delivery, Event};
     let Delivery::JetStream { stream } = <ecommerce::contracts::events::OrderPlacedEvent as Event>::DELIVERY
     else {
         return;
     };
-    if let Ok(nats) = async_nats::connect(url).await {
+    if let Ok(nats) = spec.connect_nats().await {
         let _ = async_nats::jetstream::new(nats).delete_stream(stream).await;
     }
 }

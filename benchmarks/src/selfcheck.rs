@@ -199,7 +199,7 @@ async fn reference_figure(
 
 /// A closed loop of bare `request`s: no recorder, no workload, no checks.
 async fn bare_nats(spec: &StackSpec, options: &Options) -> Result<Figure, BenchError> {
-    let nats = async_nats::connect(&spec.url).await.map_err(|e| BenchError::Nats(e.to_string()))?;
+    let nats = spec.connect_nats().await?;
     let subject = spec.echo_subject.clone().unwrap_or_else(|| crate::raw_echo::NATS_SUBJECT.into());
     let body = Bytes::from_static(BODY.as_bytes());
     let own = std::process::id();

@@ -134,7 +134,7 @@ impl RunningStack {
                 };
                 command.args(&process.command[1..]).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
                 match spec.transport {
-                    Transport::Nats => command.env("NATS_URL", &spec.url),
+                    Transport::Nats => command.env("NATS_URL", &spec.url).envs(&spec.nats),
                     Transport::Http => command.env("HTTP_ADDR", address),
                 };
                 command.env("REDIS_PREFIX", &stack.prefix).env("QUEUE_PREFIX", &stack.prefix);
@@ -267,7 +267,7 @@ pub async fn occupant(spec: &StackSpec) -> Option<String> {
                 Some(subject) => vec![subject.clone()],
                 None => stack::SERVICES.iter().map(|service| format!("{service}.__ready")).collect(),
             };
-            nats_occupant(&spec.url, &subjects).await
+            nats_occupant(spec, &subjects).await
         }
         Transport::Http => {
             let address = host_port(&spec.url)?;
@@ -290,11 +290,13 @@ const MAX_PING_FIELD: usize = 64;
 /// The most stray instances a refusal names one by one.
 const MAX_NAMED: usize = 8;
 
-/// Who answers `subjects` on the NATS server at `url` before the stack is there: instances named
+/// Who answers `subjects` on the stack's NATS server before the stack is there: instances named
 /// by their Services API `PING` when they are natsrpc services.
-async fn nats_occupant(url: &str, subjects: &[String]) -> Option<String> {
+async fn nats_occupant(spec: &StackSpec, subjects: &[String]) -> Option<String> {
     use futures::StreamExt;
-    let nats = async_nats::connect(url).await.ok()?; // an unreachable server is for the start to report
+    // An unreachable server, or credentials it refuses, is for the start to report.
+    let nats = spec.connect_nats().await.ok()?;
+    let url = natsrpc::redact_url(&spec.url);
     let mut answered = Vec::new();
     for subject in subjects {
         let asked =
@@ -345,7 +347,7 @@ async fn nats_occupant(url: &str, subjects: &[String]) -> Option<String> {
 async fn ready(spec: &StackSpec) -> Result<(), String> {
     match (spec.transport, &spec.echo_subject) {
         (Transport::Nats, Some(subject)) => {
-            let nats = async_nats::connect(&spec.url).await.map_err(|e| e.to_string())?;
+            let nats = spec.connect_nats().await.map_err(|e| e.to_string())?;
             let request = nats.request(subject.clone(), "ping".into());
             tokio::time::timeout(Duration::from_secs(2), request)
                 .await
@@ -354,7 +356,7 @@ async fn ready(spec: &StackSpec) -> Result<(), String> {
             Ok(())
         }
         (Transport::Nats, None) => {
-            let nats = async_nats::connect(&spec.url).await.map_err(|e| e.to_string())?;
+            let nats = spec.connect_nats().await.map_err(|e| e.to_string())?;
             for service in stack::SERVICES {
                 let subject = format!("{service}.__ready");
                 let reply =

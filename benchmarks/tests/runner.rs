@@ -53,11 +53,11 @@ scenarios:
 }
 
 fn bench(config_text: &str, reports: &std::path::Path) -> std::process::ExitStatus {
-    bench_output(config_text, reports).status
+    bench_output(config_text, reports, &[]).status
 }
 
-/// `bench` on `config_text`, with what it printed.
-fn bench_output(config_text: &str, reports: &std::path::Path) -> std::process::Output {
+/// `bench` on `config_text` with `env` on top of this process's environment, with what it printed.
+fn bench_output(config_text: &str, reports: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
     let config = reports.join("config.yaml");
     std::fs::create_dir_all(reports).unwrap();
     std::fs::write(&config, config_text).unwrap();
@@ -71,6 +71,7 @@ fn bench_output(config_text: &str, reports: &std::path::Path) -> std::process::O
         .env_remove("DURATION")
         .env_remove("SCENARIOS")
         .env_remove("STACKS")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -171,23 +172,93 @@ scenarios:
         )
     };
     let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
-    let validating = bench_output(&control("nats-services", 0.0), &reports);
+    let validating = bench_output(&control("nats-services", 0.0), &reports, &[]);
     let said = String::from_utf8_lossy(&validating.stderr).to_string()
         + &String::from_utf8_lossy(&validating.stdout);
     assert_eq!(validating.status.code(), Some(2), "{said}");
     assert!(said.contains("bare is a validation-off control, but its services validate"), "{said}");
 
-    let missing = bench_output(&control("unvalidated/no-such-binary", 0.0), &reports);
+    let missing = bench_output(&control("unvalidated/no-such-binary", 0.0), &reports, &[]);
     let said = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(missing.status.code(), Some(2), "{said}");
     assert!(said.contains("missing binaries") && said.contains("bare: "), "{said}");
 
-    let with_invalid = bench_output(&control("nats-services", 0.5), &reports);
+    let with_invalid = bench_output(&control("nats-services", 0.5), &reports, &[]);
     let said = String::from_utf8_lossy(&with_invalid.stderr);
     assert!(with_invalid.status.success(), "{said}");
     let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
     assert!(results.scenarios[0].stacks.is_empty(), "the control sat out the scenario with invalid requests");
     let _ = std::fs::remove_dir_all(&reports);
+}
+
+/// A NATS stack on a server that wants a password: the YAML names the environment variable that
+/// holds it (`${...}`), the stack's processes and the runner's own connections use it, and it is
+/// written nowhere in the run's folder; unset, the run is refused naming the variable.
+#[test]
+fn a_stack_on_a_secured_nats_is_measured_with_a_password_from_the_environment() {
+    let secret = "s3cr3t-in-the-env";
+    let server = NatsServer::start_with_config(&format!(
+        "authorization {{ users = [ {{ user: bench, password: \"{secret}\" }} ] }}"
+    ))
+    .unwrap();
+    let text = format!(
+        r#"
+run:
+  stacks: [secured]
+  scenarios: [orders]
+  warmup: 0s
+  repetitions: 1
+scenarios:
+  orders:
+    description: orders
+    load: {{ model: closed, users: 2, duration: 700ms }}
+    mix: [{{ endpoint: ecommerce.create_order, size: small, weight: 1 }}]
+stacks:
+  secured:
+    description: the services on a NATS that wants a password
+    transport: nats
+    url: {}
+    nats: {{ NATS_USER: bench, NATS_PASSWORD: "${{NATSRPC_TEST_NATS_PASSWORD}}" }}
+    processes:
+      - {{ name: services, command: [nats-services], env: {{ STORE: memory }} }}
+"#,
+        server.url()
+    );
+    let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
+    let run = bench_output(&text, &reports, &[("NATSRPC_TEST_NATS_PASSWORD", secret)]);
+    let said = String::from_utf8_lossy(&run.stderr).to_string() + &String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{said}");
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let measured = &results.scenarios[0].stacks[0].repetitions[0];
+    assert!(measured.ok > 0 && measured.unexpected_errors.is_empty(), "{:?}", measured.unexpected_errors);
+    assert!(!said.contains(secret));
+    for file in walk(&reports) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(secret), "{} holds the password", file.display());
+    }
+
+    let unset = bench_output(&text, &reports, &[]);
+    let said = String::from_utf8_lossy(&unset.stderr);
+    assert_eq!(unset.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("stacks.secured.nats.NATS_PASSWORD: ${NATSRPC_TEST_NATS_PASSWORD} is not set"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            files.extend(walk(&path));
+        } else if path.is_file() {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[test]
@@ -310,6 +381,7 @@ fn spec(transport: benchmarks::config::Transport, url: String) -> benchmarks::co
         url,
         echo_subject: None,
         unvalidated_control_of: None,
+        nats: Default::default(),
         brokers: Vec::new(),
         processes: vec![benchmarks::config::ProcessSpec {
             name: "services".into(),

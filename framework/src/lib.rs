@@ -86,7 +86,8 @@ pub mod validation;
 pub use client::{CallOptions, Client, RetryPolicy, Transport};
 pub use codec::Codec;
 pub use connection::{
-    DEFAULT_URL, NatsAuth, NatsConfig, NatsTls, connect, connect_with, init_tracing, redact_url,
+    DEFAULT_URL, NatsAuth, NatsConfig, NatsTls, VARIABLES as NATS_VARIABLES, connect, connect_with,
+    init_tracing, redact_url,
 };
 pub use contract::Request;
 pub use error::{ErrorKind, RpcError, ServiceError};

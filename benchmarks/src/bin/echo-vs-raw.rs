@@ -312,7 +312,8 @@ fn report(results: &[Measurement]) {
     };
     println!("\n| target | req/s (median, min..max) | p50 us | p99 us | server CPU us/req |");
     println!("|---|---|---|---|---|");
-    for target in Target::ALL {
+    let ran = |target: &Target| results.iter().any(|m| m.target == target.name());
+    for target in Target::ALL.into_iter().filter(ran) {
         let (tput, lo, hi) = median(target, |m| m.throughput);
         let (p50, _, _) = median(target, |m| m.p50_us as f64);
         let (p99, _, _) = median(target, |m| m.p99_us as f64);
@@ -339,7 +340,8 @@ fn report(results: &[Measurement]) {
         (Target::FrameworkClient, Target::Raw),
         (Target::FrameworkClient, Target::Framework),
     ];
-    for (target, base) in pairs {
+    // Only the pairs that both ran (`--only` runs one target).
+    for (target, base) in pairs.into_iter().filter(|(target, base)| ran(target) && ran(base)) {
         let (t, tlo, thi) = ratio_to(target, base, |m| m.throughput);
         let (l, llo, lhi) = ratio_to(target, base, |m| m.p50_us as f64);
         let (c, clo, chi) = ratio_to(target, base, |m| m.server_cpu_us_per_request);

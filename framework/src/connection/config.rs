@@ -9,6 +9,20 @@ use crate::error::RpcError;
 /// The server a binary uses when `NATS_URL` is not set.
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 
+/// The variables [`NatsConfig::from_env`] reads.
+pub const VARIABLES: [&str; 10] = [
+    "NATS_URL",
+    "NATS_USER",
+    "NATS_PASSWORD",
+    "NATS_TOKEN",
+    "NATS_NKEY",
+    "NATS_CREDS",
+    "NATS_CA",
+    "NATS_CERT",
+    "NATS_KEY",
+    "NATS_TLS_FIRST",
+];
+
 /// Where and how to connect to NATS.
 ///
 /// ```

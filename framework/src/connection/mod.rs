@@ -25,7 +25,7 @@ use crate::error::RpcError;
 
 mod config;
 
-pub use config::{DEFAULT_URL, NatsAuth, NatsConfig, NatsTls, redact_url};
+pub use config::{DEFAULT_URL, NatsAuth, NatsConfig, NatsTls, VARIABLES, redact_url};
 
 /// Connects to `url` with connection events logged and unlimited reconnects: a service outlives a
 /// NATS server restart, and its subscriptions are restored when the server is back. For servers
