@@ -139,6 +139,26 @@ fn a_missed_expectation_fails_the_run_and_says_which() {
     let _ = std::fs::remove_dir_all(&reports);
 }
 
+/// A run of one short closed-loop scenario of small orders on `stack`, `invalid_share` of them
+/// invalid, as a config's `run` and `scenarios`.
+fn orders_on(stack: &str, invalid_share: f64) -> String {
+    format!(
+        r#"
+run:
+  stacks: [{stack}]
+  scenarios: [orders]
+  warmup: 0s
+  repetitions: 1
+scenarios:
+  orders:
+    description: orders
+    load: {{ model: closed, users: 2, duration: 600ms }}
+    mix: [{{ endpoint: ecommerce.create_order, size: small, weight: 1 }}]
+    invalid_share: {invalid_share}
+"#
+    )
+}
+
 /// A validation-off control must be the control build, and be there: the services as normally
 /// built (which validate) are refused in its place, and so is a missing binary; a scenario with
 /// invalid requests leaves the control out instead of counting what it accepts as errors.
@@ -147,19 +167,7 @@ fn a_validation_control_runs_only_its_own_build_and_only_valid_requests() {
     let server = NatsServer::start().unwrap();
     let control = |command: &str, invalid_share: f64| {
         format!(
-            r#"
-run:
-  stacks: [bare]
-  scenarios: [valid]
-  warmup: 0s
-  repetitions: 1
-scenarios:
-  valid:
-    description: orders
-    load: {{ model: closed, users: 2, duration: 500ms }}
-    mix: [{{ endpoint: ecommerce.create_order, size: small, weight: 1 }}]
-    invalid_share: {invalid_share}
-{}  bare:
+            r#"{}{}  bare:
     description: the services without validation
     transport: nats
     url: {url}
@@ -167,6 +175,7 @@ scenarios:
     processes:
       - {{ name: services, command: [{command}], env: {{ STORE: memory }} }}
 "#,
+            orders_on("bare", invalid_share),
             nats_stack(&server.url()),
             url = server.url()
         )
@@ -202,18 +211,7 @@ fn a_stack_on_a_secured_nats_is_measured_with_a_password_from_the_environment() 
     ))
     .unwrap();
     let text = format!(
-        r#"
-run:
-  stacks: [secured]
-  scenarios: [orders]
-  warmup: 0s
-  repetitions: 1
-scenarios:
-  orders:
-    description: orders
-    load: {{ model: closed, users: 2, duration: 700ms }}
-    mix: [{{ endpoint: ecommerce.create_order, size: small, weight: 1 }}]
-stacks:
+        r#"{}stacks:
   secured:
     description: the services on a NATS that wants a password
     transport: nats
@@ -222,6 +220,7 @@ stacks:
     processes:
       - {{ name: services, command: [nats-services], env: {{ STORE: memory }} }}
 "#,
+        orders_on("secured", 0.0),
         server.url()
     );
     let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
