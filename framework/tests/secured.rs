@@ -127,6 +127,100 @@ async fn tls_with_a_private_ca_and_client_certificates() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[tokio::test]
+async fn creds_of_an_operator_account_and_user() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let operator_jwt =
+        jwt(&operator, &operator.public_key(), serde_json::json!({"type": "operator", "version": 2}), None);
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        serde_json::json!({
+            "type": "account", "version": 2,
+            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                       "wildcards": true, "conn": -1, "leaf": -1},
+            "default_permissions": {"pub": {}, "sub": {}}
+        }),
+        None,
+    );
+    // The test server runs JetStream, which in operator mode wants a system account.
+    let system = nkeys::KeyPair::new_account();
+    let system_jwt =
+        jwt(&operator, &system.public_key(), serde_json::json!({"type": "account", "version": 2}), None);
+    let server = NatsServer::start_with_config(&format!(
+        "operator: {operator_jwt}\nsystem_account: {0}\nresolver: MEMORY\nresolver_preload: {{ {0}: {system_jwt}, {1}: {account_jwt} }}\n",
+        system.public_key(),
+        account.public_key()
+    ))
+    .unwrap();
+    let dir = scratch("creds");
+    let creds = |name: &str, expires: Option<i64>| {
+        let user = nkeys::KeyPair::new_user();
+        let claims = serde_json::json!({"type": "user", "version": 2, "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1});
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            creds_file(&jwt(&account, &user.public_key(), claims, expires), &user.seed().unwrap()),
+        )
+        .unwrap();
+        config(&server, "nats", &[("NATS_CREDS", path.display().to_string())])
+    };
+    serves(&creds("user.creds", None)).await;
+    let error = refused(&creds("expired.creds", Some(now - 60))).await;
+    assert!(error.contains("refused the credentials (NATS_CREDS)"), "{error}");
+    // Signed by an account the operator never issued.
+    let stranger = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let claims = serde_json::json!({"type": "user", "version": 2, "pub": {}, "sub": {}});
+    std::fs::write(
+        dir.join("stranger.creds"),
+        creds_file(&jwt(&stranger, &user.public_key(), claims, None), &user.seed().unwrap()),
+    )
+    .unwrap();
+    let error = refused(&config(
+        &server,
+        "nats",
+        &[("NATS_CREDS", dir.join("stranger.creds").display().to_string())],
+    ))
+    .await;
+    assert!(error.contains("refused the credentials (NATS_CREDS)"), "{error}");
+    let error =
+        refused(&config(&server, "nats", &[("NATS_CREDS", dir.join("missing.creds").display().to_string())]))
+            .await;
+    assert!(error.contains("NATS_CREDS: cannot read"), "{error}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A NATS JWT (`ed25519-nkey`) for `subject`, signed by `issuer`, with `nats` claims.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, nats: serde_json::Value, expires: Option<i64>) -> String {
+    use base64::Engine;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut claims = serde_json::json!({
+        "jti": nuid::next().to_string(),
+        "iat": time::OffsetDateTime::now_utc().unix_timestamp() - 5,
+        "iss": issuer.public_key(),
+        "name": subject.get(..8).unwrap_or(subject),
+        "sub": subject,
+        "nats": nats,
+    });
+    if let Some(expires) = expires {
+        claims["exp"] = expires.into();
+    }
+    let head = encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let body = encode(claims.to_string().as_bytes());
+    let signature = issuer.sign(format!("{head}.{body}").as_bytes()).unwrap();
+    format!("{head}.{body}.{}", encode(&signature))
+}
+
+/// A `.creds` file as `nsc` writes it.
+fn creds_file(jwt: &str, seed: &str) -> String {
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+    )
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("natsrpc-secured-{name}-{}", nuid::next()));
     std::fs::create_dir_all(&dir).unwrap();
