@@ -247,7 +247,8 @@ fn terminate(pid: u32, grace: Duration) {
 /// Removes a stack's keys from Redis (its queues expire by themselves once unused).
 async fn clear_state(prefix: &str) -> Result<(), BenchError> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let pool = stack::redis::RedisPool::connect(&url, 1, prefix)
+    let ca = std::env::var_os("REDIS_CA").filter(|ca| !ca.is_empty()).map(std::path::PathBuf::from);
+    let pool = stack::redis::RedisPool::connect_with(&url, ca.as_deref(), 1, prefix)
         .await
         .map_err(|e| BenchError::Process(e.to_string()))?;
     pool.clear().await.map_err(|e| BenchError::Process(e.to_string()))?;

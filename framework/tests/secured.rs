@@ -9,10 +9,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use natsrpc::testing::NatsServer;
+use natsrpc::testing::{NatsServer, TestCa};
 use natsrpc::{Client, NatsConfig};
 use support::{shop, valid_order};
 
@@ -100,8 +99,8 @@ async fn nkey() {
 #[tokio::test]
 async fn tls_with_a_private_ca_and_client_certificates() {
     let dir = scratch("tls");
-    let pki = Pki::make(&dir);
-    let other = Pki::make(&dir.join("other"));
+    let pki = TestCa::make(&dir).unwrap();
+    let other = TestCa::make(&dir.join("other")).unwrap();
     let server = NatsServer::start_with_config(&format!(
         "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true, timeout: 2 }}",
         pki.server.0.display(),
@@ -225,63 +224,4 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("natsrpc-secured-{name}-{}", nuid::next()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A test CA and a server and client certificate it signed (EC P-256, one day), made with the
-/// `openssl` command (scripts/test.sh installs it when missing).
-struct Pki {
-    ca: PathBuf,
-    server: (PathBuf, PathBuf),
-    client: (PathBuf, PathBuf),
-}
-
-impl Pki {
-    fn make(dir: &Path) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-            assert!(status.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&status.stderr));
-        };
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        openssl(
-            &[
-                &["req", "-x509"][..],
-                &ec,
-                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=natsrpc test CA"],
-            ]
-            .concat(),
-        );
-        for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
-            let (key, csr, pem, ext) =
-                (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
-            std::fs::write(
-                dir.join(&ext),
-                format!("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n"),
-            )
-            .unwrap();
-            openssl(
-                &[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={name}")]]
-                    .concat(),
-            );
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "1",
-                "-extfile",
-                &ext,
-            ]);
-        }
-        let pair = |name: &str| (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-        Self { ca: dir.join("ca.pem"), server: pair("server"), client: pair("client") }
-    }
 }

@@ -36,7 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hosted = hosting.host(links).await?;
     let follows = hosting.hosts(analytics::contracts::SERVICE);
     let _following = match events {
-        Some(key) if follows => Some(streams::follow(&hosting.redis_url, key, hosted.follower).await?),
+        Some(key) if follows => Some(
+            streams::follow(&hosting.redis_url, hosting.redis_ca.as_deref(), key, hosted.follower).await?,
+        ),
         _ => None,
     };
     let finishing: Vec<natsrpc::Finishing> = hosted.dispatchers.iter().map(|d| d.finishing()).collect();

@@ -103,8 +103,12 @@ impl FromStr for StoreKind {
 pub struct Hosting {
     /// `STORE`: `memory` or `redis`.
     pub store: StoreKind,
-    /// `REDIS_URL` (default `redis://127.0.0.1:6379`).
+    /// `REDIS_URL` (default `redis://127.0.0.1:6379`): `redis://user:password@host:port` for an
+    /// ACL user, `rediss://` for TLS. Logged with its password hidden.
     pub redis_url: String,
+    /// `REDIS_CA`: a PEM file of the CA that signed a `rediss://` server's certificate (default: the
+    /// system's CAs).
+    pub redis_ca: Option<std::path::PathBuf>,
     /// `REDIS_PREFIX`: the start of every key (default `natsrpc`); one per stack and run.
     pub redis_prefix: String,
     /// `REDIS_CONNECTIONS`: multiplexed connections per process (default 4).
@@ -144,6 +148,7 @@ impl Default for Hosting {
         Self {
             store: StoreKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_ca: None,
             redis_prefix: "natsrpc".into(),
             redis_connections: 4,
             skus: 1000,
@@ -168,6 +173,7 @@ impl Hosting {
         Ok(Self {
             store: env_or("STORE", store, "memory or redis")?,
             redis_url: std::env::var("REDIS_URL").unwrap_or(defaults.redis_url),
+            redis_ca: std::env::var_os("REDIS_CA").filter(|ca| !ca.is_empty()).map(Into::into),
             redis_prefix: std::env::var("REDIS_PREFIX").unwrap_or(defaults.redis_prefix),
             redis_connections: env_or("REDIS_CONNECTIONS", defaults.redis_connections, "a whole number")?,
             skus: env_or("ECOMMERCE_SKUS", defaults.skus, "a whole number")?,
@@ -218,7 +224,13 @@ impl Hosting {
 
     /// The Redis connections this stack uses.
     pub async fn redis_pool(&self) -> Result<RedisPool, StackError> {
-        RedisPool::connect(&self.redis_url, self.redis_connections, &self.redis_prefix).await
+        RedisPool::connect_with(
+            &self.redis_url,
+            self.redis_ca.as_deref(),
+            self.redis_connections,
+            &self.redis_prefix,
+        )
+        .await
     }
 
     fn memory_stores(
@@ -239,7 +251,7 @@ impl Hosting {
         let pool = self.redis_pool().await?;
         let shop = RedisShopStore::new(pool.clone());
         shop.seed_catalog(self.skus, self.units).await.map_err(StackError::redis)?;
-        tracing::info!(url = %self.redis_url, prefix = %self.redis_prefix, "state in redis");
+        tracing::info!(url = %natsrpc::redact_url(&self.redis_url), prefix = %self.redis_prefix, "state in redis");
         Ok(Stores {
             shop,
             events: RedisEventStore::new(pool.clone(), self.retention_ms()),

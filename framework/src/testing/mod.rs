@@ -8,10 +8,12 @@ mod golden;
 mod harness;
 mod invalid;
 mod nats_server;
+mod pki;
 mod service_process;
 
 pub use golden::{golden_file, golden_json, golden_samples, golden_schemas};
 pub use harness::{Harness, RawReply};
 pub use invalid::{Invalid, Sample};
 pub use nats_server::{NatsServer, wait_for_port};
+pub use pki::TestCa;
 pub use service_process::{ServiceProcess, endpoint_names};

@@ -10,6 +10,7 @@ mod files;
 mod shop;
 pub mod streams;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -40,10 +41,37 @@ impl std::fmt::Debug for RedisPool {
     }
 }
 
+/// A client of the server at `url` (`redis://[user:password@]host:port`, or `rediss://` for TLS),
+/// trusting the CA in the PEM file `ca` (else the system's) when it is TLS.
+pub fn open(url: &str, ca: Option<&Path>) -> Result<redis::Client, StackError> {
+    match ca {
+        None => redis::Client::open(url).map_err(StackError::redis),
+        Some(ca) => {
+            let root = std::fs::read(ca)
+                .map_err(|e| StackError::Settings(format!("REDIS_CA: cannot read {}: {e}", ca.display())))?;
+            let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(root) };
+            redis::Client::build_with_tls(url, certificates).map_err(StackError::redis)
+        }
+    }
+}
+
 impl RedisPool {
     /// Opens `size` connections to `url` (`redis://127.0.0.1:6379`); keys start with `prefix`.
     pub async fn connect(url: &str, size: usize, prefix: &str) -> Result<Self, StackError> {
-        let client = redis::Client::open(url).map_err(StackError::redis)?;
+        Self::connect_with(url, None, size, prefix).await
+    }
+
+    /// [`RedisPool::connect`] trusting the CA in the PEM file `ca` for a `rediss://` server.
+    pub async fn connect_with(
+        url: &str,
+        ca: Option<&Path>,
+        size: usize,
+        prefix: &str,
+    ) -> Result<Self, StackError> {
+        let client = open(url, ca)?;
+        // One plain connection first: a wrong password or certificate fails here at once, with the
+        // server's reason, where the connection managers would retry it for seconds.
+        client.get_multiplexed_async_connection().await.map_err(StackError::redis)?;
         let mut connections = Vec::with_capacity(size.max(1));
         for _ in 0..size.max(1) {
             connections.push(client.get_connection_manager().await.map_err(StackError::redis)?);

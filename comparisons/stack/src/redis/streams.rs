@@ -75,10 +75,11 @@ impl EventSink for RedisStreamEvents {
 /// hold up every other command on a shared one.
 pub async fn follow(
     url: &str,
+    ca: Option<&std::path::Path>,
     key: String,
     follower: Follower,
 ) -> Result<tokio::task::JoinHandle<()>, StackError> {
-    let client = redis::Client::open(url).map_err(StackError::redis)?;
+    let client = super::open(url, ca)?;
     let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
     let mut connection =
         client.get_multiplexed_async_connection_with_config(&config).await.map_err(StackError::redis)?;

@@ -9,15 +9,26 @@ use std::process::{Child, Command, Stdio};
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Arguments on top of the test's own (TLS, users), and whether the port speaks TLS.
+    extra: Vec<String>,
+    tls: bool,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it accepts connections.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_with(&[], false)
+    }
+
+    /// Starts a server with `extra` settings (`--user`, `--requirepass`...), its port speaking TLS
+    /// only when `tls` (then `extra` names the certificates: `--tls-cert-file`, `--tls-key-file`,
+    /// `--tls-ca-cert-file`).
+    pub fn start_with(extra: &[&str], tls: bool) -> std::io::Result<Self> {
         let mut last_error = None;
         for _ in 0..3 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let mut server = Self { port, child: None };
+            let extra = extra.iter().map(|a| a.to_string()).collect();
+            let mut server = Self { port, child: None, extra, tls };
             match server.spawn() {
                 Ok(()) => return Ok(server),
                 Err(error) => last_error = Some(error),
@@ -26,9 +37,9 @@ impl RedisServer {
         Err(last_error.unwrap_or_else(|| std::io::Error::other("redis-server did not start")))
     }
 
-    /// `redis://127.0.0.1:{port}`.
+    /// `redis://127.0.0.1:{port}` (`rediss://` when it speaks TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", if self.tls { "rediss" } else { "redis" }, self.port)
     }
 
     /// Freezes the server (SIGSTOP), as a stalled host would: connections stay open, nothing
@@ -54,8 +65,12 @@ impl RedisServer {
 
     fn spawn(&mut self) -> std::io::Result<()> {
         let binary = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_string());
+        let port = self.port.to_string();
+        let listen = if self.tls { vec!["--port", "0", "--tls-port", &port] } else { vec!["--port", &port] };
         let child = Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(listen)
+            .args(&self.extra)
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
