@@ -88,6 +88,14 @@ const MAX_HEAD: usize = 64 * 1024;
 /// The most headers a response may have.
 const MAX_HEADERS: usize = 64;
 
+/// The largest answer body read (the largest the stacks send is a few hundred KiB): a server that
+/// says or sends more fails that request instead of filling the generator's memory.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+fn too_large() -> Exchange {
+    Exchange::Failed(format!("answer body above {MAX_BODY} bytes"))
+}
+
 impl HttpConnections {
     /// `POST`s `body` to `path`; answers the status and body.
     async fn post(&self, path: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
@@ -208,6 +216,7 @@ impl Connection {
         let _ = self.read.split_to(head);
         let body = match framing {
             _ if status == 204 || status == 304 => Bytes::new(),
+            Framing::Length(length) if length > MAX_BODY => return Err(too_large()),
             Framing::Length(length) => {
                 while self.read.len() < length {
                     if self.fill().await? == 0 {
@@ -218,7 +227,11 @@ impl Connection {
             }
             Framing::Chunked => self.chunked().await?,
             Framing::UntilClose => {
-                while self.fill().await? > 0 {}
+                while self.fill().await? > 0 {
+                    if self.read.len() > MAX_BODY {
+                        return Err(too_large());
+                    }
+                }
                 let body = self.read.split().freeze();
                 return Ok((status, body, false));
             }
@@ -261,10 +274,16 @@ impl Connection {
                         if line.len() == 2 {
                             return Ok(body.freeze());
                         }
+                    } else if self.read.len() > MAX_HEAD {
+                        return Err(Exchange::Failed("trailers too large".into()));
                     } else if self.fill().await? == 0 {
                         return Err(Exchange::Failed("connection closed in the trailers".into()));
                     }
                 }
+            }
+            // Checked before reading it: a chunk that says it is huge is refused, not awaited.
+            if size > MAX_BODY - body.len() {
+                return Err(too_large());
             }
             while self.read.len() < start + size + 2 {
                 if self.fill().await? == 0 {
@@ -578,13 +597,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn garbage_a_cut_answer_and_nothing_listening_are_errors_not_hangs() {
+    async fn garbage_a_cut_or_huge_answer_and_nothing_listening_are_errors_not_hangs() {
         let (address, _) = server(vec![Step::AnswerAndClose("SMTP ready\r\n\r\n")]).await;
         assert!(matches!(send(&http_client(&address).await).await, Err(SendError::Transport(_))));
         let cut = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort";
         let (address, _) = server(vec![Step::AnswerAndClose(cut)]).await;
         let error = send(&http_client(&address).await).await.unwrap_err();
         assert!(matches!(&error, SendError::Transport(why) if why.contains("body")), "{error:?}");
+        for huge in [
+            "HTTP/1.1 200 OK\r\ncontent-length: 99999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nFFFFFFFFFF\r\n",
+        ] {
+            let (address, _) = server(vec![Step::Answer(huge)]).await;
+            let error = send(&http_client(&address).await).await.unwrap_err();
+            assert!(matches!(&error, SendError::Transport(why) if why.contains("above")), "{error:?}");
+        }
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
         assert_eq!(send(&http_client(&free).await).await.unwrap_err(), SendError::NoResponders);
     }

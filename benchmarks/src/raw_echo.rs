@@ -55,8 +55,12 @@ pub async fn serve_http(address: SocketAddr) -> Result<(), BenchError> {
         tokio::select! {
             _ = terminate.recv() => return Ok(()),
             accepted = listener.accept() => {
-                // A failed accept (out of descriptors, a reset) loses that connection only.
-                let Ok((stream, _)) = accepted else { continue };
+                // A failed accept (out of descriptors, a reset) loses that connection only; a short
+                // pause keeps one that fails again at once (descriptors) from spinning a core.
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(echo);

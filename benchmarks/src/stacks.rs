@@ -346,49 +346,44 @@ async fn nats_occupant(spec: &StackSpec, subjects: &[String]) -> Option<String> 
 
 /// Whether every service of the stack answers, through the whole stack.
 async fn ready(spec: &StackSpec) -> Result<(), String> {
-    match (spec.transport, &spec.echo_subject) {
-        (Transport::Nats, Some(subject)) => {
+    match spec.transport {
+        Transport::Nats => {
             let nats = spec.connect_nats().await.map_err(|e| e.to_string())?;
-            let request = nats.request(subject.clone(), "ping".into());
-            tokio::time::timeout(Duration::from_secs(2), request)
-                .await
-                .map_err(|_| format!("no echo on {subject}"))?
-                .map_err(|e| format!("{subject}: {e}"))?;
-            Ok(())
-        }
-        (Transport::Nats, None) => {
-            let nats = spec.connect_nats().await.map_err(|e| e.to_string())?;
-            for service in stack::SERVICES {
-                let subject = format!("{service}.__ready");
-                let reply =
-                    tokio::time::timeout(Duration::from_secs(2), nats.request(subject.clone(), "{}".into()))
+            let ask = |subject: String, body: &'static str| {
+                let request = nats.request(subject.clone(), body.into());
+                async move {
+                    tokio::time::timeout(Duration::from_secs(2), request)
                         .await
                         .map_err(|_| format!("{subject}: no reply"))?
-                        .map_err(|e| format!("{subject}: {e}"))?;
+                        .map_err(|e| format!("{subject}: {e}"))
+                }
+            };
+            if let Some(subject) = &spec.echo_subject {
+                return ask(subject.clone(), "ping").await.map(|_| ());
+            }
+            for service in stack::SERVICES {
+                let reply = ask(format!("{service}.__ready"), "{}").await?;
                 if natsrpc::headers::reply_status(reply.headers.as_ref()) != 404 {
-                    return Err(format!("{subject}: unexpected reply"));
+                    return Err(format!("{service}.__ready: unexpected reply"));
                 }
             }
             Ok(())
         }
-        (Transport::Http, Some(path)) => {
-            let url = format!("{}{path}", spec.url);
+        Transport::Http => {
             let http = reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .build()
                 .map_err(|e| e.to_string())?;
-            let response = http.post(&url).body("ping").send().await.map_err(|e| format!("{url}: {e}"))?;
-            let status = response.status().as_u16();
-            match response.bytes().await {
-                Ok(body) if status == 200 && body.as_ref() == b"ping" => Ok(()),
-                _ => Err(format!("{url}: {status}, not an echo")),
+            if let Some(path) = &spec.echo_subject {
+                let url = format!("{}{path}", spec.url);
+                let response =
+                    http.post(&url).body("ping").send().await.map_err(|e| format!("{url}: {e}"))?;
+                let status = response.status().as_u16();
+                return match response.bytes().await {
+                    Ok(body) if status == 200 && body.as_ref() == b"ping" => Ok(()),
+                    _ => Err(format!("{url}: {status}, not an echo")),
+                };
             }
-        }
-        (Transport::Http, None) => {
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .map_err(|e| e.to_string())?;
             for service in stack::SERVICES {
                 let url = format!("{}/{service}/__ready", spec.url);
                 let response = http.post(&url).body("{}").send().await.map_err(|e| format!("{url}: {e}"))?;

@@ -77,6 +77,7 @@ async fn connect_to(
 /// Why a first connection failed, in words that point at the setting to check.
 fn refusal(error: &async_nats::ConnectError, auth: &str) -> String {
     use async_nats::ConnectErrorKind as Kind;
+    let text = error.to_string().to_lowercase();
     match error.kind() {
         Kind::AuthorizationViolation => {
             format!("the server refused the credentials ({auth}): authorization violation")
@@ -84,13 +85,7 @@ fn refusal(error: &async_nats::ConnectError, auth: &str) -> String {
         Kind::Authentication => format!("could not sign the server's challenge ({auth}): {error}"),
         Kind::Tls => tls_failed(error),
         // rustls's refusals of a certificate come back as I/O errors.
-        Kind::Io
-            if ["certificate", "tls", "handshake"]
-                .iter()
-                .any(|w| error.to_string().to_lowercase().contains(w)) =>
-        {
-            tls_failed(error)
-        }
+        Kind::Io if ["certificate", "tls", "handshake"].iter().any(|w| text.contains(w)) => tls_failed(error),
         Kind::TimedOut => format!("no answer within 5 s (a TLS-only server reached without TLS?): {error}"),
         _ => error.to_string(),
     }
