@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use natsrpc::{Client, RpcError, Service, ServiceError};
+use natsrpc::{Client, Service, ServiceError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use validator::{Validate, ValidationErrors};
@@ -38,7 +38,7 @@ async fn echo(request: Echo) -> Result<Echo, ServiceError> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), RpcError> {
+async fn main() -> Result<(), natsrpc::MainError> {
     natsrpc::init_tracing();
     // NATS_URL, and NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY.
     let nats = natsrpc::NatsConfig::from_env()?.with_name("echo").connect().await?;

@@ -227,9 +227,20 @@ pub enum RpcError {
     /// Connecting, subscribing or publishing failed.
     #[error("transport: {0}")]
     Transport(String),
+    /// The NATS server refused this connection the right to publish or subscribe (the user's
+    /// `permissions` in the server's configuration): a call's subject or its reply inbox, a
+    /// service's subjects at start, a listener's JetStream API. See [`crate::permission_denials`].
+    #[error("permission denied by the NATS server: {}", denied(.0))]
+    PermissionDenied(Vec<crate::Denial>),
     /// A service was set up wrongly (a bad name, an endpoint registered twice).
     #[error("configuration: {0}")]
     Config(String),
+}
+
+/// `subscribe to `a`, publish to `b``, each subject escaped (a reply inbox is the caller's choice).
+fn denied(denials: &[crate::Denial]) -> String {
+    let each = denials.iter().map(|d| format!("{} `{}`", d.action, crate::escape::escape(&d.subject, 256)));
+    each.collect::<Vec<_>>().join(", ")
 }
 
 impl RpcError {
@@ -302,6 +313,44 @@ impl From<ServiceError> for RpcError {
         } else {
             RpcError::Remote(error)
         }
+    }
+}
+
+/// What a binary's `main` returns: any error, shown at exit as its message (and the messages of
+/// its causes) instead of the `Debug` form Rust's runtime would print for it.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> Result<(), natsrpc::MainError> {
+///     let nats = natsrpc::NatsConfig::from_env()?.with_name("orders").connect().await?;
+///     let port: u16 = std::env::var("PORT")?.parse()?;
+///     # let _ = (nats, port);
+///     Ok(())
+/// }
+/// ```
+pub struct MainError(Box<dyn std::error::Error + Send + Sync>);
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for MainError {
+    fn from(error: E) -> Self {
+        MainError(error.into())
+    }
+}
+
+impl std::fmt::Debug for MainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for MainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
     }
 }
 

@@ -86,11 +86,11 @@ pub mod validation;
 pub use client::{CallOptions, Client, RetryPolicy, Transport};
 pub use codec::Codec;
 pub use connection::{
-    DEFAULT_URL, NatsAuth, NatsConfig, NatsTls, VARIABLES as NATS_VARIABLES, connect, connect_with,
-    init_tracing, redact_url,
+    DEFAULT_URL, Denial, DeniedAction, NatsAuth, NatsConfig, NatsTls, VARIABLES as NATS_VARIABLES, connect,
+    connect_with, init_tracing, permission_denials, redact_url,
 };
 pub use contract::Request;
-pub use error::{ErrorKind, RpcError, ServiceError};
+pub use error::{ErrorKind, MainError, RpcError, ServiceError};
 pub use server::{
     Dispatched, Dispatcher, EndpointOptions, Finishing, Handler, RequestContext, Service, ServiceBuilder,
     State, StopReport, shutdown_signal,

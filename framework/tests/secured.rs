@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use natsrpc::testing::{NatsServer, TestCa};
-use natsrpc::{Client, NatsConfig};
+use natsrpc::{CallOptions, Client, NatsConfig};
 use support::{shop, valid_order};
 
 /// A configuration from `vars` alone (not the process's environment), pointed at `server`.
@@ -224,4 +224,67 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("natsrpc-secured-{name}-{}", nuid::next()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Users whose permissions leave something out: the refusal is an error that names the subject,
+/// at the service's start and at the call, never a service that silently hears nothing or a call
+/// that only times out.
+#[tokio::test]
+async fn permissions_left_out_are_named_at_start_and_at_the_call() {
+    let server = NatsServer::start_with_config(
+        r#"authorization { users = [
+            { user: shop, password: pw, permissions: {
+                subscribe: ["shop.>", "$SRV.>"], allow_responses: true } }
+            { user: half, password: pw, permissions: {
+                subscribe: ["shop.place_order", "$SRV.*"], allow_responses: true } }
+            { user: buyer, password: pw, permissions: {
+                publish: ["shop.place_order"], subscribe: ["_INBOX.>"] } }
+            { user: browser, password: pw, permissions: {
+                publish: ["shop.sleep"], subscribe: ["_INBOX.>"] } }
+            { user: deaf, password: pw, permissions: {
+                publish: ["shop.place_order"], subscribe: ["elsewhere.>"] } }
+        ] }"#,
+    )
+    .unwrap();
+    let as_user =
+        |user: &str| config(&server, "nats", &[("NATS_USER", user.into()), ("NATS_PASSWORD", "pw".into())]);
+
+    // A service whose user may not subscribe to its subjects (`shop.>`, and the Services API's
+    // `$SRV.*`, `$SRV.*.shop`, `$SRV.*.shop.*`) does not start, and says which.
+    let half = as_user("half").connect().await.unwrap();
+    let error = shop("half").start(&half).await.map(|_| ()).unwrap_err();
+    let natsrpc::RpcError::PermissionDenied(denied) = &error else { panic!("{error:?}") };
+    let subjects: Vec<&str> = denied.iter().map(|d| d.subject.as_str()).collect();
+    assert!(subjects.contains(&"shop.>") && subjects.contains(&"$SRV.*.shop"), "{subjects:?}");
+    assert!(!subjects.contains(&"$SRV.*"), "granted subjects are not listed: {subjects:?}");
+    assert!(
+        error.to_string().starts_with("permission denied by the NATS server: subscribe to `shop.>`"),
+        "{error}"
+    );
+
+    let nats = as_user("shop").connect().await.unwrap();
+    let service = shop("a").start(&nats).await.unwrap();
+    let call = CallOptions::new().timeout(Duration::from_millis(500));
+
+    let buyer_nats = as_user("buyer").connect().await.unwrap();
+    let buyer = Client::new(buyer_nats.clone());
+    assert_eq!(buyer.call(&valid_order()).await.unwrap().total_cents, 3499);
+    let error = buyer.call_with(&support::Pad { bytes: 1 }, call.clone()).await.unwrap_err();
+    assert!(matches!(&error, natsrpc::RpcError::PermissionDenied(d) if d.len() == 1), "{error:?}");
+    assert_eq!(error.to_string(), "permission denied by the NATS server: publish to `shop.pad`");
+
+    // A caller who may send but not hear replies learns that, not just that nothing came.
+    let deaf = Client::new(as_user("deaf").connect().await.unwrap());
+    let error = deaf.call_with(&valid_order(), call.clone()).await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("permission denied") && text.contains("subscribe to `_INBOX."), "{text}");
+
+    // A timeout with nothing refused stays a timeout.
+    let browser = Client::new(as_user("browser").connect().await.unwrap());
+    let slow = support::Sleep { millis: 2_000 };
+    let error = browser.call_with(&slow, call).await.unwrap_err();
+    assert!(matches!(error, natsrpc::RpcError::Timeout { .. }), "{error:?}");
+    let denied = natsrpc::permission_denials(&buyer_nats);
+    assert_eq!(denied.iter().map(|d| d.subject.as_str()).collect::<Vec<_>>(), ["shop.pad"]);
+    service.stop(Duration::from_secs(5)).await.unwrap();
 }

@@ -81,7 +81,10 @@ impl Transport for NatsTransport {
             let reply = self.0.send_request(subject, sent).await.map_err(|error| match error.kind() {
                 RequestErrorKind::NoResponders => RpcError::NoResponders { subject: subject.to_string() },
                 RequestErrorKind::TimedOut => {
-                    RpcError::Timeout { subject: subject.to_string(), after: request.timeout }
+                    denied(&self.0, subject, request.timeout).unwrap_or_else(|| RpcError::Timeout {
+                        subject: subject.to_string(),
+                        after: request.timeout,
+                    })
                 }
                 RequestErrorKind::MaxPayloadExceeded => RpcError::PayloadTooLarge(error.to_string()),
                 _ => RpcError::transport(error),
@@ -94,4 +97,24 @@ impl Transport for NatsTransport {
             Ok(Incoming { content_type, payload: reply.payload })
         })
     }
+}
+
+/// Why a call found no reply, when the server said it was not allowed: the request's subject
+/// refused for publishing, or the client's reply inbox for subscribing, during the call. The server
+/// drops such a request and says so only on the connection, so it is read there once the wait is
+/// over (nothing is looked up on the way of a call that succeeds).
+fn denied(client: &async_nats::Client, subject: &str, waited: std::time::Duration) -> Option<RpcError> {
+    let inbox = client.new_inbox();
+    let inbox_prefix = inbox.rsplit_once('.').map_or(inbox.as_str(), |(prefix, _)| prefix);
+    let inbox_prefix = format!("{inbox_prefix}.");
+    let window = waited + std::time::Duration::from_secs(1);
+    let denials: Vec<_> = crate::connection::denials::of(client)?
+        .within(window)
+        .into_iter()
+        .filter(|d| match d.action {
+            crate::DeniedAction::Publish => d.subject == subject,
+            crate::DeniedAction::Subscribe => d.subject.starts_with(&inbox_prefix),
+        })
+        .collect();
+    (!denials.is_empty()).then_some(RpcError::PermissionDenied(denials))
 }

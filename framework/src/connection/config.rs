@@ -10,7 +10,7 @@ use crate::error::RpcError;
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 
 /// The variables [`NatsConfig::from_env`] reads.
-pub const VARIABLES: [&str; 10] = [
+pub const VARIABLES: [&str; 11] = [
     "NATS_URL",
     "NATS_USER",
     "NATS_PASSWORD",
@@ -21,6 +21,7 @@ pub const VARIABLES: [&str; 10] = [
     "NATS_CERT",
     "NATS_KEY",
     "NATS_TLS_FIRST",
+    "NATS_INBOX_PREFIX",
 ];
 
 /// Where and how to connect to NATS.
@@ -58,6 +59,10 @@ pub struct NatsConfig {
     pub auth: NatsAuth,
     /// TLS: the CA to trust, a client certificate, handshake first.
     pub tls: NatsTls,
+    /// `NATS_INBOX_PREFIX`: where replies to this connection's requests arrive, instead of
+    /// `_INBOX`. With a prefix of its own per user, a server's permissions can let each one
+    /// subscribe to its own replies only (`_INBOX_orders.>`), not to everyone's.
+    pub inbox_prefix: Option<String>,
 }
 
 /// One way of authenticating to NATS.
@@ -97,7 +102,8 @@ pub struct NatsTls {
 impl NatsConfig {
     /// Reads the process's environment: `NATS_URL` (comma-separated servers), `NATS_USER` +
     /// `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_NKEY`, `NATS_CREDS` (at most one of these four ways),
-    /// `NATS_CA`, `NATS_CERT` + `NATS_KEY`, `NATS_TLS_FIRST` (`true`/`1`/`yes`). Empty counts as unset.
+    /// `NATS_CA`, `NATS_CERT` + `NATS_KEY`, `NATS_TLS_FIRST` (`true`/`1`/`yes`), `NATS_INBOX_PREFIX`.
+    /// Empty counts as unset.
     pub fn from_env() -> Result<Self, RpcError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -154,7 +160,15 @@ impl NatsConfig {
             Some(_) => return Err(config_error("NATS_TLS_FIRST: not true or false")),
         };
         let tls = NatsTls { ca: var("NATS_CA").map(PathBuf::from), client, first };
-        Ok(Self { servers, name: None, auth, tls })
+        let inbox_prefix = var("NATS_INBOX_PREFIX");
+        if let Some(prefix) = &inbox_prefix {
+            let token =
+                |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_graphic() && !"*>".contains(c));
+            if !prefix.split('.').all(token) {
+                return Err(config_error("NATS_INBOX_PREFIX: not a subject without wildcards"));
+            }
+        }
+        Ok(Self { servers, name: None, auth, tls, inbox_prefix })
     }
 
     /// The same, with the connection named `name` (a service's name, so that the server's
@@ -209,6 +223,9 @@ impl NatsConfig {
         if self.tls.first {
             options = options.tls_first();
         }
+        if let Some(prefix) = &self.inbox_prefix {
+            options = options.custom_inbox_prefix(prefix);
+        }
         Ok(options)
     }
 
@@ -246,6 +263,7 @@ impl std::fmt::Debug for NatsConfig {
             .field("name", &self.name)
             .field("auth", &self.auth)
             .field("tls", &self.tls)
+            .field("inbox_prefix", &self.inbox_prefix)
             .finish()
     }
 }
@@ -315,8 +333,10 @@ mod tests {
             ("NATS_CERT", "/c.pem"),
             ("NATS_KEY", "/k.pem"),
             ("NATS_TLS_FIRST", "yes"),
+            ("NATS_INBOX_PREFIX", "_INBOX_orders"),
         ]))
         .unwrap();
+        assert_eq!(config.inbox_prefix.as_deref(), Some("_INBOX_orders"));
         assert!(matches!(config.auth, NatsAuth::NKeySeedFile(_)));
         assert!(config.tls.ca.is_some() && config.tls.client.is_some() && config.tls.first);
     }
@@ -329,6 +349,8 @@ mod tests {
             (&[("NATS_CERT", "c")][..], "NATS_CERT is set without NATS_KEY"),
             (&[("NATS_NKEY", "s"), ("NATS_CREDS", "c")][..], "NATS_NKEY and NATS_CREDS are set"),
             (&[("NATS_TLS_FIRST", "maybe")][..], "NATS_TLS_FIRST"),
+            (&[("NATS_INBOX_PREFIX", "_INBOX.>")][..], "NATS_INBOX_PREFIX"),
+            (&[("NATS_INBOX_PREFIX", "a..b")][..], "NATS_INBOX_PREFIX"),
         ] {
             let vars: &'static [(&'static str, &'static str)] = Box::leak(vars.to_vec().into_boxed_slice());
             let error = NatsConfig::from_lookup(lookup(vars)).unwrap_err().to_string();

@@ -24,8 +24,10 @@ use std::time::Duration;
 use crate::error::RpcError;
 
 mod config;
+pub(crate) mod denials;
 
 pub use config::{DEFAULT_URL, NatsAuth, NatsConfig, NatsTls, VARIABLES, redact_url};
+pub use denials::{Denial, DeniedAction, permission_denials};
 
 /// Connects to `url` with connection events logged and unlimited reconnects: a service outlives a
 /// NATS server restart, and its subscriptions are restored when the server is back. For servers
@@ -51,27 +53,39 @@ async fn connect_to(
     auth: &str,
     options: async_nats::ConnectOptions,
 ) -> Result<async_nats::Client, RpcError> {
-    options
+    let denials = std::sync::Arc::new(denials::Denials::default());
+    let recording = std::sync::Arc::clone(&denials);
+    let client = options
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::info!("NATS connected"),
-                async_nats::Event::Disconnected => {
-                    tracing::warn!("NATS disconnected; reconnecting")
-                }
-                async_nats::Event::LameDuckMode => {
-                    tracing::warn!("NATS server entering lame duck mode")
-                }
-                async_nats::Event::SlowConsumer(sid) => {
-                    tracing::warn!(sid, "slow consumer: messages dropped")
-                }
-                other => tracing::info!(event = %other, "NATS event"),
-            }
+        .event_callback(move |event| {
+            let recording = std::sync::Arc::clone(&recording);
+            async move { log_event(event, &recording) }
         })
         .connect(servers)
         .await
-        .map_err(|error| RpcError::Transport(format!("cannot connect to {shown}: {}", refusal(&error, auth))))
+        .map_err(|error| {
+            RpcError::Transport(format!("cannot connect to {shown}: {}", refusal(&error, auth)))
+        })?;
+    denials::register(&client, denials);
+    Ok(client)
+}
+
+fn log_event(event: async_nats::Event, denials: &denials::Denials) {
+    use async_nats::{Event, ServerError};
+    match event {
+        Event::Connected => tracing::info!("NATS connected"),
+        Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
+        Event::LameDuckMode => tracing::warn!("NATS server entering lame duck mode"),
+        Event::SlowConsumer(sid) => tracing::warn!(sid, "slow consumer: messages dropped"),
+        Event::ServerError(ServerError::Other(text)) => match denials.record(&text) {
+            // The subject may be a caller's reply inbox, chosen by whoever sent the request.
+            Some(denial) => tracing::error!(action = %denial.action,
+                subject = %crate::escape::escape(&denial.subject, 256), "NATS permission denied"),
+            None => tracing::warn!(error = %crate::escape::escape(&text, 512), "NATS server error"),
+        },
+        other => tracing::info!(event = %other, "NATS event"),
+    }
 }
 
 /// Why a first connection failed, in words that point at the setting to check.

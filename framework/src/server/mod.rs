@@ -323,13 +323,37 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
     /// TLS), the connection named after the service, starts the service, serves until SIGINT or
     /// SIGTERM, then drains, giving requests in flight up to 10 seconds.
     pub async fn run(self) -> Result<StopReport, RpcError> {
+        let stop = shutdown_signal();
         let nats = crate::NatsConfig::from_env()?.with_name(self.name.clone()).connect().await?;
         let service = self.start(&nats).await?;
-        service.run_until(shutdown_signal(), Duration::from_secs(10)).await
+        service.run_until(stop, Duration::from_secs(10)).await
     }
 
     /// Subscribes the endpoints and the Services API subjects, and starts serving.
-    pub async fn start(mut self, client: &Client) -> Result<Service, RpcError> {
+    ///
+    /// A server that refuses the service's connection any of its subjects (its user's
+    /// `permissions`) fails the start with [`RpcError::PermissionDenied`] naming each one, instead
+    /// of a service that runs and never hears a request. The refusals are seen on connections made
+    /// by natsrpc ([`crate::connect`], [`crate::NatsConfig::connect`]).
+    pub async fn start(self, client: &Client) -> Result<Service, RpcError> {
+        let denials = crate::connection::denials::of(client);
+        let before = denials.as_ref().map_or(0, |d| d.count());
+        let started = self.start_unchecked(client).await;
+        let refused = match &denials {
+            Some(denials) => refused_at_start(client, denials, before).await,
+            None => Vec::new(),
+        };
+        if refused.is_empty() {
+            return started;
+        }
+        if let Ok(service) = started {
+            // Nothing was served: the subscriptions the server did grant are dropped at once.
+            let _ = service.stop(Duration::ZERO).await;
+        }
+        Err(RpcError::PermissionDenied(refused))
+    }
+
+    async fn start_unchecked(mut self, client: &Client) -> Result<Service, RpcError> {
         let receivers = self.receivers;
         let starting = std::mem::take(&mut self.listeners);
         let router = Arc::new(self.router()?);
@@ -398,6 +422,29 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             listening,
         })
     }
+}
+
+/// The refusals a start met: its subscriptions, and the JetStream API its listeners use. The
+/// server sends a refusal before it answers the start's closing flush, but async-nats hands it to
+/// the connection's event task, which may not have run yet: it gets a moment, on servers that
+/// authenticate (elsewhere nothing is ever refused).
+async fn refused_at_start(
+    client: &Client,
+    denials: &crate::connection::denials::Denials,
+    before: u64,
+) -> Vec<crate::Denial> {
+    if !client.server_info().auth_required {
+        return Vec::new();
+    }
+    let settle = tokio::time::Instant::now() + Duration::from_millis(50);
+    while denials.count() == before && tokio::time::Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ours = |d: &crate::Denial| match d.action {
+        crate::DeniedAction::Subscribe => true,
+        crate::DeniedAction::Publish => d.subject.starts_with("$JS."),
+    };
+    denials.since(before).into_iter().filter(ours).collect()
 }
 
 /// Services are built with [`Service::builder`].

@@ -21,8 +21,19 @@ impl ServiceProcess {
     /// Starts `binary` with `args`, `RUST_LOG=warn` and the environment `env`, its standard
     /// output discarded.
     pub fn spawn_with(binary: &str, args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Self> {
+        Self::spawn_logging(binary, args, env, Stdio::inherit())
+    }
+
+    /// [`ServiceProcess::spawn_with`], its log (standard error) going to `log`: a file, for a test
+    /// that reads what the service said.
+    pub fn spawn_logging(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: impl Into<Stdio>,
+    ) -> std::io::Result<Self> {
         let mut command = Command::new(binary);
-        command.args(args).env("RUST_LOG", "warn").stdout(Stdio::null());
+        command.args(args).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(log);
         for (name, value) in env {
             command.env(name, value);
         }

@@ -13,7 +13,7 @@ use faults::{FaultSettings, Faults};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), natsrpc::MainError> {
     natsrpc::init_tracing();
     let minutes: u64 = env_or("ANALYTICS_RETENTION_MINUTES", 60)?;
     let max_events: usize = env_or("ANALYTICS_MAX_EVENTS", analytics::domain::DEFAULT_MAX_EVENTS)?;

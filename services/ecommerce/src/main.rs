@@ -17,8 +17,10 @@ use natsrpc::Client;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), natsrpc::MainError> {
     natsrpc::init_tracing();
+    // Caught from here on: a SIGTERM while starting is a graceful stop too.
+    let stop = natsrpc::shutdown_signal();
     let skus: u32 = env_or("ECOMMERCE_SKUS", 1000)?;
     let units: u64 = env_or("ECOMMERCE_STOCK", 1_000_000)?;
     let faults = Arc::new(Faults::new(FaultSettings::from_env()?));
@@ -30,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shop = Arc::new(shop);
     shop.sweep(ecommerce::domain::SWEEP_EVERY);
     let service = ecommerce::service(shop).start(&nats).await?;
-    service.run_until(natsrpc::server::shutdown_signal(), Duration::from_secs(10)).await?;
+    service.run_until(stop, Duration::from_secs(10)).await?;
     Ok(())
 }
 

@@ -17,8 +17,10 @@ use natsrpc::Client;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), natsrpc::MainError> {
     natsrpc::init_tracing();
+    // Caught from here on: a SIGTERM while starting is a graceful stop too.
+    let stop = natsrpc::shutdown_signal();
     let faults = Arc::new(Faults::new(FaultSettings::from_env()?));
     tracing::info!("fileproc starting");
     // NATS_URL, and NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY.
@@ -29,6 +31,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_checks_at_once(limits.checks_at_once)
         .with_forwarding(forwarding);
     let service = fileproc::service(Arc::new(processor)).start(&nats).await?;
-    service.run_until(natsrpc::server::shutdown_signal(), Duration::from_secs(10)).await?;
+    service.run_until(stop, Duration::from_secs(10)).await?;
     Ok(())
 }
