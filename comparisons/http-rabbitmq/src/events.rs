@@ -61,9 +61,9 @@ pub struct AmqpEvents {
 }
 
 impl AmqpEvents {
-    /// Connects to `url` and declares what the events need.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, AmqpError> {
-        let connection = crate::connect(url, "http-rabbitmq events").await?;
+    /// Connects to `broker` and declares what the events need.
+    pub async fn connect(broker: &crate::Broker, prefix: &str) -> Result<Self, AmqpError> {
+        let connection = broker.connect("http-rabbitmq events").await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         declare(&channel, prefix).await?;
@@ -104,18 +104,18 @@ impl EventSink for AmqpEvents {
 /// queue is consumed once before this returns; should the consumer end later (the connection lost),
 /// the task consumes it again, with a growing pause between tries.
 pub async fn follow(
-    url: &str,
+    broker: &crate::Broker,
     prefix: &str,
     follower: Follower,
 ) -> Result<tokio::task::JoinHandle<()>, AmqpError> {
-    let (url, prefix) = (url.to_string(), prefix.to_string());
-    let mut consuming = Some(consume_events(&url, &prefix).await?);
+    let (broker, prefix) = (broker.clone(), prefix.to_string());
+    let mut consuming = Some(consume_events(&broker, &prefix).await?);
     Ok(tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
             let opened = match consuming.take() {
                 Some(opened) => Ok(opened),
-                None => consume_events(&url, &prefix).await,
+                None => consume_events(&broker, &prefix).await,
             };
             match opened {
                 Ok((connection, deliveries)) => {
@@ -131,8 +131,11 @@ pub async fn follow(
     }))
 }
 
-async fn consume_events(url: &str, prefix: &str) -> Result<(Connection, lapin::Consumer), AmqpError> {
-    let connection = crate::connect(url, "http-rabbitmq analytics events").await?;
+async fn consume_events(
+    broker: &crate::Broker,
+    prefix: &str,
+) -> Result<(Connection, lapin::Consumer), AmqpError> {
+    let connection = broker.connect("http-rabbitmq analytics events").await?;
     let channel = connection.create_channel().await?;
     channel.basic_qos(64, BasicQosOptions::default()).await?;
     let queue = declare(&channel, prefix).await?;

@@ -16,16 +16,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Connects to the broker at `url` with `lanes` channels; calls to `services` (in the queues
+    /// Connects to `broker` with `lanes` channels; calls to `services` (in the queues
     /// named with `queue_prefix`) give up after `timeout`.
     pub async fn connect(
-        url: &str,
+        broker: &crate::Broker,
         queue_prefix: &str,
         services: Vec<String>,
         lanes: usize,
         timeout: Duration,
     ) -> Result<Self, AmqpError> {
-        let rpc = AmqpRpc::connect(url, "http-rabbitmq gateway", queue_prefix, lanes).await?;
+        let rpc = AmqpRpc::connect(broker, "http-rabbitmq gateway", queue_prefix, lanes).await?;
         Ok(Self { rpc, timeout, services })
     }
 }

@@ -20,16 +20,15 @@
 //! the request's `reply_to` and acknowledges the request → the gateway's reply consumer finds the
 //! waiting call by correlation id → HTTP response.
 
+pub mod broker;
 pub mod events;
 pub mod gateway;
 pub mod rpc;
 pub mod worker;
 
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties};
 
-/// The default broker address.
-pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub use broker::{Broker, DEFAULT_AMQP_URL};
 
 /// Message header with the request's subject (`{service}.{endpoint}`).
 pub const SUBJECT: &str = "subject";
@@ -43,9 +42,17 @@ pub const DEADLINE: &str = "x-deadline-ms";
 /// What can go wrong on this stack.
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
-    /// The broker could not be reached or refused an operation.
+    /// The broker refused an operation, or the connection broke.
     #[error("amqp: {0}")]
     Broker(#[from] lapin::Error),
+    /// The first connection failed: which broker (its password hidden), and why.
+    #[error("cannot connect to {broker}: {reason}")]
+    Connect {
+        /// The URL, redacted.
+        broker: String,
+        /// The cause, in words that point at the setting to check.
+        reason: String,
+    },
     /// A service could not be built.
     #[error(transparent)]
     Stack(#[from] stack::StackError),
@@ -97,12 +104,6 @@ pub async fn consume(channel: &lapin::Channel, queue: &str) -> Result<(lapin::Co
         )
         .await?;
     Ok((consumer, tag))
-}
-
-/// Connects to the broker at `url`, naming the connection (as the management UI shows it).
-pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Ok(Connection::connect(url, properties).await?)
 }
 
 /// A text header of a message.

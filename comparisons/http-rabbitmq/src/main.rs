@@ -1,7 +1,8 @@
 //! `http-rabbitmq gateway` and `http-rabbitmq worker`: the two kinds of process of the
 //! HTTP+RabbitMQ stack.
 //!
-//! Both read `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`) and `QUEUE_PREFIX`
+//! Both read `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`; user, password and virtual
+//! host in it, `amqps://` for TLS), `AMQP_CA` and `AMQP_CERT` + `AMQP_KEY` (see [`Broker`]), `QUEUE_PREFIX`
 //! (default `rpc`: the queues are `rpc.ecommerce`, `rpc.analytics` and `rpc.fileproc`).
 //! - `gateway`: `HTTP_ADDR` (default `127.0.0.1:8081`), `GATEWAY_TIMEOUT_MS` (default 5000),
 //!   `AMQP_CHANNELS` (default 4).
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use http_rabbitmq::events::{self, AmqpEvents};
 use http_rabbitmq::rpc::{AmqpRpc, AmqpTransport};
-use http_rabbitmq::{AmqpError, DEFAULT_AMQP_URL, DEFAULT_QUEUE_PREFIX, gateway::Gateway, worker};
+use http_rabbitmq::{AmqpError, Broker, DEFAULT_QUEUE_PREFIX, gateway::Gateway, worker};
 use stack::{Hosting, Links, StoreKind};
 
 #[global_allocator]
@@ -26,14 +27,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
     natsrpc::init_tracing();
-    let url = std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_string());
+    let broker = Broker::from_env()?;
     let prefix = std::env::var("QUEUE_PREFIX").unwrap_or_else(|_| DEFAULT_QUEUE_PREFIX.to_string());
     match std::env::args().nth(1).as_deref() {
         Some("gateway") => {
             let timeout = Duration::from_millis(env_or("GATEWAY_TIMEOUT_MS", 5000)?);
             let services = stack::SERVICES.iter().map(|s| s.to_string()).collect();
             let gateway =
-                Gateway::connect(&url, &prefix, services, env_or("AMQP_CHANNELS", 4)?, timeout).await?;
+                Gateway::connect(&broker, &prefix, services, env_or("AMQP_CHANNELS", 4)?, timeout).await?;
             let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8081".to_string());
             let listener = tokio::net::TcpListener::bind(&address).await?;
             tracing::info!(%address, ?timeout, "http-rabbitmq gateway listening");
@@ -44,15 +45,15 @@ async fn main() -> Result<(), natsrpc::MainError> {
         Some("worker") => {
             let hosting = Hosting::from_env(StoreKind::Redis)?;
             // Calls to other services go back through the broker, as the gateway's do.
-            let rpc = AmqpRpc::connect(&url, "http-rabbitmq worker calls", &prefix, 2).await?;
+            let rpc = AmqpRpc::connect(&broker, "http-rabbitmq worker calls", &prefix, 2).await?;
             let peers = natsrpc::Client::over(AmqpTransport(Arc::new(rpc)));
             let mut links = Links { peers: Some(peers), events: None };
             if hosting.order_events {
-                links.events = Some(Arc::new(AmqpEvents::connect(&url, &prefix).await?));
+                links.events = Some(Arc::new(AmqpEvents::connect(&broker, &prefix).await?));
             }
             let hosted = hosting.host(links).await?;
             let _following = if hosting.order_events && hosting.hosts(analytics::contracts::SERVICE) {
-                Some(events::follow(&url, &prefix, hosted.follower).await?)
+                Some(events::follow(&broker, &prefix, hosted.follower).await?)
             } else {
                 None
             };
@@ -65,8 +66,15 @@ async fn main() -> Result<(), natsrpc::MainError> {
             });
             let finishing: Vec<natsrpc::Finishing> =
                 hosted.dispatchers.iter().map(|d| d.finishing()).collect();
-            worker::serve_until(&url, &prefix, hosted.dispatchers, prefetch, Duration::from_secs(10), stop)
-                .await;
+            worker::serve_until(
+                &broker,
+                &prefix,
+                hosted.dispatchers,
+                prefetch,
+                Duration::from_secs(10),
+                stop,
+            )
+            .await;
             // Handlers still running past their callers' deadlines end what they began.
             let abandoned = natsrpc::Finishing::wait_all(finishing, Duration::from_secs(10)).await;
             tracing::info!(abandoned, "worker stopped");

@@ -80,10 +80,15 @@ pub struct AmqpRpc {
 }
 
 impl AmqpRpc {
-    /// Connects to the broker at `url` (naming the connection `name`) with `lanes` channels; calls
+    /// Connects to `broker` (naming the connection `name`) with `lanes` channels; calls
     /// go to the queues named with `queue_prefix`.
-    pub async fn connect(url: &str, name: &str, queue_prefix: &str, lanes: usize) -> Result<Self, AmqpError> {
-        let connection = crate::connect(url, name).await?;
+    pub async fn connect(
+        broker: &crate::Broker,
+        name: &str,
+        queue_prefix: &str,
+        lanes: usize,
+    ) -> Result<Self, AmqpError> {
+        let connection = broker.connect(name).await?;
         let mut all = Vec::new();
         for _ in 0..lanes.max(1) {
             let channel = connection.create_channel().await?;

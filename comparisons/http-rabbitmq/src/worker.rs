@@ -22,7 +22,7 @@ use crate::{
     AmqpError, CORRELATION_ID, DEADLINE, STATUS, SUBJECT, declare_queue, number_header, text_header,
 };
 
-/// Serves `services` from the broker at `url` (queues named with `queue_prefix`) until `shutdown`
+/// Serves `services` from `broker` (queues named with `queue_prefix`) until `shutdown`
 /// resolves, holding at most `prefetch` unacknowledged requests per service; then drains for up
 /// to `grace`.
 ///
@@ -30,14 +30,14 @@ use crate::{
 /// lost): the caller starts it again ([`serve_until`] does), and the requests it held go back to
 /// the queue meanwhile.
 pub async fn serve(
-    url: &str,
+    broker: &crate::Broker,
     queue_prefix: &str,
     services: Arc<Vec<Dispatcher>>,
     prefetch: u16,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AmqpError> {
-    let connection = crate::connect(url, "http-rabbitmq worker").await?;
+    let connection = broker.connect("http-rabbitmq worker").await?;
     let channel = connection.create_channel().await?;
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let mut consumers = Vec::new();
@@ -81,7 +81,7 @@ pub async fn serve(
 /// [`serve`] until `stop` is cancelled, starting it again (with a growing pause) whenever it ends
 /// for any other reason: a worker outlives a broker restart.
 pub async fn serve_until(
-    url: &str,
+    broker: &crate::Broker,
     queue_prefix: &str,
     services: Vec<Dispatcher>,
     prefetch: u16,
@@ -91,9 +91,15 @@ pub async fn serve_until(
     let services = Arc::new(services);
     let mut backoff = Duration::from_millis(100);
     loop {
-        let served =
-            serve(url, queue_prefix, Arc::clone(&services), prefetch, grace, stop.clone().cancelled_owned())
-                .await;
+        let served = serve(
+            broker,
+            queue_prefix,
+            Arc::clone(&services),
+            prefetch,
+            grace,
+            stop.clone().cancelled_owned(),
+        )
+        .await;
         if stop.is_cancelled() {
             if let Err(error) = served {
                 tracing::warn!(%error, "worker stopped with an error");

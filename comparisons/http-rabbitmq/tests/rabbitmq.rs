@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use http_api::client::{HttpTransport, Routes};
-use http_rabbitmq::{DEFAULT_AMQP_URL, queue_name};
+use http_rabbitmq::{Broker, DEFAULT_AMQP_URL, queue_name};
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use natsrpc::Client;
@@ -67,7 +67,7 @@ impl Deployment {
 
     /// (ready messages, consumers) of a service's queue; (0, 0) when it does not exist yet.
     async fn queue(&self, service: &str) -> (u32, u32) {
-        let connection = http_rabbitmq::connect(DEFAULT_AMQP_URL, "test probe").await.unwrap();
+        let connection = Broker::new(DEFAULT_AMQP_URL).connect("test probe").await.unwrap();
         let channel = connection.create_channel().await.unwrap();
         let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
         let name = queue_name(&self.prefix, service);
@@ -81,7 +81,7 @@ impl Deployment {
 
     async fn clear(&self) {
         RedisPool::connect("redis://127.0.0.1:6379", 1, &self.prefix).await.unwrap().clear().await.unwrap();
-        let connection = http_rabbitmq::connect(DEFAULT_AMQP_URL, "test clean-up").await.unwrap();
+        let connection = Broker::new(DEFAULT_AMQP_URL).connect("test clean-up").await.unwrap();
         let channel = connection.create_channel().await.unwrap();
         for service in stack::SERVICES {
             let name = queue_name(&self.prefix, service);
@@ -127,7 +127,7 @@ async fn every_sample_gets_the_answer_it_gets_over_nats() {
 async fn a_request_whose_worker_dies_is_answered_by_another_and_acknowledged_once() {
     let deployment = Deployment::new();
     // The first worker is the test itself, so that it knows when it holds the request.
-    let connection = http_rabbitmq::connect(DEFAULT_AMQP_URL, "doomed worker").await.unwrap();
+    let connection = Broker::new(DEFAULT_AMQP_URL).connect("doomed worker").await.unwrap();
     let channel = connection.create_channel().await.unwrap();
     channel.basic_qos(1, BasicQosOptions::default()).await.unwrap();
     let queue = http_rabbitmq::declare_queue(&channel, &deployment.prefix, "ecommerce").await.unwrap();

@@ -7,7 +7,7 @@
 /// a handler's panic message may quote the request, and the default hook would print it raw.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    if tracing_subscriber::fmt().with_env_filter(filter).try_init().is_ok() {
+    if tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init().is_ok() {
         std::panic::set_hook(Box::new(|info| {
             let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
             let text = crate::server::panic_text(info.payload());

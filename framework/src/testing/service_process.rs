@@ -21,19 +21,29 @@ impl ServiceProcess {
     /// Starts `binary` with `args`, `RUST_LOG=warn` and the environment `env`, its standard
     /// output discarded.
     pub fn spawn_with(binary: &str, args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Self> {
-        Self::spawn_logging(binary, args, env, Stdio::inherit())
+        Self::spawn_to(binary, args, env, Stdio::null(), Stdio::inherit())
     }
 
-    /// [`ServiceProcess::spawn_with`], its log (standard error) going to `log`: a file, for a test
-    /// that reads what the service said.
+    /// [`ServiceProcess::spawn_with`], all it prints (standard output and error) going to `log`:
+    /// for a test that reads what the service said.
     pub fn spawn_logging(
         binary: &str,
         args: &[&str],
         env: &[(&str, &str)],
-        log: impl Into<Stdio>,
+        log: std::fs::File,
+    ) -> std::io::Result<Self> {
+        Self::spawn_to(binary, args, env, log.try_clone()?.into(), log.into())
+    }
+
+    fn spawn_to(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: Stdio,
+        stderr: Stdio,
     ) -> std::io::Result<Self> {
         let mut command = Command::new(binary);
-        command.args(args).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(log);
+        command.args(args).env("RUST_LOG", "warn").stdout(stdout).stderr(stderr);
         for (name, value) in env {
             command.env(name, value);
         }

@@ -1,6 +1,7 @@
 //! For the stacks' tests: the sample-parity check every stack must pass ([`parity`]), checks of
 //! the services working together over any stack's transport ([`checks`]), stack binaries run
-//! as processes on free ports ([`spawn_http`]), a private Redis to stall ([`RedisServer`]), and
+//! as processes on free ports ([`spawn_http`]), a private Redis to stall ([`RedisServer`]), a private
+//! RabbitMQ with a user, a virtual host and TLS of its own ([`RabbitServer`]), and
 //! the hostile-input corpus replayed through any transport ([`hostile`]), and requests made to
 //! break the services from arbitrary bytes, for property tests and fuzzing ([`fuzz`]).
 
@@ -9,7 +10,9 @@ pub mod fuzz;
 pub mod hostile;
 pub mod parity;
 mod process;
+mod rabbit_server;
 mod redis_server;
 
 pub use process::{free_port, spawn_http};
+pub use rabbit_server::{RabbitServer, RabbitTls};
 pub use redis_server::RedisServer;
