@@ -43,11 +43,7 @@ pub enum StackClient {
     },
     /// `POST {base}/{service}/{endpoint}`.
     Http {
-        /// For the runner's own questions (`GET /stats`).
-        http: reqwest::Client,
-        /// `http://host:port`.
-        base: String,
-        /// The load's connections.
+        /// The load's connections, and the runner's own questions' (`GET /stats`).
         connections: Arc<HttpConnections>,
         /// For an echo control: the path every request goes to.
         echo_path: Option<String>,
@@ -63,6 +59,8 @@ pub enum StackClient {
 pub struct HttpConnections {
     /// `host:port`.
     authority: String,
+    /// For `https://`: the TLS client and the name the server's certificate must carry.
+    tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
     /// `/service/endpoint` of each `service.endpoint`.
     paths: std::collections::HashMap<String, String>,
     idle: std::sync::Mutex<Vec<Connection>>,
@@ -78,8 +76,60 @@ impl std::fmt::Debug for HttpConnections {
 /// One keep-alive connection and what it has read past the last answer (nothing, with servers
 /// that do not answer early).
 struct Connection {
-    stream: tokio::net::TcpStream,
+    stream: Stream,
     read: BytesMut,
+}
+
+/// A connection's bytes: plain TCP, or TLS over it.
+enum Stream {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
+            Stream::Tls(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
+            Stream::Tls(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => std::pin::Pin::new(stream).poll_flush(cx),
+            Stream::Tls(stream) => std::pin::Pin::new(stream).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
+            Stream::Tls(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
+        }
+    }
 }
 
 /// The largest response head read (status line and headers).
@@ -97,10 +147,42 @@ fn too_large() -> Exchange {
 }
 
 impl HttpConnections {
+    /// Connections to `spec`'s stack (`http://` or `https://`), each request giving up after
+    /// `timeout`.
+    pub fn to(spec: &StackSpec, timeout: Duration) -> Result<Self, crate::BenchError> {
+        let authority = crate::stacks::host_port(&spec.url)
+            .ok_or_else(|| crate::BenchError::Config(format!("bad url {}", spec.url)))?
+            .to_string();
+        let tls = match spec.http_tls()? {
+            None => None,
+            Some(config) => {
+                let host = authority.rsplit_once(':').map_or(authority.as_str(), |(host, _)| host);
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| crate::BenchError::Config(format!("{}: {e}", spec.url)))?;
+                Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+            }
+        };
+        let paths = crate::workload::ENDPOINTS
+            .iter()
+            .map(|e| (e.to_string(), format!("/{}", e.replacen('.', "/", 1))))
+            .collect();
+        Ok(Self { authority, tls, paths, idle: std::sync::Mutex::default(), timeout })
+    }
+
     /// `POST`s `body` to `path`; answers the status and body.
-    async fn post(&self, path: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
+    pub async fn post(&self, path: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
+        self.send("POST", path, body).await
+    }
+
+    /// `GET`s `path`; answers the status and body.
+    pub async fn get(&self, path: &str) -> Result<(u16, Bytes), SendError> {
+        self.send("GET", path, Bytes::new()).await
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
         let mut request = Vec::with_capacity(160 + path.len() + body.len());
-        request.extend_from_slice(b"POST ");
+        request.extend_from_slice(method.as_bytes());
+        request.push(b' ');
         request.extend_from_slice(path.as_bytes());
         request.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         request.extend_from_slice(self.authority.as_bytes());
@@ -148,6 +230,15 @@ impl HttpConnections {
             _ => SendError::Transport(e.to_string()),
         })?;
         let _ = stream.set_nodelay(true);
+        let stream = match &self.tls {
+            None => Stream::Plain(stream),
+            Some((connector, name)) => Stream::Tls(Box::new(
+                connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|e| SendError::Transport(format!("TLS failed: {e}")))?,
+            )),
+        };
         Ok(Connection { stream, read: BytesMut::with_capacity(16 * 1024) })
     }
 }
@@ -345,29 +436,8 @@ impl StackClient {
                 StackClient::Nats { nats, echo_subject: spec.echo_subject.clone(), timeout }
             }
             Transport::Http => {
-                let http = reqwest::Client::builder()
-                    .timeout(timeout)
-                    .build()
-                    .map_err(|e| crate::BenchError::Process(e.to_string()))?;
-                let authority = crate::stacks::host_port(&spec.url)
-                    .ok_or_else(|| crate::BenchError::Config(format!("bad url {}", spec.url)))?
-                    .to_string();
-                let paths = crate::workload::ENDPOINTS
-                    .iter()
-                    .map(|e| (e.to_string(), format!("/{}", e.replacen('.', "/", 1))))
-                    .collect();
-                let connections = Arc::new(HttpConnections {
-                    authority,
-                    paths,
-                    idle: std::sync::Mutex::default(),
-                    timeout,
-                });
-                StackClient::Http {
-                    http,
-                    base: spec.url.clone(),
-                    connections,
-                    echo_path: spec.echo_subject.clone(),
-                }
+                let connections = Arc::new(HttpConnections::to(spec, timeout)?);
+                StackClient::Http { connections, echo_path: spec.echo_subject.clone() }
             }
         })
     }
@@ -533,6 +603,8 @@ mod tests {
             url: format!("http://{address}"),
             echo_subject: None,
             unvalidated_control_of: None,
+            ca: None,
+            secured_variant_of: None,
             nats: Default::default(),
             brokers: Vec::new(),
             processes: Vec::new(),

@@ -564,8 +564,9 @@ pub enum Transport {
     Http,
 }
 
-/// One stack: what it is, where it listens, and its processes.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// One stack: what it is, where it listens, and its processes. Its `{:?}` leaves out every value
+/// that `${NAME}` may have filled with a secret (see [`StackSpec::nats`]).
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StackSpec {
     /// One line for the report.
@@ -591,6 +592,15 @@ pub struct StackSpec {
     /// the file is loaded, so that no secret has to sit in the file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nats: BTreeMap<String, String>,
+    /// For an `https://` stack: a PEM file of the CA that signed its certificate (`${NAME}` expanded
+    /// as in `nats`); the system's CAs when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// For a secured variant (TLS and credentials, on brokers of its own that its processes
+    /// start): the plain stack it copies. The report sets the two side by side: what security
+    /// costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secured_variant_of: Option<String>,
     /// The brokers it uses (`nats`, `redis`, `rabbitmq`), whose CPU and memory count as its own.
     #[serde(default)]
     pub brokers: Vec<String>,
@@ -599,13 +609,18 @@ pub struct StackSpec {
 }
 
 /// One kind of process of a stack.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessSpec {
     /// Its role (`api`, `worker`...), for logs and the report.
     pub name: String,
-    /// A binary of this workspace and its arguments.
+    /// A binary of this workspace (or, failing that, a program on the `PATH`, such as a broker
+    /// the stack starts itself) and its arguments; `${NAME}` is expanded as in `nats`.
     pub command: Vec<String>,
+    /// `host:port` it listens on, for a broker the stack starts itself: the port must be free
+    /// before the stack starts, and the next process starts once it accepts connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listens: Option<String>,
     /// How many to run.
     #[serde(default = "one")]
     pub instances: u32,
@@ -621,6 +636,29 @@ fn one() -> u32 {
     1
 }
 
+/// Names the settings and leaves their values out: a password from `${NAME}` may be any of them.
+impl std::fmt::Debug for StackSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackSpec")
+            .field("transport", &self.transport)
+            .field("url", &natsrpc::redact_url(&self.url))
+            .field("nats", &self.nats.keys().collect::<Vec<_>>())
+            .field("processes", &self.processes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The program and the names of its settings, not its arguments or their values.
+impl std::fmt::Debug for ProcessSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessSpec")
+            .field("name", &self.name)
+            .field("program", &self.command.first())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 impl StackSpec {
     /// How the runner and the stack's processes connect to its NATS server: `url` and the `nats`
     /// settings.
@@ -630,6 +668,16 @@ impl StackSpec {
             other => self.nats.get(other).cloned(),
         })
         .map_err(|e| BenchError::Config(e.to_string()))
+    }
+
+    /// For an `https://` stack, how the runner's clients trust its certificate (`ca`, else the
+    /// system's CAs); `None` for plain HTTP.
+    pub fn http_tls(&self) -> Result<Option<rustls::ClientConfig>, BenchError> {
+        if !self.url.starts_with("https://") {
+            return Ok(None);
+        }
+        let ca = self.ca.as_deref().map(std::path::Path::new);
+        http_api::tls::client_config(ca, "ca").map(Some).map_err(|e| BenchError::Config(e.to_string()))
     }
 
     /// A connection to its NATS server as the runner's own (no request timeout of its own).
@@ -794,21 +842,50 @@ impl BenchmarkConfig {
     pub fn load(path: &Path) -> Result<Self, BenchError> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| BenchError::Config(format!("{}: {error}", path.display())))?;
-        Self::parse(&text, &path.display().to_string())
+        let dir = path.parent().map(|dir| std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
+        Self::parse_in(&text, &path.display().to_string(), dir.as_deref())
     }
 
     /// Parses and checks `text`, naming `origin` in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, BenchError> {
+        Self::parse_in(text, origin, None)
+    }
+
+    /// [`BenchmarkConfig::parse`] of a file in `dir`, which `${BENCH_CONFIG_DIR}` names (so that a
+    /// process can be given a file beside the configuration, wherever the runner is started).
+    fn parse_in(text: &str, origin: &str, dir: Option<&Path>) -> Result<Self, BenchError> {
         let mut config: Self = serde_yaml::from_str(text).map_err(|error| {
             let place = error.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
             BenchError::Config(format!("{origin}{place}: {error}"))
         })?;
-        let environment = |name: &str| std::env::var(name).ok();
+        // The run's own secrets first (made only when named), then the runner's environment.
+        if crate::run_secrets::NAMES.iter().any(|name| text.contains(&format!("${{{name}}}"))) {
+            crate::run_secrets::RunSecrets::get()
+                .map_err(|e| BenchError::Config(format!("{origin}: {e}")))?;
+        }
+        let environment = |name: &str| match name {
+            "BENCH_CONFIG_DIR" => dir.map(|dir| dir.display().to_string()),
+            _ => crate::run_secrets::lookup(name).ok().flatten().or_else(|| std::env::var(name).ok()),
+        };
         for (name, stack) in &mut config.stacks {
+            let at = |place: String| {
+                move |problem| BenchError::Config(format!("{origin}: stacks.{name}.{place}: {problem}"))
+            };
             for (variable, value) in &mut stack.nats {
-                *value = expand(value, &environment).map_err(|problem| {
-                    BenchError::Config(format!("{origin}: stacks.{name}.nats.{variable}: {problem}"))
-                })?;
+                *value = expand(value, &environment).map_err(at(format!("nats.{variable}")))?;
+            }
+            if let Some(ca) = &mut stack.ca {
+                *ca = expand(ca, &environment).map_err(at("ca".to_string()))?;
+            }
+            for process in &mut stack.processes {
+                for (i, argument) in process.command.iter_mut().enumerate() {
+                    *argument = expand(argument, &environment)
+                        .map_err(at(format!("{}.command[{i}]", process.name)))?;
+                }
+                for (variable, value) in &mut process.env {
+                    *value = expand(value, &environment)
+                        .map_err(at(format!("{}.env.{variable}", process.name)))?;
+                }
             }
         }
         config.check().map_err(|problem| BenchError::Config(format!("{origin}: {problem}")))?;
@@ -824,7 +901,7 @@ impl BenchmarkConfig {
         for (name, stack) in &self.stacks {
             let schemes: &[&str] = match stack.transport {
                 Transport::Nats => &["nats://", "tls://"],
-                Transport::Http => &["http://"],
+                Transport::Http => &["http://", "https://"],
             };
             if !schemes.iter().any(|scheme| stack.url.starts_with(scheme))
                 || crate::stacks::host_port(&stack.url).is_none()
@@ -875,6 +952,21 @@ impl BenchmarkConfig {
                     ));
                 }
             }
+            if let Some(of) = &stack.secured_variant_of {
+                let copied = self.stacks.get(of).filter(|copied| {
+                    of != name
+                        && copied.transport == stack.transport
+                        && copied.secured_variant_of.is_none()
+                        && copied.unvalidated_control_of.is_none()
+                });
+                if copied.is_none() || stack.unvalidated_control_of.is_some() {
+                    return Err(format!(
+                        "stacks.{name}.secured_variant_of: {of:?} is not another plain stack of the same transport \
+                         (there are {})",
+                        names(&self.stacks)
+                    ));
+                }
+            }
             if stack.processes.is_empty() {
                 return Err(format!("stacks.{name}.processes: a stack needs at least one process"));
             }
@@ -884,6 +976,13 @@ impl BenchmarkConfig {
                 }
                 if process.instances == 0 {
                     return Err(format!("stacks.{name}.processes[{i}].instances: must be at least 1"));
+                }
+                if let Some(address) = &process.listens
+                    && (process.instances != 1 || address.parse::<std::net::SocketAddr>().is_err())
+                {
+                    return Err(format!(
+                        "stacks.{name}.processes[{i}].listens: {address:?} is not one process's ip:port"
+                    ));
                 }
                 if let Some(cpus) = &process.cpus {
                     check_cpu_list(cpus, machine_cores())
@@ -1170,6 +1269,40 @@ mod tests {
                 BenchmarkConfig::parse(&stack(nats, transport, url), "b.yaml").unwrap_err().to_string();
             assert!(error.contains(says), "{error}");
         }
+    }
+
+    #[test]
+    fn the_runs_own_secrets_fill_commands_and_settings_and_stay_out_of_debug() {
+        let text = r#"stacks:
+  plain: {description: d, transport: http, url: "http://127.0.0.1:8080", processes: [{name: api, command: [http-redis]}]}
+  s:
+    description: d
+    transport: http
+    url: https://127.0.0.1:8443
+    ca: "${BENCH_TLS_CA}"
+    secured_variant_of: plain
+    processes:
+      - {name: broker, command: [redis-server, --requirepass, "${BENCH_SECRET}"], listens: "127.0.0.1:6435"}
+      - {name: api, command: [http-redis], env: {REDIS_URL: "rediss://:${BENCH_SECRET}@127.0.0.1:6435"}}
+"#;
+        let config = BenchmarkConfig::parse(text, "b.yaml").unwrap();
+        let secret = crate::run_secrets::lookup("BENCH_SECRET").unwrap().unwrap();
+        let spec = &config.stacks["s"];
+        assert_eq!(spec.processes[0].command[2], secret);
+        assert!(spec.processes[1].env["REDIS_URL"].contains(&secret));
+        assert!(spec.ca.as_deref().is_some_and(|ca| std::path::Path::new(ca).is_file()));
+        assert!(spec.http_tls().unwrap().is_some(), "an https:// stack gets a TLS client trusting its ca");
+        let shown = format!("{spec:?}");
+        assert!(!shown.contains(&secret) && shown.contains("REDIS_URL"), "{shown}");
+
+        for (from, to, says) in [
+            ("secured_variant_of: plain", "secured_variant_of: s", "secured_variant_of"),
+            ("listens: \"127.0.0.1:6435\"", "listens: localhost", "listens"),
+        ] {
+            let error = BenchmarkConfig::parse(&text.replace(from, to), "b.yaml").unwrap_err().to_string();
+            assert!(error.contains(says), "{error}");
+        }
+        crate::run_secrets::RunSecrets::remove();
     }
 
     #[test]

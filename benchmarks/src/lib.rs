@@ -24,6 +24,7 @@ pub mod recorder;
 pub mod report;
 pub mod resources;
 pub mod results;
+pub mod run_secrets;
 pub mod runner;
 pub mod selfcheck;
 pub mod soak;

@@ -83,6 +83,9 @@ pub struct StackResult {
     /// For a validation-off control: the stack it copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unvalidated_control_of: Option<String>,
+    /// For a secured variant (TLS and credentials): the plain stack it copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secured_variant_of: Option<String>,
 }
 
 /// Latency percentiles, microseconds.

@@ -149,6 +149,7 @@ impl Runner {
                         .filter_map(|p| Some((p.name.clone(), p.cpus.clone()?)))
                         .collect(),
                     unvalidated_control_of: spec.unvalidated_control_of.clone(),
+                    secured_variant_of: spec.secured_variant_of.clone(),
                 });
             }
             scenarios.push(ScenarioResult {
@@ -302,6 +303,7 @@ fn groups(running: &RunningStack, spec: &StackSpec, each_process: bool) -> Vec<G
             running
                 .members()
                 .iter()
+                .filter(|m| !m.broker)
                 .map(|m| Group { name: format!("stack/{}", m.role), pids: vec![m.pid()] }),
         );
     }
@@ -573,10 +575,8 @@ async fn service_stats(client: &StackClient) -> Vec<serde_json::Value> {
                 }
             }
         }
-        StackClient::Http { http, base, .. } => {
-            if let Ok(response) = http.get(format!("{base}/stats")).send().await
-                && response.status().is_success()
-                && let Ok(bytes) = response.bytes().await
+        StackClient::Http { connections, .. } => {
+            if let Ok((200, bytes)) = connections.get("/stats").await
                 && let Ok(serde_json::Value::Array(all)) = serde_json::from_slice(&bytes)
             {
                 answers = all;

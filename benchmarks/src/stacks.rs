@@ -43,6 +43,22 @@ pub struct StartOptions {
 }
 
 impl StartOptions {
+    /// The program a process's command names: the workspace's binary beside the runner, else a
+    /// program on the `PATH` (a broker the stack starts itself, such as `nats-server`), or an
+    /// absolute path.
+    pub fn program(&self, name: &str) -> Option<PathBuf> {
+        let beside = self.bin_dir.join(name);
+        if beside.is_file() {
+            return Some(beside);
+        }
+        if name.contains('/') {
+            // A path of its own (a script of the repository's, by `${BENCH_CONFIG_DIR}/..`).
+            return Path::new(name).is_absolute().then(|| PathBuf::from(name)).filter(|path| path.is_file());
+        }
+        let paths = std::env::var_os("PATH")?;
+        std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+    }
+
     /// Binaries beside the running executable, logs in `log_dir`.
     pub fn beside_this_binary(log_dir: &Path) -> Result<Self, BenchError> {
         let exe = std::env::current_exe().map_err(|e| BenchError::Process(e.to_string()))?;
@@ -61,6 +77,9 @@ impl StartOptions {
 pub struct Member {
     /// Its role and instance: `worker-1`.
     pub role: String,
+    /// Whether it is a broker the stack starts itself (a process that `listens`): its CPU and
+    /// memory count with the brokers', as the shared brokers' do for the other stacks.
+    pub broker: bool,
     child: Child,
 }
 
@@ -117,7 +136,9 @@ impl RunningStack {
                 } else {
                     process.name.clone()
                 };
-                let binary = options.bin_dir.join(&process.command[0]);
+                let binary = options
+                    .program(&process.command[0])
+                    .unwrap_or_else(|| options.bin_dir.join(&process.command[0]));
                 let log = options.log_dir.join(format!("{name}-{role}.log"));
                 let log =
                     File::create(&log).map_err(|e| BenchError::Process(format!("{}: {e}", log.display())))?;
@@ -141,11 +162,17 @@ impl RunningStack {
                 // mimalloc on transparent huge pages zeroes 2 MiB for every page it takes back
                 // (15% of a busy service's CPU): off for every stack alike, whatever the host's mode.
                 command.env("MIMALLOC_ALLOW_THP", "0");
+                if let Some(secrets) = crate::run_secrets::RunSecrets::made() {
+                    command.envs(secrets.variables());
+                }
                 command.envs(&process.env).envs(options.env.iter().map(|(k, v)| (k, v)));
                 let child = command.spawn().map_err(|e| {
                     BenchError::Process(format!("{name}: cannot start {}: {e}", binary.display()))
                 })?;
-                stack.members.push(Member { role, child });
+                stack.members.push(Member { role, broker: process.listens.is_some(), child });
+            }
+            if let Some(address) = &process.listens {
+                stack.wait_listening(address, options.ready_within).await?;
             }
         }
         stack.wait_ready(options.ready_within).await?;
@@ -157,9 +184,30 @@ impl RunningStack {
         &self.members
     }
 
-    /// Its processes' ids.
+    /// Its own processes' ids: not the brokers it starts.
     pub fn pids(&self) -> Vec<u32> {
-        self.members.iter().map(Member::pid).collect()
+        self.members.iter().filter(|m| !m.broker).map(Member::pid).collect()
+    }
+
+    /// Waits until the last process started (a broker of the stack's own) accepts connections at
+    /// `address`, so that the processes after it find it up.
+    async fn wait_listening(&mut self, address: &str, within: Duration) -> Result<(), BenchError> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(address).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(member) = self.members.last_mut()
+                && let Ok(Some(status)) = member.child.try_wait()
+            {
+                return Err(BenchError::Process(format!(
+                    "{} {} exited at start ({status}); see its log",
+                    self.name, member.role
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(BenchError::Process(format!("{}: nothing listened on {address} within {within:?}", self.name)))
     }
 
     async fn wait_ready(&mut self, within: Duration) -> Result<(), BenchError> {
@@ -262,6 +310,9 @@ pub async fn occupant(spec: &StackSpec) -> Option<String> {
     if spec.processes.is_empty() {
         return None;
     }
+    if let Some(taken) = spec.processes.iter().filter_map(|p| p.listens.as_deref()).find_map(port_taken) {
+        return Some(taken);
+    }
     match spec.transport {
         Transport::Nats => {
             let subjects: Vec<String> = match &spec.echo_subject {
@@ -270,18 +321,20 @@ pub async fn occupant(spec: &StackSpec) -> Option<String> {
             };
             nats_occupant(spec, &subjects).await
         }
-        Transport::Http => {
-            let address = host_port(&spec.url)?;
-            match std::net::TcpListener::bind(address) {
-                Ok(_free) => None,
-                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => Some(format!(
-                    "{address} is already taken by a process this run did not start (a stack left running? `ss -ltnp 'sport = :{}'` names it): stop it first",
-                    address.rsplit(':').next().unwrap_or_default()
-                )),
-                // Another failure (a name that does not resolve) is for the start to report.
-                Err(_) => None,
-            }
-        }
+        Transport::Http => port_taken(host_port(&spec.url)?),
+    }
+}
+
+/// Why `address` cannot be listened on by the stack, when something holds it.
+fn port_taken(address: &str) -> Option<String> {
+    match std::net::TcpListener::bind(address) {
+        Ok(_free) => None,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => Some(format!(
+            "{address} is already taken by a process this run did not start (a stack left running? `ss -ltnp 'sport = :{}'` names it): stop it first",
+            address.rsplit(':').next().unwrap_or_default()
+        )),
+        // Another failure (a name that does not resolve) is for the start to report.
+        Err(_) => None,
     }
 }
 
@@ -370,29 +423,23 @@ async fn ready(spec: &StackSpec) -> Result<(), String> {
             Ok(())
         }
         Transport::Http => {
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
+            let http = crate::client::HttpConnections::to(spec, Duration::from_secs(2))
                 .map_err(|e| e.to_string())?;
             if let Some(path) = &spec.echo_subject {
-                let url = format!("{}{path}", spec.url);
-                let response =
-                    http.post(&url).body("ping").send().await.map_err(|e| format!("{url}: {e}"))?;
-                let status = response.status().as_u16();
-                return match response.bytes().await {
-                    Ok(body) if status == 200 && body.as_ref() == b"ping" => Ok(()),
-                    _ => Err(format!("{url}: {status}, not an echo")),
+                let url = format!("{}{path}", natsrpc::redact_url(&spec.url));
+                return match http.post(path, "ping".into()).await {
+                    Ok((200, body)) if body.as_ref() == b"ping" => Ok(()),
+                    Ok((status, _)) => Err(format!("{url}: {status}, not an echo")),
+                    Err(error) => Err(format!("{url}: {}", error.kind())),
                 };
             }
             for service in stack::SERVICES {
-                let url = format!("{}/{service}/__ready", spec.url);
-                let response = http.post(&url).body("{}").send().await.map_err(|e| format!("{url}: {e}"))?;
-                let status = response.status().as_u16();
-                let body = response.bytes().await.ok();
-                let body: serde_json::Value =
-                    body.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+                let path = format!("/{service}/__ready");
+                let (status, body) =
+                    http.post(&path, "{}".into()).await.map_err(|e| format!("{path}: {e:?}"))?;
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 if status != 404 || body["error"]["kind"] != "unknown_endpoint" {
-                    return Err(format!("{url}: {status} {body}"));
+                    return Err(format!("{path}: {status} {body}"));
                 }
             }
             Ok(())

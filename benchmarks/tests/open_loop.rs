@@ -48,6 +48,8 @@ async fn client(url: &str) -> Arc<StackClient> {
         url: url.to_string(),
         echo_subject: Some("stall.echo".into()),
         unvalidated_control_of: None,
+        ca: None,
+        secured_variant_of: None,
         nats: Default::default(),
         brokers: Vec::new(),
         processes: Vec::new(),

@@ -325,3 +325,30 @@ fn the_report_sets_each_stack_beside_its_build_without_validation() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A stack and its secured variant in the same closed-loop scenario: the page and the summary set
+/// the variant beside the plain stack (with = secured, without = plain), and "where the time goes"
+/// names what TLS and passwords cost.
+#[test]
+fn the_report_sets_each_secured_variant_beside_its_plain_stack() {
+    fn with_variant(results: &mut RunResults) {
+        let scenario = results
+            .scenarios
+            .iter_mut()
+            .find(|s| s.load.label() == "closed loop")
+            .expect("a closed-loop scenario");
+        let mut variant = scenario.stacks[0].clone();
+        variant.secured_variant_of = Some(variant.name.clone());
+        variant.name = format!("{}-secured", variant.name);
+        variant.summary.rps.median *= 0.75;
+        scenario.stacks.push(variant);
+    }
+    let dir = reports(&[(OLDER, &with_variant)]);
+    let made = report::report(&dir.join("runs").join(OLDER), None, 0.1).unwrap();
+    assert!(made.html.contains("id=\"security-cost\"") && made.html.contains("href=\"#security-cost\""));
+    assert!(made.html.contains("<td>0.75x</td>"), "throughput secured against plain");
+    assert!(made.html.contains("TLS and passwords to every broker (on "), "a line of where the time goes");
+    assert!(made.markdown.contains("## What security costs end to end"), "{}", made.markdown);
+    assert!(!made.html.contains("id=\"validation-cost\""), "no validation pair in this run");
+    let _ = std::fs::remove_dir_all(dir);
+}

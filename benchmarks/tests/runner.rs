@@ -380,6 +380,8 @@ fn spec(transport: benchmarks::config::Transport, url: String) -> benchmarks::co
         url,
         echo_subject: None,
         unvalidated_control_of: None,
+        ca: None,
+        secured_variant_of: None,
         nats: Default::default(),
         brokers: Vec::new(),
         processes: vec![benchmarks::config::ProcessSpec {
@@ -387,6 +389,7 @@ fn spec(transport: benchmarks::config::Transport, url: String) -> benchmarks::co
             command: vec!["nats-services".into()],
             instances: 1,
             cpus: None,
+            listens: None,
             env: Default::default(),
         }],
     }
@@ -460,4 +463,49 @@ async fn a_service_left_running_on_the_stacks_subjects_refuses_the_run() {
     assert!(occupant(&http_spec).await.is_some_and(|why| why.contains("already taken")));
     drop(taken);
     assert_eq!(occupant(&http_spec).await, None);
+}
+
+/// The shipped secured variants, as the default run measures them: each starts brokers of its own
+/// (TLS-only nats-server and redis-server wanting the run's password) before its services, with
+/// certificates made for the run, and the HTTP one serves HTTPS to the runner's own client; the
+/// load goes through them without an error, and when the run ends no broker it started is left
+/// and its certificates and password are gone.
+#[test]
+fn the_secured_variants_run_on_brokers_of_their_own_and_leave_nothing_behind() {
+    let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/benchmark-config.yaml");
+    let runner = Command::new(bin_dir().join("bench"))
+        .args(["--config", shipped.to_str().unwrap(), "--reports", reports.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .env_remove("PROFILE")
+        .env("STACKS", "nats-secured,nats-redis-secured,http-redis-secured")
+        .env("SCENARIOS", "baseline")
+        .env("DURATION", "1s")
+        .env("WARMUP", "300ms")
+        .env("REPETITIONS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = runner.id();
+    let run = runner.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&run.stderr).to_string() + &String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{said}");
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let baseline = &results.scenarios[0];
+    for stack in &baseline.stacks {
+        let measured = &stack.repetitions[0];
+        assert!(measured.ok > 100, "{}: {} answers", stack.name, measured.ok);
+        assert!(measured.unexpected_errors.is_empty(), "{}: {:?}", stack.name, measured.unexpected_errors);
+        assert!(stack.secured_variant_of.is_some(), "{} says which stack it copies", stack.name);
+    }
+    assert_eq!(baseline.stacks.len(), 3);
+    let secrets = std::env::temp_dir().join(format!("natsrpc-bench-secrets-{pid}"));
+    assert!(!secrets.exists(), "the run's certificates outlive it: {}", secrets.display());
+    for port in [4433, 4434, 6433, 6435, 8443] {
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "a broker left on {port}");
+    }
+    let copied = std::fs::read_to_string(reports.join("latest/benchmark-config.yaml")).unwrap();
+    assert!(copied.contains("${BENCH_SECRET}"), "the copy keeps the reference, not the password");
+    let _ = std::fs::remove_dir_all(&reports);
 }

@@ -99,6 +99,8 @@ async fn main() -> ExitCode {
         true => selfcheck(args, config, settings).await,
         false => run(args, config, settings).await,
     };
+    // The certificates and password made for stacks on brokers of their own, if any.
+    benchmarks::run_secrets::RunSecrets::remove();
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -219,13 +221,12 @@ async fn run(
     if !occupied.is_empty() {
         return Err(BenchError::Occupied(occupied.join("\n  ")));
     }
-    let bin_dir = benchmarks::stacks::StartOptions::beside_this_binary(&args.reports)?.bin_dir;
+    let start = benchmarks::stacks::StartOptions::beside_this_binary(&args.reports)?;
     let mut missing = Vec::new();
     for stack in &settings.stacks {
         for process in &config.stack(stack)?.processes {
-            let binary = bin_dir.join(&process.command[0]);
-            if !binary.is_file() {
-                missing.push(format!("{stack}: {}", binary.display()));
+            if start.program(&process.command[0]).is_none() {
+                missing.push(format!("{stack}: {}", start.bin_dir.join(&process.command[0]).display()));
             }
         }
     }
@@ -316,15 +317,32 @@ fn print_summary(results: &RunResults, out: &Path) {
             println!("  - the generator's own dispatch lag (in every latency above): {}", lags.join("; "));
         }
     }
-    let validation = benchmarks::report::analysis::validation_costs(results);
-    if !validation.is_empty() {
-        println!("\nwhat validation costs end to end (each stack beside its build without validation):");
-        for cost in validation {
-            let [with, without, kept, .., cpu, timed] = cost.figures();
+    use benchmarks::report::analysis::{Pairing, pair_costs};
+    for pairing in [Pairing::Validation, Pairing::Security] {
+        let costs = pair_costs(results, pairing);
+        if costs.is_empty() {
+            continue;
+        }
+        println!(
+            "\n{}",
+            match pairing {
+                Pairing::Validation =>
+                    "what validation costs end to end (each stack beside its build without validation):",
+                Pairing::Security =>
+                    "what security costs end to end (each secured variant, TLS and passwords, beside its plain stack):",
+            }
+        );
+        for cost in costs {
+            let figures = cost.figures();
+            let (with, without, kept, cpu) = (&figures[0], &figures[1], &figures[2], &figures[7]);
+            let timed = figures.get(8).map(|us| format!(" (its services time validating at {us} µs)"));
             println!(
-                "  {} on {}: {with} answers/s against {without} ({kept}), {cpu} µs CPU per request \
-                 (its services time validating at {timed} µs)",
-                cost.scenario, cost.stack
+                "  {} on {}: {with} answers/s against {without} ({kept}), p50 {} ms against {} ms, {cpu} µs CPU per request{}",
+                cost.scenario,
+                cost.with,
+                figures[3],
+                figures[4],
+                timed.unwrap_or_default()
             );
         }
     }

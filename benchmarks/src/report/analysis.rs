@@ -135,39 +135,81 @@ pub fn resilience(r: &crate::results::RunResults) -> Vec<Resilience> {
         .collect()
 }
 
-/// What validation costs a stack end to end: the stack beside its validation-off control (the same
-/// services built without validation) in one closed-loop scenario, medians of the repetitions.
+/// Two kinds of stack copies the configuration declares, each isolating one choice: the same
+/// services, stores and transport with the choice and without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// A stack beside its validation-off control (`unvalidated_control_of`): what validation costs.
+    Validation,
+    /// A secured variant (`secured_variant_of`: TLS and passwords, on brokers of its own) beside the
+    /// plain stack it copies: what security costs.
+    Security,
+}
+
+impl Pairing {
+    /// For a stack that is a copy of this kind: the stack with the choice and the one without, out
+    /// of `copy` and the stack it names.
+    fn pair<'a>(
+        self,
+        copy: &'a StackResult,
+        stacks: &'a [StackResult],
+    ) -> Option<(&'a StackResult, &'a StackResult)> {
+        let named = match self {
+            Pairing::Validation => copy.unvalidated_control_of.as_deref()?,
+            Pairing::Security => copy.secured_variant_of.as_deref()?,
+        };
+        let named = stacks.iter().find(|s| s.name == named)?;
+        Some(match self {
+            Pairing::Validation => (named, copy),
+            Pairing::Security => (copy, named),
+        })
+    }
+
+    /// The choice, as "where the time goes" names it.
+    fn choice(self, plain: &str) -> String {
+        match self {
+            Pairing::Validation => format!("validation, end to end (on {plain})"),
+            Pairing::Security => format!("TLS and passwords to every broker (on {plain})"),
+        }
+    }
+}
+
+/// What one choice costs a stack end to end: the stack with it beside the same stack without it,
+/// in one closed-loop scenario, medians of the repetitions.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidationCost {
+pub struct PairCost {
+    /// What is compared.
+    pub pairing: Pairing,
     /// The scenario.
     pub scenario: String,
-    /// The stack, which validates.
-    pub stack: String,
-    /// Its control, which does not.
-    pub control: String,
-    /// Answers per second: the stack, the control.
+    /// The stack with the choice (validating; secured).
+    pub with: String,
+    /// The stack without it (the validation-off control; the plain stack).
+    pub without: String,
+    /// Answers per second: with, without.
     pub rps: (f64, f64),
-    /// Median latency in milliseconds: the stack, the control.
+    /// Median latency in milliseconds: with, without.
     pub p50_ms: (f64, f64),
-    /// p99 in milliseconds: the stack, the control.
+    /// p99 in milliseconds: with, without.
     pub p99_ms: (f64, f64),
-    /// CPU of the stack and its brokers per answer, microseconds: the stack, the control.
+    /// CPU of the stack and its brokers per answer, microseconds: with, without.
     pub cpu_us: (f64, f64),
-    /// Validation per request as the stack's services timed it (`$SRV.STATS`, `GET /stats`).
+    /// Validation per request as the services timed it (`$SRV.STATS`, `GET /stats`), for
+    /// [`Pairing::Validation`].
     pub timed_us: Option<f64>,
 }
 
-impl ValidationCost {
-    /// The stack's throughput as a share of its control's.
+impl PairCost {
+    /// The throughput with the choice as a share of that without.
     pub fn kept(&self) -> f64 {
         if self.rps.1 > 0.0 { self.rps.0 / self.rps.1 } else { 0.0 }
     }
 
-    /// Its figures as every report writes them, after the scenario and the stack: answers/s with
-    /// validation, without, with/without, p50 ms with, without, p99 ms with, without, CPU µs per
-    /// request added, validation µs per request timed by the services.
-    pub fn figures(&self) -> [String; 9] {
-        [
+    /// Its figures as every report writes them, after the scenario and the stack: answers/s with,
+    /// without, with/without, p50 ms with, without, p99 ms with, without, CPU µs per request added,
+    /// and for validation the µs per request the services timed.
+    pub fn figures(&self) -> Vec<String> {
+        let mut figures = vec![
             format!("{:.0}", self.rps.0),
             format!("{:.0}", self.rps.1),
             format!("{:.2}x", self.kept()),
@@ -176,28 +218,34 @@ impl ValidationCost {
             format!("{:.2}", self.p99_ms.0),
             format!("{:.2}", self.p99_ms.1),
             format!("{:+.1}", self.cpu_us.0 - self.cpu_us.1),
-            self.timed_us.map_or_else(|| "-".to_string(), |us| format!("{us:.1}")),
-        ]
+        ];
+        if self.pairing == Pairing::Validation {
+            figures.push(self.timed_us.map_or_else(|| "-".to_string(), |us| format!("{us:.1}")));
+        }
+        figures
     }
 }
 
-/// Every stack beside its validation-off control, in each closed-loop scenario that ran both.
-pub fn validation_costs(r: &crate::results::RunResults) -> Vec<ValidationCost> {
+/// Every pair of `pairing`'s kind, in each closed-loop scenario that ran both.
+pub fn pair_costs(r: &crate::results::RunResults, pairing: Pairing) -> Vec<PairCost> {
     let mut costs = Vec::new();
     for scenario in r.scenarios.iter().filter(|s| s.load.label() == "closed loop") {
-        for control in &scenario.stacks {
-            let Some(of) = &control.unvalidated_control_of else { continue };
-            let Some(stack) = scenario.stacks.iter().find(|s| &s.name == of) else { continue };
-            let (a, b) = (&stack.summary, &control.summary);
-            costs.push(ValidationCost {
+        for copy in &scenario.stacks {
+            let Some((with, without)) = pairing.pair(copy, &scenario.stacks) else { continue };
+            let (a, b) = (&with.summary, &without.summary);
+            costs.push(PairCost {
+                pairing,
                 scenario: scenario.name.clone(),
-                stack: stack.name.clone(),
-                control: control.name.clone(),
+                with: with.name.clone(),
+                without: without.name.clone(),
                 rps: (a.rps.median, b.rps.median),
                 p50_ms: (a.p50_us.median / 1000.0, b.p50_us.median / 1000.0),
                 p99_ms: (a.p99_us.median / 1000.0, b.p99_us.median / 1000.0),
                 cpu_us: (a.cpu_ms_per_1000.median, b.cpu_ms_per_1000.median),
-                timed_us: validation_per_request(stack).map(|(us, _)| us),
+                timed_us: match pairing {
+                    Pairing::Validation => validation_per_request(with).map(|(us, _)| us),
+                    Pairing::Security => None,
+                },
             });
         }
     }
@@ -248,12 +296,14 @@ pub fn breakdown(scenario: &ScenarioResult) -> Vec<Component> {
         ("Redis instead of memory, on HTTP (state store)", "http-redis", "http-memory"),
         ("RabbitMQ RPC to workers instead of serving in the API (broker hop)", "http-rabbitmq", "http-redis"),
     ];
-    let controls: Vec<(String, &str, &str)> = scenario
-        .stacks
-        .iter()
-        .filter_map(|control| {
-            let of = control.unvalidated_control_of.as_deref()?;
-            Some((format!("validation, end to end (on {of})"), of, control.name.as_str()))
+    let controls: Vec<(String, &str, &str)> = [Pairing::Validation, Pairing::Security]
+        .into_iter()
+        .flat_map(|pairing| {
+            scenario.stacks.iter().filter_map(move |copy| {
+                let (with, without) = pairing.pair(copy, &scenario.stacks)?;
+                let plain = if pairing == Pairing::Validation { &with.name } else { &without.name };
+                Some((pairing.choice(plain), with.name.as_str(), without.name.as_str()))
+            })
         })
         .collect();
     let pairs = pairs.iter().map(|(what, with, without)| (what.to_string(), *with, *without)).chain(controls);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use super::analysis::{self, Delta};
+use super::analysis::{self, Delta, Pairing};
 use super::charts::{self, Bar, Series};
 use crate::results::{RunResults, ScenarioResult};
 
@@ -71,8 +71,11 @@ pub fn page(c: &Context<'_>) -> String {
     if !analysis::resilience(r).is_empty() {
         out.push_str("<a href=\"#under-faults\">Under injected errors</a>");
     }
-    if !analysis::validation_costs(r).is_empty() {
+    if !analysis::pair_costs(r, Pairing::Validation).is_empty() {
         out.push_str("<a href=\"#validation-cost\">What validation costs</a>");
+    }
+    if !analysis::pair_costs(r, Pairing::Security).is_empty() {
+        out.push_str("<a href=\"#security-cost\">What security costs</a>");
     }
     for scenario in &r.scenarios {
         let _ = write!(out, "<a href=\"#scenario-{0}\">{0}</a>", escape(&scenario.name));
@@ -81,7 +84,8 @@ pub fn page(c: &Context<'_>) -> String {
     verdicts(&mut out, c);
     where_time_goes(&mut out, r);
     under_faults(&mut out, r);
-    validation_cost(&mut out, r);
+    pair_cost(&mut out, r, Pairing::Validation);
+    pair_cost(&mut out, r, Pairing::Security);
     for scenario in &r.scenarios {
         scenario_section(&mut out, scenario);
     }
@@ -213,20 +217,38 @@ fn under_faults(out: &mut String, r: &RunResults) {
     out.push_str("</tbody></table>");
 }
 
-/// Each stack beside its validation-off control: what validation costs end to end, next to the
-/// time the services themselves measure validating.
-fn validation_cost(out: &mut String, r: &RunResults) {
-    let rows = analysis::validation_costs(r);
+/// Each stack beside its copy without one choice: what validation costs end to end (next to the
+/// time the services themselves measure validating), or what TLS and passwords cost.
+fn pair_cost(out: &mut String, r: &RunResults, pairing: Pairing) {
+    let rows = analysis::pair_costs(r, pairing);
     if rows.is_empty() {
         return;
     }
-    out.push_str("<h2 id=\"validation-cost\">What validation costs end to end</h2><p>Each stack beside its control: the same services, stores and transport, built without validation (a benchmark-only build, never a runtime switch), under the same valid requests. The throughput kept, the latency and the CPU per request it adds are what validation costs a whole request, on a machine where the service shares its cores with the broker and the load generator; the last column is the time the services themselves measured validating each request.</p><table><thead><tr><th class=\"l\">scenario</th><th class=\"l\">stack</th><th>answers/s</th><th>without validation</th><th>with / without</th><th>p50, ms</th><th>without</th><th>p99, ms</th><th>without</th><th>+ CPU per request, µs</th><th>validation per request, µs (timed)</th></tr></thead><tbody>");
+    let (id, title, intro, columns) = match pairing {
+        Pairing::Validation => (
+            "validation-cost",
+            "What validation costs end to end",
+            "Each stack beside its control: the same services, stores and transport, built without validation (a benchmark-only build, never a runtime switch), under the same valid requests. The throughput kept, the latency and the CPU per request it adds are what validation costs a whole request, on a machine where the service shares its cores with the broker and the load generator; the last column is the time the services themselves measured validating each request.",
+            ["without validation", "<th>validation per request, µs (timed)</th>"],
+        ),
+        Pairing::Security => (
+            "security-cost",
+            "What security costs end to end",
+            "Each secured variant beside the stack it copies: the same services and stores, with every connection to every broker over TLS and authenticated by a password, on brokers of its own that the runner starts (TLS only, certificates from a CA made for the run). The throughput kept, the latency and the CPU per request it adds (the stack's and its brokers', TLS on both ends) are what security costs a whole request here.",
+            ["plain", ""],
+        ),
+    };
+    let _ = write!(
+        out,
+        "<h2 id=\"{id}\">{title}</h2><p>{intro}</p><table><thead><tr><th class=\"l\">scenario</th><th class=\"l\">stack</th><th>answers/s</th><th>{0}</th><th>with / without</th><th>p50, ms</th><th>{0}</th><th>p99, ms</th><th>{0}</th><th>+ CPU per request, µs</th>{1}</tr></thead><tbody>",
+        columns[0], columns[1]
+    );
     for row in &rows {
         let _ = write!(
             out,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td></tr>",
             escape(&row.scenario),
-            dot(&row.stack),
+            dot(&row.with),
             row.figures().join("</td><td>")
         );
     }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::analysis;
+use super::analysis::{self, Pairing};
 use super::html::Context;
 
 /// `summary.md`: the headline table per scenario, expectations, regressions and warnings.
@@ -68,19 +68,32 @@ pub fn summary(c: &Context<'_>) -> String {
         }
         out.push('\n');
     }
-    let validation = analysis::validation_costs(r);
-    if !validation.is_empty() {
+    for pairing in [Pairing::Validation, Pairing::Security] {
+        let rows = analysis::pair_costs(r, pairing);
+        if rows.is_empty() {
+            continue;
+        }
+        let (title, without, timed) = match pairing {
+            Pairing::Validation => (
+                "What validation costs end to end (each stack beside its build without validation)",
+                "without validation",
+                " validation µs/request (timed) |",
+            ),
+            Pairing::Security => (
+                "What security costs end to end (each secured variant, TLS and passwords to its own brokers, beside its plain stack)",
+                "plain",
+                "",
+            ),
+        };
+        let _ = writeln!(out, "## {title}\n");
         let _ = writeln!(
             out,
-            "## What validation costs end to end (each stack beside its build without validation)\n"
+            "| scenario | stack | answers/s | {without} | with/without | p50 ms | {without} | p99 ms | {without} | + CPU µs/request |{timed}"
         );
-        let _ = writeln!(
-            out,
-            "| scenario | stack | answers/s | without validation | with/without | p50 ms | without | p99 ms | without | + CPU µs/request | validation µs/request (timed) |"
-        );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
-        for row in &validation {
-            let _ = writeln!(out, "| {} | {} | {} |", row.scenario, row.stack, row.figures().join(" | "));
+        let columns = rows.first().map_or(0, |row| row.figures().len());
+        let _ = writeln!(out, "|---|---|{}", "---|".repeat(columns));
+        for row in &rows {
+            let _ = writeln!(out, "| {} | {} | {} |", row.scenario, row.with, row.figures().join(" | "));
         }
         out.push('\n');
     }

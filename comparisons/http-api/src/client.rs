@@ -53,19 +53,39 @@ fn trim(base: String) -> String {
 /// The HTTP transport.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
-    client: reqwest::Client,
+    client: Pool,
     routes: Routes,
 }
 
+/// hyper's pooled client over TCP, or TLS for `https://` routes.
+type Pool = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
 impl HttpTransport {
-    /// Calls services at `routes`, keeping up to 64 idle connections per host.
+    /// Calls services at `routes`, keeping up to 64 idle connections per host; `https://` ones
+    /// trusting the system's CAs.
     pub fn new(routes: Routes) -> Result<Self, RpcError> {
-        let client = reqwest::Client::builder()
+        Self::trusting(routes, None)
+    }
+
+    /// [`HttpTransport::new`], trusting for `https://` the CAs of the PEM file `ca` (`PEERS_CA`)
+    /// instead of the system's.
+    pub fn trusting(routes: Routes, ca: Option<&std::path::Path>) -> Result<Self, RpcError> {
+        let tls = crate::tls::client_config(ca, "PEERS_CA").map_err(|e| RpcError::Config(e.to_string()))?;
+        let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_max_idle_per_host(64)
             .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|error| RpcError::Config(format!("http client: {error}")))?;
+            .build(connector);
         Ok(Self { client, routes })
     }
 }
@@ -73,36 +93,62 @@ impl HttpTransport {
 impl Transport for HttpTransport {
     fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a> {
         Box::pin(async move {
+            use http_body_util::BodyExt;
             let subject = request.subject;
-            let mut sending = self.client.post(self.routes.url(subject));
+            let mut sending = axum::http::Request::post(self.routes.url(subject));
             if let Some(correlation_id) = &request.correlation_id {
                 sending = sending.header(natsrpc::headers::CORRELATION_ID, correlation_id.as_str());
             }
-            let sent = sending
+            let sending = sending
                 .header(natsrpc::headers::CONTENT_TYPE, request.content_type)
-                .header(natsrpc::headers::DEADLINE, request.timeout.as_millis().to_string())
-                .timeout(request.timeout)
-                .body(request.payload.clone())
-                .send()
-                .await;
-            let failed = |error: reqwest::Error| {
-                if error.is_timeout() {
-                    RpcError::Timeout { subject: subject.to_string(), after: request.timeout }
-                } else if error.is_connect() {
-                    // Nothing listens there: as NATS's "no responders", worth a retry.
-                    RpcError::NoResponders { subject: subject.to_string() }
-                } else {
-                    RpcError::Transport(error.to_string())
-                }
+                .header(natsrpc::headers::DEADLINE, itoa::Buffer::new().format(request.timeout.as_millis()))
+                .body(http_body_util::Full::new(request.payload.clone()))
+                .map_err(|e| RpcError::Transport(format!("{subject}: {e}")))?;
+            let exchange = async {
+                let response = self.client.request(sending).await.map_err(|error| {
+                    if let Some(refusal) = refused_tls(&error) {
+                        // Something listens, but the TLS handshake failed: no retry will mend that.
+                        RpcError::Transport(format!("TLS failed (PEERS_CA?): {refusal}"))
+                    } else if error.is_connect() {
+                        // Nothing listens there: as NATS's "no responders", worth a retry.
+                        RpcError::NoResponders { subject: subject.to_string() }
+                    } else {
+                        RpcError::Transport(error.to_string())
+                    }
+                })?;
+                let content_type = response
+                    .headers()
+                    .get(axum::http::header::CONTENT_TYPE)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_string);
+                let payload = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| RpcError::Transport(format!("{subject}: {e}")))?
+                    .to_bytes();
+                Ok(Incoming { content_type, payload })
             };
-            let response = sent.map_err(failed)?;
-            let content_type = response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_string);
-            let payload = response.bytes().await.map_err(failed)?;
-            Ok(Incoming { content_type, payload })
+            tokio::time::timeout(request.timeout, exchange)
+                .await
+                .map_err(|_| RpcError::Timeout { subject: subject.to_string(), after: request.timeout })?
         })
     }
+}
+
+/// The TLS refusal somewhere in `error`'s causes (rustls's, as its text), if that is what failed.
+fn refused_tls(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<rustls::Error>() {
+            return Some(current.to_string());
+        }
+        // rustls's error travels inside I/O errors, whose `source` skips what they wrap.
+        let wrapped = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        cause = match wrapped {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
 }

@@ -19,6 +19,11 @@
 //! ```
 
 pub mod client;
+pub mod serve;
+pub mod tls;
+
+pub use serve::serve;
+pub use tls::{ServeError, ServerTls};
 
 use std::collections::BTreeMap;
 use std::future::Future;

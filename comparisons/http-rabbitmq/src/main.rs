@@ -4,7 +4,8 @@
 //! Both read `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`; user, password and virtual
 //! host in it, `amqps://` for TLS), `AMQP_CA` and `AMQP_CERT` + `AMQP_KEY` (see [`Broker`]), `QUEUE_PREFIX`
 //! (default `rpc`: the queues are `rpc.ecommerce`, `rpc.analytics` and `rpc.fileproc`).
-//! - `gateway`: `HTTP_ADDR` (default `127.0.0.1:8081`), `GATEWAY_TIMEOUT_MS` (default 5000),
+//! - `gateway`: `HTTP_ADDR` (default `127.0.0.1:8081`), `HTTP_TLS_CERT` + `HTTP_TLS_KEY` (PEM: serve
+//!   HTTPS), `GATEWAY_TIMEOUT_MS` (default 5000),
 //!   `AMQP_CHANNELS` (default 4).
 //! - `worker`: `WORKER_PREFETCH` (requests held per service, default 64), and the services'
 //!   settings of `stack::Hosting::from_env`, with `STORE` defaulting to `redis` so that any number
@@ -36,10 +37,10 @@ async fn main() -> Result<(), natsrpc::MainError> {
             let gateway =
                 Gateway::connect(&broker, &prefix, services, env_or("AMQP_CHANNELS", 4)?, timeout).await?;
             let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8081".to_string());
+            let tls = http_api::ServerTls::from_env()?;
             let listener = tokio::net::TcpListener::bind(&address).await?;
-            tracing::info!(%address, ?timeout, "http-rabbitmq gateway listening");
-            axum::serve(listener, http_api::app_over(gateway))
-                .with_graceful_shutdown(natsrpc::server::shutdown_signal())
+            tracing::info!(%address, tls = tls.is_some(), ?timeout, "http-rabbitmq gateway listening");
+            http_api::serve(listener, http_api::app_over(gateway), tls.as_ref(), natsrpc::shutdown_signal())
                 .await?;
         }
         Some("worker") => {

@@ -7,7 +7,9 @@
 //! `ORDER_EVENTS=on` the shop's events go through a Redis stream that analytics follows in a
 //! consumer group.
 //!
-//! Environment: `HTTP_ADDR` (default `127.0.0.1:8080`), `PEERS`, and the settings of
+//! Environment: `HTTP_ADDR` (default `127.0.0.1:8080`), `HTTP_TLS_CERT` + `HTTP_TLS_KEY` (PEM files:
+//! serve HTTPS), `PEERS`, `PEERS_CA` (a PEM CA to trust for `https://` peers, this process
+//! included, instead of the system's), and the settings of
 //! [`stack::Hosting::from_env`] (`REDIS_URL`, `REDIS_PREFIX`, `SERVICES`, `FAULT_*`, ...).
 
 use std::sync::Arc;
@@ -24,9 +26,14 @@ async fn main() -> Result<(), natsrpc::MainError> {
     natsrpc::init_tracing();
     let hosting = Hosting::from_env(StoreKind::Redis)?;
     let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_string());
-    let routes =
-        Routes::all_at(format!("http://{address}")).with_list(&std::env::var("PEERS").unwrap_or_default())?;
-    let mut links = Links { peers: Some(natsrpc::Client::over(HttpTransport::new(routes)?)), events: None };
+    let tls = http_api::ServerTls::from_env()?;
+    // Calls to the services this process hosts come back to it, over HTTPS when it serves HTTPS.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let routes = Routes::all_at(format!("{scheme}://{address}"))
+        .with_list(&std::env::var("PEERS").unwrap_or_default())?;
+    let peers_ca = std::env::var_os("PEERS_CA").filter(|ca| !ca.is_empty()).map(std::path::PathBuf::from);
+    let peers = HttpTransport::trusting(routes, peers_ca.as_deref())?;
+    let mut links = Links { peers: Some(natsrpc::Client::over(peers)), events: None };
     let mut events = None;
     if hosting.order_events {
         let pool = hosting.redis_pool().await?;
@@ -44,8 +51,8 @@ async fn main() -> Result<(), natsrpc::MainError> {
     let finishing: Vec<natsrpc::Finishing> = hosted.dispatchers.iter().map(|d| d.finishing()).collect();
     let app = http_api::app(hosted.dispatchers);
     let listener = tokio::net::TcpListener::bind(&address).await?;
-    tracing::info!(%address, store = ?hosting.store, services = ?hosting.services, "http-redis listening");
-    axum::serve(listener, app).with_graceful_shutdown(natsrpc::server::shutdown_signal()).await?;
+    tracing::info!(%address, tls = tls.is_some(), store = ?hosting.store, services = ?hosting.services, "http-redis listening");
+    http_api::serve(listener, app, tls.as_ref(), natsrpc::shutdown_signal()).await?;
     // Handlers still running past their callers' deadlines end what they began.
     let abandoned = natsrpc::Finishing::wait_all(finishing, std::time::Duration::from_secs(10)).await;
     tracing::info!(abandoned, "http-redis stopped");
