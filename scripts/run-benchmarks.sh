@@ -6,7 +6,7 @@
 # reports/runs/<UTC time>/ (results.json, CSV, interval histogram logs), with reports/latest
 # pointing at it. Then `./scripts/generate-reports.sh` draws the report.
 #
-#   ./scripts/run-benchmarks.sh                      # the default comparison (about 15 minutes)
+#   ./scripts/run-benchmarks.sh                      # the default comparison (about 20 minutes)
 #   PROFILE=quick ./scripts/run-benchmarks.sh        # a smoke run (about 3 minutes once built)
 #   SCENARIOS=stress_test STACKS=nats,http-redis DURATION=10s ./scripts/run-benchmarks.sh
 #   ./scripts/run-benchmarks.sh --config my.yaml

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the brokers the tests and benchmarks need listen on their standard 127.0.0.1 ports:
-#   NATS with JetStream :4222, Redis :6379, RabbitMQ :5672 (guest/guest).
+#   NATS with JetStream :4222, Redis :6379, RabbitMQ :5672 (guest/guest),
+# and that openssl is there: the TLS tests and the benchmark's secured stacks make their
+# certificates with it.
 # Starts each one that is not listening, installing its Debian package first when its program is
 # missing. Idempotent: run it as often as you like. Exits non-zero, saying which, when one cannot
 # be started.
@@ -85,6 +87,7 @@ start_rabbitmq() {
 }
 
 failed=()
+ensure_program openssl openssl >/dev/null || failed+=("openssl")
 for service in "nats:4222" "redis:6379" "rabbitmq:5672"; do
   name=${service%%:*}
   port=${service##*:}
@@ -98,6 +101,6 @@ for service in "nats:4222" "redis:6379" "rabbitmq:5672"; do
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
-  log "FAILED to start: ${failed[*]} (see the messages above)"
+  log "FAILED to start or install: ${failed[*]} (see the messages above)"
   exit 1
 fi

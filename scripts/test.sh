@@ -20,15 +20,6 @@ if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
-# The secured-NATS tests make a test CA and certificates with the openssl command.
-if ! command -v openssl >/dev/null 2>&1; then
-  echo "== installing openssl (for the TLS tests' certificates)"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >/dev/null
-fi
-
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

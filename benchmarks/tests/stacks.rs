@@ -41,15 +41,30 @@ async fn every_configured_stack_starts_answers_and_stops_cleanly() {
                 process.command[0] = process.command[0].trim_start_matches("unvalidated/").to_string();
             }
         }
-        spec.url = match spec.transport {
-            Transport::Nats => nats_server.url(),
-            Transport::Http => format!("http://127.0.0.1:{}", stack::testing::free_port().unwrap()),
-        };
+        // A secured variant keeps its own address: its brokers are its own, started with it.
+        if spec.secured_variant_of.is_none() {
+            spec.url = match spec.transport {
+                Transport::Nats => nats_server.url(),
+                Transport::Http => format!("http://127.0.0.1:{}", stack::testing::free_port().unwrap()),
+            };
+        }
         let running = RunningStack::start(name, &spec, &options).await.unwrap();
-        let pids = running.pids();
+        let pids: Vec<u32> = running.members().iter().map(|m| m.pid()).collect();
         assert_eq!(pids.len(), spec.processes.iter().map(|p| p.instances as usize).sum::<usize>());
+        let brokers = running.members().iter().filter(|m| m.broker).count();
+        assert_eq!(brokers, spec.processes.iter().filter(|p| p.listens.is_some()).count(), "{name}");
+        assert_eq!(running.pids().len(), pids.len() - brokers, "{name}: its brokers are not its own CPU");
 
         let answer: serde_json::Value = match (spec.transport, &spec.echo_subject) {
+            _ if spec.secured_variant_of.is_some() => {
+                // Over TLS, with the run's password: the runner's own client.
+                let client =
+                    benchmarks::client::StackClient::connect(&spec, Duration::from_secs(5)).await.unwrap();
+                let (status, body) =
+                    client.send("ecommerce.restock", restock.to_string().into()).await.unwrap();
+                assert_eq!(status, 200, "{name}");
+                serde_json::from_slice(&body).unwrap()
+            }
             (Transport::Nats, Some(subject)) => {
                 let nats = natsrpc::connect(&spec.url).await.unwrap();
                 let reply = nats.request(subject.clone(), restock.to_string().into()).await.unwrap();
@@ -78,6 +93,8 @@ async fn every_configured_stack_starts_answers_and_stops_cleanly() {
         assert!(pids.iter().all(|pid| !alive(*pid)), "{name}: every process stopped");
         assert_eq!(redis_keys(&prefix).await, 0, "{name}: no key left in Redis");
     }
+    // The certificates and password loading the config made for the secured variants.
+    benchmarks::run_secrets::RunSecrets::remove();
     let _ = std::fs::remove_dir_all(logs);
 }
 

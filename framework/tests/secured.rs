@@ -131,6 +131,8 @@ async fn creds_of_an_operator_account_and_user() {
     let operator = nkeys::KeyPair::new_operator();
     let account = nkeys::KeyPair::new_account();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // A user the account has revoked: every JWT of it issued before now is refused.
+    let revoked = nkeys::KeyPair::new_user();
     let operator_jwt =
         jwt(&operator, &operator.public_key(), serde_json::json!({"type": "operator", "version": 2}), None);
     let account_jwt = jwt(
@@ -140,7 +142,8 @@ async fn creds_of_an_operator_account_and_user() {
             "type": "account", "version": 2,
             "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
                        "wildcards": true, "conn": -1, "leaf": -1},
-            "default_permissions": {"pub": {}, "sub": {}}
+            "default_permissions": {"pub": {}, "sub": {}},
+            "revocations": {revoked.public_key(): now}
         }),
         None,
     );
@@ -155,8 +158,7 @@ async fn creds_of_an_operator_account_and_user() {
     ))
     .unwrap();
     let dir = scratch("creds");
-    let creds = |name: &str, expires: Option<i64>| {
-        let user = nkeys::KeyPair::new_user();
+    let creds_of = |user: &nkeys::KeyPair, name: &str, expires: Option<i64>| {
         let claims = serde_json::json!({"type": "user", "version": 2, "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1});
         let path = dir.join(name);
         std::fs::write(
@@ -166,9 +168,12 @@ async fn creds_of_an_operator_account_and_user() {
         .unwrap();
         config(&server, "nats", &[("NATS_CREDS", path.display().to_string())])
     };
+    let creds = |name: &str, expires: Option<i64>| creds_of(&nkeys::KeyPair::new_user(), name, expires);
     serves(&creds("user.creds", None)).await;
     let error = refused(&creds("expired.creds", Some(now - 60))).await;
     assert!(error.contains("refused the credentials (NATS_CREDS)"), "{error}");
+    let error = refused(&creds_of(&revoked, "revoked.creds", None)).await;
+    assert!(error.contains("refused the credentials (NATS_CREDS)"), "revoked: {error}");
     // Signed by an account the operator never issued.
     let stranger = nkeys::KeyPair::new_account();
     let user = nkeys::KeyPair::new_user();
