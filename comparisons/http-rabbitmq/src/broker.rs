@@ -117,10 +117,27 @@ fn refusal(error: &lapin::Error, plain: bool) -> String {
         format!("the user may not open the virtual host of AMQP_URL ({text})")
     } else if ["certificate", "tls", "handshake", "unknownissuer"].iter().any(|w| lower.contains(w)) {
         format!("TLS failed (check amqps://, AMQP_CA and AMQP_CERT/AMQP_KEY): {text}")
-    } else if plain && matches!(error.kind(), lapin::ErrorKind::ParsingError(_)) {
-        format!("the answer is not AMQP (a TLS-only listener reached with amqp://?): {text}")
+    } else if plain && not_amqp(error) {
+        // A TLS listener reads AMQP's greeting as a bad handshake: it answers with bytes that are
+        // not AMQP, or resets the connection, whichever comes first.
+        format!("the broker's end is not AMQP (a TLS-only listener reached with amqp://?): {text}")
     } else {
         text
+    }
+}
+
+/// Whether the other end answered with something other than AMQP, or hung up at once.
+fn not_amqp(error: &lapin::Error) -> bool {
+    use std::io::ErrorKind as Io;
+    match error.kind() {
+        lapin::ErrorKind::ParsingError(_) => true,
+        lapin::ErrorKind::IOError(io) => {
+            matches!(
+                io.kind(),
+                Io::ConnectionReset | Io::UnexpectedEof | Io::BrokenPipe | Io::ConnectionAborted
+            )
+        }
+        _ => false,
     }
 }
 
