@@ -9,6 +9,7 @@
 #
 #   scripts/rabbitmq-private.sh PORT
 set -eu
+umask 077
 port=${1:?usage: rabbitmq-private.sh PORT}
 : "${BENCH_TLS_CA:?} ${BENCH_TLS_CERT:?} ${BENCH_TLS_KEY:?} ${BENCH_SECRET:?}"
 dir=$(dirname "$BENCH_TLS_CA")/rabbitmq-$port

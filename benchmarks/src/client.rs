@@ -337,7 +337,11 @@ impl Connection {
         if self.read.capacity() - self.read.len() < 4096 {
             self.read.reserve(16 * 1024);
         }
-        self.stream.read_buf(&mut self.read).await.map_err(|e| Exchange::Failed(e.to_string()))
+        match self.stream.read_buf(&mut self.read).await {
+            // A TLS peer that closes without a close_notify: closed, as a plain one would be.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            read => read.map_err(|e| Exchange::Failed(e.to_string())),
+        }
     }
 
     /// A chunked body, joined (trailers are read and dropped).
@@ -605,6 +609,7 @@ mod tests {
             unvalidated_control_of: None,
             ca: None,
             secured_variant_of: None,
+            uses_run_secrets: false,
             nats: Default::default(),
             brokers: Vec::new(),
             processes: Vec::new(),

@@ -596,6 +596,10 @@ pub struct StackSpec {
     /// as in `nats`); the system's CAs when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
+    /// Whether it names the run's own certificates or password (`${BENCH_TLS_CA}`...): they are
+    /// written before it starts, and its processes get them. Found when the file is read.
+    #[serde(skip)]
+    pub uses_run_secrets: bool,
     /// For a secured variant (TLS and credentials, on brokers of its own that its processes
     /// start): the plain stack it copies. The report sets the two side by side: what security
     /// costs.
@@ -858,16 +862,20 @@ impl BenchmarkConfig {
             let place = error.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
             BenchError::Config(format!("{origin}{place}: {error}"))
         })?;
-        // The run's own secrets first (made only when named), then the runner's environment.
-        if crate::run_secrets::NAMES.iter().any(|name| text.contains(&format!("${{{name}}}"))) {
-            crate::run_secrets::RunSecrets::get()
-                .map_err(|e| BenchError::Config(format!("{origin}: {e}")))?;
-        }
+        // The run's own secrets first (their files written only when a stack naming them starts),
+        // then the runner's environment.
         let environment = |name: &str| match name {
             "BENCH_CONFIG_DIR" => dir.map(|dir| dir.display().to_string()),
-            _ => crate::run_secrets::lookup(name).ok().flatten().or_else(|| std::env::var(name).ok()),
+            _ => crate::run_secrets::lookup(name).or_else(|| std::env::var(name).ok()),
         };
         for (name, stack) in &mut config.stacks {
+            let named = crate::run_secrets::named_in;
+            stack.uses_run_secrets = stack.nats.values().any(|v| named(v))
+                || stack.ca.as_deref().is_some_and(named)
+                || stack
+                    .processes
+                    .iter()
+                    .any(|p| p.command.iter().any(|a| named(a)) || p.env.values().any(|v| named(v)));
             let at = |place: String| {
                 move |problem| BenchError::Config(format!("{origin}: stacks.{name}.{place}: {problem}"))
             };
@@ -1286,8 +1294,12 @@ mod tests {
       - {name: api, command: [http-redis], env: {REDIS_URL: "rediss://:${BENCH_SECRET}@127.0.0.1:6435"}}
 "#;
         let config = BenchmarkConfig::parse(text, "b.yaml").unwrap();
-        let secret = crate::run_secrets::lookup("BENCH_SECRET").unwrap().unwrap();
+        let secret = crate::run_secrets::lookup("BENCH_SECRET").unwrap();
         let spec = &config.stacks["s"];
+        assert!(spec.uses_run_secrets && !config.stacks["plain"].uses_run_secrets);
+        let ca = std::path::Path::new(spec.ca.as_deref().unwrap());
+        assert!(!ca.exists(), "nothing is written until a stack that names them starts");
+        crate::run_secrets::RunSecrets::get().write_files().unwrap();
         assert_eq!(spec.processes[0].command[2], secret);
         assert!(spec.processes[1].env["REDIS_URL"].contains(&secret));
         assert!(spec.ca.as_deref().is_some_and(|ca| std::path::Path::new(ca).is_file()));

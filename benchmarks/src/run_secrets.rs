@@ -1,14 +1,16 @@
 //! What a run makes for stacks that start secured brokers of their own (the `*-secured` stacks):
 //! a private CA with a server and a client certificate, and a password, none of which exists
-//! before the run or outlives it. The configuration refers to them as `${BENCH_TLS_CA}` and so on,
-//! and the stacks' processes get them as environment variables, so that a broker's own
-//! configuration file (`config/nats-server/bench-secured.conf`) can read them too.
+//! before the run or outlives it. The configuration refers to them as `${BENCH_TLS_CA}` and so on;
+//! the processes of a stack that names them get them as environment variables too, so that a
+//! broker's own configuration file (`config/nats-server/bench-secured.conf`) can read them.
 //!
-//! They are made the first time the configuration names one; a run whose stacks name none makes
+//! Their names and the password are fixed when the configuration is read; the files are written
+//! (openssl, in a new folder only this user may enter) when the first stack that names them
+//! starts, and removed when the run ends ([`Cleanup`]). A run whose stacks name none writes
 //! nothing.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 /// The variables, in the order [`RunSecrets::variables`] answers them.
 pub const NAMES: [&str; 6] = [
@@ -21,62 +23,102 @@ pub const NAMES: [&str; 6] = [
 ];
 
 /// The CA, certificates and password of this run.
-#[derive(Debug)]
 pub struct RunSecrets {
     dir: PathBuf,
-    pki: natsrpc::testing::TestCa,
     password: String,
+    /// Whether the files are there.
+    written: Mutex<bool>,
 }
 
-static MADE: OnceLock<Result<RunSecrets, String>> = OnceLock::new();
+static RUN: OnceLock<RunSecrets> = OnceLock::new();
 
 impl RunSecrets {
-    /// This run's, made now if they were not yet (openssl, in a folder of the system's temporary
-    /// directory that only this process uses).
-    pub fn get() -> Result<&'static RunSecrets, String> {
-        MADE.get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("natsrpc-bench-secrets-{}", std::process::id()));
-            let pki = natsrpc::testing::TestCa::make(&dir).map_err(|e| {
-                format!("cannot make the run's TLS certificates (is openssl installed?): {e}")
-            })?;
-            Ok(RunSecrets { dir, pki, password: format!("bench-{}", nuid::next()) })
+    /// This run's: a folder name no one can guess and a password, chosen once.
+    pub fn get() -> &'static RunSecrets {
+        RUN.get_or_init(|| RunSecrets {
+            dir: std::env::temp_dir().join(format!("natsrpc-bench-secrets-{}", nuid::next())),
+            password: format!("bench-{}", nuid::next()),
+            written: Mutex::new(false),
         })
-        .as_ref()
-        .map_err(Clone::clone)
     }
 
-    /// The ones made so far, if any: what the stacks' processes get.
-    pub fn made() -> Option<&'static RunSecrets> {
-        MADE.get().and_then(|made| made.as_ref().ok())
+    /// Where the files are (or will be).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the files if they are not there yet: the folder is created for this user alone and
+    /// must not exist before (a folder someone else made under that name is refused).
+    pub fn write_files(&self) -> Result<(), String> {
+        let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *written {
+            return Ok(());
+        }
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| format!("cannot make {} for the run's certificates: {e}", self.dir.display()))?;
+        natsrpc::testing::TestCa::make(&self.dir)
+            .map_err(|e| format!("cannot make the run's TLS certificates (is openssl installed?): {e}"))?;
+        *written = true;
+        Ok(())
     }
 
     /// Each variable and its value.
     pub fn variables(&self) -> [(&'static str, String); 6] {
-        let path = |p: &PathBuf| p.display().to_string();
+        let path = |name: &str| self.dir.join(name).display().to_string();
         [
-            (NAMES[0], path(&self.pki.ca)),
-            (NAMES[1], path(&self.pki.server.0)),
-            (NAMES[2], path(&self.pki.server.1)),
-            (NAMES[3], path(&self.pki.client.0)),
-            (NAMES[4], path(&self.pki.client.1)),
+            (NAMES[0], path("ca.pem")),
+            (NAMES[1], path("server.pem")),
+            (NAMES[2], path("server.key")),
+            (NAMES[3], path("client.pem")),
+            (NAMES[4], path("client.key")),
             (NAMES[5], self.password.clone()),
         ]
     }
 
-    /// Removes the files (at the end of the run; the processes that read them have stopped).
+    /// Removes the files, if they were written (the processes that read them have stopped); a
+    /// later [`RunSecrets::write_files`] writes them again.
     pub fn remove() {
-        if let Some(made) = Self::made() {
-            let _ = std::fs::remove_dir_all(&made.dir);
+        if let Some(run) = RUN.get() {
+            let mut written = run.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *written {
+                let _ = std::fs::remove_dir_all(&run.dir);
+                *written = false;
+            }
         }
     }
 }
 
-/// The value of `name` when it is one of the run's variables (making them if needed), `None` when
-/// it is not; an error when they cannot be made.
-pub fn lookup(name: &str) -> Result<Option<String>, String> {
-    if !NAMES.contains(&name) {
-        return Ok(None);
+/// The password stays out of `{:?}`.
+impl std::fmt::Debug for RunSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSecrets").field("dir", &self.dir).finish_non_exhaustive()
     }
-    let secrets = RunSecrets::get()?;
-    Ok(secrets.variables().into_iter().find(|(n, _)| *n == name).map(|(_, v)| v))
+}
+
+/// Removes the run's files when dropped: held by `bench`'s `main`, so that every way out of a run
+/// (an error, a refused configuration, the end) removes them.
+#[derive(Debug)]
+pub struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        RunSecrets::remove();
+    }
+}
+
+/// The value of `name` when it is one of the run's variables, `None` when it is not.
+pub fn lookup(name: &str) -> Option<String> {
+    NAMES
+        .contains(&name)
+        .then(|| RunSecrets::get().variables().into_iter().find(|(n, _)| *n == name))
+        .flatten()
+        .map(|(_, v)| v)
+}
+
+/// Whether `value` names one of the run's variables.
+pub fn named_in(value: &str) -> bool {
+    NAMES.iter().any(|name| value.contains(&format!("${{{name}}}")))
 }

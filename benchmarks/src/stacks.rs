@@ -43,13 +43,14 @@ pub struct StartOptions {
 }
 
 impl StartOptions {
-    /// The program a process's command names: the workspace's binary beside the runner, else a
-    /// program on the `PATH` (a broker the stack starts itself, such as `nats-server`), or an
-    /// absolute path.
-    pub fn program(&self, name: &str) -> Option<PathBuf> {
+    /// The program a process's command names: the workspace's binary beside the runner; for a
+    /// broker the stack starts itself (`broker`: it `listens`), else a program on the `PATH` (such
+    /// as `nats-server`) or an absolute path.
+    pub fn program(&self, name: &str, broker: bool) -> Option<PathBuf> {
         let beside = self.bin_dir.join(name);
-        if beside.is_file() {
-            return Some(beside);
+        if beside.is_file() || !broker {
+            // A stack's own binaries come from this build only: never an older one on the PATH.
+            return beside.is_file().then_some(beside);
         }
         if name.contains('/') {
             // A path of its own (a script of the repository's, by `${BENCH_CONFIG_DIR}/..`).
@@ -116,6 +117,9 @@ pub struct Detached {
     pub pids: Vec<(String, u32)>,
     /// The start of its Redis keys and RabbitMQ queues.
     pub prefix: String,
+    /// The folder of the run's certificates it uses, removed once no stack uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<PathBuf>,
 }
 
 impl RunningStack {
@@ -129,6 +133,10 @@ impl RunningStack {
         let address =
             host_port(&spec.url).ok_or_else(|| BenchError::Config(format!("bad url {}", spec.url)))?;
         let mut stack = Self { name: name.to_string(), spec: spec.clone(), prefix, members: Vec::new() };
+        let secrets = crate::run_secrets::RunSecrets::get();
+        if spec.uses_run_secrets {
+            secrets.write_files().map_err(|e| BenchError::Process(format!("{name}: {e}")))?;
+        }
         for process in &spec.processes {
             for i in 1..=process.instances {
                 let role = if process.instances > 1 {
@@ -137,7 +145,7 @@ impl RunningStack {
                     process.name.clone()
                 };
                 let binary = options
-                    .program(&process.command[0])
+                    .program(&process.command[0], process.listens.is_some())
                     .unwrap_or_else(|| options.bin_dir.join(&process.command[0]));
                 let log = options.log_dir.join(format!("{name}-{role}.log"));
                 let log =
@@ -162,7 +170,7 @@ impl RunningStack {
                 // mimalloc on transparent huge pages zeroes 2 MiB for every page it takes back
                 // (15% of a busy service's CPU): off for every stack alike, whatever the host's mode.
                 command.env("MIMALLOC_ALLOW_THP", "0");
-                if let Some(secrets) = crate::run_secrets::RunSecrets::made() {
+                if spec.uses_run_secrets {
                     command.envs(secrets.variables());
                 }
                 command.envs(&process.env).envs(options.env.iter().map(|(k, v)| (k, v)));
@@ -254,6 +262,10 @@ impl RunningStack {
             },
             pids: members.iter().map(|m| (m.role.clone(), m.pid())).collect(),
             prefix: self.prefix.clone(),
+            secrets: self
+                .spec
+                .uses_run_secrets
+                .then(|| crate::run_secrets::RunSecrets::get().dir().to_path_buf()),
         }
     }
 }

@@ -50,6 +50,7 @@ async fn client(url: &str) -> Arc<StackClient> {
         unvalidated_control_of: None,
         ca: None,
         secured_variant_of: None,
+        uses_run_secrets: false,
         nats: Default::default(),
         brokers: Vec::new(),
         processes: Vec::new(),

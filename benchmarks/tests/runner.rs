@@ -382,6 +382,7 @@ fn spec(transport: benchmarks::config::Transport, url: String) -> benchmarks::co
         unvalidated_control_of: None,
         ca: None,
         secured_variant_of: None,
+        uses_run_secrets: false,
         nats: Default::default(),
         brokers: Vec::new(),
         processes: vec![benchmarks::config::ProcessSpec {
@@ -474,6 +475,16 @@ async fn a_service_left_running_on_the_stacks_subjects_refuses_the_run() {
 fn the_secured_variants_run_on_brokers_of_their_own_and_leave_nothing_behind() {
     let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/benchmark-config.yaml");
+    let secrets_folders = || -> Vec<std::path::PathBuf> {
+        let entries = std::fs::read_dir(std::env::temp_dir()).unwrap().flatten();
+        entries
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("natsrpc-bench-secrets-"))
+            })
+            .collect()
+    };
+    let before = secrets_folders();
     let runner = Command::new(bin_dir().join("bench"))
         .args(["--config", shipped.to_str().unwrap(), "--reports", reports.to_str().unwrap()])
         .env("RUST_LOG", "warn")
@@ -487,7 +498,6 @@ fn the_secured_variants_run_on_brokers_of_their_own_and_leave_nothing_behind() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = runner.id();
     let run = runner.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&run.stderr).to_string() + &String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{said}");
@@ -500,12 +510,21 @@ fn the_secured_variants_run_on_brokers_of_their_own_and_leave_nothing_behind() {
         assert!(stack.secured_variant_of.is_some(), "{} says which stack it copies", stack.name);
     }
     assert_eq!(baseline.stacks.len(), 3);
-    let secrets = std::env::temp_dir().join(format!("natsrpc-bench-secrets-{pid}"));
-    assert!(!secrets.exists(), "the run's certificates outlive it: {}", secrets.display());
+    let left: Vec<_> = secrets_folders().into_iter().filter(|folder| !before.contains(folder)).collect();
+    assert!(left.is_empty(), "the run's certificates outlive it: {left:?}");
     for port in [4433, 4434, 6433, 6435, 8443] {
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "a broker left on {port}");
     }
     let copied = std::fs::read_to_string(reports.join("latest/benchmark-config.yaml")).unwrap();
     assert!(copied.contains("${BENCH_SECRET}"), "the copy keeps the reference, not the password");
+    // The password is `bench-` and a NUID: no file of the run holds one.
+    for file in walk(&reports) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
+        let leaked = text.match_indices("bench-").any(|(at, _)| {
+            let tail: String = text[at + 6..].chars().take(22).collect();
+            tail.len() == 22 && tail.chars().all(|c| c.is_ascii_alphanumeric())
+        });
+        assert!(!leaked, "{} holds something like the run's password", file.display());
+    }
     let _ = std::fs::remove_dir_all(&reports);
 }

@@ -292,6 +292,11 @@ impl RpcError {
                 "part_failed",
                 format!("{part} failed: {}: {}", error.code, error.message),
             ),
+            // The service's own permissions are its operators' business, not its caller's: the
+            // subjects stay in its log.
+            RpcError::PermissionDenied(_) => {
+                (502, ErrorKind::Business, "part_failed", format!("{part} failed: not permitted"))
+            }
             other => (502, ErrorKind::Business, "part_failed", format!("{part} failed: {other}")),
         };
         ServiceError {

@@ -83,6 +83,9 @@ fn parse() -> Result<Args, BenchError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The certificates and password made for stacks on brokers of their own, if any, go with the
+    // run however it ends.
+    let _cleanup = benchmarks::run_secrets::Cleanup;
     let prepared = parse().and_then(|args| {
         let config = BenchmarkConfig::load(&args.config)?;
         let settings = config.settings(args.profile.as_deref(), &|name| std::env::var(name).ok())?;
@@ -99,8 +102,6 @@ async fn main() -> ExitCode {
         true => selfcheck(args, config, settings).await,
         false => run(args, config, settings).await,
     };
-    // The certificates and password made for stacks on brokers of their own, if any.
-    benchmarks::run_secrets::RunSecrets::remove();
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -225,7 +226,7 @@ async fn run(
     let mut missing = Vec::new();
     for stack in &settings.stacks {
         for process in &config.stack(stack)?.processes {
-            if start.program(&process.command[0]).is_none() {
+            if start.program(&process.command[0], process.listens.is_some()).is_none() {
                 missing.push(format!("{stack}: {}", start.bin_dir.join(&process.command[0]).display()));
             }
         }

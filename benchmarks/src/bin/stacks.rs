@@ -63,6 +63,12 @@ async fn main() -> Result<(), BenchError> {
                     .map_err(|e| BenchError::Process(format!("{}: {e}", path.display())))?;
                 detached.stop(Duration::from_secs(10)).await?;
                 let _ = std::fs::remove_file(&path);
+                // The run's certificates, once the last stack that used them is down.
+                if let Some(secrets) = &detached.secrets
+                    && !running(state_dir).iter().any(|other| uses(state_dir, other, secrets))
+                {
+                    let _ = std::fs::remove_dir_all(secrets);
+                }
                 println!("{name}: stopped");
             }
         }
@@ -73,6 +79,14 @@ async fn main() -> Result<(), BenchError> {
         }
     }
     Ok(())
+}
+
+/// Whether the running stack `name` uses the certificates in `secrets`.
+fn uses(state_dir: &Path, name: &str, secrets: &Path) -> bool {
+    std::fs::read_to_string(state_file(state_dir, name))
+        .ok()
+        .and_then(|json| serde_json::from_str::<Detached>(&json).ok())
+        .is_some_and(|other| other.secrets.as_deref() == Some(secrets))
 }
 
 fn state_file(dir: &Path, name: &str) -> PathBuf {

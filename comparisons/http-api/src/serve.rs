@@ -47,8 +47,14 @@ pub async fn serve(
             // A client that never finishes its handshake holds nothing for long.
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
-                Err(_) => return tracing::debug!("TLS handshake timed out"),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
             };
             let service = hyper_util::service::TowerToHyperService::new(app);
             let connection = hyper::server::conn::http1::Builder::new()
@@ -58,8 +64,10 @@ pub async fn serve(
             }
         });
     }
+    // No new connections while the open ones finish.
+    drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!("HTTPS connections still open after {DRAIN:?}: closing them");
+        tracing::warn!("HTTPS connections still open after {DRAIN:?}: the process ends with them");
     }
     Ok(())
 }

@@ -33,6 +33,7 @@ fn user(server: &NatsServer, user: &str, password: &str) -> NatsConfig {
         "NATS_URL" => Some(url.clone()),
         "NATS_USER" => Some(user.into()),
         "NATS_PASSWORD" => Some(password.into()),
+        "NATS_INBOX_PREFIX" => Some(format!("_INBOX_{user}")),
         _ => None,
     })
     .unwrap()

@@ -100,20 +100,24 @@ impl Transport for NatsTransport {
 }
 
 /// Why a call found no reply, when the server said it was not allowed: the request's subject
-/// refused for publishing, or the client's reply inbox for subscribing, during the call. The server
-/// drops such a request and says so only on the connection, so it is read there once the wait is
-/// over (nothing is looked up on the way of a call that succeeds).
+/// refused for publishing during the call, or the client's reply inbox refused for subscribing on
+/// this connection (async-nats subscribes it once per connection, so the refusal stands until a
+/// reconnect). The server drops such a request and says so only on the connection; natsrpc reads
+/// it there once the wait is over, so that a call that succeeds pays nothing for the check.
 fn denied(client: &async_nats::Client, subject: &str, waited: std::time::Duration) -> Option<RpcError> {
     let inbox = client.new_inbox();
     let inbox_prefix = inbox.rsplit_once('.').map_or(inbox.as_str(), |(prefix, _)| prefix);
     let inbox_prefix = format!("{inbox_prefix}.");
     let window = waited + std::time::Duration::from_secs(1);
     let denials: Vec<_> = crate::connection::denials::of(client)?
-        .within(window)
+        .since(0)
         .into_iter()
         .filter(|d| match d.action {
-            crate::DeniedAction::Publish => d.subject == subject,
-            crate::DeniedAction::Subscribe => d.subject.starts_with(&inbox_prefix),
+            crate::DeniedAction::Publish => d.subject == subject && d.at.elapsed() <= window,
+            crate::DeniedAction::Subscribe => {
+                d.subject.starts_with(&inbox_prefix)
+                    && !d.subject.ends_with(crate::connection::denials::PROBE)
+            }
         })
         .collect();
     (!denials.is_empty()).then_some(RpcError::PermissionDenied(denials))

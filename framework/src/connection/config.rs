@@ -282,18 +282,26 @@ impl std::fmt::Debug for NatsAuth {
     }
 }
 
-/// `url` with the password (or token) of its user part replaced by `***`.
+/// `url` with the password (or token) of its user part replaced by `***`. A URL that does not
+/// parse (a password with an unescaped `/`, `?` or `#`, say) loses everything before its last `@`:
+/// hiding too much is the safe way to be wrong.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    // The user part ends at the last '@' before the first '/' of the path.
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        // `user:password@` keeps the user; a lone `token@` is all secret.
-        Some(at) => match rest[..at].split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{}", &rest[at + 1..]),
-            None => format!("{scheme}://***@{}", &rest[at + 1..]),
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        // `token@`: the user part is all secret.
+        Ok(mut parsed) if !parsed.username().is_empty() => {
+            let _ = parsed.set_username("***");
+            parsed.to_string()
+        }
+        Ok(_) if !rest.contains('@') => url.to_string(),
+        _ => match rest.rfind('@') {
+            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+            None => url.to_string(),
         },
-        None => url.to_string(),
     }
 }
 
@@ -370,6 +378,21 @@ mod tests {
         assert_eq!(config.servers_redacted(), "nats://orders:***@a:4222,tls://b:4222");
         assert_eq!(redact_url("nats://t0ken@host:4222/x@y"), "nats://***@host:4222/x@y");
         assert_eq!(redact_url("nats://host:4222"), "nats://host:4222");
+        assert_eq!(
+            redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redact_url("rediss://:pw@127.0.0.1:6433"), "rediss://:***@127.0.0.1:6433");
+        for unparsable in
+            ["amqp://shop:pa/ss@rabbit/orders", "amqp://shop:pa?ss@rabbit", "redis://:p#w@host:6379"]
+        {
+            let shown = redact_url(unparsable);
+            assert!(
+                !shown.contains("pa") && !shown.contains("p#w") && shown.starts_with("amqp://***@")
+                    || shown == "redis://***@host:6379",
+                "{unparsable} -> {shown}"
+            );
+        }
         let password = NatsAuth::UserPassword { user: "u".into(), password: "hunter2".into() };
         assert!(!format!("{password:?}").contains("hunter2"));
     }

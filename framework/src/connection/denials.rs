@@ -42,11 +42,14 @@ pub struct Denial {
 
 impl Denial {
     /// Reads the server's `Permissions Violation for Subscription to "x"` (with or without
-    /// ` using queue "q"`) and `Permissions Violation for Publish to "x"`.
+    /// ` using queue "q"`), `Permissions Violation for Publish to "x"` and `Permissions Violation
+    /// for Publish with Reply of "x"` (a request whose reply subject the user may not use).
     fn parse(text: &str, seq: u64) -> Option<Self> {
         let rest = text.trim().trim_matches('\'').strip_prefix("Permissions Violation for ")?;
         let (action, rest) = if let Some(rest) = rest.strip_prefix("Subscription to ") {
             (DeniedAction::Subscribe, rest)
+        } else if let Some(rest) = rest.strip_prefix("Publish with Reply of ") {
+            (DeniedAction::Publish, rest)
         } else {
             (DeniedAction::Publish, rest.strip_prefix("Publish to ")?)
         };
@@ -54,6 +57,10 @@ impl Denial {
         Some(Denial { action, subject, seq, at: std::time::Instant::now() })
     }
 }
+
+/// The last token of the probe subject a service's start sends to find out what the server refused
+/// ([`crate::Service::start`]): its own refusal is expected and not worth a log line.
+pub(crate) const PROBE: &str = "natsrpc-permission-probe";
 
 /// How many refusals a connection keeps: enough to name every subject a service was refused at
 /// start, bounded so that a caller refused in a loop does not grow memory.
@@ -78,15 +85,17 @@ impl Denials {
         Some(denial)
     }
 
+    /// Forgets the refusals of an earlier connection: after a reconnect, the client subscribes
+    /// everything again and the server says again what it refuses.
+    pub(crate) fn reconnected(&self) {
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.1.clear();
+        }
+    }
+
     /// How many refusals have been recorded so far.
     pub(crate) fn count(&self) -> u64 {
         self.recent.lock().map(|r| r.0).unwrap_or(0)
-    }
-
-    /// The refusals that arrived within the last `window`.
-    pub(crate) fn within(&self, window: std::time::Duration) -> Vec<Denial> {
-        let Ok(recent) = self.recent.lock() else { return Vec::new() };
-        recent.1.iter().filter(|d| d.at.elapsed() <= window).cloned().collect()
     }
 
     /// The refusals recorded since `count` was `since`.
@@ -145,10 +154,14 @@ mod tests {
             publish.map(|d| (d.action, d.subject, d.seq)),
             Some((DeniedAction::Publish, "$SRV.PING".into(), 1))
         );
+        let reply = denials.record("Permissions Violation for Publish with Reply of \"_INBOX.x\"");
+        assert_eq!(reply.map(|d| (d.action, d.subject)), Some((DeniedAction::Publish, "_INBOX.x".into())));
         assert_eq!(denials.record("Maximum Payload Violation"), None);
         assert_eq!(denials.record("Permissions Violation for Publish to x"), None, "an unquoted subject");
-        assert_eq!(denials.count(), 2);
-        assert_eq!(denials.since(1).len(), 1);
+        assert_eq!(denials.count(), 3);
+        assert_eq!(denials.since(1).len(), 2);
+        denials.reconnected();
+        assert_eq!((denials.since(0).len(), denials.count()), (0, 3), "the count goes on");
     }
 
     #[test]

@@ -74,11 +74,17 @@ async fn connect_to(
 fn log_event(event: async_nats::Event, denials: &denials::Denials) {
     use async_nats::{Event, ServerError};
     match event {
-        Event::Connected => tracing::info!("NATS connected"),
+        Event::Connected => {
+            denials.reconnected();
+            tracing::info!("NATS connected")
+        }
         Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
         Event::LameDuckMode => tracing::warn!("NATS server entering lame duck mode"),
         Event::SlowConsumer(sid) => tracing::warn!(sid, "slow consumer: messages dropped"),
         Event::ServerError(ServerError::Other(text)) => match denials.record(&text) {
+            Some(denial) if denial.subject.ends_with(denials::PROBE) => {
+                tracing::debug!(action = %denial.action, "the permission probe was refused, as expected")
+            }
             // The subject may be a caller's reply inbox, chosen by whoever sent the request.
             Some(denial) => tracing::error!(action = %denial.action,
                 subject = %crate::escape::escape(&denial.subject, 256), "NATS permission denied"),

@@ -338,12 +338,19 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
     pub async fn start(self, client: &Client) -> Result<Service, RpcError> {
         let denials = crate::connection::denials::of(client);
         let before = denials.as_ref().map_or(0, |d| d.count());
+        let name = self.name.clone();
+        let listened: Vec<&'static str> = self.listeners.iter().map(|(subject, _)| *subject).collect();
         let started = self.start_unchecked(client).await;
         let refused = match &denials {
-            Some(denials) => refused_at_start(client, denials, before).await,
+            Some(denials) => refused_at_start(client, denials, before, &name, &listened).await,
             None => Vec::new(),
         };
         if refused.is_empty() {
+            if let Ok(service) = &started {
+                let identity = &service.router.service;
+                tracing::info!(service = %identity.name, id = %identity.id, version = %identity.version,
+                    endpoints = service.router.endpoints().count(), "service started");
+            }
             return started;
         }
         if let Ok(service) = started {
@@ -395,7 +402,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         for subject in discovery::subjects(&identity.name, &identity.id) {
             discovery.push(client.subscribe(subject).await.map_err(RpcError::transport)?);
         }
-        // The subscriptions exist on the server once it has answered a round trip.
+        // Sent; whether the server took them is for `refused_at_start` to find out.
         client.flush().await.map_err(RpcError::transport)?;
 
         let listeners: Listeners = Arc::new(listeners);
@@ -408,8 +415,6 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             stop.clone(),
         ));
         stop_on_failure.disarm();
-        tracing::info!(service = %router.service.name, id = %router.service.id, version = %router.service.version,
-            endpoints = router.endpoints().count(), "service started");
         Ok(Service {
             router,
             client: client.clone(),
@@ -424,24 +429,53 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
     }
 }
 
-/// The refusals a start met: its subscriptions, and the JetStream API its listeners use. The
-/// server sends a refusal before it answers the start's closing flush, but async-nats hands it to
-/// the connection's event task, which may not have run yet: it gets a moment, on servers that
-/// authenticate (elsewhere nothing is ever refused).
+/// The refusals a start met: its subscriptions (`{name}.>`, the Services API's `$SRV` subjects, its
+/// listeners' subjects) and the JetStream API its listeners use.
+///
+/// A server reads a connection's operations in order and answers a refused one at once, so a probe
+/// sent after the start's subscriptions is answered after their refusals. The probe subscribes to
+/// a subject of the connection's own inbox and publishes to it: the server either echoes the
+/// message (nothing it refused stands in the way) or refuses the subscription or the publish
+/// (least-privilege users may not publish to their own inbox), and either way every refusal of the
+/// start has then come. (async-nats's `flush` only writes; it asks the server nothing.)
 async fn refused_at_start(
     client: &Client,
     denials: &crate::connection::denials::Denials,
     before: u64,
+    name: &str,
+    listened: &[&str],
 ) -> Vec<crate::Denial> {
-    if !client.server_info().auth_required {
-        return Vec::new();
-    }
-    let settle = tokio::time::Instant::now() + Duration::from_millis(50);
-    while denials.count() == before && tokio::time::Instant::now() < settle {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    use futures::StreamExt;
+    let probe = format!("{}.{}", client.new_inbox(), crate::connection::denials::PROBE);
+    let answered = async {
+        let mut echo = client.subscribe(probe.clone()).await.ok()?;
+        client.publish(probe.clone(), bytes::Bytes::new()).await.ok()?;
+        client.flush().await.ok()?;
+        let refused = async {
+            while !denials.since(before).iter().any(|d| d.subject == probe) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        tokio::select! {
+            // The refusals came before the echo, through the connection's event task: it gets a
+            // moment to hand them over.
+            _ = echo.next() => tokio::time::sleep(Duration::from_millis(20)).await,
+            () = refused => {}
+        }
+        Some(())
+    };
+    if tokio::time::timeout(Duration::from_secs(5), answered).await.ok().flatten().is_none() {
+        tracing::warn!(
+            service = name,
+            "could not check the server's permissions: no answer to a probe within 5 s"
+        );
     }
     let ours = |d: &crate::Denial| match d.action {
-        crate::DeniedAction::Subscribe => true,
+        crate::DeniedAction::Subscribe => {
+            d.subject == format!("{name}.>")
+                || d.subject.starts_with("$SRV.")
+                || listened.contains(&d.subject.as_str())
+        }
         crate::DeniedAction::Publish => d.subject.starts_with("$JS."),
     };
     denials.since(before).into_iter().filter(ours).collect()
