@@ -81,56 +81,10 @@ struct Connection {
 }
 
 /// A connection's bytes: plain TCP, or TLS over it.
-enum Stream {
-    Plain(tokio::net::TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
-}
-
-impl tokio::io::AsyncRead for Stream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
-            Stream::Tls(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for Stream {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
-            Stream::Tls(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => std::pin::Pin::new(stream).poll_flush(cx),
-            Stream::Tls(stream) => std::pin::Pin::new(stream).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
-            Stream::Tls(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
-        }
-    }
-}
+type Stream = tokio_util::either::Either<
+    tokio::net::TcpStream,
+    Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+>;
 
 /// The largest response head read (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
@@ -231,8 +185,8 @@ impl HttpConnections {
         })?;
         let _ = stream.set_nodelay(true);
         let stream = match &self.tls {
-            None => Stream::Plain(stream),
-            Some((connector, name)) => Stream::Tls(Box::new(
+            None => Stream::Left(stream),
+            Some((connector, name)) => Stream::Right(Box::new(
                 connector
                     .connect(name.clone(), stream)
                     .await

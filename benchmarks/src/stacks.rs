@@ -48,9 +48,12 @@ impl StartOptions {
     /// as `nats-server`) or an absolute path.
     pub fn program(&self, name: &str, broker: bool) -> Option<PathBuf> {
         let beside = self.bin_dir.join(name);
-        if beside.is_file() || !broker {
+        if beside.is_file() {
+            return Some(beside);
+        }
+        if !broker {
             // A stack's own binaries come from this build only: never an older one on the PATH.
-            return beside.is_file().then_some(beside);
+            return None;
         }
         if name.contains('/') {
             // A path of its own (a script of the repository's, by `${BENCH_CONFIG_DIR}/..`).
@@ -205,31 +208,31 @@ impl RunningStack {
             if tokio::net::TcpStream::connect(address).await.is_ok() {
                 return Ok(());
             }
-            if let Some(member) = self.members.last_mut()
-                && let Ok(Some(status)) = member.child.try_wait()
-            {
+            self.none_exited()?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(BenchError::Process(format!("{}: nothing listened on {address} within {within:?}", self.name)))
+    }
+
+    /// An error naming the first process that has already exited: a stack still starting has
+    /// lost it.
+    fn none_exited(&mut self) -> Result<(), BenchError> {
+        for member in &mut self.members {
+            if let Ok(Some(status)) = member.child.try_wait() {
                 return Err(BenchError::Process(format!(
                     "{} {} exited at start ({status}); see its log",
                     self.name, member.role
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(BenchError::Process(format!("{}: nothing listened on {address} within {within:?}", self.name)))
+        Ok(())
     }
 
     async fn wait_ready(&mut self, within: Duration) -> Result<(), BenchError> {
         let deadline = Instant::now() + within;
         let mut last = String::from("not tried");
         while Instant::now() < deadline {
-            for member in &mut self.members {
-                if let Ok(Some(status)) = member.child.try_wait() {
-                    return Err(BenchError::Process(format!(
-                        "{} {} exited at start ({status}); see its log",
-                        self.name, member.role
-                    )));
-                }
-            }
+            self.none_exited()?;
             match ready(&self.spec).await {
                 Ok(()) => return Ok(()),
                 Err(why) => last = why,

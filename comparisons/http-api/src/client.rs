@@ -50,6 +50,10 @@ fn trim(base: String) -> String {
     base.trim_end_matches('/').to_string()
 }
 
+/// The largest answer a peer's body may be: far above any the services send (their replies fit
+/// NATS's `max_payload` too), so that a peer gone wrong fails the call instead of filling memory.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
 /// The HTTP transport.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
@@ -121,8 +125,8 @@ impl Transport for HttpTransport {
                     .get(axum::http::header::CONTENT_TYPE)
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_string);
-                let payload = response
-                    .into_body()
+                // A peer is trusted no further than its answer's size.
+                let payload = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                     .collect()
                     .await
                     .map_err(|e| RpcError::Transport(format!("{subject}: {e}")))?

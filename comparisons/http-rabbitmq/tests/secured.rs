@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use http_rabbitmq::Broker;
 use natsrpc::testing::{ServiceProcess, TestCa};
-use stack::testing::{RabbitServer, RabbitTls, free_port};
+use stack::testing::{RabbitServer, RabbitTls, free_port, restock_until_ok};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_http-rabbitmq");
 const PASSWORD: &str = "c0rrect-h0rse";
@@ -103,25 +103,8 @@ async fn the_stack_serves_over_amqps_as_its_own_user_and_each_wrong_setting_is_n
     };
     let (worker, worker_log) = spawn("worker", &url);
     let (gateway, gateway_log) = spawn("gateway", &url);
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        let sent = http
-            .post(format!("http://{address}/ecommerce/restock"))
-            .header("content-type", "application/json")
-            .body(r#"{"sku":"SKU-00001","quantity":5}"#)
-            .send()
-            .await;
-        match sent.map(|r| r.status().as_u16()) {
-            Ok(200) => break 200,
-            // 503 until the worker consumes its queue.
-            Ok(_) | Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            other => panic!("the gateway did not answer 200: {other:?}"),
-        }
-    };
-    assert_eq!(status, 200, "a call through the gateway, the secured broker and the worker");
+    // A call through the gateway, the secured broker and the worker (503 until it consumes).
+    restock_until_ok(&format!("http://{address}"), Duration::from_secs(30)).await.unwrap();
     assert!(gateway.terminate().await.unwrap().success());
     assert!(worker.terminate().await.unwrap().success());
     for log in [&worker_log, &gateway_log] {

@@ -8,7 +8,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stack::testing::{RedisServer, free_port};
+use stack::testing::{RedisServer, free_port, restock_until_ok};
 
 const PASSWORD: &str = "c0rrect-h0rse";
 
@@ -35,22 +35,8 @@ async fn the_redis_password_is_in_no_line_it_prints() {
     let address = format!("127.0.0.1:{}", free_port().unwrap());
     let mut serving = start(&with(PASSWORD), &address, &log);
 
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let answer = loop {
-        let sent = http
-            .post(format!("http://{address}/ecommerce/restock"))
-            .header("content-type", "application/json")
-            .body(r#"{"sku":"SKU-00001","quantity":5}"#)
-            .send()
-            .await;
-        match sent {
-            Ok(response) => break response.status().as_u16(),
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(error) => panic!("http-redis did not answer: {error}"),
-        }
-    };
-    assert_eq!(answer, 200, "it serves, state in the password-protected Redis");
+    // It serves, state in the password-protected Redis.
+    restock_until_ok(&format!("http://{address}"), Duration::from_secs(20)).await.unwrap();
     let _ = Command::new("kill").arg("-TERM").arg(serving.id().to_string()).status();
     assert!(serving.wait().unwrap().success());
     let printed = std::fs::read_to_string(&log).unwrap();

@@ -13,6 +13,6 @@ mod process;
 mod rabbit_server;
 mod redis_server;
 
-pub use process::{free_port, spawn_http};
+pub use process::{free_port, restock_until_ok, spawn_http};
 pub use rabbit_server::{RabbitServer, RabbitTls};
 pub use redis_server::RedisServer;

@@ -54,3 +54,28 @@ async fn wait_for_health(
     }
     Err(format!("no answer from {base}/health within 20 s"))
 }
+
+/// Restocks an item at `base` (`http://host:port`) until it answers 200, up to `within`: a stack
+/// that has just started may refuse the first calls (nothing listening yet, or a 503 while its
+/// workers come up). Answers the last failure when it never does.
+pub async fn restock_until_ok(base: &str, within: Duration) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + within;
+    loop {
+        let sent = http
+            .post(format!("{base}/ecommerce/restock"))
+            .header("content-type", "application/json")
+            .body(r#"{"sku":"SKU-00001","quantity":5}"#)
+            .send()
+            .await;
+        let last = match sent.map(|r| r.status().as_u16()) {
+            Ok(200) => return Ok(()),
+            Ok(status) => format!("answered {status}"),
+            Err(error) => error.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(format!("{base} did not restock within {within:?}: {last}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
