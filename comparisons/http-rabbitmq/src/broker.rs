@@ -79,8 +79,11 @@ impl Broker {
         let runtime = lapin::runtime::default_runtime()?;
         let connected = Connection::connect_with_config(&self.url, properties, self.tls()?, runtime).await;
         let plain = self.url.starts_with("amqp://");
-        connected
-            .map_err(|error| AmqpError::Connect { broker: self.to_string(), reason: refusal(&error, plain) })
+        let without_identity = !plain && self.client.is_none();
+        connected.map_err(|error| AmqpError::Connect {
+            broker: self.to_string(),
+            reason: refusal(&error, plain, without_identity),
+        })
     }
 
     /// The TLS settings for `amqps://`, from the files named (read at each connection, so that a
@@ -108,7 +111,12 @@ impl Broker {
 }
 
 /// Why a connection failed, in words that point at the setting to check.
-fn refusal(error: &lapin::Error, plain: bool) -> String {
+///
+/// `without_identity`: TLS with no client certificate configured. A broker that requires one
+/// sends TLS 1.3's `certificate_required` alert only after the handshake has completed on the
+/// client's side, so the client has already written AMQP's greeting: whether it then reads the
+/// alert or a reset depends on timing, and both have to name the cause.
+fn refusal(error: &lapin::Error, plain: bool, without_identity: bool) -> String {
     let text = error.to_string();
     let lower = text.to_lowercase();
     if lower.contains("access_refused") || lower.contains("access-refused") {
@@ -117,7 +125,12 @@ fn refusal(error: &lapin::Error, plain: bool) -> String {
         format!("the user may not open the virtual host of AMQP_URL ({text})")
     } else if ["certificate", "tls", "handshake", "unknownissuer"].iter().any(|w| lower.contains(w)) {
         format!("TLS failed (check amqps://, AMQP_CA and AMQP_CERT/AMQP_KEY): {text}")
-    } else if plain && not_amqp(error) {
+    } else if without_identity && hung_up(error) {
+        format!(
+            "TLS failed: the broker hung up once the handshake was done; it may require a client \
+             certificate, and AMQP_CERT/AMQP_KEY are not set: {text}"
+        )
+    } else if plain && (hung_up(error) || matches!(error.kind(), lapin::ErrorKind::ParsingError(_))) {
         // A TLS listener reads AMQP's greeting as a bad handshake: it answers with bytes that are
         // not AMQP, or resets the connection, whichever comes first.
         format!("the broker's end is not AMQP (a TLS-only listener reached with amqp://?): {text}")
@@ -126,11 +139,10 @@ fn refusal(error: &lapin::Error, plain: bool) -> String {
     }
 }
 
-/// Whether the other end answered with something other than AMQP, or hung up at once.
-fn not_amqp(error: &lapin::Error) -> bool {
+/// Whether the other end closed or reset the connection before AMQP got going.
+fn hung_up(error: &lapin::Error) -> bool {
     use std::io::ErrorKind as Io;
     match error.kind() {
-        lapin::ErrorKind::ParsingError(_) => true,
         lapin::ErrorKind::IOError(io) => {
             matches!(
                 io.kind(),
@@ -193,5 +205,23 @@ mod tests {
         let broker = Broker::new("amqps://h").with_ca("/nonexistent/ca.pem");
         let error = broker.tls().unwrap_err().to_string();
         assert!(error.contains("AMQP_CA: cannot read /nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn a_reset_after_tls_names_the_missing_client_certificate_whichever_way_it_comes() {
+        use std::sync::Arc;
+        let reset = || {
+            let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+            lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(io)))
+        };
+        let error = refusal(&reset(), false, true);
+        assert!(
+            error.starts_with("TLS failed") && error.contains("AMQP_CERT/AMQP_KEY are not set"),
+            "{error}"
+        );
+        let error = refusal(&reset(), true, false);
+        assert!(error.contains("a TLS-only listener reached with amqp://?"), "{error}");
+        // With a certificate configured, a reset is only a reset: no guess about its cause.
+        assert!(!refusal(&reset(), false, false).contains("TLS"));
     }
 }

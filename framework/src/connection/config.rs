@@ -238,7 +238,10 @@ impl NatsConfig {
         } else {
             self.servers.iter().map(String::as_str).collect()
         };
-        super::connect_to(&servers, &self.servers_redacted(), self.auth.described(), options).await
+        let tls = self.tls.ca.is_some() || self.tls.first || servers.iter().any(|s| s.starts_with("tls://"));
+        let without_identity = tls && self.tls.client.is_none();
+        let refusal = super::Refusal { auth: self.auth.described(), without_identity };
+        super::connect_to(&servers, &self.servers_redacted(), refusal, options).await
     }
 }
 

@@ -42,15 +42,26 @@ pub async fn connect_with(
     url: &str,
     options: async_nats::ConnectOptions,
 ) -> Result<async_nats::Client, RpcError> {
-    connect_to(&[url], &redact_url(url), "the options given", options).await
+    let refusal = Refusal { auth: "the options given", without_identity: false };
+    connect_to(&[url], &redact_url(url), refusal, options).await
 }
 
-/// The one way every connection is made: `shown` is `servers` as logs may show them, `auth` the
-/// way of authenticating, named in a refusal.
+/// What a refused first connection's error can say about the settings used.
+struct Refusal<'a> {
+    /// The way of authenticating.
+    auth: &'a str,
+    /// TLS with no client certificate configured. A server that requires one sends TLS 1.3's
+    /// `certificate_required` alert only after the handshake is done on the client's side, so the
+    /// client may already have written and read a reset instead of the alert: timing decides.
+    without_identity: bool,
+}
+
+/// The one way every connection is made: `shown` is `servers` as logs may show them, `refusal`
+/// what an error names.
 async fn connect_to(
     servers: &[&str],
     shown: &str,
-    auth: &str,
+    refusal: Refusal<'_>,
     options: async_nats::ConnectOptions,
 ) -> Result<async_nats::Client, RpcError> {
     let denials = std::sync::Arc::new(denials::Denials::default());
@@ -65,7 +76,7 @@ async fn connect_to(
         .connect(servers)
         .await
         .map_err(|error| {
-            RpcError::Transport(format!("cannot connect to {shown}: {}", refusal(&error, auth)))
+            RpcError::Transport(format!("cannot connect to {shown}: {}", refusal.explain(&error)))
         })?;
     denials::register(&client, denials);
     Ok(client)
@@ -94,23 +105,57 @@ fn log_event(event: async_nats::Event, denials: &denials::Denials) {
     }
 }
 
-/// Why a first connection failed, in words that point at the setting to check.
-fn refusal(error: &async_nats::ConnectError, auth: &str) -> String {
-    use async_nats::ConnectErrorKind as Kind;
-    let text = error.to_string().to_lowercase();
-    match error.kind() {
-        Kind::AuthorizationViolation => {
-            format!("the server refused the credentials ({auth}): authorization violation")
+impl Refusal<'_> {
+    /// Why a first connection failed, in words that point at the setting to check.
+    fn explain(&self, error: &async_nats::ConnectError) -> String {
+        use async_nats::ConnectErrorKind as Kind;
+        let (text, auth) = (error.to_string().to_lowercase(), self.auth);
+        let hung_up = ["reset", "eof", "broken pipe", "aborted"].iter().any(|w| text.contains(w));
+        match error.kind() {
+            Kind::AuthorizationViolation => {
+                format!("the server refused the credentials ({auth}): authorization violation")
+            }
+            Kind::Authentication => format!("could not sign the server's challenge ({auth}): {error}"),
+            Kind::Tls => tls_failed(error),
+            // rustls's refusals of a certificate come back as I/O errors.
+            Kind::Io if ["certificate", "tls", "handshake"].iter().any(|w| text.contains(w)) => {
+                tls_failed(error)
+            }
+            Kind::Io if self.without_identity && hung_up => format!(
+                "TLS failed: the server hung up once the handshake was done; it may require a client \
+                 certificate, and NATS_CERT/NATS_KEY are not set: {error}"
+            ),
+            Kind::TimedOut => {
+                format!("no answer within 5 s (a TLS-only server reached without TLS?): {error}")
+            }
+            _ => error.to_string(),
         }
-        Kind::Authentication => format!("could not sign the server's challenge ({auth}): {error}"),
-        Kind::Tls => tls_failed(error),
-        // rustls's refusals of a certificate come back as I/O errors.
-        Kind::Io if ["certificate", "tls", "handshake"].iter().any(|w| text.contains(w)) => tls_failed(error),
-        Kind::TimedOut => format!("no answer within 5 s (a TLS-only server reached without TLS?): {error}"),
-        _ => error.to_string(),
     }
 }
 
 fn tls_failed(error: &async_nats::ConnectError) -> String {
     format!("TLS failed (check NATS_CA, NATS_CERT/NATS_KEY, tls:// and NATS_TLS_FIRST): {error}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_nats::{ConnectError, ConnectErrorKind};
+
+    #[test]
+    fn a_reset_after_tls_names_the_missing_client_certificate_whichever_way_it_comes() {
+        let reset = || {
+            let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+            ConnectError::with_source(ConnectErrorKind::Io, io)
+        };
+        let refusal = Refusal { auth: "no credentials", without_identity: true };
+        let error = refusal.explain(&reset());
+        assert!(
+            error.starts_with("TLS failed") && error.contains("NATS_CERT/NATS_KEY are not set"),
+            "{error}"
+        );
+        // With a certificate configured, a reset is only a reset: no guess about its cause.
+        let refusal = Refusal { without_identity: false, ..refusal };
+        assert!(!refusal.explain(&reset()).contains("TLS"));
+    }
 }
