@@ -1,0 +1,293 @@
+//! The views only some scenarios have, below their throughput and latency: latency against the
+//! fan-out K (`get_order_overview`), the stock books of a contention run, the lag and the
+//! exactly-once count of convergence, and a soak's drift and memory trends with their verdicts.
+//! Each view shows when its scenario's results carry its figures, whatever the scenario's name.
+
+use std::fmt::Write;
+
+use super::analysis;
+use super::charts::{self, Series};
+use super::html::{dot, escape, ms};
+use bench_results::MemoryVerdict as Verdict;
+use bench_results::{Measurement, ScenarioResult};
+
+fn mark(held: bool, yes: &str, no: &str) -> String {
+    if held { format!("<span class=\"ok\">{yes}</span>") } else { format!("<span class=\"bad\">{no}</span>") }
+}
+
+/// Every repetition of every stack, with its stack's name.
+fn measurements(scenario: &ScenarioResult) -> impl Iterator<Item = (&str, &Measurement)> {
+    scenario.stacks.iter().flat_map(|s| s.repetitions.iter().map(move |m| (s.name.as_str(), m)))
+}
+
+/// All the views `scenario` has.
+pub fn views(out: &mut String, scenario: &ScenarioResult) {
+    fan_out(out, scenario);
+    contention(out, scenario);
+    convergence(out, scenario);
+    soak(out, scenario);
+}
+
+/// (K, p50 µs, p99 µs) of one fan-out.
+type KPoint = (f64, u64, u64);
+
+/// The K of an endpoint label `ecommerce.get_order_overview/k5`.
+fn k_of(label: &str) -> Option<f64> {
+    label.rsplit_once("/k")?.1.parse().ok()
+}
+
+fn fan_out(out: &mut String, scenario: &ScenarioResult) {
+    let curves: Vec<(String, Vec<KPoint>)> = scenario
+        .stacks
+        .iter()
+        .filter_map(|s| {
+            let m = analysis::representative(s)?;
+            let mut points: Vec<KPoint> = m
+                .endpoints
+                .iter()
+                .filter_map(|e| Some((k_of(&e.name)?, e.latency_us.p50, e.latency_us.p99)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (!points.is_empty()).then(|| (s.name.clone(), points))
+        })
+        .collect();
+    if curves.is_empty() {
+        return;
+    }
+    let series = |pick: fn(&KPoint) -> u64| -> Vec<Series> {
+        curves
+            .iter()
+            .map(|(stack, points)| Series {
+                label: stack.clone(),
+                points: points.iter().map(|p| (p.0, pick(p) as f64 / 1000.0)).collect(),
+            })
+            .collect()
+    };
+    out.push_str("<h3>Latency against fan-out</h3><p class=\"sub\">One request in, K sub-requests out over the stack's own transport, joined under one deadline. The slope is what each extra internal call costs; where it crosses another stack's line, fan-out changes the ranking.</p>");
+    let _ = write!(
+        out,
+        "<figure>{}</figure>",
+        charts::lines(
+            "Median latency against K",
+            "K (sub-requests per request)",
+            "p50, ms",
+            &series(|p| p.1),
+            &[]
+        )
+    );
+    let ks: Vec<f64> = curves[0].1.iter().map(|p| p.0).collect();
+    out.push_str("<table><thead><tr><th class=\"l\">stack</th>");
+    for k in &ks {
+        let _ = write!(out, "<th>K={k} p50</th><th>p99</th>");
+    }
+    out.push_str("<th>per extra call, µs</th></tr></thead><tbody>");
+    for (stack, points) in &curves {
+        let _ = write!(out, "<tr><td class=\"l\">{}</td>", dot(stack));
+        for (_, p50, p99) in points {
+            let _ = write!(out, "<td>{}</td><td>{}</td>", ms(*p50 as f64), ms(*p99 as f64));
+        }
+        let per_call = match (points.first(), points.last()) {
+            (Some(a), Some(b)) if b.0 > a.0 => format!("{:.0}", (b.1 as f64 - a.1 as f64) / (b.0 - a.0)),
+            _ => "–".into(),
+        };
+        let _ = write!(out, "<td>{per_call}</td></tr>");
+    }
+    out.push_str("</tbody></table><p class=\"sub\">Milliseconds, from the repetition with the median p99; the last column is the p50's slope from the smallest K to the largest.</p>");
+}
+
+fn contention(out: &mut String, scenario: &ScenarioResult) {
+    if !measurements(scenario).any(|(_, m)| m.contention.is_some()) {
+        return;
+    }
+    out.push_str("<h3>The stock books</h3><p class=\"sub\">Every unit that reservations were told they took and restocks added, against the stock each hot item has left at the end (warm-up included). Initial + added must equal taken + left on every item; unanswered requests widen what is allowed by their units.</p><table><thead><tr><th class=\"l\">stack</th><th>rep</th><th>reservations</th><th>refused (no stock)</th><th>initial</th><th>added</th><th>taken</th><th>left</th><th>unanswered units</th><th>oversold</th><th>vanished</th><th class=\"l\">books</th></tr></thead><tbody>");
+    for (stack, m) in measurements(scenario) {
+        let Some(c) = &m.contention else { continue };
+        let sum = |pick: fn(&bench_results::ItemBalance) -> u64| c.items.iter().map(pick).sum::<u64>();
+        let left: Option<u64> = c.items.iter().map(|i| i.remaining).sum();
+        let _ = write!(
+            out,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            dot(stack),
+            m.repetition,
+            charts::format_number(c.reservations as f64),
+            c.conflict_rate * 100.0,
+            sum(|i| i.initial),
+            sum(|i| i.added),
+            sum(|i| i.taken),
+            left.map_or_else(|| "?".into(), |l| l.to_string()),
+            sum(|i| i.added_unknown + i.taken_unknown),
+            c.oversold_units,
+            c.vanished_units,
+            mark(c.balanced, "balance", "DO NOT BALANCE"),
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
+fn convergence(out: &mut String, scenario: &ScenarioResult) {
+    if !measurements(scenario).any(|(_, m)| m.convergence.is_some()) {
+        return;
+    }
+    let bars: Vec<charts::Bar> = scenario
+        .stacks
+        .iter()
+        .filter_map(|s| {
+            let lags: Vec<f64> = s
+                .repetitions
+                .iter()
+                .filter_map(|m| Some(m.convergence.as_ref()?.lag_us.p99 as f64 / 1000.0))
+                .collect();
+            let spread = bench_results::Spread::of(lags.iter().copied());
+            (!lags.is_empty()).then(|| charts::Bar {
+                label: s.name.clone(),
+                colour: s.name.clone(),
+                value: spread.median,
+                range: Some((spread.min, spread.max)),
+            })
+        })
+        .collect();
+    out.push_str("<h3>From acknowledgement to analytics</h3><p class=\"sub\">Each order has a customer of its own; a probe asks analytics for that customer's events until the order shows. Lag: from the order's acknowledgement to the middle of the first question that saw it; <em>there at once</em>: orders the first question already found, in analytics by the time the buyer heard back. After the load every order is counted once more: it must be there exactly once.</p>");
+    let _ = write!(
+        out,
+        "<figure>{}</figure>",
+        charts::bars("p99 lag until analytics counts an order (median of repetitions)", "ms", &bars)
+    );
+    out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>rep</th><th>orders</th><th>lag p50, ms</th><th>p90</th><th>p99</th><th>max</th><th>there at once</th><th>lost</th><th>counted twice</th><th>unacknowledged</th><th class=\"l\">every order once</th></tr></thead><tbody>");
+    let mut resolution = None;
+    for (stack, m) in measurements(scenario) {
+        let Some(c) = &m.convergence else { continue };
+        resolution = Some((c.poll_ms, c.settle_s));
+        let l = &c.lag_us;
+        let _ = write!(
+            out,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            dot(stack),
+            m.repetition,
+            c.orders,
+            ms(l.p50 as f64),
+            ms(l.p90 as f64),
+            ms(l.p99 as f64),
+            ms(l.max as f64),
+            format_args!("{:.0}%", c.seen_at_once as f64 * 100.0 / c.orders.max(1) as f64),
+            c.lost + c.not_recounted,
+            c.counted_twice,
+            c.unacknowledged,
+            mark(c.exactly_once(), "yes", "NO"),
+        );
+    }
+    out.push_str("</tbody></table>");
+    if let Some((poll, settle)) = resolution {
+        let _ = write!(
+            out,
+            "<p class=\"sub\">Probes ask every {poll:.0} ms at first (the lag's resolution), every 50 ms once an order is 200 ms late; an order not seen within {settle:.0} s counts as lost.</p>"
+        );
+    }
+}
+
+fn soak(out: &mut String, scenario: &ScenarioResult) {
+    if !measurements(scenario).any(|(_, m)| m.soak.is_some()) {
+        return;
+    }
+    out.push_str("<h3>Over the soak</h3><p class=\"sub\">Each stack at the same share of its own saturation rate. Drift: the median of the per-second percentiles in the first tenth of the soak against the last tenth. Memory: the slope of a least-squares line through each process's resident memory; growing means it still grows in the second half, by more than 1 MiB or 1% a minute (the chart of the processes' memory over the run is below).</p>");
+    out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>rep</th><th>saturation, req/s</th><th>offered</th><th>p50 first → last, ms</th><th>p99 first → last, ms</th><th class=\"l\">memory (MiB per minute)</th></tr></thead><tbody>");
+    for (stack, m) in measurements(scenario) {
+        let Some(soak) = &m.soak else { continue };
+        let d = &soak.drift;
+        let trends: Vec<String> = soak
+            .memory
+            .iter()
+            .map(|t| {
+                let verdict = match (t.verdict, t.conclusive) {
+                    (Verdict::Growing, true) => "<span class=\"bad\">growing</span>",
+                    (Verdict::Growing, false) => "<span class=\"warn\">growing</span> (too short to be sure)",
+                    (Verdict::Steady, true) => "<span class=\"ok\">steady</span>",
+                    (Verdict::Steady, false) => "steady (too short to be sure)",
+                };
+                format!(
+                    "{} {:.0}→{:.0} MiB, {:+.2}/min: {verdict}",
+                    escape(&t.name),
+                    t.start_mib,
+                    t.end_mib,
+                    t.slope_mib_per_min
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{} ({:.0}%)</td><td>{} → {} (×{:.2})</td><td>{} → {} (×{:.2})</td><td class=\"l\">{}</td></tr>",
+            dot(stack),
+            m.repetition,
+            charts::format_number(soak.saturation_rps),
+            charts::format_number(soak.offered_rps),
+            soak.fraction * 100.0,
+            ms(d.first_p50_us),
+            ms(d.last_p50_us),
+            d.p50_ratio(),
+            ms(d.first_p99_us),
+            ms(d.last_p99_us),
+            d.p99_ratio(),
+            trends.join("<br>"),
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
+/// One plain line of what the views show for `stack` (its representative repetition), for the
+/// Markdown summary; `None` when its scenario has no view.
+pub fn note(stack: &bench_results::StackResult) -> Option<String> {
+    let m = analysis::representative(stack)?;
+    let mut parts = Vec::new();
+    if let Some(c) = &m.contention {
+        let books = if c.balanced {
+            "the books balance".to_string()
+        } else {
+            format!("the books DO NOT balance ({} oversold, {} vanished)", c.oversold_units, c.vanished_units)
+        };
+        parts.push(format!(
+            "{:.1}% of reservations refused for want of stock; {books}",
+            c.conflict_rate * 100.0
+        ));
+    }
+    if let Some(c) = &m.convergence {
+        parts.push(format!(
+            "lag to analytics p50 {} ms, p99 {} ms ({:.0}% already there when acknowledged); {} orders, {} counted once, {} lost, {} twice",
+            ms(c.lag_us.p50 as f64),
+            ms(c.lag_us.p99 as f64),
+            c.seen_at_once as f64 * 100.0 / c.orders.max(1) as f64,
+            c.orders,
+            c.counted_once,
+            c.lost + c.not_recounted,
+            c.counted_twice
+        ));
+    }
+    if let Some(soak) = &m.soak {
+        let memory: Vec<String> = soak
+            .memory
+            .iter()
+            .map(|t| {
+                let verdict = if t.verdict == Verdict::Growing { "GROWING" } else { "steady" };
+                let unsure = if t.conclusive { "" } else { " (too short to be sure)" };
+                format!("{} {:+.2} MiB/min {verdict}{unsure}", t.name, t.slope_mib_per_min)
+            })
+            .collect();
+        parts.push(format!(
+            "soaked at {} of {} req/s; p99 x{:.2} from first to last tenth; {}",
+            charts::format_number(soak.offered_rps),
+            charts::format_number(soak.saturation_rps),
+            soak.drift.p99_ratio(),
+            memory.join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("{}: {}", stack.name, parts.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::k_of;
+
+    #[test]
+    fn the_fan_out_of_an_endpoint_label() {
+        assert_eq!(k_of("ecommerce.get_order_overview/k17"), Some(17.0));
+        assert_eq!(k_of("ecommerce.create_order/small"), None);
+    }
+}

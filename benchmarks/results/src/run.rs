@@ -1,0 +1,196 @@
+//! A whole run: its environment and settings, every scenario on every stack, the limits checked.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ResultsError;
+use crate::measurement::{Measurement, Summary};
+use crate::settings::{Expectations, Faults, Load, MixEntry, RunSettings};
+use crate::system::Environment;
+
+/// The version of `results.json`'s layout this crate writes. It reads this one and every older
+/// one it has shipped (1 is the first).
+pub const SCHEMA: u32 = 1;
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Layout version ([`SCHEMA`]).
+    pub schema: u32,
+    /// When it started (RFC 3339, UTC).
+    pub started: String,
+    /// When it finished.
+    pub finished: String,
+    /// The profile used, if any.
+    pub profile: Option<String>,
+    /// The machine and software.
+    pub environment: Environment,
+    /// The settings the run used (after the profile and the environment).
+    pub settings: RunSettings,
+    /// Per scenario, per stack.
+    pub scenarios: Vec<ScenarioResult>,
+    /// Each `performance_expectations` limit, checked.
+    pub expectations: Vec<ExpectationCheck>,
+    /// What a reader should know before trusting the figures.
+    pub warnings: Vec<String>,
+}
+
+/// One scenario on every stack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// Its name.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// The load, as run (after any duration override).
+    pub load: Load,
+    /// The mix.
+    pub mix: Vec<MixEntry>,
+    /// The share of invalid requests.
+    pub invalid_share: f64,
+    /// The injected faults.
+    pub faults: Option<Faults>,
+    /// The limits it must meet.
+    pub expectations: Option<Expectations>,
+    /// Per stack.
+    pub stacks: Vec<StackResult>,
+}
+
+/// One stack's measurements of a scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackResult {
+    /// Its name.
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// `nats` or `http`.
+    pub transport: String,
+    /// One per repetition.
+    pub repetitions: Vec<Measurement>,
+    /// Medians and spread over the repetitions.
+    pub summary: Summary,
+    /// Its processes placed on CPUs of their own (`cpus` in the config): (process, CPU list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<(String, String)>,
+    /// For a validation-off control: the stack it copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unvalidated_control_of: Option<String>,
+    /// For a secured variant (TLS and credentials): the plain stack it copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secured_variant_of: Option<String>,
+}
+
+/// One limit of `performance_expectations`, checked against a stack's medians.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpectationCheck {
+    /// The scenario.
+    pub scenario: String,
+    /// The stack.
+    pub stack: String,
+    /// `p50_ms`, `p99_ms`, `min_rps` or `max_unexpected_error_rate`.
+    pub metric: String,
+    /// The limit.
+    pub limit: f64,
+    /// The median measured.
+    pub value: f64,
+    /// Whether it held.
+    pub held: bool,
+}
+
+impl ExpectationCheck {
+    /// The checks of `limits` against `summary`.
+    pub fn all(scenario: &str, stack: &str, limits: &Expectations, summary: &Summary) -> Vec<Self> {
+        let check = |metric: &str, limit: Option<f64>, value: f64, at_most: bool| {
+            limit.map(|limit| Self {
+                scenario: scenario.to_string(),
+                stack: stack.to_string(),
+                metric: metric.to_string(),
+                limit,
+                value,
+                held: if at_most { value <= limit } else { value >= limit },
+            })
+        };
+        [
+            check("p50_ms", limits.p50_ms, summary.p50_us.median / 1000.0, true),
+            check("p99_ms", limits.p99_ms, summary.p99_us.median / 1000.0, true),
+            check("min_rps", limits.min_rps, summary.rps.median, false),
+            check(
+                "max_unexpected_error_rate",
+                limits.max_unexpected_error_rate,
+                summary.unexpected_rate.median,
+                true,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The checks of what must hold whatever the speed: no unit oversold or gone under
+    /// contention, every order counted once in analytics (the worst repetition counts).
+    pub fn invariants(scenario: &str, stack: &str, repetitions: &[Measurement]) -> Vec<Self> {
+        let worst = |pick: &dyn Fn(&Measurement) -> Option<u64>| {
+            repetitions.iter().filter_map(pick).max().map(|worst| worst as f64)
+        };
+        let check = |metric: &str, value: Option<f64>| {
+            value.map(|value| Self {
+                scenario: scenario.to_string(),
+                stack: stack.to_string(),
+                metric: metric.to_string(),
+                limit: 0.0,
+                value,
+                held: value <= 0.0,
+            })
+        };
+        [
+            check("oversold_units", worst(&|m| m.contention.as_ref().map(|c| c.oversold_units))),
+            check("vanished_units", worst(&|m| m.contention.as_ref().map(|c| c.vanished_units))),
+            check(
+                "unreadable_stock",
+                worst(&|m| {
+                    m.contention
+                        .as_ref()
+                        .map(|c| c.items.iter().filter(|i| i.remaining.is_none()).count() as u64)
+                }),
+            ),
+            check("orders_lost", worst(&|m| m.convergence.as_ref().map(|c| c.lost + c.not_recounted))),
+            check("orders_counted_twice", worst(&|m| m.convergence.as_ref().map(|c| c.counted_twice))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// One line saying how it went.
+    pub fn describe(&self) -> String {
+        let verdict = if self.held { "held" } else { "MISSED" };
+        format!(
+            "{} on {}: {} {:.3} against a limit of {:.3}: {verdict}",
+            self.scenario, self.stack, self.metric, self.value, self.limit
+        )
+    }
+}
+
+impl RunResults {
+    /// Writes `results.json` and the CSV exports into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), ResultsError> {
+        let path = dir.join("results.json");
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|source| ResultsError::Json { path: path.clone(), source })?;
+        std::fs::write(&path, json).map_err(|source| ResultsError::Io { path, source })?;
+        crate::csv::write(self, dir)
+    }
+
+    /// Reads a `results.json` of this layout or an older one.
+    pub fn read(path: &Path) -> Result<Self, ResultsError> {
+        let text =
+            std::fs::read(path).map_err(|source| ResultsError::Io { path: path.to_path_buf(), source })?;
+        let results: Self = serde_json::from_slice(&text)
+            .map_err(|source| ResultsError::Json { path: path.to_path_buf(), source })?;
+        if results.schema > SCHEMA {
+            return Err(ResultsError::Newer { path: path.to_path_buf(), schema: results.schema });
+        }
+        Ok(results)
+    }
+}

@@ -1,0 +1,124 @@
+//! `stacks`: starts and stops the stacks of `config/benchmark-config.yaml` by hand, for trying
+//! them out or pointing another load tool at them. The runner starts its own.
+//!
+//! ```text
+//! stacks list                  the stacks of the config, and which run
+//! stacks up NAME...            starts them (ports from the config), waits until ready, leaves them running
+//! stacks down [NAME...]        stops them by PID (all that run, by default) and removes their state
+//! ```
+//! `--config FILE` (default `config/benchmark-config.yaml`); state in `reports/.stacks/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bench_runner::BenchError;
+use bench_runner::config::BenchmarkConfig;
+use bench_runner::system::stacks::{Detached, RunningStack, StartOptions};
+
+const STATE_DIR: &str = "reports/.stacks";
+
+#[tokio::main]
+async fn main() -> Result<(), BenchError> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config_path = PathBuf::from("config/benchmark-config.yaml");
+    if let Some(at) = args.iter().position(|a| a == "--config") {
+        let path = args.get(at + 1).ok_or_else(|| BenchError::Usage("--config needs a file".into()))?;
+        config_path = PathBuf::from(path);
+        args.drain(at..=at + 1);
+    }
+    let config = BenchmarkConfig::load(&config_path)?;
+    let state_dir = Path::new(STATE_DIR);
+    match args.first().map(String::as_str) {
+        Some("list") => {
+            for (name, spec) in &config.stacks {
+                let running = if state_file(state_dir, name).exists() { "running" } else { "-" };
+                println!("{name:<15} {running:<8} {:<24} {}", spec.url, spec.description);
+            }
+        }
+        Some("up") => {
+            let log_dir = state_dir.join("logs");
+            let options = StartOptions::beside_this_binary(&log_dir)?;
+            for name in &args[1..] {
+                let spec = config.stack(name)?;
+                refuse_clash(state_dir, name, &spec.url)?;
+                let stack = RunningStack::start(name, spec, &options).await?;
+                let detached = stack.detach();
+                let json = serde_json::to_string_pretty(&detached)
+                    .map_err(|e| BenchError::Process(e.to_string()))?;
+                write(&state_file(state_dir, name), &json)?;
+                let pids: Vec<String> =
+                    detached.pids.iter().map(|(role, pid)| format!("{role}={pid}")).collect();
+                println!("{name}: ready at {} ({})", spec.url, pids.join(" "));
+            }
+        }
+        Some("down") => {
+            let names: Vec<String> = if args.len() > 1 { args[1..].to_vec() } else { running(state_dir) };
+            for name in names {
+                let path = state_file(state_dir, &name);
+                let Ok(json) = std::fs::read_to_string(&path) else {
+                    println!("{name}: not running");
+                    continue;
+                };
+                let detached: Detached = serde_json::from_str(&json)
+                    .map_err(|e| BenchError::Process(format!("{}: {e}", path.display())))?;
+                detached.stop(Duration::from_secs(10)).await?;
+                let _ = std::fs::remove_file(&path);
+                // The run's certificates, once the last stack that used them is down.
+                if let Some(secrets) = &detached.secrets
+                    && !running(state_dir).iter().any(|other| uses(state_dir, other, secrets))
+                {
+                    let _ = std::fs::remove_dir_all(secrets);
+                }
+                println!("{name}: stopped");
+            }
+        }
+        _ => {
+            return Err(BenchError::Usage(
+                "stacks list | up NAME... | down [NAME...] [--config FILE]".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the running stack `name` uses the certificates in `secrets`.
+fn uses(state_dir: &Path, name: &str, secrets: &Path) -> bool {
+    std::fs::read_to_string(state_file(state_dir, name))
+        .ok()
+        .and_then(|json| serde_json::from_str::<Detached>(&json).ok())
+        .is_some_and(|other| other.secrets.as_deref() == Some(secrets))
+}
+
+fn state_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.json"))
+}
+
+fn running(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Two stacks on one address would take each other's requests.
+fn refuse_clash(dir: &Path, name: &str, url: &str) -> Result<(), BenchError> {
+    for other in running(dir) {
+        let Ok(json) = std::fs::read_to_string(state_file(dir, &other)) else { continue };
+        let Ok(detached) = serde_json::from_str::<Detached>(&json) else { continue };
+        if other == name || detached.url == url {
+            return Err(BenchError::Usage(format!(
+                "{other} already runs at {url}; stop it first (stacks down {other})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), BenchError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| BenchError::Process(e.to_string()))?;
+    }
+    std::fs::write(path, text).map_err(|e| BenchError::Process(format!("{}: {e}", path.display())))
+}

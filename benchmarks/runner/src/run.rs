@@ -1,0 +1,846 @@
+//! The run: every scenario, on every stack in a shuffled order, repeated; each measurement on a
+//! freshly started stack with the scenario's faults, after a warm-up, with resources sampled and
+//! a progress line per interval; then medians, spreads, expectations and warnings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use bench_results::{
+    ContentionResult, ConvergenceResult, CpuCost, EndpointResult, ExpectationCheck, IntervalResult,
+    Measurement, ResourceGroup, RunResults, ScenarioResult, SoakResult, StackResult, StepResult, Summary,
+    Usage, ValidationResult,
+};
+
+use crate::BenchError;
+use crate::config::{
+    self, BenchmarkConfig, Expectations, Load, MixEntry, Phase, RunSettings, Scenario, StackSpec, Transport,
+};
+use crate::generator::load::{Schedule, Shot, closed_loop, open_loop};
+use crate::generator::recorder::Recorder;
+use crate::invariants::contention::{self, Ledger};
+use crate::invariants::convergence::Follower;
+use crate::invariants::soak;
+use crate::system::environment;
+use crate::system::resources::{Group, Sampler};
+use crate::system::stacks::{RunningStack, StartOptions};
+use crate::target::check::{ExpectedFaults, Verdict, check, check_echo};
+use crate::target::client::StackClient;
+use crate::workload::Workload;
+
+/// A run about to happen.
+#[derive(Debug)]
+pub struct Runner {
+    /// The configuration.
+    pub config: BenchmarkConfig,
+    /// The settings in force.
+    pub settings: RunSettings,
+    /// The profile named, if any.
+    pub profile: Option<String>,
+    /// The run folder.
+    pub out: PathBuf,
+    /// How stacks are started.
+    pub start: StartOptions,
+    /// The length of an interval (progress lines, percentiles over time, resource samples).
+    pub interval: Duration,
+}
+
+fn lock(recorder: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {
+    // A poisoned lock means a panic mid-record elsewhere: the figures stay usable.
+    recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Now, as RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+impl Runner {
+    /// Runs every scenario on every stack, writing interval logs as it goes.
+    pub async fn run(&self) -> Result<RunResults, BenchError> {
+        let started = now_rfc3339();
+        let environment = environment::read();
+        std::fs::create_dir_all(self.out.join("intervals"))
+            .map_err(|e| BenchError::Process(e.to_string()))?;
+        let nonce: String = nuid::next().to_string().chars().rev().take(8).collect();
+        let mut warnings = Vec::new();
+        let mut scenarios = Vec::new();
+        let mut expectations = Vec::new();
+        let settings = &self.settings;
+        for (index, name) in settings.scenarios.iter().enumerate() {
+            let scenario = self
+                .config
+                .scenarios
+                .get(name)
+                .ok_or_else(|| BenchError::Config(format!("no scenario {name:?}")))?;
+            let load = settings
+                .durations
+                .get(name)
+                .or(settings.duration.as_ref())
+                .map_or_else(|| scenario.load.clone(), |d| scenario.load.scaled_to(*d));
+            let seed = settings.seed.wrapping_add(index as u64);
+            let workload = Arc::new(Workload::new(scenario, seed, &nonce)?);
+            let mut measured: BTreeMap<String, Vec<Measurement>> = BTreeMap::new();
+            for repetition in 1..=settings.repetitions {
+                let mut order: Vec<String> = settings
+                    .stacks
+                    .iter()
+                    .filter(|s| scenario.stacks.as_ref().is_none_or(|only| only.contains(s)))
+                    // A validation-off control would take the invalid requests for valid ones.
+                    .filter(|s| scenario.invalid_share == 0.0 || !self.config.is_unvalidated_control(s))
+                    .cloned()
+                    .collect();
+                if settings.shuffle_stacks {
+                    order.shuffle(&mut StdRng::seed_from_u64(seed ^ (u64::from(repetition) << 32)));
+                }
+                for (position, stack) in order.iter().enumerate() {
+                    println!(
+                        "== {name} on {stack}: repetition {repetition}/{}, {}/{} ({}, {:?})",
+                        settings.repetitions,
+                        position + 1,
+                        order.len(),
+                        load.label(),
+                        load.duration()
+                    );
+                    let at = Place { scenario: name, stack, repetition, position: position as u32 + 1 };
+                    match self.measure(&at, scenario, &load, &workload).await {
+                        Ok((measurement, mut said)) => {
+                            warnings.append(&mut said);
+                            measured.entry(stack.clone()).or_default().push(measurement);
+                        }
+                        // Figures of the wrong build, or shared with a stray, would mislead: stop.
+                        Err(error @ (BenchError::Occupied(_) | BenchError::Build(_))) => return Err(error),
+                        Err(error) => {
+                            println!("   failed: {error}");
+                            warnings.push(format!("{name} on {stack}, repetition {repetition}: {error}"));
+                        }
+                    }
+                }
+            }
+            let mut stacks = Vec::new();
+            for stack in &settings.stacks {
+                let Some(repetitions) = measured.remove(stack) else { continue };
+                let spec = self.config.stack(stack)?;
+                let summary = Summary::of(&repetitions);
+                expectations.extend(ExpectationCheck::invariants(name, stack, &repetitions));
+                if let Some(limits) = &scenario.performance_expectations {
+                    expectations.extend(ExpectationCheck::all(
+                        name,
+                        stack,
+                        &limits.for_stack(stack).recorded(),
+                        &summary,
+                    ));
+                }
+                stacks.push(StackResult {
+                    name: stack.clone(),
+                    description: spec.description.clone(),
+                    transport: transport_name(spec.transport).to_string(),
+                    repetitions,
+                    summary,
+                    cpus: spec
+                        .processes
+                        .iter()
+                        .filter_map(|p| Some((p.name.clone(), p.cpus.clone()?)))
+                        .collect(),
+                    unvalidated_control_of: spec.unvalidated_control_of.clone(),
+                    secured_variant_of: spec.secured_variant_of.clone(),
+                });
+            }
+            scenarios.push(ScenarioResult {
+                name: name.clone(),
+                description: scenario.description.clone(),
+                load: load.recorded(),
+                mix: scenario.mix.iter().map(MixEntry::recorded).collect(),
+                invalid_share: scenario.invalid_share,
+                faults: scenario.faults.as_ref().map(config::faults_recorded),
+                expectations: scenario.performance_expectations.as_ref().map(Expectations::recorded),
+                stacks,
+            });
+        }
+        if settings.repetitions < 3 {
+            warnings.push(format!(
+                "only {} repetition(s): differences between stacks smaller than the spread of repeated runs (at least 3 needed to see it) are not established",
+                settings.repetitions
+            ));
+        }
+        Ok(RunResults {
+            schema: bench_results::SCHEMA,
+            started,
+            finished: now_rfc3339(),
+            profile: self.profile.clone(),
+            environment,
+            settings: settings.recorded(),
+            scenarios,
+            expectations,
+            warnings,
+        })
+    }
+
+    async fn measure(
+        &self,
+        at: &Place<'_>,
+        scenario: &Scenario,
+        load: &Load,
+        workload: &Arc<Workload>,
+    ) -> Result<(Measurement, Vec<String>), BenchError> {
+        let spec = self.config.stack(at.stack)?;
+        let mut start = self.start.clone();
+        start.env.extend(fault_env(scenario.faults.as_ref())?);
+        if scenario.convergence.is_some() {
+            start.env.push(("ORDER_EVENTS".into(), "on".into()));
+        }
+        let running = RunningStack::start(at.stack, spec, &start).await?;
+        let measured = self.measure_running(at, spec, &running, scenario, load, workload).await;
+        running.stop(Duration::from_secs(10)).await?;
+        if scenario.convergence.is_some() && spec.transport == Transport::Nats {
+            remove_event_stream(spec).await;
+        }
+        measured
+    }
+
+    async fn measure_running(
+        &self,
+        at: &Place<'_>,
+        spec: &StackSpec,
+        running: &RunningStack,
+        scenario: &Scenario,
+        load: &Load,
+        workload: &Arc<Workload>,
+    ) -> Result<(Measurement, Vec<String>), BenchError> {
+        let client = Arc::new(StackClient::connect(spec, self.settings.request_timeout).await?);
+        check_validation_build(&client, spec, at.stack).await?;
+        let mut faults = ExpectedFaults::from_settings(scenario.faults.as_ref());
+        if scenario.contention.is_some() {
+            faults = faults.also(contention::CONFLICT);
+        }
+        let fire =
+            Firing { workload: Arc::clone(workload), client: Arc::clone(&client), faults: Arc::new(faults) };
+        setup(&client, workload, at.stack).await?;
+        let ledger = scenario.contention.as_ref().map(|_| Arc::new(Ledger::new(workload.hot_skus.len())));
+        let unmeasured = Observers { ledger: ledger.clone(), follower: None };
+
+        if !self.settings.warmup.is_zero() {
+            let warm_load = warm_up_load(load, self.settings.warmup);
+            fire.run(&warm_load, &fire.recorder(self.interval, None), u64::MAX / 2, &unmeasured).await;
+        }
+        let (load, soak) = match load {
+            Load::Soak { fraction, probe, duration, max_in_flight, .. } => {
+                let recorder = fire.recorder(self.interval, None);
+                fire.run(&load.scaled_to(*probe), &recorder, u64::MAX / 4, &unmeasured).await;
+                let saturation = lock(&recorder).overall().answered() as f64 / probe.as_secs_f64();
+                let rate = (saturation * fraction).max(1.0);
+                println!(
+                    "   saturation probe: {saturation:.0} answers/s; soaking at {rate:.0} (x{fraction})"
+                );
+                let phases = vec![Phase { arrival_rate: rate, ramp_to: None, duration: *duration }];
+                (Load::Open { phases, max_in_flight: *max_in_flight }, Some((saturation, *fraction, rate)))
+            }
+            other => (other.clone(), None),
+        };
+
+        let step = match &load {
+            Load::Stepped { step_duration, .. } => Some(*step_duration),
+            _ => None,
+        };
+        let recorder = fire.recorder(self.interval, step);
+        let stop = Arc::new(AtomicBool::new(false));
+        let monitor = tokio::spawn(monitor(
+            Sampler::start(groups(running, spec, soak.is_some())),
+            Arc::clone(&recorder),
+            Arc::clone(&stop),
+            self.interval,
+        ));
+        let follower = scenario
+            .convergence
+            .as_ref()
+            .map(|settings| Arc::new(Follower::new(Arc::clone(&client), settings.clone())));
+        let measured = Observers { ledger, follower };
+        let began = Instant::now();
+        let target_rps = fire.run(&load, &recorder, 0, &measured).await;
+        let elapsed = began.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let usage = monitor.await.map_err(|e| BenchError::Process(e.to_string()))?;
+        let validation = validation(&client, spec).await;
+        let unacknowledged = unacknowledged_orders(&lock(&recorder), &workload.labels);
+        let (contention, convergence) = measured.conclude(&client, workload, unacknowledged).await;
+
+        let recorder = lock(&recorder);
+        write_interval_log(&self.out.join(at.interval_log()), &recorder, at.stack)?;
+        let mut measurement =
+            measurement(at, &load, &recorder, workload, elapsed, target_rps, usage, validation);
+        measurement.contention = contention;
+        measurement.convergence = convergence;
+        measurement.soak = soak.map(|(saturation_rps, fraction, offered_rps)| SoakResult {
+            saturation_rps,
+            fraction,
+            offered_rps,
+            drift: soak::drift(&measurement.intervals),
+            memory: measurement
+                .resources
+                .iter()
+                // Each process on its own, and each broker; not the sum of the stack's processes.
+                .filter(|u| matches!(u.group(), ResourceGroup::StackProcess(_) | ResourceGroup::Broker(_)))
+                .filter_map(soak::memory_trend)
+                .collect(),
+        });
+        let warnings = warnings(at, &measurement);
+        Ok((measurement, warnings))
+    }
+}
+
+/// The processes sampled: the stack's (together, and each on its own in a soak, so that a leak
+/// names its process), each broker's, and the load generator.
+fn groups(running: &RunningStack, spec: &StackSpec, each_process: bool) -> Vec<Group> {
+    let mut groups = vec![Group { group: ResourceGroup::Stack, pids: running.pids() }];
+    if each_process {
+        groups.extend(
+            running
+                .members()
+                .iter()
+                .filter(|m| !m.broker)
+                .map(|m| Group { group: ResourceGroup::StackProcess(m.role.clone()), pids: vec![m.pid()] }),
+        );
+    }
+    groups.extend(spec.brokers.iter().filter_map(|b| Group::broker(b)));
+    groups.push(Group::generator());
+    groups
+}
+
+/// Removes the shop's JetStream stream (and its consumers) from the shared server once a stack
+/// that published to it has stopped: the next stack starts from an empty one, and no run leaves
+/// its orders behind.
+async fn remove_event_stream(spec: &StackSpec) {
+    use natsrpc::events::{Delivery, Event};
+    let Delivery::JetStream { stream } = <ecommerce::contracts::events::OrderPlacedEvent as Event>::DELIVERY
+    else {
+        return;
+    };
+    if let Ok(nats) = spec.connect_nats().await {
+        let _ = async_nats::jetstream::new(nats).delete_stream(stream).await;
+    }
+}
+
+/// Sends the workload's setup requests (the orders overviews read, the hot items' stock), each
+/// of which must succeed.
+async fn setup(client: &StackClient, workload: &Workload, stack: &str) -> Result<(), BenchError> {
+    for (subject, body) in &workload.setup {
+        let failed = match client.send(subject, body.clone()).await {
+            Ok((200, _)) => continue,
+            Ok((status, reply)) => format!("{status} {}", String::from_utf8_lossy(&reply)),
+            Err(error) => format!("{error:?}"),
+        };
+        return Err(BenchError::Process(format!("setup {subject} on {stack}: {failed}")));
+    }
+    Ok(())
+}
+
+/// What watches the answers beside the recorder: the stock books, the orders' followers.
+#[derive(Clone, Default)]
+struct Observers {
+    ledger: Option<Arc<Ledger>>,
+    follower: Option<Arc<Follower>>,
+}
+
+impl Observers {
+    /// Balances the books and waits for the followers, once the load is over.
+    async fn conclude(
+        &self,
+        client: &StackClient,
+        workload: &Workload,
+        unacknowledged: u64,
+    ) -> (Option<ContentionResult>, Option<ConvergenceResult>) {
+        let contention = match &self.ledger {
+            Some(ledger) => Some(ledger.settle(client, workload).await),
+            None => None,
+        };
+        let convergence = match &self.follower {
+            Some(follower) => Some(follower.finish(unacknowledged).await),
+            None => None,
+        };
+        (contention, convergence)
+    }
+}
+
+/// Orders sent that got no success (their fate unknown to the followers).
+fn unacknowledged_orders(recorder: &Recorder, labels: &[String]) -> u64 {
+    labels
+        .iter()
+        .zip(&recorder.endpoints)
+        .filter(|(label, _)| label.starts_with("ecommerce.create_order"))
+        .map(|(_, tally)| tally.answered() - tally.ok)
+        .sum()
+}
+
+/// What every request of a measurement shares: the requests, the stack's client, the errors the
+/// scenario makes legitimate.
+struct Firing {
+    workload: Arc<Workload>,
+    client: Arc<StackClient>,
+    faults: Arc<ExpectedFaults>,
+}
+
+impl Firing {
+    /// A fresh recorder for the workload's entries, by `interval` (and `step`).
+    fn recorder(&self, interval: Duration, step: Option<Duration>) -> Arc<Mutex<Recorder>> {
+        Arc::new(Mutex::new(Recorder::new(self.workload.labels.len(), interval, step)))
+    }
+
+    /// Runs `load` into `recorder`, request keys from `key_offset` (so that a warm-up and a
+    /// measurement draw different requests); answers the planned rate of an open loop.
+    async fn run(
+        &self,
+        load: &Load,
+        recorder: &Arc<Mutex<Recorder>>,
+        key_offset: u64,
+        observers: &Observers,
+    ) -> Option<f64> {
+        run_load(load, recorder, self.shot(recorder, key_offset, observers)).await
+    }
+
+    /// One request: draw its body, send it, check and record the answer (and show it to the
+    /// observers).
+    fn shot(&self, recorder: &Arc<Mutex<Recorder>>, key_offset: u64, observers: &Observers) -> Shot {
+        // Everything a request needs behind one pointer: one reference count per request.
+        let shared = Arc::new((
+            Firing {
+                workload: Arc::clone(&self.workload),
+                client: Arc::clone(&self.client),
+                faults: Arc::clone(&self.faults),
+            },
+            Arc::clone(recorder),
+            observers.clone(),
+        ));
+        Arc::new(move |key, planned| {
+            let shared = Arc::clone(&shared);
+            Box::pin(async move {
+                let (Firing { workload, client, faults }, recorder, observers) = &*shared;
+                let drawn = workload.draw(key.wrapping_add(key_offset));
+                let sent = Instant::now();
+                lock(recorder).sent(planned, sent);
+                let answer = client.send(&drawn.template.subject, drawn.body.clone()).await;
+                let done = Instant::now();
+                let verdict = if client.is_echo() {
+                    check_echo(&drawn.body, &answer)
+                } else {
+                    check(&drawn.template.expect, &answer, faults)
+                };
+                if let Some(ledger) = &observers.ledger {
+                    ledger.book(&drawn.template.stock, &verdict);
+                }
+                if let Some(follower) = &observers.follower
+                    && verdict == Verdict::Ok
+                    && drawn.template.subject == "ecommerce.create_order"
+                {
+                    follower.placed(&drawn.body, done);
+                }
+                lock(recorder).answered(drawn.template.entry, planned, sent, done, &verdict);
+            })
+        })
+    }
+}
+
+/// Where a measurement belongs.
+struct Place<'a> {
+    scenario: &'a str,
+    stack: &'a str,
+    repetition: u32,
+    position: u32,
+}
+
+impl Place<'_> {
+    /// Its interval histogram log, relative to the run folder.
+    fn interval_log(&self) -> String {
+        format!("intervals/{}-{}-r{}.hlog", self.scenario, self.stack, self.repetition)
+    }
+}
+
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Nats => "nats",
+        Transport::Http => "http",
+    }
+}
+
+/// `FAULT_*` variables for the stack's processes.
+fn fault_env(faults: Option<&faults::FaultSettings>) -> Result<Vec<(String, String)>, BenchError> {
+    let Some(faults) = faults else { return Ok(Vec::new()) };
+    let value = serde_json::to_value(faults).map_err(|e| BenchError::Config(e.to_string()))?;
+    let Some(fields) = value.as_object() else { return Ok(Vec::new()) };
+    Ok(fields.iter().map(|(k, v)| (format!("FAULT_{}", k.to_ascii_uppercase()), v.to_string())).collect())
+}
+
+/// The load that warms a stack up: the same model, shorter (a stepped load at its first rate).
+fn warm_up_load(load: &Load, warmup: Duration) -> Load {
+    match load {
+        Load::Stepped { steps, max_in_flight, .. } => Load::Open {
+            phases: vec![Phase {
+                arrival_rate: steps.first().copied().unwrap_or(100.0),
+                ramp_to: None,
+                duration: warmup,
+            }],
+            max_in_flight: *max_in_flight,
+        },
+        other => other.scaled_to(warmup),
+    }
+}
+
+/// Runs `load` from the recorder's start; answers the planned rate of an open loop.
+async fn run_load(load: &Load, recorder: &Arc<Mutex<Recorder>>, shot: Shot) -> Option<f64> {
+    let start = lock(recorder).start;
+    let dropped = {
+        let recorder = Arc::clone(recorder);
+        move |_| lock(&recorder).dropped()
+    };
+    match load {
+        Load::Closed { users, spawn_rate, duration, think_time } => {
+            closed_loop(start, *users, *spawn_rate, *duration, *think_time, shot).await;
+            None
+        }
+        Load::Open { phases, max_in_flight } => {
+            let schedule = Schedule::new(phases);
+            open_loop(start, &schedule, u64::from(*max_in_flight), shot, dropped).await;
+            Some(schedule.total() as f64 / load.duration().as_secs_f64())
+        }
+        // The saturation probe (and a soak's warm-up): users as fast as the stack answers.
+        Load::Soak { probe_users, duration, .. } => {
+            closed_loop(start, *probe_users, 0.0, *duration, Duration::ZERO, shot).await;
+            None
+        }
+        Load::Stepped { steps, step_duration, max_in_flight, .. } => {
+            let schedule = Schedule::stepped(steps, *step_duration);
+            open_loop(start, &schedule, u64::from(*max_in_flight), shot, dropped).await;
+            Some(schedule.total() as f64 / load.duration().as_secs_f64())
+        }
+    }
+}
+
+/// Samples resources and prints a progress line every interval until told to stop.
+async fn monitor(
+    mut sampler: Sampler,
+    recorder: Arc<Mutex<Recorder>>,
+    stop: Arc<AtomicBool>,
+    interval: Duration,
+) -> Vec<Usage> {
+    let begun = lock(&recorder).start;
+    let mut ticker = tokio::time::interval_at((begun + interval).into(), interval);
+    while !stop.load(Ordering::Relaxed) {
+        ticker.tick().await;
+        sampler.sample();
+        let (total, last) = {
+            let recorder = lock(&recorder);
+            let total: u64 = recorder.intervals.iter().map(|i| i.answered).sum();
+            // The interval that has just ended (ticks may come a little early or late).
+            let index = (begun.elapsed().as_secs_f64() / interval.as_secs_f64()).round() as usize;
+            let last = recorder.intervals.get(index.saturating_sub(1)).map(|i| {
+                (
+                    i.answered,
+                    i.response.value_at_quantile(0.5),
+                    i.response.value_at_quantile(0.99),
+                    i.unexpected,
+                )
+            });
+            (total, last)
+        };
+        let (ops, p50, p99, unexpected) = last.unwrap_or_default();
+        println!(
+            "   {:>5.0} s | {total:>9} ops | {:>8.0} ops/s | p50 {:>7.2} ms | p99 {:>7.2} ms | {unexpected:>4} unexpected | stack {:>5.0} MiB | generator {:>4.0} MiB",
+            begun.elapsed().as_secs_f64(),
+            ops as f64 / interval.as_secs_f64(),
+            p50 as f64 / 1000.0,
+            p99 as f64 / 1000.0,
+            sampler.rss_mib(&ResourceGroup::Stack),
+            sampler.rss_mib(&ResourceGroup::Generator),
+        );
+    }
+    sampler.finish()
+}
+
+/// Each service's `$SRV.STATS` answer on NATS, or `GET /stats` on HTTP (where the services run in
+/// the process that answers); what does not answer is left out.
+async fn service_stats(client: &StackClient) -> Vec<serde_json::Value> {
+    let mut answers: Vec<serde_json::Value> = Vec::new();
+    match client {
+        StackClient::Nats { nats, .. } => {
+            for service in stack::SERVICES {
+                if let Ok(reply) = nats.request(format!("$SRV.STATS.{service}"), "".into()).await
+                    && let Ok(value) = serde_json::from_slice(&reply.payload)
+                {
+                    answers.push(value);
+                }
+            }
+        }
+        StackClient::Http { connections, .. } => {
+            if let Ok((200, bytes)) = connections.get("/stats").await
+                && let Ok(serde_json::Value::Array(all)) = serde_json::from_slice(&bytes)
+            {
+                answers = all;
+            }
+        }
+    }
+    answers
+}
+
+/// Refuses to measure a validation-off control whose services validate, or a stack whose services
+/// do not (a control build in the wrong place would flatter it): every endpoint's stats say which
+/// build answers (`data.validation`; builds older than the field validate). A control must prove
+/// it; a stack whose services keep their stats elsewhere (the RabbitMQ workers) is let through.
+async fn check_validation_build(
+    client: &StackClient,
+    spec: &StackSpec,
+    stack: &str,
+) -> Result<(), BenchError> {
+    if spec.echo_subject.is_some() {
+        return Ok(());
+    }
+    let stats = service_stats(client).await;
+    let builds: Vec<&str> = stats
+        .iter()
+        .flat_map(|answer| answer["endpoints"].as_array().into_iter().flatten())
+        .map(|endpoint| endpoint["data"]["validation"].as_str().unwrap_or("on"))
+        .collect();
+    if spec.unvalidated_control_of.is_some() {
+        if builds.is_empty() || builds.iter().any(|build| *build != "off") {
+            return Err(BenchError::Build(format!(
+                "{stack} is a validation-off control, but its services validate (or do not say): \
+                 build them with natsrpc's unvalidated-control feature (./scripts/run-benchmarks.sh does)"
+            )));
+        }
+    } else if builds.contains(&"off") {
+        return Err(BenchError::Build(format!(
+            "{stack}'s services were built without validation (natsrpc's unvalidated-control \
+             feature): rebuild them (cargo build --release) before measuring"
+        )));
+    }
+    Ok(())
+}
+
+/// Validation time per endpoint from the services' own stats.
+async fn validation(client: &StackClient, spec: &StackSpec) -> Vec<ValidationResult> {
+    if spec.echo_subject.is_some() {
+        return Vec::new();
+    }
+    let mut results = Vec::new();
+    for answer in service_stats(client).await {
+        let service = answer["name"].as_str().unwrap_or_default().to_string();
+        for endpoint in answer["endpoints"].as_array().into_iter().flatten() {
+            let requests = endpoint["num_requests"].as_u64().unwrap_or(0);
+            if requests == 0 {
+                continue;
+            }
+            results.push(ValidationResult {
+                endpoint: format!("{service}.{}", endpoint["name"].as_str().unwrap_or_default()),
+                requests,
+                validation_us: endpoint["data"]["average_validation_time"].as_f64().unwrap_or(0.0) / 1000.0,
+                processing_us: endpoint["average_processing_time"].as_f64().unwrap_or(0.0) / 1000.0,
+                share: endpoint["data"]["validation_share"].as_f64().unwrap_or(0.0),
+            });
+        }
+    }
+    results
+}
+
+fn write_interval_log(path: &std::path::Path, recorder: &Recorder, tag: &str) -> Result<(), BenchError> {
+    use hdrhistogram::serialization::V2DeflateSerializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+    let io = |e: std::io::Error| BenchError::Process(format!("{}: {e}", path.display()));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    let mut serializer = V2DeflateSerializer::new();
+    let now = std::time::SystemTime::now();
+    let mut writer = IntervalLogWriterBuilder::new()
+        .add_comment("response times in microseconds, one histogram per interval")
+        .with_start_time(now)
+        .with_base_time(now)
+        .begin_log_with(&mut file, &mut serializer)
+        .map_err(io)?;
+    let tag: String = tag.chars().filter(|c| !c.is_whitespace() && *c != ',').collect();
+    for (i, interval) in recorder.intervals.iter().enumerate() {
+        let start = recorder.interval * i as u32;
+        writer
+            .write_histogram(&interval.response, start, recorder.interval, Tag::new(&tag))
+            .map_err(|e| BenchError::Process(format!("{}: {e:?}", path.display())))?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // one place that turns everything measured into the result
+fn measurement(
+    at: &Place<'_>,
+    load: &Load,
+    recorder: &Recorder,
+    workload: &Workload,
+    elapsed: Duration,
+    target_rps: Option<f64>,
+    resources: Vec<Usage>,
+    validation: Vec<ValidationResult>,
+) -> Measurement {
+    let overall = recorder.overall();
+    let answered = overall.answered();
+    let duration_s = elapsed.as_secs_f64().max(1e-9);
+    let sizes = workload.mean_sizes();
+    let endpoints = recorder
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, tally)| EndpointResult {
+            name: workload.labels[i].clone(),
+            mean_body_bytes: sizes[i],
+            answered: tally.answered(),
+            ok: tally.ok,
+            expected_errors: tally.expected.clone(),
+            unexpected_errors: tally.unexpected.clone(),
+            latency_us: crate::generator::recorder::percentiles(&tally.response),
+            service_time_us: crate::generator::recorder::percentiles(&tally.service),
+        })
+        .collect();
+    let seconds = recorder.interval.as_secs_f64();
+    let intervals = recorder
+        .intervals
+        .iter()
+        .enumerate()
+        .map(|(i, interval)| IntervalResult {
+            t_s: i as f64 * seconds,
+            answered: interval.answered,
+            rps: interval.answered as f64 / seconds,
+            unexpected: interval.unexpected,
+            p50_us: interval.response.value_at_quantile(0.5),
+            p99_us: interval.response.value_at_quantile(0.99),
+            max_us: interval.response.max(),
+        })
+        .collect();
+    let steps = match (load, &recorder.steps) {
+        (Load::Stepped { steps, step_duration, sustained, .. }, Some((_, tallies))) => {
+            let first_p99_us = tallies.first().map_or(0, |tally| tally.response.value_at_quantile(0.99));
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, rate)| {
+                    let tally = tallies.get(i).cloned().unwrap_or_default();
+                    let achieved_rps = tally.answered() as f64 / step_duration.as_secs_f64();
+                    let p99_us = tally.response.value_at_quantile(0.99);
+                    let unexpected = tally.unexpected_count();
+                    let error_rate = unexpected as f64 / tally.answered().max(1) as f64;
+                    StepResult {
+                        target_rps: *rate,
+                        achieved_rps,
+                        p50_us: tally.response.value_at_quantile(0.5),
+                        p99_us,
+                        unexpected,
+                        sustained: Some(sustained.holds(
+                            *rate,
+                            achieved_rps,
+                            error_rate,
+                            p99_us,
+                            first_p99_us,
+                        )),
+                    }
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let cpu_of = |of: fn(&ResourceGroup) -> bool| {
+        resources.iter().filter(|u| of(&u.group())).map(|u| u.cpu_s).sum::<f64>()
+    };
+    let stack_s = cpu_of(|g| *g == ResourceGroup::Stack);
+    let generator_s = cpu_of(|g| *g == ResourceGroup::Generator);
+    let brokers_s = cpu_of(|g| matches!(g, ResourceGroup::Broker(_)));
+    let serving = stack_s + brokers_s;
+    let cpu = CpuCost {
+        stack_s,
+        brokers_s,
+        generator_s,
+        ms_per_1000_requests: if answered == 0 { 0.0 } else { serving * 1e6 / answered as f64 },
+        requests_per_cpu_second: if serving == 0.0 { 0.0 } else { answered as f64 / serving },
+    };
+    Measurement {
+        repetition: at.repetition,
+        position: at.position,
+        load_model: load.label().to_string(),
+        duration_s,
+        target_rps,
+        sent: recorder.sent,
+        dropped: recorder.dropped,
+        achieved_rps: answered as f64 / duration_s,
+        answered,
+        ok: overall.ok,
+        expected_errors: overall.expected.clone(),
+        unexpected_errors: overall.unexpected.clone(),
+        unexpected_rate: if answered == 0 {
+            0.0
+        } else {
+            overall.unexpected_count() as f64 / answered as f64
+        },
+        latency_us: crate::generator::recorder::percentiles(&overall.response),
+        service_time_us: crate::generator::recorder::percentiles(&overall.service),
+        dispatch_lag_us: crate::generator::recorder::percentiles(&recorder.lag),
+        endpoints,
+        intervals,
+        steps,
+        resources,
+        cpu,
+        validation,
+        interval_log: at.interval_log(),
+        contention: None,
+        convergence: None,
+        soak: None,
+    }
+}
+
+/// What a reader should know about one measurement.
+fn warnings(at: &Place<'_>, m: &Measurement) -> Vec<String> {
+    let mut said = Vec::new();
+    let place = format!("{} on {} (repetition {})", at.scenario, at.stack, at.repetition);
+    let generator_share = m.cpu.generator_s / m.duration_s;
+    if generator_share > 0.85 {
+        said.push(format!(
+            "{place}: the load generator used {:.0}% of a core; the stack may have been held back by it",
+            generator_share * 100.0
+        ));
+    }
+    if m.target_rps.is_some() && m.dispatch_lag_us.p99 > 5_000 {
+        said.push(format!(
+            "{place}: the dispatcher sent 1% of requests more than {:.1} ms late (the generator is saturated; latencies still count from the planned time)",
+            m.dispatch_lag_us.p99 as f64 / 1000.0
+        ));
+    }
+    if m.dropped > 0 {
+        said.push(format!("{place}: {} planned requests were dropped with too many in flight", m.dropped));
+    }
+    if let Some(target) = m.target_rps
+        && m.achieved_rps < 0.95 * target
+    {
+        said.push(format!(
+            "{place}: achieved {:.0} of {:.0} requests per second planned (saturated)",
+            m.achieved_rps, target
+        ));
+    }
+    for trend in m.soak.iter().flat_map(|s| &s.memory) {
+        if trend.verdict == bench_results::MemoryVerdict::Growing {
+            said.push(format!(
+                "{place}: {}'s memory grew {:+.2} MiB a minute and still grew in the second half ({:.0} to {:.0} MiB){}",
+                trend.name,
+                trend.slope_mib_per_min,
+                trend.start_mib,
+                trend.end_mib,
+                if trend.conclusive { ": a leak, or a cache without a bound" } else { " (too short a soak to be sure)" }
+            ));
+        }
+    }
+    let unexpected: u64 = m.unexpected_errors.values().sum();
+    if unexpected > 0 {
+        let kinds: Vec<String> = m.unexpected_errors.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        said.push(format!("{place}: {unexpected} unexpected errors ({})", kinds.join(", ")));
+    }
+    for line in &said {
+        println!("   warning: {line}");
+    }
+    said
+}

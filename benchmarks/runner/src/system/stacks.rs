@@ -1,0 +1,476 @@
+//! The stacks of `config/benchmark-config.yaml` as running processes: started with their ports
+//! from the config, checked ready before use, stopped by PID (SIGTERM, then SIGKILL after a grace
+//! period), and their state in the shared brokers removed.
+//!
+//! Ready means every hosted service answers a request, through the whole stack: a request for a
+//! `__ready` endpoint, which no service has, must come back as the service's own 404
+//! `unknown_endpoint` (NATS: rather than no responders; HTTP+RabbitMQ: from a worker, rather than
+//! the gateway's 503). An echo control is ready when it echoes.
+//!
+//! Before a stack starts, nothing may already answer its subjects or hold its port
+//! ([`occupant`]): a service left running on a shared NATS joins the queue group of the one
+//! measured and silently takes a share of its load (two stray `ecommerce` processes once made
+//! `convergence` report two thirds of the orders as lost).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::BenchError;
+use crate::config::{StackSpec, Transport};
+use crate::system::process::alive;
+
+/// `host:port` of a `scheme://host:port[/...]` URL.
+pub fn host_port(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(authority)
+}
+
+/// Where binaries and logs are, and what every process gets on top of its config.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Where the workspace's release binaries are.
+    pub bin_dir: PathBuf,
+    /// Where each process's output goes (`{stack}-{role}-{i}.log`).
+    pub log_dir: PathBuf,
+    /// Extra environment for every process (fault settings, for one).
+    pub env: Vec<(String, String)>,
+    /// How long the stack may take to be ready.
+    pub ready_within: Duration,
+}
+
+impl StartOptions {
+    /// The program a process's command names: the workspace's binary beside the runner; for a
+    /// broker the stack starts itself (`broker`: it `listens`), else a program on the `PATH` (such
+    /// as `nats-server`) or an absolute path.
+    pub fn program(&self, name: &str, broker: bool) -> Option<PathBuf> {
+        let beside = self.bin_dir.join(name);
+        if beside.is_file() {
+            return Some(beside);
+        }
+        if !broker {
+            // A stack's own binaries come from this build only: never an older one on the PATH.
+            return None;
+        }
+        if name.contains('/') {
+            // A path of its own (a script of the repository's, by `${BENCH_CONFIG_DIR}/..`).
+            return Path::new(name).is_absolute().then(|| PathBuf::from(name)).filter(|path| path.is_file());
+        }
+        let paths = std::env::var_os("PATH")?;
+        std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+    }
+
+    /// Binaries beside the running executable, logs in `log_dir`.
+    pub fn beside_this_binary(log_dir: &Path) -> Result<Self, BenchError> {
+        let exe = std::env::current_exe().map_err(|e| BenchError::Process(e.to_string()))?;
+        let bin_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Self {
+            bin_dir,
+            log_dir: log_dir.to_path_buf(),
+            env: Vec::new(),
+            ready_within: Duration::from_secs(60),
+        })
+    }
+}
+
+/// One process of a running stack.
+#[derive(Debug)]
+pub struct Member {
+    /// Its role and instance: `worker-1`.
+    pub role: String,
+    /// Whether it is a broker the stack starts itself (a process that `listens`): its CPU and
+    /// memory count with the brokers', as the shared brokers' do for the other stacks.
+    pub broker: bool,
+    child: Child,
+}
+
+impl Member {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// A stack whose processes run. Dropping it kills them; [`RunningStack::stop`] stops them
+/// gracefully, [`RunningStack::detach`] leaves them running.
+#[derive(Debug)]
+pub struct RunningStack {
+    /// Its name in the config.
+    pub name: String,
+    /// Its spec.
+    pub spec: StackSpec,
+    /// The start of its Redis keys and RabbitMQ queues.
+    pub prefix: String,
+    members: Vec<Member>,
+}
+
+/// What a detached stack leaves behind, to stop it later.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Detached {
+    /// Its name in the config.
+    pub name: String,
+    /// Where it listens.
+    pub url: String,
+    /// Its transport's name (`nats` or `http`).
+    pub transport: String,
+    /// Its processes, by role.
+    pub pids: Vec<(String, u32)>,
+    /// The start of its Redis keys and RabbitMQ queues.
+    pub prefix: String,
+    /// The folder of the run's certificates it uses, removed once no stack uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<PathBuf>,
+}
+
+impl RunningStack {
+    /// Starts every process of `spec`, in order, and waits until the stack is ready.
+    pub async fn start(name: &str, spec: &StackSpec, options: &StartOptions) -> Result<Self, BenchError> {
+        if let Some(occupant) = occupant(spec).await {
+            return Err(BenchError::Occupied(format!("{name}: {occupant}")));
+        }
+        std::fs::create_dir_all(&options.log_dir).map_err(|e| BenchError::Process(e.to_string()))?;
+        let prefix = format!("natsrpc-bench-{name}-{}", nuid::next());
+        let address =
+            host_port(&spec.url).ok_or_else(|| BenchError::Config(format!("bad url {}", spec.url)))?;
+        let mut stack = Self { name: name.to_string(), spec: spec.clone(), prefix, members: Vec::new() };
+        let secrets = crate::system::run_secrets::RunSecrets::get();
+        if spec.uses_run_secrets {
+            secrets.write_files().map_err(|e| BenchError::Process(format!("{name}: {e}")))?;
+        }
+        for process in &spec.processes {
+            for i in 1..=process.instances {
+                let role = if process.instances > 1 {
+                    format!("{}-{i}", process.name)
+                } else {
+                    process.name.clone()
+                };
+                let binary = options
+                    .program(&process.command[0], process.listens.is_some())
+                    .unwrap_or_else(|| options.bin_dir.join(&process.command[0]));
+                let log = options.log_dir.join(format!("{name}-{role}.log"));
+                let log =
+                    File::create(&log).map_err(|e| BenchError::Process(format!("{}: {e}", log.display())))?;
+                let log_err = log.try_clone().map_err(|e| BenchError::Process(e.to_string()))?;
+                // Placed on its CPUs by `taskset`, which then becomes the process: its PID is the
+                // stack process's, for stopping and for the CPU and memory figures.
+                let mut command = match &process.cpus {
+                    Some(cpus) => {
+                        let mut command = Command::new("taskset");
+                        command.arg("-c").arg(cpus).arg(&binary);
+                        command
+                    }
+                    None => Command::new(&binary),
+                };
+                command.args(&process.command[1..]).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
+                match spec.transport {
+                    Transport::Nats => command.env("NATS_URL", &spec.url).envs(&spec.nats),
+                    Transport::Http => command.env("HTTP_ADDR", address),
+                };
+                command.env("REDIS_PREFIX", &stack.prefix).env("QUEUE_PREFIX", &stack.prefix);
+                // mimalloc on transparent huge pages zeroes 2 MiB for every page it takes back
+                // (15% of a busy service's CPU): off for every stack alike, whatever the host's mode.
+                command.env("MIMALLOC_ALLOW_THP", "0");
+                if spec.uses_run_secrets {
+                    command.envs(secrets.variables());
+                }
+                command.envs(&process.env).envs(options.env.iter().map(|(k, v)| (k, v)));
+                let child = command.spawn().map_err(|e| {
+                    BenchError::Process(format!("{name}: cannot start {}: {e}", binary.display()))
+                })?;
+                stack.members.push(Member { role, broker: process.listens.is_some(), child });
+            }
+            if let Some(address) = &process.listens {
+                stack.wait_listening(address, options.ready_within).await?;
+            }
+        }
+        stack.wait_ready(options.ready_within).await?;
+        Ok(stack)
+    }
+
+    /// Its processes.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// Its own processes' ids: not the brokers it starts.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().filter(|m| !m.broker).map(Member::pid).collect()
+    }
+
+    /// Waits until the last process started (a broker of the stack's own) accepts connections at
+    /// `address`, so that the processes after it find it up.
+    async fn wait_listening(&mut self, address: &str, within: Duration) -> Result<(), BenchError> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(address).await.is_ok() {
+                return Ok(());
+            }
+            self.none_exited()?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(BenchError::Process(format!("{}: nothing listened on {address} within {within:?}", self.name)))
+    }
+
+    /// An error naming the first process that has already exited: a stack still starting has
+    /// lost it.
+    fn none_exited(&mut self) -> Result<(), BenchError> {
+        for member in &mut self.members {
+            if let Ok(Some(status)) = member.child.try_wait() {
+                return Err(BenchError::Process(format!(
+                    "{} {} exited at start ({status}); see its log",
+                    self.name, member.role
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, within: Duration) -> Result<(), BenchError> {
+        let deadline = Instant::now() + within;
+        let mut last = String::from("not tried");
+        while Instant::now() < deadline {
+            self.none_exited()?;
+            match ready(&self.spec).await {
+                Ok(()) => return Ok(()),
+                Err(why) => last = why,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(BenchError::Process(format!("{} was not ready within {within:?}: {last}", self.name)))
+    }
+
+    /// Stops every process (the last started first): SIGTERM, then SIGKILL after `grace`; then
+    /// removes the stack's state from Redis.
+    pub async fn stop(mut self, grace: Duration) -> Result<(), BenchError> {
+        let members = std::mem::take(&mut self.members);
+        for mut member in members.into_iter().rev() {
+            terminate(member.pid(), grace);
+            let _ = member.child.wait();
+        }
+        clear_state(&self.prefix).await
+    }
+
+    /// Leaves the processes running, answering what is needed to stop them later.
+    pub fn detach(mut self) -> Detached {
+        let members = std::mem::take(&mut self.members);
+        Detached {
+            name: self.name.clone(),
+            url: self.spec.url.clone(),
+            transport: match self.spec.transport {
+                Transport::Nats => "nats".into(),
+                Transport::Http => "http".into(),
+            },
+            pids: members.iter().map(|m| (m.role.clone(), m.pid())).collect(),
+            prefix: self.prefix.clone(),
+            secrets: self
+                .spec
+                .uses_run_secrets
+                .then(|| crate::system::run_secrets::RunSecrets::get().dir().to_path_buf()),
+        }
+    }
+}
+
+impl Drop for RunningStack {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            let _ = member.child.kill();
+            let _ = member.child.wait();
+        }
+    }
+}
+
+impl Detached {
+    /// Stops the processes by PID (SIGTERM, SIGKILL after `grace`) and removes the stack's state.
+    pub async fn stop(&self, grace: Duration) -> Result<(), BenchError> {
+        for (_, pid) in self.pids.iter().rev() {
+            terminate(*pid, grace);
+        }
+        clear_state(&self.prefix).await
+    }
+}
+
+/// SIGTERM, then SIGKILL if `pid` is still there after `grace`.
+fn terminate(pid: u32, grace: Duration) {
+    if !alive(pid) {
+        return;
+    }
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let deadline = Instant::now() + grace;
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive(pid) {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+}
+
+/// Removes a stack's keys from Redis (its queues expire by themselves once unused).
+async fn clear_state(prefix: &str) -> Result<(), BenchError> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let ca = std::env::var_os("REDIS_CA").filter(|ca| !ca.is_empty()).map(std::path::PathBuf::from);
+    let pool = stack::redis::RedisPool::connect_with(&url, ca.as_deref(), 1, prefix)
+        .await
+        .map_err(|e| BenchError::Process(e.to_string()))?;
+    pool.clear().await.map_err(|e| BenchError::Process(e.to_string()))?;
+    Ok(())
+}
+
+/// What already answers the subjects `spec` is about to serve, or holds its port, when anything
+/// does; `None` when the stack can start. A stack with no processes of its own (one deployed
+/// elsewhere) is not checked.
+pub async fn occupant(spec: &StackSpec) -> Option<String> {
+    if spec.processes.is_empty() {
+        return None;
+    }
+    if let Some(taken) = spec.processes.iter().filter_map(|p| p.listens.as_deref()).find_map(port_taken) {
+        return Some(taken);
+    }
+    match spec.transport {
+        Transport::Nats => {
+            let subjects: Vec<String> = match &spec.echo_subject {
+                Some(subject) => vec![subject.clone()],
+                None => stack::SERVICES.iter().map(|service| format!("{service}.__ready")).collect(),
+            };
+            nats_occupant(spec, &subjects).await
+        }
+        Transport::Http => port_taken(host_port(&spec.url)?),
+    }
+}
+
+/// Why `address` cannot be listened on by the stack, when something holds it.
+fn port_taken(address: &str) -> Option<String> {
+    match std::net::TcpListener::bind(address) {
+        Ok(_free) => None,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => Some(format!(
+            "{address} is already taken by a process this run did not start (a stack left running? `ss -ltnp 'sport = :{}'` names it): stop it first",
+            address.rsplit(':').next().unwrap_or_default()
+        )),
+        // Another failure (a name that does not resolve) is for the start to report.
+        Err(_) => None,
+    }
+}
+
+/// The longest name, version or id of a stray instance that a refusal quotes, in bytes.
+const MAX_PING_FIELD: usize = 64;
+
+/// The most stray instances a refusal names one by one.
+const MAX_NAMED: usize = 8;
+
+/// Who answers `subjects` on the stack's NATS server before the stack is there: instances named
+/// by their Services API `PING` when they are natsrpc services.
+async fn nats_occupant(spec: &StackSpec, subjects: &[String]) -> Option<String> {
+    use futures::StreamExt;
+    // An unreachable server, or credentials it refuses, is for the start to report.
+    let nats = spec.connect_nats().await.ok()?;
+    let url = natsrpc::redact_url(&spec.url);
+    let mut answered = Vec::new();
+    for subject in subjects {
+        let asked =
+            tokio::time::timeout(Duration::from_millis(500), nats.request(subject.clone(), "{}".into()));
+        // Only an answer counts: a subscriber that never answers (`nats sub '>'` watching, or a
+        // process that has just exited and whose subscriptions the server has not dropped yet)
+        // takes no share of the load.
+        if let Ok(Ok(_)) = asked.await {
+            answered.push(subject.split('.').next().unwrap_or(subject).to_string());
+        }
+    }
+    if answered.is_empty() {
+        return None;
+    }
+    let mut instances = Vec::new();
+    for service in &answered {
+        let inbox = nats.new_inbox();
+        let Ok(mut replies) = nats.subscribe(inbox.clone()).await else { continue };
+        if nats.publish_with_reply(format!("$SRV.PING.{service}"), inbox, "".into()).await.is_err() {
+            continue;
+        }
+        let collecting = async {
+            while let Some(reply) = replies.next().await {
+                let ping: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+                // A stray's answer is whatever it says: escaped and cut before it reaches a terminal.
+                let field = |name: &str| {
+                    natsrpc::escape::escape(ping[name].as_str().unwrap_or("?"), MAX_PING_FIELD).into_owned()
+                };
+                instances.push(format!("{} {} (id {})", field("name"), field("version"), field("id")));
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(300), collecting).await;
+    }
+    let who = match instances.len() {
+        0 => "processes that are not natsrpc services".to_string(),
+        n if n > MAX_NAMED => {
+            format!("{n} instances: {}, and {} more", instances[..MAX_NAMED].join(", "), n - MAX_NAMED)
+        }
+        n => format!("{n} instance(s): {}", instances.join(", ")),
+    };
+    Some(format!(
+        "something this run did not start already answers {} on {url}: {who}. A process left running joins the queue group of the stack measured and takes a share of its load; stop it first (`nats micro ls`, or `pgrep -af 'nats-services|ecommerce|analytics|fileproc'`)",
+        answered.join(", "),
+    ))
+}
+
+/// Whether every service of the stack answers, through the whole stack.
+async fn ready(spec: &StackSpec) -> Result<(), String> {
+    match spec.transport {
+        Transport::Nats => {
+            let nats = spec.connect_nats().await.map_err(|e| e.to_string())?;
+            let ask = |subject: String, body: &'static str| {
+                let request = nats.request(subject.clone(), body.into());
+                async move {
+                    tokio::time::timeout(Duration::from_secs(2), request)
+                        .await
+                        .map_err(|_| format!("{subject}: no reply"))?
+                        .map_err(|e| format!("{subject}: {e}"))
+                }
+            };
+            if let Some(subject) = &spec.echo_subject {
+                return ask(subject.clone(), "ping").await.map(|_| ());
+            }
+            for service in stack::SERVICES {
+                let reply = ask(format!("{service}.__ready"), "{}").await?;
+                if natsrpc::headers::reply_status(reply.headers.as_ref()) != 404 {
+                    return Err(format!("{service}.__ready: unexpected reply"));
+                }
+            }
+            Ok(())
+        }
+        Transport::Http => {
+            let http = crate::target::client::HttpConnections::to(spec, Duration::from_secs(2))
+                .map_err(|e| e.to_string())?;
+            if let Some(path) = &spec.echo_subject {
+                let url = format!("{}{path}", natsrpc::redact_url(&spec.url));
+                return match http.post(path, "ping".into()).await {
+                    Ok((200, body)) if body.as_ref() == b"ping" => Ok(()),
+                    Ok((status, _)) => Err(format!("{url}: {status}, not an echo")),
+                    Err(error) => Err(format!("{url}: {}", error.kind())),
+                };
+            }
+            for service in stack::SERVICES {
+                let path = format!("/{service}/__ready");
+                let (status, body) =
+                    http.post(&path, "{}".into()).await.map_err(|e| format!("{path}: {e:?}"))?;
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if status != 404 || body["error"]["kind"] != "unknown_endpoint" {
+                    return Err(format!("{path}: {status} {body}"));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn host_and_port_of_urls() {
+        assert_eq!(host_port("http://127.0.0.1:8080"), Some("127.0.0.1:8080"));
+        assert_eq!(host_port("nats://localhost:4222/"), Some("localhost:4222"));
+        assert_eq!(host_port("http://127.0.0.1"), None);
+        assert_eq!(host_port("127.0.0.1:80"), None);
+    }
+}

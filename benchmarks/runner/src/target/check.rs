@@ -1,0 +1,198 @@
+//! Every answer is checked: a valid request must succeed or fail with one of the faults the
+//! scenario injects; an invalid one must come back as a validation error naming the broken field.
+//! Anything else is an unexpected error, counted by kind.
+
+use faults::FaultSettings;
+use serde::Deserialize;
+
+use crate::target::client::SendError;
+use crate::workload::Expect;
+
+/// What an answer was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A success, as expected.
+    Ok,
+    /// An error the scenario asked for: `validation:<rule>` or `fault:<code>`.
+    Expected(String),
+    /// Anything else: `<kind>:<code>`, `validation:wrong_path`, `transport:timeout`...
+    Unexpected(String),
+}
+
+/// The error codes the scenario's faults make legitimate.
+#[derive(Debug, Clone, Default)]
+pub struct ExpectedFaults {
+    codes: Vec<&'static str>,
+}
+
+impl ExpectedFaults {
+    /// The codes `faults` can cause.
+    pub fn from_settings(faults: Option<&FaultSettings>) -> Self {
+        let Some(f) = faults else { return Self::default() };
+        let mut codes = Vec::new();
+        if f.payment_decline_rate > 0.0 {
+            codes.push("payment_declined");
+        }
+        if f.payment_transient_rate > 0.0 {
+            // Most transient failures are retried away; those that outlast the retries are not.
+            codes.push("payment_unavailable");
+        }
+        if f.out_of_stock_rate > 0.0 {
+            codes.push("out_of_stock");
+        }
+        if f.internal_error_rate > 0.0 {
+            codes.push("internal");
+        }
+        Self { codes }
+    }
+
+    /// These codes and `code` too (a scenario's own legitimate refusal: a reservation that finds
+    /// no stock under contention).
+    pub fn also(mut self, code: &'static str) -> Self {
+        if !self.codes.contains(&code) {
+            self.codes.push(code);
+        }
+        self
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    ok: bool,
+    #[serde(default)]
+    error: Option<ErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    kind: String,
+    code: String,
+    #[serde(default)]
+    violations: Vec<Violation>,
+}
+
+#[derive(Deserialize)]
+struct Violation {
+    path: String,
+}
+
+/// Judges one answer.
+pub fn check(
+    expect: &Expect,
+    answer: &Result<(u16, bytes::Bytes), SendError>,
+    faults: &ExpectedFaults,
+) -> Verdict {
+    let (status, body) = match answer {
+        Ok(answer) => answer,
+        Err(error) => return Verdict::Unexpected(error.kind().to_string()),
+    };
+    // The common case without decoding: a success envelope.
+    if *status == 200 && body.starts_with(br#"{"ok":true"#) {
+        return match expect {
+            Expect::Valid => Verdict::Ok,
+            Expect::Invalid { .. } => Verdict::Unexpected("validation:accepted_invalid".into()),
+        };
+    }
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return Verdict::Unexpected(format!("envelope:unreadable_{status}"));
+    };
+    let error = match (envelope.ok, envelope.error) {
+        (true, _) => {
+            return match expect {
+                Expect::Valid => Verdict::Ok,
+                Expect::Invalid { .. } => Verdict::Unexpected("validation:accepted_invalid".into()),
+            };
+        }
+        (false, Some(error)) => error,
+        (false, None) => return Verdict::Unexpected(format!("envelope:no_error_{status}")),
+    };
+    match expect {
+        Expect::Invalid { path, code } if error.kind == "validation" => {
+            if error.violations.iter().any(|v| &v.path == path) {
+                Verdict::Expected(format!("validation:{code}"))
+            } else {
+                Verdict::Unexpected("validation:wrong_path".into())
+            }
+        }
+        Expect::Valid if faults.codes.contains(&error.code.as_str()) => {
+            Verdict::Expected(format!("fault:{}", error.code))
+        }
+        _ => Verdict::Unexpected(format!("{}:{}", error.kind, error.code)),
+    }
+}
+
+/// Judges an echo control's answer: the body must come back as sent.
+pub fn check_echo(sent: &[u8], answer: &Result<(u16, bytes::Bytes), SendError>) -> Verdict {
+    match answer {
+        Ok((_, body)) if body.as_ref() == sent => Verdict::Ok,
+        Ok(_) => Verdict::Unexpected("echo:different_body".into()),
+        Err(error) => Verdict::Unexpected(error.kind().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Result<(u16, bytes::Bytes), SendError> {
+        Ok((status, bytes::Bytes::from(body.to_string())))
+    }
+
+    fn invalid(path: &str) -> Expect {
+        Expect::Invalid { path: path.into(), code: "luhn".into() }
+    }
+
+    #[test]
+    fn successes_validation_errors_and_faults() {
+        let none = ExpectedFaults::default();
+        assert_eq!(check(&Expect::Valid, &answer(200, r#"{"ok":true,"data":{}}"#), &none), Verdict::Ok);
+        let rejected = r#"{"ok":false,"error":{"status":400,"kind":"validation","code":"validation_failed","message":"m","violations":[{"path":"payment.card.number","code":"luhn","message":"m"}]}}"#;
+        assert_eq!(
+            check(&invalid("payment.card.number"), &answer(400, rejected), &none),
+            Verdict::Expected("validation:luhn".into())
+        );
+        assert_eq!(
+            check(&invalid("items[0].sku"), &answer(400, rejected), &none),
+            Verdict::Unexpected("validation:wrong_path".into()),
+            "a validation error about another field is not the one injected"
+        );
+        assert_eq!(
+            check(&invalid("x"), &answer(200, r#"{"ok":true,"data":1}"#), &none),
+            Verdict::Unexpected("validation:accepted_invalid".into())
+        );
+        assert_eq!(
+            check(&Expect::Valid, &answer(400, rejected), &none),
+            Verdict::Unexpected("validation:validation_failed".into())
+        );
+
+        let declined = r#"{"ok":false,"error":{"status":422,"kind":"business","code":"payment_declined","message":"m"}}"#;
+        assert_eq!(
+            check(&Expect::Valid, &answer(422, declined), &none),
+            Verdict::Unexpected("business:payment_declined".into())
+        );
+        let faults = FaultSettings { payment_decline_rate: 0.1, ..FaultSettings::default() };
+        let expected = ExpectedFaults::from_settings(Some(&faults));
+        assert_eq!(
+            check(&Expect::Valid, &answer(422, declined), &expected),
+            Verdict::Expected("fault:payment_declined".into())
+        );
+    }
+
+    #[test]
+    fn transport_failures_and_garbage_are_unexpected() {
+        let none = ExpectedFaults::default();
+        assert_eq!(
+            check(&Expect::Valid, &Err(SendError::Timeout), &none),
+            Verdict::Unexpected("transport:timeout".into())
+        );
+        assert_eq!(
+            check(&Expect::Valid, &answer(502, "Bad Gateway"), &none),
+            Verdict::Unexpected("envelope:unreadable_502".into())
+        );
+        assert_eq!(check_echo(b"abc", &answer(200, "abc")), Verdict::Ok);
+        assert_eq!(
+            check_echo(b"abc", &answer(200, "abd")),
+            Verdict::Unexpected("echo:different_body".into())
+        );
+    }
+}

@@ -1,0 +1,503 @@
+//! What the load generator sends: a scenario's weighted mix of endpoints turned into ready-made
+//! request bodies, valid ones and invalid ones that each break one named rule.
+//!
+//! Bodies are made before the run (making an order takes longer than sending it), in several
+//! variants per mix entry. Ids that must be new on every request (an order's id, an event's, a
+//! job's) are written into the body at send time, over a placeholder of fixed width, so that a
+//! body is a copy and a few byte writes, and every id in the run is unique.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use natsrpc::testing::Invalid;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::BenchError;
+use crate::config::{Contention, MixEntry, PayloadSize, Scenario};
+
+/// The endpoints the load generator sends, as `service.endpoint`.
+pub const ENDPOINTS: &[&str] = &[
+    "ecommerce.create_order",
+    "ecommerce.reserve_inventory",
+    "ecommerce.restock",
+    "analytics.ingest_event",
+    "analytics.ingest_batch",
+    "analytics.query_aggregates",
+    "analytics.query_timeseries",
+    "analytics.top_n",
+    "fileproc.process_batch",
+    "ecommerce.get_order_overview",
+];
+
+/// Where a fresh id goes: 12 characters no generated payload contains.
+const PLACEHOLDER: &[u8; 12] = b"@@@@@@@@@@@@";
+/// Valid variants made per mix entry.
+const VARIANTS: usize = 32;
+
+/// What the answer to a request must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// A success, or one of the scenario's injected faults.
+    Valid,
+    /// A validation error with a violation at `path` (code `code`).
+    Invalid {
+        /// The broken field.
+        path: String,
+        /// The broken rule.
+        code: String,
+    },
+}
+
+/// One ready-made request body.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Index of its mix entry.
+    pub entry: usize,
+    /// `service.endpoint`.
+    pub subject: String,
+    /// JSON with placeholders.
+    body: Vec<u8>,
+    /// Where the placeholders are.
+    slots: Vec<usize>,
+    /// What the answer must be.
+    pub expect: Expect,
+    /// What it does to the hot items' stock when it succeeds (contention scenarios).
+    pub stock: Vec<StockMove>,
+}
+
+/// Units taken from or added to one hot item by a request that succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockMove {
+    /// The item's index among the hot items.
+    pub sku: usize,
+    /// Units.
+    pub units: u64,
+    /// Taken (a reservation) rather than added (a restock).
+    pub taken: bool,
+}
+
+impl Template {
+    fn new(entry: usize, subject: &str, value: &impl Serialize, expect: Expect) -> Result<Self, BenchError> {
+        Self::from_json(entry, subject, json(value)?, expect)
+    }
+
+    fn from_json(entry: usize, subject: &str, body: Vec<u8>, expect: Expect) -> Result<Self, BenchError> {
+        let slots = body
+            .windows(PLACEHOLDER.len())
+            .enumerate()
+            .filter(|(_, w)| *w == PLACEHOLDER)
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Self { entry, subject: subject.to_string(), body, slots, expect, stock: Vec::new() })
+    }
+
+    /// The body with fresh ids from `ids`.
+    pub fn body(&self, ids: &AtomicU64) -> Bytes {
+        if self.slots.is_empty() {
+            return Bytes::from(self.body.clone());
+        }
+        let mut body = self.body.clone();
+        let first = ids.fetch_add(self.slots.len() as u64, Ordering::Relaxed);
+        for (i, at) in self.slots.iter().enumerate() {
+            let id = format!("{:012}", (first + i as u64) % 1_000_000_000_000);
+            body[*at..*at + PLACEHOLDER.len()].copy_from_slice(id.as_bytes());
+        }
+        Bytes::from(body)
+    }
+
+    /// Size of the body in bytes.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether the body is empty (never, for a made template).
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+}
+
+/// A scenario's requests: templates by mix entry, and the draw between them.
+#[derive(Debug)]
+pub struct Workload {
+    /// The mix entries' labels (`ecommerce.create_order/small`), by index.
+    pub labels: Vec<String>,
+    /// Requests sent (and required to succeed) before the warm-up, on each fresh stack: the
+    /// orders the overviews read, the hot items' initial stock.
+    pub setup: Vec<(String, Bytes)>,
+    /// The items a contention scenario fights over, with the units each starts with.
+    pub hot_skus: Vec<(String, u64)>,
+    valid: Vec<Vec<Template>>,
+    invalid: Vec<Vec<Template>>,
+    cumulative: Vec<f64>,
+    invalid_share: f64,
+    ids: AtomicU64,
+    seed: u64,
+}
+
+/// A fast, well-mixed 64-bit step (SplitMix64): a request's choices from its number.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One drawn request.
+#[derive(Debug, Clone)]
+pub struct Drawn<'a> {
+    /// Its template.
+    pub template: &'a Template,
+    /// Its body, ids filled in.
+    pub body: Bytes,
+}
+
+impl Workload {
+    /// Makes `scenario`'s templates, `seed` driving every choice; `nonce` makes its ids unlike any
+    /// other run's.
+    pub fn new(scenario: &Scenario, seed: u64, nonce: &str) -> Result<Self, BenchError> {
+        let mut valid = Vec::new();
+        let mut invalid = Vec::new();
+        let mut labels = Vec::new();
+        let mut setup = Vec::new();
+        let hot_skus: Vec<(String, u64)> = scenario.contention.as_ref().map_or_else(Vec::new, |c| {
+            (0..c.hot_skus as usize).map(|i| (hot_sku(i), u64::from(c.initial_stock))).collect()
+        });
+        for (sku, units) in &hot_skus {
+            let restock = ecommerce::contracts::Restock { sku: sku.clone(), quantity: *units as u32 };
+            setup.push(("ecommerce.restock".to_string(), Bytes::from(json(&restock)?)));
+        }
+        let context = Context {
+            seed,
+            nonce,
+            contention: scenario.contention.as_ref(),
+            unique_customers: scenario.convergence.is_some(),
+        };
+        for (index, entry) in scenario.mix.iter().enumerate() {
+            let (v, i) = templates(index, entry, &context, &mut setup)?;
+            valid.push(v);
+            invalid.push(i);
+            labels.push(entry.label());
+        }
+        let total: f64 = scenario.mix.iter().map(|e| e.weight).sum();
+        let mut running = 0.0;
+        let cumulative = scenario
+            .mix
+            .iter()
+            .map(|e| {
+                running += e.weight / total;
+                running
+            })
+            .collect();
+        Ok(Self {
+            labels,
+            setup,
+            hot_skus,
+            valid,
+            invalid,
+            cumulative,
+            invalid_share: scenario.invalid_share,
+            ids: AtomicU64::new(0),
+            seed,
+        })
+    }
+
+    /// Draws request number `key` of the run: the same key, the same choice of template.
+    pub fn draw(&self, key: u64) -> Drawn<'_> {
+        let mut state = key ^ self.seed;
+        let mut next = || splitmix64(&mut state);
+        let unit = |bits: u64| (bits >> 11) as f64 / (1u64 << 53) as f64;
+        let x = unit(next());
+        let entry = self.cumulative.iter().position(|c| x < *c).unwrap_or(self.cumulative.len() - 1);
+        let pool = if unit(next()) < self.invalid_share && !self.invalid[entry].is_empty() {
+            &self.invalid[entry]
+        } else {
+            &self.valid[entry]
+        };
+        let template = &pool[(next() % pool.len() as u64) as usize];
+        Drawn { template, body: template.body(&self.ids) }
+    }
+
+    /// Mean size of the valid bodies of each entry, in bytes.
+    pub fn mean_sizes(&self) -> Vec<usize> {
+        self.valid
+            .iter()
+            .map(|pool| pool.iter().map(Template::len).sum::<usize>() / pool.len().max(1))
+            .collect()
+    }
+}
+
+fn shop_size(size: Option<PayloadSize>) -> ecommerce::payloads::Size {
+    match size.unwrap_or(PayloadSize::Small) {
+        PayloadSize::Small => ecommerce::payloads::Size::Small,
+        PayloadSize::Medium => ecommerce::payloads::Size::Medium,
+        PayloadSize::Large => ecommerce::payloads::Size::Large,
+    }
+}
+
+fn event_size(size: Option<PayloadSize>) -> analytics::payloads::Size {
+    match size.unwrap_or(PayloadSize::Small) {
+        PayloadSize::Small => analytics::payloads::Size::Small,
+        PayloadSize::Medium => analytics::payloads::Size::Medium,
+        PayloadSize::Large => analytics::payloads::Size::Large,
+    }
+}
+
+fn invalid_expect<T>(invalid: &Invalid<T>) -> Expect {
+    Expect::Invalid { path: invalid.path.clone(), code: invalid.code.to_string() }
+}
+
+fn fresh(prefix: &str, nonce: &str) -> String {
+    format!("{prefix}{nonce}{}", String::from_utf8_lossy(PLACEHOLDER))
+}
+
+/// What every mix entry's templates depend on beside the entry.
+struct Context<'a> {
+    seed: u64,
+    nonce: &'a str,
+    contention: Option<&'a Contention>,
+    /// Every order from a customer of its own, so that analytics' count of the customer's events
+    /// is the count of that order's `order_placed`.
+    unique_customers: bool,
+}
+
+/// The valid and invalid templates of one mix entry.
+fn templates(
+    index: usize,
+    entry: &MixEntry,
+    context: &Context<'_>,
+    setup: &mut Vec<(String, Bytes)>,
+) -> Result<(Vec<Template>, Vec<Template>), BenchError> {
+    let (seed, nonce) = (context.seed.wrapping_add(index as u64), context.nonce);
+    let subject = entry.endpoint.as_str();
+    let valid = |body: Result<Vec<u8>, BenchError>| Template::from_json(index, subject, body?, Expect::Valid);
+    let mut shop = ecommerce::payloads::Payloads::new(seed, 1000);
+    let now = analytics::contracts::now_ms();
+    let mut events = analytics::payloads::Payloads::new(seed, now);
+    let mut files = fileproc::payloads::Payloads::new(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut valid_ones = Vec::with_capacity(VARIANTS);
+    for variant in 0..VARIANTS {
+        let template = match subject {
+            "ecommerce.get_order_overview" => {
+                // The orders overviewed are placed before the measurement (`Workload::setup`).
+                let mut order = shop.order_of(entry.items.unwrap_or(4).clamp(1, 100) as usize);
+                order.order_id = format!("ord_ovw{nonce}{index:02}{variant:02}");
+                setup.push(("ecommerce.create_order".to_string(), Bytes::from(json(&order)?)));
+                let overview =
+                    ecommerce::contracts::GetOrderOverview { order_id: order.order_id, attachments: vec![] };
+                valid(json(&overview))?
+            }
+            "ecommerce.create_order" => {
+                let mut order = shop.create_order(shop_size(entry.size));
+                order.order_id = fresh("ord_", nonce);
+                if context.unique_customers {
+                    order.customer.id = fresh("cus_", nonce);
+                }
+                valid(json(&order))?
+            }
+            "ecommerce.reserve_inventory" => match context.contention {
+                Some(contention) => hot_reservation(index, variant, contention, nonce)?,
+                None => valid(json(&shop.reserve_inventory()))?,
+            },
+            "ecommerce.restock" => match context.contention {
+                Some(contention) => hot_restock(index, variant, contention)?,
+                None => valid(json(&shop.restock()))?,
+            },
+            "analytics.ingest_event" => {
+                let mut event = events.ingest_event();
+                event.event.event_id = fresh("evt_", nonce);
+                valid(json(&event))?
+            }
+            "analytics.ingest_batch" => {
+                let mut batch = events.ingest_batch(event_size(entry.size));
+                for event in &mut batch.events {
+                    event.event_id = fresh("evt_", nonce);
+                }
+                valid(json(&batch))?
+            }
+            "analytics.query_aggregates" => valid(json(&events.query_aggregates()))?,
+            "analytics.query_timeseries" => valid(json(&events.query_timeseries()))?,
+            "analytics.top_n" => valid(json(&events.top_n()))?,
+            "fileproc.process_batch" => {
+                let count = match entry.size.unwrap_or(PayloadSize::Small) {
+                    PayloadSize::Small => rng.random_range(5..=20),
+                    PayloadSize::Medium => rng.random_range(100..=200),
+                    PayloadSize::Large => rng.random_range(800..=1000),
+                };
+                let mut job = files.process_batch(count);
+                job.job_id = fresh("job-", nonce);
+                valid(json(&job))?
+            }
+            other => return Err(BenchError::Config(format!("the load generator does not send {other}"))),
+        };
+        valid_ones.push(template);
+    }
+
+    // Invalid ones: every rule the endpoint's generator knows how to break.
+    let mut invalid_ones = Vec::new();
+    match subject {
+        "ecommerce.create_order" => {
+            for mut invalid in shop.invalid_create_orders() {
+                if invalid.path != "order_id" {
+                    invalid.request.order_id = fresh("ord_", nonce);
+                }
+                invalid_ones.push(Template::new(index, subject, &invalid.request, invalid_expect(&invalid))?);
+            }
+        }
+        "ecommerce.get_order_overview" => {
+            use ecommerce::contracts::GetOrderOverview;
+            let bad_id = GetOrderOverview { order_id: "order-1".into(), attachments: vec![] };
+            let expect = Expect::Invalid { path: "order_id".into(), code: "order_id_format".into() };
+            invalid_ones.push(Template::new(index, subject, &bad_id, expect)?);
+            let too_many = GetOrderOverview {
+                order_id: format!("ord_ovw{nonce}{index:02}00"),
+                attachments: (0..=ecommerce::contracts::MAX_ATTACHMENTS)
+                    .map(|i| format!("upl_att_{i:04}"))
+                    .collect(),
+            };
+            let expect = Expect::Invalid { path: "attachments".into(), code: "too_many_attachments".into() };
+            invalid_ones.push(Template::new(index, subject, &too_many, expect)?);
+        }
+        "analytics.ingest_event" => {
+            for invalid in events.invalid_events() {
+                let path = format!("event.{}", invalid.path);
+                let expect = Expect::Invalid { path, code: invalid.code.to_string() };
+                let request = analytics::contracts::IngestEvent { event: invalid.request };
+                invalid_ones.push(Template::new(index, subject, &request, expect)?);
+            }
+        }
+        _ => {}
+    }
+    if invalid_ones.is_empty() {
+        let endpoint = subject.split_once('.').map_or(subject, |(_, e)| e);
+        let service = subject.split_once('.').map_or("", |(s, _)| s);
+        let samples = match service {
+            "ecommerce" => shop.samples(),
+            "analytics" => events.samples(),
+            _ => files.samples(),
+        };
+        for sample in samples.into_iter().filter(|s| s.endpoint == endpoint) {
+            let mut request = sample.invalid.request.clone();
+            if service == "analytics" {
+                analytics::payloads::refresh_timestamps(&mut request, now);
+            }
+            invalid_ones.push(Template::new(index, subject, &request, invalid_expect(&sample.invalid))?);
+        }
+    }
+    Ok((valid_ones, invalid_ones))
+}
+
+/// The name of hot item `i`.
+fn hot_sku(i: usize) -> String {
+    format!("HOT-{i:03}")
+}
+
+/// A reservation of one hot item, or (one in four) of two at once: all of it or none. Units
+/// cycle with the variant the same way on every item, so that no item drains slower than another.
+fn hot_reservation(
+    index: usize,
+    variant: usize,
+    contention: &Contention,
+    nonce: &str,
+) -> Result<Template, BenchError> {
+    use ecommerce::contracts::{ReserveInventory, StockLine};
+    let hot = contention.hot_skus as usize;
+    let round = variant / hot;
+    let mut skus = vec![variant % hot];
+    if round % 4 == 3 && hot > 1 {
+        skus.push((variant + 1) % hot);
+    }
+    let stock: Vec<StockMove> = skus
+        .iter()
+        .map(|&sku| StockMove { sku, units: 1 + (round % contention.max_units as usize) as u64, taken: true })
+        .collect();
+    let lines = stock.iter().map(|m| StockLine { sku: hot_sku(m.sku), quantity: m.units as u32 }).collect();
+    let request = ReserveInventory { reservation_id: fresh("res_", nonce), lines };
+    let mut template = Template::new(index, "ecommerce.reserve_inventory", &request, Expect::Valid)?;
+    template.stock = stock;
+    Ok(template)
+}
+
+/// A restock of one hot item; units spread over 1 to `max_restock` alike on every item.
+fn hot_restock(index: usize, variant: usize, contention: &Contention) -> Result<Template, BenchError> {
+    let hot = contention.hot_skus as usize;
+    let (sku, round) = (variant % hot, variant / hot);
+    let units = 1 + (round * 7 % contention.max_restock as usize) as u32;
+    let request = ecommerce::contracts::Restock { sku: hot_sku(sku), quantity: units };
+    let mut template = Template::new(index, "ecommerce.restock", &request, Expect::Valid)?;
+    template.stock = vec![StockMove { sku, units: units.into(), taken: false }];
+    Ok(template)
+}
+
+fn json(value: &impl Serialize) -> Result<Vec<u8>, BenchError> {
+    serde_json::to_vec(value).map_err(|e| BenchError::Config(format!("a payload: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Load, MixEntry};
+
+    fn scenario(endpoints: &[&str], invalid_share: f64) -> Scenario {
+        Scenario {
+            description: String::new(),
+            load: Load::Closed {
+                users: 1,
+                spawn_rate: 0.0,
+                duration: std::time::Duration::from_secs(1),
+                think_time: std::time::Duration::ZERO,
+            },
+            mix: endpoints
+                .iter()
+                .map(|e| MixEntry { endpoint: e.to_string(), size: None, items: None, weight: 1.0 })
+                .collect(),
+            invalid_share,
+            faults: None,
+            performance_expectations: None,
+            stacks: None,
+            contention: None,
+            convergence: None,
+        }
+    }
+
+    #[test]
+    fn every_endpoint_has_valid_and_invalid_templates_whose_ids_are_fresh_each_time() {
+        let workload = Workload::new(&scenario(ENDPOINTS, 0.0), 7, "n0nce").unwrap();
+        for (entry, pool) in workload.valid.iter().enumerate() {
+            assert_eq!(pool.len(), VARIANTS, "{}", workload.labels[entry]);
+            assert!(!workload.invalid[entry].is_empty(), "{} has invalid templates", workload.labels[entry]);
+        }
+        let order = &workload.valid[0][0];
+        let (a, b) = (order.body(&workload.ids), order.body(&workload.ids));
+        assert_ne!(a, b, "a new order id each time");
+        let value: serde_json::Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(value["order_id"], "ord_n0nce000000000000");
+        // Valid bodies stay valid with their ids filled in.
+        let order: ecommerce::contracts::CreateOrder = serde_json::from_slice(&b).unwrap();
+        assert!(validator::Validate::validate(&order).is_ok());
+        let batch = &workload.valid[4][0];
+        let batch: analytics::contracts::IngestBatch =
+            serde_json::from_slice(&batch.body(&workload.ids)).unwrap();
+        let ids: std::collections::HashSet<_> = batch.events.iter().map(|e| e.event_id.clone()).collect();
+        assert_eq!(ids.len(), batch.events.len(), "every event of a batch has its own id");
+    }
+
+    #[test]
+    fn draws_follow_the_weights_and_the_invalid_share() {
+        let mut mix = scenario(&["ecommerce.restock", "analytics.top_n"], 0.25);
+        mix.mix[0].weight = 3.0;
+        let workload = Workload::new(&mix, 1, "x").unwrap();
+        let (mut restocks, mut invalid) = (0, 0);
+        for key in 0..10_000 {
+            let drawn = workload.draw(key);
+            restocks += usize::from(drawn.template.entry == 0);
+            invalid += usize::from(drawn.template.expect != Expect::Valid);
+        }
+        assert!((7_200..7_800).contains(&restocks), "{restocks}");
+        assert!((2_200..2_800).contains(&invalid), "{invalid}");
+        assert_eq!(workload.draw(42).template.subject, workload.draw(42).template.subject, "reproducible");
+    }
+}
