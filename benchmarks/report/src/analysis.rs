@@ -229,7 +229,7 @@ impl PairCost {
 /// Every pair of `pairing`'s kind, in each closed-loop scenario that ran both.
 pub fn pair_costs(r: &bench_results::RunResults, pairing: Pairing) -> Vec<PairCost> {
     let mut costs = Vec::new();
-    for scenario in r.scenarios.iter().filter(|s| s.load.label() == "closed loop") {
+    for scenario in r.scenarios.iter().filter(|s| matches!(s.load, bench_results::Load::Closed { .. })) {
         for copy in &scenario.stacks {
             let Some((with, without)) = pairing.pair(copy, &scenario.stacks) else { continue };
             let (a, b) = (&with.summary, &without.summary);

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::analysis::{self, Delta, Pairing};
 use super::charts::{self, Bar, Series};
-use bench_results::{RunResults, ScenarioResult};
+use bench_results::{ErrorKind, RunResults, ScenarioResult};
 
 /// Everything the page and the summaries are made from.
 pub struct Context<'a> {
@@ -260,7 +260,7 @@ fn where_time_goes(out: &mut String, r: &RunResults) {
     let scenario = r
         .scenarios
         .iter()
-        .filter(|s| s.load.label() == "closed loop")
+        .filter(|s| matches!(s.load, bench_results::Load::Closed { .. }))
         .max_by_key(|s| analysis::breakdown(s).len());
     let Some(scenario) = scenario else {
         out.push_str("<p class=\"missing\">No closed-loop scenario in this run.</p>");
@@ -555,8 +555,8 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
     );
     out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>answers</th><th>expected: validation</th><th>expected: faults</th><th class=\"l\">unexpected</th><th class=\"l\">details</th></tr></thead><tbody>");
     for s in &scenario.stacks {
-        let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut unexpected: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut expected: BTreeMap<&ErrorKind, u64> = BTreeMap::new();
+        let mut unexpected: BTreeMap<&ErrorKind, u64> = BTreeMap::new();
         for m in &s.repetitions {
             for (k, n) in &m.expected_errors {
                 *expected.entry(k).or_default() += n;
@@ -566,16 +566,18 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
             }
         }
         let answers: u64 = s.repetitions.iter().map(|m| m.answered).sum();
-        let validation: u64 =
-            expected.iter().filter(|(k, _)| k.starts_with("validation:")).map(|(_, n)| n).sum();
-        let rules = expected.keys().filter(|k| k.starts_with("validation:")).count();
+        let is_validation = |k: &&&ErrorKind| matches!(k, ErrorKind::Validation(_));
+        let validation: u64 = expected.iter().filter(|(k, _)| is_validation(k)).map(|(_, n)| n).sum();
+        let rules = expected.keys().filter(is_validation).count();
         let faults: Vec<String> = expected
             .iter()
-            .filter(|(k, _)| k.starts_with("fault:"))
-            .map(|(k, n)| format!("{} {n}", escape(k.trim_start_matches("fault:"))))
+            .filter_map(|(k, n)| match k {
+                ErrorKind::Fault(code) => Some(format!("{} {n}", escape(code))),
+                _ => None,
+            })
             .collect();
-        let list = |all: &BTreeMap<&str, u64>| {
-            all.iter().map(|(k, n)| format!("{} {n}", escape(k))).collect::<Vec<_>>().join(", ")
+        let list = |all: &BTreeMap<&ErrorKind, u64>| {
+            all.iter().map(|(k, n)| format!("{} {n}", escape(&k.to_string()))).collect::<Vec<_>>().join(", ")
         };
         let unexpected_text = if unexpected.is_empty() {
             "none".to_string()

@@ -23,6 +23,7 @@
 
 mod csv;
 pub mod duration_text;
+pub mod error_kind;
 pub mod invariants;
 pub mod measurement;
 pub mod run;
@@ -31,6 +32,7 @@ pub mod system;
 
 use std::path::PathBuf;
 
+pub use error_kind::{ErrorKind, NoAnswer};
 pub use invariants::{
     ContentionResult, ConvergenceResult, Drift, ItemBalance, MemoryTrend, MemoryVerdict, SoakResult,
 };

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error_kind::ErrorKind;
 use crate::invariants::{ContentionResult, ConvergenceResult, SoakResult};
 use crate::system::Usage;
 
@@ -56,9 +57,9 @@ pub struct Measurement {
     /// Successes.
     pub ok: u64,
     /// Errors the scenario asked for, by kind.
-    pub expected_errors: BTreeMap<String, u64>,
+    pub expected_errors: BTreeMap<ErrorKind, u64>,
     /// Every other error, by kind.
-    pub unexpected_errors: BTreeMap<String, u64>,
+    pub unexpected_errors: BTreeMap<ErrorKind, u64>,
     /// Unexpected errors per answer.
     pub unexpected_rate: f64,
     /// From planned send to answer (equal to service time in closed loop).
@@ -114,9 +115,9 @@ pub struct EndpointResult {
     /// Successes.
     pub ok: u64,
     /// Expected errors by kind.
-    pub expected_errors: BTreeMap<String, u64>,
+    pub expected_errors: BTreeMap<ErrorKind, u64>,
     /// Unexpected errors by kind.
-    pub unexpected_errors: BTreeMap<String, u64>,
+    pub unexpected_errors: BTreeMap<ErrorKind, u64>,
     /// Response time.
     pub latency_us: Percentiles,
     /// Service time.

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use bench_results::RunResults;
+use bench_results::{ErrorKind, RunResults};
 use natsrpc::testing::NatsServer;
 use support::bin_dir;
 
@@ -100,10 +100,18 @@ fn a_run_writes_results_a_reader_can_trust() {
         assert_eq!(m.sent, 225, "150 per second for 1.5 s, every one sent");
         assert_eq!(m.answered, m.sent, "and answered");
         assert!(m.unexpected_errors.is_empty(), "{:?}", m.unexpected_errors);
-        let validation: u64 =
-            m.expected_errors.iter().filter(|(k, _)| k.starts_with("validation:")).map(|(_, n)| n).sum();
+        let validation: u64 = m
+            .expected_errors
+            .iter()
+            .filter(|(k, _)| matches!(k, ErrorKind::Validation(_)))
+            .map(|(_, n)| n)
+            .sum();
         assert!(validation > 10, "invalid requests came back as validation errors: {:?}", m.expected_errors);
-        assert!(m.expected_errors.contains_key("fault:payment_declined"), "{:?}", m.expected_errors);
+        assert!(
+            m.expected_errors.contains_key(&ErrorKind::from("fault:payment_declined")),
+            "{:?}",
+            m.expected_errors
+        );
         assert!(m.latency_us.p50 > 0 && m.latency_us.p50 <= m.latency_us.p99);
         assert_eq!(m.target_rps.map(|r| r.round()), Some(150.0));
         assert!(!m.intervals.is_empty());
@@ -334,7 +342,11 @@ fn contention_convergence_and_soak_check_what_must_hold_beyond_speed() {
         "refusals for want of stock are expected: {:?}",
         m.unexpected_errors
     );
-    assert!(m.expected_errors.contains_key("fault:out_of_stock"), "{:?}", m.expected_errors);
+    assert!(
+        m.expected_errors.contains_key(&ErrorKind::from("fault:out_of_stock")),
+        "{:?}",
+        m.expected_errors
+    );
 
     // Convergence: every order acknowledged shows in analytics, once.
     let m = only("convergence");

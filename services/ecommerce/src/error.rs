@@ -67,17 +67,19 @@ impl From<ShopError> for ServiceError {
         let message = error.to_string();
         match error {
             ShopError::OutOfStock { sku, .. } => {
-                ServiceError::conflict("out_of_stock", message).with_path(sku)
+                ServiceError::conflict(faults::codes::OUT_OF_STOCK, message).with_path(sku)
             }
             ShopError::UnknownSku(sku) => ServiceError::unprocessable("unknown_sku", message).with_path(sku),
             ShopError::OrderNotFound(_) => ServiceError::not_found("order_not_found", message),
             ShopError::OrderInProgress(_) => ServiceError::conflict("order_in_progress", message),
             ShopError::OrderIdReused(_) => ServiceError::conflict("order_id_reused", message),
             ShopError::AlreadyCancelled(_) => ServiceError::conflict("already_cancelled", message),
-            ShopError::PaymentDeclined(_) => ServiceError::unprocessable("payment_declined", message),
+            ShopError::PaymentDeclined(_) => {
+                ServiceError::unprocessable(faults::codes::PAYMENT_DECLINED, message)
+            }
             ShopError::OrderExpired { .. } => ServiceError::business(503, "order_expired", message),
             ShopError::PaymentUnavailable { .. } => {
-                ServiceError::business(503, "payment_unavailable", message)
+                ServiceError::business(503, faults::codes::PAYMENT_UNAVAILABLE, message)
             }
             ShopError::Overview(error) => error,
             ShopError::NoPeers => ServiceError::unavailable(message),

@@ -173,6 +173,37 @@ fn with_line(text: &str, error: &serde_yaml::Error) -> String {
     }
 }
 
+/// The error codes the services answer with when a fault fires, spelled once for the services
+/// that answer them and for the benchmark that expects them.
+pub mod codes {
+    /// A payment the gateway declined ([`FaultSettings::payment_decline_rate`](super::FaultSettings)).
+    pub const PAYMENT_DECLINED: &str = "payment_declined";
+    /// A payment that failed transiently on every retry.
+    pub const PAYMENT_UNAVAILABLE: &str = "payment_unavailable";
+    /// A reservation refused for want of stock: injected, or real under contention.
+    pub const OUT_OF_STOCK: &str = "out_of_stock";
+    /// A request that failed inside the service: natsrpc's code for an internal error.
+    pub const INTERNAL: &str = "internal";
+}
+
+impl FaultSettings {
+    /// The error codes ([`codes`]) these settings can make a service answer with: what a
+    /// benchmark counts as expected, not as a failure.
+    pub fn codes(&self) -> Vec<&'static str> {
+        [
+            (self.payment_decline_rate, codes::PAYMENT_DECLINED),
+            // Most transient failures are retried away; those that outlast the retries are not.
+            (self.payment_transient_rate, codes::PAYMENT_UNAVAILABLE),
+            (self.out_of_stock_rate, codes::OUT_OF_STOCK),
+            (self.internal_error_rate, codes::INTERNAL),
+        ]
+        .into_iter()
+        .filter(|(rate, _)| *rate > 0.0)
+        .map(|(_, code)| code)
+        .collect()
+    }
+}
+
 /// Draws faults from a seeded source. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Faults {

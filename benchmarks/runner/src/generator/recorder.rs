@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bench_results::Percentiles;
+use bench_results::{ErrorKind, Percentiles};
 use hdrhistogram::Histogram;
 
 use crate::target::check::Verdict;
@@ -51,9 +51,9 @@ pub struct Tally {
     /// Successes.
     pub ok: u64,
     /// Errors the scenario asked for, by kind.
-    pub expected: BTreeMap<String, u64>,
+    pub expected: BTreeMap<ErrorKind, u64>,
     /// Every other error, by kind.
-    pub unexpected: BTreeMap<String, u64>,
+    pub unexpected: BTreeMap<ErrorKind, u64>,
 }
 
 impl Default for Tally {
@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(a.answered(), 201);
         assert_eq!(a.response.len(), 201);
         assert_eq!(a.unexpected_count(), 100);
-        assert_eq!(a.expected["validation:luhn"], 1);
+        assert_eq!(a.expected[&ErrorKind::from("validation:luhn")], 1);
         // Half the values are 1..=100 us and half 100..=10,000 us: the median sits between.
         let median = a.response.value_at_quantile(0.5);
         assert!((95..=105).contains(&median), "{median}");

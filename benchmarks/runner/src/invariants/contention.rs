@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bench_results::{ContentionResult, ItemBalance};
+use bench_results::{ContentionResult, ErrorKind, ItemBalance};
 
 use crate::target::check::Verdict;
 use crate::target::client::StackClient;
@@ -32,7 +32,7 @@ pub struct Ledger {
 }
 
 /// The error code of a reservation that found too little stock.
-pub const CONFLICT: &str = "out_of_stock";
+pub const CONFLICT: &str = faults::codes::OUT_OF_STOCK;
 
 impl Ledger {
     /// A ledger for `hot` items.
@@ -51,12 +51,12 @@ impl Ledger {
         }
         let (known, unknown) = match verdict {
             Verdict::Ok => (true, false),
-            Verdict::Expected(code) if code.ends_with(CONFLICT) => {
+            Verdict::Expected(ErrorKind::Fault(code)) if code == CONFLICT => {
                 self.conflicts.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             // No answer: the stack may have done it.
-            Verdict::Unexpected(kind) if kind.starts_with("transport:") => (false, true),
+            Verdict::Unexpected(ErrorKind::NoAnswer(_)) => (false, true),
             // A refusal moves nothing.
             _ => return,
         };
@@ -117,7 +117,7 @@ mod tests {
         let take = [StockMove { sku: 0, units: 2, taken: true }, StockMove { sku: 1, units: 1, taken: true }];
         let add = [StockMove { sku: 1, units: 7, taken: false }];
         ledger.book(&take, &Verdict::Ok);
-        ledger.book(&take, &Verdict::Expected(format!("fault:{CONFLICT}")));
+        ledger.book(&take, &Verdict::Expected(ErrorKind::Fault(CONFLICT.into())));
         ledger.book(&take, &Verdict::Unexpected("transport:timeout".into()));
         ledger.book(&take, &Verdict::Unexpected("validation:wrong_path".into()));
         ledger.book(&add, &Verdict::Ok);

@@ -2,6 +2,7 @@
 //! scenario injects; an invalid one must come back as a validation error naming the broken field.
 //! Anything else is an unexpected error, counted by kind.
 
+use bench_results::ErrorKind;
 use faults::FaultSettings;
 use serde::Deserialize;
 
@@ -13,10 +14,11 @@ use crate::workload::Expect;
 pub enum Verdict {
     /// A success, as expected.
     Ok,
-    /// An error the scenario asked for: `validation:<rule>` or `fault:<code>`.
-    Expected(String),
-    /// Anything else: `<kind>:<code>`, `validation:wrong_path`, `transport:timeout`...
-    Unexpected(String),
+    /// An error the scenario asked for: a validation error naming the rule broken on purpose, or
+    /// an injected fault's code.
+    Expected(ErrorKind),
+    /// Anything else: the service's `<kind>:<code>`, `validation:wrong_path`, no answer...
+    Unexpected(ErrorKind),
 }
 
 /// The error codes the scenario's faults make legitimate.
@@ -28,22 +30,7 @@ pub struct ExpectedFaults {
 impl ExpectedFaults {
     /// The codes `faults` can cause.
     pub fn from_settings(faults: Option<&FaultSettings>) -> Self {
-        let Some(f) = faults else { return Self::default() };
-        let mut codes = Vec::new();
-        if f.payment_decline_rate > 0.0 {
-            codes.push("payment_declined");
-        }
-        if f.payment_transient_rate > 0.0 {
-            // Most transient failures are retried away; those that outlast the retries are not.
-            codes.push("payment_unavailable");
-        }
-        if f.out_of_stock_rate > 0.0 {
-            codes.push("out_of_stock");
-        }
-        if f.internal_error_rate > 0.0 {
-            codes.push("internal");
-        }
-        Self { codes }
+        Self { codes: faults.map(FaultSettings::codes).unwrap_or_default() }
     }
 
     /// These codes and `code` too (a scenario's own legitimate refusal: a reservation that finds
@@ -84,40 +71,42 @@ pub fn check(
 ) -> Verdict {
     let (status, body) = match answer {
         Ok(answer) => answer,
-        Err(error) => return Verdict::Unexpected(error.kind().to_string()),
+        Err(error) => return Verdict::Unexpected(error.kind()),
     };
     // The common case without decoding: a success envelope.
     if *status == 200 && body.starts_with(br#"{"ok":true"#) {
         return match expect {
             Expect::Valid => Verdict::Ok,
-            Expect::Invalid { .. } => Verdict::Unexpected("validation:accepted_invalid".into()),
+            Expect::Invalid { .. } => Verdict::Unexpected(ErrorKind::Validation("accepted_invalid".into())),
         };
     }
     let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
-        return Verdict::Unexpected(format!("envelope:unreadable_{status}"));
+        return Verdict::Unexpected(ErrorKind::Envelope(format!("unreadable_{status}")));
     };
     let error = match (envelope.ok, envelope.error) {
         (true, _) => {
             return match expect {
                 Expect::Valid => Verdict::Ok,
-                Expect::Invalid { .. } => Verdict::Unexpected("validation:accepted_invalid".into()),
+                Expect::Invalid { .. } => {
+                    Verdict::Unexpected(ErrorKind::Validation("accepted_invalid".into()))
+                }
             };
         }
         (false, Some(error)) => error,
-        (false, None) => return Verdict::Unexpected(format!("envelope:no_error_{status}")),
+        (false, None) => return Verdict::Unexpected(ErrorKind::Envelope(format!("no_error_{status}"))),
     };
     match expect {
         Expect::Invalid { path, code } if error.kind == "validation" => {
             if error.violations.iter().any(|v| &v.path == path) {
-                Verdict::Expected(format!("validation:{code}"))
+                Verdict::Expected(ErrorKind::Validation(code.clone()))
             } else {
-                Verdict::Unexpected("validation:wrong_path".into())
+                Verdict::Unexpected(ErrorKind::Validation("wrong_path".into()))
             }
         }
         Expect::Valid if faults.codes.contains(&error.code.as_str()) => {
-            Verdict::Expected(format!("fault:{}", error.code))
+            Verdict::Expected(ErrorKind::Fault(error.code))
         }
-        _ => Verdict::Unexpected(format!("{}:{}", error.kind, error.code)),
+        _ => Verdict::Unexpected(ErrorKind::answered(&error.kind, &error.code)),
     }
 }
 
@@ -125,8 +114,8 @@ pub fn check(
 pub fn check_echo(sent: &[u8], answer: &Result<(u16, bytes::Bytes), SendError>) -> Verdict {
     match answer {
         Ok((_, body)) if body.as_ref() == sent => Verdict::Ok,
-        Ok(_) => Verdict::Unexpected("echo:different_body".into()),
-        Err(error) => Verdict::Unexpected(error.kind().to_string()),
+        Ok(_) => Verdict::Unexpected(ErrorKind::Echo("different_body".into())),
+        Err(error) => Verdict::Unexpected(error.kind()),
     }
 }
 
@@ -158,7 +147,7 @@ mod tests {
         );
         assert_eq!(
             check(&invalid("x"), &answer(200, r#"{"ok":true,"data":1}"#), &none),
-            Verdict::Unexpected("validation:accepted_invalid".into())
+            Verdict::Unexpected(ErrorKind::Validation("accepted_invalid".into()))
         );
         assert_eq!(
             check(&Expect::Valid, &answer(400, rejected), &none),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bench_results::{ErrorKind, NoAnswer};
 use bytes::{Bytes, BytesMut};
 
 use crate::config::{StackSpec, Transport};
@@ -19,13 +20,13 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// Its name in the error counts.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SendError::Timeout => "transport:timeout",
-            SendError::NoResponders => "transport:no_responders",
-            SendError::Transport(_) => "transport:error",
-        }
+    /// Its kind in the error counts.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::NoAnswer(match self {
+            SendError::Timeout => NoAnswer::Timeout,
+            SendError::NoResponders => NoAnswer::NoResponders,
+            SendError::Transport(_) => NoAnswer::Error,
+        })
     }
 }
 
