@@ -32,7 +32,7 @@ use crate::system::resources::{Group, Sampler};
 use crate::system::stacks::{RunningStack, StartOptions};
 use crate::target::check::{ExpectedFaults, Verdict, check, check_echo};
 use crate::target::client::StackClient;
-use crate::workload::Workload;
+use crate::workload::{Endpoint, Workload};
 
 /// A run about to happen.
 #[derive(Debug)]
@@ -269,7 +269,7 @@ impl Runner {
         stop.store(true, Ordering::Relaxed);
         let usage = monitor.await.map_err(|e| BenchError::Process(e.to_string()))?;
         let validation = validation(&client, spec).await;
-        let unacknowledged = unacknowledged_orders(&lock(&recorder), &workload.labels);
+        let unacknowledged = unacknowledged_orders(&lock(&recorder), &workload.endpoints);
         let (contention, convergence) = measured.conclude(&client, workload, unacknowledged).await;
 
         let recorder = lock(&recorder);
@@ -331,13 +331,13 @@ async fn remove_event_stream(spec: &StackSpec) {
 /// Sends the workload's setup requests (the orders overviews read, the hot items' stock), each
 /// of which must succeed.
 async fn setup(client: &StackClient, workload: &Workload, stack: &str) -> Result<(), BenchError> {
-    for (subject, body) in &workload.setup {
-        let failed = match client.send(subject, body.clone()).await {
+    for (endpoint, body) in &workload.setup {
+        let failed = match client.send(endpoint.subject(), body.clone()).await {
             Ok((200, _)) => continue,
             Ok((status, reply)) => format!("{status} {}", String::from_utf8_lossy(&reply)),
             Err(error) => format!("{error:?}"),
         };
-        return Err(BenchError::Process(format!("setup {subject} on {stack}: {failed}")));
+        return Err(BenchError::Process(format!("setup {endpoint} on {stack}: {failed}")));
     }
     Ok(())
 }
@@ -370,11 +370,11 @@ impl Observers {
 }
 
 /// Orders sent that got no success (their fate unknown to the followers).
-fn unacknowledged_orders(recorder: &Recorder, labels: &[String]) -> u64 {
-    labels
+fn unacknowledged_orders(recorder: &Recorder, endpoints: &[Endpoint]) -> u64 {
+    endpoints
         .iter()
         .zip(&recorder.endpoints)
-        .filter(|(label, _)| label.starts_with("ecommerce.create_order"))
+        .filter(|(endpoint, _)| **endpoint == Endpoint::CreateOrder)
         .map(|(_, tally)| tally.answered() - tally.ok)
         .sum()
 }
@@ -425,7 +425,7 @@ impl Firing {
                 let drawn = workload.draw(key.wrapping_add(key_offset));
                 let sent = Instant::now();
                 lock(recorder).sent(planned, sent);
-                let answer = client.send(&drawn.template.subject, drawn.body.clone()).await;
+                let answer = client.send(drawn.template.endpoint.subject(), drawn.body.clone()).await;
                 let done = Instant::now();
                 let verdict = if client.is_echo() {
                     check_echo(&drawn.body, &answer)
@@ -437,7 +437,7 @@ impl Firing {
                 }
                 if let Some(follower) = &observers.follower
                     && verdict == Verdict::Ok
-                    && drawn.template.subject == "ecommerce.create_order"
+                    && drawn.template.endpoint == Endpoint::CreateOrder
                 {
                     follower.placed(&drawn.body, done);
                 }

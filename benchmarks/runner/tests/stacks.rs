@@ -142,9 +142,8 @@ async fn the_load_generators_http_client_sends_reuses_and_sees_a_stack_go() {
             assert_eq!(send.await.unwrap().unwrap().0, 200);
         }
     }
-    let level: serde_json::Value =
-        client.ask("ecommerce.get_stock", &serde_json::json!({"sku": "SKU-00002"})).await.unwrap();
-    assert_eq!(level["sku"], "SKU-00002");
+    let level = client.ask(&ecommerce::contracts::GetStock { sku: "SKU-00002".into() }).await.unwrap();
+    assert_eq!(level.sku, "SKU-00002");
 
     running.stop(Duration::from_secs(10)).await.unwrap();
     let gone = client.send("ecommerce.restock", restock.to_vec().into()).await.unwrap_err();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
+use crate::workload::Endpoint;
 
 mod recorded;
 
@@ -384,8 +385,8 @@ pub fn check_cpu_list(list: &str, cores: usize) -> Result<(), String> {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixEntry {
-    /// `service.endpoint`.
-    pub endpoint: String,
+    /// `service.endpoint`: one the load generator sends.
+    pub endpoint: Endpoint,
     /// Payload size where the endpoint has sizes: `small`, `medium` or `large`.
     #[serde(default)]
     pub size: Option<PayloadSize>,
@@ -641,13 +642,6 @@ fn check_scenario(scenario: &Scenario) -> Result<(), String> {
         return Err("mix: at least one entry".into());
     }
     for (i, entry) in scenario.mix.iter().enumerate() {
-        if !crate::workload::ENDPOINTS.contains(&entry.endpoint.as_str()) {
-            return Err(format!(
-                "mix[{i}].endpoint: {:?} is not one the load generator sends ({})",
-                entry.endpoint,
-                crate::workload::ENDPOINTS.join(", ")
-            ));
-        }
         if !(entry.weight.is_finite() && entry.weight > 0.0) {
             return Err(format!("mix[{i}].weight: must be above 0"));
         }
@@ -706,7 +700,7 @@ fn check_scenario(scenario: &Scenario) -> Result<(), String> {
             }
         }
     }
-    let sends = |endpoint: &str| scenario.mix.iter().any(|e| e.endpoint == endpoint);
+    let sends = |endpoint: Endpoint| scenario.mix.iter().any(|e| e.endpoint == endpoint);
     if let Some(contention) = &scenario.contention {
         if !(1..=100).contains(&contention.hot_skus) {
             return Err("contention.hot_skus: 1 to 100".into());
@@ -719,12 +713,12 @@ fn check_scenario(scenario: &Scenario) -> Result<(), String> {
                 "contention: max_units at most 1000, initial_stock and max_restock at most 1,000,000".into(),
             );
         }
-        if !sends("ecommerce.reserve_inventory") {
+        if !sends(Endpoint::ReserveInventory) {
             return Err("contention: the mix needs ecommerce.reserve_inventory".into());
         }
     }
     if let Some(convergence) = &scenario.convergence {
-        if !sends("ecommerce.create_order") {
+        if !sends(Endpoint::CreateOrder) {
             return Err("convergence: the mix needs ecommerce.create_order".into());
         }
         if convergence.poll.is_zero() || convergence.settle < convergence.poll {
@@ -1086,7 +1080,9 @@ mod tests {
             "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: 1s}}\n    mix: [{{endpoint: shop.buy, weight: 1}}]\n"
         );
         let error = BenchmarkConfig::parse(&bad_endpoint, "b.yaml").unwrap_err().to_string();
-        assert!(error.contains("scenarios.x.mix[0].endpoint"), "{error}");
+        assert!(error.contains("b.yaml:11:") && error.contains("scenarios.x.mix[0]"), "{error}");
+        assert!(error.contains("endpoint \"shop.buy\" is not one the load generator sends"), "{error}");
+        assert!(error.contains("ecommerce.create_order, "), "the endpoints there are: {error}");
         let bad_duration = format!(
             "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: soon}}\n    mix: []\n"
         );

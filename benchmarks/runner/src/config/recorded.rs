@@ -75,7 +75,7 @@ impl MixEntry {
     /// As `results.json` records it.
     pub fn recorded(&self) -> recorded::MixEntry {
         recorded::MixEntry {
-            endpoint: self.endpoint.clone(),
+            endpoint: self.endpoint.subject().to_string(),
             size: self.size.map(|size| match size {
                 PayloadSize::Small => recorded::PayloadSize::Small,
                 PayloadSize::Medium => recorded::PayloadSize::Medium,

@@ -78,10 +78,7 @@ impl Ledger {
         let mut items = Vec::new();
         for ((sku, initial), counters) in workload.hot_skus.iter().zip(&self.items) {
             let request = ecommerce::contracts::GetStock { sku: sku.clone() };
-            let remaining = client
-                .ask::<ecommerce::contracts::StockLevel>("ecommerce.get_stock", &request)
-                .await
-                .map(|level| level.available);
+            let remaining = client.ask(&request).await.map(|level| level.available);
             items.push(ItemBalance {
                 sku: sku.clone(),
                 initial: *initial,
@@ -90,7 +87,7 @@ impl Ledger {
                 added_unknown: counters.added_unknown.load(Ordering::Relaxed),
                 taken_unknown: counters.taken_unknown.load(Ordering::Relaxed),
                 remaining: remaining.as_ref().ok().copied(),
-                error: remaining.err(),
+                error: remaining.err().map(|e| e.to_string()),
             });
         }
         let reservations = self.reservations.load(Ordering::Relaxed);

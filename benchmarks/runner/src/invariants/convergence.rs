@@ -78,8 +78,7 @@ impl Follower {
             let (mut failed, mut questions) = (0, 0);
             loop {
                 let asked = Instant::now();
-                let answer =
-                    client.ask::<analytics::contracts::Activity>("analytics.user_activity", &request).await;
+                let answer = client.ask(&request).await;
                 questions += 1;
                 match answer {
                     Ok(activity) if activity.events > 0 => {
@@ -125,23 +124,20 @@ impl Follower {
         }
         // The recount, a few at a time: after every probe has ended, so a second delivery that
         // came late is seen.
-        let counts: Vec<Result<u64, String>> = futures::stream::iter(probes.iter().map(|probe| {
+        let counts: Vec<Result<u64, natsrpc::RpcError>> = futures::stream::iter(probes.iter().map(|probe| {
             let request = analytics::contracts::UserActivity {
                 user_id: probe.customer.clone(),
                 window: self.window.clone(),
             };
             let client = &self.client;
-            async move {
-                client
-                    .ask::<analytics::contracts::Activity>("analytics.user_activity", &request)
-                    .await
-                    .map(|a| a.events)
-            }
+            async move { client.ask(&request).await.map(|a| a.events) }
         }))
         .buffer_unordered(32)
         .collect()
         .await;
-        let count = |pick: fn(&Result<u64, String>) -> bool| counts.iter().filter(|c| pick(c)).count() as u64;
+        let count = |pick: fn(&Result<u64, natsrpc::RpcError>) -> bool| {
+            counts.iter().filter(|c| pick(c)).count() as u64
+        };
         ConvergenceResult {
             orders: probes.len() as u64,
             unacknowledged,

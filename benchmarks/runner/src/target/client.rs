@@ -117,9 +117,9 @@ impl HttpConnections {
                 Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
             }
         };
-        let paths = crate::workload::ENDPOINTS
+        let paths = crate::workload::Endpoint::ALL
             .iter()
-            .map(|e| (e.to_string(), format!("/{}", e.replacen('.', "/", 1))))
+            .map(|e| (e.subject().to_string(), format!("/{}", e.subject().replacen('.', "/", 1))))
             .collect();
         Ok(Self { authority, tls, paths, idle: std::sync::Mutex::default(), timeout })
     }
@@ -440,24 +440,26 @@ impl StackClient {
 }
 
 impl StackClient {
-    /// Sends `request` to `subject` and reads the answer's data: for the runner's own questions
-    /// (a stock level, a customer's activity), where anything but a success is a failure to report.
-    pub async fn ask<A: serde::de::DeserializeOwned>(
-        &self,
-        subject: &str,
-        request: &impl serde::Serialize,
-    ) -> Result<A, String> {
-        #[derive(serde::Deserialize)]
-        struct Envelope<A> {
-            data: Option<A>,
-        }
-        let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
-        let (status, reply) =
-            self.send(subject, Bytes::from(body)).await.map_err(|e| e.kind().to_string())?;
-        let envelope: Option<Envelope<A>> = serde_json::from_slice(&reply).ok();
-        match envelope.and_then(|e| e.data) {
-            Some(data) if status == 200 => Ok(data),
-            _ => Err(format!("{subject}: {status} {}", String::from_utf8_lossy(&reply))),
+    /// Sends `request` to its endpoint and reads the answer with the framework's envelope reader:
+    /// for the runner's own questions (a stock level, a customer's activity), where anything but
+    /// a success is a failure to report.
+    pub async fn ask<R: natsrpc::Request>(&self, request: &R) -> Result<R::Response, natsrpc::RpcError> {
+        use natsrpc::RpcError;
+        let body = serde_json::to_vec(request).map_err(|e| RpcError::Encode(e.to_string()))?;
+        let subject = R::SUBJECT.to_string();
+        let (_, reply) = self.send(R::SUBJECT, Bytes::from(body)).await.map_err(|error| match error {
+            SendError::Timeout => RpcError::Timeout { subject, after: self.timeout() },
+            SendError::NoResponders => RpcError::NoResponders { subject },
+            SendError::Transport(why) => RpcError::Transport(why),
+        })?;
+        natsrpc::envelope::decode_reply(natsrpc::Codec::Json, &reply)
+    }
+
+    /// How long a request waits for its answer.
+    fn timeout(&self) -> Duration {
+        match self {
+            StackClient::Nats { timeout, .. } => *timeout,
+            StackClient::Http { connections, .. } => connections.timeout,
         }
     }
 }

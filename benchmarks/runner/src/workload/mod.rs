@@ -15,21 +15,11 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::BenchError;
-use crate::config::{Contention, MixEntry, PayloadSize, Scenario};
 
-/// The endpoints the load generator sends, as `service.endpoint`.
-pub const ENDPOINTS: &[&str] = &[
-    "ecommerce.create_order",
-    "ecommerce.reserve_inventory",
-    "ecommerce.restock",
-    "analytics.ingest_event",
-    "analytics.ingest_batch",
-    "analytics.query_aggregates",
-    "analytics.query_timeseries",
-    "analytics.top_n",
-    "fileproc.process_batch",
-    "ecommerce.get_order_overview",
-];
+mod endpoint;
+
+use crate::config::{Contention, MixEntry, PayloadSize, Scenario};
+pub use endpoint::{Endpoint, Service};
 
 /// Where a fresh id goes: 12 characters no generated payload contains.
 const PLACEHOLDER: &[u8; 12] = b"@@@@@@@@@@@@";
@@ -55,8 +45,8 @@ pub enum Expect {
 pub struct Template {
     /// Index of its mix entry.
     pub entry: usize,
-    /// `service.endpoint`.
-    pub subject: String,
+    /// Where it goes.
+    pub endpoint: Endpoint,
     /// JSON with placeholders.
     body: Vec<u8>,
     /// Where the placeholders are.
@@ -79,18 +69,28 @@ pub struct StockMove {
 }
 
 impl Template {
-    fn new(entry: usize, subject: &str, value: &impl Serialize, expect: Expect) -> Result<Self, BenchError> {
-        Self::from_json(entry, subject, json(value)?, expect)
+    fn new(
+        entry: usize,
+        endpoint: Endpoint,
+        value: &impl Serialize,
+        expect: Expect,
+    ) -> Result<Self, BenchError> {
+        Self::from_json(entry, endpoint, json(value)?, expect)
     }
 
-    fn from_json(entry: usize, subject: &str, body: Vec<u8>, expect: Expect) -> Result<Self, BenchError> {
+    fn from_json(
+        entry: usize,
+        endpoint: Endpoint,
+        body: Vec<u8>,
+        expect: Expect,
+    ) -> Result<Self, BenchError> {
         let slots = body
             .windows(PLACEHOLDER.len())
             .enumerate()
             .filter(|(_, w)| *w == PLACEHOLDER)
             .map(|(i, _)| i)
             .collect();
-        Ok(Self { entry, subject: subject.to_string(), body, slots, expect, stock: Vec::new() })
+        Ok(Self { entry, endpoint, body, slots, expect, stock: Vec::new() })
     }
 
     /// The body with fresh ids from `ids`.
@@ -123,9 +123,11 @@ impl Template {
 pub struct Workload {
     /// The mix entries' labels (`ecommerce.create_order/small`), by index.
     pub labels: Vec<String>,
+    /// The mix entries' endpoints, by index.
+    pub endpoints: Vec<Endpoint>,
     /// Requests sent (and required to succeed) before the warm-up, on each fresh stack: the
     /// orders the overviews read, the hot items' initial stock.
-    pub setup: Vec<(String, Bytes)>,
+    pub setup: Vec<(Endpoint, Bytes)>,
     /// The items a contention scenario fights over, with the units each starts with.
     pub hot_skus: Vec<(String, u64)>,
     valid: Vec<Vec<Template>>,
@@ -167,7 +169,7 @@ impl Workload {
         });
         for (sku, units) in &hot_skus {
             let restock = ecommerce::contracts::Restock { sku: sku.clone(), quantity: *units as u32 };
-            setup.push(("ecommerce.restock".to_string(), Bytes::from(json(&restock)?)));
+            setup.push((Endpoint::Restock, Bytes::from(json(&restock)?)));
         }
         let context = Context {
             seed,
@@ -193,6 +195,7 @@ impl Workload {
             .collect();
         Ok(Self {
             labels,
+            endpoints: scenario.mix.iter().map(|e| e.endpoint).collect(),
             setup,
             hot_skus,
             valid,
@@ -268,11 +271,12 @@ fn templates(
     index: usize,
     entry: &MixEntry,
     context: &Context<'_>,
-    setup: &mut Vec<(String, Bytes)>,
+    setup: &mut Vec<(Endpoint, Bytes)>,
 ) -> Result<(Vec<Template>, Vec<Template>), BenchError> {
     let (seed, nonce) = (context.seed.wrapping_add(index as u64), context.nonce);
-    let subject = entry.endpoint.as_str();
-    let valid = |body: Result<Vec<u8>, BenchError>| Template::from_json(index, subject, body?, Expect::Valid);
+    let endpoint = entry.endpoint;
+    let valid =
+        |body: Result<Vec<u8>, BenchError>| Template::from_json(index, endpoint, body?, Expect::Valid);
     let mut shop = ecommerce::payloads::Payloads::new(seed, 1000);
     let now = analytics::contracts::now_ms();
     let mut events = analytics::payloads::Payloads::new(seed, now);
@@ -280,17 +284,17 @@ fn templates(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut valid_ones = Vec::with_capacity(VARIANTS);
     for variant in 0..VARIANTS {
-        let template = match subject {
-            "ecommerce.get_order_overview" => {
+        let template = match entry.endpoint {
+            Endpoint::GetOrderOverview => {
                 // The orders overviewed are placed before the measurement (`Workload::setup`).
                 let mut order = shop.order_of(entry.items.unwrap_or(4).clamp(1, 100) as usize);
                 order.order_id = format!("ord_ovw{nonce}{index:02}{variant:02}");
-                setup.push(("ecommerce.create_order".to_string(), Bytes::from(json(&order)?)));
+                setup.push((Endpoint::CreateOrder, Bytes::from(json(&order)?)));
                 let overview =
                     ecommerce::contracts::GetOrderOverview { order_id: order.order_id, attachments: vec![] };
                 valid(json(&overview))?
             }
-            "ecommerce.create_order" => {
+            Endpoint::CreateOrder => {
                 let mut order = shop.create_order(shop_size(entry.size));
                 order.order_id = fresh("ord_", nonce);
                 if context.unique_customers {
@@ -298,30 +302,30 @@ fn templates(
                 }
                 valid(json(&order))?
             }
-            "ecommerce.reserve_inventory" => match context.contention {
+            Endpoint::ReserveInventory => match context.contention {
                 Some(contention) => hot_reservation(index, variant, contention, nonce)?,
                 None => valid(json(&shop.reserve_inventory()))?,
             },
-            "ecommerce.restock" => match context.contention {
+            Endpoint::Restock => match context.contention {
                 Some(contention) => hot_restock(index, variant, contention)?,
                 None => valid(json(&shop.restock()))?,
             },
-            "analytics.ingest_event" => {
+            Endpoint::IngestEvent => {
                 let mut event = events.ingest_event();
                 event.event.event_id = fresh("evt_", nonce);
                 valid(json(&event))?
             }
-            "analytics.ingest_batch" => {
+            Endpoint::IngestBatch => {
                 let mut batch = events.ingest_batch(event_size(entry.size));
                 for event in &mut batch.events {
                     event.event_id = fresh("evt_", nonce);
                 }
                 valid(json(&batch))?
             }
-            "analytics.query_aggregates" => valid(json(&events.query_aggregates()))?,
-            "analytics.query_timeseries" => valid(json(&events.query_timeseries()))?,
-            "analytics.top_n" => valid(json(&events.top_n()))?,
-            "fileproc.process_batch" => {
+            Endpoint::QueryAggregates => valid(json(&events.query_aggregates()))?,
+            Endpoint::QueryTimeseries => valid(json(&events.query_timeseries()))?,
+            Endpoint::TopN => valid(json(&events.top_n()))?,
+            Endpoint::ProcessBatch => {
                 let count = match entry.size.unwrap_or(PayloadSize::Small) {
                     PayloadSize::Small => rng.random_range(5..=20),
                     PayloadSize::Medium => rng.random_range(100..=200),
@@ -331,27 +335,31 @@ fn templates(
                 job.job_id = fresh("job-", nonce);
                 valid(json(&job))?
             }
-            other => return Err(BenchError::Config(format!("the load generator does not send {other}"))),
         };
         valid_ones.push(template);
     }
 
     // Invalid ones: every rule the endpoint's generator knows how to break.
     let mut invalid_ones = Vec::new();
-    match subject {
-        "ecommerce.create_order" => {
+    match entry.endpoint {
+        Endpoint::CreateOrder => {
             for mut invalid in shop.invalid_create_orders() {
                 if invalid.path != "order_id" {
                     invalid.request.order_id = fresh("ord_", nonce);
                 }
-                invalid_ones.push(Template::new(index, subject, &invalid.request, invalid_expect(&invalid))?);
+                invalid_ones.push(Template::new(
+                    index,
+                    endpoint,
+                    &invalid.request,
+                    invalid_expect(&invalid),
+                )?);
             }
         }
-        "ecommerce.get_order_overview" => {
+        Endpoint::GetOrderOverview => {
             use ecommerce::contracts::GetOrderOverview;
             let bad_id = GetOrderOverview { order_id: "order-1".into(), attachments: vec![] };
             let expect = Expect::Invalid { path: "order_id".into(), code: "order_id_format".into() };
-            invalid_ones.push(Template::new(index, subject, &bad_id, expect)?);
+            invalid_ones.push(Template::new(index, endpoint, &bad_id, expect)?);
             let too_many = GetOrderOverview {
                 order_id: format!("ord_ovw{nonce}{index:02}00"),
                 attachments: (0..=ecommerce::contracts::MAX_ATTACHMENTS)
@@ -359,32 +367,30 @@ fn templates(
                     .collect(),
             };
             let expect = Expect::Invalid { path: "attachments".into(), code: "too_many_attachments".into() };
-            invalid_ones.push(Template::new(index, subject, &too_many, expect)?);
+            invalid_ones.push(Template::new(index, endpoint, &too_many, expect)?);
         }
-        "analytics.ingest_event" => {
+        Endpoint::IngestEvent => {
             for invalid in events.invalid_events() {
                 let path = format!("event.{}", invalid.path);
                 let expect = Expect::Invalid { path, code: invalid.code.to_string() };
                 let request = analytics::contracts::IngestEvent { event: invalid.request };
-                invalid_ones.push(Template::new(index, subject, &request, expect)?);
+                invalid_ones.push(Template::new(index, endpoint, &request, expect)?);
             }
         }
         _ => {}
     }
     if invalid_ones.is_empty() {
-        let endpoint = subject.split_once('.').map_or(subject, |(_, e)| e);
-        let service = subject.split_once('.').map_or("", |(s, _)| s);
-        let samples = match service {
-            "ecommerce" => shop.samples(),
-            "analytics" => events.samples(),
-            _ => files.samples(),
+        let samples = match entry.endpoint.service() {
+            Service::Ecommerce => shop.samples(),
+            Service::Analytics => events.samples(),
+            Service::Fileproc => files.samples(),
         };
-        for sample in samples.into_iter().filter(|s| s.endpoint == endpoint) {
+        for sample in samples.into_iter().filter(|s| s.endpoint == entry.endpoint.name()) {
             let mut request = sample.invalid.request.clone();
-            if service == "analytics" {
+            if entry.endpoint.service() == Service::Analytics {
                 analytics::payloads::refresh_timestamps(&mut request, now);
             }
-            invalid_ones.push(Template::new(index, subject, &request, invalid_expect(&sample.invalid))?);
+            invalid_ones.push(Template::new(index, endpoint, &request, invalid_expect(&sample.invalid))?);
         }
     }
     Ok((valid_ones, invalid_ones))
@@ -416,7 +422,7 @@ fn hot_reservation(
         .collect();
     let lines = stock.iter().map(|m| StockLine { sku: hot_sku(m.sku), quantity: m.units as u32 }).collect();
     let request = ReserveInventory { reservation_id: fresh("res_", nonce), lines };
-    let mut template = Template::new(index, "ecommerce.reserve_inventory", &request, Expect::Valid)?;
+    let mut template = Template::new(index, Endpoint::ReserveInventory, &request, Expect::Valid)?;
     template.stock = stock;
     Ok(template)
 }
@@ -427,7 +433,7 @@ fn hot_restock(index: usize, variant: usize, contention: &Contention) -> Result<
     let (sku, round) = (variant % hot, variant / hot);
     let units = 1 + (round * 7 % contention.max_restock as usize) as u32;
     let request = ecommerce::contracts::Restock { sku: hot_sku(sku), quantity: units };
-    let mut template = Template::new(index, "ecommerce.restock", &request, Expect::Valid)?;
+    let mut template = Template::new(index, Endpoint::Restock, &request, Expect::Valid)?;
     template.stock = vec![StockMove { sku, units: units.into(), taken: false }];
     Ok(template)
 }
@@ -441,7 +447,7 @@ mod tests {
     use super::*;
     use crate::config::{Load, MixEntry};
 
-    fn scenario(endpoints: &[&str], invalid_share: f64) -> Scenario {
+    fn scenario(endpoints: &[Endpoint], invalid_share: f64) -> Scenario {
         Scenario {
             description: String::new(),
             load: Load::Closed {
@@ -452,7 +458,7 @@ mod tests {
             },
             mix: endpoints
                 .iter()
-                .map(|e| MixEntry { endpoint: e.to_string(), size: None, items: None, weight: 1.0 })
+                .map(|&endpoint| MixEntry { endpoint, size: None, items: None, weight: 1.0 })
                 .collect(),
             invalid_share,
             faults: None,
@@ -465,7 +471,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_has_valid_and_invalid_templates_whose_ids_are_fresh_each_time() {
-        let workload = Workload::new(&scenario(ENDPOINTS, 0.0), 7, "n0nce").unwrap();
+        let workload = Workload::new(&scenario(&Endpoint::ALL, 0.0), 7, "n0nce").unwrap();
         for (entry, pool) in workload.valid.iter().enumerate() {
             assert_eq!(pool.len(), VARIANTS, "{}", workload.labels[entry]);
             assert!(!workload.invalid[entry].is_empty(), "{} has invalid templates", workload.labels[entry]);
@@ -487,7 +493,7 @@ mod tests {
 
     #[test]
     fn draws_follow_the_weights_and_the_invalid_share() {
-        let mut mix = scenario(&["ecommerce.restock", "analytics.top_n"], 0.25);
+        let mut mix = scenario(&[Endpoint::Restock, Endpoint::TopN], 0.25);
         mix.mix[0].weight = 3.0;
         let workload = Workload::new(&mix, 1, "x").unwrap();
         let (mut restocks, mut invalid) = (0, 0);
@@ -498,6 +504,6 @@ mod tests {
         }
         assert!((7_200..7_800).contains(&restocks), "{restocks}");
         assert!((2_200..2_800).contains(&invalid), "{invalid}");
-        assert_eq!(workload.draw(42).template.subject, workload.draw(42).template.subject, "reproducible");
+        assert_eq!(workload.draw(42).template.endpoint, workload.draw(42).template.endpoint, "reproducible");
     }
 }
