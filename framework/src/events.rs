@@ -219,7 +219,8 @@ impl_listener!(A1);
 impl_listener!(A1, A2);
 
 /// What a listener has done so far.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ListenerStats {
     /// The event's subject.
     pub subject: String,

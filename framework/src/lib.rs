@@ -93,7 +93,7 @@ pub use contract::Request;
 pub use error::{ErrorKind, MainError, RpcError, ServiceError};
 pub use server::{
     Dispatched, Dispatcher, EndpointOptions, Finishing, Handler, RequestContext, Service, ServiceBuilder,
-    State, StopReport, shutdown_signal,
+    ServiceStats, State, StopReport, shutdown_signal,
 };
 pub use validation::Violation;
 

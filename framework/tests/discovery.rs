@@ -104,6 +104,15 @@ async fn stats_count_requests_errors_time_and_validation() {
 
     let idle = stats["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "sleep").unwrap().clone();
     assert_eq!((idle["num_requests"].as_u64(), idle["last_error"].as_str()), (Some(0), Some("")));
+
+    // The same answer, read typed as a caller reads it, says the same and writes back the same.
+    let typed: natsrpc::ServiceStats = serde_json::from_value(stats.clone()).unwrap();
+    assert_eq!(typed.kind, "io.nats.micro.v1.stats_response");
+    let place = typed.endpoints.iter().find(|e| e.name == "place_order").unwrap();
+    assert_eq!((place.num_requests, place.num_errors), (4, 1));
+    assert!(place.data.validates() && place.data.validation_time > 0);
+    assert!(place.data.latency_us.p99 >= place.data.latency_us.p50);
+    assert_eq!(serde_json::to_value(&typed).unwrap(), stats);
 }
 
 #[tokio::test]

@@ -18,6 +18,8 @@ use bench_results::{
     Usage, ValidationResult,
 };
 
+use natsrpc::ServiceStats;
+
 use crate::BenchError;
 use crate::config::{
     self, BenchmarkConfig, Expectations, Load, MixEntry, Phase, RunSettings, Scenario, StackSpec, Transport,
@@ -565,8 +567,8 @@ async fn monitor(
 
 /// Each service's `$SRV.STATS` answer on NATS, or `GET /stats` on HTTP (where the services run in
 /// the process that answers); what does not answer is left out.
-async fn service_stats(client: &StackClient) -> Vec<serde_json::Value> {
-    let mut answers: Vec<serde_json::Value> = Vec::new();
+async fn service_stats(client: &StackClient) -> Vec<ServiceStats> {
+    let mut answers = Vec::new();
     match client {
         StackClient::Nats { nats, .. } => {
             for service in stack::SERVICES {
@@ -579,7 +581,7 @@ async fn service_stats(client: &StackClient) -> Vec<serde_json::Value> {
         }
         StackClient::Http { connections, .. } => {
             if let Ok((200, bytes)) = connections.get("/stats").await
-                && let Ok(serde_json::Value::Array(all)) = serde_json::from_slice(&bytes)
+                && let Ok(all) = serde_json::from_slice(&bytes)
             {
                 answers = all;
             }
@@ -601,19 +603,16 @@ async fn check_validation_build(
         return Ok(());
     }
     let stats = service_stats(client).await;
-    let builds: Vec<&str> = stats
-        .iter()
-        .flat_map(|answer| answer["endpoints"].as_array().into_iter().flatten())
-        .map(|endpoint| endpoint["data"]["validation"].as_str().unwrap_or("on"))
-        .collect();
+    let builds: Vec<bool> =
+        stats.iter().flat_map(|answer| &answer.endpoints).map(|endpoint| endpoint.data.validates()).collect();
     if spec.unvalidated_control_of.is_some() {
-        if builds.is_empty() || builds.iter().any(|build| *build != "off") {
+        if builds.is_empty() || builds.iter().any(|validates| *validates) {
             return Err(BenchError::Build(format!(
                 "{stack} is a validation-off control, but its services validate (or do not say): \
                  build them with natsrpc's unvalidated-control feature (./scripts/run-benchmarks.sh does)"
             )));
         }
-    } else if builds.contains(&"off") {
+    } else if builds.contains(&false) {
         return Err(BenchError::Build(format!(
             "{stack}'s services were built without validation (natsrpc's unvalidated-control \
              feature): rebuild them (cargo build --release) before measuring"
@@ -629,18 +628,13 @@ async fn validation(client: &StackClient, spec: &StackSpec) -> Vec<ValidationRes
     }
     let mut results = Vec::new();
     for answer in service_stats(client).await {
-        let service = answer["name"].as_str().unwrap_or_default().to_string();
-        for endpoint in answer["endpoints"].as_array().into_iter().flatten() {
-            let requests = endpoint["num_requests"].as_u64().unwrap_or(0);
-            if requests == 0 {
-                continue;
-            }
+        for endpoint in answer.endpoints.iter().filter(|e| e.num_requests > 0) {
             results.push(ValidationResult {
-                endpoint: format!("{service}.{}", endpoint["name"].as_str().unwrap_or_default()),
-                requests,
-                validation_us: endpoint["data"]["average_validation_time"].as_f64().unwrap_or(0.0) / 1000.0,
-                processing_us: endpoint["average_processing_time"].as_f64().unwrap_or(0.0) / 1000.0,
-                share: endpoint["data"]["validation_share"].as_f64().unwrap_or(0.0),
+                endpoint: format!("{}.{}", answer.name, endpoint.name),
+                requests: endpoint.num_requests,
+                validation_us: endpoint.data.average_validation_time as f64 / 1000.0,
+                processing_us: endpoint.average_processing_time as f64 / 1000.0,
+                share: endpoint.data.validation_share,
             });
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::router::Router;
 
@@ -47,32 +47,101 @@ struct EndpointInfo<'a> {
     metadata: BTreeMap<&'a str, &'a str>,
 }
 
-#[derive(Serialize)]
-struct Stats<'a> {
+/// A service's `$SRV.STATS` answer (ADR-32's `io.nats.micro.v1.stats_response`), as natsrpc
+/// writes it and as a caller reads it back: `GET /stats` of the HTTP stacks answers the same.
+/// Reading is lenient (what a field lacks takes its default), so that any ADR-32 service's
+/// answer reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceStats {
+    /// `io.nats.micro.v1.stats_response`.
     #[serde(rename = "type")]
-    kind: &'static str,
-    name: &'a str,
-    id: &'a str,
-    version: &'a str,
-    metadata: &'a BTreeMap<String, String>,
-    started: &'a str,
-    endpoints: Vec<EndpointStats<'a>>,
+    pub kind: String,
+    /// The service's name.
+    pub name: String,
+    /// This instance's id.
+    pub id: String,
+    /// The service's version.
+    pub version: String,
+    /// The service's metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// When this instance started (RFC 3339, UTC).
+    pub started: String,
+    /// Per endpoint.
+    pub endpoints: Vec<EndpointStats>,
     /// The service's event listeners: beyond ADR-32, which tools ignore (its schema allows more).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    listeners: Vec<crate::events::ListenerStats>,
+    pub listeners: Vec<crate::events::ListenerStats>,
 }
 
-#[derive(Serialize)]
-struct EndpointStats<'a> {
-    name: &'a str,
-    subject: &'a str,
-    queue_group: &'a str,
-    num_requests: u64,
-    num_errors: u64,
-    processing_time: u64,
-    average_processing_time: u64,
-    last_error: String,
-    data: serde_json::Value,
+/// One endpoint's figures in [`ServiceStats`]; times in nanoseconds, as ADR-32 wants.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointStats {
+    /// The endpoint's name.
+    pub name: String,
+    /// Its subject.
+    pub subject: String,
+    /// Its queue group.
+    pub queue_group: String,
+    /// Requests answered (errors included).
+    pub num_requests: u64,
+    /// Requests answered with an error.
+    pub num_errors: u64,
+    /// Time spent in all of them.
+    pub processing_time: u64,
+    /// `processing_time / num_requests`.
+    pub average_processing_time: u64,
+    /// The last error, `status:message`, escaped.
+    pub last_error: String,
+    /// What natsrpc adds: latency percentiles and validation's cost.
+    pub data: EndpointData,
+}
+
+/// natsrpc's own figures of an endpoint: ADR-32's free-form `data`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointData {
+    /// Latency percentiles, microseconds.
+    pub latency_us: Latency,
+    /// `on`, or `off` in a build with natsrpc's `unvalidated-control` feature (a benchmark's
+    /// control); absent, from builds before the field, means `on`.
+    pub validation: String,
+    /// Time spent validating, all requests together, nanoseconds.
+    pub validation_time: u64,
+    /// `validation_time / num_requests`.
+    pub average_validation_time: u64,
+    /// Validation's share of the processing time.
+    pub validation_share: f64,
+    /// Requests being processed now.
+    pub in_flight: usize,
+    /// Requests refused because the endpoint was at its in-flight bound.
+    pub num_overloaded: u64,
+}
+
+impl EndpointData {
+    /// Whether the build that answered validates (`validation` is not `off`).
+    pub fn validates(&self) -> bool {
+        self.validation != "off"
+    }
+}
+
+/// Latency percentiles of an endpoint, microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 95th.
+    pub p95: u64,
+    /// 99th.
+    pub p99: u64,
+    /// 99.9th.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
 }
 
 /// The reply to a `$SRV.{verb}...` request, or `None` for a verb ADR-32 does not define.
@@ -108,22 +177,22 @@ pub(crate) fn answer(
                 })
                 .collect(),
         }),
-        "STATS" => serde_json::to_vec(&Stats {
-            kind: STATS_TYPE,
-            name: &service.name,
-            id: &service.id,
-            version: &service.version,
-            metadata: &service.metadata,
-            started: &service.started,
+        "STATS" => serde_json::to_vec(&ServiceStats {
+            kind: STATS_TYPE.to_string(),
+            name: service.name.clone(),
+            id: service.id.clone(),
+            version: service.version.clone(),
+            metadata: service.metadata.clone(),
+            started: service.started.clone(),
             endpoints: router
                 .endpoints()
                 .map(|e| {
                     let in_flight = e.limits.in_flight.load(std::sync::atomic::Ordering::Relaxed);
                     let s = e.limits.stats.snapshot(in_flight);
                     EndpointStats {
-                        name: &e.name,
-                        subject: &e.subject,
-                        queue_group: &service.queue_group,
+                        name: e.name.clone(),
+                        subject: e.subject.clone(),
+                        queue_group: service.queue_group.clone(),
                         num_requests: s.requests,
                         num_errors: s.errors,
                         processing_time: s.processing_nanos,

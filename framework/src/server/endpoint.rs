@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::context::RequestContext;
 use super::handler::Handler;
-use super::stats::EndpointStats;
+use super::stats::EndpointCounters;
 use crate::codec::Codec;
 use crate::contract::Request;
 use crate::envelope;
@@ -130,7 +130,7 @@ pub(crate) struct Limits {
     pub(crate) timeout: Duration,
     pub(crate) max_payload: Option<usize>,
     pub(crate) max_in_flight: usize,
-    pub(crate) stats: EndpointStats,
+    pub(crate) stats: EndpointCounters,
     pub(crate) in_flight: AtomicUsize,
     /// Whether a handler still running at the deadline is dropped (the caller is answered 504
     /// either way); see [`EndpointOptions::cancel_at_deadline`].

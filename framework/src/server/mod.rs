@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use context::{FromContext, RequestContext, State};
+pub use discovery::{EndpointData, EndpointStats, Latency, ServiceStats};
 pub use dispatcher::{Dispatched, Dispatcher, Finishing};
 pub use endpoint::EndpointOptions;
 pub use handler::Handler;
@@ -43,7 +44,7 @@ pub use shutdown::shutdown_signal;
 
 pub(crate) use endpoint::{Endpoint, Incoming, Outgoing, panic_text};
 pub(crate) use router::{Begun, Router, ServiceIdentity};
-use stats::EndpointStats;
+use stats::EndpointCounters;
 
 use crate::contract::{Request, is_valid_name};
 use crate::error::{RpcError, ServiceError};
@@ -223,7 +224,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
                 timeout: options.timeout.unwrap_or(defaults.timeout),
                 max_payload: defaults.max_payload,
                 max_in_flight: options.max_in_flight.unwrap_or(defaults.max_in_flight),
-                stats: EndpointStats::new(),
+                stats: EndpointCounters::new(),
                 in_flight: AtomicUsize::new(0),
                 cancel_at_deadline: options.cancel_at_deadline,
                 finishing: defaults.finishing.clone(),

@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde_json::json;
 
+use super::discovery::{EndpointData, Latency};
 use crate::error::ServiceError;
 
 /// Latencies above this are recorded as this (one hour, in microseconds).
 const MAX_TRACKED_MICROS: u64 = 3_600_000_000;
 
 #[derive(Debug)]
-pub(crate) struct EndpointStats {
+pub(crate) struct EndpointCounters {
     requests: AtomicU64,
     errors: AtomicU64,
     overloaded: AtomicU64,
@@ -26,7 +26,7 @@ pub(crate) struct EndpointStats {
     latency_micros: Mutex<Histogram<u64>>,
 }
 
-impl EndpointStats {
+impl EndpointCounters {
     pub(crate) fn new() -> Self {
         // 3 significant figures over 1 us .. 1 h: about 40 KiB per endpoint.
         #[allow(clippy::expect_used)] // constant, valid bounds: this cannot fail
@@ -74,12 +74,15 @@ impl EndpointStats {
         let validation_nanos = self.validation_nanos.load(Ordering::Relaxed);
         let average = |total: u64| total.checked_div(requests).unwrap_or(0);
         let latency = match self.latency_micros.lock() {
-            Ok(h) => json!({
-                "p50": h.value_at_quantile(0.50), "p90": h.value_at_quantile(0.90),
-                "p95": h.value_at_quantile(0.95), "p99": h.value_at_quantile(0.99),
-                "p999": h.value_at_quantile(0.999), "max": h.max(),
-            }),
-            Err(_) => json!({}),
+            Ok(h) => Latency {
+                p50: h.value_at_quantile(0.50),
+                p90: h.value_at_quantile(0.90),
+                p95: h.value_at_quantile(0.95),
+                p99: h.value_at_quantile(0.99),
+                p999: h.value_at_quantile(0.999),
+                max: h.max(),
+            },
+            Err(_) => Latency::default(),
         };
         StatsSnapshot {
             requests,
@@ -87,17 +90,19 @@ impl EndpointStats {
             processing_nanos,
             average_processing_nanos: average(processing_nanos),
             last_error: self.last_error.lock().map(|s| s.clone()).unwrap_or_default(),
-            data: json!({
-                "latency_us": latency,
-                "validation": crate::server::VALIDATION,
-                "validation_time": validation_nanos,
-                "average_validation_time": average(validation_nanos),
-                "validation_share": if processing_nanos == 0 { 0.0 } else {
+            data: EndpointData {
+                latency_us: latency,
+                validation: crate::server::VALIDATION.to_string(),
+                validation_time: validation_nanos,
+                average_validation_time: average(validation_nanos),
+                validation_share: if processing_nanos == 0 {
+                    0.0
+                } else {
                     validation_nanos as f64 / processing_nanos as f64
                 },
-                "in_flight": in_flight,
-                "num_overloaded": self.overloaded.load(Ordering::Relaxed),
-            }),
+                in_flight,
+                num_overloaded: self.overloaded.load(Ordering::Relaxed),
+            },
         }
     }
 }
@@ -110,7 +115,7 @@ pub(crate) struct StatsSnapshot {
     pub(crate) processing_nanos: u64,
     pub(crate) average_processing_nanos: u64,
     pub(crate) last_error: String,
-    pub(crate) data: serde_json::Value,
+    pub(crate) data: EndpointData,
 }
 
 fn nanos(d: Duration) -> u64 {
