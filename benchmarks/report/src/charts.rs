@@ -46,23 +46,32 @@ const SIZE: (u32, u32) = (760, 340);
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
-fn draw(body: impl FnOnce(&Area<'_>) -> Result<(), String>) -> String {
+/// Why a chart was not drawn.
+#[derive(Debug, thiserror::Error)]
+enum DrawError {
+    /// Nothing to draw.
+    #[error("no data")]
+    NoData,
+    /// plotters refused (drawing into a string, only a bad figure can cause it).
+    #[error(transparent)]
+    Plotters(#[from] plotters::drawing::DrawingAreaErrorKind<std::io::Error>),
+}
+
+fn draw(body: impl FnOnce(&Area<'_>) -> Result<(), DrawError>) -> String {
     let mut svg = String::new();
     let outcome = {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)
-            .map_err(|e| e.to_string())
+            .map_err(DrawError::from)
             .and_then(|()| body(&root))
-            .and_then(|()| root.present().map_err(|e| e.to_string()))
+            .and_then(|()| Ok(root.present()?))
     };
     match outcome {
         Ok(()) => svg,
-        Err(error) => format!(r#"<p class="missing">chart not drawn: {}</p>"#, super::html::escape(&error)),
+        Err(error) => {
+            format!(r#"<p class="missing">chart not drawn: {}</p>"#, super::html::escape(&error.to_string()))
+        }
     }
-}
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
 }
 
 fn bounds(series: &[Series], pick: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
@@ -86,7 +95,7 @@ pub fn lines_log(
     draw(|root| {
         let (x_lo, x_hi) = bounds(series, |p| p.0);
         if !x_lo.is_finite() {
-            return Err("no data".into());
+            return Err(DrawError::NoData);
         }
         // From a power of ten, where a log axis has its labels.
         let y_lo = 10f64.powf(y_lo.max(1e-3).log10().floor());
@@ -98,8 +107,7 @@ pub fn lines_log(
             .margin_right(36)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())
-            .map_err(err)?;
+            .build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())?;
         let x_format = |v: &f64| x_labels.map_or_else(|| format_number(*v), |labels| labels(*v));
         chart
             .configure_mesh()
@@ -109,8 +117,7 @@ pub fn lines_log(
             .y_labels(12)
             .y_label_formatter(&|v| format_number(*v))
             .x_label_formatter(&x_format)
-            .draw()
-            .map_err(err)?;
+            .draw()?;
         draw_lines(&mut chart, series, true)?;
         legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
@@ -128,7 +135,7 @@ pub fn lines(
         let (x_lo, x_hi) = bounds(series, |p| p.0);
         let (_, y_hi) = bounds(series, |p| p.1);
         if !x_lo.is_finite() {
-            return Err("no data".into());
+            return Err(DrawError::NoData);
         }
         let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
         let mut chart = ChartBuilder::on(root)
@@ -137,8 +144,7 @@ pub fn lines(
             .margin_right(36)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(x_lo.min(0.0)..x_hi, 0.0..(y_hi * 1.15).max(1.0))
-            .map_err(err)?;
+            .build_cartesian_2d(x_lo.min(0.0)..x_hi, 0.0..(y_hi * 1.15).max(1.0))?;
         chart
             .configure_mesh()
             .light_line_style(WHITE)
@@ -146,18 +152,15 @@ pub fn lines(
             .y_desc(y_desc)
             .x_label_formatter(&|v| format_number(*v))
             .y_label_formatter(&|v| format_number(*v))
-            .draw()
-            .map_err(err)?;
+            .draw()?;
         draw_lines(&mut chart, series, false)?;
         for (label, point) in marks {
             let c = colour(label.split(' ').next().unwrap_or_default());
-            chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at(*point)
-                        + Circle::new((0, 0), 7, c.stroke_width(2))
-                        + Text::new(label.clone(), (8, -16), ("sans-serif", 12)),
-                ))
-                .map_err(err)?;
+            chart.draw_series(std::iter::once(
+                EmptyElement::at(*point)
+                    + Circle::new((0, 0), 7, c.stroke_width(2))
+                    + Text::new(label.clone(), (8, -16), ("sans-serif", 12)),
+            ))?;
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
@@ -179,7 +182,7 @@ pub struct Bar {
 pub fn bars(title: &str, y_desc: &str, bars: &[Bar]) -> String {
     draw(|root| {
         if bars.is_empty() {
-            return Err("no data".into());
+            return Err(DrawError::NoData);
         }
         let top = bars.iter().map(|b| b.range.map_or(b.value, |r| r.1).max(b.value)).fold(0.0, f64::max);
         let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
@@ -187,19 +190,15 @@ pub fn bars(title: &str, y_desc: &str, bars: &[Bar]) -> String {
         for (i, bar) in bars.iter().enumerate() {
             let i = i as i32;
             let c = colour(&bar.colour);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), bar.value)],
-                    c.mix(0.85).filled(),
-                )))
-                .map_err(err)?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), bar.value)],
+                c.mix(0.85).filled(),
+            )))?;
             if let Some((lo, hi)) = bar.range {
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(SegmentValue::CenterOf(i), lo), (SegmentValue::CenterOf(i), hi)],
-                        BLACK.stroke_width(2),
-                    )))
-                    .map_err(err)?;
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(SegmentValue::CenterOf(i), lo), (SegmentValue::CenterOf(i), hi)],
+                    BLACK.stroke_width(2),
+                )))?;
             }
         }
         Ok(())
@@ -215,7 +214,7 @@ pub fn stacked(
 ) -> String {
     draw(|root| {
         if categories.is_empty() {
-            return Err("no data".into());
+            return Err(DrawError::NoData);
         }
         let totals: Vec<f64> = (0..categories.len())
             .map(|i| parts.iter().map(|p| p.2.get(i).copied().unwrap_or(0.0)).sum())
@@ -240,8 +239,7 @@ pub fn stacked(
                 })
                 .collect();
             chart
-                .draw_series(rects)
-                .map_err(err)?
+                .draw_series(rects)?
                 .label(name.clone())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         }
@@ -254,16 +252,15 @@ fn draw_lines<CT: CoordTranslate<From = (f64, f64)>>(
     chart: &mut ChartContext<'_, SVGBackend<'_>, CT>,
     series: &[Series],
     dots: bool,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     for s in series {
         let c = colour(&s.label);
         chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-            .map_err(err)?
+            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))?
             .label(s.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         if dots {
-            chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, c.filled()))).map_err(err)?;
+            chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
         }
     }
     Ok(())
@@ -273,14 +270,14 @@ fn draw_lines<CT: CoordTranslate<From = (f64, f64)>>(
 fn legend<'a, 'b: 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
     position: SeriesLabelPosition,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     chart
         .configure_series_labels()
         .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
-        .draw()
-        .map_err(err)
+        .draw()?;
+    Ok(())
 }
 
 type CategoryChart<'a, 'b> =
@@ -293,7 +290,7 @@ fn category_chart<'a, 'b>(
     y_desc: &str,
     labels: &[String],
     top: f64,
-) -> Result<CategoryChart<'a, 'b>, String> {
+) -> Result<CategoryChart<'a, 'b>, DrawError> {
     let n = labels.len() as i32;
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 18))
@@ -301,8 +298,7 @@ fn category_chart<'a, 'b>(
         .margin_right(36)
         .x_label_area_size(60)
         .y_label_area_size(64)
-        .build_cartesian_2d((0..(n - 1).max(1)).into_segmented(), 0.0..top.max(1.0))
-        .map_err(err)?;
+        .build_cartesian_2d((0..(n - 1).max(1)).into_segmented(), 0.0..top.max(1.0))?;
     chart
         .configure_mesh()
         .light_line_style(WHITE)
@@ -314,8 +310,7 @@ fn category_chart<'a, 'b>(
             _ => String::new(),
         })
         .y_label_formatter(&|v| format_number(*v))
-        .draw()
-        .map_err(err)?;
+        .draw()?;
     Ok(chart)
 }
 

@@ -30,10 +30,43 @@ pub mod workload;
 /// This crate's error.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// A file or folder could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A program could not be started, or waited for.
+    #[error("{program}: {source}")]
+    Program {
+        /// What it is (`wrk`, a stack's process).
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// JSON the runner reads or writes of its own (a stack's state, the self-check's figures).
+    #[error("{}: {source}", what.display())]
+    Json {
+        /// The file, or what was encoded.
+        what: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Talking to NATS failed.
     #[error("NATS: {0}")]
-    Nats(String),
-    /// Starting, watching or stopping a process failed.
+    Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Clearing a stack's state from Redis failed.
+    #[error("Redis: {0}")]
+    Store(#[from] stack::StackError),
+    /// A task of the run panicked or was cancelled.
+    #[error("a task of the run failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// A stack's process misbehaved: it exited, nothing listened, it was not ready in time.
     #[error("process: {0}")]
     Process(String),
     /// The configuration is wrong (the message names the file, line and key).
@@ -55,4 +88,29 @@ pub enum BenchError {
     /// Drawing the report failed.
     #[error(transparent)]
     Report(#[from] bench_report::ReportError),
+}
+
+impl BenchError {
+    /// For `map_err`: an I/O error on `path`.
+    pub fn io(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| BenchError::Io { path, source }
+    }
+
+    /// For `map_err`: a program that could not be started or waited for.
+    pub fn program(program: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let program = program.into();
+        move |source| BenchError::Program { program, source }
+    }
+
+    /// For `map_err`: JSON about `what` that could not be read or written.
+    pub fn json(what: impl Into<std::path::PathBuf>) -> impl FnOnce(serde_json::Error) -> Self {
+        let what = what.into();
+        move |source| BenchError::Json { what, source }
+    }
+
+    /// For `map_err`: NATS failed.
+    pub fn nats(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BenchError::Nats(Box::new(error))
+    }
 }

@@ -71,7 +71,7 @@ impl Runner {
         let started = now_rfc3339();
         let environment = environment::read();
         std::fs::create_dir_all(self.out.join("intervals"))
-            .map_err(|e| BenchError::Process(e.to_string()))?;
+            .map_err(BenchError::io(self.out.join("intervals")))?;
         let nonce: String = nuid::next().to_string().chars().rev().take(8).collect();
         let mut warnings = Vec::new();
         let mut scenarios = Vec::new();
@@ -269,7 +269,7 @@ impl Runner {
         let target_rps = fire.run(&load, &recorder, 0, &measured).await;
         let elapsed = began.elapsed();
         stop.store(true, Ordering::Relaxed);
-        let usage = monitor.await.map_err(|e| BenchError::Process(e.to_string()))?;
+        let usage = monitor.await?;
         let validation = validation(&client, spec).await;
         let unacknowledged = unacknowledged_orders(&lock(&recorder), &workload.endpoints);
         let (contention, convergence) = measured.conclude(&client, workload, unacknowledged).await;
@@ -644,7 +644,7 @@ async fn validation(client: &StackClient, spec: &StackSpec) -> Vec<ValidationRes
 fn write_interval_log(path: &std::path::Path, recorder: &Recorder, tag: &str) -> Result<(), BenchError> {
     use hdrhistogram::serialization::V2DeflateSerializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-    let io = |e: std::io::Error| BenchError::Process(format!("{}: {e}", path.display()));
+    let io = |e: std::io::Error| BenchError::io(path)(e);
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
     let mut serializer = V2DeflateSerializer::new();
     let now = std::time::SystemTime::now();
@@ -659,7 +659,7 @@ fn write_interval_log(path: &std::path::Path, recorder: &Recorder, tag: &str) ->
         let start = recorder.interval * i as u32;
         writer
             .write_histogram(&interval.response, start, recorder.interval, Tag::new(&tag))
-            .map_err(|e| BenchError::Process(format!("{}: {e:?}", path.display())))?;
+            .map_err(|e| BenchError::io(path)(std::io::Error::other(format!("{e:?}"))))?;
     }
     Ok(())
 }

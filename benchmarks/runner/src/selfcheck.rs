@@ -231,13 +231,12 @@ fn wrk_installed() -> bool {
 /// `wrk` with as many connections as the runner has users, posting [`BODY`].
 async fn wrk(spec: &StackSpec, options: &Options, scratch: &Path) -> Result<Figure, BenchError> {
     let script = scratch.join("selfcheck-post.lua");
-    std::fs::create_dir_all(scratch)
-        .map_err(|e| BenchError::Process(format!("{}: {e}", scratch.display())))?;
+    std::fs::create_dir_all(scratch).map_err(BenchError::io(scratch))?;
     std::fs::write(
         &script,
         format!("wrk.method = \"POST\"\nwrk.body = '{BODY}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"),
     )
-    .map_err(|e| BenchError::Process(format!("{}: {e}", script.display())))?;
+    .map_err(BenchError::io(&script))?;
     let url = format!("{}{}", spec.url, spec.echo_subject.as_deref().unwrap_or("/"));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(options.users as usize);
     let run = |seconds: f64| {
@@ -251,14 +250,13 @@ async fn wrk(spec: &StackSpec, options: &Options, scratch: &Path) -> Result<Figu
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| BenchError::Process(format!("wrk: {e}")))
+            .map_err(BenchError::program("wrk"))
     };
     if !options.warmup.is_zero() {
         let warmup = run(options.warmup.as_secs_f64())?;
         tokio::task::spawn_blocking(move || warmup.wait_with_output())
-            .await
-            .map_err(|e| BenchError::Process(e.to_string()))?
-            .map_err(|e| BenchError::Process(format!("wrk: {e}")))?;
+            .await?
+            .map_err(BenchError::program("wrk"))?;
     }
     let child = run(options.duration.as_secs_f64())?;
     let pid = child.id();
@@ -272,9 +270,8 @@ async fn wrk(spec: &StackSpec, options: &Options, scratch: &Path) -> Result<Figu
         last
     });
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .map_err(|e| BenchError::Process(e.to_string()))?
-        .map_err(|e| BenchError::Process(format!("wrk: {e}")))?;
+        .await?
+        .map_err(BenchError::program("wrk"))?;
     let cpu = sampler.await.ok().flatten();
     let text = String::from_utf8_lossy(&output.stdout);
     let (rps, requests) = wrk_figures(&text)

@@ -137,8 +137,7 @@ async fn selfcheck(
         out: out.clone(),
     };
     let start = StartOptions::beside_this_binary(&out.join("logs"))?;
-    std::fs::create_dir_all(&start.log_dir)
-        .map_err(|e| BenchError::Process(format!("{}: {e}", out.display())))?;
+    std::fs::create_dir_all(&start.log_dir).map_err(BenchError::io(&start.log_dir))?;
     let checks = bench_runner::selfcheck::run(&config, &options, &start).await?;
     println!(
         "\nselfcheck: the runner against reference generators, {} in flight, {} round(s) of {:?}:",
@@ -172,9 +171,9 @@ async fn selfcheck(
             cpu(|(_, theirs)| theirs.cpu_us),
         );
     }
-    let json = serde_json::to_vec_pretty(&checks).map_err(|e| BenchError::Process(e.to_string()))?;
-    std::fs::write(out.join("selfcheck.json"), json)
-        .map_err(|e| BenchError::Process(format!("{}: {e}", out.display())))?;
+    let path = out.join("selfcheck.json");
+    let json = serde_json::to_vec_pretty(&checks).map_err(BenchError::json(&path))?;
+    std::fs::write(&path, json).map_err(BenchError::io(&path))?;
     println!("results: {}", out.join("selfcheck.json").display());
     Ok(checks.iter().all(bench_runner::selfcheck::Check::held))
 }
@@ -240,9 +239,8 @@ async fn run(
     }
     let name = format!("runs/{stamp}");
     let out = args.reports.join(&name);
-    let io = |e: std::io::Error| BenchError::Process(format!("{}: {e}", out.display()));
-    std::fs::create_dir_all(&out).map_err(io)?;
-    std::fs::copy(&args.config, out.join("benchmark-config.yaml")).map_err(io)?;
+    std::fs::create_dir_all(&out).map_err(BenchError::io(&out))?;
+    std::fs::copy(&args.config, out.join("benchmark-config.yaml")).map_err(BenchError::io(&args.config))?;
     println!(
         "bench: {} scenario(s) x {} stack(s) x {} repetition(s){} -> {}",
         settings.scenarios.len(),
@@ -273,7 +271,7 @@ fn point_latest(reports: &Path, target: &str) -> Result<(), BenchError> {
     let _ = std::fs::remove_file(&temporary);
     std::os::unix::fs::symlink(target, &temporary)
         .and_then(|()| std::fs::rename(&temporary, &link))
-        .map_err(|e| BenchError::Process(format!("{}: {e}", link.display())))
+        .map_err(BenchError::io(link))
 }
 
 fn print_summary(results: &RunResults, out: &Path) {

@@ -189,7 +189,7 @@ async fn main() -> Result<(), BenchError> {
         _ => {}
     }
     let options = parse(&args, url)?;
-    let nats = async_nats::connect(&options.url).await.map_err(|e| BenchError::Nats(e.to_string()))?;
+    let nats = async_nats::connect(&options.url).await.map_err(BenchError::nats)?;
     let client = natsrpc::Client::new(nats.clone());
     let bodies = if options.order { Bodies::Orders(Arc::new(Orders::load()?)) } else { Bodies::Echo };
     println!(
@@ -227,8 +227,8 @@ async fn main() -> Result<(), BenchError> {
     }
     report(&results);
     if let Some(path) = &options.json {
-        let body = serde_json::to_vec_pretty(&results).map_err(|e| BenchError::Process(e.to_string()))?;
-        std::fs::write(path, body).map_err(|e| BenchError::Process(format!("{}: {e}", path.display())))?;
+        let body = serde_json::to_vec_pretty(&results).map_err(BenchError::json(path))?;
+        std::fs::write(path, body).map_err(BenchError::io(path))?;
     }
     Ok(())
 }
@@ -370,7 +370,7 @@ async fn wait_until_ready(
 
 fn spawn_server(target: Target, options: &Options) -> Result<Child, BenchError> {
     let (url, wrap) = (&options.url, &options.wrap);
-    let exe = std::env::current_exe().map_err(|e| BenchError::Process(e.to_string()))?;
+    let exe = std::env::current_exe().map_err(BenchError::io("the running binary's own path"))?;
     let beside =
         |path: &[&str]| exe.parent().map(|dir| path.iter().fold(dir.to_path_buf(), |p, s| p.join(s)));
     let (program, args) = match target {
@@ -413,7 +413,7 @@ fn spawn_server(target: Target, options: &Options) -> Result<Child, BenchError> 
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| BenchError::Process(format!("cannot start the {} server: {e}", target.name())))
+        .map_err(BenchError::program(format!("the {} server", target.name())))
 }
 
 /// SIGTERM first (the framework drains), then a kill if it lingers.

@@ -43,8 +43,7 @@ async fn main() -> Result<(), BenchError> {
                 refuse_clash(state_dir, name, &spec.url)?;
                 let stack = RunningStack::start(name, spec, &options).await?;
                 let detached = stack.detach();
-                let json = serde_json::to_string_pretty(&detached)
-                    .map_err(|e| BenchError::Process(e.to_string()))?;
+                let json = serde_json::to_string_pretty(&detached).map_err(BenchError::json(name))?;
                 write(&state_file(state_dir, name), &json)?;
                 let pids: Vec<String> =
                     detached.pids.iter().map(|(role, pid)| format!("{role}={pid}")).collect();
@@ -59,8 +58,7 @@ async fn main() -> Result<(), BenchError> {
                     println!("{name}: not running");
                     continue;
                 };
-                let detached: Detached = serde_json::from_str(&json)
-                    .map_err(|e| BenchError::Process(format!("{}: {e}", path.display())))?;
+                let detached: Detached = serde_json::from_str(&json).map_err(BenchError::json(&path))?;
                 detached.stop(Duration::from_secs(10)).await?;
                 let _ = std::fs::remove_file(&path);
                 // The run's certificates, once the last stack that used them is down.
@@ -118,7 +116,7 @@ fn refuse_clash(dir: &Path, name: &str, url: &str) -> Result<(), BenchError> {
 
 fn write(path: &Path, text: &str) -> Result<(), BenchError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| BenchError::Process(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
     }
-    std::fs::write(path, text).map_err(|e| BenchError::Process(format!("{}: {e}", path.display())))
+    std::fs::write(path, text).map_err(BenchError::io(path))
 }

@@ -49,18 +49,15 @@ impl RunSecrets {
 
     /// Writes the files if they are not there yet: the folder is created for this user alone and
     /// must not exist before (a folder someone else made under that name is refused).
-    pub fn write_files(&self) -> Result<(), String> {
+    pub fn write_files(&self) -> Result<(), crate::BenchError> {
         let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if *written {
             return Ok(());
         }
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| format!("cannot make {} for the run's certificates: {e}", self.dir.display()))?;
+        std::fs::DirBuilder::new().mode(0o700).create(&self.dir).map_err(crate::BenchError::io(&self.dir))?;
         natsrpc::testing::TestCa::make(&self.dir)
-            .map_err(|e| format!("cannot make the run's TLS certificates (is openssl installed?): {e}"))?;
+            .map_err(crate::BenchError::program("openssl, making the run's TLS certificates"))?;
         *written = true;
         Ok(())
     }

@@ -65,7 +65,7 @@ impl StartOptions {
 
     /// Binaries beside the running executable, logs in `log_dir`.
     pub fn beside_this_binary(log_dir: &Path) -> Result<Self, BenchError> {
-        let exe = std::env::current_exe().map_err(|e| BenchError::Process(e.to_string()))?;
+        let exe = std::env::current_exe().map_err(BenchError::io("the runner's own path"))?;
         let bin_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Self {
             bin_dir,
@@ -131,14 +131,14 @@ impl RunningStack {
         if let Some(occupant) = occupant(spec).await {
             return Err(BenchError::Occupied(format!("{name}: {occupant}")));
         }
-        std::fs::create_dir_all(&options.log_dir).map_err(|e| BenchError::Process(e.to_string()))?;
+        std::fs::create_dir_all(&options.log_dir).map_err(BenchError::io(&options.log_dir))?;
         let prefix = format!("natsrpc-bench-{name}-{}", nuid::next());
         let address =
             host_port(&spec.url).ok_or_else(|| BenchError::Config(format!("bad url {}", spec.url)))?;
         let mut stack = Self { name: name.to_string(), spec: spec.clone(), prefix, members: Vec::new() };
         let secrets = crate::system::run_secrets::RunSecrets::get();
         if spec.uses_run_secrets {
-            secrets.write_files().map_err(|e| BenchError::Process(format!("{name}: {e}")))?;
+            secrets.write_files()?;
         }
         for process in &spec.processes {
             for i in 1..=process.instances {
@@ -151,9 +151,8 @@ impl RunningStack {
                     .program(&process.command[0], process.listens.is_some())
                     .unwrap_or_else(|| options.bin_dir.join(&process.command[0]));
                 let log = options.log_dir.join(format!("{name}-{role}.log"));
-                let log =
-                    File::create(&log).map_err(|e| BenchError::Process(format!("{}: {e}", log.display())))?;
-                let log_err = log.try_clone().map_err(|e| BenchError::Process(e.to_string()))?;
+                let log = File::create(&log).map_err(BenchError::io(&log))?;
+                let log_err = log.try_clone().map_err(BenchError::io("a log file"))?;
                 // Placed on its CPUs by `taskset`, which then becomes the process: its PID is the
                 // stack process's, for stopping and for the CPU and memory figures.
                 let mut command = match &process.cpus {
@@ -177,9 +176,8 @@ impl RunningStack {
                     command.envs(secrets.variables());
                 }
                 command.envs(&process.env).envs(options.env.iter().map(|(k, v)| (k, v)));
-                let child = command.spawn().map_err(|e| {
-                    BenchError::Process(format!("{name}: cannot start {}: {e}", binary.display()))
-                })?;
+                let child =
+                    command.spawn().map_err(BenchError::program(format!("{name}: {}", binary.display())))?;
                 stack.members.push(Member { role, broker: process.listens.is_some(), child });
             }
             if let Some(address) = &process.listens {
@@ -235,7 +233,7 @@ impl RunningStack {
             self.none_exited()?;
             match ready(&self.spec).await {
                 Ok(()) => return Ok(()),
-                Err(why) => last = why,
+                Err(why) => last = why.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -311,10 +309,8 @@ fn terminate(pid: u32, grace: Duration) {
 async fn clear_state(prefix: &str) -> Result<(), BenchError> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let ca = std::env::var_os("REDIS_CA").filter(|ca| !ca.is_empty()).map(std::path::PathBuf::from);
-    let pool = stack::redis::RedisPool::connect_with(&url, ca.as_deref(), 1, prefix)
-        .await
-        .map_err(|e| BenchError::Process(e.to_string()))?;
-    pool.clear().await.map_err(|e| BenchError::Process(e.to_string()))?;
+    let pool = stack::redis::RedisPool::connect_with(&url, ca.as_deref(), 1, prefix).await?;
+    pool.clear().await?;
     Ok(())
 }
 
@@ -412,8 +408,19 @@ async fn nats_occupant(spec: &StackSpec, subjects: &[String]) -> Option<String> 
     ))
 }
 
+/// Why a stack is not ready yet: what was asked of it and what came back.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotReady(String);
+
+impl From<String> for NotReady {
+    fn from(why: String) -> Self {
+        NotReady(why)
+    }
+}
+
 /// Whether every service of the stack answers, through the whole stack.
-async fn ready(spec: &StackSpec) -> Result<(), String> {
+async fn ready(spec: &StackSpec) -> Result<(), NotReady> {
     match spec.transport {
         Transport::Nats => {
             let nats = spec.connect_nats().await.map_err(|e| e.to_string())?;
@@ -427,12 +434,12 @@ async fn ready(spec: &StackSpec) -> Result<(), String> {
                 }
             };
             if let Some(subject) = &spec.echo_subject {
-                return ask(subject.clone(), "ping").await.map(|_| ());
+                return ask(subject.clone(), "ping").await.map(|_| ()).map_err(NotReady::from);
             }
             for service in stack::SERVICES {
                 let reply = ask(format!("{service}.__ready"), "{}").await?;
                 if natsrpc::headers::reply_status(reply.headers.as_ref()) != 404 {
-                    return Err(format!("{service}.__ready: unexpected reply"));
+                    return Err(NotReady::from(format!("{service}.__ready: unexpected reply")));
                 }
             }
             Ok(())
@@ -444,8 +451,8 @@ async fn ready(spec: &StackSpec) -> Result<(), String> {
                 let url = format!("{}{path}", natsrpc::redact_url(&spec.url));
                 return match http.post(path, "ping".into()).await {
                     Ok((200, body)) if body.as_ref() == b"ping" => Ok(()),
-                    Ok((status, _)) => Err(format!("{url}: {status}, not an echo")),
-                    Err(error) => Err(format!("{url}: {}", error.kind())),
+                    Ok((status, _)) => Err(NotReady::from(format!("{url}: {status}, not an echo"))),
+                    Err(error) => Err(NotReady::from(format!("{url}: {}", error.kind()))),
                 };
             }
             for service in stack::SERVICES {
@@ -454,7 +461,7 @@ async fn ready(spec: &StackSpec) -> Result<(), String> {
                     http.post(&path, "{}".into()).await.map_err(|e| format!("{path}: {e:?}"))?;
                 let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 if status != 404 || body["error"]["kind"] != "unknown_endpoint" {
-                    return Err(format!("{path}: {status} {body}"));
+                    return Err(NotReady::from(format!("{path}: {status} {body}")));
                 }
             }
             Ok(())

@@ -22,14 +22,14 @@ pub const HTTP_MAX_BODY: usize = 1024 * 1024;
 
 fn terminate() -> Result<tokio::signal::unix::Signal, BenchError> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| BenchError::Process(e.to_string()))
+        .map_err(BenchError::program("SIGTERM handler"))
 }
 
 /// Subscribes to [`NATS_SUBJECT`] and publishes each payload back to its reply subject, until
 /// SIGTERM.
 pub async fn serve_nats(url: &str) -> Result<(), BenchError> {
-    let nats = async_nats::connect(url).await.map_err(|e| BenchError::Nats(e.to_string()))?;
-    let mut requests = nats.subscribe(NATS_SUBJECT).await.map_err(|e| BenchError::Nats(e.to_string()))?;
+    let nats = async_nats::connect(url).await.map_err(BenchError::nats)?;
+    let mut requests = nats.subscribe(NATS_SUBJECT).await.map_err(BenchError::nats)?;
     let mut terminate = terminate()?;
     loop {
         tokio::select! {
@@ -49,7 +49,7 @@ pub async fn serve_nats(url: &str) -> Result<(), BenchError> {
 pub async fn serve_http(address: SocketAddr) -> Result<(), BenchError> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| BenchError::Process(format!("{address}: {e}")))?;
+        .map_err(BenchError::program(format!("listening on {address}")))?;
     let mut terminate = terminate()?;
     loop {
         tokio::select! {

@@ -1,0 +1,410 @@
+//! What the file must satisfy beyond its shape: every problem found names the key it is at,
+//! and nothing runs until there are none.
+
+use crate::config::{BenchmarkConfig, Load, RunSettings, Scenario, Transport, names};
+use crate::workload::Endpoint;
+
+/// What is wrong with the configuration: the key it is at (`scenarios.x.mix[0].weight`), and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(String);
+
+impl Invalid {
+    /// The same problem, one key further out (`mix[0]` becomes `scenarios.x.mix[0]`).
+    pub fn at(self, outer: &str) -> Self {
+        Invalid(format!("{outer}{}", self.0))
+    }
+}
+
+impl From<String> for Invalid {
+    fn from(problem: String) -> Self {
+        Invalid(problem)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(problem: &str) -> Self {
+        Invalid(problem.to_string())
+    }
+}
+
+/// The CPUs this machine lets the run use.
+fn machine_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Checks a CPU list (`0`, `0-3`, `0,2-3`) against the machine's `cores`; answers what is wrong.
+pub fn check_cpu_list(list: &str, cores: usize) -> Result<(), Invalid> {
+    let cpu = |text: &str| -> Result<usize, Invalid> {
+        let cpu: usize = text
+            .trim()
+            .parse()
+            .map_err(|_| Invalid(format!("{list:?} is not a CPU list such as 0-1 or 0,2")))?;
+        if cpu >= cores {
+            return Err(Invalid::from(format!(
+                "{list:?} names CPU {cpu}, but this machine has CPUs 0 to {}",
+                cores.saturating_sub(1)
+            )));
+        }
+        Ok(cpu)
+    };
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((first, last)) if cpu(first)? > cpu(last)? => {
+                return Err(Invalid::from(format!("{list:?}: the range {part} runs backwards")));
+            }
+            Some(_) => {}
+            None => {
+                cpu(part)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
+    if scenario.mix.is_empty() {
+        return Err(Invalid::from("mix: at least one entry"));
+    }
+    for (i, entry) in scenario.mix.iter().enumerate() {
+        if !(entry.weight.is_finite() && entry.weight > 0.0) {
+            return Err(Invalid::from(format!("mix[{i}].weight: must be above 0")));
+        }
+    }
+    if !(0.0..=1.0).contains(&scenario.invalid_share) {
+        return Err(Invalid::from("invalid_share: must be between 0 and 1"));
+    }
+    let positive = |value: f64| value.is_finite() && value > 0.0;
+    match &scenario.load {
+        Load::Closed { users, duration, .. } => {
+            if *users == 0 {
+                return Err(Invalid::from("load.users: must be at least 1"));
+            }
+            if duration.is_zero() {
+                return Err(Invalid::from("load.duration: must be above 0"));
+            }
+        }
+        Load::Open { phases, .. } => {
+            if phases.is_empty() {
+                return Err(Invalid::from("load.phases: at least one phase"));
+            }
+            for (i, phase) in phases.iter().enumerate() {
+                if !positive(phase.arrival_rate) || phase.ramp_to.is_some_and(|r| !positive(r)) {
+                    return Err(Invalid::from(format!("load.phases[{i}]: rates must be above 0")));
+                }
+                if phase.duration.is_zero() {
+                    return Err(Invalid::from(format!("load.phases[{i}].duration: must be above 0")));
+                }
+            }
+        }
+        Load::Soak { fraction, probe_users, probe, duration, .. } => {
+            if !(positive(*fraction) && *fraction <= 1.0) {
+                return Err(Invalid::from("load.fraction: must be above 0 and at most 1"));
+            }
+            if *probe_users == 0 || probe.is_zero() {
+                return Err(Invalid::from(
+                    "load.probe_users, load.probe: the saturation probe needs users and time",
+                ));
+            }
+            if duration.is_zero() {
+                return Err(Invalid::from("load.duration: must be above 0"));
+            }
+        }
+        Load::Stepped { steps, step_duration, sustained, .. } => {
+            if steps.is_empty() || steps.iter().any(|r| !positive(*r)) {
+                return Err(Invalid::from("load.steps: at least one rate, each above 0"));
+            }
+            if step_duration.is_zero() {
+                return Err(Invalid::from("load.step_duration: must be above 0"));
+            }
+            if !(0.0..=1.0).contains(&sustained.min_achieved)
+                || !(0.0..=1.0).contains(&sustained.max_error_rate)
+                || sustained.max_p99_ms.is_some_and(|ms| !positive(ms))
+            {
+                return Err(Invalid::from(
+                    "load.sustained: min_achieved and max_error_rate from 0 to 1, max_p99_ms above 0",
+                ));
+            }
+        }
+    }
+    let sends = |endpoint: Endpoint| scenario.mix.iter().any(|e| e.endpoint == endpoint);
+    if let Some(contention) = &scenario.contention {
+        if !(1..=100).contains(&contention.hot_skus) {
+            return Err(Invalid::from("contention.hot_skus: 1 to 100"));
+        }
+        if contention.initial_stock == 0 || contention.max_units == 0 || contention.max_restock == 0 {
+            return Err(Invalid::from(
+                "contention: initial_stock, max_units and max_restock must be at least 1",
+            ));
+        }
+        if contention.max_units > 1000 || contention.max_restock.max(contention.initial_stock) > 1_000_000 {
+            return Err(Invalid::from(
+                "contention: max_units at most 1000, initial_stock and max_restock at most 1,000,000",
+            ));
+        }
+        if !sends(Endpoint::ReserveInventory) {
+            return Err(Invalid::from("contention: the mix needs ecommerce.reserve_inventory"));
+        }
+    }
+    if let Some(convergence) = &scenario.convergence {
+        if !sends(Endpoint::CreateOrder) {
+            return Err(Invalid::from("convergence: the mix needs ecommerce.create_order"));
+        }
+        if convergence.poll.is_zero() || convergence.settle < convergence.poll {
+            return Err(Invalid::from("convergence: poll must be above 0 and settle at least poll"));
+        }
+    }
+    Ok(())
+}
+
+impl BenchmarkConfig {
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        for (name, stack) in &self.stacks {
+            let schemes: &[&str] = match stack.transport {
+                Transport::Nats => &["nats://", "tls://"],
+                Transport::Http => &["http://", "https://"],
+            };
+            if !schemes.iter().any(|scheme| stack.url.starts_with(scheme))
+                || crate::system::stacks::host_port(&stack.url).is_none()
+            {
+                return Err(Invalid::from(format!(
+                    "stacks.{name}.url: {:?} is not {}host:port",
+                    natsrpc::redact_url(&stack.url),
+                    schemes.join(" or ")
+                )));
+            }
+            for broker in &stack.brokers {
+                if !crate::system::resources::BROKERS.iter().any(|(name, _)| name == broker) {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.brokers: {broker:?} is not nats, redis or rabbitmq"
+                    )));
+                }
+            }
+            if stack.transport == Transport::Http
+                && let Some(path) = stack.echo_subject.as_ref().filter(|path| !path.starts_with('/'))
+            {
+                return Err(Invalid::from(format!(
+                    "stacks.{name}.echo_subject: an HTTP echo's path starts with /, not {path:?}"
+                )));
+            }
+            for variable in stack.nats.keys() {
+                if stack.transport != Transport::Nats {
+                    return Err(Invalid::from(format!("stacks.{name}.nats: only for a NATS stack")));
+                }
+                if variable == "NATS_URL" || !natsrpc::NATS_VARIABLES.contains(&variable.as_str()) {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.nats.{variable}: not one of natsrpc's variables ({}; the server is `url`)",
+                        natsrpc::NATS_VARIABLES[1..].join(", ")
+                    )));
+                }
+            }
+            if !stack.nats.is_empty() {
+                stack.nats_config().map_err(|e| Invalid(format!("stacks.{name}.nats: {e}")))?;
+            }
+            if let Some(of) = &stack.unvalidated_control_of {
+                let copied = self.stacks.get(of).filter(|copied| {
+                    of != name
+                        && copied.transport == stack.transport
+                        && copied.unvalidated_control_of.is_none()
+                });
+                if copied.is_none() {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.unvalidated_control_of: {of:?} is not another stack of the same transport \
+                         (there are {})",
+                        names(&self.stacks)
+                    )));
+                }
+            }
+            if let Some(of) = &stack.secured_variant_of {
+                let copied = self.stacks.get(of).filter(|copied| {
+                    of != name
+                        && copied.transport == stack.transport
+                        && copied.secured_variant_of.is_none()
+                        && copied.unvalidated_control_of.is_none()
+                });
+                if copied.is_none() || stack.unvalidated_control_of.is_some() {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.secured_variant_of: {of:?} is not another plain stack of the same transport \
+                         (there are {})",
+                        names(&self.stacks)
+                    )));
+                }
+            }
+            if stack.processes.is_empty() {
+                return Err(Invalid::from(format!(
+                    "stacks.{name}.processes: a stack needs at least one process"
+                )));
+            }
+            for (i, process) in stack.processes.iter().enumerate() {
+                if process.command.is_empty() {
+                    return Err(Invalid::from(format!("stacks.{name}.processes[{i}].command: empty")));
+                }
+                if process.instances == 0 {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.processes[{i}].instances: must be at least 1"
+                    )));
+                }
+                if let Some(address) = &process.listens
+                    && (process.instances != 1 || address.parse::<std::net::SocketAddr>().is_err())
+                {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.processes[{i}].listens: {address:?} is not one process's ip:port"
+                    )));
+                }
+                if let Some(cpus) = &process.cpus {
+                    check_cpu_list(cpus, machine_cores())
+                        .map_err(|problem| problem.at(&format!("stacks.{name}.processes[{i}].cpus: ")))?;
+                }
+            }
+        }
+        for (name, scenario) in &self.scenarios {
+            check_scenario(scenario).map_err(|problem| problem.at(&format!("scenarios.{name}.")))?;
+            for stack in scenario.stacks.iter().flatten() {
+                if !self.stacks.contains_key(stack) {
+                    return Err(Invalid::from(format!(
+                        "scenarios.{name}.stacks: no stack {stack:?} (there are {})",
+                        names(&self.stacks)
+                    )));
+                }
+            }
+        }
+        self.check_run(&self.run, "run")?;
+        for (name, profile) in &self.profiles {
+            let run = self.run.with_profile(profile);
+            self.check_run(&run, &format!("profiles.{name}"))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_run(&self, run: &RunSettings, at: &str) -> Result<(), Invalid> {
+        if let Some(cpus) = &run.generator_cpus {
+            check_cpu_list(cpus, machine_cores())
+                .map_err(|problem| problem.at(&format!("{at}.generator_cpus: ")))?;
+        }
+        for stack in &run.stacks {
+            if !self.stacks.contains_key(stack) {
+                return Err(Invalid::from(format!(
+                    "{at}.stacks: no stack {stack:?} (there are {})",
+                    names(&self.stacks)
+                )));
+            }
+        }
+        for scenario in &run.scenarios {
+            if !self.scenarios.contains_key(scenario) {
+                return Err(Invalid::from(format!(
+                    "{at}.scenarios: no scenario {scenario:?} (there are {})",
+                    names(&self.scenarios)
+                )));
+            }
+        }
+        for scenario in run.durations.keys() {
+            if !self.scenarios.contains_key(scenario) {
+                return Err(Invalid::from(format!(
+                    "{at}.durations: no scenario {scenario:?} (there are {})",
+                    names(&self.scenarios)
+                )));
+            }
+        }
+        if run.repetitions == 0 {
+            return Err(Invalid::from(format!("{at}.repetitions: must be at least 1")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_are_checked_against_the_machine() {
+        assert!(
+            check_cpu_list("0", 2).is_ok()
+                && check_cpu_list("0-1", 2).is_ok()
+                && check_cpu_list("0,1", 2).is_ok()
+        );
+        assert!(check_cpu_list("2", 2).unwrap_err().to_string().contains("CPUs 0 to 1"));
+        assert!(check_cpu_list("1-0", 2).unwrap_err().to_string().contains("backwards"));
+        assert!(check_cpu_list("one", 2).unwrap_err().to_string().contains("not a CPU list"));
+        assert!(check_cpu_list("", 2).is_err());
+    }
+
+    #[test]
+    fn scenarios_are_checked_before_anything_runs() {
+        let stacks = "stacks:\n  s:\n    description: d\n    transport: nats\n    url: nats://127.0.0.1:4222\n    processes: [{name: a, command: [b]}]\n";
+        let bad_endpoint = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: 1s}}\n    mix: [{{endpoint: shop.buy, weight: 1}}]\n"
+        );
+        let error = BenchmarkConfig::parse(&bad_endpoint, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("b.yaml:11:") && error.contains("scenarios.x.mix[0]"), "{error}");
+        assert!(error.contains("endpoint \"shop.buy\" is not one the load generator sends"), "{error}");
+        assert!(error.contains("ecommerce.create_order, "), "the endpoints there are: {error}");
+        let bad_duration = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: soon}}\n    mix: []\n"
+        );
+        let error = BenchmarkConfig::parse(&bad_duration, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("b.yaml:") && error.contains("soon"), "{error}");
+        let unknown_model = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: poisson, rate: 1}}\n    mix: []\n"
+        );
+        let error = BenchmarkConfig::parse(&unknown_model, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("poisson"), "{error}");
+        let bad_share = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: open, phases: [{{arrival_rate: 10, duration: 1s}}]}}\n    mix: [{{endpoint: ecommerce.restock, weight: 1}}]\n    invalid_share: 1.5\n"
+        );
+        let error = BenchmarkConfig::parse(&bad_share, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("scenarios.x.invalid_share"), "{error}");
+        let scenario = |rest: &str| {
+            format!(
+                "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: 1s}}\n{rest}"
+            )
+        };
+        let no_reservations = scenario(
+            "    mix: [{endpoint: ecommerce.restock, weight: 1}]\n    contention: {hot_skus: 2, initial_stock: 10}\n",
+        );
+        let error = BenchmarkConfig::parse(&no_reservations, "b.yaml").unwrap_err().to_string();
+        assert!(
+            error.contains("scenarios.x.contention: the mix needs ecommerce.reserve_inventory"),
+            "{error}"
+        );
+        let no_orders =
+            scenario("    mix: [{endpoint: ecommerce.restock, weight: 1}]\n    convergence: {settle: 1s}\n");
+        let error = BenchmarkConfig::parse(&no_orders, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("scenarios.x.convergence: the mix needs ecommerce.create_order"), "{error}");
+        let greedy_soak = format!(
+            "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: soak, fraction: 1.5, duration: 1m}}\n    mix: [{{endpoint: ecommerce.restock, weight: 1}}]\n"
+        );
+        let error = BenchmarkConfig::parse(&greedy_soak, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("scenarios.x.load.fraction"), "{error}");
+    }
+
+    #[test]
+    fn a_validation_control_copies_another_stack_of_its_transport() {
+        let stack = |name: &str, transport: &str, url: &str, of: Option<&str>| {
+            let of = of.map(|of| format!("    unvalidated_control_of: {of}\n")).unwrap_or_default();
+            format!(
+                "  {name}:\n    description: d\n    transport: {transport}\n    url: {url}\n{of}    processes: [{{name: a, command: [b]}}]\n"
+            )
+        };
+        let nats = stack("nats", "nats", "nats://127.0.0.1:4222", None);
+        let web = stack("web", "http", "http://127.0.0.1:8080", None);
+        let good = format!("stacks:\n{nats}{}", stack("bare", "nats", "nats://127.0.0.1:4222", Some("nats")));
+        let config = BenchmarkConfig::parse(&good, "b.yaml").unwrap();
+        assert_eq!(config.stacks["bare"].unvalidated_control_of.as_deref(), Some("nats"));
+        let other_control = stack("other", "nats", "nats://127.0.0.1:4222", Some("nats"));
+        for (control, why) in [
+            (stack("bare", "nats", "nats://127.0.0.1:4222", Some("nowhere")), "an unknown stack"),
+            (stack("bare", "nats", "nats://127.0.0.1:4222", Some("bare")), "itself"),
+            (stack("bare", "http", "http://127.0.0.1:8081", Some("nats")), "another transport"),
+            (stack("bare", "nats", "nats://127.0.0.1:4222", Some("other")), "another control"),
+        ] {
+            let text = format!("stacks:\n{nats}{web}{other_control}{control}");
+            let error =
+                BenchmarkConfig::parse(&text, "b.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                error.contains("stacks.bare.unvalidated_control_of"),
+                "a control of {why} was taken: {error:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! A scenario (`scenarios:`): how requests arrive, which requests in what proportions, the
+//! faults injected, and the limits the results must meet.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::duration_text;
+use crate::workload::Endpoint;
+
+/// One scenario: a load, a mix of requests, injected errors, and what the results must meet.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What it shows, for the report.
+    pub description: String,
+    /// How requests arrive.
+    pub load: Load,
+    /// Which requests, in what proportions.
+    pub mix: Vec<MixEntry>,
+    /// The share of requests sent invalid (each breaking one rule), from 0 to 1.
+    #[serde(default)]
+    pub invalid_share: f64,
+    /// The services' injected faults, passed to every stack as `FAULT_*`.
+    #[serde(default)]
+    pub faults: Option<faults::FaultSettings>,
+    /// Limits the results must meet; a breach makes the run fail.
+    #[serde(default)]
+    pub performance_expectations: Option<Expectations>,
+    /// Only these of the run's stacks (default: all of them), for scenarios that mean nothing on
+    /// some (faults on an echo responder).
+    #[serde(default)]
+    pub stacks: Option<Vec<String>>,
+    /// Every reservation and restock of the mix goes to a few hot items; at the end, the stock
+    /// left must account for every unit sold (zero oversell).
+    #[serde(default)]
+    pub contention: Option<Contention>,
+    /// The shop's events are on, and every order placed is followed into analytics: how long it
+    /// takes to show there, and whether it is counted exactly once.
+    #[serde(default)]
+    pub convergence: Option<Convergence>,
+}
+
+/// Many users reserving the same few items.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Contention {
+    /// How many items every reservation and restock goes to (1 to 100).
+    pub hot_skus: u32,
+    /// Units of each put in stock before the warm-up.
+    pub initial_stock: u32,
+    /// Units per reservation line, spread over 1 to this alike on every item (default 3).
+    #[serde(default = "three")]
+    pub max_units: u32,
+    /// Units per restock, spread over 1 to this alike on every item (default 20).
+    #[serde(default = "twenty")]
+    pub max_restock: u32,
+}
+
+fn three() -> u32 {
+    3
+}
+
+fn twenty() -> u32 {
+    20
+}
+
+/// Following each order placed into analytics.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Convergence {
+    /// How long an order may take to show in analytics before it counts as lost.
+    #[serde(default = "ten_seconds", with = "duration_text")]
+    pub settle: Duration,
+    /// How often a probe asks analytics whether the order shows yet (its lag's resolution).
+    #[serde(default = "five_ms", with = "duration_text")]
+    pub poll: Duration,
+}
+
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn five_ms() -> Duration {
+    Duration::from_millis(5)
+}
+
+/// How requests arrive.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Load {
+    /// `users` each send a request, wait for its answer (and `think_time`), and send the next.
+    /// Latency is service time; the arrival rate is whatever the stack sustains.
+    Closed {
+        /// Concurrent users.
+        users: u32,
+        /// Users started per second until all run (0: all at once).
+        #[serde(default)]
+        spawn_rate: f64,
+        /// How long it measures.
+        #[serde(with = "duration_text")]
+        duration: Duration,
+        /// A pause between a user's answer and its next request.
+        #[serde(default, with = "duration_text")]
+        think_time: Duration,
+    },
+    /// Requests planned at absolute times, whatever the answers do: latency counts from the
+    /// planned time, so a stall shows in full (no coordinated omission).
+    Open {
+        /// Phases in order; each at `arrival_rate` requests per second, ramping linearly to
+        /// `ramp_to` when given.
+        phases: Vec<Phase>,
+        /// Requests allowed in flight before new ones are dropped (and counted).
+        #[serde(default = "default_max_in_flight")]
+        max_in_flight: u32,
+    },
+    /// A soak: each stack's saturation rate is measured first (`probe_users` in a closed loop for
+    /// `probe`), then requests are offered at `fraction` of it in an open loop for `duration`.
+    /// Latency drift and memory growth over that time are what it shows.
+    Soak {
+        /// The share of the measured saturation rate offered, above 0 and at most 1.
+        fraction: f64,
+        /// Users of the saturation probe.
+        #[serde(default = "thirty_two")]
+        probe_users: u32,
+        /// How long the saturation probe lasts.
+        #[serde(default = "three_seconds", with = "duration_text")]
+        probe: Duration,
+        /// How long it measures.
+        #[serde(with = "duration_text")]
+        duration: Duration,
+        /// As for open-loop load.
+        #[serde(default = "default_max_in_flight")]
+        max_in_flight: u32,
+    },
+    /// Open-loop load at each rate in turn, to find the saturation point.
+    Stepped {
+        /// Requests per second of each step.
+        steps: Vec<f64>,
+        /// How long each step lasts.
+        #[serde(with = "duration_text")]
+        step_duration: Duration,
+        /// As for open-loop load.
+        #[serde(default = "default_max_in_flight")]
+        max_in_flight: u32,
+        /// What a step must meet to count as sustained: the headline is the highest sustained
+        /// step, and the knee is where a step is first not.
+        #[serde(default)]
+        sustained: Sustained,
+    },
+}
+
+/// What a step of a stepped load must meet to count as sustained.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sustained {
+    /// Answers per second, as a share of the offered rate (default 0.95).
+    pub min_achieved: f64,
+    /// Unexpected errors per answer (default 0.01).
+    pub max_error_rate: f64,
+    /// The step's p99 in milliseconds; by default four times the first step's p99 (the first
+    /// step is the unloaded latency), which scales with what the stack does.
+    pub max_p99_ms: Option<f64>,
+}
+
+impl Default for Sustained {
+    fn default() -> Self {
+        Self { min_achieved: 0.95, max_error_rate: 0.01, max_p99_ms: None }
+    }
+}
+
+impl Sustained {
+    /// Whether a step with these figures is sustained, `first_p99_us` being the first step's p99.
+    pub fn holds(
+        &self,
+        target_rps: f64,
+        achieved_rps: f64,
+        error_rate: f64,
+        p99_us: u64,
+        first_p99_us: u64,
+    ) -> bool {
+        let max_p99_us = self.max_p99_ms.map_or(4.0 * first_p99_us.max(1) as f64, |ms| ms * 1000.0);
+        achieved_rps >= self.min_achieved * target_rps
+            && error_rate <= self.max_error_rate
+            && p99_us as f64 <= max_p99_us
+    }
+}
+
+fn default_max_in_flight() -> u32 {
+    10_000
+}
+
+fn thirty_two() -> u32 {
+    32
+}
+
+fn three_seconds() -> Duration {
+    Duration::from_secs(3)
+}
+
+/// A phase of open-loop load.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// Requests per second at the start.
+    pub arrival_rate: f64,
+    /// Requests per second at the end (default: `arrival_rate` all along).
+    #[serde(default)]
+    pub ramp_to: Option<f64>,
+    /// How long it lasts.
+    #[serde(with = "duration_text")]
+    pub duration: Duration,
+}
+
+impl Load {
+    /// How long it measures in all.
+    pub fn duration(&self) -> Duration {
+        match self {
+            Load::Closed { duration, .. } | Load::Soak { duration, .. } => *duration,
+            Load::Open { phases, .. } => phases.iter().map(|p| p.duration).sum(),
+            Load::Stepped { steps, step_duration, .. } => *step_duration * steps.len() as u32,
+        }
+    }
+
+    /// The same load lasting `total` instead (phases and steps scaled alike).
+    pub fn scaled_to(&self, total: Duration) -> Self {
+        let factor = total.as_secs_f64() / self.duration().as_secs_f64().max(1e-9);
+        let mut load = self.clone();
+        match &mut load {
+            Load::Closed { duration, .. } | Load::Soak { duration, .. } => *duration = total,
+            Load::Open { phases, .. } => {
+                for phase in phases {
+                    phase.duration = phase.duration.mul_f64(factor);
+                }
+            }
+            Load::Stepped { step_duration, .. } => *step_duration = step_duration.mul_f64(factor),
+        }
+        load
+    }
+
+    /// Its label in reports.
+    pub fn label(&self) -> &'static str {
+        self.recorded().label()
+    }
+}
+
+/// One kind of request in a mix.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixEntry {
+    /// `service.endpoint`: one the load generator sends.
+    pub endpoint: Endpoint,
+    /// Payload size where the endpoint has sizes: `small`, `medium` or `large`.
+    #[serde(default)]
+    pub size: Option<PayloadSize>,
+    /// For `ecommerce.get_order_overview`: items in each order overviewed (1 to 100, default 4);
+    /// the overview fans out to one sub-request per item plus one to analytics (K = items + 1).
+    #[serde(default)]
+    pub items: Option<u32>,
+    /// Relative weight.
+    pub weight: f64,
+}
+
+/// Payload sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadSize {
+    /// The smallest valid shape.
+    Small,
+    /// Typical.
+    Medium,
+    /// Many items or records.
+    Large,
+}
+
+/// Limits a scenario's results must meet, for every stack unless `stacks` says otherwise.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// Median latency, in milliseconds, at most.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency, in milliseconds, at most.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    /// Answered requests per second, at least.
+    #[serde(default)]
+    pub min_rps: Option<f64>,
+    /// Unexpected errors per request, at most.
+    #[serde(default)]
+    pub max_unexpected_error_rate: Option<f64>,
+    /// Other limits for some stacks, by name (fields absent there are taken from here).
+    #[serde(default)]
+    pub stacks: BTreeMap<String, Expectations>,
+}
+
+impl Expectations {
+    /// The limits that hold for `stack`.
+    pub fn for_stack(&self, stack: &str) -> Expectations {
+        let own = self.stacks.get(stack);
+        let pick = |f: fn(&Expectations) -> Option<f64>| own.and_then(f).or(f(self));
+        Expectations {
+            p50_ms: pick(|e| e.p50_ms),
+            p99_ms: pick(|e| e.p99_ms),
+            min_rps: pick(|e| e.min_rps),
+            max_unexpected_error_rate: pick(|e| e.max_unexpected_error_rate),
+            stacks: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_sustained_at_its_rate_with_few_errors_and_its_latency_near_the_unloaded_one() {
+        let by_default = Sustained::default();
+        // The first step's p99 is 2 ms: up to 8 ms is near it.
+        assert!(by_default.holds(8000.0, 7900.0, 0.001, 8_000, 2_000));
+        assert!(
+            !by_default.holds(12000.0, 11000.0, 0.0, 3_000, 2_000),
+            "answered under 95% of the offered rate"
+        );
+        assert!(!by_default.holds(12000.0, 12000.0, 0.187, 3_000, 2_000), "18.7% errors");
+        assert!(!by_default.holds(12000.0, 12000.0, 0.0, 125_000, 2_000), "p99 far above the unloaded one");
+        let absolute = Sustained { max_p99_ms: Some(50.0), ..Sustained::default() };
+        assert!(absolute.holds(12000.0, 12000.0, 0.0, 49_000, 2_000));
+    }
+}
