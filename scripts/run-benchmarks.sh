@@ -13,7 +13,7 @@
 #
 # Exit status: 0, or 1 when a performance expectation was missed, 2 when the configuration was
 # refused (nothing ran), 3 when the run failed. ECHO_VS_RAW=1 also measures the framework's own
-# overhead against a raw async-nats responder (benchmarks/src/bin/echo-vs-raw.rs).
+# overhead against a raw async-nats responder (benchmarks/runner/src/bin/echo-vs-raw.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -6,6 +6,8 @@ use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
+use crate::text::escape;
+
 /// One line or bar group: a label (a stack) and its points.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -42,6 +44,11 @@ pub fn css(stack: &str) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
+/// A stack's name after a dot of its colour.
+pub fn dot(stack: &str) -> String {
+    format!("<span class=\"dot\" style=\"background:{}\"></span>{}", css(stack), escape(stack))
+}
+
 const SIZE: (u32, u32) = (760, 340);
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -69,7 +76,7 @@ fn draw(body: impl FnOnce(&Area<'_>) -> Result<(), DrawError>) -> String {
     match outcome {
         Ok(()) => svg,
         Err(error) => {
-            format!(r#"<p class="missing">chart not drawn: {}</p>"#, super::html::escape(&error.to_string()))
+            format!(r#"<p class="missing">chart not drawn: {}</p>"#, crate::text::escape(&error.to_string()))
         }
     }
 }

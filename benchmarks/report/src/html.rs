@@ -4,30 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::Path;
 
-use super::analysis::{self, Delta, Pairing};
-use super::charts::{self, Bar, Series};
+use crate::analysis::{self, Pairing};
+use crate::charts::{self, Bar, Series, dot};
+use crate::context::Context;
+use crate::text::{escape, ms};
 use bench_results::{ErrorKind, RunResults, ScenarioResult};
-
-/// Everything the page and the summaries are made from.
-pub struct Context<'a> {
-    /// The run.
-    pub results: &'a RunResults,
-    /// The baseline run, with its folder.
-    pub baseline: Option<(&'a Path, &'a RunResults)>,
-    /// Figures against the baseline.
-    pub deltas: &'a [Delta],
-    /// The regression tolerance.
-    pub tolerance: f64,
-    /// Criterion's estimates (ns) by benchmark id.
-    pub criterion: &'a BTreeMap<String, f64>,
-}
-
-/// HTML-escapes text.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1080px; padding: 1.5rem; color: #1d1d1f; line-height: 1.45; }
@@ -103,16 +85,6 @@ fn short(metric: &str) -> String {
         "min_rps" => "throughput".into(),
         other => other.trim_end_matches("_ms").into(),
     }
-}
-
-/// A stack's name after a dot of its colour.
-pub(super) fn dot(stack: &str) -> String {
-    format!("<span class=\"dot\" style=\"background:{}\"></span>{}", charts::css(stack), escape(stack))
-}
-
-/// Microseconds as milliseconds with two decimals.
-pub(super) fn ms(us: f64) -> String {
-    format!("{:.2}", us / 1000.0)
 }
 
 fn verdicts(out: &mut String, c: &Context<'_>) {
@@ -447,7 +419,7 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
     );
 
     // What only some scenarios show: fan-out, the stock books, convergence, the soak.
-    super::scenario_views::views(out, scenario);
+    crate::scenario_views::views(out, scenario);
 
     // Saturation.
     if scenario.stacks.iter().any(|s| s.repetitions.iter().any(|m| !m.steps.is_empty())) {
@@ -767,7 +739,7 @@ fn criterion_section(out: &mut String, c: &Context<'_>) {
     if c.criterion.is_empty() {
         return;
     }
-    out.push_str("<h2 id=\"micro\">Micro-benchmarks: validation and the request path</h2><p>The latest criterion estimates on this machine (<code>cargo bench -p benchmarks</code>), mean time per operation: what decoding and validating each contract costs by size and by number of violations, JSON against MessagePack, natsrpc's in-process path against the bare handler, the envelope.</p><table><thead><tr><th class=\"l\">benchmark</th><th>mean, µs</th></tr></thead><tbody>");
+    out.push_str("<h2 id=\"micro\">Micro-benchmarks: validation and the request path</h2><p>The latest criterion estimates on this machine (<code>cargo bench -p micro-benchmarks</code>), mean time per operation: what decoding and validating each contract costs by size and by number of violations, JSON against MessagePack, natsrpc's in-process path against the bare handler, the envelope.</p><table><thead><tr><th class=\"l\">benchmark</th><th>mean, µs</th></tr></thead><tbody>");
     for (id, ns) in c.criterion {
         let _ = write!(out, "<tr><td class=\"l\">{}</td><td>{:.2}</td></tr>", escape(id), ns / 1000.0);
     }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use super::charts::{self, Series};
-use super::html::escape;
+use crate::charts::{self, Series};
+use crate::text::escape;
 use bench_results::RunResults;
 
 /// The index page of the runs under `reports/runs`.

@@ -6,17 +6,21 @@
 //! and runs on a machine that has only the run folders.
 //!
 //! - [`analysis`]: what the figures say (rankings, knees, where the time goes, regressions);
-//! - [`charts`]: the SVG charts;
+//! - [`charts`]: the SVG charts, and each stack's colour;
+//! - [`context`]: the run, its baseline and the comparison, which every output is made from;
 //! - [`html`], [`markdown`]: the page and the summary;
+//! - [`text`]: text made safe for the page, figures as the tables write them;
 //! - [`scenario_views`]: what only some scenarios show (fan-out, stock books, convergence, soak);
 //! - [`index`]: `reports/index.html`, every run newest first, with trend lines.
 
 pub mod analysis;
 pub mod charts;
+pub mod context;
 pub mod html;
 pub mod index;
 pub mod markdown;
 pub mod scenario_views;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -105,7 +109,7 @@ pub fn report(run: &Path, baseline: Option<&Path>, tolerance: f64) -> Result<Rep
     let deltas = base.as_ref().map(|(_, b)| analysis::compare(&results, b, tolerance)).unwrap_or_default();
     let regressions: Vec<_> = deltas.iter().filter(|d| d.regression).cloned().collect();
     let criterion = analysis::criterion_estimates(&crate::criterion_dir(run));
-    let context = html::Context {
+    let context = context::Context {
         results: &results,
         baseline: base.as_ref().map(|(dir, r)| (dir.as_path(), r)),
         deltas: &deltas,

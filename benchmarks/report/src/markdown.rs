@@ -4,8 +4,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::analysis::{self, Pairing};
-use super::html::Context;
+use crate::analysis::{self, Pairing};
+use crate::context::Context;
 
 /// `summary.md`: the headline table per scenario, expectations, regressions and warnings.
 pub fn summary(c: &Context<'_>) -> String {
@@ -47,7 +47,7 @@ pub fn summary(c: &Context<'_>) -> String {
             );
         }
         out.push('\n');
-        let notes: Vec<String> = scenario.stacks.iter().filter_map(super::scenario_views::note).collect();
+        let notes: Vec<String> = scenario.stacks.iter().filter_map(crate::scenario_views::note).collect();
         for note in &notes {
             let _ = writeln!(out, "- {note}");
         }

@@ -5,9 +5,10 @@
 
 use std::fmt::Write;
 
-use super::analysis;
-use super::charts::{self, Series};
-use super::html::{dot, escape, ms};
+use crate::analysis;
+use crate::charts::dot;
+use crate::charts::{self, Series};
+use crate::text::{escape, ms};
 use bench_results::MemoryVerdict as Verdict;
 use bench_results::{Measurement, ScenarioResult};
 

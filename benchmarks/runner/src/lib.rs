@@ -19,6 +19,7 @@
 //! framework's echo against a raw async-nats responder).
 
 pub mod config;
+pub mod endpoint;
 pub mod generator;
 pub mod invariants;
 pub mod run;

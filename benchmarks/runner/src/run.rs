@@ -24,6 +24,7 @@ use crate::BenchError;
 use crate::config::{
     self, BenchmarkConfig, Expectations, Load, MixEntry, Phase, RunSettings, Scenario, StackSpec, Transport,
 };
+use crate::endpoint::Endpoint;
 use crate::generator::load::{Schedule, Shot, closed_loop, open_loop};
 use crate::generator::recorder::Recorder;
 use crate::invariants::contention::{self, Ledger};
@@ -34,7 +35,7 @@ use crate::system::resources::{Group, Sampler};
 use crate::system::stacks::{RunningStack, StartOptions};
 use crate::target::check::{ExpectedFaults, Verdict, check, check_echo};
 use crate::target::client::StackClient;
-use crate::workload::{Endpoint, Workload};
+use crate::workload::Workload;
 
 /// A run about to happen.
 #[derive(Debug)]

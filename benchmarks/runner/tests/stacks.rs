@@ -96,7 +96,7 @@ async fn every_configured_stack_starts_answers_and_stops_cleanly() {
         assert_eq!(redis_keys(&prefix).await, 0, "{name}: no key left in Redis");
     }
     // The certificates and password loading the config made for the secured variants.
-    bench_runner::system::run_secrets::RunSecrets::remove();
+    bench_runner::config::run_secrets::RunSecrets::remove();
     let _ = std::fs::remove_dir_all(logs);
 }
 

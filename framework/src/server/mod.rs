@@ -693,7 +693,7 @@ impl ReceiveLoop {
 /// loop one after another, which lets the NATS connection write them out together. Only a handler
 /// that really waits (I/O, timers), or a large request, is moved to a task of its own. Spawning
 /// every request instead made each reply a write of its own and halved throughput (measured with
-/// `benchmarks/src/bin/echo-vs-raw.rs`). A handler that computes for long on a small request
+/// `benchmarks/runner/src/bin/echo-vs-raw.rs`). A handler that computes for long on a small request
 /// should do so in `tokio::task::spawn_blocking`, as in any tokio program.
 async fn serve(
     mut requests: async_nats::Subscriber,

@@ -85,7 +85,7 @@ fn parse() -> Result<Args, BenchError> {
 async fn main() -> ExitCode {
     // The certificates and password made for stacks on brokers of their own, if any, go with the
     // run however it ends.
-    let _cleanup = bench_runner::system::run_secrets::Cleanup;
+    let _cleanup = bench_runner::config::run_secrets::Cleanup;
     let prepared = parse().and_then(|args| {
         let config = BenchmarkConfig::load(&args.config)?;
         let settings = config.settings(args.profile.as_deref(), &|name| std::env::var(name).ok())?;

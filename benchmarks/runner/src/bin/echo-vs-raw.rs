@@ -17,7 +17,7 @@
 //! typed client against a bare `request` to the same service.
 //!
 //! ```text
-//! cargo build --release -p natsrpc --example echo -p benchmarks -p ecommerce
+//! cargo build --release -p natsrpc --example echo -p bench-runner -p ecommerce
 //! target/release/echo-vs-raw --rounds 3 --duration 5 --concurrency 64
 //! target/release/echo-vs-raw --order --rounds 5
 //! ```

@@ -2,7 +2,7 @@
 //! and nothing runs until there are none.
 
 use crate::config::{BenchmarkConfig, Load, RunSettings, Scenario, Transport, names};
-use crate::workload::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// What is wrong with the configuration: the key it is at (`scenarios.x.mix[0].weight`), and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,7 +165,7 @@ impl BenchmarkConfig {
                 Transport::Http => &["http://", "https://"],
             };
             if !schemes.iter().any(|scheme| stack.url.starts_with(scheme))
-                || crate::system::stacks::host_port(&stack.url).is_none()
+                || crate::config::stack::host_port(&stack.url).is_none()
             {
                 return Err(Invalid::from(format!(
                     "stacks.{name}.url: {:?} is not {}host:port",
@@ -174,7 +174,7 @@ impl BenchmarkConfig {
                 )));
             }
             for broker in &stack.brokers {
-                if !crate::system::resources::BROKERS.iter().any(|(name, _)| name == broker) {
+                if !crate::config::stack::BROKERS.iter().any(|(name, _)| name == broker) {
                     return Err(Invalid::from(format!(
                         "stacks.{name}.brokers: {broker:?} is not nats, redis or rabbitmq"
                     )));

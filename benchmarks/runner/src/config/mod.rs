@@ -4,6 +4,7 @@
 //! - [`run`]: what a run compares and how, and the profiles that override it;
 //! - [`scenario`]: a scenario's load, mix, faults and limits;
 //! - [`stack`]: a stack's processes, transport and connection settings, `${NAME}` expansion;
+//! - [`run_secrets`]: what `${BENCH_*}` expands to: the secured stacks' private CA and password;
 //! - `checks`: what the file must satisfy beyond its shape, each problem named by its key;
 //! - `recorded`: the copies of these types that `results.json` keeps.
 
@@ -17,6 +18,7 @@ use crate::BenchError;
 mod checks;
 mod recorded;
 pub mod run;
+pub mod run_secrets;
 pub mod scenario;
 pub mod stack;
 
@@ -81,10 +83,10 @@ impl BenchmarkConfig {
         // then the runner's environment.
         let environment = |name: &str| match name {
             "BENCH_CONFIG_DIR" => dir.map(|dir| dir.display().to_string()),
-            _ => crate::system::run_secrets::lookup(name).or_else(|| std::env::var(name).ok()),
+            _ => crate::config::run_secrets::lookup(name).or_else(|| std::env::var(name).ok()),
         };
         for (name, stack) in &mut config.stacks {
-            let named = crate::system::run_secrets::named_in;
+            let named = crate::config::run_secrets::named_in;
             stack.uses_run_secrets = stack.nats.values().any(|v| named(v))
                 || stack.ca.as_deref().is_some_and(named)
                 || stack

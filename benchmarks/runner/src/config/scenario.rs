@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::duration_text;
-use crate::workload::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// One scenario: a load, a mix of requests, injected errors, and what the results must meet.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -178,6 +178,18 @@ pub fn expand(
     Ok(out)
 }
 
+/// `host:port` of a `scheme://host:port[/...]` URL.
+pub fn host_port(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(authority)
+}
+
+/// The brokers a stack may use, by the name the config gives them, and their process names.
+pub const BROKERS: &[(&str, &str)] =
+    &[("nats", "nats-server"), ("redis", "redis-server"), ("rabbitmq", "beam.smp")];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,12 +242,12 @@ mod tests {
       - {name: api, command: [http-redis], env: {REDIS_URL: "rediss://:${BENCH_SECRET}@127.0.0.1:6435"}}
 "#;
         let config = BenchmarkConfig::parse(text, "b.yaml").unwrap();
-        let secret = crate::system::run_secrets::lookup("BENCH_SECRET").unwrap();
+        let secret = crate::config::run_secrets::lookup("BENCH_SECRET").unwrap();
         let spec = &config.stacks["s"];
         assert!(spec.uses_run_secrets && !config.stacks["plain"].uses_run_secrets);
         let ca = std::path::Path::new(spec.ca.as_deref().unwrap());
         assert!(!ca.exists(), "nothing is written until a stack that names them starts");
-        crate::system::run_secrets::RunSecrets::get().write_files().unwrap();
+        crate::config::run_secrets::RunSecrets::get().write_files().unwrap();
         assert_eq!(spec.processes[0].command[2], secret);
         assert!(spec.processes[1].env["REDIS_URL"].contains(&secret));
         assert!(spec.ca.as_deref().is_some_and(|ca| std::path::Path::new(ca).is_file()));
@@ -250,6 +262,6 @@ mod tests {
             let error = BenchmarkConfig::parse(&text.replace(from, to), "b.yaml").unwrap_err().to_string();
             assert!(error.contains(says), "{error}");
         }
-        crate::system::run_secrets::RunSecrets::remove();
+        crate::config::run_secrets::RunSecrets::remove();
     }
 }

@@ -4,11 +4,9 @@
 //! - [`process`]: CPU time and memory of a process, from `/proc`;
 //! - [`resources`]: groups of processes (a stack's, each broker's, the generator's) sampled over
 //!   a measurement;
-//! - [`environment`]: the machine and software a run ran on;
-//! - [`run_secrets`]: the private CA, certificates and password of the secured stacks.
+//! - [`environment`]: the machine and software a run ran on.
 
 pub mod environment;
 pub mod process;
 pub mod resources;
-pub mod run_secrets;
 pub mod stacks;

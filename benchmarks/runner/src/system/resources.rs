@@ -16,14 +16,10 @@ pub struct Group {
     pub pids: Vec<u32>,
 }
 
-/// The brokers a stack may use, by the name the config gives them, and their process names.
-pub const BROKERS: &[(&str, &str)] =
-    &[("nats", "nats-server"), ("redis", "redis-server"), ("rabbitmq", "beam.smp")];
-
 impl Group {
     /// The processes of broker `name` (`nats`, `redis`, `rabbitmq`), found by process name.
     pub fn broker(name: &str) -> Option<Self> {
-        let (_, process) = BROKERS.iter().find(|(broker, _)| *broker == name)?;
+        let (_, process) = crate::config::stack::BROKERS.iter().find(|(broker, _)| *broker == name)?;
         Some(Self { group: ResourceGroup::Broker((*process).to_string()), pids: pids_named(process) })
     }
 

@@ -18,16 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::BenchError;
+use crate::config::stack::host_port;
 use crate::config::{StackSpec, Transport};
 use crate::system::process::alive;
-
-/// `host:port` of a `scheme://host:port[/...]` URL.
-pub fn host_port(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split('/').next()?;
-    let (host, port) = authority.rsplit_once(':')?;
-    (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(authority)
-}
 
 /// Where binaries and logs are, and what every process gets on top of its config.
 #[derive(Debug, Clone)]
@@ -136,7 +129,7 @@ impl RunningStack {
         let address =
             host_port(&spec.url).ok_or_else(|| BenchError::Config(format!("bad url {}", spec.url)))?;
         let mut stack = Self { name: name.to_string(), spec: spec.clone(), prefix, members: Vec::new() };
-        let secrets = crate::system::run_secrets::RunSecrets::get();
+        let secrets = crate::config::run_secrets::RunSecrets::get();
         if spec.uses_run_secrets {
             secrets.write_files()?;
         }
@@ -266,7 +259,7 @@ impl RunningStack {
             secrets: self
                 .spec
                 .uses_run_secrets
-                .then(|| crate::system::run_secrets::RunSecrets::get().dir().to_path_buf()),
+                .then(|| crate::config::run_secrets::RunSecrets::get().dir().to_path_buf()),
         }
     }
 }
@@ -471,7 +464,7 @@ async fn ready(spec: &StackSpec) -> Result<(), NotReady> {
 
 #[cfg(test)]
 mod tests {
-    use super::host_port;
+    use crate::config::stack::host_port;
 
     #[test]
     fn host_and_port_of_urls() {

@@ -105,7 +105,7 @@ impl HttpConnections {
     /// Connections to `spec`'s stack (`http://` or `https://`), each request giving up after
     /// `timeout`.
     pub fn to(spec: &StackSpec, timeout: Duration) -> Result<Self, crate::BenchError> {
-        let authority = crate::system::stacks::host_port(&spec.url)
+        let authority = crate::config::stack::host_port(&spec.url)
             .ok_or_else(|| crate::BenchError::Config(format!("bad url {}", spec.url)))?
             .to_string();
         let tls = match spec.http_tls()? {
@@ -117,7 +117,7 @@ impl HttpConnections {
                 Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
             }
         };
-        let paths = crate::workload::Endpoint::ALL
+        let paths = crate::endpoint::Endpoint::ALL
             .iter()
             .map(|e| (e.subject().to_string(), format!("/{}", e.subject().replacen('.', "/", 1))))
             .collect();

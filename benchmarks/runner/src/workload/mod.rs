@@ -15,11 +15,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::BenchError;
-
-mod endpoint;
-
 use crate::config::{Contention, MixEntry, PayloadSize, Scenario};
-pub use endpoint::{Endpoint, Service};
+use crate::endpoint::{Endpoint, Service};
 
 /// Where a fresh id goes: 12 characters no generated payload contains.
 const PLACEHOLDER: &[u8; 12] = b"@@@@@@@@@@@@";
