@@ -300,6 +300,9 @@ fn where_time_goes(out: &mut String, r: &RunResults) {
     out.push_str("</tbody></table>");
 }
 
+/// A scenario's section: what it is, then each view in the order a reader asks: how fast, how slow
+/// at the tail and over time, what only this scenario shows, where it saturates, what failed, and
+/// what it cost in CPU, memory and validation.
 fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
     let _ = write!(
         out,
@@ -315,9 +318,20 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
         let _ = write!(out, " · {:.0}% invalid", scenario.invalid_share * 100.0);
     }
     out.push_str("</p>");
-    let ranking = analysis::ranking(scenario);
+    throughput(out, scenario);
+    latency_spectrum(out, scenario);
+    over_time(out, scenario);
+    crate::scenario_views::views(out, scenario);
+    saturation(out, scenario);
+    errors(out, scenario);
+    cpu(out, scenario);
+    memory(out, scenario);
+    validation(out, scenario);
+}
 
-    // Throughput.
+/// Throughput: the median of the repetitions, with their range.
+fn throughput(out: &mut String, scenario: &ScenarioResult) {
+    let ranking = analysis::ranking(scenario);
     let bars: Vec<Bar> = ranking
         .iter()
         .map(|r| Bar {
@@ -332,8 +346,10 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
         "<figure>{}</figure>",
         charts::bars("Throughput (median of repetitions; whiskers: min..max)", "answers per second", &bars)
     );
+}
 
-    // Latency spectrum.
+/// The latency spectrum, p50 to p99.99, and its table.
+fn latency_spectrum(out: &mut String, scenario: &ScenarioResult) {
     let quantiles = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9"), (0.9999, "p99.99")];
     let spectrum: Vec<Series> = scenario
         .stacks
@@ -388,8 +404,10 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
         }
     }
     out.push_str("</tbody></table><p class=\"sub\">Milliseconds, from the repetition with the median p99. In open-loop scenarios latency counts from each request's planned time.</p>");
+}
 
-    // Percentiles over time.
+/// p99 per second over the run: a stall shows as a spike.
+fn over_time(out: &mut String, scenario: &ScenarioResult) {
     let over_time: Vec<Series> = scenario
         .stacks
         .iter()
@@ -417,11 +435,10 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
             None
         )
     );
+}
 
-    // What only some scenarios show: fan-out, the stock books, convergence, the soak.
-    crate::scenario_views::views(out, scenario);
-
-    // Saturation.
+/// The saturation curve of a stepped load, and each stack's knee.
+fn saturation(out: &mut String, scenario: &ScenarioResult) {
     if scenario.stacks.iter().any(|s| s.repetitions.iter().any(|m| !m.steps.is_empty())) {
         let mut knees = Vec::new();
         let curves: Vec<Series> = scenario
@@ -498,8 +515,10 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
         }
         out.push_str("</tbody></table>");
     }
+}
 
-    // Errors.
+/// Errors, expected and unexpected apart, with their kinds.
+fn errors(out: &mut String, scenario: &ScenarioResult) {
     let names: Vec<String> = scenario.stacks.iter().map(|s| s.name.clone()).collect();
     let sum = |s: &bench_results::StackResult, unexpected: bool| -> f64 {
         s.repetitions
@@ -569,8 +588,11 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
         );
     }
     out.push_str("</tbody></table>");
+}
 
-    // CPU.
+/// CPU per request: the stack, its brokers, the load generator.
+fn cpu(out: &mut String, scenario: &ScenarioResult) {
+    let names: Vec<String> = scenario.stacks.iter().map(|s| s.name.clone()).collect();
     let per_1000 = |s: &bench_results::StackResult, brokers: bool| -> f64 {
         let v: Vec<f64> = s
             .repetitions
@@ -627,8 +649,10 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
         );
     }
     out.push_str("</tbody></table>");
+}
 
-    // Memory over time.
+/// Resident memory of each stack's processes over the run.
+fn memory(out: &mut String, scenario: &ScenarioResult) {
     let memory: Vec<Series> = scenario
         .stacks
         .iter()
@@ -646,8 +670,10 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
         "<figure>{}</figure>",
         charts::lines("Memory of each stack's processes over the run", "time, s", "RSS, MiB", &memory, &[])
     );
+}
 
-    // Validation per endpoint.
+/// Validation's share of each endpoint's time, from the services' own stats.
+fn validation(out: &mut String, scenario: &ScenarioResult) {
     let mut rows = String::new();
     let mut bars = Vec::new();
     for s in &scenario.stacks {

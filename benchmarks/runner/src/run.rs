@@ -277,8 +277,8 @@ impl Runner {
 
         let recorder = lock(&recorder);
         write_interval_log(&self.out.join(at.interval_log()), &recorder, at.stack)?;
-        let mut measurement =
-            measurement(at, &load, &recorder, workload, elapsed, target_rps, usage, validation);
+        let beside = Beside { elapsed, target_rps, resources: usage, validation };
+        let mut measurement = measurement(at, &load, &recorder, workload, beside);
         measurement.contention = contention;
         measurement.convergence = convergence;
         measurement.soak = soak.map(|(saturation_rps, fraction, offered_rps)| SoakResult {
@@ -665,17 +665,27 @@ fn write_interval_log(path: &std::path::Path, recorder: &Recorder, tag: &str) ->
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)] // one place that turns everything measured into the result
+/// What a measurement found beside the recorder's histograms.
+struct Beside {
+    /// How long the load ran.
+    elapsed: Duration,
+    /// The open loop's planned rate, averaged.
+    target_rps: Option<f64>,
+    /// CPU and memory of each group of processes.
+    resources: Vec<Usage>,
+    /// Validation's cost per endpoint, from the services' stats.
+    validation: Vec<ValidationResult>,
+}
+
+/// The one place that turns everything measured into the result.
 fn measurement(
     at: &Place<'_>,
     load: &Load,
     recorder: &Recorder,
     workload: &Workload,
-    elapsed: Duration,
-    target_rps: Option<f64>,
-    resources: Vec<Usage>,
-    validation: Vec<ValidationResult>,
+    beside: Beside,
 ) -> Measurement {
+    let Beside { elapsed, target_rps, resources, validation } = beside;
     let overall = recorder.overall();
     let answered = overall.answered();
     let duration_s = elapsed.as_secs_f64().max(1e-9);

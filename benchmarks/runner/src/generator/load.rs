@@ -23,9 +23,22 @@ pub type Shot = Arc<dyn Fn(u64, Instant) -> Pin<Box<dyn Future<Output = ()> + Se
 /// Planned send times: phases of constant or linearly ramping rate.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    /// (start rate, end rate, length, arrivals before it, time before it).
-    phases: Vec<(f64, f64, Duration, u64, Duration)>,
+    phases: Vec<Planned>,
     total: u64,
+}
+
+/// One phase, placed: its rates, its length, and what came before it.
+#[derive(Debug, Clone, Copy)]
+struct Planned {
+    /// Requests per second at its start...
+    from_rps: f64,
+    /// ...and at its end.
+    to_rps: f64,
+    length: Duration,
+    /// Requests planned in the phases before it.
+    arrivals_before: u64,
+    /// When it starts.
+    starts: Duration,
 }
 
 impl Schedule {
@@ -36,7 +49,13 @@ impl Schedule {
         for phase in phases {
             let (a, b) = (phase.arrival_rate, phase.ramp_to.unwrap_or(phase.arrival_rate));
             let arrivals = ((a + b) / 2.0 * phase.duration.as_secs_f64()).round() as u64;
-            all.push((a, b, phase.duration, before, elapsed));
+            all.push(Planned {
+                from_rps: a,
+                to_rps: b,
+                length: phase.duration,
+                arrivals_before: before,
+                starts: elapsed,
+            });
             before += arrivals;
             elapsed += phase.duration;
         }
@@ -60,8 +79,9 @@ impl Schedule {
         if i >= self.total {
             return None;
         }
-        let (a, b, length, before, elapsed) = *self.phases.iter().rev().find(|p| p.3 <= i)?;
-        let j = (i - before) as f64;
+        let phase = *self.phases.iter().rev().find(|p| p.arrivals_before <= i)?;
+        let (a, b, length) = (phase.from_rps, phase.to_rps, phase.length);
+        let j = (i - phase.arrivals_before) as f64;
         let t = if (b - a).abs() < 1e-9 {
             j / a
         } else {
@@ -69,7 +89,7 @@ impl Schedule {
             let k = (b - a) / length.as_secs_f64();
             (-a + (a * a + 2.0 * k * j).max(0.0).sqrt()) / k
         };
-        Some(elapsed + Duration::from_secs_f64(t.max(0.0)))
+        Some(phase.starts + Duration::from_secs_f64(t.max(0.0)))
     }
 }
 
