@@ -29,7 +29,7 @@
 //! # Ok::<(), natsrpc::RpcError>(()) }).unwrap();
 //! ```
 
-pub mod contracts;
+pub use analytics_contracts as contracts;
 pub mod domain;
 pub mod error;
 pub mod payloads;

@@ -30,7 +30,7 @@
 //! # Ok::<(), natsrpc::RpcError>(()) }).unwrap();
 //! ```
 
-pub mod contracts;
+pub use fileproc_contracts as contracts;
 pub mod domain;
 pub mod error;
 pub mod payloads;

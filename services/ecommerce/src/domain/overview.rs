@@ -2,8 +2,8 @@
 //! to this very service), joined under the caller's deadline. A part that fails or is late is named
 //! in the error, so the caller learns which dependency let it down rather than only that it waited.
 
-use analytics::contracts::{UserActivity, Window, now_ms};
-use fileproc::contracts::UploadStatus;
+use analytics_contracts::{UserActivity, Window, now_ms};
+use fileproc_contracts::UploadStatus;
 use futures::future::join_all;
 use natsrpc::{CallOptions, Client, RpcError, ServiceError};
 

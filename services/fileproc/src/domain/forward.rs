@@ -4,7 +4,7 @@
 //! Event ids come from the job and the record, so a job that is run again (after a failed chunk)
 //! counts nothing twice: analytics keeps each event id once.
 
-use analytics::contracts::{Event, IngestBatch, IngestEvent, PropertyValue, now_ms};
+use analytics_contracts::{Event, IngestBatch, IngestEvent, PropertyValue, now_ms};
 use futures::TryStreamExt;
 use natsrpc::{CallOptions, Client};
 

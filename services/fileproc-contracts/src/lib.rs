@@ -1,8 +1,13 @@
+//! # fileproc-contracts
+//!
 //! The file-processing service's contracts: chunked uploads with a validation pipeline, and jobs
 //! over many records.
 //!
 //! Endpoints: `begin_upload`, `upload_chunk`, `complete_upload`, `upload_status`, `process_batch`,
 //! `job_status`. Chunk bytes travel as base64 text in JSON and as binary in MessagePack.
+//!
+//! A crate of their own, as for every service, so that a caller needs the contracts and not the
+//! service's domain and store: the shop's order overview asks it about attachments.
 
 use std::sync::LazyLock;
 

@@ -1,8 +1,13 @@
+//! # analytics-contracts
+//!
 //! The analytics service's contracts: events, batches of them, and the queries over them.
 //!
 //! Endpoints: `ingest_event`, `ingest_batch`, `query_aggregates`, `query_timeseries`, `top_n`.
 //! An event's timestamp must lie in the retention window (up to [`RETENTION_MS`] old, at most
 //! [`FUTURE_SKEW_MS`] ahead of the service's clock): older data has already been forgotten.
+//!
+//! A crate of their own, as for every service, so that a caller needs the contracts and not the
+//! service's domain and store: the shop's order overview and fileproc's forwarding call it.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
