@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use natsrpc::RpcError;
-use natsrpc::client::{Incoming, Outgoing, Reply, Transport};
+use natsrpc::client::{EncodedCall, EncodedReply, PendingReply, Transport};
 
 /// Where each service answers: one base URL for all, and any number of exceptions.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
-    fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a> {
+    fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
         Box::pin(async move {
             use http_body_util::BodyExt;
             let subject = request.subject;
@@ -131,7 +131,7 @@ impl Transport for HttpTransport {
                     .await
                     .map_err(|e| RpcError::Transport(format!("{subject}: {e}")))?
                     .to_bytes();
-                Ok(Incoming { content_type, payload })
+                Ok(EncodedReply { content_type, payload })
             };
             tokio::time::timeout(request.timeout, exchange)
                 .await

@@ -20,7 +20,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use natsrpc::client::{Incoming, Outgoing, Reply, Transport};
+use natsrpc::client::{EncodedCall, EncodedReply, PendingReply, Transport};
 use natsrpc::{ErrorKind, RpcError, ServiceError};
 use tokio::sync::oneshot;
 
@@ -198,7 +198,7 @@ impl AmqpRpc {
 pub struct AmqpTransport(pub Arc<AmqpRpc>);
 
 impl Transport for AmqpTransport {
-    fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a> {
+    fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
         Box::pin(async move {
             let subject = request.subject;
             let service = subject.split_once('.').map_or(subject, |(service, _)| service);
@@ -211,7 +211,7 @@ impl Transport for AmqpTransport {
                 body: &request.payload,
             };
             match self.0.call(sent).await {
-                Ok(reply) => Ok(Incoming {
+                Ok(reply) => Ok(EncodedReply {
                     content_type: reply.properties.content_type().as_ref().map(|v| v.as_str().to_string()),
                     payload: reply.data.into(),
                 }),

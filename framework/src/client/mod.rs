@@ -8,7 +8,7 @@ mod transport;
 use std::sync::Arc;
 
 pub use retry::RetryPolicy;
-pub use transport::{Incoming, NatsTransport, Outgoing, Reply, Transport};
+pub use transport::{EncodedCall, EncodedReply, NatsTransport, PendingReply, Transport};
 
 use crate::codec::Codec;
 use crate::contract::Request;
@@ -150,7 +150,7 @@ impl Client {
         // side more than the rest of a small request (async-nats parses it into a map).
         let correlation_id =
             options.correlation_id.or_else(|| (attempts > 1).then(|| nuid::next().to_string()));
-        let outgoing = Outgoing {
+        let outgoing = EncodedCall {
             subject: R::SUBJECT,
             content_type: codec.content_type(),
             correlation_id,

@@ -19,7 +19,7 @@ use crate::headers;
 
 /// One encoded request, ready to go.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub struct EncodedCall {
     /// `{service}.{endpoint}`.
     pub subject: &'static str,
     /// The body's `Content-Type`.
@@ -34,7 +34,7 @@ pub struct Outgoing {
 
 /// A reply as it arrived: the envelope and its `Content-Type`, when it had one.
 #[derive(Debug, Clone)]
-pub struct Incoming {
+pub struct EncodedReply {
     /// The reply's `Content-Type`.
     pub content_type: Option<String>,
     /// The envelope.
@@ -42,7 +42,7 @@ pub struct Incoming {
 }
 
 /// The future a [`Transport`] answers with.
-pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Incoming, RpcError>> + Send + 'a>>;
+pub type PendingReply<'a> = Pin<Box<dyn Future<Output = Result<EncodedReply, RpcError>> + Send + 'a>>;
 
 /// Moves a request to its endpoint and the reply back.
 ///
@@ -52,7 +52,7 @@ pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Incoming, RpcError>> + S
 pub trait Transport: Send + Sync + 'static {
     /// Sends `request` and waits for its reply. The request is lent, not given: a retry sends the
     /// same one again without a copy.
-    fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a>;
+    fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a>;
 }
 
 /// NATS request/reply: the framework's own transport.
@@ -60,7 +60,7 @@ pub trait Transport: Send + Sync + 'static {
 pub struct NatsTransport(pub async_nats::Client);
 
 impl Transport for NatsTransport {
-    fn request<'a>(&'a self, request: &'a Outgoing) -> Reply<'a> {
+    fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
         Box::pin(async move {
             let mut headers = HeaderMap::new();
             // The body tells its codec as well as the header would (see `Codec::detect`): the
@@ -94,7 +94,7 @@ impl Transport for NatsTransport {
                 .as_ref()
                 .and_then(|h| h.get(headers::names::CONTENT_TYPE))
                 .map(|v| v.as_str().to_string());
-            Ok(Incoming { content_type, payload: reply.payload })
+            Ok(EncodedReply { content_type, payload: reply.payload })
         })
     }
 }
