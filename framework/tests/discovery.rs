@@ -113,6 +113,11 @@ async fn stats_count_requests_errors_time_and_validation() {
     assert!(place.data.validates() && place.data.validation_time > 0);
     assert!(place.data.latency_us.p99 >= place.data.latency_us.p50);
     assert_eq!(serde_json::to_value(&typed).unwrap(), stats);
+    // Another ADR-32 service's answer, with `null` where natsrpc writes objects, reads too.
+    let other = serde_json::json!({"type": "io.nats.micro.v1.stats_response", "name": "go", "metadata": null,
+        "endpoints": [{"name": "e", "num_requests": 2, "data": null, "last_error": null}]});
+    let other: natsrpc::ServiceStats = serde_json::from_value(other).unwrap();
+    assert_eq!((other.endpoints[0].num_requests, other.endpoints[0].data.validates()), (2, true));
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use crate::analysis;
 use crate::charts::dot;
 use crate::charts::{self, Series};
 use crate::text::{escape, ms};
-use bench_results::MemoryVerdict as Verdict;
+use bench_results::MemoryVerdict;
 use bench_results::{Measurement, ScenarioResult};
 
 fn mark(held: bool, yes: &str, no: &str) -> String {
@@ -199,10 +199,12 @@ fn soak(out: &mut String, scenario: &ScenarioResult) {
             .iter()
             .map(|t| {
                 let verdict = match (t.verdict, t.conclusive) {
-                    (Verdict::Growing, true) => "<span class=\"bad\">growing</span>",
-                    (Verdict::Growing, false) => "<span class=\"warn\">growing</span> (too short to be sure)",
-                    (Verdict::Steady, true) => "<span class=\"ok\">steady</span>",
-                    (Verdict::Steady, false) => "steady (too short to be sure)",
+                    (MemoryVerdict::Growing, true) => "<span class=\"bad\">growing</span>",
+                    (MemoryVerdict::Growing, false) => {
+                        "<span class=\"warn\">growing</span> (too short to be sure)"
+                    }
+                    (MemoryVerdict::Steady, true) => "<span class=\"ok\">steady</span>",
+                    (MemoryVerdict::Steady, false) => "steady (too short to be sure)",
                 };
                 format!(
                     "{} {:.0}→{:.0} MiB, {:+.2}/min: {verdict}",
@@ -266,7 +268,7 @@ pub fn note(stack: &bench_results::StackResult) -> Option<String> {
             .memory
             .iter()
             .map(|t| {
-                let verdict = if t.verdict == Verdict::Growing { "GROWING" } else { "steady" };
+                let verdict = if t.verdict == MemoryVerdict::Growing { "GROWING" } else { "steady" };
                 let unsure = if t.conclusive { "" } else { " (too short to be sure)" };
                 format!("{} {:+.2} MiB/min {verdict}{unsure}", t.name, t.slope_mib_per_min)
             })

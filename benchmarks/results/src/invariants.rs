@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Percentiles;
+use crate::percentiles::Percentiles;
 
 /// One hot item's books at the end.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -3,7 +3,8 @@
 //! The runner (`bench-runner`) writes it; the report (`bench-report`) reads only it, so any old
 //! run can be reported again. This crate is that contract and nothing else: serde types, the
 //! figures derived from them (medians, spreads, which step was sustained, whether the stock books
-//! balance), and the CSV exports. It depends on serde alone: no runner, no transport, no service.
+//! balance), and the CSV exports. It depends on serde and serde_json (and thiserror for its
+//! error): no runner, no transport, no service.
 //!
 //! The configuration's types are not reused here: the run's settings are recorded as copies
 //! ([`settings`]), so that the YAML can change without changing what older files say.
@@ -26,6 +27,7 @@ pub mod duration_text;
 pub mod error_kind;
 pub mod invariants;
 pub mod measurement;
+pub mod percentiles;
 pub mod run;
 pub mod settings;
 pub mod system;
@@ -37,9 +39,9 @@ pub use invariants::{
     ContentionResult, ConvergenceResult, Drift, ItemBalance, MemoryTrend, MemoryVerdict, SoakResult,
 };
 pub use measurement::{
-    CpuCost, EndpointResult, IntervalResult, Measurement, Percentiles, Spread, StepResult, Summary,
-    ValidationResult,
+    CpuCost, EndpointResult, IntervalResult, Measurement, Spread, StepResult, Summary, ValidationResult,
 };
+pub use percentiles::Percentiles;
 pub use run::{ExpectationCheck, RunResults, SCHEMA, ScenarioResult, StackResult};
 pub use settings::{Expectations, Faults, Load, MixEntry, PayloadSize, Phase, RunSettings, Sustained};
 pub use system::{Environment, ResourceGroup, Sample, Usage};

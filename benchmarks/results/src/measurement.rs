@@ -8,30 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error_kind::ErrorKind;
 use crate::invariants::{ContentionResult, ConvergenceResult, SoakResult};
+use crate::percentiles::Percentiles;
 use crate::system::Usage;
-
-/// Latency percentiles, microseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Percentiles {
-    /// Values recorded.
-    pub count: u64,
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 95th.
-    pub p95: u64,
-    /// 99th.
-    pub p99: u64,
-    /// 99.9th.
-    pub p999: u64,
-    /// 99.99th.
-    pub p9999: u64,
-    /// Largest.
-    pub max: u64,
-}
 
 /// One measurement: a scenario on a stack, once.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -15,11 +15,33 @@ fn runs() -> Vec<std::path::PathBuf> {
     runs
 }
 
+/// Where `written` lacks or changes something `original` has (`None` when it has it all): a field
+/// renamed, dropped or read into another shape would show here. Fields added since are fine.
+fn lost(original: &serde_json::Value, written: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (original, written) {
+        (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(key, value)| match b.get(key) {
+            None => Some(format!("{at}.{key} is gone")),
+            Some(again) => lost(value, again, &format!("{at}.{key}")),
+        }),
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| lost(x, y, &format!("{at}[{i}]")))
+        }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
+        (a, b) if a == b => None,
+        (a, b) => Some(format!("{at}: {a} became {b}")),
+    }
+}
+
 #[test]
 fn every_older_run_reads_and_writes_back_the_same() {
     assert!(runs().len() >= 2);
     for run in runs() {
+        let original: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
         let results = RunResults::read(&run.join("results.json")).unwrap();
+        let written = serde_json::to_value(&results).unwrap();
+        assert_eq!(lost(&original, &written, ""), None, "{}", run.display());
         assert!(results.schema <= SCHEMA);
         assert!(!results.scenarios.is_empty() && results.scenarios.iter().all(|s| !s.stacks.is_empty()));
         assert!(results.scenarios.iter().any(|s| matches!(s.load, Load::Closed { .. })));

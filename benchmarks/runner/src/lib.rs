@@ -2,7 +2,8 @@
 //! scenario's load at them, checks every answer, and writes the run's `results.json`
 //! ([`bench_results`]), which the report ([`bench_report`]) draws.
 //!
-//! One measurement, in the order the code runs it ([`run`]):
+//! [`endpoint`] is the catalog of what the runner can send. One measurement, in the order the code
+//! runs it ([`run`]):
 //! 1. [`config`] reads the YAML strictly, with the profile and the environment's overrides;
 //! 2. [`system`] starts the stack's processes (and any broker of its own), checks them ready, and
 //!    samples their CPU and memory from `/proc`;
@@ -52,7 +53,7 @@ pub enum BenchError {
     /// JSON the runner reads or writes of its own (a stack's state, the self-check's figures).
     #[error("{}: {source}", what.display())]
     Json {
-        /// The file, or what was encoded.
+        /// The file read, or to be written.
         what: std::path::PathBuf,
         /// Why.
         #[source]
@@ -86,9 +87,6 @@ pub enum BenchError {
     /// Reading or writing the run's results failed.
     #[error(transparent)]
     Results(#[from] bench_results::ResultsError),
-    /// Drawing the report failed.
-    #[error(transparent)]
-    Report(#[from] bench_report::ReportError),
 }
 
 impl BenchError {
@@ -104,7 +102,7 @@ impl BenchError {
         move |source| BenchError::Program { program, source }
     }
 
-    /// For `map_err`: JSON about `what` that could not be read or written.
+    /// For `map_err`: JSON of the file `what` that could not be read or made.
     pub fn json(what: impl Into<std::path::PathBuf>) -> impl FnOnce(serde_json::Error) -> Self {
         let what = what.into();
         move |source| BenchError::Json { what, source }

@@ -24,7 +24,7 @@ use crate::system::process::cpu_time;
 use crate::system::stacks::{RunningStack, StartOptions};
 
 /// The raw echoes checked, one per transport.
-pub const ECHO_STACKS: [&str; 2] = ["nats-raw-echo", "http-raw-echo"];
+pub use bench_results::ECHO_STACKS;
 
 /// The runner within this share of the reference passes.
 pub const TOLERANCE: f64 = 0.10;

@@ -150,7 +150,7 @@ impl Client {
         // side more than the rest of a small request (async-nats parses it into a map).
         let correlation_id =
             options.correlation_id.or_else(|| (attempts > 1).then(|| nuid::next().to_string()));
-        let outgoing = EncodedCall {
+        let call = EncodedCall {
             subject: R::SUBJECT,
             content_type: codec.content_type(),
             correlation_id,
@@ -159,12 +159,12 @@ impl Client {
         };
         let mut attempt = 1;
         let reply = loop {
-            match self.transport.request(&outgoing).await {
+            match self.transport.request(&call).await {
                 Err(error @ (RpcError::NoResponders { .. } | RpcError::Timeout { .. }))
                     if attempt < attempts =>
                 {
                     let wait = retry.map_or(Duration::ZERO, |policy| policy.backoff(attempt - 1));
-                    tracing::debug!(%error, attempt, ?wait, correlation_id = outgoing.correlation_id.as_deref(), "retrying");
+                    tracing::debug!(%error, attempt, ?wait, correlation_id = call.correlation_id.as_deref(), "retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

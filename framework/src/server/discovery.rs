@@ -64,13 +64,15 @@ pub struct ServiceStats {
     /// The service's version.
     pub version: String,
     /// The service's metadata.
+    #[serde(deserialize_with = "null_as_default")]
     pub metadata: BTreeMap<String, String>,
     /// When this instance started (RFC 3339, UTC).
     pub started: String,
     /// Per endpoint.
+    #[serde(deserialize_with = "null_as_default")]
     pub endpoints: Vec<EndpointStats>,
     /// The service's event listeners: beyond ADR-32, which tools ignore (its schema allows more).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub listeners: Vec<crate::events::ListenerStats>,
 }
 
@@ -93,9 +95,20 @@ pub struct EndpointStats {
     /// `processing_time / num_requests`.
     pub average_processing_time: u64,
     /// The last error, `status:message`, escaped.
+    #[serde(deserialize_with = "null_as_default")]
     pub last_error: String,
     /// What natsrpc adds: latency percentiles and validation's cost.
+    #[serde(deserialize_with = "null_as_default")]
     pub data: EndpointData,
+}
+
+/// Other ADR-32 services write `null` where natsrpc writes an empty object, list or text.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// natsrpc's own figures of an endpoint: ADR-32's free-form `data`.

@@ -2,7 +2,8 @@
 //!
 //! The analytics service's contracts: events, batches of them, and the queries over them.
 //!
-//! Endpoints: `ingest_event`, `ingest_batch`, `query_aggregates`, `query_timeseries`, `top_n`.
+//! Endpoints: `ingest_event`, `ingest_batch`, `query_aggregates`, `query_timeseries`, `top_n`,
+//! `user_activity`.
 //! An event's timestamp must lie in the retention window (up to [`RETENTION_MS`] old, at most
 //! [`FUTURE_SKEW_MS`] ahead of the service's clock): older data has already been forgotten.
 //!

@@ -370,7 +370,7 @@ async fn wait_until_ready(
 
 fn spawn_server(target: Target, options: &Options) -> Result<Child, BenchError> {
     let (url, wrap) = (&options.url, &options.wrap);
-    let exe = std::env::current_exe().map_err(BenchError::io("the running binary's own path"))?;
+    let exe = std::env::current_exe().map_err(BenchError::program("echo-vs-raw, finding its own path"))?;
     let beside =
         |path: &[&str]| exe.parent().map(|dir| path.iter().fold(dir.to_path_buf(), |p, s| p.join(s)));
     let (program, args) = match target {

@@ -43,8 +43,9 @@ async fn main() -> Result<(), BenchError> {
                 refuse_clash(state_dir, name, &spec.url)?;
                 let stack = RunningStack::start(name, spec, &options).await?;
                 let detached = stack.detach();
-                let json = serde_json::to_string_pretty(&detached).map_err(BenchError::json(name))?;
-                write(&state_file(state_dir, name), &json)?;
+                let state = state_file(state_dir, name);
+                let json = serde_json::to_string_pretty(&detached).map_err(BenchError::json(&state))?;
+                write(&state, &json)?;
                 let pids: Vec<String> =
                     detached.pids.iter().map(|(role, pid)| format!("{role}={pid}")).collect();
                 println!("{name}: ready at {} ({})", spec.url, pids.join(" "));

@@ -58,7 +58,7 @@ impl StartOptions {
 
     /// Binaries beside the running executable, logs in `log_dir`.
     pub fn beside_this_binary(log_dir: &Path) -> Result<Self, BenchError> {
-        let exe = std::env::current_exe().map_err(BenchError::io("the runner's own path"))?;
+        let exe = std::env::current_exe().map_err(BenchError::program("the runner, finding its own path"))?;
         let bin_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Self {
             bin_dir,
@@ -143,9 +143,9 @@ impl RunningStack {
                 let binary = options
                     .program(&process.command[0], process.listens.is_some())
                     .unwrap_or_else(|| options.bin_dir.join(&process.command[0]));
-                let log = options.log_dir.join(format!("{name}-{role}.log"));
-                let log = File::create(&log).map_err(BenchError::io(&log))?;
-                let log_err = log.try_clone().map_err(BenchError::io("a log file"))?;
+                let log_path = options.log_dir.join(format!("{name}-{role}.log"));
+                let log = File::create(&log_path).map_err(BenchError::io(&log_path))?;
+                let log_err = log.try_clone().map_err(BenchError::io(&log_path))?;
                 // Placed on its CPUs by `taskset`, which then becomes the process: its PID is the
                 // stack process's, for stopping and for the CPU and memory figures.
                 let mut command = match &process.cpus {
@@ -169,8 +169,9 @@ impl RunningStack {
                     command.envs(secrets.variables());
                 }
                 command.envs(&process.env).envs(options.env.iter().map(|(k, v)| (k, v)));
-                let child =
-                    command.spawn().map_err(BenchError::program(format!("{name}: {}", binary.display())))?;
+                let child = command
+                    .spawn()
+                    .map_err(BenchError::program(format!("{name}: cannot start {}", binary.display())))?;
                 stack.members.push(Member { role, broker: process.listens.is_some(), child });
             }
             if let Some(address) = &process.listens {
