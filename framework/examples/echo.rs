@@ -39,6 +39,9 @@ async fn echo(request: Echo) -> Result<Echo, ServiceError> {
 
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
+    // First: a SIGTERM from here on drains the service instead of killing the process, even one
+    // that comes while the service starts and already answers.
+    let stop = natsrpc::shutdown_signal();
     natsrpc::init_tracing();
     // NATS_URL, and NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY.
     let nats = natsrpc::NatsConfig::from_env()?.with_name("echo").connect().await?;
@@ -56,7 +59,7 @@ async fn main() -> Result<(), natsrpc::MainError> {
     let reply = Value::Object(reply.0);
     tracing::info!(%reply, "echo answered; serving on `echo.echo` until Ctrl-C");
 
-    let report = service.run_until(natsrpc::shutdown_signal(), Duration::from_secs(10)).await?;
+    let report = service.run_until(stop, Duration::from_secs(10)).await?;
     tracing::info!(abandoned = report.abandoned, "bye");
     Ok(())
 }

@@ -8,7 +8,8 @@
 //!   publish is de-duplicated), and each listening service has a durable consumer that acknowledges an event
 //!   only after its listener succeeded, so no event is lost while a listener is down.
 //!
-//! An event is validated on arrival like a request. A listener that fails (or panics, or gets an
+//! An event is decoded (JSON or MessagePack, by its `Content-Type` as a request is) and validated
+//! on arrival like a request. A listener that fails (or panics, or gets an
 //! invalid event) is logged and counted ([`Service::listener_stats`](crate::Service::listener_stats))
 //! and the service carries on; on JetStream a failed event is delivered again, up to
 //! [`MAX_DELIVER`] times, and an invalid one is dropped for good.
@@ -103,11 +104,12 @@ macro_rules! event {
     };
 }
 
-/// Publishes events. Cheap to clone.
+/// Publishes events, in JSON unless told otherwise ([`Publisher::with_codec`]). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Publisher {
     nats: Client,
     jetstream: jetstream::Context,
+    codec: crate::Codec,
     /// The (stream, subject) pairs made sure of, so that only the first publish asks.
     ensured: Arc<Mutex<std::collections::HashSet<(&'static str, &'static str)>>>,
 }
@@ -116,7 +118,14 @@ impl Publisher {
     /// A publisher on `nats`.
     pub fn new(nats: Client) -> Self {
         let jetstream = jetstream::new(nats.clone());
-        Self { nats, jetstream, ensured: Arc::default() }
+        Self { nats, jetstream, codec: crate::Codec::Json, ensured: Arc::default() }
+    }
+
+    /// Publishes in `codec`: listeners read each event's codec from its `Content-Type`, as
+    /// endpoints read a request's, so MessagePack events need nothing of them.
+    pub fn with_codec(mut self, codec: crate::Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     /// Validates and publishes `event`; on JetStream, waits until the stream has it.
@@ -128,9 +137,9 @@ impl Publisher {
                 violations,
             });
         }
-        let payload = serde_json::to_vec(event).map_err(|e| RpcError::Encode(e.to_string()))?;
+        let payload = self.codec.encode(event).map_err(RpcError::Encode)?;
         let mut headers = HeaderMap::new();
-        headers.insert(headers::CONTENT_TYPE, "application/json");
+        headers.insert(headers::CONTENT_TYPE, self.codec.content_type());
         // Per event type: an order's `placed` and `cancelled` events share its id and a stream.
         headers::insert(&mut headers, "Nats-Msg-Id", &format!("{}:{}", E::SUBJECT, event.event_id()));
         match E::DELIVERY {
@@ -290,7 +299,11 @@ where
 {
     let delivering = async {
         counters.received.fetch_add(1, Ordering::Relaxed);
-        let event: L::Event = match crate::Codec::Json.decode(payload) {
+        // The codec as a request's: its `Content-Type`, else what the body looks like.
+        let decoded = crate::Codec::of_request(headers.as_ref(), payload)
+            .map_err(|refused| refused.message)
+            .and_then(|codec| codec.decode::<L::Event>(payload).map_err(|error| error.to_string()));
+        let event: L::Event = match decoded {
             Ok(event) => event,
             Err(error) => {
                 counters.fail(&counters.invalid, &subject, &format!("undecodable event: {error}"));

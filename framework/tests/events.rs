@@ -107,6 +107,17 @@ async fn core_events_reach_the_listener_and_failures_do_not_stop_it() {
     // An invalid event is refused before it is sent.
     let refused = publisher.publish(&Pinged { id: String::new() }).await.unwrap_err();
     assert!(matches!(refused, natsrpc::RpcError::Validation { .. }), "{refused}");
+
+    // MessagePack events read as JSON ones do, by their Content-Type; one that names a codec no
+    // endpoint speaks is counted invalid.
+    let packed = Publisher::new(nats.clone()).with_codec(natsrpc::Codec::MsgPack);
+    packed.publish(&Pinged { id: "d".into() }).await.unwrap();
+    let mut headers = natsrpc::async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "text/csv");
+    nats.publish_with_headers("events.test.pinged", headers, r#"{"id": "e"}"#.into()).await.unwrap();
+    assert_eq!(wait_for(&seen, 4).await, ["a", "b", "c", "d"]);
+    let stats = service.listener_stats().into_iter().find(|s| s.subject == "events.test.pinged").unwrap();
+    assert_eq!((stats.received, stats.handled, stats.invalid), (9, 4, 3));
     service.stop(Duration::from_secs(2)).await.unwrap();
 }
 

@@ -27,6 +27,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
+    // First: a SIGTERM from here on stops the process gracefully, even one that comes while it
+    // starts and already answers.
+    let signal = natsrpc::shutdown_signal();
     natsrpc::init_tracing();
     let broker = Broker::from_env()?;
     let prefix = std::env::var("QUEUE_PREFIX").unwrap_or_else(|_| DEFAULT_QUEUE_PREFIX.to_string());
@@ -40,8 +43,7 @@ async fn main() -> Result<(), natsrpc::MainError> {
             let tls = http_api::ServerTls::from_env()?;
             let listener = tokio::net::TcpListener::bind(&address).await?;
             tracing::info!(%address, tls = tls.is_some(), ?timeout, "http-rabbitmq gateway listening");
-            http_api::serve(listener, http_api::app_over(gateway), tls.as_ref(), natsrpc::shutdown_signal())
-                .await?;
+            http_api::serve(listener, http_api::app_over(gateway), tls.as_ref(), signal).await?;
         }
         Some("worker") => {
             let hosting = Hosting::from_env(StoreKind::Redis)?;
@@ -62,7 +64,7 @@ async fn main() -> Result<(), natsrpc::MainError> {
             let stop = tokio_util::sync::CancellationToken::new();
             let stopping = stop.clone();
             tokio::spawn(async move {
-                natsrpc::server::shutdown_signal().await;
+                signal.await;
                 stopping.cancel();
             });
             let finishing: Vec<natsrpc::Finishing> =

@@ -23,6 +23,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
+    // First: a SIGTERM from here on stops the process gracefully, even one that comes while it
+    // starts.
+    let signal = natsrpc::shutdown_signal();
     natsrpc::init_tracing();
     let hosting = Hosting::from_env(StoreKind::Redis)?;
     let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_string());
@@ -52,7 +55,7 @@ async fn main() -> Result<(), natsrpc::MainError> {
     let app = http_api::app(hosted.dispatchers);
     let listener = tokio::net::TcpListener::bind(&address).await?;
     tracing::info!(%address, tls = tls.is_some(), store = ?hosting.store, services = ?hosting.services, "http-redis listening");
-    http_api::serve(listener, app, tls.as_ref(), natsrpc::shutdown_signal()).await?;
+    http_api::serve(listener, app, tls.as_ref(), signal).await?;
     // Handlers still running past their callers' deadlines end what they began.
     let abandoned = natsrpc::Finishing::wait_all(finishing, std::time::Duration::from_secs(10)).await;
     tracing::info!(abandoned, "http-redis stopped");

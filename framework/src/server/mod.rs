@@ -89,6 +89,7 @@ struct Defaults {
 /// # natsrpc::request!(Ping => Pong, service = "pinger", endpoint = "ping");
 /// # async fn ping(_: Ping) -> Result<Pong, natsrpc::ServiceError> { Ok(Pong {}) }
 /// # async fn run() -> Result<(), natsrpc::RpcError> {
+/// let stop = natsrpc::shutdown_signal(); // first: SIGTERM drains from here on
 /// let nats = natsrpc::connect("nats://127.0.0.1:4222").await?;
 /// let service = natsrpc::Service::builder("pinger", "1.0.0")
 ///     .description("Answers pings")
@@ -96,7 +97,7 @@ struct Defaults {
 ///     .endpoint(ping)
 ///     .start(&nats)
 ///     .await?;
-/// service.run_until(natsrpc::shutdown_signal(), std::time::Duration::from_secs(10)).await?;
+/// service.run_until(stop, std::time::Duration::from_secs(10)).await?;
 /// # Ok(()) }
 /// ```
 #[must_use = "a builder does nothing until started"]
