@@ -50,6 +50,14 @@ pub enum ReportError {
         #[source]
         source: serde_yaml::Error,
     },
+    /// The configuration's `report:` section has a value no report can use.
+    #[error("{path}: {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key and why.
+        problem: String,
+    },
     /// A bad command-line argument.
     #[error("usage: {0}")]
     Usage(String),
@@ -83,7 +91,19 @@ impl ReportSettings {
             .map_err(|source| ReportError::Io { path: path.to_path_buf(), source })?;
         let file: File = serde_yaml::from_str(&text)
             .map_err(|source| ReportError::Config { path: path.to_path_buf(), source })?;
-        Ok(file.report)
+        match file.report.problem() {
+            Some(problem) => Err(ReportError::Invalid { path: path.to_path_buf(), problem }),
+            None => Ok(file.report),
+        }
+    }
+
+    /// What is wrong with these settings, if anything: a tolerance that is not a share of 0 or
+    /// more (YAML's `.nan` would let every regression through; a negative one flags them all).
+    pub fn problem(&self) -> Option<String> {
+        let tolerance = self.regression_tolerance;
+        (!(tolerance.is_finite() && tolerance >= 0.0)).then(|| {
+            format!("report.regression_tolerance: a share of 0 or more (0.2 is 20%), not {tolerance}")
+        })
     }
 }
 
@@ -141,4 +161,28 @@ pub fn previous_run(run: &Path) -> Option<PathBuf> {
         .collect();
     earlier.sort();
     earlier.pop()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tolerance_no_report_can_use_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("natsrpc-report-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.yaml");
+        for (yaml, tolerance) in
+            [("report: {regression_tolerance: 0.1}\nstacks: {}\n", Some(0.1)), ("stacks: {}\n", Some(0.2))]
+        {
+            std::fs::write(&path, yaml).unwrap();
+            assert_eq!(ReportSettings::read(&path).ok().map(|s| s.regression_tolerance), tolerance);
+        }
+        for bad in [".nan", "-0.1", ".inf"] {
+            std::fs::write(&path, format!("report: {{regression_tolerance: {bad}}}\n")).unwrap();
+            let error = ReportSettings::read(&path).unwrap_err().to_string();
+            assert!(error.contains("report.regression_tolerance: a share of 0 or more"), "{bad}: {error}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

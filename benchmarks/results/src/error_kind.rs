@@ -60,6 +60,12 @@ impl ErrorKind {
     /// [`ErrorKind::Service`] error, so a newer runner's results still read.
     pub fn parse(text: &str) -> Self {
         let (class, code) = text.split_once(':').unwrap_or(("", text));
+        Self::answered(class, code)
+    }
+
+    /// An error envelope's `kind` and `code`, as the kind it is once recorded and read back (a
+    /// `validation` error is [`ErrorKind::Validation`] however it came).
+    pub fn answered(class: &str, code: &str) -> Self {
         let code_of = |code: &str| code.to_string();
         match class {
             "validation" => ErrorKind::Validation(code_of(code)),
@@ -74,12 +80,6 @@ impl ErrorKind {
             },
             _ => ErrorKind::Service { kind: class.into(), code: code.into() },
         }
-    }
-
-    /// An error envelope's `kind` and `code`, as the kind it is once recorded and read back (a
-    /// `validation` error is [`ErrorKind::Validation`] however it came).
-    pub fn answered(kind: &str, code: &str) -> Self {
-        Self::parse(&format!("{kind}:{code}"))
     }
 
     /// The class before the `:` (`validation`, `fault`, `transport`, or the service's own kind).

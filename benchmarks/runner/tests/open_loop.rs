@@ -42,19 +42,7 @@ async fn stalling_responder(url: &str) -> tokio::task::JoinHandle<()> {
 }
 
 async fn client(url: &str) -> Arc<StackClient> {
-    let spec = StackSpec {
-        description: String::new(),
-        transport: Transport::Nats,
-        url: url.to_string(),
-        echo_subject: Some("stall.echo".into()),
-        unvalidated_control_of: None,
-        ca: None,
-        secured_variant_of: None,
-        uses_run_secrets: false,
-        nats: Default::default(),
-        brokers: Vec::new(),
-        processes: Vec::new(),
-    };
+    let spec = StackSpec { echo_subject: Some("stall.echo".into()), ..StackSpec::new(Transport::Nats, url) };
     Arc::new(StackClient::connect(&spec, Duration::from_secs(5)).await.unwrap())
 }
 

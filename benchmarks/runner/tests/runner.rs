@@ -387,16 +387,6 @@ async fn stray(_: Stray) -> Result<(), natsrpc::ServiceError> {
 
 fn spec(transport: bench_runner::config::Transport, url: String) -> bench_runner::config::StackSpec {
     bench_runner::config::StackSpec {
-        description: String::new(),
-        transport,
-        url,
-        echo_subject: None,
-        unvalidated_control_of: None,
-        ca: None,
-        secured_variant_of: None,
-        uses_run_secrets: false,
-        nats: Default::default(),
-        brokers: Vec::new(),
         processes: vec![bench_runner::config::ProcessSpec {
             name: "services".into(),
             command: vec!["nats-services".into()],
@@ -405,6 +395,7 @@ fn spec(transport: bench_runner::config::Transport, url: String) -> bench_runner
             listens: None,
             env: Default::default(),
         }],
+        ..bench_runner::config::StackSpec::new(transport, url)
     }
 }
 

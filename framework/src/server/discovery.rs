@@ -201,18 +201,7 @@ pub(crate) fn answer(
                 .endpoints()
                 .map(|e| {
                     let in_flight = e.limits.in_flight.load(std::sync::atomic::Ordering::Relaxed);
-                    let s = e.limits.stats.snapshot(in_flight);
-                    EndpointStats {
-                        name: e.name.clone(),
-                        subject: e.subject.clone(),
-                        queue_group: service.queue_group.clone(),
-                        num_requests: s.requests,
-                        num_errors: s.errors,
-                        processing_time: s.processing_nanos,
-                        average_processing_time: s.average_processing_nanos,
-                        last_error: s.last_error,
-                        data: s.data,
-                    }
+                    e.limits.stats.snapshot((&e.name, &e.subject, &service.queue_group), in_flight)
                 })
                 .collect(),
             listeners: listeners(),

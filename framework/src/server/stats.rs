@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::discovery::{EndpointData, Latency};
+use super::discovery::{EndpointData, EndpointStats, Latency};
 use crate::error::ServiceError;
 
 /// Latencies above this are recorded as this (one hour, in microseconds).
@@ -68,7 +68,10 @@ impl EndpointCounters {
         self.record(Duration::ZERO, Duration::ZERO, Some(&ServiceError::overloaded(limit)));
     }
 
-    pub(crate) fn snapshot(&self, in_flight: usize) -> StatsSnapshot {
+    /// The endpoint's figures now, as `$SRV.STATS` reports them; times in nanoseconds, as ADR-32
+    /// wants. `id` is the endpoint's name, subject and queue group.
+    pub(crate) fn snapshot(&self, id: (&str, &str, &str), in_flight: usize) -> EndpointStats {
+        let (name, subject, queue_group) = id;
         let requests = self.requests.load(Ordering::Relaxed);
         let processing_nanos = self.processing_nanos.load(Ordering::Relaxed);
         let validation_nanos = self.validation_nanos.load(Ordering::Relaxed);
@@ -84,11 +87,14 @@ impl EndpointCounters {
             },
             Err(_) => Latency::default(),
         };
-        StatsSnapshot {
-            requests,
-            errors: self.errors.load(Ordering::Relaxed),
-            processing_nanos,
-            average_processing_nanos: average(processing_nanos),
+        EndpointStats {
+            name: name.to_string(),
+            subject: subject.to_string(),
+            queue_group: queue_group.to_string(),
+            num_requests: requests,
+            num_errors: self.errors.load(Ordering::Relaxed),
+            processing_time: processing_nanos,
+            average_processing_time: average(processing_nanos),
             last_error: self.last_error.lock().map(|s| s.clone()).unwrap_or_default(),
             data: EndpointData {
                 latency_us: latency,
@@ -105,17 +111,6 @@ impl EndpointCounters {
             },
         }
     }
-}
-
-/// One endpoint's figures at a moment; times in nanoseconds, as ADR-32 wants.
-#[derive(Debug, Clone)]
-pub(crate) struct StatsSnapshot {
-    pub(crate) requests: u64,
-    pub(crate) errors: u64,
-    pub(crate) processing_nanos: u64,
-    pub(crate) average_processing_nanos: u64,
-    pub(crate) last_error: String,
-    pub(crate) data: EndpointData,
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -159,6 +159,9 @@ fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
 
 impl BenchmarkConfig {
     pub(super) fn check(&self) -> Result<(), Invalid> {
+        if let Some(problem) = self.report.problem() {
+            return Err(Invalid::from(problem));
+        }
         for (name, stack) in &self.stacks {
             let schemes: &[&str] = match stack.transport {
                 Transport::Nats => &["nats://", "tls://"],
@@ -339,6 +342,9 @@ mod tests {
         assert!(error.contains("b.yaml:11:") && error.contains("scenarios.x.mix[0]"), "{error}");
         assert!(error.contains("endpoint \"shop.buy\" is not one the load generator sends"), "{error}");
         assert!(error.contains("ecommerce.create_order, "), "the endpoints there are: {error}");
+        let no_gate = format!("{stacks}report: {{regression_tolerance: .nan}}\n");
+        let error = BenchmarkConfig::parse(&no_gate, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("report.regression_tolerance: a share of 0 or more"), "{error}");
         let bad_duration = format!(
             "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: soon}}\n    mix: []\n"
         );

@@ -117,6 +117,25 @@ impl std::fmt::Debug for ProcessSpec {
 }
 
 impl StackSpec {
+    /// A stack of `transport` at `url` with nothing else set: no processes to start, no
+    /// credentials, no control. The configuration's stacks come from the file; this is for callers
+    /// that reach a stack running already (and for tests).
+    pub fn new(transport: Transport, url: impl Into<String>) -> Self {
+        Self {
+            description: String::new(),
+            transport,
+            url: url.into(),
+            echo_subject: None,
+            unvalidated_control_of: None,
+            nats: BTreeMap::new(),
+            ca: None,
+            uses_run_secrets: false,
+            secured_variant_of: None,
+            brokers: Vec::new(),
+            processes: Vec::new(),
+        }
+    }
+
     /// How the runner and the stack's processes connect to its NATS server: `url` and the `nats`
     /// settings.
     pub fn nats_config(&self) -> Result<natsrpc::NatsConfig, BenchError> {

@@ -558,19 +558,7 @@ mod tests {
     }
 
     async fn http_client(address: &str) -> StackClient {
-        let spec = StackSpec {
-            description: String::new(),
-            transport: Transport::Http,
-            url: format!("http://{address}"),
-            echo_subject: None,
-            unvalidated_control_of: None,
-            ca: None,
-            secured_variant_of: None,
-            uses_run_secrets: false,
-            nats: Default::default(),
-            brokers: Vec::new(),
-            processes: Vec::new(),
-        };
+        let spec = StackSpec::new(Transport::Http, format!("http://{address}"));
         StackClient::connect(&spec, Duration::from_secs(5)).await.unwrap()
     }
 
