@@ -58,13 +58,6 @@ impl Codec {
         }
     }
 
-    /// The codec of a request from its NATS headers and body: see [`Codec::detect`].
-    pub fn of_request(headers: Option<&async_nats::HeaderMap>, body: &[u8]) -> Result<Codec, ServiceError> {
-        let content_type =
-            headers.and_then(|h| h.get(crate::headers::names::CONTENT_TYPE)).map(|v| v.as_str());
-        Codec::detect(content_type, body)
-    }
-
     /// The codec of a body sent without `Content-Type`: JSON when it starts with `{` or `[` (after
     /// white space) or is empty, MessagePack otherwise.
     pub(crate) fn sniff(body: &[u8]) -> Codec {
@@ -75,10 +68,10 @@ impl Codec {
     }
 
     /// Encodes a value.
-    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, String> {
+    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, EncodeError> {
         match self {
-            Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
-            Codec::MsgPack => rmp_serde::to_vec_named(value).map_err(|e| e.to_string()),
+            Codec::Json => serde_json::to_vec(value).map_err(EncodeError::Json),
+            Codec::MsgPack => rmp_serde::to_vec_named(value).map_err(EncodeError::MsgPack),
         }
     }
 
@@ -124,6 +117,19 @@ impl Codec {
             message,
         }
     }
+}
+
+/// Why a value could not be encoded: a type serde cannot write in the codec, such as a map with
+/// keys that are not strings in JSON. Encoded values are the program's own, so the error may tell
+/// them.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// serde_json's error.
+    #[error("JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// rmp-serde's error.
+    #[error("MessagePack: {0}")]
+    MsgPack(#[source] rmp_serde::encode::Error),
 }
 
 /// Longest path kept in a decode error, in bytes.
@@ -229,6 +235,8 @@ pub struct DecodeError {
     /// The decoder's message, with line and column for JSON.
     pub message: String,
 }
+
+impl std::error::Error for DecodeError {}
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

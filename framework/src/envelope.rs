@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::Codec;
+use crate::codec::{Codec, DecodeError};
 use crate::error::{RpcError, ServiceError};
 
 #[derive(Serialize)]
@@ -51,16 +51,20 @@ pub fn encode_failure(codec: Codec, error: &ServiceError) -> Vec<u8> {
 
 /// Decodes a reply into the contract's response or the service's error.
 pub fn decode_reply<T: serde::de::DeserializeOwned>(codec: Codec, body: &[u8]) -> Result<T, RpcError> {
-    let reply: Reply<T> = codec.decode(body).map_err(|e| RpcError::Decode(e.to_string()))?;
+    let reply: Reply<T> = codec.decode(body).map_err(RpcError::Decode)?;
+    let missing = |member: &str, message: String| {
+        RpcError::Decode(DecodeError { codec, path: Some(member.to_string()), message })
+    };
     match (reply.ok, reply.data, reply.error) {
         (true, Some(data), _) => Ok(data),
         // `data: null` is a legitimate `()` or `None` response.
         (true, None, _) => {
             use serde::de::IntoDeserializer;
-            T::deserialize(().into_deserializer())
-                .map_err(|e: serde::de::value::Error| RpcError::Decode(format!("reply has no `data`: {e}")))
+            T::deserialize(().into_deserializer()).map_err(|e: serde::de::value::Error| {
+                missing("data", format!("a success reply without it: {e}"))
+            })
         }
         (false, _, Some(error)) => Err(error.into()),
-        (false, _, None) => Err(RpcError::Decode("error reply without an `error` member".to_string())),
+        (false, _, None) => Err(missing("error", "an error reply without it".to_string())),
     }
 }

@@ -39,6 +39,22 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Its name in the envelope, such as `malformed_payload`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Validation => "validation",
+            ErrorKind::MalformedPayload => "malformed_payload",
+            ErrorKind::UnsupportedContentType => "unsupported_content_type",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::UnknownEndpoint => "unknown_endpoint",
+            ErrorKind::Business => "business",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Internal => "internal",
+            ErrorKind::Unavailable => "unavailable",
+        }
+    }
+
     /// The machine code used when the error does not carry one of its own.
     pub const fn default_code(self) -> &'static str {
         match self {
@@ -220,21 +236,35 @@ pub enum RpcError {
     PayloadTooLarge(String),
     /// The request could not be encoded.
     #[error("could not encode the request: {0}")]
-    Encode(String),
+    Encode(#[source] crate::codec::EncodeError),
     /// The reply could not be decoded as the contract says.
     #[error("could not decode the reply: {0}")]
-    Decode(String),
-    /// Connecting, subscribing or publishing failed.
+    Decode(#[source] crate::codec::DecodeError),
+    /// Connecting, subscribing or publishing failed: the transport's error is the source.
     #[error("transport: {0}")]
-    Transport(String),
+    Transport(#[source] BoxError),
     /// The NATS server refused this connection the right to publish or subscribe (the user's
     /// `permissions` in the server's configuration): a call's subject or its reply inbox, a
     /// service's subjects at start, a listener's JetStream API. See [`crate::permission_denials`].
     #[error("permission denied by the NATS server: {}", denied(.0))]
     PermissionDenied(Vec<crate::Denial>),
-    /// A service was set up wrongly (a bad name, an endpoint registered twice).
+    /// A service or a connection was set up wrongly (a bad name, an endpoint registered twice, a
+    /// file that cannot be read): what was wrong, and the error behind it when there was one.
     #[error("configuration: {0}")]
-    Config(String),
+    Config(#[source] BoxError),
+}
+
+/// Another crate's error, kept as the source of one of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error told in words of its own (which say more than its source's, such as which setting
+/// is missing), its source kept behind.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct Explained {
+    what: String,
+    #[source]
+    source: BoxError,
 }
 
 /// `subscribe to `a`, publish to `b``, each subject escaped (a reply inbox is the caller's choice).
@@ -306,8 +336,24 @@ impl RpcError {
         }
     }
 
-    pub(crate) fn transport(error: impl std::fmt::Display) -> Self {
-        RpcError::Transport(error.to_string())
+    /// A transport failure, `error` its source.
+    pub fn transport(error: impl Into<BoxError>) -> Self {
+        RpcError::Transport(error.into())
+    }
+
+    /// A transport failure told in `what`, `error` its source.
+    pub fn transport_explained(what: impl Into<String>, error: impl Into<BoxError>) -> Self {
+        RpcError::Transport(Box::new(Explained { what: what.into(), source: error.into() }))
+    }
+
+    /// A configuration error: `what` was wrong.
+    pub fn config(what: impl Into<String>) -> Self {
+        RpcError::Config(what.into().into())
+    }
+
+    /// A configuration error told in `what`, `error` its source (a file that cannot be read).
+    pub fn config_explained(what: impl Into<String>, error: impl Into<BoxError>) -> Self {
+        RpcError::Config(Box::new(Explained { what: what.into(), source: error.into() }))
     }
 }
 
@@ -343,13 +389,18 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for MainError {
 
 impl std::fmt::Debug for MainError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        // Many errors (async-nats', natsrpc's own) already tell their source's text: a cause is
+        // written only when it says something not yet said.
+        let mut said = self.0.to_string();
         let mut cause = self.0.source();
         while let Some(error) = cause {
-            write!(f, ": {error}")?;
+            let text = error.to_string();
+            if !said.contains(&text) {
+                said = format!("{said}: {text}");
+            }
             cause = error.source();
         }
-        Ok(())
+        f.write_str(&said)
     }
 }
 
@@ -362,6 +413,41 @@ impl std::fmt::Display for MainError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_is_named_as_the_envelope_names_it() {
+        use ErrorKind::*;
+        let all = [
+            Validation,
+            MalformedPayload,
+            UnsupportedContentType,
+            PayloadTooLarge,
+            UnknownEndpoint,
+            Business,
+            Overloaded,
+            Timeout,
+            Internal,
+            Unavailable,
+        ];
+        for kind in all {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::Value::from(kind.as_str())));
+        }
+    }
+
+    #[test]
+    fn a_main_error_tells_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let told = RpcError::config_explained("NATS_CREDS: cannot read /x.creds: no such file", io);
+        assert_eq!(
+            MainError::from(told).to_string(),
+            "configuration: NATS_CREDS: cannot read /x.creds: no such file"
+        );
+        let quiet = RpcError::transport(std::io::Error::other("broken pipe"));
+        assert!(std::error::Error::source(&quiet).is_some());
+        let inner = std::io::Error::other("inner cause");
+        let outer = RpcError::transport_explained("publishing failed", inner);
+        assert_eq!(MainError::from(outer).to_string(), "transport: publishing failed: inner cause");
+    }
 
     #[test]
     fn a_failed_part_is_named_and_a_late_one_is_late_however_it_ended() {

@@ -51,7 +51,7 @@ use validator::Validate;
 
 use crate::error::{RpcError, ServiceError};
 use crate::headers;
-use crate::server::{FromContext, RequestContext};
+use crate::server::{FromContext, RequestContext, RequestHead};
 
 /// Deliveries of one JetStream event to one service before it is given up.
 pub const MAX_DELIVER: i64 = 5;
@@ -299,24 +299,26 @@ where
 {
     let delivering = async {
         counters.received.fetch_add(1, Ordering::Relaxed);
-        // The codec as a request's: its `Content-Type`, else what the body looks like.
-        let decoded = crate::Codec::of_request(headers.as_ref(), payload)
-            .map_err(|refused| refused.message)
-            .and_then(|codec| codec.decode::<L::Event>(payload).map_err(|error| error.to_string()));
+        // The same head and the same decoding and validation as a request's.
+        let head = RequestHead::from_nats(subject.clone(), headers);
+        // Validated in every build (the validation-off control is about requests), and untimed:
+        // a listener's stats keep no timings.
+        let decoded = head.codec(payload).and_then(|codec| crate::server::decode_valid(codec, payload, None));
         let event: L::Event = match decoded {
             Ok(event) => event,
-            Err(error) => {
-                counters.fail(&counters.invalid, &subject, &format!("undecodable event: {error}"));
+            Err(refused) if refused.kind == crate::ErrorKind::Validation => {
+                let paths: Vec<&str> = refused.violations.iter().map(|v| v.path.as_str()).collect();
+                let why = format!("invalid event at {}", paths.join(", "));
+                counters.fail(&counters.invalid, head.subject(), &why);
+                return Outcome::Invalid;
+            }
+            Err(refused) => {
+                let why = format!("undecodable event: {}", refused.message);
+                counters.fail(&counters.invalid, head.subject(), &why);
                 return Outcome::Invalid;
             }
         };
-        if let Err(errors) = event.validate() {
-            let paths: Vec<String> =
-                crate::validation::violations(&errors).into_iter().map(|v| v.path).collect();
-            counters.fail(&counters.invalid, &subject, &format!("invalid event at {}", paths.join(", ")));
-            return Outcome::Invalid;
-        }
-        let ctx = RequestContext::new(subject.clone(), headers);
+        let ctx = RequestContext::new(head);
         match listener.call(event, &ctx, state).await {
             Ok(()) => {
                 counters.handled.fetch_add(1, Ordering::Relaxed);

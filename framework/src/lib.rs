@@ -80,6 +80,7 @@ pub mod escape;
 pub mod events;
 pub mod headers;
 pub mod server;
+pub mod settings;
 pub mod testing;
 pub mod validation;
 
@@ -92,8 +93,8 @@ pub use connection::{
 pub use contract::Request;
 pub use error::{ErrorKind, MainError, RpcError, ServiceError};
 pub use server::{
-    Dispatched, Dispatcher, EndpointOptions, Finishing, Handler, RequestContext, Service, ServiceBuilder,
-    ServiceStats, State, StopReport, shutdown_signal,
+    Dispatched, Dispatcher, EndpointOptions, Finishing, Handler, RequestContext, RequestHead, Service,
+    ServiceBuilder, ServiceStats, State, StopReport, shutdown_signal,
 };
 pub use validation::Violation;
 

@@ -290,9 +290,8 @@ async fn a_stop_ends_in_bounded_time_with_the_server_gone() {
 async fn a_transport_without_nats_can_wait_for_handlers_outliving_their_callers() {
     let count = Arc::new(AtomicU64::new(0));
     let dispatcher = natsrpc::Dispatcher::new(hostile(Arc::clone(&count))).unwrap();
-    let deadline = Some(Duration::from_millis(20));
-    let reply =
-        dispatcher.dispatch_within("hostile.tally", None, None, deadline, r#"{"millis":300}"#.into()).await;
+    let head = natsrpc::RequestHead::new("hostile.tally").with_budget(Duration::from_millis(20));
+    let reply = dispatcher.dispatch(head, r#"{"millis":300}"#.into()).await;
     assert_eq!(reply.status, 504);
     assert_eq!(dispatcher.finishing().wait(Duration::from_secs(10)).await, 0, "none left running");
     assert_eq!(count.load(Ordering::SeqCst), 1, "the handler ended what it began");

@@ -160,9 +160,7 @@ fn dispatch(c: &mut Criterion) {
         b.iter(|| {
             runtime
                 .block_on(dispatcher.dispatch(
-                    "ecommerce.restock",
-                    Some("application/json"),
-                    None,
+                    natsrpc::RequestHead::new("ecommerce.restock").with_content_type("application/json"),
                     black_box(body.clone()),
                 ))
                 .status

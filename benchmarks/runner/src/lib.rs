@@ -87,6 +87,22 @@ pub enum BenchError {
     /// Reading or writing the run's results failed.
     #[error(transparent)]
     Results(#[from] bench_results::ResultsError),
+    /// A value the runner made could not be written as JSON (a payload, the faults' settings).
+    #[error("{what}: {source}")]
+    Serialize {
+        /// What it was.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stack's NATS settings cannot make a connection (a file they name, a setting without
+    /// its pair).
+    #[error("a stack's NATS settings: {0}")]
+    NatsSettings(#[source] natsrpc::RpcError),
+    /// A stack's TLS settings cannot make a client (a CA file that cannot be read).
+    #[error("a stack's TLS settings: {0}")]
+    Tls(#[from] http_api::ServeError),
 }
 
 impl BenchError {

@@ -34,7 +34,7 @@ use crate::system::environment;
 use crate::system::resources::{Group, Sampler};
 use crate::system::stacks::{RunningStack, StartOptions};
 use crate::target::check::{ExpectedFaults, Verdict, check, check_echo};
-use crate::target::client::StackClient;
+use crate::target::client::{StackClient, StatsSource};
 use crate::workload::Workload;
 
 /// A run about to happen.
@@ -475,7 +475,8 @@ fn transport_name(transport: Transport) -> &'static str {
 /// `FAULT_*` variables for the stack's processes.
 fn fault_env(faults: Option<&faults::FaultSettings>) -> Result<Vec<(String, String)>, BenchError> {
     let Some(faults) = faults else { return Ok(Vec::new()) };
-    let value = serde_json::to_value(faults).map_err(|e| BenchError::Config(e.to_string()))?;
+    let value = serde_json::to_value(faults)
+        .map_err(|source| BenchError::Serialize { what: "the faults' settings", source })?;
     let Some(fields) = value.as_object() else { return Ok(Vec::new()) };
     Ok(fields.iter().map(|(k, v)| (format!("FAULT_{}", k.to_ascii_uppercase()), v.to_string())).collect())
 }
@@ -570,8 +571,8 @@ async fn monitor(
 /// the process that answers); what does not answer is left out.
 async fn service_stats(client: &StackClient) -> Vec<ServiceStats> {
     let mut answers = Vec::new();
-    match client {
-        StackClient::Nats { nats, .. } => {
+    match client.stats_source() {
+        StatsSource::Nats(nats) => {
             for service in stack::SERVICES {
                 if let Ok(reply) = nats.request(format!("$SRV.STATS.{service}"), "".into()).await
                     && let Ok(value) = serde_json::from_slice(&reply.payload)
@@ -580,9 +581,10 @@ async fn service_stats(client: &StackClient) -> Vec<ServiceStats> {
                 }
             }
         }
-        StackClient::Http { connections, .. } => {
-            if let Ok((200, bytes)) = connections.get("/stats").await
-                && let Ok(all) = serde_json::from_slice(&bytes)
+        StatsSource::Http(connections) => {
+            if let Ok(reply) = connections.get("/stats").await
+                && reply.status == 200
+                && let Ok(all) = serde_json::from_slice(&reply.payload)
             {
                 answers = all;
             }

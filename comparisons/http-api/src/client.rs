@@ -29,11 +29,12 @@ impl Routes {
     }
 
     /// Exceptions from text such as `analytics=http://127.0.0.1:8091,fileproc=http://127.0.0.1:8092`.
-    pub fn with_list(mut self, list: &str) -> Result<Self, String> {
+    pub fn with_list(mut self, list: &str) -> Result<Self, RpcError> {
         for entry in list.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
-            let (service, base) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("{entry:?}: expected service=http://host:port"))?;
+            let (service, base) = entry.split_once('=').ok_or_else(|| {
+                let entry = natsrpc::escape::escape(entry, 128);
+                RpcError::config(format!("{entry:?}: expected service=http://host:port"))
+            })?;
             self = self.with(service.trim(), base.trim());
         }
         Ok(self)
@@ -77,7 +78,7 @@ impl HttpTransport {
     /// [`HttpTransport::new`], trusting for `https://` the CAs of the PEM file `ca` (`PEERS_CA`)
     /// instead of the system's.
     pub fn trusting(routes: Routes, ca: Option<&std::path::Path>) -> Result<Self, RpcError> {
-        let tls = crate::tls::client_config(ca, "PEERS_CA").map_err(|e| RpcError::Config(e.to_string()))?;
+        let tls = crate::tls::client_config(ca, "PEERS_CA").map_err(|e| RpcError::Config(Box::new(e)))?;
         let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
         tcp.set_nodelay(true);
         tcp.enforce_http(false);
@@ -107,19 +108,20 @@ impl Transport for HttpTransport {
                 .header(natsrpc::headers::CONTENT_TYPE, request.content_type)
                 .header(natsrpc::headers::DEADLINE, itoa::Buffer::new().format(request.timeout.as_millis()))
                 .body(http_body_util::Full::new(request.payload.clone()))
-                .map_err(|e| RpcError::Transport(format!("{subject}: {e}")))?;
+                .map_err(|e| RpcError::transport_explained(format!("{subject}: {e}"), e))?;
             let exchange = async {
                 let response = self.client.request(sending).await.map_err(|error| {
                     if let Some(refusal) = refused_tls(&error) {
                         // Something listens, but the TLS handshake failed: no retry will mend that.
-                        RpcError::Transport(format!("TLS failed (PEERS_CA?): {refusal}"))
+                        RpcError::transport_explained(format!("TLS failed (PEERS_CA?): {refusal}"), error)
                     } else if error.is_connect() {
                         // Nothing listens there: as NATS's "no responders", worth a retry.
                         RpcError::NoResponders { subject: subject.to_string() }
                     } else {
-                        RpcError::Transport(error.to_string())
+                        RpcError::transport(error)
                     }
                 })?;
+                let status = response.status().as_u16();
                 let content_type = response
                     .headers()
                     .get(axum::http::header::CONTENT_TYPE)
@@ -129,9 +131,9 @@ impl Transport for HttpTransport {
                 let payload = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                     .collect()
                     .await
-                    .map_err(|e| RpcError::Transport(format!("{subject}: {e}")))?
+                    .map_err(|e| RpcError::transport_explained(format!("{subject}: {e}"), e))?
                     .to_bytes();
-                Ok(EncodedReply { content_type, payload })
+                Ok(EncodedReply { status, content_type, payload })
             };
             tokio::time::timeout(request.timeout, exchange)
                 .await

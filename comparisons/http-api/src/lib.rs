@@ -37,7 +37,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::FutureExt;
-use natsrpc::{Codec, Dispatcher, ServiceError};
+use natsrpc::{Codec, Dispatched, Dispatcher, RequestHead, ServiceError};
 
 /// The largest request body: the NATS server's default `max_payload`, so both transports refuse
 /// the same requests.
@@ -48,14 +48,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Call {
     /// The service's name (the first path segment).
     pub service: String,
-    /// `{service}.{endpoint}`, the subject the request would have on NATS.
-    pub subject: String,
-    /// The request's `Content-Type`.
-    pub content_type: Option<String>,
-    /// The request's `X-Correlation-Id`.
-    pub correlation_id: Option<String>,
-    /// How long the caller waits (`X-Deadline-Ms`), when it said.
-    pub deadline: Option<std::time::Duration>,
+    /// Its subject (`{service}.{endpoint}`, as it would be on NATS), `Content-Type`,
+    /// `X-Correlation-Id` and `X-Deadline-Ms`, read from the HTTP headers once.
+    pub head: RequestHead,
     /// The body, at most [`MAX_BODY_BYTES`].
     pub body: Bytes,
 }
@@ -123,17 +118,11 @@ impl Backend for Local {
 
     async fn call(&self, call: Call) -> Answer {
         match self.0.get(&call.service) {
-            Some(dispatcher) => dispatcher
-                .dispatch_within(
-                    &call.subject,
-                    call.content_type.as_deref(),
-                    call.correlation_id.as_deref(),
-                    call.deadline,
-                    call.body,
-                )
-                .await
-                .into(),
-            None => Answer::refusal(ServiceError::unknown_endpoint(&call.subject)),
+            Some(dispatcher) => dispatcher.dispatch(call.head, call.body).await.into(),
+            None => {
+                let error = ServiceError::unknown_endpoint(call.head.subject());
+                Dispatched::refused(call.head, &call.body, error).into()
+            }
         }
     }
 
@@ -221,33 +210,44 @@ async fn call<B: Backend>(
         return no_route(request).await;
     };
     let (parts, body) = request.into_parts();
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let subject = format!("{service}.{endpoint}");
+    let head = head_of(&parts.headers, &format!("{service}.{endpoint}"));
     let body = match read_body(body).await {
         Ok(body) => body,
         Err(Unread::TooLarge(size)) => {
-            return response(Answer::refusal(ServiceError::payload_too_large(size, MAX_BODY_BYTES)));
+            let error = ServiceError::payload_too_large(size, MAX_BODY_BYTES);
+            return response(Dispatched::refused(head, &[], error).into());
         }
         Err(Unread::Broken) => {
             let error =
                 ServiceError::new(400, natsrpc::ErrorKind::MalformedPayload, "the body could not be read");
-            return response(Answer::refusal(error));
+            return response(Dispatched::refused(head, &[], error).into());
         }
     };
     if !shared.services.contains(&service) {
-        return response(Answer::refusal(ServiceError::unknown_endpoint(&subject)));
+        let error = ServiceError::unknown_endpoint(head.subject());
+        return response(Dispatched::refused(head, &body, error).into());
     }
-    let call = Call {
-        service,
-        subject,
-        content_type: header(natsrpc::headers::CONTENT_TYPE),
-        correlation_id: header(natsrpc::headers::CORRELATION_ID),
-        deadline: header(natsrpc::headers::DEADLINE)
-            .and_then(|ms| ms.parse().ok())
-            .map(std::time::Duration::from_millis),
-        body,
-    };
+    let call = Call { service, head, body };
     response(shared.backend.call(call).await)
+}
+
+/// The request's head, read from its HTTP headers here, once: past this point no code looks at an
+/// HTTP header.
+fn head_of(headers: &HeaderMap, subject: &str) -> RequestHead {
+    let mut head = RequestHead::new(subject);
+    if let Some(value) = headers.get(header::CONTENT_TYPE) {
+        // A type that is not text is no type natsrpc speaks: a 415 that quotes it (escaped), not
+        // a sniffed body.
+        head = head.with_content_type(&String::from_utf8_lossy(value.as_bytes()));
+    }
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(id) = text(natsrpc::headers::CORRELATION_ID) {
+        head = head.with_correlation_id(id);
+    }
+    if let Some(millis) = text(natsrpc::headers::DEADLINE) {
+        head = head.with_deadline_ms(millis);
+    }
+    head
 }
 
 /// A body larger than this is not read on to its end: the connection is closed on the sender.

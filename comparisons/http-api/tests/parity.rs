@@ -106,3 +106,41 @@ async fn msgpack_unknown_endpoints_oversized_bodies_stats_and_health() {
         serde_json::from_slice(&health.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(body, serde_json::json!({"status": "ok", "services": ["ecommerce"]}));
 }
+
+/// What the HTTP surface refuses itself (an unknown service, a body too large) comes back as the
+/// pipeline's refusals do: in the codec the request named, with its correlation id; a
+/// `Content-Type` that is not text is a 415 that quotes it escaped.
+#[tokio::test]
+async fn the_surfaces_own_refusals_keep_the_callers_codec_and_correlation_id() {
+    let app = http_api::app(vec![Dispatcher::new(ecommerce()).unwrap()]);
+    let refused = |path: &str, body: Body| {
+        Request::post(path)
+            .header("content-type", "application/msgpack")
+            .header(natsrpc::headers::CORRELATION_ID, "caller-7")
+            .body(body)
+            .unwrap()
+    };
+    let unknown = refused("/billing/charge", Body::from(vec![0x80]));
+    let too_large = refused("/ecommerce/create_order", Body::from(vec![0x80; http_api::MAX_BODY_BYTES + 1]));
+    for (request, status, kind) in [(unknown, 404, "unknown_endpoint"), (too_large, 413, "payload_too_large")]
+    {
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(response.headers()["content-type"], "application/msgpack");
+        assert_eq!(response.headers()[natsrpc::headers::CORRELATION_ID], "caller-7");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let envelope: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(envelope["error"]["kind"], kind, "{envelope}");
+    }
+
+    let mut not_text = Request::post("/ecommerce/restock").body(Body::from("{}")).unwrap();
+    // Bytes past ASCII are allowed in an HTTP header (obs-text), and are no text natsrpc speaks.
+    let value = axum::http::HeaderValue::from_bytes(b"application/json\xff\xfe").unwrap();
+    not_text.headers_mut().insert("content-type", value);
+    let response = app.oneshot(not_text).await.unwrap();
+    assert_eq!(response.status().as_u16(), 415);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let envelope: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let message = envelope["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("unsupported Content-Type \"application/json\u{fffd}"), "{message}");
+}

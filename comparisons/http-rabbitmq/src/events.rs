@@ -87,14 +87,12 @@ impl EventSink for AmqpEvents {
             let confirm = self
                 .channel
                 .basic_publish(EXCHANGE.into(), key.as_str().into(), options, &encoded.body, properties)
-                .await
-                .map_err(|error| error.to_string())?
-                .await
-                .map_err(|error| error.to_string())?;
+                .await?
+                .await?;
             match confirm {
                 Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-                Confirmation::Ack(Some(_)) => Err(format!("no queue takes {key}")),
-                Confirmation::Nack(_) => Err(format!("the broker refused {key}")),
+                Confirmation::Ack(Some(_)) => Err(format!("no queue takes {key}").into()),
+                Confirmation::Nack(_) => Err(format!("the broker refused {key}").into()),
             }
         })
     }
@@ -164,7 +162,7 @@ async fn deliver(mut deliveries: lapin::Consumer, follower: &Follower) {
                 match links::decode(&subject, &delivery.data) {
                     Ok(event) => follower(event).await,
                     Err(error) => {
-                        let error = natsrpc::escape::header_value(&error).into_owned();
+                        let error = natsrpc::escape::header_value(&error.to_string()).into_owned();
                         tracing::warn!(%error, "dropped an order event that cannot be handled");
                         Ok(())
                     }
@@ -173,7 +171,7 @@ async fn deliver(mut deliveries: lapin::Consumer, follower: &Follower) {
             let settled = match AssertUnwindSafe(handling).catch_unwind().await {
                 Ok(Ok(())) => delivery.ack(BasicAckOptions::default()).await,
                 Ok(Err(error)) => {
-                    let error = natsrpc::escape::header_value(&error).into_owned();
+                    let error = natsrpc::escape::header_value(&error.to_string()).into_owned();
                     tracing::warn!(%error, "analytics failed an order event; it will come again");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await

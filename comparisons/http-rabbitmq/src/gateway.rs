@@ -38,23 +38,22 @@ impl Backend for Gateway {
     async fn call(&self, call: Call) -> Answer {
         let request = Request {
             service: &call.service,
-            subject: &call.subject,
-            content_type: call.content_type.as_deref(),
-            correlation_id: call.correlation_id.as_deref(),
-            timeout: call.deadline.map_or(self.timeout, |deadline| deadline.min(self.timeout)),
+            subject: call.head.subject(),
+            content_type: call.head.content_type(),
+            correlation_id: call.head.correlation_id(),
+            timeout: call.head.budget().map_or(self.timeout, |budget| budget.min(self.timeout)),
             body: &call.body,
         };
         let reply = match self.rpc.call(request).await {
             Ok(reply) => reply,
-            Err(error) => {
-                let mut answer = Answer::refusal(error);
-                answer.correlation_id = call.correlation_id.clone();
-                return answer;
-            }
+            // No worker answered in time, or none serves it: refused as the workers refuse.
+            Err(error) => return natsrpc::Dispatched::refused(call.head, &call.body, error).into(),
         };
         let properties = &reply.properties;
         Answer {
-            status: number_header(properties.headers(), STATUS).map_or(500, |status| status as u16),
+            status: number_header(properties.headers(), STATUS)
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(500),
             content_type: properties
                 .content_type()
                 .as_ref()

@@ -143,21 +143,26 @@ async fn handle(service: &Dispatcher, channel: &Channel, delivery: Delivery) {
 
 async fn answer(service: &Dispatcher, channel: &Channel, delivery: &Delivery) {
     let properties = &delivery.properties;
-    let subject = text_header(properties.headers(), SUBJECT).unwrap_or_default().to_string();
-    let content_type = properties.content_type().as_ref().map(|value| value.as_str().to_string());
-    let correlation_id = text_header(properties.headers(), CORRELATION_ID).map(str::to_string);
-    let deadline = number_header(properties.headers(), DEADLINE).map(|ms| Duration::from_millis(ms.into()));
-    let body = delivery.data.clone().into();
-    let dispatched = service
-        .dispatch_within(&subject, content_type.as_deref(), correlation_id.as_deref(), deadline, body)
-        .await;
+    let subject = text_header(properties.headers(), SUBJECT).unwrap_or_default();
+    // The head is read here, once: past this point no code looks at an AMQP property.
+    let mut head = natsrpc::RequestHead::new(subject);
+    if let Some(value) = properties.content_type() {
+        head = head.with_content_type(value.as_str());
+    }
+    if let Some(id) = text_header(properties.headers(), CORRELATION_ID) {
+        head = head.with_correlation_id(id);
+    }
+    if let Some(millis) = number_header(properties.headers(), DEADLINE) {
+        head = head.with_budget(Duration::from_millis(millis.into()));
+    }
+    let dispatched = service.dispatch(head, delivery.data.clone().into()).await;
     let reply = Reply {
         status: dispatched.status,
         codec: dispatched.codec,
         correlation_id: dispatched.correlation_id.as_deref(),
         body: &dispatched.body,
     };
-    send_reply(channel, delivery, reply, &natsrpc::escape::header_value(&subject)).await;
+    send_reply(channel, delivery, reply, &natsrpc::escape::header_value(subject)).await;
 }
 
 /// A reply to send to a request's `reply_to`.

@@ -28,6 +28,8 @@ pub mod redis;
 pub mod testing;
 
 use std::str::FromStr;
+
+use natsrpc::settings::env_or;
 use std::sync::Arc;
 
 use analytics::domain::{Analytics, EventStore};
@@ -47,21 +49,22 @@ pub const SERVICES: [&str; 3] =
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     /// A setting has a value that cannot be used.
-    #[error("{name}={value:?}: {reason}")]
-    Config {
-        /// The environment variable.
+    #[error(transparent)]
+    Settings(#[from] natsrpc::settings::SettingError),
+    /// A file a setting names cannot be read.
+    #[error("{name}: cannot read {path}: {source}")]
+    Unreadable {
+        /// The variable.
         name: &'static str,
-        /// Its value.
-        value: String,
-        /// What was expected.
-        reason: &'static str,
+        /// The file it names.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
-    /// A group of settings (such as the file limits) holds a value that cannot be used.
-    #[error("{0}")]
-    Settings(String),
-    /// Redis could not be reached or refused a command.
+    /// Redis could not be reached, refused a command, or answered what a script should not.
     #[error("redis: {0}")]
-    Redis(String),
+    Redis(#[source] natsrpc::error::BoxError),
     /// The fault settings are wrong.
     #[error(transparent)]
     Faults(#[from] faults::FaultError),
@@ -71,9 +74,9 @@ pub enum StackError {
 }
 
 impl StackError {
-    /// A Redis failure, with its message.
-    pub fn redis(error: impl std::fmt::Display) -> Self {
-        Self::Redis(error.to_string())
+    /// A Redis failure, `error` its source.
+    pub fn redis(error: impl Into<natsrpc::error::BoxError>) -> Self {
+        Self::Redis(error.into())
     }
 }
 
@@ -194,7 +197,7 @@ impl Hosting {
             .0,
             ingest_chunk: env_or("INGEST_CHUNK", defaults.ingest_chunk, "a whole number")?,
             ingest_in_flight: env_or("INGEST_IN_FLIGHT", defaults.ingest_in_flight, "a whole number")?,
-            files: FileLimits::from_env().map_err(StackError::Settings)?,
+            files: FileLimits::from_env()?,
             faults: FaultSettings::from_env()?,
         })
     }
@@ -323,7 +326,7 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
                     ecommerce::domain::ShopEvent::Placed(event) => analytics.order_placed(event).await,
                     ecommerce::domain::ShopEvent::Cancelled(event) => analytics.order_cancelled(event).await,
                 };
-                followed.map_err(|error| error.to_string())
+                followed.map_err(Into::into)
             })
         });
         let shop = Arc::new(shop);
@@ -413,12 +416,5 @@ impl FromStr for Switch {
             "off" | "0" | "false" => Ok(Self(false)),
             _ => Err(()),
         }
-    }
-}
-
-fn env_or<T: FromStr>(name: &'static str, default: T, reason: &'static str) -> Result<T, StackError> {
-    match std::env::var(name) {
-        Ok(value) => value.parse().map_err(|_| StackError::Config { name, value, reason }),
-        Err(_) => Ok(default),
     }
 }

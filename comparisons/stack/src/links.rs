@@ -48,11 +48,56 @@ pub struct Encoded {
     pub body: Vec<u8>,
 }
 
+/// Why an event cannot travel, or cannot be handled once it has. The texts name no values from
+/// the event: they go to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// It breaks its contract's rules at these paths.
+    #[error("invalid {subject} event at {paths}")]
+    Invalid {
+        /// The event's subject.
+        subject: &'static str,
+        /// The fields at fault.
+        paths: String,
+    },
+    /// It could not be written in JSON.
+    #[error("{subject}: {source}")]
+    Encode {
+        /// The event's subject.
+        subject: &'static str,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// It is not the JSON of its type.
+    #[error("{subject}: {source}")]
+    Decode {
+        /// The event's subject.
+        subject: &'static str,
+        /// Where and why.
+        #[source]
+        source: natsrpc::codec::DecodeError,
+    },
+    /// Its subject is no event of the shop's (escaped).
+    #[error("no such event: {0}")]
+    Unknown(String),
+}
+
+/// The event's rules, checked as analytics will check them.
+fn validated<E: Event>(event: &E) -> Result<(), EventError> {
+    event.validate().map_err(|errors| {
+        let paths: Vec<String> =
+            natsrpc::validation::violations(&errors).into_iter().map(|v| v.path).collect();
+        EventError::Invalid { subject: E::SUBJECT, paths: paths.join(", ") }
+    })
+}
+
 /// The event, validated and in JSON.
-pub fn encode(event: &ShopEvent) -> Result<Encoded, String> {
-    fn typed<E: Event>(event: &E) -> Result<Encoded, String> {
-        event.validate().map_err(|errors| format!("invalid {} event: {errors}", E::SUBJECT))?;
-        let body = serde_json::to_vec(event).map_err(|error| error.to_string())?;
+pub fn encode(event: &ShopEvent) -> Result<Encoded, EventError> {
+    fn typed<E: Event>(event: &E) -> Result<Encoded, EventError> {
+        validated(event)?;
+        let body =
+            serde_json::to_vec(event).map_err(|source| EventError::Encode { subject: E::SUBJECT, source })?;
         Ok(Encoded { subject: E::SUBJECT, id: format!("{}:{}", E::SUBJECT, event.event_id()), body })
     }
     match event {
@@ -63,22 +108,18 @@ pub fn encode(event: &ShopEvent) -> Result<Encoded, String> {
 
 /// An event that arrived as `subject` with `body`, decoded and validated; `Err` says why it can
 /// never be handled (such an event is dropped, not redelivered).
-pub fn decode(subject: &str, body: &[u8]) -> Result<ShopEvent, String> {
-    // The reasons name no values from the event: they go to the log.
-    fn typed<E: Event>(body: &[u8]) -> Result<E, String> {
-        let event: E =
-            natsrpc::Codec::Json.decode(body).map_err(|error| format!("{}: {error}", E::SUBJECT))?;
-        event.validate().map_err(|errors| {
-            let paths: Vec<String> =
-                natsrpc::validation::violations(&errors).into_iter().map(|v| v.path).collect();
-            format!("invalid {} event at {}", E::SUBJECT, paths.join(", "))
-        })?;
+pub fn decode(subject: &str, body: &[u8]) -> Result<ShopEvent, EventError> {
+    fn typed<E: Event>(body: &[u8]) -> Result<E, EventError> {
+        let event: E = natsrpc::Codec::Json
+            .decode(body)
+            .map_err(|source| EventError::Decode { subject: E::SUBJECT, source })?;
+        validated(&event)?;
         Ok(event)
     }
     match subject {
         OrderPlacedEvent::SUBJECT => typed(body).map(ShopEvent::Placed),
         OrderCancelledEvent::SUBJECT => typed(body).map(ShopEvent::Cancelled),
-        other => Err(format!("no such event: {}", natsrpc::escape::header_value(other))),
+        other => Err(EventError::Unknown(natsrpc::escape::header_value(other).into_owned())),
     }
 }
 
@@ -95,7 +136,7 @@ impl EventSink for NatsEvents {
                 ShopEvent::Placed(e) => self.0.publish(e).await,
                 ShopEvent::Cancelled(e) => self.0.publish(e).await,
             };
-            published.map_err(|error| error.to_string())
+            published.map_err(Into::into)
         })
     }
 }
@@ -118,7 +159,7 @@ mod tests {
         assert_eq!(encoded.id, "events.ecommerce.order_placed:ord_round_trip");
         assert_eq!(decode(encoded.subject, &encoded.body).unwrap(), placed);
         let broken = br#"{"order_id":"nope","customer_id":"c","amount_cents":1,"currency":"EUR","units":1,"placed_at_ms":1}"#;
-        assert!(decode(encoded.subject, broken).unwrap_err().contains("order_id"));
-        assert!(decode("events.elsewhere", &encoded.body).unwrap_err().contains("no such event"));
+        assert!(decode(encoded.subject, broken).unwrap_err().to_string().contains("order_id"));
+        assert!(decode("events.elsewhere", &encoded.body).unwrap_err().to_string().contains("no such event"));
     }
 }

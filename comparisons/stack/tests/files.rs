@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use fileproc::FileError;
 use fileproc::contracts::{BeginUpload, FileType, JobPhase, JobReport, UploadPhase};
-use fileproc::domain::{CHECK_LEASE, Checked, FileLimits, FileStore, MemoryStore};
+use fileproc::domain::{CHECK_LEASE, CheckOutcome, Checked, FileLimits, FileStore, MemoryStore};
 use stack::redis::{RedisFileStore, RedisPool};
 use stack::testing::RedisServer;
 
@@ -59,8 +59,8 @@ async fn limits_hold<S: FileStore>(store: S) {
         other => panic!("{other:?}"),
     }
     // Finishing gives the place back at once, and keeps the outcome.
-    store.finish("upl_a", Err("rows of the wrong width".into()), after_lease).await.unwrap();
-    store.finish("upl_a", Err("rows of the wrong width".into()), after_lease).await.unwrap();
+    store.finish("upl_a", CheckOutcome::Failed("rows of the wrong width".into()), after_lease).await.unwrap();
+    store.finish("upl_a", CheckOutcome::Failed("rows of the wrong width".into()), after_lease).await.unwrap();
     let state = store.state("upl_a").await.unwrap();
     assert_eq!(
         (state.phase, state.failure.as_deref()),

@@ -55,13 +55,10 @@ async fn send_under_deadlines(dispatcher: &Arc<Dispatcher>, orders: &[CreateOrde
             let body = serde_json::to_vec(order).unwrap();
             let deadline = Duration::from_millis(DEADLINES_MS[i % DEADLINES_MS.len()]);
             tokio::spawn(async move {
-                let call = dispatcher.dispatch_within(
-                    "ecommerce.create_order",
-                    Some("application/json"),
-                    None,
-                    Some(deadline),
-                    body.into(),
-                );
+                let head = natsrpc::RequestHead::new("ecommerce.create_order")
+                    .with_content_type("application/json")
+                    .with_budget(deadline);
+                let call = dispatcher.dispatch(head, body.into());
                 if i % 3 == 0 {
                     tokio::time::timeout(deadline / 2, call).await.ok().map(|reply| reply.status)
                 } else {
@@ -111,7 +108,10 @@ async fn final_answers(dispatcher: &Dispatcher, orders: &[CreateOrder]) -> BTree
         let mut answered = false;
         for _ in 0..50 {
             let reply = dispatcher
-                .dispatch("ecommerce.create_order", Some("application/json"), None, body.clone().into())
+                .dispatch(
+                    natsrpc::RequestHead::new("ecommerce.create_order").with_content_type("application/json"),
+                    body.clone().into(),
+                )
                 .await;
             let envelope: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
             match reply.status {

@@ -32,9 +32,13 @@ pub struct EncodedCall {
     pub payload: Bytes,
 }
 
-/// A reply as it arrived: the envelope and its `Content-Type`, when it had one.
+/// A reply as it arrived: its status, the envelope and its `Content-Type`, when it had one.
 #[derive(Debug, Clone)]
 pub struct EncodedReply {
+    /// The status the transport carried beside the envelope: 200, or the error's (NATS's
+    /// `Nats-Service-Error-Code`, the HTTP status). The envelope says it too; a caller that
+    /// counts answers by status (a load generator) need not decode it to know.
+    pub status: u16,
     /// The reply's `Content-Type`.
     pub content_type: Option<String>,
     /// The envelope.
@@ -53,6 +57,14 @@ pub trait Transport: Send + Sync + 'static {
     /// Sends `request` and waits for its reply. The request is lent, not given: a retry sends the
     /// same one again without a copy.
     fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a>;
+}
+
+/// A shared transport is a transport: one connection (or pool) for a typed [`Client`](super::Client)
+/// and for code that sends bytes of its own.
+impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
+    fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
+        (**self).request(request)
+    }
 }
 
 /// NATS request/reply: the framework's own transport.
@@ -94,7 +106,8 @@ impl Transport for NatsTransport {
                 .as_ref()
                 .and_then(|h| h.get(headers::names::CONTENT_TYPE))
                 .map(|v| v.as_str().to_string());
-            Ok(EncodedReply { content_type, payload: reply.payload })
+            let status = headers::reply_status(reply.headers.as_ref());
+            Ok(EncodedReply { status, content_type, payload: reply.payload })
         })
     }
 }

@@ -199,7 +199,7 @@ impl NatsConfig {
             }
             NatsAuth::Token(token) => options.token(token.clone()),
             NatsAuth::NKeySeedFile(path) => {
-                let seed = std::fs::read_to_string(path).map_err(|e| file_error("NATS_NKEY", path, &e))?;
+                let seed = std::fs::read_to_string(path).map_err(|e| file_error("NATS_NKEY", path, e))?;
                 let seed = seed.trim().to_string();
                 // Checked here, so that a wrong file is named before the server is asked.
                 nkeys::KeyPair::from_seed(&seed).map_err(|_| {
@@ -208,7 +208,7 @@ impl NatsConfig {
                 options.nkey(seed)
             }
             NatsAuth::Creds(path) => {
-                options.credentials_file(path).await.map_err(|e| file_error("NATS_CREDS", path, &e))?
+                options.credentials_file(path).await.map_err(|e| file_error("NATS_CREDS", path, e))?
             }
         };
         if let Some(ca) = &self.tls.ca {
@@ -309,15 +309,16 @@ pub fn redact_url(url: &str) -> String {
 }
 
 fn config_error(what: &str) -> RpcError {
-    RpcError::Config(format!("NATS connection: {what}"))
+    RpcError::config(format!("NATS connection: {what}"))
 }
 
 fn readable(variable: &str, path: &std::path::Path) -> Result<(), RpcError> {
-    std::fs::metadata(path).map(|_| ()).map_err(|e| file_error(variable, path, &e))
+    std::fs::metadata(path).map(|_| ()).map_err(|e| file_error(variable, path, e))
 }
 
-fn file_error(variable: &str, path: &std::path::Path, error: &std::io::Error) -> RpcError {
-    config_error(&format!("{variable}: cannot read {}: {error}", path.display()))
+fn file_error(variable: &str, path: &std::path::Path, error: std::io::Error) -> RpcError {
+    let what = format!("NATS connection: {variable}: cannot read {}: {error}", path.display());
+    RpcError::config_explained(what, error)
 }
 
 #[cfg(test)]

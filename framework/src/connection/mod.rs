@@ -76,7 +76,10 @@ async fn connect_to(
         .connect(servers)
         .await
         .map_err(|error| {
-            RpcError::Transport(format!("cannot connect to {shown}: {}", refusal.explain(&error)))
+            RpcError::transport_explained(
+                format!("cannot connect to {shown}: {}", refusal.explain(&error)),
+                error,
+            )
         })?;
     denials::register(&client, denials);
     Ok(client)

@@ -4,19 +4,19 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use async_nats::{HeaderMap, Subject};
+use async_nats::HeaderMap;
 
+use super::head::RequestHead;
 use crate::escape::{MAX_CORRELATION_ID, escape, is_safe};
-use crate::headers;
 
-/// The request's headers, subject and correlation id.
+/// The request's head (subject, correlation id, the caller's deadline), and its headers when it
+/// came over NATS.
 ///
 /// Take it as a handler argument: `async fn cancel(ctx: RequestContext, req: Cancel)`. Pass
 /// [`RequestContext::correlation_id`] on to the calls a handler makes, so their logs join up.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    subject: Subject,
-    headers: Option<HeaderMap>,
+    head: RequestHead,
     /// Made only when asked for and the caller sent none (or one that had to be escaped): most
     /// requests never need one.
     generated_id: OnceLock<String>,
@@ -27,8 +27,8 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub(crate) fn new(subject: Subject, headers: Option<HeaderMap>) -> Self {
-        Self { subject, headers, generated_id: OnceLock::new(), deadline: None, budget: None }
+    pub(crate) fn new(head: RequestHead) -> Self {
+        Self { head, generated_id: OnceLock::new(), deadline: None, budget: None }
     }
 
     /// `deadline` is `None` when the clock cannot hold it (a timeout of centuries).
@@ -52,30 +52,34 @@ impl RequestContext {
 
     /// The subject the request arrived on, such as `shop.create_order`.
     pub fn subject(&self) -> &str {
-        &self.subject
+        self.head.subject()
     }
 
     /// The caller's correlation id, or a new one when the caller sent none. An id with characters
     /// outside printable ASCII, or longer than [`MAX_CORRELATION_ID`] bytes, is escaped and cut
     /// (see [`crate::escape`]): it goes into reply headers and log lines.
     pub fn correlation_id(&self) -> &str {
-        let sent =
-            self.headers.as_ref().and_then(|h| h.get(headers::names::CORRELATION_ID)).map(|v| v.as_str());
-        match sent.filter(|id| !id.is_empty()) {
+        match self.head.correlation_id() {
             Some(id) if is_safe(id, MAX_CORRELATION_ID) => id,
             Some(id) => self.generated_id.get_or_init(|| escape(id, MAX_CORRELATION_ID).into_owned()),
             None => self.generated_id.get_or_init(|| nuid::next().to_string()),
         }
     }
 
-    /// A request header's first value.
+    /// A request header's first value, for a request that came over NATS with headers (other
+    /// transports pass on only the [head](Self::head)).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.as_ref()?.get(name).map(|v| v.as_str())
+        self.head.headers()?.get(name).map(|v| v.as_str())
     }
 
-    /// All request headers, when there were any.
+    /// All request headers, for a request that came over NATS with headers.
     pub fn headers(&self) -> Option<&HeaderMap> {
-        self.headers.as_ref()
+        self.head.headers()
+    }
+
+    /// The request's head, as its transport read it.
+    pub fn head(&self) -> &RequestHead {
+        &self.head
     }
 }
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -17,12 +16,13 @@ use tracing::Instrument;
 
 use super::context::RequestContext;
 use super::handler::Handler;
+use super::head::RequestHead;
+use super::reply::Dispatched;
 use super::stats::EndpointCounters;
 use crate::codec::Codec;
 use crate::contract::Request;
 use crate::envelope;
 use crate::error::ServiceError;
-use crate::headers;
 
 /// Limits of one endpoint.
 #[derive(Debug, Clone)]
@@ -78,49 +78,8 @@ impl Default for EndpointOptions {
     }
 }
 
-/// A request as it arrives: the part of a NATS message the pipeline needs.
-pub(crate) struct Incoming {
-    pub(crate) subject: Subject,
-    pub(crate) headers: Option<HeaderMap>,
-    pub(crate) payload: Bytes,
-}
-
-/// A reply ready to publish.
-#[derive(Debug, Clone)]
-pub(crate) struct Outgoing {
-    /// The reply's codec (the request's).
-    pub(crate) codec: Codec,
-    /// `None` for a success reply.
-    pub(crate) headers: Option<HeaderMap>,
-    pub(crate) payload: Bytes,
-    pub(crate) error: Option<ServiceError>,
-}
-
-impl Outgoing {
-    /// A success reply is the envelope alone, in the request's codec: the caller chose the codec
-    /// and knows its own correlation id. (Building and writing a header block was a tenth of the
-    /// service's instructions per request under callgrind.) Standard NATS services answer the same
-    /// way. Error replies carry headers, see [`Outgoing::failure`].
-    pub(crate) fn success(codec: Codec, payload: Vec<u8>) -> Self {
-        Self { codec, headers: None, payload: payload.into(), error: None }
-    }
-
-    /// An error reply: the envelope, plus `Content-Type`, the correlation id that finds the
-    /// service's log line, and the NATS Services API error headers.
-    pub(crate) fn failure(codec: Codec, correlation_id: &str, error: ServiceError) -> Self {
-        let mut headers = HeaderMap::new();
-        headers.insert(headers::names::CONTENT_TYPE, codec.content_type());
-        // The message and the id may carry the caller's text: escaped and bounded, never raw.
-        headers::insert(&mut headers, headers::names::CORRELATION_ID, correlation_id);
-        headers::insert(&mut headers, headers::names::SERVICE_ERROR, &error.message);
-        headers.insert(headers::names::SERVICE_ERROR_CODE, itoa::Buffer::new().format(error.status));
-        let payload = envelope::encode_failure(codec, &error).into();
-        Self { codec, headers: Some(headers), payload, error: Some(error) }
-    }
-}
-
 /// The type-erased pipeline of one endpoint's request type and handler.
-type Pipeline = Arc<dyn Fn(Incoming, Admitted) -> BoxFuture<'static, Outgoing> + Send + Sync>;
+type Pipeline = Arc<dyn Fn(RequestHead, Bytes, Admitted) -> BoxFuture<'static, Dispatched> + Send + Sync>;
 
 /// What the pipeline needs besides the request.
 #[derive(Debug)]
@@ -161,10 +120,10 @@ impl Endpoint {
         T: 'static,
         S: Send + Sync + 'static,
     {
-        let pipeline: Pipeline = Arc::new(move |incoming, admitted| {
+        let pipeline: Pipeline = Arc::new(move |head, payload, admitted| {
             let handler = handler.clone();
             let state = Arc::clone(&state);
-            Box::pin(process::<H, T, S>(handler, state, incoming, admitted))
+            Box::pin(process::<H, T, S>(handler, state, head, payload, admitted))
         });
         Self {
             name: <H::Request as Request>::ENDPOINT.to_string(),
@@ -209,32 +168,31 @@ impl Drop for Place {
 impl Admitted {
     /// The whole pipeline for this request as one future. It is boxed once here so that the
     /// caller can poll it in place and only spawn it when it really has to wait.
-    pub(crate) fn process(self, incoming: Incoming) -> BoxFuture<'static, Outgoing> {
+    pub(crate) fn process(self, head: RequestHead, payload: Bytes) -> BoxFuture<'static, Dispatched> {
         let pipeline = Arc::clone(&self.pipeline);
-        pipeline(incoming, self)
+        pipeline(head, payload, self)
     }
 }
 
-async fn process<H, T, S>(handler: H, state: Arc<S>, incoming: Incoming, admitted: Admitted) -> Outgoing
+async fn process<H, T, S>(
+    handler: H,
+    state: Arc<S>,
+    head: RequestHead,
+    payload: Bytes,
+    admitted: Admitted,
+) -> Dispatched
 where
     H: Handler<T, S>,
     S: Send + Sync + 'static,
 {
     let started = Instant::now();
     let Admitted { limits, place, .. } = admitted;
-    let Incoming { subject, headers, payload } = incoming;
-    let detected = Codec::of_request(headers.as_ref(), &payload);
-    // The caller's patience, when it said, bounds the endpoint's own deadline. A value that is not
-    // a whole number of milliseconds (negative, garbage) is ignored.
-    let budget = headers
-        .as_ref()
-        .and_then(|h| h.get(crate::headers::names::DEADLINE))
-        .and_then(|v| v.as_str().trim().parse::<u64>().ok())
-        .map(Duration::from_millis);
-    let timeout = budget.map_or(limits.timeout, |budget| budget.min(limits.timeout));
+    let detected = head.codec(&payload);
+    // The caller's patience, when it said, bounds the endpoint's own deadline.
+    let timeout = head.budget().map_or(limits.timeout, |budget| budget.min(limits.timeout));
     // From the request's arrival: decoding and validating count against it too.
     let deadline = started.checked_add(timeout);
-    let ctx = RequestContext::new(subject, headers).with_deadline(deadline, timeout);
+    let ctx = RequestContext::new(head).with_deadline(deadline, timeout);
     let span = tracing::info_span!(
         "request",
         service = %limits.service,
@@ -256,16 +214,11 @@ where
                 if let Some(limit) = limits.max_payload.filter(|limit| payload.len() > *limit) {
                     return Err(ServiceError::payload_too_large(payload.len(), limit));
                 }
-                let request: H::Request = codec.decode(&payload)?;
                 #[cfg(not(feature = "unvalidated-control"))]
-                {
-                    let validating = Instant::now();
-                    let validated = validator::Validate::validate(&request);
-                    validation = validating.elapsed();
-                    if let Err(errors) = validated {
-                        return Err(ServiceError::validation(crate::validation::violations(&errors)));
-                    }
-                }
+                let request: H::Request = decode_valid(codec, &payload, Some(&mut validation))?;
+                // The control build measures what validating costs by not doing it.
+                #[cfg(feature = "unvalidated-control")]
+                let request: H::Request = codec.decode(&payload)?;
                 let call = handler.call(request, &ctx, &state);
                 let response = run_handler(call, &ctx, &limits, deadline, place).await?;
                 envelope::encode_success(codec, &response)
@@ -278,19 +231,33 @@ where
             (codec, result)
         }
     };
-    let outgoing = match result {
-        Ok(payload) => Outgoing::success(codec, payload),
-        Err(error) => Outgoing::failure(codec, ctx.correlation_id(), error),
+    let reply = match result {
+        Ok(payload) => Dispatched::success(codec, payload),
+        Err(error) => Dispatched::failure(codec, ctx.correlation_id(), error),
     };
     let elapsed = started.elapsed();
-    limits.stats.record(elapsed, validation, outgoing.error.as_ref());
+    limits.stats.record(elapsed, validation, reply.error.as_ref());
     span.record("duration_us", elapsed.as_micros() as u64);
-    span.record(
-        "outcome",
-        tracing::field::display(outgoing.error.as_ref().map_or("ok", |e| e.code.as_str())),
-    );
+    span.record("outcome", tracing::field::display(reply.error.as_ref().map_or("ok", |e| e.code.as_str())));
     span.in_scope(|| tracing::debug!("handled"));
-    outgoing
+    reply
+}
+
+/// Decodes and validates a body: the steps every request takes before its handler, and every event
+/// before its listener. Sets `timed`, when given, to the time validating took.
+pub(crate) fn decode_valid<T: serde::de::DeserializeOwned + validator::Validate>(
+    codec: Codec,
+    payload: &[u8],
+    timed: Option<&mut Duration>,
+) -> Result<T, ServiceError> {
+    let value: T = codec.decode(payload)?;
+    let validating = timed.is_some().then(Instant::now);
+    let validated = value.validate();
+    if let (Some(timed), Some(validating)) = (timed, validating) {
+        *timed = validating.elapsed();
+    }
+    validated.map_err(|errors| ServiceError::validation(crate::validation::violations(&errors)))?;
+    Ok(value)
 }
 
 /// Runs the handler until `deadline` (none: a deadline the clock cannot hold).

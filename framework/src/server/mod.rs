@@ -9,15 +9,22 @@
 //!    place when it can finish at once, on a task of its own when the handler waits;
 //! 5. the reply is published to the request's reply subject.
 //!
-//! Layout: `context` (handler arguments), `handler` (the `async fn` shapes), `endpoint` (the
-//! pipeline), `router`, `stats`, `discovery` (`$SRV.*`), `shutdown` (signals), `dispatcher` (the
-//! pipeline without NATS, for other transports and tests).
+//! Every transport reads a request's [`RequestHead`] (subject, codec, correlation id, deadline)
+//! from its own framing once, at its edge, and frames the [`Dispatched`] reply its own way; the
+//! steps between know no transport.
+//!
+//! Layout: `head` (what a request says besides its body), `context` (handler arguments), `handler`
+//! (the `async fn` shapes), `endpoint` (the pipeline), `reply`, `router`, `stats`, `discovery`
+//! (`$SRV.*`), `shutdown` (signals), `dispatcher` (the pipeline without NATS, for other transports
+//! and tests).
 
 mod context;
 mod discovery;
 mod dispatcher;
 mod endpoint;
 mod handler;
+mod head;
+mod reply;
 mod router;
 mod shutdown;
 mod stats;
@@ -37,12 +44,14 @@ use tokio_util::task::TaskTracker;
 
 pub use context::{FromContext, RequestContext, State};
 pub use discovery::{EndpointData, EndpointStats, Latency, ServiceStats};
-pub use dispatcher::{Dispatched, Dispatcher, Finishing};
+pub use dispatcher::{Dispatcher, Finishing};
 pub use endpoint::EndpointOptions;
 pub use handler::Handler;
+pub use head::RequestHead;
+pub use reply::Dispatched;
 pub use shutdown::shutdown_signal;
 
-pub(crate) use endpoint::{Endpoint, Incoming, Outgoing, panic_text};
+pub(crate) use endpoint::{Endpoint, decode_valid, panic_text};
 pub(crate) use router::{Begun, Router, ServiceIdentity};
 use stats::EndpointCounters;
 
@@ -270,13 +279,13 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
     /// Checks the configuration and builds the routing table (no NATS involved).
     pub(crate) fn router(self) -> Result<Router, RpcError> {
         if !is_valid_name(&self.name) {
-            return Err(RpcError::Config(format!(
+            return Err(RpcError::config(format!(
                 "service name {:?} must be non-empty and use only A-Z, a-z, 0-9, _ and -",
                 self.name
             )));
         }
         if !is_semver(&self.version) {
-            return Err(RpcError::Config(format!(
+            return Err(RpcError::config(format!(
                 "service version {:?} is not semantic (1.2.3)",
                 self.version
             )));
@@ -293,18 +302,18 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         for (subject, make) in self.endpoints {
             let (service, name) = subject.split_once('.').unwrap_or_default();
             if service != self.name {
-                return Err(RpcError::Config(format!(
+                return Err(RpcError::config(format!(
                     "endpoint `{name}` belongs to service `{service}`, not `{}`",
                     self.name
                 )));
             }
             if !is_valid_name(name) {
-                return Err(RpcError::Config(format!(
+                return Err(RpcError::config(format!(
                     "endpoint name {name:?} must use only A-Z, a-z, 0-9, _ and -"
                 )));
             }
             if endpoints.iter().any(|e| e.subject == subject) {
-                return Err(RpcError::Config(format!("endpoint `{name}` is registered twice")));
+                return Err(RpcError::config(format!("endpoint `{name}` is registered twice")));
             }
             endpoints.push(make(&defaults));
         }
@@ -574,7 +583,7 @@ impl Service {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return Err(RpcError::transport(error)),
             Err(_) => {
-                return Err(RpcError::Transport(format!(
+                return Err(RpcError::transport(format!(
                     "the last replies were not flushed within {FLUSH_TIMEOUT:?}: is the NATS server reachable?"
                 )));
             }
@@ -732,8 +741,8 @@ async fn serve(
         let Message { subject, reply: Some(reply), headers, payload, .. } = message else {
             continue; // a publish without a reply subject: nobody to answer
         };
-        let incoming = Incoming { subject, headers, payload };
-        let answer = answer(&router, &client, &tracker, reply.clone(), incoming, max_reply);
+        let head = RequestHead::from_nats(subject, headers);
+        let answer = answer(&router, &client, &tracker, reply.clone(), head, payload, max_reply);
         // The pipeline catches its own panics; this catches any elsewhere on the request's way
         // (routing, publishing), so that no request can end the loop.
         if AssertUnwindSafe(answer).catch_unwind().await.is_err() {
@@ -748,23 +757,24 @@ async fn answer(
     client: &Client,
     tracker: &TaskTracker,
     reply: Subject,
-    incoming: Incoming,
+    head: RequestHead,
+    payload: bytes::Bytes,
     max_reply: usize,
 ) {
-    let large = incoming.payload.len() > INLINE_MAX_PAYLOAD;
-    let mut pipeline = match router.begin(incoming) {
+    let large = payload.len() > INLINE_MAX_PAYLOAD;
+    let mut pipeline = match router.begin(head, payload) {
         Begun::Running(pipeline) => pipeline,
         Begun::Refused(refused) => return publish(client, reply, refused, max_reply).await,
     };
     let polled = if large { Poll::Pending } else { futures::poll!(pipeline.as_mut()) };
     match polled {
-        Poll::Ready(outgoing) => publish(client, reply, outgoing, max_reply).await,
+        Poll::Ready(dispatched) => publish(client, reply, dispatched, max_reply).await,
         Poll::Pending => {
             let client = client.clone();
             tracker.spawn(async move {
                 let answered = async {
-                    let outgoing = pipeline.await;
-                    publish(&client, reply.clone(), outgoing, max_reply).await;
+                    let dispatched = pipeline.await;
+                    publish(&client, reply.clone(), dispatched, max_reply).await;
                 };
                 if AssertUnwindSafe(answered).catch_unwind().await.is_err() {
                     publish_panicked(&client, reply).await;
@@ -780,34 +790,31 @@ async fn publish_panicked(client: &Client, reply: Subject) {
     let correlation_id = nuid::next().to_string();
     tracing::error!(%correlation_id, "a request panicked outside its pipeline");
     let error = ServiceError::internal(format!("internal error (correlation id {correlation_id})"));
-    let outgoing = Outgoing::failure(crate::codec::Codec::Json, &correlation_id, error);
-    if let Some(headers) = outgoing.headers
-        && let Err(error) = client.publish_with_headers(reply, headers, outgoing.payload).await
-    {
-        tracing::warn!(%error, "could not publish a reply");
-    }
+    let failed = Dispatched::failure(crate::codec::Codec::Json, &correlation_id, error);
+    send(client, reply, failed.nats_headers(), failed.body).await;
 }
 
-async fn publish(client: &Client, reply: Subject, outgoing: Outgoing, max_reply: usize) {
-    let size = outgoing.payload.len() + outgoing.headers.as_ref().map_or(0, headers::wire_len);
-    let outgoing = if size > max_reply {
-        // Never truncate: tell the caller what happened instead, with an id that finds this log line.
-        let correlation_id = outgoing
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(headers::names::CORRELATION_ID))
-            .map_or_else(|| nuid::next().to_string(), |v| v.as_str().to_string());
-        tracing::error!(%correlation_id, size, max_reply, "reply too large for the NATS server");
-        let error = ServiceError::internal(format!(
-            "reply of {size} bytes exceeds the NATS server's max_payload of {max_reply} bytes"
-        ));
-        Outgoing::failure(outgoing.codec, &correlation_id, error)
-    } else {
-        outgoing
-    };
-    let published = match outgoing.headers {
-        Some(headers) => client.publish_with_headers(reply, headers, outgoing.payload).await,
-        None => client.publish(reply, outgoing.payload).await,
+/// Publishes a reply, framed as NATS frames it ([`Dispatched::nats_headers`]), and never truncated:
+/// a reply the server would refuse becomes a 500 that says so, with an id that finds the log line.
+async fn publish(client: &Client, reply: Subject, dispatched: Dispatched, max_reply: usize) {
+    let headers = dispatched.nats_headers();
+    let size = dispatched.body.len() + headers.as_ref().map_or(0, headers::wire_len);
+    if size <= max_reply {
+        return send(client, reply, headers, dispatched.body).await;
+    }
+    let correlation_id = dispatched.correlation_id.unwrap_or_else(|| nuid::next().to_string());
+    tracing::error!(%correlation_id, size, max_reply, "reply too large for the NATS server");
+    let error = ServiceError::internal(format!(
+        "reply of {size} bytes exceeds the NATS server's max_payload of {max_reply} bytes"
+    ));
+    let failed = Dispatched::failure(dispatched.codec, &correlation_id, error);
+    send(client, reply, failed.nats_headers(), failed.body).await;
+}
+
+async fn send(client: &Client, reply: Subject, headers: Option<async_nats::HeaderMap>, body: bytes::Bytes) {
+    let published = match headers {
+        Some(headers) => client.publish_with_headers(reply, headers, body).await,
+        None => client.publish(reply, body).await,
     };
     if let Err(error) = published {
         tracing::warn!(%error, "could not publish a reply");

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio_util::task::TaskTracker;
 
-use super::context::RequestContext;
-use super::endpoint::{Endpoint, Incoming, Outgoing};
-use crate::codec::Codec;
+use super::endpoint::Endpoint;
+use super::head::RequestHead;
+use super::reply::Dispatched;
 use crate::error::ServiceError;
 
 /// Who this service instance is, as the Services API reports it.
@@ -26,9 +27,9 @@ pub(crate) struct ServiceIdentity {
 /// How a request starts.
 pub(crate) enum Begun {
     /// Admitted: its pipeline, not yet polled.
-    Running(BoxFuture<'static, Outgoing>),
+    Running(BoxFuture<'static, Dispatched>),
     /// Refused before any endpoint saw it (404, 503): the reply.
-    Refused(Outgoing),
+    Refused(Dispatched),
 }
 
 /// A service's endpoints, in registration order (which `INFO` and `STATS` list them in).
@@ -54,21 +55,14 @@ impl Router {
     }
 
     /// Routes and admits a request. Every transport starts a request here.
-    pub(crate) fn begin(&self, incoming: Incoming) -> Begun {
-        match self.route(&incoming.subject).and_then(Endpoint::admit) {
-            Ok(admitted) => Begun::Running(admitted.process(incoming)),
-            Err(error) => Begun::Refused(refusal(&incoming, error)),
+    pub(crate) fn begin(&self, head: RequestHead, payload: Bytes) -> Begun {
+        match self.route(head.subject()).and_then(Endpoint::admit) {
+            Ok(admitted) => Begun::Running(admitted.process(head, payload)),
+            Err(error) => Begun::Refused(Dispatched::refused(head, &payload, error)),
         }
     }
 
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         self.endpoints.iter()
     }
-}
-
-/// A reply for a request refused before any endpoint saw it, in the request's codec.
-fn refusal(incoming: &Incoming, error: ServiceError) -> Outgoing {
-    let codec = Codec::of_request(incoming.headers.as_ref(), &incoming.payload).unwrap_or_default();
-    let ctx = RequestContext::new(incoming.subject.clone(), incoming.headers.clone());
-    Outgoing::failure(codec, ctx.correlation_id(), error)
 }

@@ -78,8 +78,18 @@ impl Harness {
         content_type: Option<&str>,
         body: impl Into<Bytes>,
     ) -> RawReply {
-        let reply = self.dispatcher.dispatch(subject, content_type, None, body.into()).await;
-        RawReply { headers: reply.headers, payload: reply.body, error: reply.error }
+        let head = crate::RequestHead::new(subject);
+        let head = match content_type {
+            Some(value) => head.with_content_type(value),
+            None => head,
+        };
+        let reply = self.dispatcher.dispatch(head, body.into()).await;
+        // The headers NATS would carry, framed by the same code as on the wire.
+        RawReply {
+            headers: reply.nats_headers().unwrap_or_default(),
+            payload: reply.body,
+            error: reply.error,
+        }
     }
 
     /// Sends each sample to its endpoint (after `prepare`, such as refreshing

@@ -9,6 +9,7 @@ mod harness;
 mod invalid;
 mod nats_server;
 mod pki;
+mod ports;
 mod service_process;
 
 pub use golden::{golden_file, golden_json, golden_samples, golden_schemas};
@@ -16,4 +17,5 @@ pub use harness::{Harness, RawReply};
 pub use invalid::{Invalid, Sample};
 pub use nats_server::{NatsServer, wait_for_port};
 pub use pki::TestCa;
+pub use ports::free_port;
 pub use service_process::{ServiceProcess, endpoint_names};

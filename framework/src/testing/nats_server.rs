@@ -1,6 +1,6 @@
 //! A private `nats-server` for tests that stop, restart or cut off the broker.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,11 +26,11 @@ impl NatsServer {
     /// Starts a server whose configuration file holds `config` (an `authorization` block, `tls`,
     /// accounts: nats-server's syntax); the port, the address and JetStream's store stay the test's.
     pub fn start_with_config(config: &str) -> std::io::Result<Self> {
-        // The OS picks a free port, released a moment before nats-server binds it; another process
-        // may take it in between, so a failed start tries another port.
+        // A free port, released a moment before nats-server binds it; another process may take
+        // it in between, so a failed start tries another port.
         let mut last_error = None;
         for _ in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port = super::free_port()?;
             let store = std::env::temp_dir().join(format!("natsrpc-test-nats-{port}-{}", nuid::next()));
             let config = match config {
                 "" => None,

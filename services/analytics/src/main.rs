@@ -15,18 +15,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
     natsrpc::init_tracing();
-    let minutes: u64 = env_or("ANALYTICS_RETENTION_MINUTES", 60)?;
-    let max_events: usize = env_or("ANALYTICS_MAX_EVENTS", analytics::domain::DEFAULT_MAX_EVENTS)?;
+    let minutes: u64 = natsrpc::settings::env_or("ANALYTICS_RETENTION_MINUTES", 60, "a whole number")?;
+    let max_events: usize = natsrpc::settings::env_or(
+        "ANALYTICS_MAX_EVENTS",
+        analytics::domain::DEFAULT_MAX_EVENTS,
+        "a whole number",
+    )?;
     let settings = FaultSettings::from_env()?;
     let store = MemoryStore::new(minutes.saturating_mul(60_000), settings.seed).with_max_events(max_events);
     tracing::info!(retention_minutes = minutes, "analytics starting");
     analytics::service(Arc::new(Analytics::new(store, Arc::new(Faults::new(settings))))).run().await?;
     Ok(())
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
-    match std::env::var(name) {
-        Ok(value) => value.parse().map_err(|_| format!("{name}={value:?} is not a whole number")),
-        Err(_) => Ok(default),
-    }
 }

@@ -21,8 +21,8 @@ async fn main() -> Result<(), natsrpc::MainError> {
     natsrpc::init_tracing();
     // Caught from here on: a SIGTERM while starting is a graceful stop too.
     let stop = natsrpc::shutdown_signal();
-    let skus: u32 = env_or("ECOMMERCE_SKUS", 1000)?;
-    let units: u64 = env_or("ECOMMERCE_STOCK", 1_000_000)?;
+    let skus: u32 = natsrpc::settings::env_or("ECOMMERCE_SKUS", 1000, "a whole number")?;
+    let units: u64 = natsrpc::settings::env_or("ECOMMERCE_STOCK", 1_000_000, "a whole number")?;
     let faults = Arc::new(Faults::new(FaultSettings::from_env()?));
     tracing::info!(skus, units, "ecommerce starting");
     // NATS_URL, and NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY.
@@ -34,11 +34,4 @@ async fn main() -> Result<(), natsrpc::MainError> {
     let service = ecommerce::service(shop).start(&nats).await?;
     service.run_until(stop, Duration::from_secs(10)).await?;
     Ok(())
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
-    match std::env::var(name) {
-        Ok(value) => value.parse().map_err(|_| format!("{name}={value:?} is not a whole number")),
-        Err(_) => Ok(default),
-    }
 }

@@ -90,9 +90,9 @@ struct Orders {
 impl Orders {
     fn load() -> Result<Self, BenchError> {
         let path = std::env::var("ORDER_SAMPLE").unwrap_or_else(|_| ORDER_SAMPLE.to_string());
-        let sample = std::fs::read(&path).map_err(|e| BenchError::Usage(format!("{path}: {e}")))?;
+        let sample = std::fs::read(&path).map_err(BenchError::io(&path))?;
         let typed: ecommerce::contracts::CreateOrder =
-            serde_json::from_slice(&sample).map_err(|e| BenchError::Usage(format!("{path}: {e}")))?;
+            serde_json::from_slice(&sample).map_err(BenchError::json(&path))?;
         let quoted = format!("\"{}\"", typed.order_id);
         let at = find(&sample, quoted.as_bytes()).ok_or_else(|| {
             BenchError::Usage(format!("{path}: the order id is not in the body as written"))
@@ -277,7 +277,7 @@ async fn measure(
         }
         Target::FrameworkClient => {
             let request: Checkout =
-                serde_json::from_str(PAYLOAD).map_err(|e| BenchError::Usage(e.to_string()))?;
+                serde_json::from_str(PAYLOAD).map_err(BenchError::json("the echo payload"))?;
             let client = client.clone();
             closed_loop::run(options.concurrency, options.warmup, options.duration, move || {
                 let (client, request) = (client.clone(), request.clone());

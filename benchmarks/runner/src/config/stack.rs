@@ -143,7 +143,7 @@ impl StackSpec {
             "NATS_URL" => Some(self.url.clone()),
             other => self.nats.get(other).cloned(),
         })
-        .map_err(|e| BenchError::Config(e.to_string()))
+        .map_err(BenchError::NatsSettings)
     }
 
     /// For an `https://` stack, how the runner's clients trust its certificate (`ca`, else the
@@ -153,7 +153,7 @@ impl StackSpec {
             return Ok(None);
         }
         let ca = self.ca.as_deref().map(std::path::Path::new);
-        http_api::tls::client_config(ca, "ca").map(Some).map_err(|e| BenchError::Config(e.to_string()))
+        Ok(Some(http_api::tls::client_config(ca, "ca")?))
     }
 
     /// A connection to its NATS server as the runner's own (no request timeout of its own).
@@ -167,7 +167,7 @@ impl StackSpec {
         request_timeout: Option<std::time::Duration>,
     ) -> Result<async_nats::Client, BenchError> {
         let config = self.nats_config()?;
-        let options = config.options().await.map_err(|e| BenchError::Config(e.to_string()))?;
+        let options = config.options().await.map_err(BenchError::NatsSettings)?;
         let options = options.request_timeout(request_timeout);
         natsrpc::connect_with(&self.url, options).await.map_err(BenchError::nats)
     }

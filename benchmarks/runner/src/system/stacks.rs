@@ -444,15 +444,15 @@ async fn ready(spec: &StackSpec) -> Result<(), NotReady> {
             if let Some(path) = &spec.echo_subject {
                 let url = format!("{}{path}", natsrpc::redact_url(&spec.url));
                 return match http.post(path, "ping".into()).await {
-                    Ok((200, body)) if body.as_ref() == b"ping" => Ok(()),
-                    Ok((status, _)) => Err(NotReady::from(format!("{url}: {status}, not an echo"))),
+                    Ok(reply) if reply.status == 200 && reply.payload.as_ref() == b"ping" => Ok(()),
+                    Ok(reply) => Err(NotReady::from(format!("{url}: {}, not an echo", reply.status))),
                     Err(error) => Err(NotReady::from(format!("{url}: {}", error.kind()))),
                 };
             }
             for service in stack::SERVICES {
                 let path = format!("/{service}/__ready");
-                let (status, body) =
-                    http.post(&path, "{}".into()).await.map_err(|e| format!("{path}: {e:?}"))?;
+                let reply = http.post(&path, "{}".into()).await.map_err(|e| format!("{path}: {e:?}"))?;
+                let (status, body) = (reply.status, reply.payload);
                 let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 if status != 404 || body["error"]["kind"] != "unknown_endpoint" {
                     return Err(NotReady::from(format!("{path}: {status} {body}")));

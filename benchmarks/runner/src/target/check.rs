@@ -4,7 +4,8 @@
 
 use bench_results::ErrorKind;
 use faults::FaultSettings;
-use serde::Deserialize;
+use natsrpc::{RpcError, ServiceError};
+use serde::de::IgnoredAny;
 
 use crate::target::client::SendError;
 use crate::workload::Expect;
@@ -43,26 +44,6 @@ impl ExpectedFaults {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    ok: bool,
-    #[serde(default)]
-    error: Option<ErrorBody>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    kind: String,
-    code: String,
-    #[serde(default)]
-    violations: Vec<Violation>,
-}
-
-#[derive(Deserialize)]
-struct Violation {
-    path: String,
-}
-
 /// Judges one answer.
 pub fn check(
     expect: &Expect,
@@ -80,11 +61,9 @@ pub fn check(
             Expect::Invalid { .. } => Verdict::Unexpected(ErrorKind::Validation("accepted_invalid".into())),
         };
     }
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
-        return Verdict::Unexpected(ErrorKind::Envelope(format!("unreadable_{status}")));
-    };
-    let error = match (envelope.ok, envelope.error) {
-        (true, _) => {
+    // Anything else is read by the framework's own envelope reader, as a typed client reads it.
+    let error = match natsrpc::envelope::decode_reply::<IgnoredAny>(natsrpc::Codec::Json, body) {
+        Ok(_) => {
             return match expect {
                 Expect::Valid => Verdict::Ok,
                 Expect::Invalid { .. } => {
@@ -92,11 +71,15 @@ pub fn check(
                 }
             };
         }
-        (false, Some(error)) => error,
-        (false, None) => return Verdict::Unexpected(ErrorKind::Envelope(format!("no_error_{status}"))),
+        Err(RpcError::Remote(error)) => error,
+        Err(RpcError::Validation { violations, .. }) => ServiceError::validation(violations),
+        Err(RpcError::Decode(missing)) if missing.path.as_deref() == Some("error") => {
+            return Verdict::Unexpected(ErrorKind::Envelope(format!("no_error_{status}")));
+        }
+        Err(_) => return Verdict::Unexpected(ErrorKind::Envelope(format!("unreadable_{status}"))),
     };
     match expect {
-        Expect::Invalid { path, code } if error.kind == "validation" => {
+        Expect::Invalid { path, code } if error.kind == natsrpc::ErrorKind::Validation => {
             if error.violations.iter().any(|v| &v.path == path) {
                 Verdict::Expected(ErrorKind::Validation(code.clone()))
             } else {
@@ -106,7 +89,7 @@ pub fn check(
         Expect::Valid if faults.codes.contains(&error.code.as_str()) => {
             Verdict::Expected(ErrorKind::Fault(error.code))
         }
-        _ => Verdict::Unexpected(ErrorKind::answered(&error.kind, &error.code)),
+        _ => Verdict::Unexpected(ErrorKind::answered(error.kind.as_str(), &error.code)),
     }
 }
 
@@ -177,6 +160,16 @@ mod tests {
         assert_eq!(
             check(&Expect::Valid, &answer(502, "Bad Gateway"), &none),
             Verdict::Unexpected("envelope:unreadable_502".into())
+        );
+        assert_eq!(
+            check(&Expect::Valid, &answer(500, r#"{"ok":false}"#), &none),
+            Verdict::Unexpected("envelope:no_error_500".into())
+        );
+        let unknown_kind =
+            r#"{"ok":false,"error":{"status":500,"kind":"cosmic_ray","code":"x","message":"m"}}"#;
+        assert_eq!(
+            check(&Expect::Valid, &answer(500, unknown_kind), &none),
+            Verdict::Unexpected("envelope:unreadable_500".into())
         );
         assert_eq!(check_echo(b"abc", &answer(200, "abc")), Verdict::Ok);
         assert_eq!(

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use bench_results::{ErrorKind, NoAnswer};
 use bytes::{Bytes, BytesMut};
+use natsrpc::RpcError;
+use natsrpc::client::{EncodedCall, EncodedReply, PendingReply, Transport};
 
-use crate::config::{StackSpec, Transport};
+use crate::config::{self, StackSpec};
 
 /// How a request failed to get any answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,25 +32,104 @@ impl SendError {
     }
 }
 
-/// A stack's client: NATS request/reply, or HTTP/1.1 over keep-alive connections of its own.
+/// A stack's client: a framework [`Transport`] that reaches it, which the runner's typed
+/// questions go through too.
+///
+/// The load sends raw bytes and reads back the status and body ([`StackClient::send`]); the
+/// runner's own questions go through [`natsrpc::Client`] over the same transport
+/// ([`StackClient::ask`]), with the framework's one envelope reader. Both send what a plain
+/// client of each transport sends, and no more: the body and its `Content-Type`, no
+/// `X-Deadline-Ms` (with it, the NATS services would give up at the runner's timeout under
+/// overload, and the HTTP ones, which wrk-like clients do not tell, would not), no correlation id.
+/// A stack on NATS is reached by [`NatsLoad`]; a stack on HTTP by [`HttpConnections`], the
+/// runner's HTTP/1.1 client (cheaper than hyper's by a quarter, see its doc); an HTTP echo
+/// control by [`EchoPath`].
+#[derive(Clone)]
+pub struct StackClient {
+    transport: Arc<dyn Transport>,
+    /// The typed client over `transport`.
+    typed: natsrpc::Client,
+    /// Where the services' stats are read (`$SRV.STATS` or `GET /stats`).
+    stats: StatsSource,
+    echo: bool,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for StackClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackClient")
+            .field("echo", &self.echo)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a stack's services tell their stats.
 #[derive(Debug, Clone)]
-pub enum StackClient {
-    /// `{service}.{endpoint}` over NATS.
-    Nats {
-        /// The connection.
-        nats: async_nats::Client,
-        /// For an echo control: the subject every request goes to.
-        echo_subject: Option<String>,
-        /// The request timeout.
-        timeout: Duration,
-    },
-    /// `POST {base}/{service}/{endpoint}`.
-    Http {
-        /// The load's connections, and the runner's own questions' (`GET /stats`).
-        connections: Arc<HttpConnections>,
-        /// For an echo control: the path every request goes to.
-        echo_path: Option<String>,
-    },
+pub enum StatsSource {
+    /// `$SRV.STATS.{service}` on this NATS connection.
+    Nats(async_nats::Client),
+    /// `GET /stats` on these connections.
+    Http(Arc<HttpConnections>),
+}
+
+/// NATS request/reply as the load sends it: each call to its endpoint's subject with the body's
+/// `Content-Type` only; to an echo control, the bare body to the echo's one subject, as a raw
+/// client would send it (the control measures the transport, not a framework). The request
+/// timeout is the connection's (`StackSpec::connect_nats_with`).
+pub struct NatsLoad {
+    /// The connection.
+    pub nats: async_nats::Client,
+    /// For an echo control: the subject every request goes to.
+    pub echo: Option<async_nats::Subject>,
+    /// The connection's request timeout.
+    pub timeout: Duration,
+}
+
+impl Transport for NatsLoad {
+    fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
+        Box::pin(async move {
+            let reply = match &self.echo {
+                Some(echo) => self.nats.request(echo.clone(), request.payload.clone()).await,
+                None => {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(natsrpc::headers::CONTENT_TYPE, request.content_type);
+                    self.nats.request_with_headers(request.subject, headers, request.payload.clone()).await
+                }
+            };
+            let subject = || self.echo.as_deref().unwrap_or(request.subject).to_string();
+            let reply = reply.map_err(|error| match error.kind() {
+                async_nats::client::RequestErrorKind::TimedOut => {
+                    RpcError::Timeout { subject: subject(), after: self.timeout }
+                }
+                async_nats::client::RequestErrorKind::NoResponders => {
+                    RpcError::NoResponders { subject: subject() }
+                }
+                _ => RpcError::transport(error),
+            })?;
+            let status = natsrpc::headers::reply_status(reply.headers.as_ref());
+            Ok(EncodedReply { status, content_type: None, payload: reply.payload })
+        })
+    }
+}
+
+/// An HTTP echo control's transport: every request, whatever its endpoint, goes to the echo's one
+/// path.
+pub struct EchoPath {
+    /// The connections.
+    pub connections: Arc<HttpConnections>,
+    /// The echo's path.
+    pub path: String,
+}
+
+impl Transport for EchoPath {
+    fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
+        Box::pin(async move {
+            let connections = &self.connections;
+            let sent = connections.post(&self.path, request.payload.clone()).await;
+            sent.map_err(|e| e.into_rpc(&self.path, connections.timeout))
+        })
+    }
 }
 
 /// Keep-alive HTTP/1.1 connections, each carrying one request at a time, as wrk's do: a request
@@ -125,16 +206,16 @@ impl HttpConnections {
     }
 
     /// `POST`s `body` to `path`; answers the status and body.
-    pub async fn post(&self, path: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
+    pub async fn post(&self, path: &str, body: Bytes) -> Result<EncodedReply, SendError> {
         self.send("POST", path, body).await
     }
 
     /// `GET`s `path`; answers the status and body.
-    pub async fn get(&self, path: &str) -> Result<(u16, Bytes), SendError> {
+    pub async fn get(&self, path: &str) -> Result<EncodedReply, SendError> {
         self.send("GET", path, Bytes::new()).await
     }
 
-    async fn send(&self, method: &str, path: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
+    async fn send(&self, method: &str, path: &str, body: Bytes) -> Result<EncodedReply, SendError> {
         let mut request = Vec::with_capacity(160 + path.len() + body.len());
         request.extend_from_slice(method.as_bytes());
         request.push(b' ');
@@ -167,7 +248,8 @@ impl HttpConnections {
         if keep_alive {
             self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(connection);
         }
-        Ok((status, body))
+        // The stacks answer in the request's codec, and the runner sends JSON.
+        Ok(EncodedReply { status, content_type: None, payload: body })
     }
 
     /// An idle connection (and `true`), or a new one.
@@ -195,6 +277,42 @@ impl HttpConnections {
             )),
         };
         Ok(Connection { stream, read: BytesMut::with_capacity(16 * 1024) })
+    }
+}
+
+/// `POST /{service}/{endpoint}` for each call. The body goes as sent, with `Content-Type:
+/// application/json` (the runner's requests are JSON) and none of natsrpc's other headers, as
+/// wrk sends it.
+impl Transport for HttpConnections {
+    fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
+        Box::pin(async move {
+            let subject = request.subject;
+            let path = match self.paths.get(subject) {
+                Some(path) => std::borrow::Cow::Borrowed(path.as_str()),
+                None => std::borrow::Cow::Owned(format!("/{}", subject.replacen('.', "/", 1))),
+            };
+            self.post(&path, request.payload.clone()).await.map_err(|e| e.into_rpc(subject, self.timeout))
+        })
+    }
+}
+
+impl SendError {
+    /// The framework's error for it, on `subject` (`after`: the timeout that ran out).
+    fn into_rpc(self, subject: &str, after: Duration) -> RpcError {
+        match self {
+            SendError::Timeout => RpcError::Timeout { subject: subject.to_string(), after },
+            SendError::NoResponders => RpcError::NoResponders { subject: subject.to_string() },
+            SendError::Transport(why) => RpcError::transport(why),
+        }
+    }
+
+    /// The runner's error for the framework's.
+    fn from_rpc(error: RpcError) -> Self {
+        match error {
+            RpcError::Timeout { .. } => SendError::Timeout,
+            RpcError::NoResponders { .. } => SendError::NoResponders,
+            other => SendError::Transport(other.to_string()),
+        }
     }
 }
 
@@ -389,78 +507,55 @@ fn framing(response: &httparse::Response<'_, '_>) -> (Framing, bool) {
 impl StackClient {
     /// Connects to `spec`'s stack, giving up on a request after `timeout`.
     pub async fn connect(spec: &StackSpec, timeout: Duration) -> Result<Self, crate::BenchError> {
-        Ok(match spec.transport {
-            Transport::Nats => {
+        let (transport, stats): (Arc<dyn Transport>, StatsSource) = match spec.transport {
+            config::Transport::Nats => {
                 let nats = spec.connect_nats_with(Some(timeout)).await?;
-                StackClient::Nats { nats, echo_subject: spec.echo_subject.clone(), timeout }
+                let echo = spec.echo_subject.as_deref().map(async_nats::Subject::from);
+                let transport: Arc<dyn Transport> = Arc::new(NatsLoad { nats: nats.clone(), echo, timeout });
+                (transport, StatsSource::Nats(nats))
             }
-            Transport::Http => {
+            config::Transport::Http => {
                 let connections = Arc::new(HttpConnections::to(spec, timeout)?);
-                StackClient::Http { connections, echo_path: spec.echo_subject.clone() }
+                let transport: Arc<dyn Transport> = match &spec.echo_subject {
+                    Some(path) => {
+                        Arc::new(EchoPath { connections: Arc::clone(&connections), path: path.clone() })
+                    }
+                    None => Arc::clone(&connections) as Arc<dyn Transport>,
+                };
+                (transport, StatsSource::Http(connections))
             }
-        })
+        };
+        let typed = natsrpc::Client::over(Arc::clone(&transport)).with_timeout(timeout);
+        Ok(Self { transport, typed, stats, echo: spec.echo_subject.is_some(), timeout })
     }
 
     /// Whether it talks to an echo control (which answers with the request's body, no envelope).
     pub fn is_echo(&self) -> bool {
-        matches!(
-            self,
-            StackClient::Nats { echo_subject: Some(_), .. } | StackClient::Http { echo_path: Some(_), .. }
-        )
+        self.echo
+    }
+
+    /// Where the stack's services tell their stats.
+    pub fn stats_source(&self) -> &StatsSource {
+        &self.stats
     }
 
     /// Sends a JSON `body` to `subject` (`service.endpoint`); answers the status and body.
-    pub async fn send(&self, subject: &str, body: Bytes) -> Result<(u16, Bytes), SendError> {
-        match self {
-            StackClient::Nats { nats, echo_subject, timeout } => {
-                let reply = match echo_subject {
-                    Some(echo) => nats.request(echo.clone(), body).await,
-                    None => {
-                        let mut headers = async_nats::HeaderMap::new();
-                        headers.insert(natsrpc::headers::CONTENT_TYPE, "application/json");
-                        nats.request_with_headers(subject.to_string(), headers, body).await
-                    }
-                };
-                let reply = reply.map_err(|error| match error.kind() {
-                    async_nats::client::RequestErrorKind::TimedOut => SendError::Timeout,
-                    async_nats::client::RequestErrorKind::NoResponders => SendError::NoResponders,
-                    _ => SendError::Transport(format!("{error} (timeout {timeout:?})")),
-                })?;
-                let status = natsrpc::headers::reply_status(reply.headers.as_ref());
-                Ok((status, reply.payload))
-            }
-            StackClient::Http { connections, echo_path, .. } => {
-                match echo_path.as_ref().or_else(|| connections.paths.get(subject)) {
-                    Some(path) => connections.post(path, body).await,
-                    None => connections.post(&format!("/{}", subject.replacen('.', "/", 1)), body).await,
-                }
-            }
-        }
-    }
-}
-
-impl StackClient {
-    /// Sends `request` to its endpoint and reads the answer with the framework's envelope reader:
-    /// for the runner's own questions (a stock level, a customer's activity), where anything but
-    /// a success is a failure to report.
-    pub async fn ask<R: natsrpc::Request>(&self, request: &R) -> Result<R::Response, natsrpc::RpcError> {
-        use natsrpc::RpcError;
-        let body = serde_json::to_vec(request).map_err(|e| RpcError::Encode(e.to_string()))?;
-        let subject = R::SUBJECT.to_string();
-        let (_, reply) = self.send(R::SUBJECT, Bytes::from(body)).await.map_err(|error| match error {
-            SendError::Timeout => RpcError::Timeout { subject, after: self.timeout() },
-            SendError::NoResponders => RpcError::NoResponders { subject },
-            SendError::Transport(why) => RpcError::Transport(why),
-        })?;
-        natsrpc::envelope::decode_reply(natsrpc::Codec::Json, &reply)
+    pub async fn send(&self, subject: &'static str, body: Bytes) -> Result<(u16, Bytes), SendError> {
+        let call = EncodedCall {
+            subject,
+            content_type: natsrpc::Codec::Json.content_type(),
+            correlation_id: None,
+            timeout: self.timeout,
+            payload: body,
+        };
+        let reply = self.transport.request(&call).await.map_err(SendError::from_rpc)?;
+        Ok((reply.status, reply.payload))
     }
 
-    /// How long a request waits for its answer.
-    fn timeout(&self) -> Duration {
-        match self {
-            StackClient::Nats { timeout, .. } => *timeout,
-            StackClient::Http { connections, .. } => connections.timeout,
-        }
+    /// Sends `request` to its endpoint through the typed client: for the runner's own questions
+    /// (a stock level, a customer's activity), where anything but a success is a failure to report.
+    pub async fn ask<R: natsrpc::Request>(&self, request: &R) -> Result<R::Response, RpcError> {
+        self.typed.call(request).await
     }
 }
 
@@ -558,7 +653,7 @@ mod tests {
     }
 
     async fn http_client(address: &str) -> StackClient {
-        let spec = StackSpec::new(Transport::Http, format!("http://{address}"));
+        let spec = StackSpec::new(config::Transport::Http, format!("http://{address}"));
         StackClient::connect(&spec, Duration::from_secs(5)).await.unwrap()
     }
 

@@ -436,7 +436,7 @@ fn hot_restock(index: usize, variant: usize, contention: &Contention) -> Result<
 }
 
 fn json(value: &impl Serialize) -> Result<Vec<u8>, BenchError> {
-    serde_json::to_vec(value).map_err(|e| BenchError::Config(format!("a payload: {e}")))
+    serde_json::to_vec(value).map_err(|source| BenchError::Serialize { what: "a payload", source })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use fileproc::FileError;
 use fileproc::contracts::{BeginUpload, JobReport, UploadCompleted, UploadPhase, UploadState};
-use fileproc::domain::{CHECK_LEASE, Checked, FileLimits, FileStore};
+use fileproc::domain::{CHECK_LEASE, CheckOutcome, Checked, FileLimits, FileStore};
 use redis::{AsyncCommands, Script};
 
 use super::{RedisPool, Reply};
@@ -308,17 +308,12 @@ impl FileStore for RedisFileStore {
         }
     }
 
-    async fn finish(
-        &self,
-        upload_id: &str,
-        outcome: Result<UploadCompleted, String>,
-        _now_ms: u64,
-    ) -> Result<(), FileError> {
+    async fn finish(&self, upload_id: &str, outcome: CheckOutcome, _now_ms: u64) -> Result<(), FileError> {
         let (phase, field, value) = match outcome {
-            Ok(completed) => {
+            CheckOutcome::Completed(completed) => {
                 (UploadPhase::Completed, "completed", serde_json::to_string(&completed).map_err(store_error)?)
             }
-            Err(reason) => (UploadPhase::Failed, "failure", reason),
+            CheckOutcome::Failed(reason) => (UploadPhase::Failed, "failure", reason),
         };
         let [open, sizes, bytes] = self.open_keys();
         let reply: Vec<Vec<u8>> = self

@@ -47,8 +47,11 @@ pub fn open(url: &str, ca: Option<&Path>) -> Result<redis::Client, StackError> {
     match ca {
         None => redis::Client::open(url).map_err(StackError::redis),
         Some(ca) => {
-            let root = std::fs::read(ca)
-                .map_err(|e| StackError::Settings(format!("REDIS_CA: cannot read {}: {e}", ca.display())))?;
+            let root = std::fs::read(ca).map_err(|source| StackError::Unreadable {
+                name: "REDIS_CA",
+                path: ca.to_path_buf(),
+                source,
+            })?;
             let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(root) };
             redis::Client::build_with_tls(url, certificates).map_err(StackError::redis)
         }
@@ -122,6 +125,19 @@ impl RedisPool {
     }
 }
 
+/// A script's answer that is not what the script says it answers.
+#[derive(Debug, thiserror::Error)]
+enum BadReply {
+    #[error("a script answered fewer values than it should")]
+    Short,
+    #[error("a script answered non-UTF-8 text: {0}")]
+    NotText(#[source] std::string::FromUtf8Error),
+    #[error("a script answered {0:?} for a number")]
+    NotNumber(String),
+    #[error("the store answered {0:?}")]
+    Unexpected(String),
+}
+
 /// The reply of a script: its elements as text, read in order.
 struct Reply {
     parts: std::vec::IntoIter<Vec<u8>>,
@@ -133,18 +149,18 @@ impl Reply {
     }
 
     /// The next element as bytes.
-    fn bytes(&mut self) -> Result<Vec<u8>, String> {
-        self.parts.next().ok_or_else(|| "a script answered fewer values than it should".to_string())
+    fn bytes(&mut self) -> Result<Vec<u8>, BadReply> {
+        self.parts.next().ok_or(BadReply::Short)
     }
 
     /// The next element as text.
-    fn text(&mut self) -> Result<String, String> {
-        String::from_utf8(self.bytes()?).map_err(|error| format!("a script answered non-UTF-8 text: {error}"))
+    fn text(&mut self) -> Result<String, BadReply> {
+        String::from_utf8(self.bytes()?).map_err(BadReply::NotText)
     }
 
     /// The next element as a number.
-    fn number(&mut self) -> Result<u64, String> {
+    fn number(&mut self) -> Result<u64, BadReply> {
         let text = self.text()?;
-        text.parse().map_err(|_| format!("a script answered {text:?} for a number"))
+        text.parse().map_err(|_| BadReply::NotNumber(natsrpc::escape::escape(&text, 64).into_owned()))
     }
 }

@@ -18,7 +18,7 @@ use ecommerce::contracts::{OrderReceipt, StockLevel, StockLine};
 use ecommerce::domain::{Claim, OrderSlot, ShopStore, catalog_sku, receipt_lines};
 use redis::{AsyncCommands, Script};
 
-use super::{RedisPool, Reply};
+use super::{BadReply, RedisPool, Reply};
 
 /// Checks and takes the lines in ARGV[from..] (sku, units pairs) from the stock hash KEYS[stock]:
 /// all or none. Shared by the scripts that take stock.
@@ -186,7 +186,7 @@ fn summed(lines: &[StockLine]) -> BTreeMap<&str, u64> {
 
 /// What a script that takes stock answered besides `ok`.
 fn not_taken(reply: &mut Reply, answer: &str) -> ShopError {
-    let read = |reply: &mut Reply| -> Result<ShopError, String> {
+    let read = |reply: &mut Reply| -> Result<ShopError, BadReply> {
         Ok(match answer {
             "unknown" => ShopError::UnknownSku(reply.text()?),
             "short" => ShopError::OutOfStock {
@@ -194,7 +194,7 @@ fn not_taken(reply: &mut Reply, answer: &str) -> ShopError {
                 requested: reply.number()?,
                 available: reply.number()?,
             },
-            other => return Err(format!("the store answered {other:?}")),
+            other => return Err(BadReply::Unexpected(natsrpc::escape::escape(other, 64).into_owned())),
         })
     };
     read(reply).unwrap_or_else(store_error)

@@ -65,7 +65,7 @@ impl EventSink for RedisStreamEvents {
                 .query_async::<String>(&mut self.pool.connection())
                 .await
                 .map(|_| ())
-                .map_err(|error| error.to_string())
+                .map_err(Into::into)
         })
     }
 }
@@ -180,7 +180,7 @@ impl Stream {
                 Ok(event) => match AssertUnwindSafe((self.follower)(event)).catch_unwind().await {
                     Ok(Ok(())) => true,
                     Ok(Err(error)) => {
-                        let error = natsrpc::escape::header_value(&error).into_owned();
+                        let error = natsrpc::escape::header_value(&error.to_string()).into_owned();
                         tracing::warn!(%error, id = %entry.id, "analytics failed an order event; it will come again");
                         false
                     }

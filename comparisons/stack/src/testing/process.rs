@@ -1,14 +1,10 @@
 //! A stack's HTTP binary run as its own process, as the benchmark scripts run it.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use natsrpc::testing::ServiceProcess;
 
-/// A port that was free a moment ago (the OS picked it).
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+pub use natsrpc::testing::free_port;
 
 /// Starts an HTTP stack binary on a free port (`HTTP_ADDR`) and waits (up to 20 s) for its
 /// `GET /health`; answers the process and its base URL. Another port is tried when the one picked

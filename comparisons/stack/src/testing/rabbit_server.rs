@@ -1,6 +1,6 @@
 //! A private RabbitMQ for tests of users, virtual hosts and TLS: never the shared broker.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,8 +36,11 @@ impl RabbitServer {
     /// Starts a node whose only user is `user` with `password`, owning `vhost`; its listener
     /// speaks TLS only (`amqps://`) when `tls` is given, plain AMQP otherwise.
     pub fn start(user: &str, password: &str, vhost: &str, tls: Option<&RabbitTls>) -> std::io::Result<Self> {
-        let port = free_port()?;
-        let dist_port = free_port()?;
+        let port = natsrpc::testing::free_port()?;
+        let mut dist_port = natsrpc::testing::free_port()?;
+        while dist_port == port {
+            dist_port = natsrpc::testing::free_port()?;
+        }
         let dir = std::env::temp_dir().join(format!("natsrpc-test-rabbitmq-{port}-{}", nuid::next()));
         std::fs::create_dir_all(&dir)?;
         let mut config = vec![
@@ -138,10 +141,6 @@ impl Drop for RabbitServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// `$RABBITMQ_SERVER_BIN`, else the Debian package's script (the one on the `PATH` runs the

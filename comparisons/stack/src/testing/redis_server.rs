@@ -1,6 +1,5 @@
 //! A private `redis-server` for tests that stall, stop or restart the store: never the shared one.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 
 /// A `redis-server` of the test's own on a free loopback port, keeping nothing on disk, killed
@@ -26,7 +25,7 @@ impl RedisServer {
     pub fn start_with(extra: &[&str], tls: bool) -> std::io::Result<Self> {
         let mut last_error = None;
         for _ in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port = natsrpc::testing::free_port()?;
             let extra = extra.iter().map(|a| a.to_string()).collect();
             let mut server = Self { port, child: None, extra, tls };
             match server.spawn() {

@@ -16,8 +16,9 @@ pub enum ShopEvent {
     Cancelled(OrderCancelledEvent),
 }
 
-/// What publishing an event comes to: `Err` says why it did not go out.
-pub type Published<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+/// What publishing an event comes to: `Err` is why it did not go out (the broker's error, or the
+/// event's own).
+pub type Published<'a> = Pin<Box<dyn Future<Output = Result<(), natsrpc::error::BoxError>> + Send + 'a>>;
 
 /// Takes the shop's events to whoever follows them.
 pub trait EventSink: Send + Sync + 'static {

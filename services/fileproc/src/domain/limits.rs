@@ -56,16 +56,9 @@ impl Default for FileLimits {
 impl FileLimits {
     /// The defaults, with each limit its environment variable sets (see the fields); an unset
     /// variable keeps the default, one that is not a whole number is an error.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, natsrpc::settings::SettingError> {
         let defaults = Self::default();
-        let number = |name: &str, default: u64| -> Result<u64, String> {
-            match std::env::var(name) {
-                Ok(value) => {
-                    value.trim().parse().map_err(|_| format!("{name}={value:?} is not a whole number"))
-                }
-                Err(_) => Ok(default),
-            }
-        };
+        let number = |name: &str, default: u64| natsrpc::settings::env_or(name, default, "a whole number");
         let secs = |name: &str, default: Duration| number(name, default.as_secs()).map(Duration::from_secs);
         Ok(Self {
             max_file_bytes: number("FILE_MAX_BYTES", defaults.max_file_bytes)?.min(MAX_FILE_BYTES),

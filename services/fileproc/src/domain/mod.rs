@@ -21,7 +21,7 @@ use validator::Validate;
 
 pub use forward::Forwarding;
 pub use limits::{CHECK_LEASE, FileLimits};
-pub use store::{Checked, FileStore, MemoryStore};
+pub use store::{CheckOutcome, Checked, FileStore, MemoryStore};
 
 use crate::contracts::{
     BeginUpload, ChunkAccepted, CompleteUpload, JobPhase, JobReport, JobStatus, MAX_CHUNK_BYTES,
@@ -115,7 +115,10 @@ impl<S: FileStore> FileProcessor<S> {
                 Err(join) => std::panic::resume_unwind(join.into_panic()),
             }
         };
-        let recorded = outcome.as_ref().map(Clone::clone).map_err(ToString::to_string);
+        let recorded = match &outcome {
+            Ok(completed) => CheckOutcome::Completed(completed.clone()),
+            Err(error) => CheckOutcome::Failed(error.to_string()),
+        };
         // Recording is idempotent: asked again while the store fails, for as long as the check's
         // lease lasts (after which another request may check the upload again).
         let until = std::time::Instant::now() + CHECK_LEASE;

@@ -49,7 +49,7 @@ pub trait FileStore: Send + Sync + 'static {
     fn finish(
         &self,
         upload_id: &str,
-        outcome: Result<UploadCompleted, String>,
+        outcome: CheckOutcome,
         now_ms: u64,
     ) -> impl Future<Output = Result<(), FileError>> + Send;
 
@@ -62,6 +62,15 @@ pub trait FileStore: Send + Sync + 'static {
 
     /// A job's report.
     fn job(&self, job_id: &str) -> impl Future<Output = Result<Option<JobReport>, FileError>> + Send;
+}
+
+/// How the check of an upload ended, as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckOutcome {
+    /// It passed: its result.
+    Completed(UploadCompleted),
+    /// It failed: why, in words shown to whoever asks about the upload later.
+    Failed(String),
 }
 
 /// What [`FileStore::take_for_checking`] answers.
@@ -256,12 +265,7 @@ impl FileStore for MemoryStore {
         Ok(Checked::Take(upload.declared.clone(), Arc::clone(&upload.data)))
     }
 
-    async fn finish(
-        &self,
-        upload_id: &str,
-        outcome: Result<UploadCompleted, String>,
-        now_ms: u64,
-    ) -> Result<(), FileError> {
+    async fn finish(&self, upload_id: &str, outcome: CheckOutcome, now_ms: u64) -> Result<(), FileError> {
         let mut uploads = lock(&self.uploads);
         let uploads = &mut *uploads;
         let upload = uploads
@@ -273,11 +277,11 @@ impl FileStore for MemoryStore {
             uploads.open = uploads.open.saturating_sub(1);
         }
         match outcome {
-            Ok(completed) => {
+            CheckOutcome::Completed(completed) => {
                 upload.phase = UploadPhase::Completed;
                 upload.completed = Some(completed);
             }
-            Err(reason) => {
+            CheckOutcome::Failed(reason) => {
                 upload.phase = UploadPhase::Failed;
                 upload.failure = Some(reason);
             }
