@@ -12,7 +12,9 @@
 //! on arrival like a request. A listener that fails (or panics, or gets an
 //! invalid event) is logged and counted ([`Service::listener_stats`](crate::Service::listener_stats))
 //! and the service carries on; on JetStream a failed event is delivered again, up to
-//! [`MAX_DELIVER`] times, and an invalid one is dropped for good.
+//! [`MAX_DELIVER`] times, and then, like an invalid one at once, kept as a dead letter (see
+//! [`dead_letter_stream`]) rather than dropped. Event streams keep events for [`STREAM_MAX_AGE`]
+//! and at most [`STREAM_MAX_BYTES`], the oldest going first: a stream never fills the server.
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
@@ -55,6 +57,28 @@ use crate::server::{FromContext, RequestContext, RequestHead};
 
 /// Deliveries of one JetStream event to one service before it is given up.
 pub const MAX_DELIVER: i64 = 5;
+
+/// How long an event stream (and its dead letters' stream) keeps an event.
+pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The most an event stream (and its dead letters' stream) holds; the oldest events go first.
+pub const STREAM_MAX_BYTES: i64 = 1 << 30;
+
+/// The stream that keeps `stream`'s dead letters: each event a listening service could not handle,
+/// on `dead.{subject}`, its body as it arrived and its headers, plus why
+/// ([`DEAD_REASON`]), which durable consumer gave up ([`DEAD_CONSUMER`]) and after how many
+/// deliveries ([`DEAD_DELIVERED`]). Read them with any NATS client; replay one by publishing its
+/// body to the event's subject again.
+pub fn dead_letter_stream(stream: &str) -> String {
+    format!("{stream}_DEAD")
+}
+
+/// Header of a dead letter: why it could not be handled (escaped).
+pub const DEAD_REASON: &str = "Natsrpc-Dead-Reason";
+/// Header of a dead letter: the durable consumer (`{service}_{subject}`) that gave it up.
+pub const DEAD_CONSUMER: &str = "Natsrpc-Dead-Consumer";
+/// Header of a dead letter: how many times it was delivered.
+pub const DEAD_DELIVERED: &str = "Natsrpc-Dead-Delivered";
 
 /// How an event type travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,23 +191,77 @@ impl Publisher {
     }
 }
 
-/// Makes sure `stream` exists and takes `subject`.
+/// Makes sure `stream` exists, takes `subject` and has limits ([`STREAM_MAX_AGE`],
+/// [`STREAM_MAX_BYTES`]; a stream made before natsrpc set them is given them).
 async fn ensure_stream(js: &jetstream::Context, stream: &str, subject: &str) -> Result<(), RpcError> {
     let config = jetstream::stream::Config {
         name: stream.to_string(),
         subjects: vec![subject.to_string()],
         // Two minutes of retried publishes are recognised as the same event.
         duplicate_window: Duration::from_secs(120),
+        max_age: STREAM_MAX_AGE,
+        max_bytes: STREAM_MAX_BYTES,
         ..Default::default()
     };
     let mut existing = js.get_or_create_stream(config).await.map_err(RpcError::transport)?;
     let info = existing.info().await.map_err(RpcError::transport)?;
-    if !info.config.subjects.iter().any(|s| s == subject) {
-        let mut config = info.config.clone();
-        config.subjects.push(subject.to_string());
-        js.update_stream(config).await.map_err(RpcError::transport)?;
+    let mut wanted = info.config.clone();
+    if !wanted.subjects.iter().any(|s| s == subject) {
+        wanted.subjects.push(subject.to_string());
+    }
+    if wanted.max_age.is_zero() && wanted.max_bytes < 0 {
+        (wanted.max_age, wanted.max_bytes) = (STREAM_MAX_AGE, STREAM_MAX_BYTES);
+    }
+    if wanted.subjects != info.config.subjects || wanted.max_age != info.config.max_age {
+        js.update_stream(wanted).await.map_err(RpcError::transport)?;
     }
     Ok(())
+}
+
+/// Where one JetStream listener's dead letters go.
+struct DeadLetters {
+    js: jetstream::Context,
+    durable: String,
+}
+
+impl DeadLetters {
+    /// Keeps `message` as a dead letter, waiting for the stream's acknowledgement. Its id is the
+    /// consumer's and the stream sequence's, so that one kept twice (a redelivery racing the
+    /// first) is kept once, and two services giving up the same event keep one each.
+    async fn keep(&self, message: &jetstream::Message, why: &str, delivered: i64) -> Result<(), RpcError> {
+        // The event's own headers, but none of JetStream's (an expected stream or sequence would
+        // make the dead letter's publish fail, and its message id is the event's).
+        let mut dead = HeaderMap::new();
+        for (name, values) in message.headers.iter().flat_map(|headers| headers.iter()) {
+            let name: &str = name.as_ref();
+            if !name.to_ascii_lowercase().starts_with("nats-") {
+                for value in values {
+                    dead.append(name, value.as_str());
+                }
+            }
+        }
+        headers::insert(&mut dead, DEAD_REASON, why);
+        headers::insert(&mut dead, DEAD_CONSUMER, &self.durable);
+        dead.insert(DEAD_DELIVERED, delivered.to_string().as_str());
+        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or_default();
+        dead.insert("Nats-Msg-Id", format!("{}:{sequence}", self.durable).as_str());
+        let subject = format!("dead.{}", message.subject);
+        let ack = self
+            .js
+            .publish_with_headers(subject, dead, message.payload.clone())
+            .await
+            .map_err(RpcError::transport)?;
+        ack.await.map(|_| ()).map_err(RpcError::transport)
+    }
+
+    /// Keeps `message` as a dead letter and answers the acknowledgement that ends its deliveries.
+    async fn give_up(&self, message: &jetstream::Message, why: &str, delivered: i64) -> AckKind {
+        if let Err(error) = self.keep(message, why, delivered).await {
+            // Still in the event stream, until its limits take it.
+            tracing::error!(%error, durable = %self.durable, "could not keep a dead letter");
+        }
+        AckKind::Term
+    }
 }
 
 /// Implemented for every `async fn (State<S>?, RequestContext?, E) -> Result<(), impl
@@ -266,22 +344,24 @@ impl Counters {
         }
     }
 
-    fn fail(&self, counter: &AtomicU64, subject: &str, error: &str) {
+    /// Counts a failure and keeps it as the last; answers its text, escaped.
+    fn fail(&self, counter: &AtomicU64, subject: &str, error: &str) -> String {
         counter.fetch_add(1, Ordering::Relaxed);
         // An event's text may be anybody's who could publish on the subject.
-        let error = crate::escape::header_value(error);
+        let error = crate::escape::header_value(error).into_owned();
         tracing::error!(subject, %error, "listener failed");
         if let Ok(mut last) = self.last_error.lock() {
-            *last = error.into_owned();
+            last.clone_from(&error);
         }
+        error
     }
 }
 
-/// What happened to one event.
+/// What happened to one event, and why when it failed (escaped).
 enum Outcome {
     Handled,
-    Failed,
-    Invalid,
+    Failed(String),
+    Invalid(String),
 }
 
 /// Decodes, validates and hands one event to its listener, counting what happened. A panic
@@ -309,13 +389,11 @@ where
             Err(refused) if refused.kind == crate::ErrorKind::Validation => {
                 let paths: Vec<&str> = refused.violations.iter().map(|v| v.path.as_str()).collect();
                 let why = format!("invalid event at {}", paths.join(", "));
-                counters.fail(&counters.invalid, head.subject(), &why);
-                return Outcome::Invalid;
+                return Outcome::Invalid(counters.fail(&counters.invalid, head.subject(), &why));
             }
             Err(refused) => {
                 let why = format!("undecodable event: {}", refused.message);
-                counters.fail(&counters.invalid, head.subject(), &why);
-                return Outcome::Invalid;
+                return Outcome::Invalid(counters.fail(&counters.invalid, head.subject(), &why));
             }
         };
         let ctx = RequestContext::new(head);
@@ -324,18 +402,12 @@ where
                 counters.handled.fetch_add(1, Ordering::Relaxed);
                 Outcome::Handled
             }
-            Err(error) => {
-                counters.fail(&counters.failed, &subject, &error.to_string());
-                Outcome::Failed
-            }
+            Err(error) => Outcome::Failed(counters.fail(&counters.failed, &subject, &error.to_string())),
         }
     };
     match AssertUnwindSafe(delivering).catch_unwind().await {
         Ok(outcome) => outcome,
-        Err(_) => {
-            counters.fail(&counters.failed, &subject, "the listener panicked");
-            Outcome::Failed
-        }
+        Err(_) => Outcome::Failed(counters.fail(&counters.failed, &subject, "the listener panicked")),
     }
 }
 
@@ -411,7 +483,7 @@ struct Source<E> {
 /// An open source of events.
 enum Events {
     Core(async_nats::Subscriber),
-    JetStream(Box<pull::Stream>, String),
+    JetStream(Box<(pull::Stream, DeadLetters)>),
 }
 
 /// A JetStream consumer's messages failing this many times in a row are given up and opened again.
@@ -429,6 +501,7 @@ impl<E: Event> Source<E> {
             Delivery::JetStream { stream } => {
                 let js = jetstream::new(self.client.clone());
                 ensure_stream(&js, stream, E::SUBJECT).await?;
+                ensure_stream(&js, &dead_letter_stream(stream), &format!("dead.{}", E::SUBJECT)).await?;
                 let config = pull::Config {
                     durable_name: Some(self.durable.clone()),
                     ack_policy: AckPolicy::Explicit,
@@ -444,7 +517,8 @@ impl<E: Event> Source<E> {
                     .await
                     .map_err(RpcError::transport)?;
                 let messages = consumer.messages().await.map_err(RpcError::transport)?;
-                Ok(Events::JetStream(Box::new(messages), self.durable.clone()))
+                let dead = DeadLetters { js, durable: self.durable.clone() };
+                Ok(Events::JetStream(Box::new((messages, dead))))
             }
         }
     }
@@ -470,7 +544,9 @@ where
             let Some(message) = message else { return "the subscription ended" };
             deliver(listener, state, counters, message.subject, message.headers, &message.payload).await;
         },
-        Events::JetStream(events, durable) => {
+        Events::JetStream(jetstream) => {
+            let (events, dead) = &mut **jetstream;
+            let durable = dead.durable.as_str();
             let mut errors = 0;
             loop {
                 let message = tokio::select! {
@@ -499,12 +575,19 @@ where
                     &message.payload,
                 )
                 .await;
+                let delivered = message.info().map_or(1, |info| info.delivered);
                 let ack = match outcome {
                     Outcome::Handled => AckKind::Ack,
                     // Again a little later, up to MAX_DELIVER times.
-                    Outcome::Failed => AckKind::Nak(Some(Duration::from_millis(500))),
+                    Outcome::Failed(_) if delivered < MAX_DELIVER => {
+                        AckKind::Nak(Some(Duration::from_millis(500)))
+                    }
+                    Outcome::Failed(why) => {
+                        let why = format!("the listener failed on each of {delivered} deliveries: {why}");
+                        dead.give_up(&message, &why, delivered).await
+                    }
                     // Never valid, however often delivered.
-                    Outcome::Invalid => AckKind::Term,
+                    Outcome::Invalid(why) => dead.give_up(&message, &why, delivered).await,
                 };
                 if let Err(error) = message.ack_with(ack).await {
                     tracing::warn!(%error, durable, "could not acknowledge an event");

@@ -2,7 +2,7 @@
 //! JetStream listener that is down while events are published gets every one of them, once, when
 //! it comes back; retried publishes are de-duplicated; a failing, panicking or invalid event is
 //! counted and the service carries on (a failed JetStream event comes again); a listener whose
-//! consumer is deleted under it opens it again.
+//! consumer is deleted under it opens it again; what no listener can take is kept as a dead letter.
 
 // A failed expectation is how a test fails: panicking on it is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -175,5 +175,70 @@ async fn a_listener_whose_consumer_is_deleted_on_the_server_opens_it_again() {
     // first event again (listeners de-duplicate by event id, as analytics does).
     let got = wait_for(&seen, 3).await;
     assert!(got.contains(&"after".to_string()), "{got:?}");
+    service.stop(Duration::from_secs(2)).await.unwrap();
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+struct Refunded {
+    #[validate(length(min = 1, max = 32))]
+    id: String,
+}
+natsrpc::event!(Refunded, subject = "events.test.refunded", id = id, jetstream = "TEST_REFUNDS");
+
+async fn on_refunded(_: Refunded) -> Result<(), ServiceError> {
+    Err(ServiceError::internal("refunds are closed"))
+}
+
+/// An event no listener can take is kept, with why, instead of vanishing: one that failed on its
+/// last delivery, and an invalid one at once. A stream made before natsrpc set limits gets them.
+#[tokio::test]
+async fn events_a_listener_cannot_take_are_kept_as_dead_letters_and_streams_have_limits() {
+    use natsrpc::async_nats::jetstream;
+    use natsrpc::events::{DEAD_CONSUMER, DEAD_DELIVERED, DEAD_REASON, STREAM_MAX_AGE, STREAM_MAX_BYTES};
+
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let js = jetstream::new(nats.clone());
+    // Made by an older version: no limits.
+    js.create_stream(jetstream::stream::Config {
+        name: "TEST_REFUNDS".into(),
+        subjects: vec!["events.test.refunded".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let service = Service::builder("refunding", "1.0.0").listener(on_refunded).start(&nats).await.unwrap();
+    let limits = js.get_stream("TEST_REFUNDS").await.unwrap().info().await.unwrap().config.clone();
+    assert_eq!((limits.max_age, limits.max_bytes), (STREAM_MAX_AGE, STREAM_MAX_BYTES));
+
+    Publisher::new(nats.clone()).publish(&Refunded { id: "refund-1".into() }).await.unwrap();
+    js.publish("events.test.refunded", r#"{"id":""}"#.into()).await.unwrap().await.unwrap();
+
+    let mut dead = js.get_stream(natsrpc::events::dead_letter_stream("TEST_REFUNDS")).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while dead.info().await.unwrap().state.messages < 2 {
+        assert!(std::time::Instant::now() < deadline, "no dead letters within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut letters = Vec::new();
+    for sequence in 1..=2 {
+        let letter = dead.get_raw_message(sequence).await.unwrap();
+        let header =
+            |name: &str| letter.headers.get(name).map(|v| v.as_str().to_string()).unwrap_or_default();
+        assert_eq!(letter.subject.as_str(), "dead.events.test.refunded");
+        assert_eq!(header(DEAD_CONSUMER), "refunding_events_test_refunded");
+        letters.push((header(DEAD_REASON), header(DEAD_DELIVERED), letter.payload.clone()));
+    }
+    letters.sort();
+    let (invalid, failed) = (&letters[0], &letters[1]);
+    assert!(invalid.0.starts_with("invalid event at id"), "{invalid:?}");
+    assert_eq!((invalid.1.as_str(), &invalid.2[..]), ("1", &br#"{"id":""}"#[..]));
+    assert!(
+        failed.0.contains("failed on each of 5 deliveries") && failed.0.contains("refunds are closed"),
+        "{failed:?}"
+    );
+    assert_eq!(failed.1, "5");
+    let stats = service.listener_stats().into_iter().next().unwrap();
+    assert_eq!((stats.failed, stats.invalid), (5, 1));
     service.stop(Duration::from_secs(2)).await.unwrap();
 }

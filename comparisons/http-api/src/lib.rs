@@ -102,6 +102,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Answers one request to a service it serves.
     fn call(&self, call: Call) -> impl Future<Output = Answer> + Send;
 
+    /// Whether it can answer now: a gateway whose broker is gone cannot, and `GET /health` then
+    /// says 503, so that a load balancer or an orchestrator stops sending to it.
+    fn healthy(&self) -> impl Future<Output = bool> + Send {
+        std::future::ready(true)
+    }
+
     /// Each service's `$SRV.STATS` answer, when the services run where the backend can see them.
     fn stats(&self) -> Option<Vec<serde_json::Value>> {
         None
@@ -189,7 +195,12 @@ async fn no_route(request: Request) -> Response {
 }
 
 async fn health<B: Backend>(State(shared): State<Arc<Shared<B>>>) -> Response {
-    axum::Json(serde_json::json!({"status": "ok", "services": shared.services})).into_response()
+    if shared.backend.healthy().await {
+        axum::Json(serde_json::json!({"status": "ok", "services": shared.services})).into_response()
+    } else {
+        let body = axum::Json(serde_json::json!({"status": "unavailable", "services": shared.services}));
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
 }
 
 /// `GET /stats`: what `$SRV.STATS` says on NATS, one entry per service.

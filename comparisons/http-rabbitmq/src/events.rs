@@ -21,6 +21,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
 use stack::links::{self, Follower};
 
+use crate::reconnect::{Link, Reconnecting};
 use crate::{AmqpError, SUBJECT, text_header};
 
 /// The exchange every deployment's events go through (one, so that deployments leave no
@@ -53,21 +54,45 @@ pub async fn declare(channel: &Channel, prefix: &str) -> Result<String, AmqpErro
     Ok(queue)
 }
 
-/// Publishes the shop's events.
+/// Publishes the shop's events, connecting again when the broker went away ([`Reconnecting`]).
 pub struct AmqpEvents {
-    _connection: Connection,
-    channel: Channel,
+    broker: crate::Broker,
+    link: Reconnecting<Publishing>,
     prefix: String,
 }
 
-impl AmqpEvents {
-    /// Connects to `broker` and declares what the events need.
-    pub async fn connect(broker: &crate::Broker, prefix: &str) -> Result<Self, AmqpError> {
+/// A connection and its confirming channel, with the exchange and queue declared.
+struct Publishing {
+    connection: Connection,
+    channel: Channel,
+}
+
+impl Link for Publishing {
+    fn is_open(&self) -> bool {
+        self.connection.status().connected()
+    }
+}
+
+impl Publishing {
+    async fn open(broker: &crate::Broker, prefix: &str) -> Result<Self, AmqpError> {
         let connection = broker.connect("http-rabbitmq events").await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         declare(&channel, prefix).await?;
-        Ok(Self { _connection: connection, channel, prefix: prefix.to_string() })
+        Ok(Self { connection, channel })
+    }
+}
+
+impl AmqpEvents {
+    /// Connects to `broker` and declares what the events need (the first connection must
+    /// succeed).
+    pub async fn connect(broker: &crate::Broker, prefix: &str) -> Result<Self, AmqpError> {
+        let first = Publishing::open(broker, prefix).await?;
+        Ok(Self {
+            broker: broker.clone(),
+            link: Reconnecting::new("http-rabbitmq events", first),
+            prefix: prefix.to_string(),
+        })
     }
 }
 
@@ -84,11 +109,15 @@ impl EventSink for AmqpEvents {
                 .with_headers(headers);
             let key = format!("{}.{}", self.prefix, encoded.subject);
             let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
-            let confirm = self
-                .channel
-                .basic_publish(EXCHANGE.into(), key.as_str().into(), options, &encoded.body, properties)
-                .await?
-                .await?;
+            let link = self.link.get(|| Publishing::open(&self.broker, &self.prefix)).await?;
+            let published = async {
+                let channel = &link.channel;
+                channel
+                    .basic_publish(EXCHANGE.into(), key.as_str().into(), options, &encoded.body, properties)
+                    .await?
+                    .await
+            };
+            let confirm = published.await.inspect_err(|_| self.link.forget(&link))?;
             match confirm {
                 Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
                 Confirmation::Ack(Some(_)) => Err(format!("no queue takes {key}").into()),

@@ -35,6 +35,11 @@ impl Backend for Gateway {
         self.services.clone()
     }
 
+    /// Healthy while the broker can be reached (asking connects again when it was lost).
+    async fn healthy(&self) -> bool {
+        self.rpc.is_connected().await
+    }
+
     async fn call(&self, call: Call) -> Answer {
         let request = Request {
             service: &call.service,

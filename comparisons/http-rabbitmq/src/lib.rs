@@ -23,6 +23,7 @@
 pub mod broker;
 pub mod events;
 pub mod gateway;
+pub mod reconnect;
 pub mod rpc;
 pub mod worker;
 

@@ -13,13 +13,13 @@
 //!   `ORDER_EVENTS=on` the shop's events go through a durable exchange and queue (`events`).
 //!   `SERVICES` picks the services a worker serves, so each can run in workers of its own.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http_rabbitmq::events::{self, AmqpEvents};
 use http_rabbitmq::rpc::{AmqpRpc, AmqpTransport};
-use http_rabbitmq::{AmqpError, Broker, DEFAULT_QUEUE_PREFIX, gateway::Gateway, worker};
+use http_rabbitmq::{Broker, DEFAULT_QUEUE_PREFIX, gateway::Gateway, worker};
+use natsrpc::settings::env_or;
 use stack::{Hosting, Links, StoreKind};
 
 #[global_allocator]
@@ -35,10 +35,16 @@ async fn main() -> Result<(), natsrpc::MainError> {
     let prefix = std::env::var("QUEUE_PREFIX").unwrap_or_else(|_| DEFAULT_QUEUE_PREFIX.to_string());
     match std::env::args().nth(1).as_deref() {
         Some("gateway") => {
-            let timeout = Duration::from_millis(env_or("GATEWAY_TIMEOUT_MS", 5000)?);
+            let timeout = Duration::from_millis(env_or("GATEWAY_TIMEOUT_MS", 5000, "a whole number")?);
             let services = stack::SERVICES.iter().map(|s| s.to_string()).collect();
-            let gateway =
-                Gateway::connect(&broker, &prefix, services, env_or("AMQP_CHANNELS", 4)?, timeout).await?;
+            let gateway = Gateway::connect(
+                &broker,
+                &prefix,
+                services,
+                env_or("AMQP_CHANNELS", 4, "a whole number")?,
+                timeout,
+            )
+            .await?;
             let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8081".to_string());
             let tls = http_api::ServerTls::from_env()?;
             let listener = tokio::net::TcpListener::bind(&address).await?;
@@ -60,7 +66,7 @@ async fn main() -> Result<(), natsrpc::MainError> {
             } else {
                 None
             };
-            let prefetch = env_or("WORKER_PREFETCH", 64)?;
+            let prefetch = env_or("WORKER_PREFETCH", 64, "a whole number")?;
             let stop = tokio_util::sync::CancellationToken::new();
             let stopping = stop.clone();
             tokio::spawn(async move {
@@ -85,13 +91,4 @@ async fn main() -> Result<(), natsrpc::MainError> {
         _ => return Err("usage: http-rabbitmq gateway|worker".into()),
     }
     Ok(())
-}
-
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, AmqpError> {
-    match std::env::var(name) {
-        Ok(value) => {
-            value.parse().map_err(|_| AmqpError::Config(format!("{name}={value:?} is not a whole number")))
-        }
-        Err(_) => Ok(default),
-    }
 }

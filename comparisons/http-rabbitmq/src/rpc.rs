@@ -8,7 +8,8 @@
 //! id on its lane, publishes, waits for the broker's confirm (a request the broker could not
 //! route, because no worker declared the service's queue, comes back at once as a 503), then for
 //! the reply, all within the call's time; the message expires with that time too, so that a
-//! worker never works on a request whose caller has given up.
+//! worker never works on a request whose caller has given up. A connection lost (the broker
+//! restarted) is made again by the next call.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +25,7 @@ use natsrpc::client::{EncodedCall, EncodedReply, PendingReply, Transport};
 use natsrpc::{ErrorKind, RpcError, ServiceError};
 use tokio::sync::oneshot;
 
+use crate::reconnect::{Link, Reconnecting};
 use crate::{AmqpError, CORRELATION_ID, DEADLINE, SUBJECT, queue_name};
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
@@ -71,23 +73,25 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
-/// Calls services over AMQP.
+/// Calls services over AMQP, connecting again by itself when the broker went away
+/// ([`Reconnecting`]): while it cannot be reached, calls are answered 503 at once.
 pub struct AmqpRpc {
-    _connection: Connection,
-    lanes: Vec<Lane>,
-    next: AtomicUsize,
+    broker: crate::Broker,
+    name: String,
+    lanes: usize,
     queue_prefix: String,
+    link: Reconnecting<Connected>,
 }
 
-impl AmqpRpc {
-    /// Connects to `broker` (naming the connection `name`) with `lanes` channels; calls
-    /// go to the queues named with `queue_prefix`.
-    pub async fn connect(
-        broker: &crate::Broker,
-        name: &str,
-        queue_prefix: &str,
-        lanes: usize,
-    ) -> Result<Self, AmqpError> {
+/// One connection and its lanes.
+struct Connected {
+    connection: Connection,
+    lanes: Vec<Lane>,
+    next: AtomicUsize,
+}
+
+impl Connected {
+    async fn open(broker: &crate::Broker, name: &str, lanes: usize) -> Result<Self, AmqpError> {
         let connection = broker.connect(name).await?;
         let mut all = Vec::new();
         for _ in 0..lanes.max(1) {
@@ -109,16 +113,52 @@ impl AmqpRpc {
                         let _ = waiter.send(delivery);
                     }
                 }
+                // The connection or the channel is gone: calls still waiting are answered by
+                // their timeout, and the next call connects again.
                 tracing::warn!("reply consumer ended");
             });
             all.push(Lane { channel, pending });
         }
+        Ok(Self { connection, lanes: all, next: AtomicUsize::new(0) })
+    }
+}
+
+impl Link for Connected {
+    fn is_open(&self) -> bool {
+        self.connection.status().connected()
+    }
+}
+
+impl AmqpRpc {
+    /// Connects to `broker` (naming the connection `name`) with `lanes` channels; calls
+    /// go to the queues named with `queue_prefix`. The first connection must succeed: a
+    /// process that cannot reach its broker at start says so and exits.
+    pub async fn connect(
+        broker: &crate::Broker,
+        name: &str,
+        queue_prefix: &str,
+        lanes: usize,
+    ) -> Result<Self, AmqpError> {
+        let connected = Connected::open(broker, name, lanes).await?;
         Ok(Self {
-            _connection: connection,
-            lanes: all,
-            next: AtomicUsize::new(0),
+            broker: broker.clone(),
+            name: name.to_string(),
+            lanes,
             queue_prefix: queue_prefix.to_string(),
+            link: Reconnecting::new(name, connected),
         })
+    }
+
+    /// Whether the broker can be reached now (connecting again if it was lost): what a health
+    /// check should say.
+    pub async fn is_connected(&self) -> bool {
+        self.connected().await.is_ok()
+    }
+
+    /// The open connection, or a new one: 503 when the broker cannot be reached.
+    async fn connected(&self) -> Result<Arc<Connected>, ServiceError> {
+        let open = || Connected::open(&self.broker, &self.name, self.lanes);
+        self.link.get(open).await.map_err(|unreachable| ServiceError::unavailable(unreachable.to_string()))
     }
 
     /// Sends `request` and waits for its reply, within its timeout: 503 when no worker serves the
@@ -138,7 +178,8 @@ impl AmqpRpc {
     }
 
     async fn forward(&self, request: Request<'_>) -> Result<Delivery, ServiceError> {
-        let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
+        let connected = self.connected().await?;
+        let lane = &connected.lanes[connected.next.fetch_add(1, Ordering::Relaxed) % connected.lanes.len()];
         let id = nuid::next().to_string();
         let (reply_sender, reply) = oneshot::channel();
         lock(&lane.pending).insert(id.clone(), reply_sender);
@@ -166,8 +207,10 @@ impl AmqpRpc {
             })?;
             properties = properties.with_content_type(short);
         }
-        let unreachable =
-            |error: lapin::Error| ServiceError::unavailable(format!("the broker failed: {error}"));
+        let unreachable = |error: lapin::Error| {
+            self.link.forget(&connected);
+            ServiceError::unavailable(format!("the broker failed: {error}"))
+        };
         let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
         let queue = queue_name(&self.queue_prefix, request.service);
         let confirm = lane

@@ -82,6 +82,25 @@ impl RabbitServer {
         self.port
     }
 
+    /// Kills the node at once (SIGKILL), as a crash would: no connection is closed cleanly.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the node again after [`kill`](Self::kill), on the same port with the same files
+    /// (users, virtual hosts and durable queues kept), and waits until it listens.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.kill();
+        let mut dist_port = natsrpc::testing::free_port()?;
+        while dist_port == self.port {
+            dist_port = natsrpc::testing::free_port()?;
+        }
+        self.spawn(dist_port)
+    }
+
     fn spawn(&mut self, dist_port: u16) -> std::io::Result<()> {
         let dir = &self.dir;
         let path = |name: &str| dir.join(name);
