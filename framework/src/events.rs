@@ -13,8 +13,10 @@
 //! invalid event) is logged and counted ([`Service::listener_stats`](crate::Service::listener_stats))
 //! and the service carries on; on JetStream a failed event is delivered again, up to
 //! [`MAX_DELIVER`] times, and then, like an invalid one at once, kept as a dead letter (see
-//! [`dead_letter_stream`]) rather than dropped. Event streams keep events for [`STREAM_MAX_AGE`]
-//! and at most [`STREAM_MAX_BYTES`], the oldest going first: a stream never fills the server.
+//! [`dead_letter_stream`]) rather than dropped. The streams natsrpc makes keep events for
+//! [`STREAM_MAX_AGE`] and at most [`STREAM_MAX_MESSAGES`], the oldest going first, so that a
+//! stream never fills the server; a stream that already exists keeps the limits its operator gave
+//! it.
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
@@ -58,11 +60,14 @@ use crate::server::{FromContext, RequestContext, RequestHead};
 /// Deliveries of one JetStream event to one service before it is given up.
 pub const MAX_DELIVER: i64 = 5;
 
-/// How long an event stream (and its dead letters' stream) keeps an event.
+/// How long an event stream (and its dead letters' stream) that natsrpc makes keeps an event: a
+/// listener down for longer misses what is older.
 pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The most an event stream (and its dead letters' stream) holds; the oldest events go first.
-pub const STREAM_MAX_BYTES: i64 = 1 << 30;
+/// The most events a stream that natsrpc makes holds; the oldest go first. A count rather than a
+/// size: nats-server sets a stream's `max_bytes` aside on its disk at once, and refuses the stream
+/// when that does not fit.
+pub const STREAM_MAX_MESSAGES: i64 = 10_000_000;
 
 /// The stream that keeps `stream`'s dead letters: each event a listening service could not handle,
 /// on `dead.{subject}`, its body as it arrived and its headers, plus why
@@ -191,8 +196,9 @@ impl Publisher {
     }
 }
 
-/// Makes sure `stream` exists, takes `subject` and has limits ([`STREAM_MAX_AGE`],
-/// [`STREAM_MAX_BYTES`]; a stream made before natsrpc set them is given them).
+/// Makes sure `stream` exists and takes `subject`; one it makes has limits ([`STREAM_MAX_AGE`],
+/// [`STREAM_MAX_MESSAGES`]), one that exists keeps its own (its operator's choice, which natsrpc
+/// cannot tell from an oversight, and shortening it would drop events).
 async fn ensure_stream(js: &jetstream::Context, stream: &str, subject: &str) -> Result<(), RpcError> {
     let config = jetstream::stream::Config {
         name: stream.to_string(),
@@ -200,20 +206,15 @@ async fn ensure_stream(js: &jetstream::Context, stream: &str, subject: &str) -> 
         // Two minutes of retried publishes are recognised as the same event.
         duplicate_window: Duration::from_secs(120),
         max_age: STREAM_MAX_AGE,
-        max_bytes: STREAM_MAX_BYTES,
+        max_messages: STREAM_MAX_MESSAGES,
         ..Default::default()
     };
     let mut existing = js.get_or_create_stream(config).await.map_err(RpcError::transport)?;
     let info = existing.info().await.map_err(RpcError::transport)?;
-    let mut wanted = info.config.clone();
-    if !wanted.subjects.iter().any(|s| s == subject) {
-        wanted.subjects.push(subject.to_string());
-    }
-    if wanted.max_age.is_zero() && wanted.max_bytes < 0 {
-        (wanted.max_age, wanted.max_bytes) = (STREAM_MAX_AGE, STREAM_MAX_BYTES);
-    }
-    if wanted.subjects != info.config.subjects || wanted.max_age != info.config.max_age {
-        js.update_stream(wanted).await.map_err(RpcError::transport)?;
+    if !info.config.subjects.iter().any(|s| s == subject) {
+        let mut config = info.config.clone();
+        config.subjects.push(subject.to_string());
+        js.update_stream(config).await.map_err(RpcError::transport)?;
     }
     Ok(())
 }
@@ -228,7 +229,13 @@ impl DeadLetters {
     /// Keeps `message` as a dead letter, waiting for the stream's acknowledgement. Its id is the
     /// consumer's and the stream sequence's, so that one kept twice (a redelivery racing the
     /// first) is kept once, and two services giving up the same event keep one each.
-    async fn keep(&self, message: &jetstream::Message, why: &str, delivered: i64) -> Result<(), RpcError> {
+    async fn keep(
+        &self,
+        message: &jetstream::Message,
+        why: &str,
+        delivered: i64,
+        sequence: Option<u64>,
+    ) -> Result<(), RpcError> {
         // The event's own headers, but none of JetStream's (an expected stream or sequence would
         // make the dead letter's publish fail, and its message id is the event's).
         let mut dead = HeaderMap::new();
@@ -243,7 +250,8 @@ impl DeadLetters {
         headers::insert(&mut dead, DEAD_REASON, why);
         headers::insert(&mut dead, DEAD_CONSUMER, &self.durable);
         dead.insert(DEAD_DELIVERED, delivered.to_string().as_str());
-        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or_default();
+        // Without its sequence (never seen: the server always sends it), an id of its own.
+        let sequence = sequence.map_or_else(|| nuid::next().to_string(), |sequence| sequence.to_string());
         dead.insert("Nats-Msg-Id", format!("{}:{sequence}", self.durable).as_str());
         let subject = format!("dead.{}", message.subject);
         let ack = self
@@ -254,13 +262,40 @@ impl DeadLetters {
         ack.await.map(|_| ()).map_err(RpcError::transport)
     }
 
-    /// Keeps `message` as a dead letter and answers the acknowledgement that ends its deliveries.
-    async fn give_up(&self, message: &jetstream::Message, why: &str, delivered: i64) -> AckKind {
-        if let Err(error) = self.keep(message, why, delivered).await {
-            // Still in the event stream, until its limits take it.
-            tracing::error!(%error, durable = %self.durable, "could not keep a dead letter");
+    /// Keeps `message` as a dead letter and answers the acknowledgement that ends its deliveries;
+    /// when the dead letter could not be kept and deliveries are left, it comes again instead.
+    async fn give_up(&self, message: &jetstream::Message, why: &str, delivery: Delivered) -> AckKind {
+        match self.keep(message, why, delivery.count, delivery.sequence).await {
+            Ok(()) => AckKind::Term,
+            Err(error) if delivery.count < MAX_DELIVER => {
+                tracing::warn!(%error, durable = %self.durable, "could not keep a dead letter; the event comes again");
+                AckKind::Nak(Some(Duration::from_secs(1)))
+            }
+            Err(error) => {
+                // Still in the event stream, until its limits take it.
+                tracing::error!(%error, durable = %self.durable, "could not keep a dead letter");
+                AckKind::Term
+            }
         }
-        AckKind::Term
+    }
+}
+
+/// How often an event was delivered, and where it is in its stream.
+#[derive(Debug, Clone, Copy)]
+struct Delivered {
+    count: i64,
+    sequence: Option<u64>,
+}
+
+impl Delivered {
+    /// From the message's metadata. Without it (never seen: the server always sends it) the
+    /// event counts as on its last delivery, so that a failure keeps it as a dead letter at once
+    /// rather than letting it run out of deliveries unseen.
+    fn of(message: &jetstream::Message) -> Self {
+        match message.info() {
+            Ok(info) => Self { count: info.delivered, sequence: Some(info.stream_sequence) },
+            Err(_) => Self { count: MAX_DELIVER, sequence: None },
+        }
     }
 }
 
@@ -575,19 +610,20 @@ where
                     &message.payload,
                 )
                 .await;
-                let delivered = message.info().map_or(1, |info| info.delivered);
+                let delivery = Delivered::of(&message);
                 let ack = match outcome {
                     Outcome::Handled => AckKind::Ack,
                     // Again a little later, up to MAX_DELIVER times.
-                    Outcome::Failed(_) if delivered < MAX_DELIVER => {
+                    Outcome::Failed(_) if delivery.count < MAX_DELIVER => {
                         AckKind::Nak(Some(Duration::from_millis(500)))
                     }
                     Outcome::Failed(why) => {
-                        let why = format!("the listener failed on each of {delivered} deliveries: {why}");
-                        dead.give_up(&message, &why, delivered).await
+                        let why =
+                            format!("the listener failed on each of {} deliveries: {why}", delivery.count);
+                        dead.give_up(&message, &why, delivery).await
                     }
                     // Never valid, however often delivered.
-                    Outcome::Invalid(why) => dead.give_up(&message, &why, delivered).await,
+                    Outcome::Invalid(why) => dead.give_up(&message, &why, delivery).await,
                 };
                 if let Err(error) = message.ack_with(ack).await {
                     tracing::warn!(%error, durable, "could not acknowledge an event");

@@ -190,31 +190,36 @@ async fn on_refunded(_: Refunded) -> Result<(), ServiceError> {
 }
 
 /// An event no listener can take is kept, with why, instead of vanishing: one that failed on its
-/// last delivery, and an invalid one at once. A stream made before natsrpc set limits gets them.
+/// last delivery, and an invalid one at once. The streams natsrpc makes have limits; one that
+/// exists keeps its own.
 #[tokio::test]
 async fn events_a_listener_cannot_take_are_kept_as_dead_letters_and_streams_have_limits() {
     use natsrpc::async_nats::jetstream;
-    use natsrpc::events::{DEAD_CONSUMER, DEAD_DELIVERED, DEAD_REASON, STREAM_MAX_AGE, STREAM_MAX_BYTES};
+    use natsrpc::events::{DEAD_CONSUMER, DEAD_DELIVERED, DEAD_REASON, STREAM_MAX_AGE, STREAM_MAX_MESSAGES};
 
     let server = NatsServer::start().unwrap();
     let nats = natsrpc::connect(&server.url()).await.unwrap();
     let js = jetstream::new(nats.clone());
-    // Made by an older version: no limits.
+    // An operator's stream, with limits of its own: kept as they are.
     js.create_stream(jetstream::stream::Config {
         name: "TEST_REFUNDS".into(),
         subjects: vec!["events.test.refunded".into()],
+        max_age: Duration::from_secs(3600),
         ..Default::default()
     })
     .await
     .unwrap();
     let service = Service::builder("refunding", "1.0.0").listener(on_refunded).start(&nats).await.unwrap();
-    let limits = js.get_stream("TEST_REFUNDS").await.unwrap().info().await.unwrap().config.clone();
-    assert_eq!((limits.max_age, limits.max_bytes), (STREAM_MAX_AGE, STREAM_MAX_BYTES));
+    let kept = js.get_stream("TEST_REFUNDS").await.unwrap().info().await.unwrap().config.clone();
+    assert_eq!((kept.max_age, kept.max_messages), (Duration::from_secs(3600), -1));
+    let dead_stream = natsrpc::events::dead_letter_stream("TEST_REFUNDS");
+    let made = js.get_stream(&dead_stream).await.unwrap().info().await.unwrap().config.clone();
+    assert_eq!((made.max_age, made.max_messages), (STREAM_MAX_AGE, STREAM_MAX_MESSAGES));
 
     Publisher::new(nats.clone()).publish(&Refunded { id: "refund-1".into() }).await.unwrap();
     js.publish("events.test.refunded", r#"{"id":""}"#.into()).await.unwrap().await.unwrap();
 
-    let mut dead = js.get_stream(natsrpc::events::dead_letter_stream("TEST_REFUNDS")).await.unwrap();
+    let mut dead = js.get_stream(&dead_stream).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while dead.info().await.unwrap().state.messages < 2 {
         assert!(std::time::Instant::now() < deadline, "no dead letters within 30 s");

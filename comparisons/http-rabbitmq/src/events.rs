@@ -69,7 +69,7 @@ struct Publishing {
 
 impl Link for Publishing {
     fn is_open(&self) -> bool {
-        self.connection.status().connected()
+        self.connection.status().connected() && self.channel.status().connected()
     }
 }
 

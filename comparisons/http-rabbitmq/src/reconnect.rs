@@ -1,9 +1,10 @@
 //! A connection to the broker that is made again when it was lost: lapin does not recover one by
-//! itself, so a broker restart would otherwise leave a process answering 503 for ever.
+//! default, so a broker restart would otherwise leave a process answering 503 for ever.
 //!
-//! The user finding the connection gone makes one attempt to connect again (one at a time, at most
-//! one per [`RECONNECT_EVERY`]); while the broker cannot be reached, users are told at once rather
-//! than waiting for a connection that is not there.
+//! The user finding the connection gone makes one attempt to connect again, bounded by
+//! [`CONNECT_TIMEOUT`]; meanwhile, and for [`RECONNECT_EVERY`] after an attempt failed, other
+//! users are told at once that the broker cannot be reached, rather than waiting for a connection
+//! that is not there.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -11,8 +12,12 @@ use std::time::{Duration, Instant};
 
 use crate::AmqpError;
 
-/// How often, at most, a lost connection is tried again.
+/// How long after a failed attempt the next may start.
 pub const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+
+/// How long one attempt to connect may take (a broker host that drops packets would otherwise
+/// hold it for minutes of TCP retries).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What is kept per connection (the connection and its channels), and whether it still works.
 pub trait Link: Send + Sync + 'static {
@@ -23,9 +28,12 @@ pub trait Link: Send + Sync + 'static {
 /// Why no connection could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum Unreachable {
-    /// The last attempt failed less than [`RECONNECT_EVERY`] ago.
+    /// Another user is connecting, or the last attempt failed less than [`RECONNECT_EVERY`] ago.
     #[error("the broker cannot be reached; trying again shortly")]
     Waiting,
+    /// This attempt took longer than [`CONNECT_TIMEOUT`].
+    #[error("the broker did not answer within {CONNECT_TIMEOUT:?}")]
+    TimedOut,
     /// This attempt failed.
     #[error("the broker cannot be reached: {0}")]
     Failed(#[source] AmqpError),
@@ -37,7 +45,7 @@ pub struct Reconnecting<T> {
     what: String,
     /// `None` once it failed and until a user connects again.
     live: RwLock<Option<Arc<T>>>,
-    /// Held by the user that connects again, with the time of the last attempt.
+    /// Held by the user that connects again, with the time the last attempt ended.
     attempt: tokio::sync::Mutex<Option<Instant>>,
 }
 
@@ -66,16 +74,22 @@ impl<T: Link> Reconnecting<T> {
         if let Some(link) = self.current() {
             return Ok(link);
         }
-        let mut last_attempt = self.attempt.lock().await;
-        // Another user may have connected while this one waited.
+        // One attempt at a time; the others are told at once.
+        let Ok(mut last_attempt) = self.attempt.try_lock() else {
+            return Err(Unreachable::Waiting);
+        };
+        // Another user may have connected just before.
         if let Some(link) = self.current() {
             return Ok(link);
         }
-        if last_attempt.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
+        if last_attempt.is_some_and(|ended| ended.elapsed() < RECONNECT_EVERY) {
             return Err(Unreachable::Waiting);
         }
-        *last_attempt = Some(Instant::now());
-        match open().await {
+        // Stamped however the attempt ends, even if this user gives up on it (its future dropped).
+        let stamp = Stamp(&mut last_attempt);
+        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, open()).await;
+        drop(stamp);
+        match attempt.map_err(|_| Unreachable::TimedOut)? {
             Ok(link) => {
                 let link = Arc::new(link);
                 *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
@@ -89,7 +103,18 @@ impl<T: Link> Reconnecting<T> {
             }
         }
     }
+}
 
+/// Sets the time the attempt ended when dropped, whether it finished or was given up on.
+struct Stamp<'a>(&'a mut Option<Instant>);
+
+impl Drop for Stamp<'_> {
+    fn drop(&mut self) {
+        *self.0 = Some(Instant::now());
+    }
+}
+
+impl<T: Link> Reconnecting<T> {
     /// Drops `failed` as the link in use (a channel of it failed while the connection looked
     /// open), so that the next user connects again.
     pub fn forget(&self, failed: &Arc<T>) {

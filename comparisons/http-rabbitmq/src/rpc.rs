@@ -12,7 +12,7 @@
 //! restarted) is made again by the next call.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Lane {
     channel: Channel,
     pending: Pending,
+    /// Whether its reply consumer still runs: a lane without one would answer nothing but 504s.
+    replies: Arc<AtomicBool>,
 }
 
 /// Takes a call's correlation id off its lane however the call ends (reply, timeout, or the caller
@@ -103,6 +105,8 @@ impl Connected {
             let mut replies =
                 channel.basic_consume(REPLY_TO.into(), "".into(), options, FieldTable::default()).await?;
             let waiting = Arc::clone(&pending);
+            let replies_run = Arc::new(AtomicBool::new(true));
+            let running = Arc::clone(&replies_run);
             tokio::spawn(async move {
                 while let Some(delivery) = replies.next().await {
                     let Ok(delivery) = delivery else { break };
@@ -115,17 +119,23 @@ impl Connected {
                 }
                 // The connection or the channel is gone: calls still waiting are answered by
                 // their timeout, and the next call connects again.
+                running.store(false, Ordering::Release);
                 tracing::warn!("reply consumer ended");
             });
-            all.push(Lane { channel, pending });
+            all.push(Lane { channel, pending, replies: replies_run });
         }
         Ok(Self { connection, lanes: all, next: AtomicUsize::new(0) })
     }
 }
 
 impl Link for Connected {
+    /// The connection, each lane's channel and each lane's reply consumer.
     fn is_open(&self) -> bool {
         self.connection.status().connected()
+            && self
+                .lanes
+                .iter()
+                .all(|lane| lane.channel.status().connected() && lane.replies.load(Ordering::Acquire))
     }
 }
 
