@@ -241,7 +241,7 @@ impl DeadLetters {
         let mut dead = HeaderMap::new();
         for (name, values) in message.headers.iter().flat_map(|headers| headers.iter()) {
             let name: &str = name.as_ref();
-            if !name.to_ascii_lowercase().starts_with("nats-") {
+            if !name.get(..5).is_some_and(|start| start.eq_ignore_ascii_case("nats-")) {
                 for value in values {
                     dead.append(name, value.as_str());
                 }

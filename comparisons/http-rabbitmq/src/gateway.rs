@@ -6,7 +6,7 @@ use std::time::Duration;
 use http_api::{Answer, Backend, Call};
 
 use crate::rpc::{AmqpRpc, Request};
-use crate::{AmqpError, CORRELATION_ID, STATUS, number_header, text_header};
+use crate::{AmqpError, CORRELATION_ID, reply_status, text_header};
 
 /// The gateway's [`Backend`]: forwards each call to the workers over AMQP.
 pub struct Gateway {
@@ -56,9 +56,7 @@ impl Backend for Gateway {
         };
         let properties = &reply.properties;
         Answer {
-            status: number_header(properties.headers(), STATUS)
-                .and_then(|s| u16::try_from(s).ok())
-                .unwrap_or(500),
+            status: reply_status(properties.headers()),
             content_type: properties
                 .content_type()
                 .as_ref()

@@ -116,6 +116,12 @@ fn text_header<'a>(headers: &'a Option<FieldTable>, name: &str) -> Option<&'a st
     }
 }
 
+/// The status a worker's reply carries in its [`STATUS`] header: 500 when it has none that fits
+/// (a reply not from a worker of this stack).
+fn reply_status(headers: &Option<FieldTable>) -> u16 {
+    number_header(headers, STATUS).and_then(|status| u16::try_from(status).ok()).unwrap_or(500)
+}
+
 /// A number header of a message.
 fn number_header(headers: &Option<FieldTable>, name: &str) -> Option<u32> {
     match headers.as_ref()?.inner().get(name)? {

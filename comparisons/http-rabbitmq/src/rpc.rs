@@ -265,9 +265,7 @@ impl Transport for AmqpTransport {
             };
             match self.0.call(sent).await {
                 Ok(reply) => Ok(EncodedReply {
-                    status: crate::number_header(reply.properties.headers(), crate::STATUS)
-                        .and_then(|status| u16::try_from(status).ok())
-                        .unwrap_or(500),
+                    status: crate::reply_status(reply.properties.headers()),
                     content_type: reply.properties.content_type().as_ref().map(|v| v.as_str().to_string()),
                     payload: reply.data.into(),
                 }),

@@ -28,14 +28,13 @@ pub mod redis;
 pub mod testing;
 
 use std::str::FromStr;
-
-use natsrpc::settings::env_or;
 use std::sync::Arc;
 
 use analytics::domain::{Analytics, EventStore};
 use ecommerce::domain::{Shop, ShopStore};
 use faults::{FaultSettings, Faults};
 use fileproc::domain::{FileLimits, FileProcessor, FileStore, Forwarding};
+use natsrpc::settings::env_or;
 use natsrpc::{Dispatcher, Service};
 
 pub use crate::links::{Follower, Links};

@@ -251,11 +251,15 @@ pub(crate) fn decode_valid<T: serde::de::DeserializeOwned + validator::Validate>
     timed: Option<&mut Duration>,
 ) -> Result<T, ServiceError> {
     let value: T = codec.decode(payload)?;
-    let validating = timed.is_some().then(Instant::now);
-    let validated = value.validate();
-    if let (Some(timed), Some(validating)) = (timed, validating) {
-        *timed = validating.elapsed();
-    }
+    let validated = match timed {
+        Some(timed) => {
+            let validating = Instant::now();
+            let validated = value.validate();
+            *timed = validating.elapsed();
+            validated
+        }
+        None => value.validate(),
+    };
     validated.map_err(|errors| ServiceError::validation(crate::validation::violations(&errors)))?;
     Ok(value)
 }

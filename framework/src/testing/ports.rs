@@ -13,11 +13,11 @@ const RANGE: std::ops::Range<u16> = 20_000..32_000;
 /// cannot bind it (another took it in between) should try another.
 pub fn free_port() -> std::io::Result<u16> {
     use std::hash::{BuildHasher, Hasher};
+    let span = u64::from(RANGE.end - RANGE.start);
     for _ in 0..200 {
-        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
-        random.write_u64(u64::from(std::process::id()));
-        let span = u64::from(RANGE.end - RANGE.start);
-        let port = RANGE.start + u16::try_from(random.finish() % span).unwrap_or(0);
+        // Each `RandomState` is keyed afresh: a random number without a crate for it.
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = RANGE.start + u16::try_from(random % span).unwrap_or(0);
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return Ok(port);
         }

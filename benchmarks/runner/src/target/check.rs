@@ -4,7 +4,7 @@
 
 use bench_results::ErrorKind;
 use faults::FaultSettings;
-use natsrpc::{RpcError, ServiceError};
+use natsrpc::RpcError;
 use serde::de::IgnoredAny;
 
 use crate::target::client::SendError;
@@ -54,42 +54,37 @@ pub fn check(
         Ok(answer) => answer,
         Err(error) => return Verdict::Unexpected(error.kind()),
     };
+    let accepted = || match expect {
+        Expect::Valid => Verdict::Ok,
+        Expect::Invalid { .. } => Verdict::Unexpected(ErrorKind::Validation("accepted_invalid".into())),
+    };
     // The common case without decoding: a success envelope.
     if *status == 200 && body.starts_with(br#"{"ok":true"#) {
-        return match expect {
-            Expect::Valid => Verdict::Ok,
-            Expect::Invalid { .. } => Verdict::Unexpected(ErrorKind::Validation("accepted_invalid".into())),
-        };
+        return accepted();
     }
     // Anything else is read by the framework's own envelope reader, as a typed client reads it.
-    let error = match natsrpc::envelope::decode_reply::<IgnoredAny>(natsrpc::Codec::Json, body) {
-        Ok(_) => {
-            return match expect {
-                Expect::Valid => Verdict::Ok,
-                Expect::Invalid { .. } => {
-                    Verdict::Unexpected(ErrorKind::Validation("accepted_invalid".into()))
-                }
-            };
+    let (kind, code) = match natsrpc::envelope::decode_reply::<IgnoredAny>(natsrpc::Codec::Json, body) {
+        Ok(_) => return accepted(),
+        Err(RpcError::Validation { violations, .. }) => {
+            if let Expect::Invalid { path, code } = expect {
+                return if violations.iter().any(|v| &v.path == path) {
+                    Verdict::Expected(ErrorKind::Validation(code.clone()))
+                } else {
+                    Verdict::Unexpected(ErrorKind::Validation("wrong_path".into()))
+                };
+            }
+            let kind = natsrpc::ErrorKind::Validation;
+            (kind, kind.default_code().to_string())
         }
-        Err(RpcError::Remote(error)) => error,
-        Err(RpcError::Validation { violations, .. }) => ServiceError::validation(violations),
+        Err(RpcError::Remote(error)) => (error.kind, error.code),
         Err(RpcError::Decode(missing)) if missing.path.as_deref() == Some("error") => {
             return Verdict::Unexpected(ErrorKind::Envelope(format!("no_error_{status}")));
         }
         Err(_) => return Verdict::Unexpected(ErrorKind::Envelope(format!("unreadable_{status}"))),
     };
     match expect {
-        Expect::Invalid { path, code } if error.kind == natsrpc::ErrorKind::Validation => {
-            if error.violations.iter().any(|v| &v.path == path) {
-                Verdict::Expected(ErrorKind::Validation(code.clone()))
-            } else {
-                Verdict::Unexpected(ErrorKind::Validation("wrong_path".into()))
-            }
-        }
-        Expect::Valid if faults.codes.contains(&error.code.as_str()) => {
-            Verdict::Expected(ErrorKind::Fault(error.code))
-        }
-        _ => Verdict::Unexpected(ErrorKind::answered(error.kind.as_str(), &error.code)),
+        Expect::Valid if faults.codes.contains(&code.as_str()) => Verdict::Expected(ErrorKind::Fault(code)),
+        _ => Verdict::Unexpected(ErrorKind::answered(kind.as_str(), &code)),
     }
 }
 

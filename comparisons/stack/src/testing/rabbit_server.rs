@@ -37,10 +37,7 @@ impl RabbitServer {
     /// speaks TLS only (`amqps://`) when `tls` is given, plain AMQP otherwise.
     pub fn start(user: &str, password: &str, vhost: &str, tls: Option<&RabbitTls>) -> std::io::Result<Self> {
         let port = natsrpc::testing::free_port()?;
-        let mut dist_port = natsrpc::testing::free_port()?;
-        while dist_port == port {
-            dist_port = natsrpc::testing::free_port()?;
-        }
+        let dist_port = port_besides(port)?;
         let dir = std::env::temp_dir().join(format!("natsrpc-test-rabbitmq-{port}-{}", nuid::next()));
         std::fs::create_dir_all(&dir)?;
         let mut config = vec![
@@ -94,10 +91,7 @@ impl RabbitServer {
     /// (users, virtual hosts and durable queues kept), and waits until it listens.
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.kill();
-        let mut dist_port = natsrpc::testing::free_port()?;
-        while dist_port == self.port {
-            dist_port = natsrpc::testing::free_port()?;
-        }
+        let dist_port = port_besides(self.port)?;
         self.spawn(dist_port)
     }
 
@@ -159,6 +153,16 @@ impl Drop for RabbitServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port for the node's distribution, other than its listener's `port`.
+fn port_besides(port: u16) -> std::io::Result<u16> {
+    loop {
+        let other = natsrpc::testing::free_port()?;
+        if other != port {
+            return Ok(other);
+        }
     }
 }
 

@@ -35,7 +35,7 @@ pub fn run(data: &[u8], declared: FileType, declared_size: u64) -> Result<Verdic
     if detected != declared {
         return Err(fail(STEPS[1], format!("declared {declared:?} but the content is {detected:?}")));
     }
-    let rows = content_rules(data, detected).map_err(|Reason(reason)| fail(STEPS[2], reason))?;
+    let rows = content_rules(data, detected)?;
     Ok(Verdict { detected, rows })
 }
 
@@ -101,34 +101,23 @@ fn is_number(value: &str) -> bool {
     value.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
-/// Why a file fails a step, in words shown to whoever asks about the upload: they name rows and
-/// columns by position, never the file's content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Reason(String);
-
-impl From<&str> for Reason {
-    fn from(reason: &str) -> Self {
-        Reason(reason.to_string())
-    }
-}
-
-impl From<String> for Reason {
-    fn from(reason: String) -> Self {
-        Reason(reason)
-    }
+/// The content rules' failure: `reason` in words shown to whoever asks about the upload, naming
+/// rows and columns by position, never the file's content.
+fn broken(reason: impl Into<String>) -> FileError {
+    FileError::PipelineFailed { step: STEPS[2], reason: reason.into() }
 }
 
 /// Type-specific rules; answers the data rows of a CSV.
-fn content_rules(data: &[u8], detected: FileType) -> Result<Option<u64>, Reason> {
+fn content_rules(data: &[u8], detected: FileType) -> Result<Option<u64>, FileError> {
     match detected {
         FileType::Csv => csv_rules(data).map(Some),
         FileType::Json => serde_json::from_slice::<serde::de::IgnoredAny>(data)
             .map(|_| None)
-            .map_err(|e| Reason::from(format!("not valid JSON: {e}"))),
-        FileType::Png if data.get(12..16) != Some(b"IHDR") => Err("PNG without an IHDR header".into()),
-        FileType::Jpeg if !data.ends_with(&[0xff, 0xd9]) => Err("JPEG without its end marker".into()),
+            .map_err(|e| broken(format!("not valid JSON: {e}"))),
+        FileType::Png if data.get(12..16) != Some(b"IHDR") => Err(broken("PNG without an IHDR header")),
+        FileType::Jpeg if !data.ends_with(&[0xff, 0xd9]) => Err(broken("JPEG without its end marker")),
         FileType::Pdf if !data.windows(5).rev().take(1024).any(|w| w == b"%%EOF") => {
-            Err("PDF without %%EOF at its end".into())
+            Err(broken("PDF without %%EOF at its end"))
         }
         _ => Ok(None),
     }
@@ -140,21 +129,17 @@ fn content_rules(data: &[u8], detected: FileType) -> Result<Option<u64>, Reason>
 /// The reasons name rows and columns by position (and a column by its name once the header is
 /// known to be snake_case), never by the file's content: they are kept as the upload's outcome and
 /// shown to whoever asks.
-fn csv_rules(data: &[u8]) -> Result<u64, Reason> {
-    let text = std::str::from_utf8(data).map_err(|e| Reason::from(format!("not UTF-8: {e}")))?;
+fn csv_rules(data: &[u8]) -> Result<u64, FileError> {
+    let text = std::str::from_utf8(data).map_err(|e| broken(format!("not UTF-8: {e}")))?;
     let mut lines = text.lines().filter(|line| !line.trim().is_empty());
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
     if let Some(bad) = header.iter().position(|name| !COLUMN_NAME.is_match(name)) {
-        return Err(Reason::from(format!("header: the name of column {} is not snake_case", bad + 1)));
+        return Err(broken(format!("header: the name of column {} is not snake_case", bad + 1)));
     }
     let mut first_of = std::collections::HashMap::with_capacity(header.len());
     for (index, name) in header.iter().enumerate() {
         if let Some(first) = first_of.insert(*name, index) {
-            return Err(Reason::from(format!(
-                "header: column {} has the name of column {}",
-                index + 1,
-                first + 1
-            )));
+            return Err(broken(format!("header: column {} has the name of column {}", index + 1, first + 1)));
         }
     }
     let mut types: Vec<Column> = Vec::new();
@@ -163,24 +148,20 @@ fn csv_rules(data: &[u8]) -> Result<u64, Reason> {
         let row = index + 1;
         let values: Vec<&str> = line.split(',').map(str::trim).collect();
         if values.len() != header.len() {
-            return Err(Reason::from(format!(
-                "row {row}: {} values for {} columns",
-                values.len(),
-                header.len()
-            )));
+            return Err(broken(format!("row {row}: {} values for {} columns", values.len(), header.len())));
         }
         if types.is_empty() {
             types = values.iter().map(|v| Column::of(v)).collect();
         }
         for ((value, column), name) in values.iter().zip(&types).zip(&header) {
             if !column.admits(value) {
-                return Err(Reason::from(format!("row {row}, column {name}: not {}", column.name())));
+                return Err(broken(format!("row {row}, column {name}: not {}", column.name())));
             }
         }
         rows += 1;
     }
     if rows == 0 {
-        return Err("no data rows after the header".into());
+        return Err(broken("no data rows after the header"));
     }
     Ok(rows)
 }
