@@ -108,13 +108,7 @@ pub fn lines_log(
         let y_lo = 10f64.powf(y_lo.max(1e-3).log10().floor());
         let y_hi = 10f64.powf((y_hi * 1.05).log10().ceil()).max(y_lo * 10.0);
         let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .margin_right(36)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())?;
+        let mut chart = framed(root, title, 40).build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())?;
         let x_format = |v: &f64| x_labels.map_or_else(|| format_number(*v), |labels| labels(*v));
         chart
             .configure_mesh()
@@ -130,6 +124,49 @@ pub fn lines_log(
     })
 }
 
+/// Every chart's frame: its title, margins, and room for the axes' labels (`x_labels` high
+/// under the x axis).
+fn framed<'a, 'b>(root: &'a Area<'b>, title: &str, x_labels: u32) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .margin_right(36)
+        .x_label_area_size(x_labels)
+        .y_label_area_size(64);
+    builder
+}
+
+type LinearChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart on linear axes fitting `series` (x from 0 or below, y from 0 with room above), its mesh
+/// drawn; with the top of its y axis.
+fn linear_chart<'a, 'b>(
+    root: &'a Area<'b>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<(LinearChart<'a, 'b>, f64), DrawError> {
+    let (x_lo, x_hi) = bounds(series, |p| p.0);
+    let (_, y_hi) = bounds(series, |p| p.1);
+    if !x_lo.is_finite() {
+        return Err(DrawError::NoData);
+    }
+    let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
+    let y_top = (y_hi * 1.15).max(1.0);
+    let mut chart = framed(root, title, 40).build_cartesian_2d(x_lo.min(0.0)..x_hi, 0.0..y_top)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format_number(*v))
+        .y_label_formatter(&|v| format_number(*v))
+        .draw()?;
+    Ok((chart, y_top))
+}
+
 /// Lines on linear axes (throughput over offered rate, memory over time).
 pub fn lines(
     title: &str,
@@ -139,27 +176,7 @@ pub fn lines(
     marks: &[(String, (f64, f64))],
 ) -> String {
     draw(|root| {
-        let (x_lo, x_hi) = bounds(series, |p| p.0);
-        let (_, y_hi) = bounds(series, |p| p.1);
-        if !x_lo.is_finite() {
-            return Err(DrawError::NoData);
-        }
-        let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .margin_right(36)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x_lo.min(0.0)..x_hi, 0.0..(y_hi * 1.15).max(1.0))?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .x_label_formatter(&|v| format_number(*v))
-            .y_label_formatter(&|v| format_number(*v))
-            .draw()?;
+        let (mut chart, _) = linear_chart(root, title, x_desc, y_desc, series)?;
         draw_lines(&mut chart, series, false)?;
         for (label, point) in marks {
             let c = colour(label.split(' ').next().unwrap_or_default());
@@ -170,6 +187,35 @@ pub fn lines(
             ))?;
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    })
+}
+
+/// A time span shaded behind the lines (an outage), in its stack's colour.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// The stack it belongs to (its colour).
+    pub stack: String,
+    /// From and to, in x units.
+    pub from: f64,
+    /// To.
+    pub to: f64,
+}
+
+/// Lines over time with `spans` shaded behind them: throughput and errors around an outage.
+pub fn lines_over_spans(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    spans: &[Span],
+) -> String {
+    draw(|root| {
+        let (mut chart, y_top) = linear_chart(root, title, x_desc, y_desc, series)?;
+        chart.draw_series(spans.iter().map(|span| {
+            Rectangle::new([(span.from, 0.0), (span.to, y_top)], colour(&span.stack).mix(0.15).filled())
+        }))?;
+        draw_lines(&mut chart, series, false)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
 
@@ -299,12 +345,7 @@ fn category_chart<'a, 'b>(
     top: f64,
 ) -> Result<CategoryChart<'a, 'b>, DrawError> {
     let n = labels.len() as i32;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .margin_right(36)
-        .x_label_area_size(60)
-        .y_label_area_size(64)
+    let mut chart = framed(root, title, 60)
         .build_cartesian_2d((0..(n - 1).max(1)).into_segmented(), 0.0..top.max(1.0))?;
     chart
         .configure_mesh()

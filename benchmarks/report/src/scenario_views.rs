@@ -1,6 +1,7 @@
 //! The views only some scenarios have, below their throughput and latency: latency against the
 //! fan-out K (`get_order_overview`), the stock books of a contention run, the lag and the
-//! exactly-once count of convergence, and a soak's drift and memory trends with their verdicts.
+//! exactly-once count of convergence, a soak's drift and memory trends with their verdicts, and
+//! each stack's recovery from a scenario's outages.
 //! Each view shows when its scenario's results carry its figures, whatever the scenario's name.
 
 use std::fmt::Write;
@@ -27,6 +28,7 @@ pub fn views(out: &mut String, scenario: &ScenarioResult) {
     contention(out, scenario);
     convergence(out, scenario);
     soak(out, scenario);
+    outages(out, scenario);
 }
 
 /// (K, p50 µs, p99 µs) of one fan-out.
@@ -180,7 +182,7 @@ fn convergence(out: &mut String, scenario: &ScenarioResult) {
     if let Some((poll, settle)) = resolution {
         let _ = write!(
             out,
-            "<p class=\"sub\">Probes ask every {poll:.0} ms at first (the lag's resolution), every 50 ms once an order is 200 ms late; an order not seen within {settle:.0} s counts as lost.</p>"
+            "<p class=\"sub\">Probes ask every {poll:.0} ms at first (the lag's resolution), then every tenth of the time an order has waited (up to a second); an order not seen within {settle:.0} s counts as lost.</p>"
         );
     }
 }
@@ -235,6 +237,77 @@ fn soak(out: &mut String, scenario: &ScenarioResult) {
     out.push_str("</tbody></table>");
 }
 
+fn outages(out: &mut String, scenario: &ScenarioResult) {
+    if !measurements(scenario).any(|(_, m)| m.faults.is_some()) {
+        return;
+    }
+    out.push_str("<h3>Through the outages</h3><p class=\"sub\">Each stack on brokers of its own, which the runner takes down as the scenario says (shaded: from the outage to the component being back: a restarted broker accepting connections again, a stalled process let run). <em>First success</em> and <em>recovered</em> count from then: the first answer that succeeded, and the first second from it whose requests were served (a success within a second) at 90% of the rate of the five seconds before. Errors are those of the requests sent from the outage until then. <em>Lost</em>: orders acknowledged that analytics never counted; <em>twice</em>: counted more than once.</p>");
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    let mut spans = Vec::new();
+    for s in &scenario.stacks {
+        let Some(m) = analysis::representative(s) else { continue };
+        let Some(faults) = &m.faults else { continue };
+        let per_second = |i: &bench_results::IntervalResult, n: u64| {
+            let seconds = if i.rps > 0.0 { i.answered as f64 / i.rps } else { 1.0 };
+            (i.t_s, n as f64 / seconds)
+        };
+        ok.push(Series {
+            label: s.name.clone(),
+            points: m
+                .intervals
+                .iter()
+                .map(|i| per_second(i, i.answered - i.unexpected.min(i.answered)))
+                .collect(),
+        });
+        errors.push(Series {
+            label: s.name.clone(),
+            points: m.intervals.iter().map(|i| per_second(i, i.unexpected)).collect(),
+        });
+        spans.extend(faults.outages.iter().map(|o| charts::Span {
+            stack: s.name.clone(),
+            from: o.began_s,
+            to: o.back_s,
+        }));
+    }
+    for (title, series) in
+        [("Successes per second, outage shaded", &ok), ("Unexpected errors per second", &errors)]
+    {
+        let _ = write!(
+            out,
+            "<figure>{}</figure>",
+            charts::lines_over_spans(title, "s into the load", "per second", series, &spans)
+        );
+    }
+    out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>rep</th><th class=\"l\">outage</th><th>at, s</th><th>down, s</th><th>back after, ms</th><th>first success, ms</th><th>recovered, ms</th><th class=\"l\">errors meanwhile</th><th>lost</th><th>twice</th><th class=\"l\">recovered by itself</th></tr></thead><tbody>");
+    for (stack, m) in measurements(scenario) {
+        let Some(faults) = &m.faults else { continue };
+        for o in &faults.outages {
+            let kinds: Vec<String> =
+                o.errors.iter().map(|(kind, n)| format!("{} ×{n}", escape(&kind.to_string()))).collect();
+            let optional_ms = |v: Option<f64>| v.map_or_else(|| "never".to_string(), |v| format!("{v:.0}"));
+            let _ = write!(
+                out,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{} {}</td><td>{:.1}</td><td>{:.1}</td><td>{:.0}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+                dot(stack),
+                m.repetition,
+                escape(&o.action),
+                escape(&o.target),
+                o.began_s,
+                o.restored_s - o.began_s,
+                (o.back_s - o.restored_s) * 1000.0,
+                optional_ms(o.first_success_ms),
+                optional_ms(o.recovery_ms),
+                if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
+                mark(faults.acknowledged_lost == 0, "0", &faults.acknowledged_lost.to_string()),
+                mark(faults.duplicated == 0, "0", &faults.duplicated.to_string()),
+                mark(o.recovered(), "yes", "NO"),
+            );
+        }
+    }
+    out.push_str("</tbody></table>");
+}
+
 /// One plain line of what the views show for `stack` (its representative repetition), for the
 /// Markdown summary; `None` when its scenario has no view.
 pub fn note(stack: &bench_results::StackResult) -> Option<String> {
@@ -279,6 +352,18 @@ pub fn note(stack: &bench_results::StackResult) -> Option<String> {
             charts::format_number(soak.saturation_rps),
             soak.drift.p99_ratio(),
             memory.join(", ")
+        ));
+    }
+    if let Some(faults) = &m.faults {
+        let recovery = match faults.recovery_ms {
+            Some(ms) if faults.recovered => {
+                format!("recovered by itself within {ms:.0} ms of the component being back")
+            }
+            _ => "did NOT recover by itself".to_string(),
+        };
+        parts.push(format!(
+            "through the outages: {recovery}; {} acknowledged and lost, {} applied twice",
+            faults.acknowledged_lost, faults.duplicated
         ));
     }
     (!parts.is_empty()).then(|| format!("{}: {}", stack.name, parts.join("; ")))

@@ -27,6 +27,7 @@ pub mod duration_text;
 pub mod error_kind;
 pub mod invariants;
 pub mod measurement;
+pub mod outages;
 pub mod percentiles;
 pub mod run;
 pub mod settings;
@@ -41,6 +42,7 @@ pub use invariants::{
 pub use measurement::{
     CpuCost, EndpointResult, IntervalResult, Measurement, Spread, StepResult, Summary, ValidationResult,
 };
+pub use outages::{FaultsResult, OutageResult};
 pub use percentiles::Percentiles;
 pub use run::{ExpectationCheck, RunResults, SCHEMA, ScenarioResult, StackResult};
 pub use settings::{Expectations, Faults, Load, MixEntry, PayloadSize, Phase, RunSettings, Sustained};

@@ -69,6 +69,10 @@ pub struct Measurement {
     /// A soak's drift and memory trends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soak: Option<SoakResult>,
+    /// A scenario's outages: each one's recovery, and what was acknowledged and lost or applied
+    /// twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::FaultsResult>,
 }
 
 impl Measurement {

@@ -154,8 +154,22 @@ impl ExpectationCheck {
                         .map(|c| c.items.iter().filter(|i| i.remaining.is_none()).count() as u64)
                 }),
             ),
-            check("orders_lost", worst(&|m| m.convergence.as_ref().map(|c| c.lost + c.not_recounted))),
-            check("orders_counted_twice", worst(&|m| m.convergence.as_ref().map(|c| c.counted_twice))),
+            // With outages, the same figures are checked as faults.acknowledged_lost and
+            // faults.duplicated (once is enough).
+            check(
+                "orders_lost",
+                worst(&|m| {
+                    m.convergence.as_ref().filter(|_| m.faults.is_none()).map(|c| c.lost + c.not_recounted)
+                }),
+            ),
+            check(
+                "orders_counted_twice",
+                worst(&|m| m.convergence.as_ref().filter(|_| m.faults.is_none()).map(|c| c.counted_twice)),
+            ),
+            check("faults.acknowledged_lost", worst(&|m| m.faults.as_ref().map(|f| f.acknowledged_lost))),
+            check("faults.duplicated", worst(&|m| m.faults.as_ref().map(|f| f.duplicated))),
+            // 1 for a measurement whose stack did not recover by itself from an outage.
+            check("faults.not_recovered", worst(&|m| m.faults.as_ref().map(|f| u64::from(!f.recovered)))),
         ]
         .into_iter()
         .flatten()

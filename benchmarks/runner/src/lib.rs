@@ -13,7 +13,9 @@
 //! 5. [`target`] is the other end of the wire: the client of each transport, and the check of
 //!    every answer into a verdict;
 //! 6. [`invariants`] checks what must hold whatever the speed (stock books under contention,
-//!    orders counted once in analytics, drift and leaks in a soak).
+//!    orders counted once in analytics, drift and leaks in a soak);
+//! 7. [`outage`] takes a component of the stack down mid-run (on brokers of its own) and measures
+//!    how the stack recovers.
 //!
 //! [`selfcheck`] measures the load generator itself against reference generators.
 //! The binaries: `bench` (runs), `stacks` (starts and stops stacks by hand), `echo-vs-raw` (the
@@ -23,6 +25,7 @@ pub mod config;
 pub mod endpoint;
 pub mod generator;
 pub mod invariants;
+pub mod outage;
 pub mod run;
 pub mod selfcheck;
 pub mod system;

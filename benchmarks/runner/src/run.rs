@@ -195,15 +195,32 @@ impl Runner {
         workload: &Arc<Workload>,
     ) -> Result<(Measurement, Vec<String>), BenchError> {
         let spec = self.config.stack(at.stack)?;
+        // A DURATION override may have shortened the load below the outages' schedule.
+        if let Some(problem) = crate::config::outage::problem(&scenario.outages, load.duration()) {
+            return Err(BenchError::Config(format!("{}: {problem}", at.scenario)));
+        }
+        // Outages take down brokers: the stack's own, never the shared ones.
+        let private = if scenario.outages.is_empty() {
+            None
+        } else {
+            let dir =
+                std::env::temp_dir().join(format!("natsrpc-bench-brokers-{}-{}", at.stack, nuid::next()));
+            let proxied = scenario.outages.iter().any(crate::config::outage::Outage::cuts);
+            Some(crate::system::private_brokers::on_private_brokers(at.stack, spec, &dir, proxied).await?)
+        };
+        let spec = private.as_ref().map_or(spec, |private| &private.spec);
         let mut start = self.start.clone();
         start.env.extend(fault_env(scenario.faults.as_ref())?);
         if scenario.convergence.is_some() {
             start.env.push(("ORDER_EVENTS".into(), "on".into()));
         }
-        let running = RunningStack::start(at.stack, spec, &start).await?;
-        let measured = self.measure_running(at, spec, &running, scenario, load, workload).await;
+        let mut running = RunningStack::start(at.stack, spec, &start).await?;
+        let no_proxies = BTreeMap::new();
+        let proxies = private.as_ref().map_or(&no_proxies, |private| &private.proxies);
+        let measured =
+            self.measure_running(at, spec, (&mut running, proxies), scenario, load, workload).await;
         running.stop(Duration::from_secs(10)).await?;
-        if scenario.convergence.is_some() && spec.transport == Transport::Nats {
+        if scenario.convergence.is_some() && spec.transport == Transport::Nats && private.is_none() {
             remove_event_stream(spec).await;
         }
         measured
@@ -213,11 +230,12 @@ impl Runner {
         &self,
         at: &Place<'_>,
         spec: &StackSpec,
-        running: &RunningStack,
+        (running, proxies): (&mut RunningStack, &BTreeMap<String, crate::system::proxy::Proxy>),
         scenario: &Scenario,
         load: &Load,
         workload: &Arc<Workload>,
     ) -> Result<(Measurement, Vec<String>), BenchError> {
+        crate::outage::check(&scenario.outages, running, proxies)?;
         let client = Arc::new(StackClient::connect(spec, self.settings.request_timeout).await?);
         check_validation_build(&client, spec, at.stack).await?;
         let mut faults = ExpectedFaults::from_settings(scenario.faults.as_ref());
@@ -228,7 +246,7 @@ impl Runner {
             Firing { workload: Arc::clone(workload), client: Arc::clone(&client), faults: Arc::new(faults) };
         setup(&client, workload, at.stack).await?;
         let ledger = scenario.contention.as_ref().map(|_| Arc::new(Ledger::new(workload.hot_skus.len())));
-        let unmeasured = Observers { ledger: ledger.clone(), follower: None };
+        let unmeasured = Observers { ledger: ledger.clone(), follower: None, timeline: None };
 
         if !self.settings.warmup.is_zero() {
             let warm_load = warm_up_load(load, self.settings.warmup);
@@ -265,15 +283,30 @@ impl Runner {
             .convergence
             .as_ref()
             .map(|settings| Arc::new(Follower::new(Arc::clone(&client), settings.clone())));
-        let measured = Observers { ledger, follower };
+        let start = lock(&recorder).start;
+        let timeline = (!scenario.outages.is_empty()).then(|| Arc::new(crate::outage::Timeline::new(start)));
+        let measured = Observers { ledger, follower, timeline: timeline.clone() };
         let began = Instant::now();
-        let target_rps = fire.run(&load, &recorder, 0, &measured).await;
+        let (target_rps, played) = tokio::join!(
+            fire.run(&load, &recorder, 0, &measured),
+            crate::outage::play(&scenario.outages, running, proxies, start)
+        );
         let elapsed = began.elapsed();
         stop.store(true, Ordering::Relaxed);
         let usage = monitor.await?;
         let validation = validation(&client, spec).await;
         let unacknowledged = unacknowledged_orders(&lock(&recorder), &workload.endpoints);
         let (contention, convergence) = measured.conclude(&client, workload, unacknowledged).await;
+        let played = played?;
+        let faults = timeline.map(|timeline| {
+            let outages = crate::outage::recovery(&played, &timeline, elapsed);
+            let followed = convergence.clone().unwrap_or_default();
+            bench_results::FaultsResult::of(
+                outages,
+                followed.lost + followed.not_recounted,
+                followed.counted_twice,
+            )
+        });
 
         let recorder = lock(&recorder);
         write_interval_log(&self.out.join(at.interval_log()), &recorder, at.stack)?;
@@ -281,6 +314,7 @@ impl Runner {
         let mut measurement = measurement(at, &load, &recorder, workload, beside);
         measurement.contention = contention;
         measurement.convergence = convergence;
+        measurement.faults = faults;
         measurement.soak = soak.map(|(saturation_rps, fraction, offered_rps)| SoakResult {
             saturation_rps,
             fraction,
@@ -350,6 +384,7 @@ async fn setup(client: &StackClient, workload: &Workload, stack: &str) -> Result
 struct Observers {
     ledger: Option<Arc<Ledger>>,
     follower: Option<Arc<Follower>>,
+    timeline: Option<Arc<crate::outage::Timeline>>,
 }
 
 impl Observers {
@@ -443,6 +478,9 @@ impl Firing {
                     && drawn.template.endpoint == Endpoint::CreateOrder
                 {
                     follower.placed(&drawn.body, done);
+                }
+                if let Some(timeline) = &observers.timeline {
+                    timeline.answered(planned, done, &verdict);
                 }
                 lock(recorder).answered(drawn.template.entry, planned, sent, done, &verdict);
             })
@@ -798,6 +836,7 @@ fn measurement(
         contention: None,
         convergence: None,
         soak: None,
+        faults: None,
     }
 }
 

@@ -62,18 +62,8 @@ fn bench_output(config_text: &str, reports: &std::path::Path, env: &[(&str, &str
     std::fs::create_dir_all(reports).unwrap();
     std::fs::write(&config, config_text).unwrap();
     // The runner starts stacks from the binaries beside it: make sure they are built.
-    let runner = bin_dir().join("bench");
-    assert_eq!(runner, std::path::PathBuf::from(env!("CARGO_BIN_EXE_bench")));
-    Command::new(runner)
-        .args(["--config", config.to_str().unwrap(), "--reports", reports.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .env_remove("PROFILE")
-        .env_remove("DURATION")
-        .env_remove("SCENARIOS")
-        .env_remove("STACKS")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
+    assert_eq!(bin_dir().join("bench"), std::path::PathBuf::from(env!("CARGO_BIN_EXE_bench")));
+    support::bench(&config, reports).envs(env.iter().copied()).output().unwrap()
 }
 
 #[test]
@@ -478,15 +468,7 @@ async fn a_service_left_running_on_the_stacks_subjects_refuses_the_run() {
 fn the_secured_variants_run_on_brokers_of_their_own_and_leave_nothing_behind() {
     let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/benchmark-config.yaml");
-    let secrets_folders = || -> Vec<std::path::PathBuf> {
-        let entries = std::fs::read_dir(std::env::temp_dir()).unwrap().flatten();
-        entries
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("natsrpc-bench-secrets-"))
-            })
-            .collect()
-    };
+    let secrets_folders = || support::temp_folders("natsrpc-bench-secrets-");
     let before = secrets_folders();
     let runner = Command::new(bin_dir().join("bench"))
         .args(["--config", shipped.to_str().unwrap(), "--reports", reports.to_str().unwrap()])

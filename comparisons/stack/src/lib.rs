@@ -332,6 +332,9 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
         if hosting.hosts(ecommerce::contracts::SERVICE) {
             // Gives back the stock of orders whose instance died mid-way; ends with the shop.
             shop.sweep(ecommerce::domain::SWEEP_EVERY);
+            // Publishes again the events that did not go out (the broker away); ends with the shop,
+            // and finds nothing to do when the shop publishes no events.
+            shop.relay(ecommerce::domain::RELAY_EVERY);
         }
         (
             ecommerce::service(shop).receivers(n),

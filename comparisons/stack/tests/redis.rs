@@ -178,3 +178,82 @@ async fn events_sent_through_two_instances_are_counted_once_and_add_up_as_in_mem
     assert_eq!(from_redis, from_memory, "counts, sums and percentiles to the last bit");
     pools[0].clear().await.unwrap();
 }
+
+/// Redis killed and started again empty: the shop's publisher (a pool of managed connections) and
+/// analytics' follower (a connection of its own, blocked in `XREADGROUP`) both go on by
+/// themselves, the follower with its consumer group made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_follower_reads_on_after_redis_restarts() {
+    use ecommerce::contracts::events::OrderPlacedEvent;
+    use ecommerce::domain::{EventSink, ShopEvent};
+    use stack::redis::streams::{self, RedisStreamEvents};
+    use std::time::Duration;
+
+    let mut server = stack::testing::RedisServer::start().unwrap();
+    let pool = RedisPool::connect(&server.url(), 1, &prefix()).await.unwrap();
+    let (seen, mut follows) = tokio::sync::mpsc::unbounded_channel();
+    let follower: stack::links::Follower = Arc::new(move |event| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            let _ = seen.send(event);
+            Ok(())
+        })
+    });
+    let task = streams::follow(&server.url(), None, streams::stream_key(&pool), follower).await.unwrap();
+    let events = RedisStreamEvents::new(pool.clone());
+    let placed = |order_id: &str| {
+        ShopEvent::Placed(OrderPlacedEvent {
+            order_id: order_id.into(),
+            customer_id: "cus_restart".into(),
+            amount_cents: 100,
+            currency: "EUR".into(),
+            units: 1,
+            placed_at_ms: 1,
+        })
+    };
+    let before = placed("ord_before_the_restart");
+    events.publish(before.clone()).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), follows.recv()).await.unwrap();
+    assert_eq!(first, Some(before));
+
+    server.restart().unwrap();
+    let after = placed("ord_after_the_restart");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // The pool's connections find the new server on their next commands.
+    while events.publish(after.clone()).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "publishing never worked again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let next = tokio::time::timeout(Duration::from_secs(10), follows.recv()).await;
+    assert_eq!(next.ok().flatten(), Some(after), "the follower reads the events published after the restart");
+    task.abort();
+}
+
+/// The outbox in Redis: a note per event of an order (the first time kept), due once older than
+/// asked, oldest first, gone once sent; shared by every instance on the prefix.
+#[tokio::test]
+async fn the_outbox_keeps_each_unsent_event_once_until_it_is_sent() {
+    use ecommerce::domain::{EventKind, Unsent};
+    let prefix = prefix();
+    let pools = instances(2, &prefix).await;
+    let (one, other) = (RedisShopStore::new(pools[0].clone()), RedisShopStore::new(pools[1].clone()));
+    let event = |kind, order_id: &str, at_ms| Unsent { kind, order_id: order_id.to_string(), at_ms };
+    one.note_unsent(&event(EventKind::Placed, "ord_outbox_b", 2_000)).await.unwrap();
+    one.note_unsent(&event(EventKind::Placed, "ord_outbox_a", 1_000)).await.unwrap();
+    one.note_unsent(&event(EventKind::Cancelled, "ord_outbox_a", 3_000)).await.unwrap();
+    // Noted again later (a retried request): the first time stays.
+    other.note_unsent(&event(EventKind::Placed, "ord_outbox_a", 9_000)).await.unwrap();
+    let due = other.unsent(2_500, 10).await.unwrap();
+    assert_eq!(
+        due,
+        [event(EventKind::Placed, "ord_outbox_a", 1_000), event(EventKind::Placed, "ord_outbox_b", 2_000)]
+    );
+    assert_eq!(other.unsent(u64::MAX, 1).await.unwrap().len(), 1, "at most the limit");
+    other.sent(&due[0]).await.unwrap();
+    let left = one.unsent(u64::MAX, 10).await.unwrap();
+    assert_eq!(
+        left,
+        [event(EventKind::Placed, "ord_outbox_b", 2_000), event(EventKind::Cancelled, "ord_outbox_a", 3_000)]
+    );
+    pools[0].clear().await.unwrap();
+}

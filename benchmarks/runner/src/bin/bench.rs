@@ -257,7 +257,17 @@ async fn run(
         start: StartOptions::beside_this_binary(&out.join("logs"))?,
         interval: Duration::from_secs(1),
     };
-    let results = runner.run().await?;
+    // Stopped half-way (Ctrl-C, SIGTERM), the run is dropped: each stack it started is killed by
+    // its guard (a stalled process too), and each private broker's folder removed.
+    let stopped = natsrpc::shutdown_signal();
+    let results = tokio::select! {
+        results = runner.run() => results?,
+        () = stopped => {
+            return Err(BenchError::Process(
+                "stopped by a signal: the stacks it had started are stopped; no results written".into(),
+            ));
+        }
+    };
     results.write(&out)?;
     point_latest(&args.reports, &name)?;
     print_summary(&results, &out);

@@ -154,6 +154,16 @@ fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
             return Err(Invalid::from("convergence: poll must be above 0 and settle at least poll"));
         }
     }
+    if !scenario.outages.is_empty() {
+        if scenario.convergence.is_none() {
+            return Err(Invalid::from(
+                "outages: need convergence too (the orders followed into analytics show whether anything acknowledged was lost or counted twice)",
+            ));
+        }
+        if let Some(problem) = crate::config::outage::problem(&scenario.outages, scenario.load.duration()) {
+            return Err(Invalid::from(problem));
+        }
+    }
     Ok(())
 }
 

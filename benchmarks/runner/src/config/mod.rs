@@ -3,6 +3,7 @@
 //!
 //! - [`run`]: what a run compares and how, and the profiles that override it;
 //! - [`scenario`]: a scenario's load, mix, faults and limits;
+//! - [`outage`]: a scenario's components killed or stalled mid-run;
 //! - [`stack`]: a stack's processes, transport and connection settings, `${NAME}` expansion;
 //! - [`run_secrets`]: what `${BENCH_*}` expands to: the secured stacks' private CA and password;
 //! - `checks`: what the file must satisfy beyond its shape, each problem named by its key;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use crate::BenchError;
 
 mod checks;
+pub mod outage;
 mod recorded;
 pub mod run;
 pub mod run_secrets;

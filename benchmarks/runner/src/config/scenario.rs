@@ -40,6 +40,12 @@ pub struct Scenario {
     /// takes to show there, and whether it is counted exactly once.
     #[serde(default)]
     pub convergence: Option<Convergence>,
+    /// Components of the stack killed or stalled mid-run, then restored ([`crate::config::outage`]):
+    /// the stacks run on private brokers, and each outage's recovery is measured. Needs
+    /// `convergence`: the orders followed show whether anything acknowledged was lost or counted
+    /// twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<crate::config::outage::Outage>,
 }
 
 /// Many users reserving the same few items.

@@ -3,9 +3,10 @@
 //! own, so analytics' count of that customer's events is the count of that order.
 //!
 //! A probe per acknowledged order asks analytics (`user_activity`) at once, then every `poll`
-//! until the order shows. The lag is from the acknowledgement to the middle of the first question
+//! (a tenth of the time waited, once that is longer, up to a second) until the order shows. The lag is from the acknowledgement to the middle of the first question
 //! that saw it (when analytics most likely read its store), so it holds half a question's round
-//! trip and, for an order not seen at once, up to `poll` more. An order seen by the first
+//! trip and, for an order not seen at once, up to one pause more (`poll`, or a tenth of the time
+//! waited once that is longer, up to a second). An order seen by the first
 //! question was in analytics by the time its buyer heard back; those are counted apart. After the
 //! load, every order is counted once more: 0 is an order lost (nothing after `settle`), 2 or more
 //! an order counted twice.
@@ -93,12 +94,11 @@ impl Follower {
                 if waited >= settings.settle {
                     return Probe { customer: request.user_id, lag: None, at_once: false, failed };
                 }
-                // Quick at first, where the lags are; gentler on analytics once an order is late.
-                let pause = if waited < Duration::from_millis(200) {
-                    settings.poll
-                } else {
-                    settings.poll.max(Duration::from_millis(50))
-                };
+                // Quick at first, where the lags are; then a tenth of the time waited (up to a
+                // second), so that the lag keeps a resolution of about 10%: thousands of orders
+                // late together (after an outage) must not become a load that keeps analytics
+                // from catching up.
+                let pause = (waited / 10).min(Duration::from_secs(1)).max(settings.poll);
                 tokio::time::sleep(pause).await;
             }
         });

@@ -77,6 +77,8 @@ pub struct Member {
     /// Whether it is a broker the stack starts itself (a process that `listens`): its CPU and
     /// memory count with the brokers', as the shared brokers' do for the other stacks.
     pub broker: bool,
+    /// Which of the stack's processes it is an instance of.
+    process: usize,
     child: Child,
 }
 
@@ -97,6 +99,7 @@ pub struct RunningStack {
     pub spec: StackSpec,
     /// The start of its Redis keys and RabbitMQ queues.
     pub prefix: String,
+    options: StartOptions,
     members: Vec<Member>,
 }
 
@@ -126,53 +129,26 @@ impl RunningStack {
         }
         std::fs::create_dir_all(&options.log_dir).map_err(BenchError::io(&options.log_dir))?;
         let prefix = format!("natsrpc-bench-{name}-{}", nuid::next());
-        let address =
-            host_port(&spec.url).ok_or_else(|| BenchError::Config(format!("bad url {}", spec.url)))?;
-        let mut stack = Self { name: name.to_string(), spec: spec.clone(), prefix, members: Vec::new() };
-        let secrets = crate::config::run_secrets::RunSecrets::get();
+        host_port(&spec.url).ok_or_else(|| BenchError::Config(format!("bad url {}", spec.url)))?;
+        let mut stack = Self {
+            name: name.to_string(),
+            spec: spec.clone(),
+            prefix,
+            options: options.clone(),
+            members: Vec::new(),
+        };
         if spec.uses_run_secrets {
-            secrets.write_files()?;
+            crate::config::run_secrets::RunSecrets::get().write_files()?;
         }
-        for process in &spec.processes {
+        for (index, process) in spec.processes.iter().enumerate() {
             for i in 1..=process.instances {
                 let role = if process.instances > 1 {
                     format!("{}-{i}", process.name)
                 } else {
                     process.name.clone()
                 };
-                let binary = options
-                    .program(&process.command[0], process.listens.is_some())
-                    .unwrap_or_else(|| options.bin_dir.join(&process.command[0]));
-                let log_path = options.log_dir.join(format!("{name}-{role}.log"));
-                let log = File::create(&log_path).map_err(BenchError::io(&log_path))?;
-                let log_err = log.try_clone().map_err(BenchError::io(&log_path))?;
-                // Placed on its CPUs by `taskset`, which then becomes the process: its PID is the
-                // stack process's, for stopping and for the CPU and memory figures.
-                let mut command = match &process.cpus {
-                    Some(cpus) => {
-                        let mut command = Command::new("taskset");
-                        command.arg("-c").arg(cpus).arg(&binary);
-                        command
-                    }
-                    None => Command::new(&binary),
-                };
-                command.args(&process.command[1..]).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
-                match spec.transport {
-                    Transport::Nats => command.env("NATS_URL", &spec.url).envs(&spec.nats),
-                    Transport::Http => command.env("HTTP_ADDR", address),
-                };
-                command.env("REDIS_PREFIX", &stack.prefix).env("QUEUE_PREFIX", &stack.prefix);
-                // mimalloc on transparent huge pages zeroes 2 MiB for every page it takes back
-                // (15% of a busy service's CPU): off for every stack alike, whatever the host's mode.
-                command.env("MIMALLOC_ALLOW_THP", "0");
-                if spec.uses_run_secrets {
-                    command.envs(secrets.variables());
-                }
-                command.envs(&process.env).envs(options.env.iter().map(|(k, v)| (k, v)));
-                let child = command
-                    .spawn()
-                    .map_err(BenchError::program(format!("{name}: cannot start {}", binary.display())))?;
-                stack.members.push(Member { role, broker: process.listens.is_some(), child });
+                let child = stack.spawn(index, &role, false)?;
+                stack.members.push(Member { role, broker: process.listens.is_some(), process: index, child });
             }
             if let Some(address) = &process.listens {
                 stack.wait_listening(address, options.ready_within).await?;
@@ -180,6 +156,92 @@ impl RunningStack {
         }
         stack.wait_ready(options.ready_within).await?;
         Ok(stack)
+    }
+
+    /// Starts one instance (`role`) of the stack's process `index`, its output into its log
+    /// (after what an earlier start of it wrote, when `again`).
+    fn spawn(&self, index: usize, role: &str, again: bool) -> Result<Child, BenchError> {
+        let (spec, options, name) = (&self.spec, &self.options, &self.name);
+        let process = &spec.processes[index];
+        let binary = options
+            .program(&process.command[0], process.listens.is_some())
+            .unwrap_or_else(|| options.bin_dir.join(&process.command[0]));
+        let log_path = options.log_dir.join(format!("{name}-{role}.log"));
+        let log = File::options()
+            .create(true)
+            .write(true)
+            .append(again)
+            .truncate(!again)
+            .open(&log_path)
+            .map_err(BenchError::io(&log_path))?;
+        let log_err = log.try_clone().map_err(BenchError::io(&log_path))?;
+        // Placed on its CPUs by `taskset`, which then becomes the process: its PID is the
+        // stack process's, for stopping and for the CPU and memory figures.
+        let mut command = match &process.cpus {
+            Some(cpus) => {
+                let mut command = Command::new("taskset");
+                command.arg("-c").arg(cpus).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        command.args(&process.command[1..]).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
+        match spec.transport {
+            Transport::Nats => command.env("NATS_URL", &spec.url).envs(&spec.nats),
+            Transport::Http => command.env("HTTP_ADDR", host_port(&spec.url).unwrap_or_default()),
+        };
+        command.env("REDIS_PREFIX", &self.prefix).env("QUEUE_PREFIX", &self.prefix);
+        // mimalloc on transparent huge pages zeroes 2 MiB for every page it takes back
+        // (15% of a busy service's CPU): off for every stack alike, whatever the host's mode.
+        command.env("MIMALLOC_ALLOW_THP", "0");
+        if spec.uses_run_secrets {
+            command.envs(crate::config::run_secrets::RunSecrets::get().variables());
+        }
+        command.envs(&process.env).envs(options.env.iter().map(|(k, v)| (k, v)));
+        command.spawn().map_err(BenchError::program(format!("{name}: cannot start {}", binary.display())))
+    }
+
+    /// The member whose role is `role`.
+    fn member(&mut self, role: &str) -> Result<&mut Member, BenchError> {
+        let name = &self.name;
+        self.members
+            .iter_mut()
+            .find(|m| m.role == role)
+            .ok_or_else(|| BenchError::Process(format!("{name} has no process {role}")))
+    }
+
+    /// Kills `role` at once (SIGKILL), as a crash would: nothing is closed cleanly.
+    pub fn kill(&mut self, role: &str) -> Result<(), BenchError> {
+        let member = self.member(role)?;
+        let _ = member.child.kill();
+        let _ = member.child.wait();
+        Ok(())
+    }
+
+    /// Starts `role` again, after [`RunningStack::kill`], with the same command, port and data;
+    /// for a broker, waits until it accepts connections (within the stack's start time).
+    pub async fn restart(&mut self, role: &str) -> Result<(), BenchError> {
+        self.kill(role)?;
+        let index = self.member(role)?.process;
+        let child = self.spawn(index, role, true)?;
+        self.member(role)?.child = child;
+        if let Some(address) = self.spec.processes[index].listens.clone() {
+            self.wait_listening(&address, self.options.ready_within).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `role` SIGSTOP (`stop`) or SIGCONT: it keeps its connections and does nothing.
+    pub fn pause(&mut self, role: &str, stop: bool) -> Result<(), BenchError> {
+        let pid = self.member(role)?.pid().to_string();
+        let signal = if stop { "-STOP" } else { "-CONT" };
+        let status =
+            Command::new("kill").args([signal, &pid]).status().map_err(BenchError::program("kill"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(BenchError::Process(format!("kill {signal} {role} ({pid}) failed: {status}")))
+        }
     }
 
     /// Its processes.
@@ -235,12 +297,16 @@ impl RunningStack {
     }
 
     /// Stops every process (the last started first): SIGTERM, then SIGKILL after `grace`; then
-    /// removes the stack's state from Redis.
+    /// removes the stack's state from the shared Redis (a stack whose processes name a Redis of
+    /// their own kept none there).
     pub async fn stop(mut self, grace: Duration) -> Result<(), BenchError> {
         let members = std::mem::take(&mut self.members);
         for mut member in members.into_iter().rev() {
             terminate(member.pid(), grace);
             let _ = member.child.wait();
+        }
+        if self.spec.processes.iter().any(|p| p.env.contains_key("REDIS_URL")) {
+            return Ok(());
         }
         clear_state(&self.prefix).await
     }
@@ -289,6 +355,8 @@ fn terminate(pid: u32, grace: Duration) {
     if !alive(pid) {
         return;
     }
+    // A process stalled by an outage hears nothing until it runs again.
+    let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let deadline = Instant::now() + grace;
     while alive(pid) && Instant::now() < deadline {

@@ -463,6 +463,7 @@ mod tests {
             stacks: None,
             contention: None,
             convergence: None,
+            outages: Vec::new(),
         }
     }
 

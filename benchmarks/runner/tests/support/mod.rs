@@ -22,3 +22,29 @@ pub fn bin_dir() -> PathBuf {
     assert!(built, "building the stacks' binaries");
     PathBuf::from(env!("CARGO_BIN_EXE_echo-vs-raw")).parent().unwrap().to_path_buf()
 }
+
+/// The folders in the system's temporary folder whose names start with `prefix` (what a run
+/// leaves behind when it should not).
+#[allow(dead_code)] // each test crate uses some of the support
+pub fn temp_folders(prefix: &str) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(std::env::temp_dir()).unwrap().flatten();
+    entries
+        .map(|entry| entry.path())
+        .filter(|path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+        .collect()
+}
+
+/// `bench` on the config file `config`, writing under `reports`, with none of the environment's
+/// overrides (`PROFILE`, `DURATION`, `SCENARIOS`, `STACKS`) leaking in from the shell.
+#[allow(dead_code)] // each test crate uses some of the support
+pub fn bench(config: &Path, reports: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(bin_dir().join("bench"));
+    command
+        .args(["--config", &config.to_string_lossy(), "--reports", &reports.to_string_lossy()])
+        .env("RUST_LOG", "warn")
+        .env_remove("PROFILE")
+        .env_remove("DURATION")
+        .env_remove("SCENARIOS")
+        .env_remove("STACKS");
+    command
+}

@@ -9,13 +9,17 @@
 //!   reads. Claims are given back by the sweep, never by a key's TTL, which would take the
 //!   reserved stock's record with it.
 //!
+//! - `{prefix}:outbox`: a sorted set of the events to publish (`placed:{id}`, `cancelled:{id}`) by
+//!   the time they happened, noted before their change and removed once published (the shop's
+//!   outbox, which its relay reads).
+//!
 //! Every change to stock is made in the same script as the change to its order.
 
 use std::collections::BTreeMap;
 
 use ecommerce::ShopError;
 use ecommerce::contracts::{OrderReceipt, StockLevel, StockLine};
-use ecommerce::domain::{Claim, OrderSlot, ShopStore, catalog_sku, receipt_lines};
+use ecommerce::domain::{Claim, EventKind, OrderSlot, ShopStore, Unsent, catalog_sku, receipt_lines};
 use redis::{AsyncCommands, Script};
 
 use super::{BadReply, RedisPool, Reply};
@@ -131,6 +135,7 @@ pub struct RedisShopStore {
     pool: RedisPool,
     stock: String,
     claims: String,
+    outbox: String,
     reserve: Script,
     claim: Script,
     complete: Script,
@@ -150,6 +155,7 @@ impl RedisShopStore {
         Self {
             stock: pool.key(format_args!("stock")),
             claims: pool.key(format_args!("claims")),
+            outbox: pool.key(format_args!("outbox")),
             pool,
             reserve: script(&[TAKE, RESERVE]),
             claim: script(&[TAKE, CLAIM]),
@@ -339,5 +345,46 @@ impl ShopStore for RedisShopStore {
         let cancelled: u8 =
             invocation.invoke_async(&mut self.pool.connection()).await.map_err(store_error)?;
         Ok(cancelled == 1)
+    }
+
+    async fn note_unsent(&self, event: &Unsent) -> Result<(), ShopError> {
+        let member = format!("{}:{}", event.kind.name(), event.order_id);
+        let _: u64 = redis::cmd("ZADD")
+            .arg(&self.outbox)
+            .arg("NX")
+            .arg(event.at_ms)
+            .arg(member)
+            .query_async(&mut self.pool.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn sent(&self, event: &Unsent) -> Result<(), ShopError> {
+        let member = format!("{}:{}", event.kind.name(), event.order_id);
+        let _: u64 = self.pool.connection().zrem(&self.outbox, member).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn unsent(&self, before_ms: u64, limit: usize) -> Result<Vec<Unsent>, ShopError> {
+        let due: Vec<(String, u64)> = redis::cmd("ZRANGE")
+            .arg(&self.outbox)
+            .arg("-inf")
+            .arg(format!("({before_ms}"))
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .arg("WITHSCORES")
+            .query_async(&mut self.pool.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(due
+            .into_iter()
+            .filter_map(|(member, at_ms)| {
+                let (kind, order_id) = member.split_once(':')?;
+                Some(Unsent { kind: EventKind::named(kind)?, order_id: order_id.to_string(), at_ms })
+            })
+            .collect())
     }
 }

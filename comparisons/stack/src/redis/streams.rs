@@ -73,6 +73,10 @@ impl EventSink for RedisStreamEvents {
 /// Follows the stream at `url` / `key` as one consumer of [`GROUP`], handing each event to
 /// `follower`, until the task is dropped or aborted. Its own connection: a blocking read would
 /// hold up every other command on a shared one.
+///
+/// A failed read or claim opens a new connection (and makes the group again, for a Redis that
+/// came back without its data): the old one may be dead for good after Redis restarted, and a
+/// follower retrying on it would leave every later event unread while the shop kept adding them.
 pub async fn follow(
     url: &str,
     ca: Option<&std::path::Path>,
@@ -80,40 +84,56 @@ pub async fn follow(
     follower: Follower,
 ) -> Result<tokio::task::JoinHandle<()>, StackError> {
     let client = super::open(url, ca)?;
-    let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-    let mut connection =
-        client.get_multiplexed_async_connection_with_config(&config).await.map_err(StackError::redis)?;
-    let created: redis::RedisResult<String> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&key)
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut connection)
-        .await;
-    if let Err(error) = created
-        && error.code() != Some("BUSYGROUP")
-    {
-        return Err(StackError::redis(error));
-    }
+    let connection = connect(&client, &key).await.map_err(StackError::redis)?;
     let consumer = format!("analytics-{}", nuid::next());
     tracing::info!(%key, %consumer, "following the order events");
     Ok(tokio::spawn(async move {
         let mut stream = Stream { connection, key, consumer, follower };
         let mut last_reclaim = tokio::time::Instant::now();
         loop {
+            let mut failed = None;
             if last_reclaim.elapsed() >= RECLAIM_AFTER {
                 last_reclaim = tokio::time::Instant::now();
-                if let Err(error) = stream.reclaim().await {
-                    tracing::warn!(%error, "could not reclaim pending events");
-                }
+                failed = stream.reclaim().await.err();
             }
-            if let Err(error) = stream.read().await {
-                tracing::warn!(%error, "reading the order events failed; trying again");
+            if failed.is_none() {
+                failed = stream.read().await.err();
+            }
+            let Some(error) = failed else { continue };
+            tracing::warn!(%error, "reading the order events failed; connecting again");
+            loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                match connect(&client, &stream.key).await {
+                    Ok(connection) => {
+                        stream.connection = connection;
+                        tracing::info!("following the order events again");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "connecting to the order events failed; trying again")
+                    }
+                }
             }
         }
     }))
+}
+
+/// A connection of the follower's own, with [`GROUP`] on `key` made if it is not there.
+async fn connect(client: &redis::Client, key: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
+    let created: redis::RedisResult<String> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(key)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut connection)
+        .await;
+    match created {
+        Err(error) if error.code() != Some("BUSYGROUP") => Err(error),
+        _ => Ok(connection),
+    }
 }
 
 struct Stream {

@@ -52,6 +52,13 @@ impl RedisServer {
         self.signal("-CONT")
     }
 
+    /// Kills the server (SIGKILL) and starts it again on the same port: empty, as it keeps
+    /// nothing on disk.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
     fn signal(&self, signal: &str) -> std::io::Result<()> {
         let pid = self.child.as_ref().map(Child::id).ok_or_else(|| std::io::Error::other("not running"))?;
         let status = Command::new("kill").arg(signal).arg(pid.to_string()).status()?;

@@ -1,6 +1,6 @@
 //! Where the shop's events go: a sink the transport provides (NATS events on the NATS stack), or
-//! nowhere. The shop publishes after the fact it reports is stored; a failed publish is logged and
-//! the order stands.
+//! nowhere. The shop publishes after the fact it reports is stored; a publish that fails leaves
+//! the event in the store's outbox, which the relay publishes from later, and the order stands.
 
 use std::future::Future;
 use std::pin::Pin;

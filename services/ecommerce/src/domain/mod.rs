@@ -17,8 +17,13 @@
 //!   store silent for all that time leaves an order undecided (logged, its charge kept).
 //! - A charge is held by the claim that made or last reused it, so that a request whose claim
 //!   lapsed voids its own charge, never that of the retry that placed the order.
+//! - An event is noted in the store's outbox before its order is recorded (or cancelled) and
+//!   crossed out once published; a relay ([`Shop::relay`], every second in every stack that
+//!   publishes) publishes again what a broker that was away did not take. Events go out at least
+//!   once; analytics counts each order's once.
 
 mod events;
+mod outbox;
 mod overview;
 mod payment;
 mod store;
@@ -33,11 +38,11 @@ use natsrpc::{CallOptions, Client};
 use sha2::{Digest, Sha256};
 
 pub use events::{EventSink, Published, ShopEvent};
+pub use outbox::{RELAY_AFTER, RELAY_EVERY};
 pub use overview::ACTIVITY_WINDOW_MS;
 pub use payment::{Charge, ChargeFailure, PaymentGateway};
-pub use store::{Claim, MemoryStore, OrderSlot, ShopStore, catalog_sku, receipt_lines};
+pub use store::{Claim, EventKind, MemoryStore, OrderSlot, ShopStore, Unsent, catalog_sku, receipt_lines};
 
-use crate::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
 use crate::contracts::{
     CancelOrder, CreateOrder, GetOrder, GetOrderOverview, GetStock, InventoryReserved, Money, OrderCancelled,
     OrderOverview, OrderReceipt, OrderStatus, PaymentSummary, ReceiptLine, ReserveInventory, Restock,
@@ -132,13 +137,28 @@ impl<S: ShopStore> Shop<S> {
     /// Sweeps expired claims every `every`, for as long as the shop lives: the task ends when the
     /// last other handle on the shop is dropped.
     pub fn sweep(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        self.every(every, "could not sweep expired claims", |shop| async move { shop.expire_claims().await })
+    }
+
+    /// Runs `job` every `every` for as long as the shop lives (the task holds it only while the
+    /// job runs, and ends once the last other handle is dropped), logging a failure as `failed`.
+    fn every<T, F, Job>(
+        self: &Arc<Self>,
+        every: Duration,
+        failed: &'static str,
+        job: Job,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        Job: Fn(Arc<Self>) -> F + Send + 'static,
+        F: Future<Output = Result<T, ShopError>> + Send,
+    {
         let shop = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(shop) = shop.upgrade() else { return };
-                if let Err(error) = shop.expire_claims().await {
-                    tracing::warn!(%error, "could not sweep expired claims");
+                if let Err(error) = job(shop).await {
+                    tracing::warn!(%error, "{failed}");
                 }
             }
         })
@@ -154,14 +174,6 @@ impl<S: ShopStore> Shop<S> {
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Self {
         self.events = Some(sink);
         self
-    }
-
-    async fn publish(&self, event: ShopEvent) {
-        if let Some(sink) = &self.events
-            && let Err(error) = sink.publish(event).await
-        {
-            tracing::error!(%error, "an event did not go out");
-        }
     }
 
     /// Retries transient payment failures by `retry`.
@@ -206,27 +218,31 @@ impl<S: ShopStore> Shop<S> {
             OrderSlot::InProgress => return Err(ShopError::OrderInProgress(order.order_id)),
             OrderSlot::Conflict => return Err(ShopError::OrderIdReused(order.order_id)),
         }
+        // Noted before the order is recorded: whatever happens after, the event goes out.
+        let unsent = match self.note(EventKind::Placed, &claim.order_id, claim.expires_at_ms).await {
+            Ok(unsent) => unsent,
+            Err(error) => {
+                self.undo(&claim).await;
+                return Err(error);
+            }
+        };
         match self.place(&order, &claim).await {
             Placing::Placed(receipt) => {
-                let event = OrderPlacedEvent {
-                    order_id: receipt.order_id.clone(),
-                    customer_id: receipt.customer_id.clone(),
-                    amount_cents: receipt.charged.amount_cents,
-                    currency: receipt.charged.currency.clone(),
-                    units: receipt.lines.iter().map(|line| u64::from(line.quantity)).sum(),
-                    placed_at_ms: now_ms(),
-                };
-                self.publish(ShopEvent::Placed(event)).await;
+                let at_ms = unsent.as_ref().map_or_else(now_ms, |unsent| unsent.at_ms);
+                let event = outbox::placed(&receipt, at_ms);
+                self.announce(unsent, ShopEvent::Placed(event)).await;
                 Ok(receipt)
             }
             Placing::NotPlaced(error) => {
                 self.undo(&claim).await;
+                self.forget(unsent).await;
                 Err(error)
             }
             Placing::Unknown(error) => {
                 // The store never said whether the order was recorded: voiding could leave a placed
                 // order unpaid, abandoning could give its stock away. The charge and the claim stay
-                // as they are; the claim lapses if the order was not recorded.
+                // as they are; the claim lapses if the order was not recorded (and the relay then
+                // drops the event's note, or publishes it if the order was recorded).
                 tracing::error!(order_id = %claim.order_id, %error,
                     "the store never answered whether the order was recorded; its charge is kept for reconciliation");
                 Err(error)
@@ -361,21 +377,23 @@ impl<S: ShopStore> Shop<S> {
         // makes asking again after a lost answer safe.
         let token = nuid::next().to_string();
         let until_ms = now_ms().saturating_add(self.claim_ttl.as_millis() as u64);
+        let unsent = self.note(EventKind::Cancelled, &id, until_ms).await?;
         let cancelling = || self.store.cancel_order(&placed, &cancelled, &token);
-        if !self.until_answered(&id, until_ms, cancelling).await? {
-            return Err(ShopError::AlreadyCancelled(id));
+        match self.until_answered(&id, until_ms, cancelling).await {
+            Ok(true) => {}
+            // Another request cancelled it: its note is this one (one per event of an order), which
+            // that request crosses out, or the relay publishes.
+            Ok(false) => return Err(ShopError::AlreadyCancelled(id)),
+            // Maybe cancelled: the relay publishes the event if the store shows it was.
+            Err(error) => return Err(error),
         }
         let lines = receipt_lines(&placed);
         // The simulated gateway lives in each process; where another instance took the payment (any
         // stack with shared state and several instances), the receipt says what was charged.
         let refunded = self.gateway.refund(&id).unwrap_or(placed.charged.amount_cents);
-        let event = OrderCancelledEvent {
-            order_id: id.clone(),
-            customer_id: placed.customer_id.clone(),
-            refunded_cents: refunded,
-            cancelled_at_ms: now_ms(),
-        };
-        self.publish(ShopEvent::Cancelled(event)).await;
+        let at_ms = unsent.as_ref().map_or_else(now_ms, |unsent| unsent.at_ms);
+        let event = outbox::cancelled(&placed, refunded, at_ms);
+        self.announce(unsent, ShopEvent::Cancelled(event)).await;
         Ok(OrderCancelled {
             order_id: id,
             refunded: Money { amount_cents: refunded, currency: placed.charged.currency },

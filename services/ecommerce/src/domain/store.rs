@@ -43,6 +43,46 @@ pub struct Claim {
     pub expires_at_ms: u64,
 }
 
+/// Which event of an order the outbox holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// `order_placed`.
+    Placed,
+    /// `order_cancelled`.
+    Cancelled,
+}
+
+impl EventKind {
+    /// Its name in a store's keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Placed => "placed",
+            EventKind::Cancelled => "cancelled",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "placed" => Some(EventKind::Placed),
+            "cancelled" => Some(EventKind::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// An event of the outbox: noted before the change it tells of is made, crossed out once the
+/// event is published, published again by the relay while it is not ([`crate::domain::Shop::relay`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsent {
+    /// Which event.
+    pub kind: EventKind,
+    /// Of which order.
+    pub order_id: String,
+    /// When it happened, milliseconds since the Unix epoch (the event's own time).
+    pub at_ms: u64,
+}
+
 /// Stock and orders. Every method is atomic on its own, and each one that changes stock changes it
 /// together with the order it belongs to: a failure or a crash between two of them never leaves
 /// stock taken without a claim that will give it back, or an order cancelled with its stock kept.
@@ -96,6 +136,19 @@ pub trait ShopStore: Send + Sync + 'static {
         cancelled: &OrderReceipt,
         token: &str,
     ) -> impl Future<Output = Result<bool, ShopError>> + Send;
+
+    /// Notes `event` in the outbox (keeping the first note of the same event of the same order).
+    fn note_unsent(&self, event: &Unsent) -> impl Future<Output = Result<(), ShopError>> + Send;
+
+    /// Crosses `event` out of the outbox: it was published (or is not to be).
+    fn sent(&self, event: &Unsent) -> impl Future<Output = Result<(), ShopError>> + Send;
+
+    /// Up to `limit` events of the outbox that happened before `before_ms`, the oldest first.
+    fn unsent(
+        &self,
+        before_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Unsent>, ShopError>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +162,7 @@ enum OrderEntry {
 pub struct MemoryStore {
     stock: Mutex<HashMap<String, u64>>,
     orders: Mutex<Orders>,
+    outbox: Mutex<BTreeMap<(EventKind, String), u64>>,
 }
 
 /// Every order by id, and the ids of those still claimed: the sweep looks at the orders in
@@ -124,7 +178,7 @@ impl MemoryStore {
     /// A store whose catalog has `SKU-00000` to `SKU-{skus - 1}`, `units` of each.
     pub fn with_catalog(skus: u32, units: u64) -> Self {
         let stock = (0..skus).map(|i| (catalog_sku(i), units)).collect();
-        Self { stock: Mutex::new(stock), orders: Mutex::default() }
+        Self { stock: Mutex::new(stock), orders: Mutex::default(), outbox: Mutex::default() }
     }
 }
 
@@ -300,5 +354,31 @@ impl ShopStore for MemoryStore {
             Some(OrderEntry::Placed { cancelled_by: Some(by), .. }) => Ok(by == token),
             _ => Ok(false),
         }
+    }
+
+    async fn note_unsent(&self, event: &Unsent) -> Result<(), ShopError> {
+        lock(&self.outbox).entry((event.kind, event.order_id.clone())).or_insert(event.at_ms);
+        Ok(())
+    }
+
+    async fn sent(&self, event: &Unsent) -> Result<(), ShopError> {
+        lock(&self.outbox).remove(&(event.kind, event.order_id.clone()));
+        Ok(())
+    }
+
+    async fn unsent(&self, before_ms: u64, limit: usize) -> Result<Vec<Unsent>, ShopError> {
+        let outbox = lock(&self.outbox);
+        let mut due: Vec<Unsent> = outbox
+            .iter()
+            .filter(|(_, at_ms)| **at_ms < before_ms)
+            .map(|((kind, order_id), at_ms)| Unsent {
+                kind: *kind,
+                order_id: order_id.clone(),
+                at_ms: *at_ms,
+            })
+            .collect();
+        due.sort_by_key(|event| event.at_ms);
+        due.truncate(limit);
+        Ok(due)
     }
 }

@@ -1,0 +1,128 @@
+//! Outages mid-run: `bench` takes a stack's broker or instance down (or cuts the stack off its
+//! broker) as a scenario says, on brokers it starts for the stack (never the ones the config
+//! names), measures the recovery, and leaves nothing running.
+
+// A failed expectation is how a test fails: panicking on it is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use bench_results::RunResults;
+
+mod support;
+
+/// Two stacks whose configured brokers are unreachable (port 1): the run can only work on the
+/// private brokers the runner starts for them.
+const CONFIG: &str = r#"
+run:
+  stacks: [nats, http-redis]
+  scenarios: [broker_restart, instance_stall, broker_cut]
+  warmup: 300ms
+  repetitions: 1
+scenarios:
+  broker_restart:
+    description: the broker killed and started again
+    load: { model: open, phases: [{ arrival_rate: 150, duration: 6s }] }
+    mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
+    convergence: { settle: 20s, poll: 20ms }
+    outages: [{ at: 2s, kill: broker, for: 1500ms }]
+  instance_stall:
+    description: the service stopped and let run
+    load: { model: open, phases: [{ arrival_rate: 150, duration: 5s }] }
+    mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
+    convergence: { settle: 20s, poll: 20ms }
+    outages: [{ at: 2s, stall: instance, for: 1s }]
+  broker_cut:
+    description: the services cut off from NATS, which stays up
+    load: { model: open, phases: [{ arrival_rate: 150, duration: 5s }] }
+    mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
+    convergence: { settle: 20s, poll: 20ms }
+    outages: [{ at: 2s, cut: broker, for: 1s }]
+    stacks: [nats]
+stacks:
+  nats:
+    description: natsrpc services on NATS
+    transport: nats
+    url: nats://127.0.0.1:1
+    brokers: [nats]
+    processes:
+      - { name: services, command: [nats-services], env: { STORE: memory } }
+  http-redis:
+    description: the axum API on Redis
+    transport: http
+    url: http://127.0.0.1:18091
+    brokers: [redis]
+    processes:
+      - { name: api, command: [http-redis], env: { STORE: redis, REDIS_URL: "redis://127.0.0.1:1" } }
+"#;
+
+fn broker_folders() -> Vec<std::path::PathBuf> {
+    let entries = std::fs::read_dir(std::env::temp_dir()).unwrap().flatten();
+    entries
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("natsrpc-bench-brokers-"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_lost() {
+    let reports = std::env::temp_dir().join(format!("natsrpc-bench-outages-{}", nuid::next()));
+    std::fs::create_dir_all(&reports).unwrap();
+    let config = reports.join("config.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let before = broker_folders();
+    let run = support::bench(&config, &reports).output().unwrap();
+    let said = String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{said}");
+    assert!(said.contains("outage: kill nats") && said.contains("outage: kill redis"), "{said}");
+    assert!(said.contains("outage: stall services") && said.contains("outage: stall api"), "{said}");
+    assert!(said.contains("outage: cut nats"), "{said}");
+
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    for scenario in &results.scenarios {
+        let stacks = if scenario.name == "broker_cut" { 1 } else { 2 };
+        assert_eq!(scenario.stacks.len(), stacks, "{}: {said}", scenario.name);
+        for stack in &scenario.stacks {
+            let place = format!("{} on {}", scenario.name, stack.name);
+            let m = &stack.repetitions[0];
+            let faults = m.faults.as_ref().unwrap_or_else(|| panic!("{place}: no faults figures"));
+            assert_eq!(faults.outages.len(), 1, "{place}");
+            let outage = &faults.outages[0];
+            assert!(outage.began_s >= 2.0 && outage.back_s >= outage.restored_s, "{place}: {outage:?}");
+            assert!(outage.pre_fault_rps > 100.0, "{place}: {outage:?}");
+            assert!(faults.recovered, "{place} did not recover: {outage:?}");
+            assert!(outage.first_success_ms.is_some() && outage.recovery_ms.is_some(), "{place}: {outage:?}");
+            assert_eq!(faults.duplicated, 0, "{place}: {:?}", m.convergence);
+            assert_eq!(faults.acknowledged_lost, 0, "{place}: {:?}", m.convergence);
+            assert!(m.convergence.as_ref().is_some_and(|c| c.orders > 500), "{place}: {:?}", m.convergence);
+        }
+    }
+    let missed: Vec<String> = results
+        .expectations
+        .iter()
+        .filter(|e| !e.held)
+        .filter(|e| (e.scenario.as_str(), e.stack.as_str()) != ("broker_restart", "http-redis"))
+        .map(|e| e.describe())
+        .collect();
+    assert!(missed.is_empty(), "{missed:?}");
+    assert_eq!(
+        run.status.success(),
+        results.expectations.iter().all(|e| e.held),
+        "exit 1 when one is missed"
+    );
+    let checks: Vec<&str> = results.expectations.iter().map(|e| e.metric.as_str()).collect();
+    for metric in ["faults.acknowledged_lost", "faults.duplicated", "faults.not_recovered"] {
+        assert!(checks.contains(&metric), "{metric} is checked: {checks:?}");
+    }
+    let left: Vec<_> = broker_folders().into_iter().filter(|folder| !before.contains(folder)).collect();
+    assert!(left.is_empty(), "the private brokers' data outlives the run: {left:?}");
+    let running = Command::new("pgrep").args(["-f", "natsrpc-bench-brokers-"]).output().unwrap();
+    assert!(
+        running.stdout.is_empty(),
+        "a private broker is left running: {}",
+        String::from_utf8_lossy(&running.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&reports);
+}
