@@ -248,16 +248,16 @@ fn outages(out: &mut String, scenario: &ScenarioResult) {
     for s in &scenario.stacks {
         let Some(m) = analysis::representative(s) else { continue };
         let Some(faults) = &m.faults else { continue };
+        // `n` of an interval's answers, per second: their share of its rate.
         let per_second = |i: &bench_results::IntervalResult, n: u64| {
-            let seconds = if i.rps > 0.0 { i.answered as f64 / i.rps } else { 1.0 };
-            (i.t_s, n as f64 / seconds)
+            (i.t_s, if i.answered == 0 { 0.0 } else { i.rps * n as f64 / i.answered as f64 })
         };
         ok.push(Series {
             label: s.name.clone(),
             points: m
                 .intervals
                 .iter()
-                .map(|i| per_second(i, i.answered - i.unexpected.min(i.answered)))
+                .map(|i| per_second(i, i.answered.saturating_sub(i.unexpected)))
                 .collect(),
         });
         errors.push(Series {

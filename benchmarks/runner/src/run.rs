@@ -203,8 +203,8 @@ impl Runner {
         let private = if scenario.outages.is_empty() {
             None
         } else {
-            let dir =
-                std::env::temp_dir().join(format!("natsrpc-bench-brokers-{}-{}", at.stack, nuid::next()));
+            // Named by a NUID alone: a stack's name is the config's, and no path of ours.
+            let dir = std::env::temp_dir().join(format!("natsrpc-bench-brokers-{}", nuid::next()));
             let proxied = scenario.outages.iter().any(crate::config::outage::Outage::cuts);
             Some(crate::system::private_brokers::on_private_brokers(at.stack, spec, &dir, proxied).await?)
         };

@@ -68,6 +68,28 @@ pub fn role_of(target: &str, stack: &RunningStack) -> Result<String, BenchError>
     })
 }
 
+/// What `outage` does and to which member of `stack` (with, for a cut, the proxy it cuts).
+fn resolve<'p>(
+    outage: &Outage,
+    stack: &RunningStack,
+    proxies: &'p BTreeMap<String, Proxy>,
+) -> Result<(Action, String, Option<&'p Proxy>), BenchError> {
+    let (action, target) = outage
+        .action()
+        .ok_or_else(|| BenchError::Config("an outage names none of kill, stall or cut".into()))?;
+    let role = role_of(target, stack)?;
+    let proxy = match action {
+        Action::Cut => Some(proxies.get(&role).ok_or_else(|| {
+            BenchError::Config(format!(
+                "{}: {role} is not a broker with a proxy in front: nothing to cut",
+                stack.name
+            ))
+        })?),
+        Action::Kill | Action::Stall => None,
+    };
+    Ok((action, role, proxy))
+}
+
 /// Whether every outage names a component of `stack` it can take down (checked before the load,
 /// so that a wrong name fails at once rather than after the load and the settling).
 pub fn check(
@@ -75,17 +97,7 @@ pub fn check(
     stack: &RunningStack,
     proxies: &BTreeMap<String, Proxy>,
 ) -> Result<(), BenchError> {
-    for outage in outages {
-        let Some((action, target)) = outage.action() else { continue };
-        let role = role_of(target, stack)?;
-        if action == Action::Cut && !proxies.contains_key(&role) {
-            return Err(BenchError::Config(format!(
-                "{}: {role} is not a broker with a proxy in front: nothing to cut",
-                stack.name
-            )));
-        }
-    }
-    Ok(())
+    outages.iter().try_for_each(|outage| resolve(outage, stack, proxies).map(|_| ()))
 }
 
 /// Plays `outages` against `stack`, each at its time from `start`; answers each as played. A
@@ -97,26 +109,23 @@ pub async fn play(
     proxies: &BTreeMap<String, Proxy>,
     start: Instant,
 ) -> Result<Vec<Played>, BenchError> {
-    check(outages, stack, proxies)?;
     let mut played = Vec::new();
     for outage in outages {
-        let Some((action, target)) = outage.action() else { continue };
-        let role = role_of(target, stack)?;
-        let proxy = proxies.get(&role).filter(|_| action == Action::Cut);
+        let (action, role, proxy) = resolve(outage, stack, proxies)?;
         tokio::time::sleep_until((start + outage.at).into()).await;
         let began = start.elapsed();
         println!("   outage: {} {role} for {:?}", action.name(), outage.lasts);
-        match (action, proxy) {
-            (Action::Kill, _) => stack.kill(&role)?,
-            (Action::Stall, _) => stack.pause(&role, true)?,
-            (Action::Cut, proxy) => proxy.into_iter().for_each(|proxy| proxy.set_cut(true)),
+        match action {
+            Action::Kill => stack.kill(&role)?,
+            Action::Stall => stack.pause(&role, true)?,
+            Action::Cut => proxy.into_iter().for_each(|proxy| proxy.set_cut(true)),
         }
         tokio::time::sleep_until((start + outage.ends()).into()).await;
         let restored = start.elapsed();
-        match (action, proxy) {
-            (Action::Kill, _) => stack.restart(&role).await?,
-            (Action::Stall, _) => stack.pause(&role, false)?,
-            (Action::Cut, proxy) => proxy.into_iter().for_each(|proxy| proxy.set_cut(false)),
+        match action {
+            Action::Kill => stack.restart(&role).await?,
+            Action::Stall => stack.pause(&role, false)?,
+            Action::Cut => proxy.into_iter().for_each(|proxy| proxy.set_cut(false)),
         }
         let back = start.elapsed();
         println!("   outage over: {role} back after {:.0} ms", (back - restored).as_secs_f64() * 1000.0);

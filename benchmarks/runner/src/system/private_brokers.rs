@@ -77,11 +77,9 @@ pub async fn on_private_brokers(
                     copy.spec.url = format!("nats://{address}");
                 }
                 env.insert("NATS_URL".to_string(), format!("nats://{reached}"));
+                let (port, data) = (port.to_string(), path_text(&data));
                 (
-                    strings(&["nats-server", "-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-                        .into_iter()
-                        .chain([path_text(&data)])
-                        .collect(),
+                    strings(&["nats-server", "-a", "127.0.0.1", "-p", &port, "-js", "-sd", &data]),
                     BTreeMap::new(),
                 )
             }

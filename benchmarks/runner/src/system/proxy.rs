@@ -39,7 +39,11 @@ impl Proxy {
         let upstream: Arc<str> = upstream.into();
         let accepting = tokio::spawn(async move {
             loop {
-                let Ok((downstream, _)) = listener.accept().await else { continue };
+                let Ok((downstream, _)) = listener.accept().await else {
+                    // Out of descriptors, say: a pause, not a spin on the runner's cores.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
                 if *watching.borrow() {
                     // Cut: refused at once (closed), as a partitioned peer would be unreachable.
                     drop(downstream);

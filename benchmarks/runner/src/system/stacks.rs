@@ -233,14 +233,13 @@ impl RunningStack {
 
     /// Sends `role` SIGSTOP (`stop`) or SIGCONT: it keeps its connections and does nothing.
     pub fn pause(&mut self, role: &str, stop: bool) -> Result<(), BenchError> {
-        let pid = self.member(role)?.pid().to_string();
-        let signal = if stop { "-STOP" } else { "-CONT" };
-        let status =
-            Command::new("kill").args([signal, &pid]).status().map_err(BenchError::program("kill"))?;
+        let pid = self.member(role)?.pid();
+        let name = if stop { "STOP" } else { "CONT" };
+        let status = signal(name, pid).map_err(BenchError::program("kill"))?;
         if status.success() {
             Ok(())
         } else {
-            Err(BenchError::Process(format!("kill {signal} {role} ({pid}) failed: {status}")))
+            Err(BenchError::Process(format!("kill -{name} {role} ({pid}) failed: {status}")))
         }
     }
 
@@ -356,15 +355,21 @@ fn terminate(pid: u32, grace: Duration) {
         return;
     }
     // A process stalled by an outage hears nothing until it runs again.
-    let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = signal("CONT", pid);
+    let _ = signal("TERM", pid);
     let deadline = Instant::now() + grace;
     while alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     if alive(pid) {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        let _ = signal("KILL", pid);
     }
+}
+
+/// Sends the signal `name` (`TERM`, `STOP`...) to `pid` by `kill(1)` (this workspace forbids the
+/// `unsafe` a libc call would need).
+fn signal(name: &str, pid: u32) -> std::io::Result<std::process::ExitStatus> {
+    Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()
 }
 
 /// Removes a stack's keys from Redis (its queues expire by themselves once unused).

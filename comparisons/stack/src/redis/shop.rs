@@ -144,6 +144,11 @@ pub struct RedisShopStore {
     cancel: Script,
 }
 
+/// An event's member of the outbox's sorted set: `placed:{order id}`.
+fn outbox_member(event: &Unsent) -> String {
+    format!("{}:{}", event.kind.name(), event.order_id)
+}
+
 fn store_error(error: impl std::fmt::Display) -> ShopError {
     ShopError::Store(error.to_string())
 }
@@ -348,12 +353,11 @@ impl ShopStore for RedisShopStore {
     }
 
     async fn note_unsent(&self, event: &Unsent) -> Result<(), ShopError> {
-        let member = format!("{}:{}", event.kind.name(), event.order_id);
         let _: u64 = redis::cmd("ZADD")
             .arg(&self.outbox)
             .arg("NX")
             .arg(event.at_ms)
-            .arg(member)
+            .arg(outbox_member(event))
             .query_async(&mut self.pool.connection())
             .await
             .map_err(store_error)?;
@@ -361,8 +365,8 @@ impl ShopStore for RedisShopStore {
     }
 
     async fn sent(&self, event: &Unsent) -> Result<(), ShopError> {
-        let member = format!("{}:{}", event.kind.name(), event.order_id);
-        let _: u64 = self.pool.connection().zrem(&self.outbox, member).await.map_err(store_error)?;
+        let _: u64 =
+            self.pool.connection().zrem(&self.outbox, outbox_member(event)).await.map_err(store_error)?;
         Ok(())
     }
 
@@ -381,6 +385,7 @@ impl ShopStore for RedisShopStore {
             .map_err(store_error)?;
         Ok(due
             .into_iter()
+            // A member this code did not write (no kind it knows) is left alone.
             .filter_map(|(member, at_ms)| {
                 let (kind, order_id) = member.split_once(':')?;
                 Some(Unsent { kind: EventKind::named(kind)?, order_id: order_id.to_string(), at_ms })

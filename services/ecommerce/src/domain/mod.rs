@@ -228,9 +228,7 @@ impl<S: ShopStore> Shop<S> {
         };
         match self.place(&order, &claim).await {
             Placing::Placed(receipt) => {
-                let at_ms = unsent.as_ref().map_or_else(now_ms, |unsent| unsent.at_ms);
-                let event = outbox::placed(&receipt, at_ms);
-                self.announce(unsent, ShopEvent::Placed(event)).await;
+                self.announce(unsent, |at_ms| ShopEvent::Placed(outbox::placed(&receipt, at_ms))).await;
                 Ok(receipt)
             }
             Placing::NotPlaced(error) => {
@@ -379,21 +377,18 @@ impl<S: ShopStore> Shop<S> {
         let until_ms = now_ms().saturating_add(self.claim_ttl.as_millis() as u64);
         let unsent = self.note(EventKind::Cancelled, &id, until_ms).await?;
         let cancelling = || self.store.cancel_order(&placed, &cancelled, &token);
-        match self.until_answered(&id, until_ms, cancelling).await {
-            Ok(true) => {}
-            // Another request cancelled it: its note is this one (one per event of an order), which
-            // that request crosses out, or the relay publishes.
-            Ok(false) => return Err(ShopError::AlreadyCancelled(id)),
-            // Maybe cancelled: the relay publishes the event if the store shows it was.
-            Err(error) => return Err(error),
+        // Not cancelled by this request (another one did, or the store never said): the note stays
+        // (one per event of an order) for that request to cross out, or for the relay to publish
+        // once the store shows the order cancelled.
+        if !self.until_answered(&id, until_ms, cancelling).await? {
+            return Err(ShopError::AlreadyCancelled(id));
         }
         let lines = receipt_lines(&placed);
         // The simulated gateway lives in each process; where another instance took the payment (any
         // stack with shared state and several instances), the receipt says what was charged.
         let refunded = self.gateway.refund(&id).unwrap_or(placed.charged.amount_cents);
-        let at_ms = unsent.as_ref().map_or_else(now_ms, |unsent| unsent.at_ms);
-        let event = outbox::cancelled(&placed, refunded, at_ms);
-        self.announce(unsent, ShopEvent::Cancelled(event)).await;
+        self.announce(unsent, |at_ms| ShopEvent::Cancelled(outbox::cancelled(&placed, refunded, at_ms)))
+            .await;
         Ok(OrderCancelled {
             order_id: id,
             refunded: Money { amount_cents: refunded, currency: placed.charged.currency },

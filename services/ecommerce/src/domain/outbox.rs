@@ -62,26 +62,19 @@ impl<S: ShopStore> Shop<S> {
         Ok(Some(unsent))
     }
 
-    /// Crosses out a note whose change did not happen (best effort: the relay drops it later).
+    /// Crosses out a note whose change did not happen (one that stays, the relay drops later).
     pub(super) async fn forget(&self, unsent: Option<Unsent>) {
-        if let Some(unsent) = unsent
-            && let Err(error) = self.store.sent(&unsent).await
-        {
-            tracing::debug!(%error, order_id = %unsent.order_id, "a note of the outbox stays until the relay drops it");
+        if let Some(unsent) = unsent {
+            self.cross_out(&unsent).await;
         }
     }
 
-    /// Publishes `event` and crosses out its note; one that does not go out stays noted, for the
-    /// relay.
-    pub(super) async fn announce(&self, unsent: Option<Unsent>, event: ShopEvent) {
+    /// Publishes the event `event` makes of its note's time, and crosses the note out; one that
+    /// does not go out stays noted, for the relay. Without events (no note), nothing is made.
+    pub(super) async fn announce(&self, unsent: Option<Unsent>, event: impl FnOnce(u64) -> ShopEvent) {
         let (Some(sink), Some(unsent)) = (&self.events, unsent) else { return };
-        match sink.publish(event).await {
-            Ok(()) => {
-                if let Err(error) = self.store.sent(&unsent).await {
-                    // Published: the relay will publish it once more, and analytics count it once.
-                    tracing::debug!(%error, order_id = %unsent.order_id, "a published event stays noted");
-                }
-            }
+        match sink.publish(event(unsent.at_ms)).await {
+            Ok(()) => self.cross_out(&unsent).await,
             Err(error) => {
                 tracing::warn!(%error, order_id = %unsent.order_id, "an event did not go out; the relay will send it again");
             }
@@ -134,10 +127,11 @@ impl<S: ShopStore> Shop<S> {
         Ok(published)
     }
 
-    /// Crosses out `unsent`; one that stays is published again later (and counted once).
+    /// Crosses out `unsent`; one that stays comes to the relay again (published once more, and
+    /// counted once; or dropped, when its change never happened).
     async fn cross_out(&self, unsent: &Unsent) {
         if let Err(error) = self.store.sent(unsent).await {
-            tracing::warn!(%error, order_id = %unsent.order_id, "the relay could not cross out a note; it comes again");
+            tracing::warn!(%error, order_id = %unsent.order_id, "could not cross out a note of the outbox; the relay comes to it again");
         }
     }
 
