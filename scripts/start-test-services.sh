@@ -2,7 +2,10 @@
 # Makes sure the brokers the tests and benchmarks need listen on their standard 127.0.0.1 ports:
 #   NATS with JetStream :4222, Redis :6379, RabbitMQ :5672 (guest/guest),
 # and that openssl is there: the TLS tests and the benchmark's secured stacks make their
-# certificates with it.
+# certificates with it; and PostgreSQL's server programs: the archive's tests and the benchmark's
+# archiving scenarios make clusters of their own with them (initdb, postgres on a free port), so
+# no PostgreSQL needs to be running (installing Debian's package may create and start its own
+# cluster on :5432 too; nothing here uses it).
 # Starts each one that is not listening, installing its Debian package first when its program is
 # missing. Idempotent: run it as often as you like. Exits non-zero, saying which, when one cannot
 # be started.
@@ -86,8 +89,21 @@ start_rabbitmq() {
   wait_for 5672 120 rabbitmq-server
 }
 
+# PostgreSQL's server programs, where Debian puts them (or $PG_BIN).
+postgres_installed() {
+  if [ -n "${PG_BIN:-}" ]; then [ -x "$PG_BIN/postgres" ]; return; fi
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null
+}
+
+ensure_postgres() {
+  postgres_installed && return 0
+  install_package postgresql || return 1
+  postgres_installed || { log "no /usr/lib/postgresql/*/bin/postgres after installing postgresql"; return 1; }
+}
+
 failed=()
 ensure_program openssl openssl >/dev/null || failed+=("openssl")
+ensure_postgres || failed+=("postgresql")
 for service in "nats:4222" "redis:6379" "rabbitmq:5672"; do
   name=${service%%:*}
   port=${service##*:}

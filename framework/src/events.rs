@@ -13,7 +13,12 @@
 //! invalid event) is logged and counted ([`Service::listener_stats`](crate::Service::listener_stats))
 //! and the service carries on; on JetStream a failed event is delivered again, up to
 //! [`MAX_DELIVER`] times, and then, like an invalid one at once, kept as a dead letter (see
-//! [`dead_letter_stream`]) rather than dropped. The streams natsrpc makes keep events for
+//! [`dead_letter_stream`]) rather than dropped. A listener that fails with
+//! [`ServiceError::unavailable`] (what it needs is down, the event is not at fault; not any
+//! 503, such as a business one) has the event delivered again after a growing pause (up to
+//! [`TRANSIENT_PAUSE_MAX`]) for as long as that lasts: an hour-long database outage
+//! dead-letters nothing. Those deliveries count towards [`MAX_DELIVER`] too, so an event that
+//! then fails for another reason is given up at once. The streams natsrpc makes keep events for
 //! [`STREAM_MAX_AGE`] and at most [`STREAM_MAX_MESSAGES`], the oldest going first, so that a
 //! stream never fills the server; a stream that already exists keeps the limits its operator gave
 //! it.
@@ -57,8 +62,14 @@ use crate::error::{RpcError, ServiceError};
 use crate::headers;
 use crate::server::{FromContext, RequestContext, RequestHead};
 
-/// Deliveries of one JetStream event to one service before it is given up.
+/// Deliveries of one JetStream event to one service before it is given up, unless its listener
+/// said each time that the failure was not the event's ([`ServiceError::unavailable`]).
 pub const MAX_DELIVER: i64 = 5;
+
+/// The longest pause before an event whose listener was unavailable comes again: the pause doubles
+/// from half a second up to this, so that a listener whose database is down is not asked many
+/// times a second per event, and a backlog drains within this once it is back.
+pub const TRANSIENT_PAUSE_MAX: Duration = Duration::from_secs(5);
 
 /// How long an event stream (and its dead letters' stream) that natsrpc makes keeps an event: a
 /// listener down for longer misses what is older.
@@ -395,7 +406,12 @@ impl Counters {
 /// What happened to one event, and why when it failed (escaped).
 enum Outcome {
     Handled,
-    Failed(String),
+    /// The listener failed: `transient` when it said the event was not at fault
+    /// ([`ServiceError::unavailable`]).
+    Failed {
+        why: String,
+        transient: bool,
+    },
     Invalid(String),
 }
 
@@ -437,12 +453,18 @@ where
                 counters.handled.fetch_add(1, Ordering::Relaxed);
                 Outcome::Handled
             }
-            Err(error) => Outcome::Failed(counters.fail(&counters.failed, &subject, &error.to_string())),
+            Err(error) => Outcome::Failed {
+                transient: error.kind == crate::ErrorKind::Unavailable,
+                why: counters.fail(&counters.failed, &subject, &error.to_string()),
+            },
         }
     };
     match AssertUnwindSafe(delivering).catch_unwind().await {
         Ok(outcome) => outcome,
-        Err(_) => Outcome::Failed(counters.fail(&counters.failed, &subject, "the listener panicked")),
+        Err(_) => Outcome::Failed {
+            why: counters.fail(&counters.failed, &subject, "the listener panicked"),
+            transient: false,
+        },
     }
 }
 
@@ -541,22 +563,40 @@ impl<E: Event> Source<E> {
                     durable_name: Some(self.durable.clone()),
                     ack_policy: AckPolicy::Explicit,
                     filter_subject: E::SUBJECT.to_string(),
-                    max_deliver: MAX_DELIVER,
+                    // Unbounded on the server: the listener gives an event up itself (after
+                    // MAX_DELIVER failures of the event's own), and one whose failures are
+                    // transient must never stop coming.
+                    max_deliver: -1,
                     ..Default::default()
                 };
-                let consumer = js
-                    .get_stream(stream)
-                    .await
-                    .map_err(RpcError::transport)?
-                    .get_or_create_consumer(&self.durable, config)
+                let stream = js.get_stream(stream).await.map_err(RpcError::transport)?;
+                let mut consumer = stream
+                    .get_or_create_consumer(&self.durable, config.clone())
                     .await
                     .map_err(RpcError::transport)?;
+                if consumer.cached_info().config.max_deliver != -1 {
+                    // Made by an earlier version, whose server-side bound would strand an event
+                    // that failed transiently too often: updated in place.
+                    match stream.create_consumer(config).await {
+                        Ok(updated) => consumer = updated,
+                        Err(error) => {
+                            tracing::warn!(%error, durable = %self.durable, "could not lift a consumer's max_deliver")
+                        }
+                    }
+                }
                 let messages = consumer.messages().await.map_err(RpcError::transport)?;
                 let dead = DeadLetters { js, durable: self.durable.clone() };
                 Ok(Events::JetStream(Box::new((messages, dead))))
             }
         }
     }
+}
+
+/// The pause before delivery `count + 1` of an event whose listener was unavailable: half a second,
+/// doubling, up to [`TRANSIENT_PAUSE_MAX`].
+fn transient_pause(count: i64) -> Duration {
+    let doublings = u32::try_from(count.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    Duration::from_millis(500).saturating_mul(1 << doublings).min(TRANSIENT_PAUSE_MAX)
 }
 
 /// Delivers events until `stop` (answering `""`) or until the source ends (answering why).
@@ -613,11 +653,15 @@ where
                 let delivery = Delivered::of(&message);
                 let ack = match outcome {
                     Outcome::Handled => AckKind::Ack,
+                    // Not the event's fault: again, after a pause that grows with each try.
+                    Outcome::Failed { transient: true, .. } => {
+                        AckKind::Nak(Some(transient_pause(delivery.count)))
+                    }
                     // Again a little later, up to MAX_DELIVER times.
-                    Outcome::Failed(_) if delivery.count < MAX_DELIVER => {
+                    Outcome::Failed { .. } if delivery.count < MAX_DELIVER => {
                         AckKind::Nak(Some(Duration::from_millis(500)))
                     }
-                    Outcome::Failed(why) => {
+                    Outcome::Failed { why, .. } => {
                         let why =
                             format!("the listener failed on each of {} deliveries: {why}", delivery.count);
                         dead.give_up(&message, &why, delivery).await

@@ -247,3 +247,79 @@ async fn events_a_listener_cannot_take_are_kept_as_dead_letters_and_streams_have
     assert_eq!((stats.failed, stats.invalid), (5, 1));
     service.stop(Duration::from_secs(2)).await.unwrap();
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+struct Shipped {
+    #[validate(length(min = 1, max = 32))]
+    id: String,
+}
+natsrpc::event!(Shipped, subject = "events.test.shipped", id = id, jetstream = "TEST_SHIPPING");
+
+/// Deliveries seen, and how many of them to fail with a 503 (what the listener needs is down).
+type Outage = Arc<Mutex<(u32, u32)>>;
+
+async fn on_shipped(State(outage): State<Outage>, _: Shipped) -> Result<(), ServiceError> {
+    let mut outage = outage.lock().unwrap();
+    outage.0 += 1;
+    if outage.0 <= outage.1 {
+        return Err(ServiceError::unavailable("the warehouse database is down"));
+    }
+    Ok(())
+}
+
+/// A listener that answers 503 (its database down) gets the event again for as long as that
+/// lasts, past MAX_DELIVER, and nothing is dead-lettered; a consumer an earlier version made with
+/// a server-side bound has it lifted.
+#[tokio::test]
+async fn events_whose_listener_is_unavailable_come_again_until_it_is_back_and_are_never_dead_letters() {
+    use natsrpc::async_nats::jetstream;
+    use natsrpc::events::MAX_DELIVER;
+
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let js = jetstream::new(nats.clone());
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: "TEST_SHIPPING".into(),
+            subjects: vec!["events.test.shipped".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // As an earlier version made it: the server stops delivering after MAX_DELIVER.
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("shipping_events_test_shipped".into()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            filter_subject: "events.test.shipped".into(),
+            max_deliver: MAX_DELIVER,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let failing = u32::try_from(MAX_DELIVER).unwrap() + 1;
+    let outage: Outage = Arc::new(Mutex::new((0, failing)));
+    let service = Service::builder("shipping", "1.0.0")
+        .state(Arc::clone(&outage))
+        .listener(on_shipped)
+        .start(&nats)
+        .await
+        .unwrap();
+    let mut consumer: jetstream::consumer::PullConsumer =
+        stream.get_consumer("shipping_events_test_shipped").await.unwrap();
+    assert_eq!(consumer.info().await.unwrap().config.max_deliver, -1, "the bound is lifted");
+
+    Publisher::new(nats.clone()).publish(&Shipped { id: "ship-1".into() }).await.unwrap();
+    // Pauses of 0.5, 1, 2, 4 and 5 s between the failing deliveries.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while outage.lock().unwrap().0 <= failing {
+        assert!(std::time::Instant::now() < deadline, "delivered {} times only", outage.lock().unwrap().0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = service.listener_stats().into_iter().next().unwrap();
+    assert_eq!((stats.failed, stats.handled), (u64::from(failing), 1));
+    let mut dead = js.get_stream(natsrpc::events::dead_letter_stream("TEST_SHIPPING")).await.unwrap();
+    assert_eq!(dead.info().await.unwrap().state.messages, 0, "nothing given up");
+    service.stop(Duration::from_secs(2)).await.unwrap();
+}

@@ -29,6 +29,7 @@ pub fn views(out: &mut String, scenario: &ScenarioResult) {
     convergence(out, scenario);
     soak(out, scenario);
     outages(out, scenario);
+    archive(out, scenario);
 }
 
 /// (K, p50 µs, p99 µs) of one fan-out.
@@ -237,6 +238,68 @@ fn soak(out: &mut String, scenario: &ScenarioResult) {
     out.push_str("</tbody></table>");
 }
 
+fn archive(out: &mut String, scenario: &ScenarioResult) {
+    if !measurements(scenario).any(|(_, m)| m.archive.is_some()) {
+        return;
+    }
+    out.push_str("<h3>The orders of record</h3><p class=\"sub\">Each stack archives every order placed into a PostgreSQL of its own, from its own event path (a JetStream durable consumer, a Redis stream consumer group, a durable RabbitMQ queue). <em>Waiting</em>: orders acknowledged to their buyer and not yet archived, which wait in the broker meanwhile (shaded: the stack's outages). <em>Drained</em>: from the component being back until every order acknowledged by then was archived. <em>Missing</em>: acknowledged orders the archive never got.</p>");
+    let mut series = Vec::new();
+    let mut spans = Vec::new();
+    for s in &scenario.stacks {
+        let Some(m) = analysis::representative(s) else { continue };
+        let Some(archive) = &m.archive else { continue };
+        series.push(Series {
+            label: s.name.clone(),
+            points: archive.backlog.iter().map(|(t, n)| (*t, *n as f64)).collect(),
+        });
+        if let Some(faults) = &m.faults {
+            spans.extend(faults.outages.iter().map(|o| charts::Span {
+                stack: s.name.clone(),
+                from: o.began_s,
+                to: o.back_s,
+            }));
+        }
+    }
+    let _ = write!(
+        out,
+        "<figure>{}</figure>",
+        charts::lines_over_spans(
+            "Orders waiting for the archive",
+            "s into the load",
+            "orders",
+            &series,
+            &spans
+        )
+    );
+    out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>rep</th><th>acknowledged</th><th>archived</th><th>missing</th><th>most waiting</th><th class=\"l\">drained after each outage</th><th>caught up after the load, ms</th></tr></thead><tbody>");
+    for (stack, m) in measurements(scenario) {
+        let Some(archive) = &m.archive else { continue };
+        let drains: Vec<String> = m
+            .faults
+            .iter()
+            .flat_map(|f| &f.outages)
+            .map(|o| {
+                let drained =
+                    o.drain_ms.map_or_else(|| "NOT drained".to_string(), |ms| format!("{ms:.0} ms"));
+                format!("{} {}: {drained}", escape(&o.action), escape(&o.target))
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td></tr>",
+            dot(stack),
+            m.repetition,
+            archive.orders,
+            archive.archived,
+            mark(archive.missing == 0, "0", &archive.missing.to_string()),
+            archive.backlog_peak,
+            if drains.is_empty() { "none".to_string() } else { drains.join("<br>") },
+            archive.caught_up_ms.map_or_else(|| "never".to_string(), |ms| format!("{ms:.0}")),
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
 fn outages(out: &mut String, scenario: &ScenarioResult) {
     if !measurements(scenario).any(|(_, m)| m.faults.is_some()) {
         return;
@@ -364,6 +427,23 @@ pub fn note(stack: &bench_results::StackResult) -> Option<String> {
         parts.push(format!(
             "through the outages: {recovery}; {} acknowledged and lost, {} applied twice",
             faults.acknowledged_lost, faults.duplicated
+        ));
+    }
+    if let Some(archive) = &m.archive {
+        let drains: Vec<String> = m
+            .faults
+            .iter()
+            .flat_map(|f| &f.outages)
+            .filter_map(|o| o.drain_ms.map(|ms| format!("{ms:.0} ms")))
+            .collect();
+        let drained = if drains.is_empty() {
+            String::new()
+        } else {
+            format!(", drained {} after back", drains.join(", "))
+        };
+        parts.push(format!(
+            "archive: {} of {} acknowledged orders, {} missing; at most {} waiting{drained}",
+            archive.archived, archive.orders, archive.missing, archive.backlog_peak
         ));
     }
     (!parts.is_empty()).then(|| format!("{}: {}", stack.name, parts.join("; ")))

@@ -42,7 +42,7 @@ pub use invariants::{
 pub use measurement::{
     CpuCost, EndpointResult, IntervalResult, Measurement, Spread, StepResult, Summary, ValidationResult,
 };
-pub use outages::{FaultsResult, OutageResult};
+pub use outages::{ArchiveResult, FaultsResult, OutageResult};
 pub use percentiles::Percentiles;
 pub use run::{ExpectationCheck, RunResults, SCHEMA, ScenarioResult, StackResult};
 pub use settings::{Expectations, Faults, Load, MixEntry, PayloadSize, Phase, RunSettings, Sustained};

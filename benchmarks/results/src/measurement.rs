@@ -73,6 +73,9 @@ pub struct Measurement {
     /// twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<crate::FaultsResult>,
+    /// A scenario that archives: every acknowledged order looked for in the stack's archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<crate::ArchiveResult>,
 }
 
 impl Measurement {

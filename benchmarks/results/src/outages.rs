@@ -34,6 +34,14 @@ pub struct OutageResult {
     /// Unexpected errors of the requests planned from the outage's start until the stack
     /// recovered (or the load ended), by kind.
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// With an archive: the most orders acknowledged and not yet archived at once, from the
+    /// outage's start until the backlog drained (they wait in the broker meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog_peak: Option<u64>,
+    /// With an archive: from `back_s` until every order acknowledged by then was archived,
+    /// milliseconds (after the load, too); `None` when that never happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_ms: Option<f64>,
 }
 
 impl OutageResult {
@@ -41,6 +49,29 @@ impl OutageResult {
     pub fn recovered(&self) -> bool {
         self.recovery_ms.is_some()
     }
+}
+
+/// The orders of record: every order acknowledged in a measurement, looked for in the stack's
+/// archive (PostgreSQL, fed by the stack's event path) once the load was over.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ArchiveResult {
+    /// Orders acknowledged (answered as placed), the warm-up's included.
+    pub orders: u64,
+    /// Of them, those the archive held once it had caught up (or `settle` passed).
+    pub archived: u64,
+    /// Of them, those it did not: acknowledged, and never archived.
+    pub missing: u64,
+    /// The most orders acknowledged and not yet archived at once, during the load and the wait for
+    /// the archive after it.
+    pub backlog_peak: u64,
+    /// From the end of the load until the last acknowledged order was archived (the archive's
+    /// clock), milliseconds, 0 when it already had them all; `None` when it never did within
+    /// `settle`.
+    pub caught_up_ms: Option<f64>,
+    /// The backlog over the load and the wait for the archive after it: `[seconds from the
+    /// load's start, orders acknowledged and not yet archived]`, every 100 ms.
+    #[serde(default)]
+    pub backlog: Vec<(f64, u64)>,
 }
 
 /// Every outage of one measurement, and what the stack lost or did twice across them.
@@ -84,6 +115,8 @@ mod tests {
             first_success_ms: recovery_ms,
             recovery_ms,
             errors: BTreeMap::new(),
+            backlog_peak: None,
+            drain_ms: None,
         }
     }
 

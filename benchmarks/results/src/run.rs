@@ -170,6 +170,8 @@ impl ExpectationCheck {
             check("faults.duplicated", worst(&|m| m.faults.as_ref().map(|f| f.duplicated))),
             // 1 for a measurement whose stack did not recover by itself from an outage.
             check("faults.not_recovered", worst(&|m| m.faults.as_ref().map(|f| u64::from(!f.recovered)))),
+            // Orders acknowledged that the stack's archive never got.
+            check("archive.missing", worst(&|m| m.archive.as_ref().map(|a| a.missing))),
         ]
         .into_iter()
         .flatten()

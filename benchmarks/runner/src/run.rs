@@ -27,10 +27,12 @@ use crate::config::{
 use crate::endpoint::Endpoint;
 use crate::generator::load::{Schedule, Shot, closed_loop, open_loop};
 use crate::generator::recorder::Recorder;
+use crate::invariants::archive::Archivist;
 use crate::invariants::contention::{self, Ledger};
 use crate::invariants::convergence::Follower;
 use crate::invariants::soak;
 use crate::system::environment;
+use crate::system::private_brokers::Private;
 use crate::system::resources::{Group, Sampler};
 use crate::system::stacks::{RunningStack, StartOptions};
 use crate::target::check::{ExpectedFaults, Verdict, check, check_echo};
@@ -199,14 +201,19 @@ impl Runner {
         if let Some(problem) = crate::config::outage::problem(&scenario.outages, load.duration()) {
             return Err(BenchError::Config(format!("{}: {problem}", at.scenario)));
         }
-        // Outages take down brokers: the stack's own, never the shared ones.
-        let private = if scenario.outages.is_empty() {
+        // Outages take down brokers: the stack's own, never the shared ones; an archive gets a
+        // database of the stack's own.
+        let wanted = Private {
+            brokers: !scenario.outages.is_empty(),
+            database: scenario.archive,
+            proxied: scenario.outages.iter().any(crate::config::outage::Outage::cuts),
+        };
+        let private = if wanted == Private::default() {
             None
         } else {
             // Named by a NUID alone: a stack's name is the config's, and no path of ours.
             let dir = std::env::temp_dir().join(format!("natsrpc-bench-brokers-{}", nuid::next()));
-            let proxied = scenario.outages.iter().any(crate::config::outage::Outage::cuts);
-            Some(crate::system::private_brokers::on_private_brokers(at.stack, spec, &dir, proxied).await?)
+            Some(crate::system::private_brokers::on_private_brokers(at.stack, spec, &dir, wanted).await?)
         };
         let spec = private.as_ref().map_or(spec, |private| &private.spec);
         let mut start = self.start.clone();
@@ -217,10 +224,12 @@ impl Runner {
         let mut running = RunningStack::start(at.stack, spec, &start).await?;
         let no_proxies = BTreeMap::new();
         let proxies = private.as_ref().map_or(&no_proxies, |private| &private.proxies);
+        let database = private.as_ref().and_then(|private| private.database_url.as_deref());
         let measured =
-            self.measure_running(at, spec, (&mut running, proxies), scenario, load, workload).await;
+            self.measure_running(at, spec, (&mut running, proxies, database), scenario, load, workload).await;
         running.stop(Duration::from_secs(10)).await?;
-        if scenario.convergence.is_some() && spec.transport == Transport::Nats && private.is_none() {
+        let shared_nats = !private.as_ref().is_some_and(|private| private.brokers);
+        if scenario.convergence.is_some() && spec.transport == Transport::Nats && shared_nats {
             remove_event_stream(spec).await;
         }
         measured
@@ -230,7 +239,11 @@ impl Runner {
         &self,
         at: &Place<'_>,
         spec: &StackSpec,
-        (running, proxies): (&mut RunningStack, &BTreeMap<String, crate::system::proxy::Proxy>),
+        (running, proxies, database): (
+            &mut RunningStack,
+            &BTreeMap<String, crate::system::proxy::Proxy>,
+            Option<&str>,
+        ),
         scenario: &Scenario,
         load: &Load,
         workload: &Arc<Workload>,
@@ -246,7 +259,12 @@ impl Runner {
             Firing { workload: Arc::clone(workload), client: Arc::clone(&client), faults: Arc::new(faults) };
         setup(&client, workload, at.stack).await?;
         let ledger = scenario.contention.as_ref().map(|_| Arc::new(Ledger::new(workload.hot_skus.len())));
-        let unmeasured = Observers { ledger: ledger.clone(), follower: None, timeline: None };
+        let archivist = match database {
+            Some(url) => Some(Arc::new(Archivist::new(url)?)),
+            None => None,
+        };
+        let unmeasured =
+            Observers { ledger: ledger.clone(), archivist: archivist.clone(), ..Observers::default() };
 
         if !self.settings.warmup.is_zero() {
             let warm_load = warm_up_load(load, self.settings.warmup);
@@ -285,21 +303,42 @@ impl Runner {
             .map(|settings| Arc::new(Follower::new(Arc::clone(&client), settings.clone())));
         let start = lock(&recorder).start;
         let timeline = (!scenario.outages.is_empty()).then(|| Arc::new(crate::outage::Timeline::new(start)));
-        let measured = Observers { ledger, follower, timeline: timeline.clone() };
+        let measured =
+            Observers { ledger, follower, timeline: timeline.clone(), archivist: archivist.clone() };
         let began = Instant::now();
-        let (target_rps, played) = tokio::join!(
-            fire.run(&load, &recorder, 0, &measured),
-            crate::outage::play(&scenario.outages, running, proxies, start)
+        let watching = async {
+            if let Some(archivist) = &archivist {
+                archivist.watch(start, &stop).await;
+            }
+        };
+        let ((target_rps, played), ()) = tokio::join!(
+            async {
+                let fired = tokio::join!(
+                    fire.run(&load, &recorder, 0, &measured),
+                    crate::outage::play(&scenario.outages, running, proxies, start)
+                );
+                stop.store(true, Ordering::Relaxed);
+                fired
+            },
+            watching
         );
         let elapsed = began.elapsed();
-        stop.store(true, Ordering::Relaxed);
         let usage = monitor.await?;
         let validation = validation(&client, spec).await;
         let unacknowledged = unacknowledged_orders(&lock(&recorder), &workload.endpoints);
         let (contention, convergence) = measured.conclude(&client, workload, unacknowledged).await;
+        let settle = scenario.convergence.as_ref().map_or(Duration::from_secs(10), |c| c.settle);
+        let archived = match &archivist {
+            Some(archivist) => Some(archivist.finish(start, began + elapsed, settle).await),
+            None => None,
+        };
         let played = played?;
-        let faults = timeline.map(|timeline| {
-            let outages = crate::outage::recovery(&played, &timeline, elapsed);
+        let mut outages =
+            timeline.as_ref().map(|timeline| crate::outage::recovery(&played, timeline, elapsed));
+        if let (Some(archivist), Some(outages)) = (&archivist, outages.as_mut()) {
+            archivist.drains(start, &played, outages).await;
+        }
+        let faults = outages.map(|outages| {
             let followed = convergence.clone().unwrap_or_default();
             bench_results::FaultsResult::of(
                 outages,
@@ -315,6 +354,7 @@ impl Runner {
         measurement.contention = contention;
         measurement.convergence = convergence;
         measurement.faults = faults;
+        measurement.archive = archived;
         measurement.soak = soak.map(|(saturation_rps, fraction, offered_rps)| SoakResult {
             saturation_rps,
             fraction,
@@ -346,7 +386,13 @@ fn groups(running: &RunningStack, spec: &StackSpec, each_process: bool) -> Vec<G
                 .map(|m| Group { group: ResourceGroup::StackProcess(m.role.clone()), pids: vec![m.pid()] }),
         );
     }
-    groups.extend(spec.brokers.iter().filter_map(|b| Group::broker(b)));
+    // A broker of the stack's own is its process (and children); a shared one is found by name.
+    groups.extend(spec.brokers.iter().filter_map(|broker| {
+        match running.members().iter().find(|m| m.broker && m.role == *broker) {
+            Some(member) => Some(Group::private_broker(broker, member.family())),
+            None => Group::broker(broker),
+        }
+    }));
     groups.push(Group::generator());
     groups
 }
@@ -385,6 +431,7 @@ struct Observers {
     ledger: Option<Arc<Ledger>>,
     follower: Option<Arc<Follower>>,
     timeline: Option<Arc<crate::outage::Timeline>>,
+    archivist: Option<Arc<Archivist>>,
 }
 
 impl Observers {
@@ -478,6 +525,12 @@ impl Firing {
                     && drawn.template.endpoint == Endpoint::CreateOrder
                 {
                     follower.placed(&drawn.body, done);
+                }
+                if let Some(archivist) = &observers.archivist
+                    && verdict == Verdict::Ok
+                    && drawn.template.endpoint == Endpoint::CreateOrder
+                {
+                    archivist.placed(&drawn.body);
                 }
                 if let Some(timeline) = &observers.timeline {
                     timeline.answered(planned, done, &verdict);
@@ -837,6 +890,7 @@ fn measurement(
         convergence: None,
         soak: None,
         faults: None,
+        archive: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Outages mid-run: `bench` takes a stack's broker or instance down (or cuts the stack off its
-//! broker) as a scenario says, on brokers it starts for the stack (never the ones the config
-//! names), measures the recovery, and leaves nothing running.
+//! broker, or kills its archive's database) as a scenario says, on brokers and databases it starts
+//! for the stack (never the ones the config names), measures the recovery and the archive's
+//! backlog, and leaves nothing running.
 
 // A failed expectation is how a test fails: panicking on it is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,7 +17,7 @@ mod support;
 const CONFIG: &str = r#"
 run:
   stacks: [nats, http-redis]
-  scenarios: [broker_restart, instance_stall, broker_cut]
+  scenarios: [broker_restart, instance_stall, broker_cut, database_down]
   warmup: 300ms
   repetitions: 1
 scenarios:
@@ -25,6 +26,7 @@ scenarios:
     load: { model: open, phases: [{ arrival_rate: 150, duration: 6s }] }
     mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
     convergence: { settle: 20s, poll: 20ms }
+    archive: true
     outages: [{ at: 2s, kill: broker, for: 1500ms }]
   instance_stall:
     description: the service stopped and let run
@@ -39,6 +41,13 @@ scenarios:
     convergence: { settle: 20s, poll: 20ms }
     outages: [{ at: 2s, cut: broker, for: 1s }]
     stacks: [nats]
+  database_down:
+    description: the archive's database killed and started again
+    load: { model: open, phases: [{ arrival_rate: 150, duration: 7s }] }
+    mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
+    convergence: { settle: 20s, poll: 20ms }
+    archive: true
+    outages: [{ at: 2s, kill: database, for: 3s }]
 stacks:
   nats:
     description: natsrpc services on NATS
@@ -79,6 +88,7 @@ fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_
     assert!(said.contains("outage: kill nats") && said.contains("outage: kill redis"), "{said}");
     assert!(said.contains("outage: stall services") && said.contains("outage: stall api"), "{said}");
     assert!(said.contains("outage: cut nats"), "{said}");
+    assert!(said.contains("outage: kill postgres"), "{said}");
 
     let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
     for scenario in &results.scenarios {
@@ -97,6 +107,28 @@ fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_
             assert_eq!(faults.duplicated, 0, "{place}: {:?}", m.convergence);
             assert_eq!(faults.acknowledged_lost, 0, "{place}: {:?}", m.convergence);
             assert!(m.convergence.as_ref().is_some_and(|c| c.orders > 500), "{place}: {:?}", m.convergence);
+            let archives = matches!(scenario.name.as_str(), "broker_restart" | "database_down");
+            assert_eq!(m.archive.is_some(), archives, "{place}");
+            if let Some(archive) = &m.archive {
+                // Every order acknowledged is in the archive, through a broker's crash or the
+                // database's.
+                // The warm-up's orders too.
+                let orders = m.convergence.as_ref().map_or(0, |c| c.orders);
+                assert!(archive.orders > orders, "{place}: {archive:?}");
+                assert_eq!((archive.archived, archive.missing), (archive.orders, 0), "{place}");
+                assert!(!archive.backlog.is_empty(), "{place}");
+            }
+            if scenario.name == "database_down" {
+                // Orders went on being accepted; their events waited for the database, in the
+                // broker, and were archived once it was back.
+                let waited = outage.backlog_peak.unwrap_or(0);
+                assert!(waited > 200, "{place}: 3 s of orders at 150/s should wait, {waited} did");
+                assert!(outage.drain_ms.is_some(), "{place}: never drained: {outage:?}");
+                assert!(
+                    outage.errors.is_empty(),
+                    "{place}: the database is not in the orders' way: {outage:?}"
+                );
+            }
         }
     }
     let missed: Vec<String> = results
@@ -113,7 +145,8 @@ fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_
         "exit 1 when one is missed"
     );
     let checks: Vec<&str> = results.expectations.iter().map(|e| e.metric.as_str()).collect();
-    for metric in ["faults.acknowledged_lost", "faults.duplicated", "faults.not_recovered"] {
+    for metric in ["faults.acknowledged_lost", "faults.duplicated", "faults.not_recovered", "archive.missing"]
+    {
         assert!(checks.contains(&metric), "{metric} is checked: {checks:?}");
     }
     let left: Vec<_> = broker_folders().into_iter().filter(|folder| !before.contains(folder)).collect();

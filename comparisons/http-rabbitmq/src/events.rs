@@ -1,11 +1,12 @@
 //! The shop's events on RabbitMQ, the HTTP+RabbitMQ stack's event bus.
 //!
 //! Published persistent, with publisher confirms, to the durable topic exchange [`EXCHANGE`]
-//! with the routing key `{prefix}.{subject}`; analytics consumes them from its durable queue
-//! `{prefix}.analytics.orders` with manual acknowledgements, sent only once analytics has the
+//! with the routing key `{prefix}.{subject}`; each consumer of the stack's (analytics, and the
+//! archive when there is one) consumes them from a durable queue of its own,
+//! `{prefix}.{consumer}.orders`, with manual acknowledgements, sent only once the consumer has the
 //! event. A failed one is returned to the queue (after a short pause) and comes again. Both
-//! sides declare the exchange, the queue and its binding (idempotent), so no event is dropped as
-//! unroutable while the consumer is still starting. The queue outlives a consumer that is down for
+//! sides declare the exchange, the queues and their bindings (idempotent), so no event is dropped
+//! as unroutable, nor missed by a queue, while a consumer is still starting. A queue outlives a consumer that is down for
 //! up to [`QUEUE_EXPIRES_MS`], then goes, so a stopped deployment leaves nothing on the broker.
 
 use std::panic::AssertUnwindSafe;
@@ -27,31 +28,38 @@ use crate::{AmqpError, SUBJECT, text_header};
 /// The exchange every deployment's events go through (one, so that deployments leave no
 /// exchanges behind; their routing keys and queues are their own).
 pub const EXCHANGE: &str = "natsrpc.events";
-/// How long analytics' queue outlives its last consumer: ten minutes of events kept for a
+/// How long a consumer's queue outlives its last consumer: ten minutes of events kept for a
 /// consumer that is down.
 pub const QUEUE_EXPIRES_MS: u32 = 600_000;
 
-/// Declares the exchange and analytics' queue, bound to the shop's events; answers the queue.
-pub async fn declare(channel: &Channel, prefix: &str) -> Result<String, AmqpError> {
+/// The durable queue of `consumer` (`analytics`, `archive`).
+pub fn queue(prefix: &str, consumer: &str) -> String {
+    format!("{prefix}.{consumer}.orders")
+}
+
+/// Declares the exchange and each of `consumers`' queues, bound to the shop's events.
+pub async fn declare(channel: &Channel, prefix: &str, consumers: &[&str]) -> Result<(), AmqpError> {
     let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
     channel.exchange_declare(EXCHANGE.into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
-    let queue = format!("{prefix}.analytics.orders");
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-expires".into(), AMQPValue::LongUInt(QUEUE_EXPIRES_MS));
-    let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-    channel.queue_declare(queue.as_str().into(), options, arguments).await?;
-    for subject in links::SUBJECTS {
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                EXCHANGE.into(),
-                format!("{prefix}.{subject}").as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+    for consumer in consumers {
+        let queue = queue(prefix, consumer);
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-expires".into(), AMQPValue::LongUInt(QUEUE_EXPIRES_MS));
+        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        channel.queue_declare(queue.as_str().into(), options, arguments).await?;
+        for subject in links::SUBJECTS {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    EXCHANGE.into(),
+                    format!("{prefix}.{subject}").as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
     }
-    Ok(queue)
+    Ok(())
 }
 
 /// Publishes the shop's events, connecting again when the broker went away ([`Reconnecting`]).
@@ -59,9 +67,10 @@ pub struct AmqpEvents {
     broker: crate::Broker,
     link: Reconnecting<Publishing>,
     prefix: String,
+    consumers: Vec<&'static str>,
 }
 
-/// A connection and its confirming channel, with the exchange and queue declared.
+/// A connection and its confirming channel, with the exchange and the queues declared.
 struct Publishing {
     connection: Connection,
     channel: Channel,
@@ -74,24 +83,29 @@ impl Link for Publishing {
 }
 
 impl Publishing {
-    async fn open(broker: &crate::Broker, prefix: &str) -> Result<Self, AmqpError> {
+    async fn open(broker: &crate::Broker, prefix: &str, consumers: &[&str]) -> Result<Self, AmqpError> {
         let connection = broker.connect("http-rabbitmq events").await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        declare(&channel, prefix).await?;
+        declare(&channel, prefix, consumers).await?;
         Ok(Self { connection, channel })
     }
 }
 
 impl AmqpEvents {
-    /// Connects to `broker` and declares what the events need (the first connection must
-    /// succeed).
-    pub async fn connect(broker: &crate::Broker, prefix: &str) -> Result<Self, AmqpError> {
-        let first = Publishing::open(broker, prefix).await?;
+    /// Connects to `broker` and declares what the events need, a queue for each of `consumers`
+    /// (the first connection must succeed).
+    pub async fn connect(
+        broker: &crate::Broker,
+        prefix: &str,
+        consumers: Vec<&'static str>,
+    ) -> Result<Self, AmqpError> {
+        let first = Publishing::open(broker, prefix, &consumers).await?;
         Ok(Self {
             broker: broker.clone(),
             link: Reconnecting::new("http-rabbitmq events", first),
             prefix: prefix.to_string(),
+            consumers,
         })
     }
 }
@@ -109,7 +123,8 @@ impl EventSink for AmqpEvents {
                 .with_headers(headers);
             let key = format!("{}.{}", self.prefix, encoded.subject);
             let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
-            let link = self.link.get(|| Publishing::open(&self.broker, &self.prefix)).await?;
+            let link =
+                self.link.get(|| Publishing::open(&self.broker, &self.prefix, &self.consumers)).await?;
             let published = async {
                 let channel = &link.channel;
                 channel
@@ -127,22 +142,23 @@ impl EventSink for AmqpEvents {
     }
 }
 
-/// Consumes analytics' queue, handing each event to `follower`, until the task is aborted. The
-/// queue is consumed once before this returns; should the consumer end later (the connection lost),
+/// Consumes `consumer`'s queue (`analytics`, `archive`), handing each event to `follower`, until
+/// the task is aborted. The queue is consumed once before this returns; should the consumer end later (the connection lost),
 /// the task consumes it again, with a growing pause between tries.
 pub async fn follow(
     broker: &crate::Broker,
     prefix: &str,
+    consumer: &'static str,
     follower: Follower,
 ) -> Result<tokio::task::JoinHandle<()>, AmqpError> {
     let (broker, prefix) = (broker.clone(), prefix.to_string());
-    let mut consuming = Some(consume_events(&broker, &prefix).await?);
+    let mut consuming = Some(consume_events(&broker, &prefix, consumer).await?);
     Ok(tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
             let opened = match consuming.take() {
                 Some(opened) => Ok(opened),
-                None => consume_events(&broker, &prefix).await,
+                None => consume_events(&broker, &prefix, consumer).await,
             };
             match opened {
                 Ok((connection, deliveries)) => {
@@ -161,11 +177,13 @@ pub async fn follow(
 async fn consume_events(
     broker: &crate::Broker,
     prefix: &str,
+    consumer: &'static str,
 ) -> Result<(Connection, lapin::Consumer), AmqpError> {
-    let connection = broker.connect("http-rabbitmq analytics events").await?;
+    let connection = broker.connect(&format!("http-rabbitmq {consumer} events")).await?;
     let channel = connection.create_channel().await?;
     channel.basic_qos(64, BasicQosOptions::default()).await?;
-    let queue = declare(&channel, prefix).await?;
+    declare(&channel, prefix, &[consumer]).await?;
+    let queue = queue(prefix, consumer);
     let (deliveries, _) = crate::consume(&channel, &queue).await?;
     tracing::info!(%queue, "following the order events");
     Ok((connection, deliveries))
@@ -201,12 +219,12 @@ async fn deliver(mut deliveries: lapin::Consumer, follower: &Follower) {
                 Ok(Ok(())) => delivery.ack(BasicAckOptions::default()).await,
                 Ok(Err(error)) => {
                     let error = natsrpc::escape::header_value(&error.to_string()).into_owned();
-                    tracing::warn!(%error, "analytics failed an order event; it will come again");
+                    tracing::warn!(%error, "an order event failed; it will come again");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
                 }
                 Err(_panic) => {
-                    tracing::error!("an order event made analytics panic; dropped");
+                    tracing::error!("an order event made its follower panic; dropped");
                     delivery.nack(BasicNackOptions { requeue: false, ..BasicNackOptions::default() }).await
                 }
             };

@@ -10,7 +10,8 @@
 //! - `worker`: `WORKER_PREFETCH` (requests held per service, default 64), and the services'
 //!   settings of `stack::Hosting::from_env`, with `STORE` defaulting to `redis` so that any number
 //!   of workers share one state. Services call each other over AMQP RPC through the broker; with
-//!   `ORDER_EVENTS=on` the shop's events go through a durable exchange and queue (`events`).
+//!   `ORDER_EVENTS=on` the shop's events go through a durable exchange and a queue per consumer
+//!   (`events`): analytics', and the archive's with `ARCHIVE_URL`.
 //!   `SERVICES` picks the services a worker serves, so each can run in workers of its own.
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use http_rabbitmq::events::{self, AmqpEvents};
 use http_rabbitmq::rpc::{AmqpRpc, AmqpTransport};
 use http_rabbitmq::{Broker, DEFAULT_QUEUE_PREFIX, gateway::Gateway, worker};
 use natsrpc::settings::env_or;
-use stack::{Hosting, Links, StoreKind};
+use stack::{Hosting, Links, StoreKind, links};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -58,14 +59,17 @@ async fn main() -> Result<(), natsrpc::MainError> {
             let peers = natsrpc::Client::over(AmqpTransport(Arc::new(rpc)));
             let mut links = Links { peers: Some(peers), events: None };
             if hosting.order_events {
-                links.events = Some(Arc::new(AmqpEvents::connect(&broker, &prefix).await?));
+                let consumers = hosting.event_consumers();
+                links.events = Some(Arc::new(AmqpEvents::connect(&broker, &prefix, consumers).await?));
             }
             let hosted = hosting.host(links).await?;
-            let _following = if hosting.order_events && hosting.hosts(analytics::contracts::SERVICE) {
-                Some(events::follow(&broker, &prefix, hosted.follower).await?)
-            } else {
-                None
-            };
+            let mut _following = Vec::new();
+            if hosting.order_events && hosting.hosts(analytics::contracts::SERVICE) {
+                _following.push(events::follow(&broker, &prefix, links::ANALYTICS, hosted.follower).await?);
+                if let Some(archive) = hosted.archive {
+                    _following.push(events::follow(&broker, &prefix, links::ARCHIVE, archive).await?);
+                }
+            }
             let prefetch = env_or("WORKER_PREFETCH", 64, "a whole number")?;
             let stop = tokio_util::sync::CancellationToken::new();
             let stopping = stop.clone();

@@ -2,7 +2,8 @@
 //! own): every sample answered as over NATS; a request whose worker dies is taken over by another
 //! worker and acknowledged once; a worker killed mid-request gives a clear 504 within the timeout;
 //! no worker at all gives a clear 503 at once; the hostile-input corpus is answered on every
-//! endpoint, every request acknowledged, and the workers keep serving.
+//! endpoint, every request acknowledged, and the workers keep serving; the archive's events wait
+//! in its queue while its database is down.
 
 // A failed expectation is how a test fails: panicking on it is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -87,8 +88,10 @@ impl Deployment {
             let name = queue_name(&self.prefix, service);
             let _ = channel.queue_delete(name.as_str().into(), Default::default()).await;
         }
-        let events = format!("{}.analytics.orders", self.prefix);
-        let _ = channel.queue_delete(events.as_str().into(), Default::default()).await;
+        for consumer in [stack::links::ANALYTICS, stack::links::ARCHIVE] {
+            let events = http_rabbitmq::events::queue(&self.prefix, consumer);
+            let _ = channel.queue_delete(events.as_str().into(), Default::default()).await;
+        }
     }
 }
 
@@ -266,5 +269,51 @@ async fn every_endpoint_answers_every_hostile_case_and_the_workers_keep_serving(
     }
     assert!(gateway.terminate().await.unwrap().success());
     assert!(worker.terminate().await.unwrap().success());
+    deployment.clear().await;
+}
+
+/// The archive consumes a durable queue of its own: while its database is down, analytics gets
+/// every event and the archive's wait in the queue (returned after each failure); once the
+/// database is back, each order is archived once.
+#[tokio::test]
+async fn the_archive_catches_up_on_its_queue_once_its_database_is_back() {
+    use archive::{Archive, ArchivedEvent};
+    use ecommerce::domain::EventSink;
+    use http_rabbitmq::events::{self, AmqpEvents};
+    use stack::testing::archived::{archived, counted, counting, placed};
+    use std::sync::Arc;
+
+    let deployment = Deployment::new();
+    let broker = Broker::new(DEFAULT_AMQP_URL);
+    let mut postgres = archive::server::PostgresServer::start().unwrap();
+    let archive = Arc::new(Archive::connect(&postgres.url()).await.unwrap());
+    let consumers = vec![stack::links::ANALYTICS, stack::links::ARCHIVE];
+    let publisher = AmqpEvents::connect(&broker, &deployment.prefix, consumers).await.unwrap();
+    let (analytics, count) = counting();
+    let archiving = stack::links::archive_follower(Arc::clone(&archive));
+    let following = [
+        events::follow(&broker, &deployment.prefix, stack::links::ANALYTICS, analytics).await.unwrap(),
+        events::follow(&broker, &deployment.prefix, stack::links::ARCHIVE, archiving).await.unwrap(),
+    ];
+    let orders: Vec<String> = (0..40).map(|i| format!("ord_on_rabbitmq_{i:03}")).collect();
+    for order in &orders[..10] {
+        publisher.publish(placed(order, "cus_rabbit")).await.unwrap();
+    }
+    archived(&archive, 10, Duration::from_secs(10)).await.unwrap();
+
+    postgres.kill();
+    for order in &orders[10..] {
+        publisher.publish(placed(order, "cus_rabbit")).await.unwrap();
+    }
+    counted(&count, 40, Duration::from_secs(10)).await.expect("analytics, unaffected, counts them all");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    postgres.restart().unwrap();
+    archived(&archive, 40, Duration::from_secs(20)).await.unwrap();
+    let mut held = archive.holds(ArchivedEvent::Placed, &orders).await.unwrap();
+    held.sort();
+    assert_eq!(held, orders, "each order, once");
+    for task in following {
+        task.abort();
+    }
     deployment.clear().await;
 }

@@ -5,7 +5,7 @@
 //! The services call each other over HTTP (a pooled client; `PEERS` says where services this
 //! process does not host answer, such as `analytics=http://127.0.0.1:8091`), and with
 //! `ORDER_EVENTS=on` the shop's events go through a Redis stream that analytics follows in a
-//! consumer group.
+//! consumer group, and the archive (with `ARCHIVE_URL`) in another.
 //!
 //! Environment: `HTTP_ADDR` (default `127.0.0.1:8080`), `HTTP_TLS_CERT` + `HTTP_TLS_KEY` (PEM files:
 //! serve HTTPS), `PEERS`, `PEERS_CA` (a PEM CA to trust for `https://` peers, this process
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use http_api::client::{HttpTransport, Routes};
 use stack::redis::streams::{self, RedisStreamEvents};
-use stack::{Hosting, Links, StoreKind};
+use stack::{Hosting, Links, StoreKind, links};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -45,12 +45,14 @@ async fn main() -> Result<(), natsrpc::MainError> {
     }
     let hosted = hosting.host(links).await?;
     let follows = hosting.hosts(analytics::contracts::SERVICE);
-    let _following = match events {
-        Some(key) if follows => Some(
-            streams::follow(&hosting.redis_url, hosting.redis_ca.as_deref(), key, hosted.follower).await?,
-        ),
-        _ => None,
-    };
+    let mut _following = Vec::new();
+    if let Some(key) = events.filter(|_| follows) {
+        let (url, ca) = (&hosting.redis_url, hosting.redis_ca.as_deref());
+        _following.push(streams::follow(url, ca, key.clone(), links::ANALYTICS, hosted.follower).await?);
+        if let Some(archive) = hosted.archive {
+            _following.push(streams::follow(url, ca, key, links::ARCHIVE, archive).await?);
+        }
+    }
     let finishing: Vec<natsrpc::Finishing> = hosted.dispatchers.iter().map(|d| d.finishing()).collect();
     let app = http_api::app(hosted.dispatchers);
     let listener = tokio::net::TcpListener::bind(&address).await?;

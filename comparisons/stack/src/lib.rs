@@ -70,6 +70,9 @@ pub enum StackError {
     /// A service could not be built or started.
     #[error(transparent)]
     Rpc(#[from] natsrpc::RpcError),
+    /// The archive's database address cannot be used.
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
 }
 
 impl StackError {
@@ -131,6 +134,10 @@ pub struct Hosting {
     /// HTTP+RabbitMQ). Off by default: with it on, every order also costs an acknowledged,
     /// persisted publish and its consumption (0.58x the throughput of orders on the NATS stack).
     pub order_events: bool,
+    /// `ARCHIVE_URL` (`postgres://user@host:port/database`): with `ORDER_EVENTS=on`, the
+    /// processes that host analytics also archive the shop's orders there, from a consumer of the
+    /// stack's event path of the archive's own ([`links::ARCHIVE`]). Unset, nothing is archived.
+    pub archive_url: Option<String>,
     /// `SERVICES`: the services this process hosts, comma-separated (default all three); the
     /// others it reaches over the stack's transport.
     pub services: Vec<&'static str>,
@@ -159,6 +166,7 @@ impl Default for Hosting {
             max_events: analytics::domain::DEFAULT_MAX_EVENTS,
             receivers: 1,
             order_events: false,
+            archive_url: None,
             services: SERVICES.to_vec(),
             ingest_chunk: 100,
             ingest_in_flight: 4,
@@ -188,6 +196,7 @@ impl Hosting {
             max_events: env_or("ANALYTICS_MAX_EVENTS", defaults.max_events, "a whole number")?,
             receivers: env_or("RECEIVERS", defaults.receivers, "a whole number")?,
             order_events: env_or("ORDER_EVENTS", Switch(false), "on or off")?.0,
+            archive_url: std::env::var("ARCHIVE_URL").ok().filter(|url| !url.is_empty()),
             services: env_or(
                 "SERVICES",
                 ServiceList(defaults.services),
@@ -222,6 +231,28 @@ impl Hosting {
     /// Whether this process hosts `service` (`SERVICES`).
     pub fn hosts(&self, service: &str) -> bool {
         self.services.contains(&service)
+    }
+
+    /// Who consumes the shop's events on this stack, each from a consumer of its own (a durable
+    /// consumer, a consumer group, a queue) that every event reaches: analytics, and the archive
+    /// when there is one.
+    pub fn event_consumers(&self) -> Vec<&'static str> {
+        let mut consumers = vec![links::ANALYTICS];
+        if self.archive_url.is_some() {
+            consumers.push(links::ARCHIVE);
+        }
+        consumers
+    }
+
+    /// The archive this process feeds: with events on, an archive, and analytics hosted here.
+    fn archive(&self) -> Result<Option<Arc<archive::Archive>>, StackError> {
+        match &self.archive_url {
+            Some(url) if self.order_events && self.hosts(analytics::contracts::SERVICE) => {
+                tracing::info!("archiving the shop's orders");
+                Ok(Some(Arc::new(archive::Archive::new(url)?)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The Redis connections this stack uses.
@@ -286,6 +317,8 @@ pub struct Hosted {
     pub dispatchers: Vec<Dispatcher>,
     /// Hands the shop's events to this process's analytics, for the stack's event consumer.
     pub follower: Follower,
+    /// Hands them to the archive, for the archive's consumer, when this process archives.
+    pub archive: Option<Follower>,
 }
 
 impl std::fmt::Debug for Hosted {
@@ -356,7 +389,8 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
         if hosting.hosts(fileproc::contracts::SERVICE) {
             dispatchers.push(Dispatcher::new(files)?);
         }
-        Ok(Hosted { dispatchers, follower })
+        let archive = hosting.archive()?.map(links::archive_follower);
+        Ok(Hosted { dispatchers, follower, archive })
     }
 
     async fn start_on(
@@ -370,6 +404,7 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
                 .order_events
                 .then(|| Arc::new(links::NatsEvents(natsrpc::events::Publisher::new(nats.clone()))) as _),
         };
+        let n = hosting.receivers;
         let (shop, mut events, files, _) = self.builders(hosting, links);
         if hosting.order_events {
             events = analytics::follow_orders(events);
@@ -383,6 +418,9 @@ impl<A: ShopStore, B: EventStore, C: FileStore> Stores<A, B, C> {
         }
         if hosting.hosts(fileproc::contracts::SERVICE) {
             started.push(files.start(nats).await?);
+        }
+        if let Some(archive) = hosting.archive()? {
+            started.push(archive::service(archive).receivers(n).start(nats).await?);
         }
         Ok(started)
     }

@@ -12,6 +12,12 @@ use ecommerce::contracts::events::{OrderCancelledEvent, OrderPlacedEvent};
 use ecommerce::domain::{EventSink, Published, ShopEvent};
 use natsrpc::events::Event;
 
+/// The consumer of the shop's events of analytics (its durable consumer, consumer group or queue
+/// is named after it).
+pub const ANALYTICS: &str = "analytics";
+/// The consumer of the archive's, beside analytics': every event reaches both.
+pub const ARCHIVE: &str = "archive";
+
 /// How the services of a stack reach each other.
 #[derive(Clone, Default)]
 pub struct Links {
@@ -36,6 +42,20 @@ pub type Followed = Published<'static>;
 
 /// Hands one of the shop's events to analytics (in this process).
 pub type Follower = Arc<dyn Fn(ShopEvent) -> Followed + Send + Sync>;
+
+/// Hands each of the shop's events to `archive`: an order archived once, however often it comes.
+pub fn archive_follower(archive: Arc<archive::Archive>) -> Follower {
+    Arc::new(move |event| {
+        let archive = Arc::clone(&archive);
+        Box::pin(async move {
+            let archived = match &event {
+                ShopEvent::Placed(event) => archive.placed(event).await,
+                ShopEvent::Cancelled(event) => archive.cancelled(event).await,
+            };
+            archived.map(drop).map_err(Into::into)
+        })
+    })
+}
 
 /// An event as it travels: its subject (which says its type), its id, and its JSON.
 #[derive(Debug, Clone)]

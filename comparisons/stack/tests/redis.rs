@@ -199,7 +199,10 @@ async fn the_event_follower_reads_on_after_redis_restarts() {
             Ok(())
         })
     });
-    let task = streams::follow(&server.url(), None, streams::stream_key(&pool), follower).await.unwrap();
+    let task =
+        streams::follow(&server.url(), None, streams::stream_key(&pool), stack::links::ANALYTICS, follower)
+            .await
+            .unwrap();
     let events = RedisStreamEvents::new(pool.clone());
     let placed = |order_id: &str| {
         ShopEvent::Placed(OrderPlacedEvent {
@@ -256,4 +259,52 @@ async fn the_outbox_keeps_each_unsent_event_once_until_it_is_sent() {
         [event(EventKind::Placed, "ord_outbox_b", 2_000), event(EventKind::Cancelled, "ord_outbox_a", 3_000)]
     );
     pools[0].clear().await.unwrap();
+}
+
+/// The archive follows the stream in a consumer group of its own: analytics gets every event while
+/// the archive's database is down, and the archive, whose events wait in the stream meanwhile,
+/// has each of them once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_catches_up_on_the_stream_once_its_database_is_back() {
+    use archive::{Archive, ArchivedEvent};
+    use ecommerce::domain::EventSink;
+    use stack::redis::streams::{self, RedisStreamEvents};
+    use stack::testing::archived::{archived, counted, counting, placed};
+    use std::time::Duration;
+
+    let redis = stack::testing::RedisServer::start().unwrap();
+    let mut postgres = archive::server::PostgresServer::start().unwrap();
+    let pool = RedisPool::connect(&redis.url(), 1, &prefix()).await.unwrap();
+    let archive = Arc::new(Archive::connect(&postgres.url()).await.unwrap());
+    let (analytics, count) = counting();
+    let key = streams::stream_key(&pool);
+    let mut following = Vec::new();
+    for (group, follower) in [
+        (stack::links::ANALYTICS, analytics),
+        (stack::links::ARCHIVE, stack::links::archive_follower(Arc::clone(&archive))),
+    ] {
+        following.push(streams::follow(&redis.url(), None, key.clone(), group, follower).await.unwrap());
+    }
+    let events = RedisStreamEvents::new(pool.clone());
+    let orders: Vec<String> = (0..60).map(|i| format!("ord_archived_{i:03}")).collect();
+    for order in &orders[..20] {
+        events.publish(placed(order, "cus_archive")).await.unwrap();
+    }
+    archived(&archive, 20, Duration::from_secs(10)).await.unwrap();
+
+    postgres.kill();
+    for order in &orders[20..] {
+        events.publish(placed(order, "cus_archive")).await.unwrap();
+    }
+    counted(&count, 60, Duration::from_secs(10)).await.expect("analytics, unaffected, counts them all");
+
+    postgres.restart().unwrap();
+    // Failed events are claimed again after RECLAIM_AFTER; give it a few rounds.
+    archived(&archive, 60, streams::RECLAIM_AFTER * 4).await.unwrap();
+    let mut held = archive.holds(ArchivedEvent::Placed, &orders).await.unwrap();
+    held.sort();
+    assert_eq!(held, orders, "each order, once");
+    for task in following {
+        task.abort();
+    }
 }

@@ -164,6 +164,19 @@ fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
             return Err(Invalid::from(problem));
         }
     }
+    if scenario.archive && scenario.convergence.is_none() {
+        return Err(Invalid::from(
+            "archive: needs convergence too (the shop's events on, and its orders followed)",
+        ));
+    }
+    let takes_database = scenario
+        .outages
+        .iter()
+        .filter_map(|outage| outage.action().map(|(_, target)| target))
+        .any(|target| target == crate::config::outage::DATABASE || target == "postgres");
+    if takes_database && !scenario.archive {
+        return Err(Invalid::from("outages: the database is there only with archive: true"));
+    }
     Ok(())
 }
 

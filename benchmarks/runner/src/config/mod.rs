@@ -250,4 +250,22 @@ mod tests {
         let error = BenchmarkConfig::parse(text, "bench.yaml").unwrap_err().to_string();
         assert!(error.contains("bench.yaml:4:") && error.contains("carrier-pigeon"), "{error}");
     }
+
+    #[test]
+    fn an_archive_needs_the_orders_followed_and_its_database_an_archive() {
+        let scenario = |extra: &str| {
+            format!(
+                "stacks: {{}}\nscenarios:\n  s:\n    description: d\n    load: {{ model: open, phases: [{{ arrival_rate: 10, duration: 10s }}] }}\n    mix: [{{ endpoint: ecommerce.create_order, weight: 1 }}]\n{extra}"
+            )
+        };
+        let followed = "    convergence: { settle: 5s, poll: 10ms }\n";
+        let database_down = "    outages: [{ at: 2s, kill: database, for: 2s }]\n";
+        let ok = scenario(&format!("{followed}    archive: true\n{database_down}"));
+        assert!(BenchmarkConfig::parse(&ok, "b.yaml").unwrap().scenarios["s"].archive);
+        let unfollowed = BenchmarkConfig::parse(&scenario("    archive: true\n"), "b.yaml").unwrap_err();
+        assert!(unfollowed.to_string().contains("archive: needs convergence"), "{unfollowed}");
+        let no_database = BenchmarkConfig::parse(&scenario(&format!("{followed}{database_down}")), "b.yaml");
+        let no_database = no_database.unwrap_err().to_string();
+        assert!(no_database.contains("the database is there only with archive: true"), "{no_database}");
+    }
 }

@@ -10,8 +10,8 @@
 //!
 //! The component is named by what it is to the stack, so that one scenario means the same thing on
 //! every stack: `broker` (the first of its `brokers`: NATS, Redis for HTTP+Redis, RabbitMQ for
-//! HTTP+RabbitMQ), `store` (its Redis), `instance` (the first instance of its first service
-//! process), a broker's name (`nats`, `redis`, `rabbitmq`) or a process's role (`gateway`,
+//! HTTP+RabbitMQ), `store` (its Redis), `database` (the PostgreSQL of a scenario with
+//! `archive: true`), `instance` (the first instance of its first service process), a broker's name (`nats`, `redis`, `rabbitmq`) or a process's role (`gateway`,
 //! `worker-2`); `cut` takes a broker only. A scenario with outages runs every stack on private
 //! brokers the runner starts for it (`system::private_brokers`): never the shared ones.
 
@@ -43,6 +43,9 @@ pub struct Outage {
     #[serde(rename = "for", with = "duration_text")]
     pub lasts: Duration,
 }
+
+/// The name of the stack's archive database (PostgreSQL) in an outage.
+pub const DATABASE: &str = "database";
 
 /// What an outage does to its component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

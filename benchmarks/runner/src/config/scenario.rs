@@ -46,6 +46,12 @@ pub struct Scenario {
     /// twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outages: Vec<crate::config::outage::Outage>,
+    /// The stacks archive every order placed or cancelled into a PostgreSQL of their own, which
+    /// the runner starts for each measurement (`database` in `outages`), fed by their event path;
+    /// every acknowledged order must be there once the load is over (`archive.missing`), and the
+    /// backlog's peak and drain time are measured. Needs `convergence` (the shop's events on).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archive: bool,
 }
 
 /// Many users reserving the same few items.

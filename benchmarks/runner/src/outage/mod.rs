@@ -48,13 +48,17 @@ pub struct Played {
 }
 
 /// The role of the stack's member that `target` names: `broker` (its first broker), `store` (its
-/// Redis), `instance` (the first instance of its first service process), a broker's name, or a
+/// Redis), `database` (its archive's PostgreSQL), `instance` (the first instance of its first service process), a broker's name, or a
 /// role.
 pub fn role_of(target: &str, stack: &RunningStack) -> Result<String, BenchError> {
     let members = stack.members();
     let found = match target {
         "broker" => stack.spec.brokers.first().filter(|b| members.iter().any(|m| &m.role == *b)).cloned(),
         "store" => members.iter().find(|m| m.broker && m.role == "redis").map(|m| m.role.clone()),
+        crate::config::outage::DATABASE => members
+            .iter()
+            .find(|m| m.broker && m.role == crate::system::private_brokers::POSTGRES)
+            .map(|m| m.role.clone()),
         "instance" => members.iter().find(|m| !m.broker).map(|m| m.role.clone()),
         role => members.iter().find(|m| m.role == role).map(|m| m.role.clone()),
     };
@@ -236,6 +240,8 @@ pub fn recovery(played: &[Played], timeline: &Timeline, ran: Duration) -> Vec<Ou
                 first_success_ms: first_success.map(ms_after_back),
                 recovery_ms: recovered_at.map(ms_after_back),
                 errors,
+                backlog_peak: None,
+                drain_ms: None,
             }
         })
         .collect()

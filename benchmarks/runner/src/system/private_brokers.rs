@@ -10,6 +10,10 @@
 //! processes are pointed at them (`NATS_URL`, `REDIS_URL`, `AMQP_URL`), through a proxy of the
 //! runner's ([`crate::system::proxy`]) when the scenario cuts connections; the runner's own
 //! connections (the stack's `url`) go to them directly.
+//!
+//! A scenario that archives gets a PostgreSQL of the stack's own too (`postgres`, a cluster made
+//! for the measurement, fsync on), whose address the processes get as `ARCHIVE_URL`; with no
+//! outages, it is the only private component, and the stack keeps the shared brokers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,14 +25,32 @@ use crate::system::proxy::Proxy;
 /// The RabbitMQ server script Debian installs; `RABBITMQ_SERVER_BIN` names another.
 const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
+/// The role of a stack's private PostgreSQL.
+pub const POSTGRES: &str = "postgres";
+
+/// Which of a stack's components the runner starts for a measurement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Private {
+    /// Its brokers (for outages).
+    pub brokers: bool,
+    /// A PostgreSQL for its archive.
+    pub database: bool,
+    /// A proxy in front of each of them (for cuts).
+    pub proxied: bool,
+}
+
 /// A stack's copy on brokers of its own, and the folder their data is in (removed when dropped).
 #[derive(Debug)]
 pub struct OnPrivateBrokers {
-    /// The copy: the brokers first among its processes, each named by its broker (`nats`,
-    /// `redis`, `rabbitmq`).
+    /// The copy: the private components first among its processes, each named by what it is
+    /// (`nats`, `redis`, `rabbitmq`, `postgres`).
     pub spec: StackSpec,
-    /// The proxy in front of each broker, by its role, when asked for.
+    /// The proxy in front of each, by its role, when asked for.
     pub proxies: BTreeMap<String, Proxy>,
+    /// Where the runner reaches the archive's database (directly), when there is one.
+    pub database_url: Option<String>,
+    /// Whether the brokers are private (the shared ones are then untouched).
+    pub brokers: bool,
     dir: PathBuf,
 }
 
@@ -38,32 +60,44 @@ impl Drop for OnPrivateBrokers {
     }
 }
 
-/// A copy of `spec` whose brokers are processes of its own, their data under `dir` (made here,
-/// removed with the answer), with a proxy in front of each when `proxied`. A stack that starts
-/// its brokers itself already (a secured variant) is refused: its brokers are its own, but not set
-/// up to be restarted with their data.
+/// A copy of `spec` whose brokers (and database) are processes of its own, as `private` asks,
+/// their data under `dir` (made here, removed with the answer), with a proxy in front of each
+/// when `private.proxied`. A stack that starts its brokers itself already (a secured variant)
+/// cannot have them made private: its brokers are its own, but not set up to be restarted with
+/// their data.
 pub async fn on_private_brokers(
     name: &str,
     spec: &StackSpec,
     dir: &Path,
-    proxied: bool,
+    private: Private,
 ) -> Result<OnPrivateBrokers, BenchError> {
-    if spec.processes.iter().any(|p| p.listens.is_some()) {
+    if private.brokers && spec.processes.iter().any(|p| p.listens.is_some()) {
         return Err(BenchError::Config(format!(
             "{name} starts brokers of its own: outages run on the stacks whose brokers the runner can start privately"
         )));
     }
     std::fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
-    let mut copy = OnPrivateBrokers { spec: spec.clone(), proxies: BTreeMap::new(), dir: dir.to_path_buf() };
+    let mut copy = OnPrivateBrokers {
+        spec: spec.clone(),
+        proxies: BTreeMap::new(),
+        database_url: None,
+        brokers: private.brokers,
+        dir: dir.to_path_buf(),
+    };
     let mut env = BTreeMap::new();
     let mut brokers = Vec::new();
-    for broker in &spec.brokers {
+    let mut components: Vec<String> = if private.brokers { spec.brokers.clone() } else { Vec::new() };
+    if private.database {
+        components.push(POSTGRES.to_string());
+        copy.spec.brokers.push(POSTGRES.to_string());
+    }
+    for broker in &components {
         let port = free_port()?;
         let data = dir.join(broker);
         std::fs::create_dir_all(&data).map_err(BenchError::io(&data))?;
         let address = format!("127.0.0.1:{port}");
         // Where the stack's processes connect: the broker, or a proxy in front of it.
-        let reached = if proxied {
+        let reached = if private.proxied {
             let proxy = Proxy::start(address.clone()).await?;
             let reached = proxy.address();
             copy.proxies.insert(broker.clone(), proxy);
@@ -96,6 +130,14 @@ pub async fn on_private_brokers(
             "rabbitmq" => {
                 env.insert("AMQP_URL".to_string(), format!("amqp://bench:bench@{reached}/%2f"));
                 rabbitmq(port, &data)?
+            }
+            POSTGRES => {
+                let postgres = |error| BenchError::Process(format!("{name}: a private PostgreSQL: {error}"));
+                archive::server::init(&data).map_err(postgres)?;
+                copy.database_url = Some(archive::server::url(port));
+                let url = archive::server::url(port).replace(&address, &reached);
+                env.insert("ARCHIVE_URL".to_string(), url);
+                (archive::server::command(&data, port).map_err(postgres)?, BTreeMap::new())
             }
             other => return Err(BenchError::Config(format!("{name}: no private {other} can be started"))),
         };
@@ -199,7 +241,8 @@ mod tests {
 "#;
         let config = BenchmarkConfig::parse(text, "b.yaml").unwrap();
         let dir = std::env::temp_dir().join(format!("natsrpc-private-brokers-{}", nuid::next()));
-        let copy = on_private_brokers("nats-redis", &config.stacks["nats-redis"], &dir.join("a"), false)
+        let brokers = Private { brokers: true, ..Private::default() };
+        let copy = on_private_brokers("nats-redis", &config.stacks["nats-redis"], &dir.join("a"), brokers)
             .await
             .unwrap();
         let roles: Vec<&str> = copy.spec.processes.iter().map(|p| p.name.as_str()).collect();
@@ -216,7 +259,8 @@ mod tests {
         assert_eq!(services.env["STORE"], "redis");
         assert!(dir.join("a/nats").is_dir() && dir.join("a/redis").is_dir());
 
-        let copy = on_private_brokers("http-rabbitmq", &config.stacks["http-rabbitmq"], &dir.join("b"), true)
+        let cut = Private { brokers: true, database: false, proxied: true };
+        let copy = on_private_brokers("http-rabbitmq", &config.stacks["http-rabbitmq"], &dir.join("b"), cut)
             .await
             .unwrap();
         let rabbit = &copy.spec.processes[0];
@@ -230,6 +274,21 @@ mod tests {
         assert_eq!(copy.spec.url, "http://127.0.0.1:8081", "an HTTP stack keeps its own address");
         drop(copy);
         assert!(!dir.join("b").exists(), "its data goes with it");
+
+        // The archive's database alone: the stack keeps the shared brokers.
+        let database = Private { database: true, ..Private::default() };
+        let copy = on_private_brokers("nats-redis", &config.stacks["nats-redis"], &dir.join("c"), database)
+            .await
+            .unwrap();
+        let roles: Vec<&str> = copy.spec.processes.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(roles, ["postgres", "services"]);
+        assert_eq!(copy.spec.url, "nats://127.0.0.1:4222", "the shared NATS");
+        let services = &copy.spec.processes[1];
+        assert!(!services.env.contains_key("REDIS_URL"), "the shared Redis");
+        let database = copy.database_url.clone().unwrap();
+        assert_eq!(services.env["ARCHIVE_URL"], database);
+        assert!(dir.join("c/postgres/PG_VERSION").is_file(), "a cluster made for it");
+        drop(copy);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -23,6 +23,14 @@ impl Group {
         Some(Self { group: ResourceGroup::Broker((*process).to_string()), pids: pids_named(process) })
     }
 
+    /// The processes of a broker the stack started itself (`nats`, `postgres`...), named by its
+    /// process name as a shared one would be.
+    pub fn private_broker(name: &str, pids: Vec<u32>) -> Self {
+        let process =
+            crate::config::stack::BROKERS.iter().find(|(broker, _)| *broker == name).map_or(name, |(_, p)| p);
+        Self { group: ResourceGroup::Broker(process.to_string()), pids }
+    }
+
     /// This process.
     pub fn generator() -> Self {
         Self { group: ResourceGroup::Generator, pids: vec![std::process::id()] }

@@ -87,6 +87,12 @@ impl Member {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Its process and their children: a broker that forks (PostgreSQL's backends) is all of
+    /// them.
+    pub fn family(&self) -> Vec<u32> {
+        archive::server::family(self.pid())
+    }
 }
 
 /// A stack whose processes run. Dropping it kills them; [`RunningStack::stop`] stops them
@@ -210,9 +216,16 @@ impl RunningStack {
             .ok_or_else(|| BenchError::Process(format!("{name} has no process {role}")))
     }
 
-    /// Kills `role` at once (SIGKILL), as a crash would: nothing is closed cleanly.
+    /// Kills `role` at once (SIGKILL), as a crash would: nothing is closed cleanly. A broker's
+    /// children go with it (PostgreSQL's backends, which would otherwise hold its cluster).
     pub fn kill(&mut self, role: &str) -> Result<(), BenchError> {
         let member = self.member(role)?;
+        // Only while it runs: the PID of a process already reaped may be another's by now.
+        if member.broker && matches!(member.child.try_wait(), Ok(None)) {
+            for pid in member.family() {
+                let _ = signal("KILL", pid);
+            }
+        }
         let _ = member.child.kill();
         let _ = member.child.wait();
         Ok(())
@@ -231,16 +244,19 @@ impl RunningStack {
         Ok(())
     }
 
-    /// Sends `role` SIGSTOP (`stop`) or SIGCONT: it keeps its connections and does nothing.
+    /// Sends `role` SIGSTOP (`stop`) or SIGCONT: it keeps its connections and does nothing. A
+    /// broker's children are stalled with it.
     pub fn pause(&mut self, role: &str, stop: bool) -> Result<(), BenchError> {
-        let pid = self.member(role)?.pid();
+        let member = self.member(role)?;
+        let pids = if member.broker { member.family() } else { vec![member.pid()] };
         let name = if stop { "STOP" } else { "CONT" };
-        let status = signal(name, pid).map_err(BenchError::program("kill"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(BenchError::Process(format!("kill -{name} {role} ({pid}) failed: {status}")))
+        for pid in pids {
+            let status = signal(name, pid).map_err(BenchError::program("kill"))?;
+            if !status.success() && pid == member.pid() {
+                return Err(BenchError::Process(format!("kill -{name} {role} ({pid}) failed: {status}")));
+            }
         }
+        Ok(())
     }
 
     /// Its processes.
@@ -301,8 +317,20 @@ impl RunningStack {
     pub async fn stop(mut self, grace: Duration) -> Result<(), BenchError> {
         let members = std::mem::take(&mut self.members);
         for mut member in members.into_iter().rev() {
+            // A broker's children (PostgreSQL's backends) are let run if stalled, and killed if
+            // they outlive it.
+            let family = match member.child.try_wait() {
+                Ok(None) if member.broker => member.family(),
+                _ => Vec::new(),
+            };
+            for pid in family.iter().skip(1) {
+                let _ = signal("CONT", *pid);
+            }
             terminate(member.pid(), grace);
             let _ = member.child.wait();
+            for pid in family.into_iter().skip(1).filter(|pid| alive(*pid)) {
+                let _ = signal("KILL", pid);
+            }
         }
         if self.spec.processes.iter().any(|p| p.env.contains_key("REDIS_URL")) {
             return Ok(());
@@ -369,7 +397,8 @@ fn terminate(pid: u32, grace: Duration) {
 /// Sends the signal `name` (`TERM`, `STOP`...) to `pid` by `kill(1)` (this workspace forbids the
 /// `unsafe` a libc call would need).
 fn signal(name: &str, pid: u32) -> std::io::Result<std::process::ExitStatus> {
-    Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()
+    // Quiet: a child of a broker's may have gone between the listing and the signal.
+    Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).stderr(Stdio::null()).status()
 }
 
 /// Removes a stack's keys from Redis (its queues expire by themselves once unused).

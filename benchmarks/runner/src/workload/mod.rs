@@ -459,6 +459,7 @@ mod tests {
                 .collect(),
             invalid_share,
             faults: None,
+            archive: false,
             performance_expectations: None,
             stacks: None,
             contention: None,

@@ -1,8 +1,9 @@
 //! The shop's events on a Redis stream, the HTTP+Redis stack's event bus.
 //!
 //! The shop `XADD`s each event to `{prefix}:events:orders` (subject, id and JSON as fields).
-//! Analytics reads it in a consumer group: every instance of the stack is one consumer, so each
-//! event goes to one of them; an event is `XACK`ed only once analytics has it. One that failed (or
+//! Analytics reads it in a consumer group (and the archive, when there is one, in a group of its
+//! own: each group sees every event): every instance of the stack is one consumer, so each
+//! event goes to one of them; an event is `XACK`ed only once its consumer has it. One that failed (or
 //! whose consumer died) stays pending and is claimed again (`XAUTOCLAIM`) after [`RECLAIM_AFTER`].
 //! The group starts at the stream's beginning, so events published before the first consumer
 //! came up are not missed; the stream is capped (about [`MAX_LEN`] entries).
@@ -23,8 +24,6 @@ use crate::links::{self, Follower};
 pub const RECLAIM_AFTER: Duration = Duration::from_secs(5);
 /// About how many events the stream keeps.
 pub const MAX_LEN: usize = 1_000_000;
-/// The consumer group of analytics.
-pub const GROUP: &str = "analytics";
 
 /// The stream's key under the pool's prefix.
 pub fn stream_key(pool: &RedisPool) -> String {
@@ -70,7 +69,8 @@ impl EventSink for RedisStreamEvents {
     }
 }
 
-/// Follows the stream at `url` / `key` as one consumer of [`GROUP`], handing each event to
+/// Follows the stream at `url` / `key` as one consumer of the group `group` (a consumer of
+/// [`crate::links`]: `analytics`, `archive`), handing each event to
 /// `follower`, until the task is dropped or aborted. Its own connection: a blocking read would
 /// hold up every other command on a shared one.
 ///
@@ -81,14 +81,15 @@ pub async fn follow(
     url: &str,
     ca: Option<&std::path::Path>,
     key: String,
+    group: &'static str,
     follower: Follower,
 ) -> Result<tokio::task::JoinHandle<()>, StackError> {
     let client = super::open(url, ca)?;
-    let connection = connect(&client, &key).await.map_err(StackError::redis)?;
-    let consumer = format!("analytics-{}", nuid::next());
+    let connection = connect(&client, &key, group).await.map_err(StackError::redis)?;
+    let consumer = format!("{group}-{}", nuid::next());
     tracing::info!(%key, %consumer, "following the order events");
     Ok(tokio::spawn(async move {
-        let mut stream = Stream { connection, key, consumer, follower };
+        let mut stream = Stream { connection, key, group, consumer, follower };
         let mut last_reclaim = tokio::time::Instant::now();
         loop {
             let mut failed = None;
@@ -103,7 +104,7 @@ pub async fn follow(
             tracing::warn!(%error, "reading the order events failed; connecting again");
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                match connect(&client, &stream.key).await {
+                match connect(&client, &stream.key, group).await {
                     Ok(connection) => {
                         stream.connection = connection;
                         tracing::info!("following the order events again");
@@ -118,14 +119,18 @@ pub async fn follow(
     }))
 }
 
-/// A connection of the follower's own, with [`GROUP`] on `key` made if it is not there.
-async fn connect(client: &redis::Client, key: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+/// A connection of the follower's own, with `group` on `key` made if it is not there.
+async fn connect(
+    client: &redis::Client,
+    key: &str,
+    group: &str,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
     let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
     let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
     let created: redis::RedisResult<String> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(key)
-        .arg(GROUP)
+        .arg(group)
         .arg("0")
         .arg("MKSTREAM")
         .query_async(&mut connection)
@@ -139,6 +144,7 @@ async fn connect(client: &redis::Client, key: &str) -> redis::RedisResult<redis:
 struct Stream {
     connection: redis::aio::MultiplexedConnection,
     key: String,
+    group: &'static str,
     consumer: String,
     follower: Follower,
 }
@@ -147,7 +153,7 @@ impl Stream {
     async fn read(&mut self) -> redis::RedisResult<()> {
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
-            .arg(GROUP)
+            .arg(self.group)
             .arg(&self.consumer)
             .arg("COUNT")
             .arg(64)
@@ -171,7 +177,7 @@ impl Stream {
         loop {
             let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
                 .arg(&self.key)
-                .arg(GROUP)
+                .arg(self.group)
                 .arg(&self.consumer)
                 .arg(RECLAIM_AFTER.as_millis() as u64)
                 .arg(&start)
@@ -201,11 +207,11 @@ impl Stream {
                     Ok(Ok(())) => true,
                     Ok(Err(error)) => {
                         let error = natsrpc::escape::header_value(&error.to_string()).into_owned();
-                        tracing::warn!(%error, id = %entry.id, "analytics failed an order event; it will come again");
+                        tracing::warn!(%error, id = %entry.id, "an order event failed; it will come again");
                         false
                     }
                     Err(_panic) => {
-                        tracing::error!(id = %entry.id, "an order event made analytics panic; dropped");
+                        tracing::error!(id = %entry.id, "an order event made its follower panic; dropped");
                         true
                     }
                 },
@@ -217,7 +223,7 @@ impl Stream {
             if done {
                 redis::cmd("XACK")
                     .arg(&self.key)
-                    .arg(GROUP)
+                    .arg(self.group)
                     .arg(&entry.id)
                     .query_async::<u64>(&mut self.connection)
                     .await?;

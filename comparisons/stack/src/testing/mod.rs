@@ -3,8 +3,10 @@
 //! as processes on free ports ([`spawn_http`]), a private Redis to stall ([`RedisServer`]), a private
 //! RabbitMQ with a user, a virtual host and TLS of its own ([`RabbitServer`]), and
 //! the hostile-input corpus replayed through any transport ([`hostile`]), and requests made to
-//! break the services from arbitrary bytes, for property tests and fuzzing ([`fuzz`]).
+//! break the services from arbitrary bytes, for property tests and fuzzing ([`fuzz`]), and what
+//! tests of a stack's archive share ([`archived`]).
 
+pub mod archived;
 pub mod checks;
 pub mod fuzz;
 pub mod hostile;
