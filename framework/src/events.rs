@@ -376,6 +376,9 @@ pub(crate) struct Counters {
     failed: AtomicU64,
     invalid: AtomicU64,
     last_error: Mutex<String>,
+    /// Deliveries failed as unavailable since the listener last handled one: logged when the
+    /// streak begins and ends, not once per event (thousands a second while a database is down).
+    unavailable: AtomicU64,
 }
 
 impl Counters {
@@ -392,10 +395,36 @@ impl Counters {
 
     /// Counts a failure and keeps it as the last; answers its text, escaped.
     fn fail(&self, counter: &AtomicU64, subject: &str, error: &str) -> String {
+        let error = self.keep(counter, error);
+        tracing::error!(subject, %error, "listener failed");
+        error
+    }
+
+    /// Counts a failure of a listener that is unavailable (what it needs is down): logged when
+    /// a streak of them begins; answers its text, escaped.
+    fn unavailable(&self, subject: &str, error: &str) -> String {
+        let error = self.keep(&self.failed, error);
+        if self.unavailable.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(subject, %error, "listener unavailable; its events wait and come again");
+        } else {
+            tracing::debug!(subject, %error, "listener still unavailable");
+        }
+        error
+    }
+
+    /// Counts an event handled; ends a streak of unavailable deliveries, saying how long it was.
+    fn handled(&self, subject: &str) {
+        self.handled.fetch_add(1, Ordering::Relaxed);
+        let failed = self.unavailable.swap(0, Ordering::Relaxed);
+        if failed > 0 {
+            tracing::info!(subject, failed, "listener available again");
+        }
+    }
+
+    fn keep(&self, counter: &AtomicU64, error: &str) -> String {
         counter.fetch_add(1, Ordering::Relaxed);
         // An event's text may be anybody's who could publish on the subject.
         let error = crate::escape::header_value(error).into_owned();
-        tracing::error!(subject, %error, "listener failed");
         if let Ok(mut last) = self.last_error.lock() {
             last.clone_from(&error);
         }
@@ -450,12 +479,15 @@ where
         let ctx = RequestContext::new(head);
         match listener.call(event, &ctx, state).await {
             Ok(()) => {
-                counters.handled.fetch_add(1, Ordering::Relaxed);
+                counters.handled(&subject);
                 Outcome::Handled
             }
+            Err(error) if error.kind == crate::ErrorKind::Unavailable => {
+                Outcome::Failed { why: counters.unavailable(&subject, &error.to_string()), transient: true }
+            }
             Err(error) => Outcome::Failed {
-                transient: error.kind == crate::ErrorKind::Unavailable,
                 why: counters.fail(&counters.failed, &subject, &error.to_string()),
+                transient: false,
             },
         }
     };

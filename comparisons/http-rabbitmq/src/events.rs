@@ -194,6 +194,7 @@ async fn consume_events(
 /// handleable), returned to the queue when it failed, and dropped when it panicked (it would panic
 /// again on every delivery), so that no prefetch place is ever held for good.
 async fn deliver(mut deliveries: lapin::Consumer, follower: &Follower) {
+    let failures = std::sync::Arc::new(links::Failures::default());
     while let Some(delivery) = deliveries.next().await {
         let delivery = match delivery {
             Ok(delivery) => delivery,
@@ -204,6 +205,7 @@ async fn deliver(mut deliveries: lapin::Consumer, follower: &Follower) {
         };
         let subject = text_header(delivery.properties.headers(), SUBJECT).unwrap_or_default().to_string();
         let follower = std::sync::Arc::clone(follower);
+        let failures = std::sync::Arc::clone(&failures);
         tokio::spawn(async move {
             let handling = async {
                 match links::decode(&subject, &delivery.data) {
@@ -216,10 +218,12 @@ async fn deliver(mut deliveries: lapin::Consumer, follower: &Follower) {
                 }
             };
             let settled = match AssertUnwindSafe(handling).catch_unwind().await {
-                Ok(Ok(())) => delivery.ack(BasicAckOptions::default()).await,
+                Ok(Ok(())) => {
+                    failures.handled();
+                    delivery.ack(BasicAckOptions::default()).await
+                }
                 Ok(Err(error)) => {
-                    let error = natsrpc::escape::header_value(&error.to_string()).into_owned();
-                    tracing::warn!(%error, "an order event failed; it will come again");
+                    failures.failed(&error);
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
                 }

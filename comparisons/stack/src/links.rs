@@ -57,6 +57,32 @@ pub fn archive_follower(archive: Arc<archive::Archive>) -> Follower {
     })
 }
 
+/// A follower's failures, logged when a streak of them begins and when it ends rather than once per
+/// event: while a database is down, every event fails, thousands a second.
+#[derive(Debug, Default)]
+pub struct Failures(std::sync::atomic::AtomicU64);
+
+impl Failures {
+    /// An event failed with `error` (escaped here: an event's text may be anybody's); it comes
+    /// again.
+    pub fn failed(&self, error: &dyn std::fmt::Display) {
+        let error = natsrpc::escape::header_value(&error.to_string()).into_owned();
+        if self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+            tracing::warn!(%error, "order events fail; they wait and come again");
+        } else {
+            tracing::debug!(%error, "an order event failed again");
+        }
+    }
+
+    /// An event was handled: a streak of failures, if one, is over.
+    pub fn handled(&self) {
+        let failed = self.0.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if failed > 0 {
+            tracing::info!(failed, "order events are handled again");
+        }
+    }
+}
+
 /// An event as it travels: its subject (which says its type), its id, and its JSON.
 #[derive(Debug, Clone)]
 pub struct Encoded {

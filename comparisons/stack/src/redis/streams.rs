@@ -18,7 +18,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::RedisPool;
 use crate::StackError;
-use crate::links::{self, Follower};
+use crate::links::{self, Failures, Follower};
 
 /// An event left unacknowledged this long is claimed by another consumer (or again by this one).
 pub const RECLAIM_AFTER: Duration = Duration::from_secs(5);
@@ -89,7 +89,7 @@ pub async fn follow(
     let consumer = format!("{group}-{}", nuid::next());
     tracing::info!(%key, %consumer, "following the order events");
     Ok(tokio::spawn(async move {
-        let mut stream = Stream { connection, key, group, consumer, follower };
+        let mut stream = Stream { connection, key, group, consumer, follower, failures: Failures::default() };
         let mut last_reclaim = tokio::time::Instant::now();
         loop {
             let mut failed = None;
@@ -147,6 +147,7 @@ struct Stream {
     group: &'static str,
     consumer: String,
     follower: Follower,
+    failures: Failures,
 }
 
 impl Stream {
@@ -204,10 +205,12 @@ impl Stream {
                 // A panic would end this task and with it the following: the event is dropped
                 // instead (it would panic again on every delivery).
                 Ok(event) => match AssertUnwindSafe((self.follower)(event)).catch_unwind().await {
-                    Ok(Ok(())) => true,
+                    Ok(Ok(())) => {
+                        self.failures.handled();
+                        true
+                    }
                     Ok(Err(error)) => {
-                        let error = natsrpc::escape::header_value(&error.to_string()).into_owned();
-                        tracing::warn!(%error, id = %entry.id, "an order event failed; it will come again");
+                        self.failures.failed(&error);
                         false
                     }
                     Err(_panic) => {
