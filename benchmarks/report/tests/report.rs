@@ -126,6 +126,7 @@ fn the_baseline_comparison_flags_regressions_and_sets_the_exit_code() {
     let (code, out) = run_report(&dir, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("0 regression(s)"), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
 
     // Half the throughput of nats in `steady`, in every repetition: far beyond tolerance and noise.
     let slower = |r: &mut RunResults| {
