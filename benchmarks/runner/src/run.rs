@@ -520,17 +520,13 @@ impl Firing {
                 if let Some(ledger) = &observers.ledger {
                     ledger.book(&drawn.template.stock, &verdict);
                 }
-                if let Some(follower) = &observers.follower
-                    && verdict == Verdict::Ok
-                    && drawn.template.endpoint == Endpoint::CreateOrder
-                {
-                    follower.placed(&drawn.body, done);
-                }
-                if let Some(archivist) = &observers.archivist
-                    && verdict == Verdict::Ok
-                    && drawn.template.endpoint == Endpoint::CreateOrder
-                {
-                    archivist.placed(&drawn.body);
+                if verdict == Verdict::Ok && drawn.template.endpoint == Endpoint::CreateOrder {
+                    if let Some(follower) = &observers.follower {
+                        follower.placed(&drawn.body, done);
+                    }
+                    if let Some(archivist) = &observers.archivist {
+                        archivist.placed(&drawn.body, done);
+                    }
                 }
                 if let Some(timeline) = &observers.timeline {
                     timeline.answered(planned, done, &verdict);

@@ -35,7 +35,12 @@ pub fn bin_dir() -> io::Result<PathBuf> {
 
 /// `postgres://postgres@127.0.0.1:{port}/postgres`: the cluster's own database, as its superuser.
 pub fn url(port: u16) -> String {
-    format!("postgres://postgres@127.0.0.1:{port}/postgres")
+    url_at(&format!("127.0.0.1:{port}"))
+}
+
+/// The same database reached at `address` (`host:port`: the server's, or a proxy's in front of it).
+pub fn url_at(address: &str) -> String {
+    format!("postgres://postgres@{address}/postgres")
 }
 
 /// Makes a cluster in `dir` (created here, empty): superuser `postgres`, trusted on loopback (the

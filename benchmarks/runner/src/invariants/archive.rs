@@ -67,10 +67,10 @@ impl Archivist {
         })
     }
 
-    /// The order `body` placed was acknowledged.
-    pub fn placed(&self, body: &[u8]) {
+    /// The order `body` placed was acknowledged at `acked`.
+    pub fn placed(&self, body: &[u8], acked: Instant) {
         if let Ok(placed) = serde_json::from_slice::<Placed>(body) {
-            lock(&self.acknowledged).push((placed.order_id, Instant::now()));
+            lock(&self.acknowledged).push((placed.order_id, acked));
         }
     }
 

@@ -134,9 +134,8 @@ pub async fn on_private_brokers(
             POSTGRES => {
                 let postgres = |error| BenchError::Process(format!("{name}: a private PostgreSQL: {error}"));
                 archive::server::init(&data).map_err(postgres)?;
-                copy.database_url = Some(archive::server::url(port));
-                let url = archive::server::url(port).replace(&address, &reached);
-                env.insert("ARCHIVE_URL".to_string(), url);
+                copy.database_url = Some(archive::server::url_at(&address));
+                env.insert("ARCHIVE_URL".to_string(), archive::server::url_at(&reached));
                 (archive::server::command(&data, port).map_err(postgres)?, BTreeMap::new())
             }
             other => return Err(BenchError::Config(format!("{name}: no private {other} can be started"))),
