@@ -5,7 +5,8 @@
 # certificates with it; and PostgreSQL's server programs: the archive's tests and the benchmark's
 # archiving scenarios make clusters of their own with them (initdb, postgres on a free port), so
 # no PostgreSQL needs to be running (installing Debian's package may create and start its own
-# cluster on :5432 too; nothing here uses it).
+# cluster on :5432 too; nothing here uses it); and HAProxy, which the benchmark runs in front of
+# an HTTP stack's instances.
 # Starts each one that is not listening, installing its Debian package first when its program is
 # missing. Idempotent: run it as often as you like. Exits non-zero, saying which, when one cannot
 # be started.
@@ -104,6 +105,9 @@ ensure_postgres() {
 failed=()
 ensure_program openssl openssl >/dev/null || failed+=("openssl")
 ensure_postgres || failed+=("postgresql")
+# The load balancer the benchmark puts in front of an HTTP stack's instances (the runner starts it
+# with a configuration of its own; a copy the package may have started listens on nothing here).
+ensure_program haproxy haproxy >/dev/null || failed+=("haproxy")
 for service in "nats:4222" "redis:6379" "rabbitmq:5672"; do
   name=${service%%:*}
   port=${service##*:}

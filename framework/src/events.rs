@@ -21,7 +21,8 @@
 //! then fails for another reason is given up at once. The streams natsrpc makes keep events for
 //! [`STREAM_MAX_AGE`] and at most [`STREAM_MAX_MESSAGES`], the oldest going first, so that a
 //! stream never fills the server; a stream that already exists keeps the limits its operator gave
-//! it.
+//! it. On a NATS cluster, set `NATS_STREAM_REPLICAS` (see [`stream_replicas`]) so that the streams
+//! natsrpc makes outlive the loss of a server.
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
@@ -79,6 +80,33 @@ pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// size: nats-server sets a stream's `max_bytes` aside on its disk at once, and refuses the stream
 /// when that does not fit.
 pub const STREAM_MAX_MESSAGES: i64 = 10_000_000;
+
+/// The variable that sets how many servers of a cluster keep each stream natsrpc makes.
+pub const STREAM_REPLICAS_VARIABLE: &str = "NATS_STREAM_REPLICAS";
+
+/// How many servers keep each stream natsrpc makes: `NATS_STREAM_REPLICAS`, 1 to 5 (JetStream's
+/// bound), 1 when unset. On a three-server cluster, 3 lets a stream lose one server and go on
+/// taking events (after its leader, if lost, is elected again); 1 keeps it on one server, gone
+/// with it. A stream that exists already keeps its own count, as it keeps its limits.
+///
+/// ```
+/// let replicas = natsrpc::events::stream_replicas()?;
+/// assert!((1..=5).contains(&replicas));
+/// # Ok::<(), natsrpc::settings::SettingError>(())
+/// ```
+pub fn stream_replicas() -> Result<usize, crate::settings::SettingError> {
+    const EXPECTED: &str = "a number of servers from 1 to 5";
+    let replicas: usize = crate::settings::env_or(STREAM_REPLICAS_VARIABLE, 1, EXPECTED)?;
+    if (1..=5).contains(&replicas) {
+        Ok(replicas)
+    } else {
+        Err(crate::settings::SettingError {
+            name: STREAM_REPLICAS_VARIABLE.to_string(),
+            value: replicas.to_string(),
+            expected: EXPECTED,
+        })
+    }
+}
 
 /// The stream that keeps `stream`'s dead letters: each event a listening service could not handle,
 /// on `dead.{subject}`, its body as it arrived and its headers, plus why
@@ -208,10 +236,13 @@ impl Publisher {
 }
 
 /// Makes sure `stream` exists and takes `subject`; one it makes has limits ([`STREAM_MAX_AGE`],
-/// [`STREAM_MAX_MESSAGES`]), one that exists keeps its own (its operator's choice, which natsrpc
-/// cannot tell from an oversight, and shortening it would drop events).
+/// [`STREAM_MAX_MESSAGES`]) and [`stream_replicas`], one that exists keeps its own (its
+/// operator's choice, which natsrpc cannot tell from an oversight, and shortening it would drop
+/// events).
 async fn ensure_stream(js: &jetstream::Context, stream: &str, subject: &str) -> Result<(), RpcError> {
+    let replicas = stream_replicas().map_err(|error| RpcError::config(error.to_string()))?;
     let config = jetstream::stream::Config {
+        num_replicas: replicas,
         name: stream.to_string(),
         subjects: vec![subject.to_string()],
         // Two minutes of retried publishes are recognised as the same event.

@@ -19,9 +19,12 @@ pub struct Series {
 
 /// A stack's colour: the same one on every chart of every report.
 pub fn colour(stack: &str) -> RGBColor {
+    // A scale-out's counts (`http-redis@2`) in their stack's colour.
+    let stack = stack.split('@').next().unwrap_or(stack);
     match stack {
         "nats" => RGBColor(31, 119, 180),
         "nats-redis" => RGBColor(23, 190, 207),
+        "nats-cluster" => RGBColor(44, 160, 44),
         "nats-raw-echo" => RGBColor(127, 127, 127),
         "http-raw-echo" => RGBColor(188, 189, 34),
         "http-memory" => RGBColor(255, 127, 14),

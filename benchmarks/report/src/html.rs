@@ -69,7 +69,7 @@ pub fn page(c: &Context<'_>) -> String {
     pair_cost(&mut out, r, Pairing::Validation);
     pair_cost(&mut out, r, Pairing::Security);
     for scenario in &r.scenarios {
-        scenario_section(&mut out, scenario);
+        scenario_section(&mut out, scenario, r.environment.cores);
     }
     baseline_section(&mut out, c);
     criterion_section(&mut out, c);
@@ -303,7 +303,7 @@ fn where_time_goes(out: &mut String, r: &RunResults) {
 /// A scenario's section: what it is, then each view in the order a reader asks: how fast, how slow
 /// at the tail and over time, what only this scenario shows, where it saturates, what failed, and
 /// what it cost in CPU, memory and validation.
-fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
+fn scenario_section(out: &mut String, scenario: &ScenarioResult, cores: usize) {
     let _ = write!(
         out,
         "<h2 id=\"scenario-{0}\">{0}</h2><p>{1} · {2}",
@@ -321,7 +321,7 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult) {
     throughput(out, scenario);
     latency_spectrum(out, scenario);
     over_time(out, scenario);
-    crate::scenario_views::views(out, scenario);
+    crate::scenario_views::views(out, scenario, cores);
     saturation(out, scenario);
     errors(out, scenario);
     cpu(out, scenario);

@@ -1,7 +1,8 @@
 //! The views only some scenarios have, below their throughput and latency: latency against the
 //! fan-out K (`get_order_overview`), the stock books of a contention run, the lag and the
 //! exactly-once count of convergence, a soak's drift and memory trends with their verdicts, and
-//! each stack's recovery from a scenario's outages.
+//! each stack's recovery from a scenario's outages, the orders of record, and throughput and p99
+//! against the instance count of a scale-out.
 //! Each view shows when its scenario's results carry its figures, whatever the scenario's name.
 
 use std::fmt::Write;
@@ -22,14 +23,90 @@ fn measurements(scenario: &ScenarioResult) -> impl Iterator<Item = (&str, &Measu
     scenario.stacks.iter().flat_map(|s| s.repetitions.iter().map(move |m| (s.name.as_str(), m)))
 }
 
-/// All the views `scenario` has.
-pub fn views(out: &mut String, scenario: &ScenarioResult) {
+/// All the views `scenario` has, on a machine of `cores` cores.
+pub fn views(out: &mut String, scenario: &ScenarioResult, cores: usize) {
+    scale_out(out, scenario, cores);
     fan_out(out, scenario);
     contention(out, scenario);
     convergence(out, scenario);
     soak(out, scenario);
     outages(out, scenario);
     archive(out, scenario);
+}
+
+/// (instances, median throughput, median p99 µs) of one count of a scale-out.
+type CountPoint = (u32, f64, f64);
+
+/// Each scaled stack's figures per instance count, in the order the scenario ran them.
+fn scale_curves(scenario: &ScenarioResult) -> Vec<(String, String, bool, Vec<CountPoint>)> {
+    let mut curves: Vec<(String, String, bool, Vec<CountPoint>)> = Vec::new();
+    for stack in &scenario.stacks {
+        let Some(scaled) = &stack.scaled else { continue };
+        let point = (scaled.instances, stack.summary.rps.median, stack.summary.p99_us.median);
+        match curves.iter_mut().find(|(of, ..)| *of == scaled.of) {
+            Some((.., points)) => points.push(point),
+            None => curves.push((scaled.of.clone(), scaled.process.clone(), scaled.balanced, vec![point])),
+        }
+    }
+    for (.., points) in &mut curves {
+        points.sort_by_key(|p| p.0);
+    }
+    curves
+}
+
+/// Throughput and p99 against the instance count of each stack's scaled process, read against
+/// the machine's cores.
+fn scale_out(out: &mut String, scenario: &ScenarioResult, cores: usize) {
+    let curves = scale_curves(scenario);
+    if curves.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<h3>Scaling out</h3><p class=\"sub\">The same load on 1, 2, 4... instances of each stack's service process. <strong>This machine has {cores} cores</strong>, shared by every instance, the brokers and the load generator: past {cores} instances there is no core left to add, and a flat or falling curve says so rather than that the stack cannot scale. A rising curve shows what a bigger machine or more machines would add.</p>"
+    );
+    let series = |pick: fn(&CountPoint) -> f64| -> Vec<Series> {
+        curves
+            .iter()
+            .map(|(stack, _, _, points)| Series {
+                label: stack.clone(),
+                points: points.iter().map(|p| (f64::from(p.0), pick(p))).collect(),
+            })
+            .collect()
+    };
+    let _ = write!(
+        out,
+        "<figure>{}</figure><figure>{}</figure>",
+        charts::lines("Throughput against instances", "instances", "requests/s", &series(|p| p.1), &[]),
+        charts::lines("p99 against instances", "instances", "p99, ms", &series(|p| p.2 / 1000.0), &[])
+    );
+    let mut counts: Vec<u32> = curves.iter().flat_map(|c| c.3.iter().map(|p| p.0)).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    out.push_str("<table><thead><tr><th class=\"l\">stack</th><th class=\"l\">scaled</th>");
+    for n in &counts {
+        let _ = write!(out, "<th>×{n} req/s</th><th>p99</th>");
+    }
+    out.push_str("<th>most / fewest</th></tr></thead><tbody>");
+    for (stack, process, balanced, points) in &curves {
+        let how = if *balanced { format!("{} behind HAProxy", escape(process)) } else { escape(process) };
+        let _ = write!(out, "<tr><td class=\"l\">{}</td><td class=\"l\">{how}</td>", dot(stack));
+        for n in &counts {
+            match points.iter().find(|p| p.0 == *n) {
+                Some((_, rps, p99)) => {
+                    let _ = write!(out, "<td>{rps:.0}</td><td>{}</td>", ms(*p99));
+                }
+                // A count that failed on this stack.
+                None => out.push_str("<td class=\"missing\">–</td><td class=\"missing\">–</td>"),
+            }
+        }
+        let gain = match (points.first(), points.iter().map(|p| p.1).reduce(f64::max)) {
+            (Some(one), Some(most)) if one.1 > 0.0 => format!("×{:.2}", most / one.1),
+            _ => "–".into(),
+        };
+        let _ = write!(out, "<td>{gain}</td></tr>");
+    }
+    out.push_str("</tbody></table><p class=\"sub\">Medians over the repetitions; p99 in milliseconds. The last column is the best count's throughput over the fewest instances'.</p>");
 }
 
 /// (K, p50 µs, p99 µs) of one fan-out.
@@ -444,6 +521,16 @@ pub fn note(stack: &bench_results::StackResult) -> Option<String> {
         parts.push(format!(
             "archive: {} of {} acknowledged orders, {} missing; at most {} waiting{drained}",
             archive.archived, archive.orders, archive.missing, archive.backlog_peak
+        ));
+    }
+    if let Some(scaled) = &stack.scaled {
+        parts.push(format!(
+            "{} instance(s) of {}{}: {} req/s, p99 {} ms",
+            scaled.instances,
+            scaled.process,
+            if scaled.balanced { " behind HAProxy" } else { "" },
+            charts::format_number(stack.summary.rps.median),
+            ms(stack.summary.p99_us.median)
         ));
     }
     (!parts.is_empty()).then(|| format!("{}: {}", stack.name, parts.join("; ")))

@@ -44,7 +44,7 @@ pub use measurement::{
 };
 pub use outages::{ArchiveResult, FaultsResult, OutageResult};
 pub use percentiles::Percentiles;
-pub use run::{ExpectationCheck, RunResults, SCHEMA, ScenarioResult, StackResult};
+pub use run::{ExpectationCheck, RunResults, SCHEMA, Scaled, ScenarioResult, StackResult};
 pub use settings::{Expectations, Faults, Load, MixEntry, PayloadSize, Phase, RunSettings, Sustained};
 pub use system::{Environment, ResourceGroup, Sample, Usage};
 

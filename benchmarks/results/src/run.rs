@@ -79,6 +79,23 @@ pub struct StackResult {
     /// For a secured variant (TLS and credentials): the plain stack it copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secured_variant_of: Option<String>,
+    /// For one instance count of a scale-out (`{stack}@{count}`): which stack, and how it was
+    /// scaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaled: Option<Scaled>,
+}
+
+/// One instance count of a scale-out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scaled {
+    /// The stack scaled.
+    pub of: String,
+    /// How many instances of its process ran.
+    pub instances: u32,
+    /// The process run as many instances (`services`, `api`, `worker`).
+    pub process: String,
+    /// Whether its instances ran behind the runner's load balancer (HAProxy).
+    pub balanced: bool,
 }
 
 /// One limit of `performance_expectations`, checked against a stack's medians.

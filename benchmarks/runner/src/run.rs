@@ -31,6 +31,7 @@ use crate::invariants::archive::Archivist;
 use crate::invariants::contention::{self, Ledger};
 use crate::invariants::convergence::Follower;
 use crate::invariants::soak;
+use crate::system::balancer::BALANCER;
 use crate::system::environment;
 use crate::system::private_brokers::Private;
 use crate::system::resources::{Group, Sampler};
@@ -101,8 +102,11 @@ impl Runner {
                     .filter(|s| scenario.stacks.as_ref().is_none_or(|only| only.contains(s)))
                     // A validation-off control would take the invalid requests for valid ones.
                     .filter(|s| scenario.invalid_share == 0.0 || !self.config.is_unvalidated_control(s))
-                    .cloned()
+                    .flat_map(|s| variants(s, scenario))
                     .collect();
+                if order.is_empty() && repetition == 1 {
+                    warnings.push(format!("{name}: none of its stacks is among the run's: it ran on none"));
+                }
                 if settings.shuffle_stacks {
                     order.shuffle(&mut StdRng::seed_from_u64(seed ^ (u64::from(repetition) << 32)));
                 }
@@ -131,16 +135,19 @@ impl Runner {
                 }
             }
             let mut stacks = Vec::new();
-            for stack in &settings.stacks {
+            for stack in settings.stacks.iter().flat_map(|s| variants(s, scenario)) {
+                let stack = &stack;
                 let Some(repetitions) = measured.remove(stack) else { continue };
-                let spec = self.config.stack(stack)?;
+                let spec = self.config.stack_variant(stack)?;
                 let summary = Summary::of(&repetitions);
                 expectations.extend(ExpectationCheck::invariants(name, stack, &repetitions));
                 if let Some(limits) = &scenario.performance_expectations {
                     expectations.extend(ExpectationCheck::all(
                         name,
                         stack,
-                        &limits.for_stack(stack).recorded(),
+                        &limits
+                            .for_stack(config::scaled(stack).map_or(stack.as_str(), |(s, _)| s))
+                            .recorded(),
                         &summary,
                     ));
                 }
@@ -157,6 +164,12 @@ impl Runner {
                         .collect(),
                     unvalidated_control_of: spec.unvalidated_control_of.clone(),
                     secured_variant_of: spec.secured_variant_of.clone(),
+                    scaled: config::scaled(stack).map(|(of, instances)| bench_results::Scaled {
+                        of: of.to_string(),
+                        instances,
+                        process: spec.first_service().map(|p| p.name.clone()).unwrap_or_default(),
+                        balanced: spec.processes.iter().any(|p| spec.behind_balancer(p)),
+                    }),
                 });
             }
             scenarios.push(ScenarioResult {
@@ -196,7 +209,8 @@ impl Runner {
         load: &Load,
         workload: &Arc<Workload>,
     ) -> Result<(Measurement, Vec<String>), BenchError> {
-        let spec = self.config.stack(at.stack)?;
+        let spec = self.config.stack_variant(at.stack)?;
+        let spec = spec.as_ref();
         // A DURATION override may have shortened the load below the outages' schedule.
         if let Some(problem) = crate::config::outage::problem(&scenario.outages, load.duration()) {
             return Err(BenchError::Config(format!("{}: {problem}", at.scenario)));
@@ -208,7 +222,7 @@ impl Runner {
             database: scenario.archive,
             proxied: scenario.outages.iter().any(crate::config::outage::Outage::cuts),
         };
-        let private = if wanted == Private::default() {
+        let private = if wanted == Private::default() && spec.nats_cluster.is_none() {
             None
         } else {
             // Named by a NUID alone: a stack's name is the config's, and no path of ours.
@@ -228,7 +242,8 @@ impl Runner {
         let measured =
             self.measure_running(at, spec, (&mut running, proxies, database), scenario, load, workload).await;
         running.stop(Duration::from_secs(10)).await?;
-        let shared_nats = !private.as_ref().is_some_and(|private| private.brokers);
+        let shared_nats =
+            !private.as_ref().is_some_and(|private| private.brokers) && spec.nats_cluster.is_none();
         if scenario.convergence.is_some() && spec.transport == Transport::Nats && shared_nats {
             remove_event_stream(spec).await;
         }
@@ -373,6 +388,15 @@ impl Runner {
     }
 }
 
+/// The names a stack is measured under in `scenario`: its own, or in a scale-out one per
+/// instance count (`{stack}@{count}`).
+fn variants(stack: &str, scenario: &Scenario) -> Vec<String> {
+    match &scenario.scale_out {
+        Some(scale) => scale.instances.iter().map(|n| format!("{stack}@{n}")).collect(),
+        None => vec![stack.to_string()],
+    }
+}
+
 /// The processes sampled: the stack's (together, and each on its own in a soak, so that a leak
 /// names its process), each broker's, and the load generator.
 fn groups(running: &RunningStack, spec: &StackSpec, each_process: bool) -> Vec<Group> {
@@ -386,13 +410,16 @@ fn groups(running: &RunningStack, spec: &StackSpec, each_process: bool) -> Vec<G
                 .map(|m| Group { group: ResourceGroup::StackProcess(m.role.clone()), pids: vec![m.pid()] }),
         );
     }
-    // A broker of the stack's own is its process (and children); a shared one is found by name.
+    // A broker of the stack's own is its process (and children, and the other servers of its
+    // cluster); a shared one is found by name.
     groups.extend(spec.brokers.iter().filter_map(|broker| {
-        match running.members().iter().find(|m| m.broker && m.role == *broker) {
-            Some(member) => Some(Group::private_broker(broker, member.family())),
-            None => Group::broker(broker),
-        }
+        let own: Vec<u32> =
+            running.members().iter().filter(|m| m.is_broker(broker)).flat_map(|m| m.family()).collect();
+        if own.is_empty() { Group::broker(broker) } else { Some(Group::private_broker(broker, own)) }
     }));
+    if let Some(balancer) = running.members().iter().find(|m| m.role == BALANCER) {
+        groups.push(Group::private_broker(crate::system::balancer::PROGRAM, balancer.family()));
+    }
     groups.push(Group::generator());
     groups
 }
@@ -401,11 +428,7 @@ fn groups(running: &RunningStack, spec: &StackSpec, each_process: bool) -> Vec<G
 /// that published to it has stopped: the next stack starts from an empty one, and no run leaves
 /// its orders behind.
 async fn remove_event_stream(spec: &StackSpec) {
-    use natsrpc::events::{Delivery, Event};
-    let Delivery::JetStream { stream } = <ecommerce::contracts::events::OrderPlacedEvent as Event>::DELIVERY
-    else {
-        return;
-    };
+    let Some(stream) = crate::outage::order_stream() else { return };
     if let Ok(nats) = spec.connect_nats().await {
         let _ = async_nats::jetstream::new(nats).delete_stream(stream).await;
     }

@@ -75,16 +75,47 @@ fn broker_folders() -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-#[test]
-fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_lost() {
+/// One outage run at a time: each checks that no private broker of its own is left, which the
+/// other's would look like.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// What a run of `bench` on `config_text` left: its reports folder, whether it succeeded, what it
+/// printed, and the private broker folders there were before it (run alone: see `ONE_AT_A_TIME`).
+struct Ran {
+    reports: std::path::PathBuf,
+    success: bool,
+    said: String,
+    before: Vec<std::path::PathBuf>,
+}
+
+fn run_alone(config_text: &str, _alone: &std::sync::MutexGuard<'_, ()>) -> Ran {
     let reports = std::env::temp_dir().join(format!("natsrpc-bench-outages-{}", nuid::next()));
     std::fs::create_dir_all(&reports).unwrap();
     let config = reports.join("config.yaml");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&config, config_text).unwrap();
     let before = broker_folders();
     let run = support::bench(&config, &reports).output().unwrap();
     let said = String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{said}");
+    Ran { reports, success: run.status.success(), said, before }
+}
+
+/// Nothing of the private brokers is left: no folder, no process.
+fn nothing_left(before: &[std::path::PathBuf]) {
+    let left: Vec<_> = broker_folders().into_iter().filter(|folder| !before.contains(folder)).collect();
+    assert!(left.is_empty(), "the private brokers' data outlives the run: {left:?}");
+    let running = Command::new("pgrep").args(["-f", "natsrpc-bench-brokers-"]).output().unwrap();
+    assert!(
+        running.stdout.is_empty(),
+        "a private broker is left running: {}",
+        String::from_utf8_lossy(&running.stdout)
+    );
+}
+
+#[test]
+fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_lost() {
+    let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Ran { reports, success, said, before } = run_alone(CONFIG, &alone);
+    assert!(success, "{said}");
     assert!(said.contains("outage: kill nats") && said.contains("outage: kill redis"), "{said}");
     assert!(said.contains("outage: stall services") && said.contains("outage: stall api"), "{said}");
     assert!(said.contains("outage: cut nats"), "{said}");
@@ -139,23 +170,60 @@ fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_
         .map(|e| e.describe())
         .collect();
     assert!(missed.is_empty(), "{missed:?}");
-    assert_eq!(
-        run.status.success(),
-        results.expectations.iter().all(|e| e.held),
-        "exit 1 when one is missed"
-    );
+    assert_eq!(success, results.expectations.iter().all(|e| e.held), "exit 1 when one is missed");
     let checks: Vec<&str> = results.expectations.iter().map(|e| e.metric.as_str()).collect();
     for metric in ["faults.acknowledged_lost", "faults.duplicated", "faults.not_recovered", "archive.missing"]
     {
         assert!(checks.contains(&metric), "{metric} is checked: {checks:?}");
     }
-    let left: Vec<_> = broker_folders().into_iter().filter(|folder| !before.contains(folder)).collect();
-    assert!(left.is_empty(), "the private brokers' data outlives the run: {left:?}");
-    let running = Command::new("pgrep").args(["-f", "natsrpc-bench-brokers-"]).output().unwrap();
-    assert!(
-        running.stdout.is_empty(),
-        "a private broker is left running: {}",
-        String::from_utf8_lossy(&running.stdout)
-    );
+    nothing_left(&before);
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
+/// A stack on a three-server NATS cluster the runner starts: the server leading the shop's event
+/// stream is killed under load and started again; the stream elects another leader, the services
+/// move to the servers left, and no acknowledged order is lost or counted twice.
+const CLUSTER: &str = r#"
+run:
+  stacks: [nats-cluster]
+  scenarios: [cluster_node_kill]
+  warmup: 300ms
+  repetitions: 1
+scenarios:
+  cluster_node_kill:
+    description: the stream's leader killed and started again
+    load: { model: open, phases: [{ arrival_rate: 150, duration: 7s }] }
+    mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
+    convergence: { settle: 30s, poll: 20ms }
+    outages: [{ at: 2s, kill: leader, for: 1500ms }]
+stacks:
+  nats-cluster:
+    description: natsrpc services on a NATS cluster
+    transport: nats
+    url: nats://127.0.0.1:1
+    nats_cluster: 3
+    brokers: [nats]
+    processes:
+      - { name: services, command: [nats-services], env: { STORE: memory } }
+"#;
+
+#[test]
+fn the_server_leading_a_clusters_stream_killed_under_load_loses_nothing() {
+    let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Ran { reports, success: _, said, before } = run_alone(CLUSTER, &alone);
+    assert!(said.contains("outage: kill nats-"), "a server of the cluster: {said}");
+
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let m = &results.scenarios[0].stacks[0].repetitions[0];
+    let faults = m.faults.as_ref().unwrap_or_else(|| panic!("no faults figures: {said}"));
+    let outage = &faults.outages[0];
+    assert!(outage.target.starts_with("nats-"), "{outage:?}");
+    assert!(faults.recovered, "did not recover: {outage:?}");
+    assert_eq!((faults.acknowledged_lost, faults.duplicated), (0, 0), "{:?}", m.convergence);
+    assert!(m.convergence.as_ref().is_some_and(|c| c.orders > 700), "{:?}", m.convergence);
+    // Three servers, one stream's worth of CPU: sampled as the stack's broker.
+    assert!(m.resources.iter().any(|u| u.name == "nats-server"), "{:?}", m.resources);
+
+    nothing_left(&before);
     let _ = std::fs::remove_dir_all(&reports);
 }

@@ -377,14 +377,7 @@ async fn stray(_: Stray) -> Result<(), natsrpc::ServiceError> {
 
 fn spec(transport: bench_runner::config::Transport, url: String) -> bench_runner::config::StackSpec {
     bench_runner::config::StackSpec {
-        processes: vec![bench_runner::config::ProcessSpec {
-            name: "services".into(),
-            command: vec!["nats-services".into()],
-            instances: 1,
-            cpus: None,
-            listens: None,
-            env: Default::default(),
-        }],
+        processes: vec![bench_runner::config::ProcessSpec::new("services", vec!["nats-services".into()])],
         ..bench_runner::config::StackSpec::new(transport, url)
     }
 }
@@ -510,6 +503,53 @@ fn the_secured_variants_run_on_brokers_of_their_own_and_leave_nothing_behind() {
             tail.len() == 22 && tail.chars().all(|c| c.is_ascii_alphanumeric())
         });
         assert!(!leaked, "{} holds something like the run's password", file.display());
+    }
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
+/// A scale-out measures each instance count as a stack of its own (`nats@1`, `nats@2`), the
+/// counts' processes in one queue group, and says which process it scaled.
+#[test]
+fn a_scale_out_measures_each_instance_count() {
+    let nats = NatsServer::start().unwrap();
+    let text = format!(
+        r#"
+run:
+  stacks: [nats]
+  scenarios: [scale]
+  warmup: 200ms
+  repetitions: 1
+scenarios:
+  scale:
+    description: one and two instances
+    load: {{ model: closed, users: 8, duration: 1s }}
+    mix: [{{ endpoint: ecommerce.restock, weight: 1 }}]
+    scale_out: {{ instances: [1, 2] }}
+{}"#,
+        nats_stack(&nats.url())
+    );
+    let reports = std::env::temp_dir().join(format!("natsrpc-bench-scale-{}", nuid::next()));
+    let run = bench_output(&text, &reports, &[]);
+    let said = String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{said}");
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let stacks = &results.scenarios[0].stacks;
+    let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["nats@1", "nats@2"]);
+    for (stack, count) in stacks.iter().zip([1, 2]) {
+        let scaled = stack.scaled.as_ref().unwrap();
+        assert_eq!(
+            (scaled.of.as_str(), scaled.instances, scaled.process.as_str()),
+            ("nats", count, "services")
+        );
+        assert!(!scaled.balanced, "a queue group needs no balancer");
+        assert!(stack.summary.rps.median > 0.0, "{}: nothing answered", stack.name);
+        let log = reports.join("latest/logs").join(if count == 1 {
+            "nats@1-services.log".to_string()
+        } else {
+            "nats@2-services-2.log".to_string()
+        });
+        assert!(log.is_file(), "{} has no log", log.display());
     }
     let _ = std::fs::remove_dir_all(&reports);
 }

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use bench_runner::config::{BenchmarkConfig, Transport};
+use bench_runner::system::private_brokers::{Private, on_private_brokers};
 use bench_runner::system::process::alive;
 use bench_runner::system::stacks::{RunningStack, StartOptions};
 use natsrpc::testing::NatsServer;
@@ -41,8 +42,21 @@ async fn every_configured_stack_starts_answers_and_stops_cleanly() {
                 process.command[0] = process.command[0].trim_start_matches("unvalidated/").to_string();
             }
         }
+        // A cluster is the runner's, on free ports, whatever the test; its stream is made for the
+        // shop's events.
+        let mut options = options.clone();
+        let cluster = match spec.nats_cluster {
+            Some(_) => {
+                let dir = logs.join(format!("{name}-brokers"));
+                let private = on_private_brokers(name, &spec, &dir, Private::default()).await.unwrap();
+                spec = private.spec.clone();
+                options.env.push(("ORDER_EVENTS".into(), "on".into()));
+                Some(private)
+            }
+            None => None,
+        };
         // A secured variant keeps its own address: its brokers are its own, started with it.
-        if spec.secured_variant_of.is_none() {
+        if spec.secured_variant_of.is_none() && cluster.is_none() {
             spec.url = match spec.transport {
                 Transport::Nats => nats_server.url(),
                 Transport::Http => format!("http://127.0.0.1:{}", stack::testing::free_port().unwrap()),
@@ -73,7 +87,7 @@ async fn every_configured_stack_starts_answers_and_stops_cleanly() {
                 serde_json::from_slice(&reply.payload).unwrap()
             }
             (Transport::Nats, None) => {
-                let nats = natsrpc::connect(&spec.url).await.unwrap();
+                let nats = spec.connect_nats().await.unwrap();
                 stack::testing::parity::over_nats(&nats, "ecommerce", "restock", &restock).await.unwrap().1
             }
             (Transport::Http, _) => {
@@ -88,6 +102,18 @@ async fn every_configured_stack_starts_answers_and_stops_cleanly() {
             assert_eq!(answer, restock, "{name} echoes");
         } else {
             assert_eq!(answer["data"]["sku"], "SKU-00001", "{name}: {answer}");
+        }
+
+        if cluster.is_some() {
+            let servers = running.members().iter().filter(|m| m.is_broker("nats")).count();
+            assert_eq!(servers, 3, "{name}: a server per node");
+            // The shop's events in a stream that every server keeps.
+            let nats = spec.connect_nats().await.unwrap();
+            let stream = bench_runner::outage::order_stream().unwrap();
+            let info = nats.request(format!("$JS.API.STREAM.INFO.{stream}"), "".into()).await.unwrap();
+            let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
+            assert_eq!(info["config"]["num_replicas"], 3, "{name}: {info}");
+            assert_eq!(info["cluster"]["replicas"].as_array().map(Vec::len), Some(2), "{name}: {info}");
         }
 
         let prefix = running.prefix.clone();
@@ -148,5 +174,76 @@ async fn the_load_generators_http_client_sends_reuses_and_sees_a_stack_go() {
     running.stop(Duration::from_secs(10)).await.unwrap();
     let gone = client.send("ecommerce.restock", restock.to_vec().into()).await.unwrap_err();
     assert!(matches!(gone, SendError::NoResponders | SendError::Transport(_)), "{gone:?}");
+    let _ = std::fs::remove_dir_all(logs);
+}
+
+/// An HTTP stack's API as two instances behind the runner's HAProxy: both serve the stack's url,
+/// each on an address of its own, and one killed loses no request sent after it went (a refused
+/// connection is tried on the other); started again, it takes its share back.
+#[tokio::test]
+async fn http_instances_behind_the_balancer_share_the_url_and_outlive_one_of_them() {
+    use bench_runner::target::client::StackClient;
+
+    let config = BenchmarkConfig::load(&workspace().join("config/benchmark-config.yaml")).unwrap();
+    let logs = std::env::temp_dir().join(format!("natsrpc-stacks-{}", nuid::next()));
+    let options = StartOptions { bin_dir: bin_dir(), ..StartOptions::beside_this_binary(&logs).unwrap() };
+    let mut spec = config.stacks["http-memory"].clone();
+    spec.url = format!("http://127.0.0.1:{}", stack::testing::free_port().unwrap());
+    spec.processes[0].instances = 2;
+    assert!(spec.behind_balancer(&spec.processes[0]), "a serving process of two instances");
+    let mut running = RunningStack::start("http-memory", &spec, &options).await.unwrap();
+    let roles: Vec<&str> = running.members().iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(roles, ["api-1", "api-2", "balancer"]);
+    assert_eq!(running.pids().len(), 2, "the balancer is not the stack's own CPU");
+    let cfg = std::fs::read_to_string(logs.join("http-memory-balancer.cfg")).unwrap();
+    let own: Vec<String> = running.members().iter().filter_map(|m| m.address().map(str::to_string)).collect();
+    assert_eq!(own.len(), 2);
+    assert!(own.iter().all(|address| cfg.contains(address.as_str())), "{cfg}");
+
+    // Each instance answers on its own address, with state of its own (memory): a restock
+    // through the balancer lands on one of them, the next on the other.
+    let http = reqwest::Client::new();
+    let levels = || async {
+        let mut levels = Vec::new();
+        for address in &own {
+            let url = format!("http://{address}");
+            let sku = serde_json::json!({"sku": "SKU-00003"});
+            let (status, body) =
+                stack::testing::parity::over_http(&http, &url, "ecommerce", "get_stock", &sku).await.unwrap();
+            assert_eq!(status, 200, "{address}: {body}");
+            levels.push(body["data"]["available"].as_u64().unwrap());
+        }
+        levels
+    };
+    let before = levels().await;
+    let restock = serde_json::json!({"sku": "SKU-00003", "quantity": 1});
+    for _ in 0..4 {
+        let (status, _) =
+            stack::testing::parity::over_http(&http, &spec.url, "ecommerce", "restock", &restock)
+                .await
+                .unwrap();
+        assert_eq!(status, 200);
+    }
+    let after = levels().await;
+    assert_eq!(
+        (after[0] - before[0], after[1] - before[1]),
+        (2, 2),
+        "round-robin: two restocks each ({before:?} then {after:?})"
+    );
+    // One instance gone: every request still answered, by the other.
+    running.kill("api-1").unwrap();
+    let client = StackClient::connect(&spec, Duration::from_secs(5)).await.unwrap();
+    for i in 0..20 {
+        let (status, body) = client.send("ecommerce.restock", restock.to_string().into()).await.unwrap();
+        assert_eq!(status, 200, "request {i} with api-1 down: {}", String::from_utf8_lossy(&body));
+    }
+    running.restart("api-1").await.unwrap();
+    let again = format!("http://{}", own[0]);
+    let (status, _) =
+        stack::testing::parity::over_http(&http, &again, "ecommerce", "restock", &restock).await.unwrap();
+    assert_eq!(status, 200, "api-1 serves again on its own address");
+    let pids: Vec<u32> = running.members().iter().map(|m| m.pid()).collect();
+    running.stop(Duration::from_secs(10)).await.unwrap();
+    assert!(pids.iter().all(|pid| !alive(*pid)), "the instances and the balancer stopped");
     let _ = std::fs::remove_dir_all(logs);
 }

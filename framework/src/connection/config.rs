@@ -232,7 +232,15 @@ impl NatsConfig {
     /// Connects (see [`crate::connect_with`]: events logged, reconnects without end once connected);
     /// a first connection that fails says why, naming the way of authenticating in use.
     pub async fn connect(&self) -> Result<async_nats::Client, RpcError> {
-        let options = self.options().await?;
+        self.connect_using(self.options().await?).await
+    }
+
+    /// [`NatsConfig::connect`] with `options` of your own, made from [`NatsConfig::options`] and
+    /// changed (a request timeout, say), to every server of the configuration.
+    pub async fn connect_using(
+        &self,
+        options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::Client, RpcError> {
         let servers: Vec<&str> = if self.servers.is_empty() {
             vec![DEFAULT_URL]
         } else {

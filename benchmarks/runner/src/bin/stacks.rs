@@ -40,6 +40,12 @@ async fn main() -> Result<(), BenchError> {
             let options = StartOptions::beside_this_binary(&log_dir)?;
             for name in &args[1..] {
                 let spec = config.stack(name)?;
+                if spec.nats_cluster.is_some() {
+                    // Its servers are the runner's, made and removed with each measurement.
+                    return Err(BenchError::Config(format!(
+                        "{name} runs on a NATS cluster that bench starts for each measurement: `stacks up` starts stacks on the configured brokers"
+                    )));
+                }
                 refuse_clash(state_dir, name, &spec.url)?;
                 let stack = RunningStack::start(name, spec, &options).await?;
                 let detached = stack.detach();

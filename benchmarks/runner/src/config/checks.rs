@@ -71,6 +71,22 @@ fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
             return Err(Invalid::from(format!("mix[{i}].weight: must be above 0")));
         }
     }
+    if let Some(scale) = &scenario.scale_out {
+        let mut counts = scale.instances.clone();
+        counts.sort_unstable();
+        counts.dedup();
+        if counts.is_empty()
+            || counts.len() != scale.instances.len()
+            || counts.iter().any(|n| !(1..=16).contains(n))
+        {
+            return Err(Invalid::from("scale_out.instances: different counts, each from 1 to 16"));
+        }
+        if !scenario.outages.is_empty() || scenario.archive {
+            return Err(Invalid::from(
+                "scale_out: not with outages or archive (one thing measured at a time)",
+            ));
+        }
+    }
     if !(0.0..=1.0).contains(&scenario.invalid_share) {
         return Err(Invalid::from("invalid_share: must be between 0 and 1"));
     }
@@ -186,6 +202,11 @@ impl BenchmarkConfig {
             return Err(Invalid::from(problem));
         }
         for (name, stack) in &self.stacks {
+            if name.contains('@') {
+                return Err(Invalid::from(format!(
+                    "stacks.{name}: @ is not in a stack's name (a scale-out names its counts `{{stack}}@{{count}}`)"
+                )));
+            }
             let schemes: &[&str] = match stack.transport {
                 Transport::Nats => &["nats://", "tls://"],
                 Transport::Http => &["http://", "https://"],
@@ -259,6 +280,38 @@ impl BenchmarkConfig {
             if stack.processes.is_empty() {
                 return Err(Invalid::from(format!(
                     "stacks.{name}.processes: a stack needs at least one process"
+                )));
+            }
+            if let Some(servers) = stack.nats_cluster
+                && (!(3..=7).contains(&servers)
+                    || stack.transport != Transport::Nats
+                    || !stack.brokers.iter().any(|b| b == "nats")
+                    || stack.processes.iter().any(|p| p.listens.is_some()))
+            {
+                return Err(Invalid::from(format!(
+                    "stacks.{name}.nats_cluster: 3 to 7 servers, for a NATS stack with nats among its brokers and none of its own"
+                )));
+            }
+            for (i, process) in stack.processes.iter().enumerate().filter(|(_, p)| p.serves) {
+                if stack.transport != Transport::Http || process.listens.is_some() {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.processes[{i}].serves: only a process of an HTTP stack that is not a broker"
+                    )));
+                }
+                if stack.processes.iter().filter(|p| p.serves).count() > 1 {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.processes[{i}].serves: one process answers the stack's url"
+                    )));
+                }
+                if process.instances > 1 && stack.url.starts_with("https://") {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.processes[{i}].instances: an HTTPS API runs as one instance (the balancer speaks plain HTTP)"
+                    )));
+                }
+            }
+            if let Some(i) = stack.processes.iter().position(|p| p.name == crate::config::stack::BALANCER) {
+                return Err(Invalid::from(format!(
+                    "stacks.{name}.processes[{i}].name: balancer is the runner's load balancer"
                 )));
             }
             for (i, process) in stack.processes.iter().enumerate() {

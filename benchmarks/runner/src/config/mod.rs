@@ -29,7 +29,8 @@ pub use checks::{Invalid, check_cpu_list};
 pub use recorded::faults as faults_recorded;
 pub use run::{Profile, RunSettings};
 pub use scenario::{
-    Contention, Convergence, Expectations, Load, MixEntry, PayloadSize, Phase, Scenario, Sustained,
+    Contention, Convergence, Expectations, Load, MixEntry, PayloadSize, Phase, ScaleOut, Scenario, Sustained,
+    scaled,
 };
 pub use stack::{ProcessSpec, StackSpec, Transport, expand};
 
@@ -168,6 +169,30 @@ impl BenchmarkConfig {
         self.check_run(&run, "the run (after PROFILE and the environment)")
             .map_err(|problem| BenchError::Config(problem.to_string()))?;
         Ok(run)
+    }
+
+    /// The stack `name`, or for a scale-out's `{stack}@{count}` ([`scenario::scaled`]), a copy of
+    /// that stack whose first service process runs `count` instances (behind the load balancer
+    /// when it serves HTTP, whatever the count).
+    pub fn stack_variant(&self, name: &str) -> Result<std::borrow::Cow<'_, StackSpec>, BenchError> {
+        let Some((stack, count)) = scenario::scaled(name) else {
+            return self.stack(name).map(std::borrow::Cow::Borrowed);
+        };
+        let mut spec = self.stack(stack)?.clone();
+        let https = spec.url.starts_with("https://");
+        let process = spec
+            .processes
+            .iter_mut()
+            .find(|p| p.listens.is_none())
+            .ok_or_else(|| BenchError::Config(format!("{stack} has no service process to scale out")))?;
+        if https && process.serves {
+            return Err(BenchError::Config(format!(
+                "{stack}: an HTTPS API is not scaled out (the balancer speaks plain HTTP)"
+            )));
+        }
+        process.instances = count;
+        process.balanced = true;
+        Ok(std::borrow::Cow::Owned(spec))
     }
 
     /// A stack by name, or an error listing the names there are.

@@ -11,8 +11,9 @@
 //! The component is named by what it is to the stack, so that one scenario means the same thing on
 //! every stack: `broker` (the first of its `brokers`: NATS, Redis for HTTP+Redis, RabbitMQ for
 //! HTTP+RabbitMQ), `store` (its Redis), `database` (the PostgreSQL of a scenario with
-//! `archive: true`), `instance` (the first instance of its first service process), a broker's name (`nats`, `redis`, `rabbitmq`) or a process's role (`gateway`,
-//! `worker-2`); `cut` takes a broker only. A scenario with outages runs every stack on private
+//! `archive: true`), `instance` (the first instance of its first service process), `leader` (on a
+//! NATS cluster, the server leading the shop's event stream), a broker's name (`nats`, `redis`,
+//! `rabbitmq`) or a process's role (`gateway`, `worker-2`, `nats-2`); `cut` takes a broker only. A scenario with outages runs every stack on private
 //! brokers the runner starts for it (`system::private_brokers`): never the shared ones.
 
 use std::time::Duration;
@@ -46,6 +47,11 @@ pub struct Outage {
 
 /// The name of the stack's archive database (PostgreSQL) in an outage.
 pub const DATABASE: &str = "database";
+
+/// The name, in an outage, of the server of a NATS cluster (`nats_cluster`) that leads the shop's
+/// event stream when the outage begins: the one whose loss costs the most (the stream elects a
+/// new leader, and the processes connected to it move).
+pub const LEADER: &str = "leader";
 
 /// What an outage does to its component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

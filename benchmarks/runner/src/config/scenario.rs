@@ -52,6 +52,29 @@ pub struct Scenario {
     /// backlog's peak and drain time are measured. Needs `convergence` (the shop's events on).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub archive: bool,
+    /// The same load on several instance counts of each stack's first service process, each
+    /// measured as a stack of its own named `{stack}@{count}` (see [`ScaleOut`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out: Option<ScaleOut>,
+}
+
+/// A scale-out: each stack measured with its first service process (the services on NATS, the
+/// API of HTTP+Redis, the workers of HTTP+RabbitMQ) run as each of `instances` processes: in one
+/// queue group on NATS, behind the runner's HAProxy for an API that serves HTTP (at every count,
+/// one included, so that every count pays the same hop), on the same queue for RabbitMQ's
+/// workers. Whether more instances serve more depends on cores to run them: the report states
+/// the machine's.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleOut {
+    /// The instance counts, each from 1 to 16, such as `[1, 2, 4]`.
+    pub instances: Vec<u32>,
+}
+
+/// The stack a scale-out's `{stack}@{count}` names, and the count; `None` for a stack's own name.
+pub fn scaled(name: &str) -> Option<(&str, u32)> {
+    let (stack, count) = name.rsplit_once('@')?;
+    Some((stack, count.parse().ok()?))
 }
 
 /// Many users reserving the same few items.

@@ -61,6 +61,12 @@ pub struct StackSpec {
     /// The brokers it uses (`nats`, `redis`, `rabbitmq`), whose CPU and memory count as its own.
     #[serde(default)]
     pub brokers: Vec<String>,
+    /// For a NATS stack on a cluster: how many nats-servers (3 to 7) the runner starts for it,
+    /// routed to each other, with JetStream, on free ports and data of the measurement's own. Its
+    /// `url` is then theirs (the config's is not used), its processes get them all in `NATS_URL`,
+    /// and the outage target `leader` names the server leading its events' stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_cluster: Option<u32>,
     /// Started in this order, stopped in the reverse order.
     pub processes: Vec<ProcessSpec>,
 }
@@ -81,6 +87,16 @@ pub struct ProcessSpec {
     /// How many to run.
     #[serde(default = "one")]
     pub instances: u32,
+    /// For an HTTP stack: whether it answers the stack's `url` itself (the API, the gateway), as
+    /// opposed to working behind it (RabbitMQ's workers). With more than one instance (or in a
+    /// scale-out), the runner gives each instance an address of its own (`HTTP_ADDR`) and puts
+    /// HAProxy on the `url`, round-robin across them, a connection refused retried on another.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub serves: bool,
+    /// Whether the runner puts its load balancer in front even of one instance (a scale-out, so
+    /// that every count pays the same hop).
+    #[serde(skip)]
+    pub balanced: bool,
     /// The CPUs it runs on (`taskset` list: `2`, `2-3`, `2,4`); by default every core.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<String>,
@@ -91,6 +107,23 @@ pub struct ProcessSpec {
 
 fn one() -> u32 {
     1
+}
+
+impl ProcessSpec {
+    /// One instance of `command` (a binary and its arguments) in the role `name`, with nothing
+    /// else set.
+    pub fn new(name: impl Into<String>, command: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            command,
+            listens: None,
+            instances: 1,
+            cpus: None,
+            serves: false,
+            balanced: false,
+            env: BTreeMap::new(),
+        }
+    }
 }
 
 /// Names the settings and leaves their values out: a password from `${NAME}` may be any of them.
@@ -132,6 +165,7 @@ impl StackSpec {
             uses_run_secrets: false,
             secured_variant_of: None,
             brokers: Vec::new(),
+            nats_cluster: None,
             processes: Vec::new(),
         }
     }
@@ -161,6 +195,18 @@ impl StackSpec {
         self.connect_nats_with(None).await
     }
 
+    /// Its first service process (not a broker): the one an outage's `instance` and a scale-out
+    /// name.
+    pub fn first_service(&self) -> Option<&ProcessSpec> {
+        self.processes.iter().find(|p| p.listens.is_none())
+    }
+
+    /// For a serving process of an HTTP stack: whether its instances run behind the runner's load
+    /// balancer.
+    pub fn behind_balancer(&self, process: &ProcessSpec) -> bool {
+        self.transport == Transport::Http && process.serves && (process.instances > 1 || process.balanced)
+    }
+
     /// A connection to its NATS server whose requests give up after `request_timeout`.
     pub async fn connect_nats_with(
         &self,
@@ -169,7 +215,7 @@ impl StackSpec {
         let config = self.nats_config()?;
         let options = config.options().await.map_err(BenchError::NatsSettings)?;
         let options = options.request_timeout(request_timeout);
-        natsrpc::connect_with(&self.url, options).await.map_err(BenchError::nats)
+        config.connect_using(options).await.map_err(BenchError::nats)
     }
 }
 
@@ -204,6 +250,10 @@ pub fn host_port(url: &str) -> Option<&str> {
     let (host, port) = authority.rsplit_once(':')?;
     (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(authority)
 }
+
+/// The role of the load balancer the runner puts in front of an HTTP API's instances
+/// (`serves`), which no process of the config may take.
+pub const BALANCER: &str = "balancer";
 
 /// The brokers a stack may use, by the name the config gives them, and their process names.
 pub const BROKERS: &[(&str, &str)] =

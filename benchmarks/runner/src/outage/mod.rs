@@ -48,18 +48,29 @@ pub struct Played {
 }
 
 /// The role of the stack's member that `target` names: `broker` (its first broker), `store` (its
-/// Redis), `database` (its archive's PostgreSQL), `instance` (the first instance of its first service process), a broker's name, or a
-/// role.
+/// Redis), `database` (its archive's PostgreSQL), `instance` (the first instance of its first
+/// service process), `leader` (on a NATS cluster, the server leading the shop's event stream), a
+/// broker's name, or a role.
 pub fn role_of(target: &str, stack: &RunningStack) -> Result<String, BenchError> {
     let members = stack.members();
     let found = match target {
-        "broker" => stack.spec.brokers.first().filter(|b| members.iter().any(|m| &m.role == *b)).cloned(),
+        "broker" => stack
+            .spec
+            .brokers
+            .first()
+            .and_then(|b| members.iter().find(|m| m.is_broker(b)))
+            .map(|m| m.role.clone()),
         "store" => members.iter().find(|m| m.broker && m.role == "redis").map(|m| m.role.clone()),
         crate::config::outage::DATABASE => members
             .iter()
             .find(|m| m.broker && m.role == crate::system::private_brokers::POSTGRES)
             .map(|m| m.role.clone()),
         "instance" => members.iter().find(|m| !m.broker).map(|m| m.role.clone()),
+        // Which server leads is known only when the outage begins (see `play`): its first one
+        // stands for it until then.
+        crate::config::outage::LEADER if stack.spec.nats_cluster.is_some() => {
+            members.iter().find(|m| m.is_broker("nats")).map(|m| m.role.clone())
+        }
         role => members.iter().find(|m| m.role == role).map(|m| m.role.clone()),
     };
     found.ok_or_else(|| {
@@ -94,6 +105,25 @@ fn resolve<'p>(
     Ok((action, role, proxy))
 }
 
+/// The JetStream stream of the shop's order events.
+pub fn order_stream() -> Option<&'static str> {
+    use natsrpc::events::{Delivery, Event};
+    match <ecommerce::contracts::events::OrderPlacedEvent as Event>::DELIVERY {
+        Delivery::JetStream { stream } => Some(stream),
+        Delivery::Core => None,
+    }
+}
+
+/// The server that leads the shop's event stream on a NATS cluster (its name is its role), when
+/// the cluster says.
+async fn stream_leader(spec: &crate::config::StackSpec) -> Option<String> {
+    let stream = order_stream()?;
+    let nats = spec.connect_nats_with(Some(Duration::from_secs(1))).await.ok()?;
+    let reply = nats.request(format!("$JS.API.STREAM.INFO.{stream}"), "".into()).await.ok()?;
+    let info: serde_json::Value = serde_json::from_slice(&reply.payload).ok()?;
+    info["cluster"]["leader"].as_str().map(str::to_string)
+}
+
 /// Whether every outage names a component of `stack` it can take down (checked before the load,
 /// so that a wrong name fails at once rather than after the load and the settling).
 pub fn check(
@@ -115,8 +145,12 @@ pub async fn play(
 ) -> Result<Vec<Played>, BenchError> {
     let mut played = Vec::new();
     for outage in outages {
-        let (action, role, proxy) = resolve(outage, stack, proxies)?;
+        let (action, mut role, proxy) = resolve(outage, stack, proxies)?;
         tokio::time::sleep_until((start + outage.at).into()).await;
+        if outage.action().is_some_and(|(_, target)| target == crate::config::outage::LEADER) {
+            let leader = stream_leader(&stack.spec).await;
+            role = leader.filter(|leader| stack.members().iter().any(|m| &m.role == leader)).unwrap_or(role);
+        }
         let began = start.elapsed();
         println!("   outage: {} {role} for {:?}", action.name(), outage.lasts);
         match action {

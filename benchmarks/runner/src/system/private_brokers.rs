@@ -11,6 +11,10 @@
 //! runner's ([`crate::system::proxy`]) when the scenario cuts connections; the runner's own
 //! connections (the stack's `url`) go to them directly.
 //!
+//! A stack with `nats_cluster: N` always gets its NATS this way, as N servers (`nats-1`...) with
+//! routes to each other and JetStream, whatever the scenario; its processes get every server in
+//! `NATS_URL` and `NATS_STREAM_REPLICAS=3`, and its `url` becomes their list.
+//!
 //! A scenario that archives gets a PostgreSQL of the stack's own too (`postgres`, a cluster made
 //! for the measurement, fsync on), whose address the processes get as `ARCHIVE_URL`; with no
 //! outages, it is the only private component, and the stack keeps the shared brokers.
@@ -86,7 +90,27 @@ pub async fn on_private_brokers(
     };
     let mut env = BTreeMap::new();
     let mut brokers = Vec::new();
-    let mut components: Vec<String> = if private.brokers { spec.brokers.clone() } else { Vec::new() };
+    let mut components: Vec<String> = if private.brokers {
+        spec.brokers.clone()
+    } else if spec.nats_cluster.is_some() {
+        // A cluster is always the runner's: the shared server is one.
+        vec!["nats".to_string()]
+    } else {
+        Vec::new()
+    };
+    if let Some(servers) = spec.nats_cluster {
+        components.retain(|broker| broker != "nats");
+        if private.proxied {
+            return Err(BenchError::Config(format!(
+                "{name}: connections to a NATS cluster are not cut (each server would need a proxy)"
+            )));
+        }
+        let (nodes, servers) = nats_cluster(servers, dir)?;
+        copy.spec.url = servers.clone();
+        env.insert("NATS_URL".to_string(), servers);
+        env.insert(natsrpc::events::STREAM_REPLICAS_VARIABLE.to_string(), "3".to_string());
+        brokers.extend(nodes);
+    }
     if private.database {
         components.push(POSTGRES.to_string());
         copy.spec.brokers.push(POSTGRES.to_string());
@@ -141,12 +165,9 @@ pub async fn on_private_brokers(
             other => return Err(BenchError::Config(format!("{name}: no private {other} can be started"))),
         };
         brokers.push(ProcessSpec {
-            name: broker.clone(),
-            command,
             listens: Some(address),
-            instances: 1,
-            cpus: None,
             env: process_env,
+            ..ProcessSpec::new(broker.clone(), command)
         });
     }
     for process in &mut copy.spec.processes {
@@ -156,6 +177,40 @@ pub async fn on_private_brokers(
     brokers.append(&mut copy.spec.processes);
     copy.spec.processes = brokers;
     Ok(copy)
+}
+
+/// A NATS cluster of `servers` nats-servers (`nats-1`...), each with JetStream (its data under
+/// `dir`) and a route to every other: their processes, and their client URLs as one
+/// comma-separated list. Each server's name is its role, so that JetStream's answers (a stream's
+/// leader) name the process.
+fn nats_cluster(servers: u32, dir: &Path) -> Result<(Vec<ProcessSpec>, String), BenchError> {
+    let mut ports = Vec::new();
+    while ports.len() < 2 * servers as usize {
+        let port = free_port()?;
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    let (clients, routes) = ports.split_at(servers as usize);
+    let route = |port: &u16| format!("nats://127.0.0.1:{port}");
+    let mut nodes = Vec::new();
+    for (i, (client, cluster)) in clients.iter().zip(routes).enumerate() {
+        let role = format!("nats-{}", i + 1);
+        let data = dir.join(&role);
+        std::fs::create_dir_all(&data).map_err(BenchError::io(&data))?;
+        let others: Vec<String> = routes.iter().filter(|port| *port != cluster).map(route).collect();
+        let (client, data) = (client.to_string(), path_text(&data));
+        let mut command =
+            strings(&["nats-server", "-a", "127.0.0.1", "-p", &client, "-n", &role, "-js", "-sd", &data]);
+        command.extend(strings(&["--cluster_name", "natsrpc-bench", "--cluster", &route(cluster)]));
+        command.extend(["--routes".to_string(), others.join(",")]);
+        nodes.push(ProcessSpec {
+            listens: Some(format!("127.0.0.1:{client}")),
+            ..ProcessSpec::new(role, command)
+        });
+    }
+    let urls: Vec<String> = clients.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect();
+    Ok((nodes, urls.join(",")))
 }
 
 /// A RabbitMQ node of its own with one user `bench` (no guest) owning `/`, no plugins, its files
@@ -205,7 +260,8 @@ fn rabbitmq(port: u16, dir: &Path) -> Result<(Vec<String>, BTreeMap<String, Stri
     Ok((vec![server], env))
 }
 
-fn free_port() -> Result<u16, BenchError> {
+/// A port nothing listens on now, for a process of the runner's to take.
+pub fn free_port() -> Result<u16, BenchError> {
     natsrpc::testing::free_port().map_err(BenchError::program("a free port for a private broker"))
 }
 

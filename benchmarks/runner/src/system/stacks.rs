@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use crate::BenchError;
 use crate::config::stack::host_port;
 use crate::config::{StackSpec, Transport};
+use crate::system::balancer::{self, BALANCER};
+use crate::system::private_brokers::free_port;
 use crate::system::process::alive;
 
 /// Where binaries and logs are, and what every process gets on top of its config.
@@ -52,8 +54,12 @@ impl StartOptions {
             // A path of its own (a script of the repository's, by `${BENCH_CONFIG_DIR}/..`).
             return Path::new(name).is_absolute().then(|| PathBuf::from(name)).filter(|path| path.is_file());
         }
-        let paths = std::env::var_os("PATH")?;
-        std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+        let paths = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&paths)
+            // Where Debian puts daemons (haproxy), outside a user's PATH.
+            .chain([PathBuf::from("/usr/sbin")])
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
     }
 
     /// Binaries beside the running executable, logs in `log_dir`.
@@ -77,9 +83,19 @@ pub struct Member {
     /// Whether it is a broker the stack starts itself (a process that `listens`): its CPU and
     /// memory count with the brokers', as the shared brokers' do for the other stacks.
     pub broker: bool,
-    /// Which of the stack's processes it is an instance of.
-    process: usize,
+    /// What it runs.
+    launch: Launch,
     child: Child,
+}
+
+/// What a member runs, to start it again after an outage killed it.
+#[derive(Debug, Clone)]
+enum Launch {
+    /// An instance of the stack's process `index`, on an address of its own behind the load
+    /// balancer when it has one.
+    Process { index: usize, address: Option<String> },
+    /// The load balancer, with its arguments.
+    Balancer { args: Vec<String> },
 }
 
 impl Member {
@@ -92,6 +108,23 @@ impl Member {
     /// them.
     pub fn family(&self) -> Vec<u32> {
         archive::server::family(self.pid())
+    }
+
+    /// The address of its own it serves on, behind the stack's load balancer.
+    pub fn address(&self) -> Option<&str> {
+        match &self.launch {
+            Launch::Process { address, .. } => address.as_deref(),
+            Launch::Balancer { .. } => None,
+        }
+    }
+
+    /// Whether it is an instance of broker `name`: the broker itself, or one server of its
+    /// cluster (`nats-2`).
+    pub fn is_broker(&self, name: &str) -> bool {
+        let node = self.role.strip_prefix(name).and_then(|rest| rest.strip_prefix('-'));
+        self.broker
+            && (self.role == name
+                || node.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
     }
 }
 
@@ -135,7 +168,10 @@ impl RunningStack {
         }
         std::fs::create_dir_all(&options.log_dir).map_err(BenchError::io(&options.log_dir))?;
         let prefix = format!("natsrpc-bench-{name}-{}", nuid::next());
-        host_port(&spec.url).ok_or_else(|| BenchError::Config(format!("bad url {}", spec.url)))?;
+        // A cluster's url lists its servers: each is checked when connecting.
+        let first = spec.url.split(',').next().unwrap_or_default();
+        host_port(first)
+            .ok_or_else(|| BenchError::Config(format!("bad url {}", natsrpc::redact_url(first))))?;
         let mut stack = Self {
             name: name.to_string(),
             spec: spec.clone(),
@@ -147,40 +183,105 @@ impl RunningStack {
             crate::config::run_secrets::RunSecrets::get().write_files()?;
         }
         for (index, process) in spec.processes.iter().enumerate() {
+            let balanced = spec.behind_balancer(process);
+            let mut instances = Vec::new();
+            let mut ports = Vec::new();
+            while balanced && ports.len() < process.instances as usize {
+                let port = free_port()?;
+                if !ports.contains(&port) {
+                    ports.push(port);
+                }
+            }
             for i in 1..=process.instances {
                 let role = if process.instances > 1 {
                     format!("{}-{i}", process.name)
                 } else {
                     process.name.clone()
                 };
-                let child = stack.spawn(index, &role, false)?;
-                stack.members.push(Member { role, broker: process.listens.is_some(), process: index, child });
+                let address = ports.get(i as usize - 1).map(|port| format!("127.0.0.1:{port}"));
+                instances.extend(address.clone().map(|address| (role.clone(), address)));
+                let launch = Launch::Process { index, address };
+                let child = stack.spawn(&launch, &role, false)?;
+                stack.members.push(Member { role, broker: process.listens.is_some(), launch, child });
             }
             if let Some(address) = &process.listens {
                 stack.wait_listening(address, options.ready_within).await?;
+            }
+            if spec.nats_cluster.is_some()
+                && process.listens.is_some()
+                && spec.processes.get(index + 1).is_some_and(|p| p.listens.is_none())
+            {
+                // Routed, but not a cluster until its servers have elected a JetStream leader:
+                // a stream of three replicas cannot be made before.
+                stack.wait_jetstream(options.ready_within).await?;
+            }
+            if balanced {
+                for (_, address) in &instances {
+                    stack.wait_listening(address, options.ready_within).await?;
+                }
+                let listen = host_port(&spec.url).unwrap_or_default().to_string();
+                let (_, args) = balancer::write(&options.log_dir, name, &listen, &instances)?;
+                let launch = Launch::Balancer { args };
+                let child = stack.spawn(&launch, BALANCER, false)?;
+                stack.members.push(Member { role: BALANCER.into(), broker: true, launch, child });
+                stack.wait_listening(&listen, options.ready_within).await?;
             }
         }
         stack.wait_ready(options.ready_within).await?;
         Ok(stack)
     }
 
-    /// Starts one instance (`role`) of the stack's process `index`, its output into its log
-    /// (after what an earlier start of it wrote, when `again`).
-    fn spawn(&self, index: usize, role: &str, again: bool) -> Result<Child, BenchError> {
+    /// Waits until the stack's NATS cluster answers JetStream's account information: a leader of
+    /// its JetStream has been elected.
+    async fn wait_jetstream(&mut self, within: Duration) -> Result<(), BenchError> {
+        let deadline = Instant::now() + within;
+        let mut last = String::from("not asked");
+        while Instant::now() < deadline {
+            self.none_exited()?;
+            match self.spec.connect_nats_with(Some(Duration::from_secs(1))).await {
+                Ok(nats) => match nats.request("$JS.API.INFO", "".into()).await {
+                    Ok(reply) => {
+                        let info: serde_json::Value =
+                            serde_json::from_slice(&reply.payload).unwrap_or_default();
+                        if info.get("error").is_none() && info.get("type").is_some() {
+                            return Ok(());
+                        }
+                        last = format!("JetStream said {}", info["error"]["description"]);
+                    }
+                    Err(error) => last = error.to_string(),
+                },
+                Err(error) => last = error.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(BenchError::Process(format!(
+            "{}: the NATS cluster's JetStream was not ready within {within:?}: {last}",
+            self.name
+        )))
+    }
+
+    /// Starts one member (`role`), its output into its log (after what an earlier start of it
+    /// wrote, when `again`).
+    fn spawn(&self, launch: &Launch, role: &str, again: bool) -> Result<Child, BenchError> {
         let (spec, options, name) = (&self.spec, &self.options, &self.name);
+        let (index, address) = match launch {
+            Launch::Process { index, address } => (*index, address.as_deref()),
+            Launch::Balancer { args } => {
+                let program = options.program(balancer::PROGRAM, true).ok_or_else(|| {
+                    BenchError::Process(format!(
+                        "{name}: {} is not installed (scripts/start-test-services.sh installs it)",
+                        balancer::PROGRAM
+                    ))
+                })?;
+                let mut command = Command::new(program);
+                command.args(args);
+                return self.spawn_logged(command, role, again);
+            }
+        };
         let process = &spec.processes[index];
         let binary = options
             .program(&process.command[0], process.listens.is_some())
             .unwrap_or_else(|| options.bin_dir.join(&process.command[0]));
-        let log_path = options.log_dir.join(format!("{name}-{role}.log"));
-        let log = File::options()
-            .create(true)
-            .write(true)
-            .append(again)
-            .truncate(!again)
-            .open(&log_path)
-            .map_err(BenchError::io(&log_path))?;
-        let log_err = log.try_clone().map_err(BenchError::io(&log_path))?;
         // Placed on its CPUs by `taskset`, which then becomes the process: its PID is the
         // stack process's, for stopping and for the CPU and memory figures.
         let mut command = match &process.cpus {
@@ -191,10 +292,10 @@ impl RunningStack {
             }
             None => Command::new(&binary),
         };
-        command.args(&process.command[1..]).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
+        command.args(&process.command[1..]);
         match spec.transport {
             Transport::Nats => command.env("NATS_URL", &spec.url).envs(&spec.nats),
-            Transport::Http => command.env("HTTP_ADDR", host_port(&spec.url).unwrap_or_default()),
+            Transport::Http => command.env("HTTP_ADDR", address.or(host_port(&spec.url)).unwrap_or_default()),
         };
         command.env("REDIS_PREFIX", &self.prefix).env("QUEUE_PREFIX", &self.prefix);
         // mimalloc on transparent huge pages zeroes 2 MiB for every page it takes back
@@ -204,7 +305,28 @@ impl RunningStack {
             command.envs(crate::config::run_secrets::RunSecrets::get().variables());
         }
         command.envs(&process.env).envs(options.env.iter().map(|(k, v)| (k, v)));
-        command.spawn().map_err(BenchError::program(format!("{name}: cannot start {}", binary.display())))
+        if let Some(address) = address {
+            // Its own, whatever the process's environment says.
+            command.env("HTTP_ADDR", address);
+        }
+        self.spawn_logged(command, role, again)
+    }
+
+    /// Starts `command` with its output into the log of `role`.
+    fn spawn_logged(&self, mut command: Command, role: &str, again: bool) -> Result<Child, BenchError> {
+        let (options, name) = (&self.options, &self.name);
+        let log_path = options.log_dir.join(format!("{name}-{role}.log"));
+        let log = File::options()
+            .create(true)
+            .write(true)
+            .append(again)
+            .truncate(!again)
+            .open(&log_path)
+            .map_err(BenchError::io(&log_path))?;
+        let log_err = log.try_clone().map_err(BenchError::io(&log_path))?;
+        command.stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
+        let program = command.get_program().to_string_lossy().into_owned();
+        command.spawn().map_err(BenchError::program(format!("{name}: cannot start {program}")))
     }
 
     /// The member whose role is `role`.
@@ -232,13 +354,21 @@ impl RunningStack {
     }
 
     /// Starts `role` again, after [`RunningStack::kill`], with the same command, port and data;
-    /// for a broker, waits until it accepts connections (within the stack's start time).
+    /// for a broker (or an instance behind the balancer), waits until it accepts connections
+    /// (within the stack's start time).
     pub async fn restart(&mut self, role: &str) -> Result<(), BenchError> {
         self.kill(role)?;
-        let index = self.member(role)?.process;
-        let child = self.spawn(index, role, true)?;
+        let launch = self.member(role)?.launch.clone();
+        let child = self.spawn(&launch, role, true)?;
         self.member(role)?.child = child;
-        if let Some(address) = self.spec.processes[index].listens.clone() {
+        let listens = match &launch {
+            // A balanced instance is back once it takes connections on its own address.
+            Launch::Process { index, address } => {
+                self.spec.processes[*index].listens.clone().or_else(|| address.clone())
+            }
+            Launch::Balancer { .. } => host_port(&self.spec.url).map(str::to_string),
+        };
+        if let Some(address) = listens {
             self.wait_listening(&address, self.options.ready_within).await?;
         }
         Ok(())

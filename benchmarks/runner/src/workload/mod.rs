@@ -460,6 +460,7 @@ mod tests {
             invalid_share,
             faults: None,
             archive: false,
+            scale_out: None,
             performance_expectations: None,
             stacks: None,
             contention: None,
