@@ -231,6 +231,19 @@ async fn run(
             }
         }
     }
+    // An HTTP API of several instances, or scaled out, runs behind HAProxy.
+    let scaling =
+        settings.scenarios.iter().any(|s| config.scenarios.get(s).is_some_and(|s| s.scale_out.is_some()));
+    for stack in &settings.stacks {
+        let spec = config.stack(stack)?;
+        let balanced = spec.processes.iter().any(|p| p.serves && (p.instances > 1 || scaling));
+        if balanced && start.program(bench_runner::system::balancer::PROGRAM, true).is_none() {
+            missing.push(format!(
+                "{stack}: {} (its load balancer; ./scripts/start-test-services.sh installs it)",
+                bench_runner::system::balancer::PROGRAM
+            ));
+        }
+    }
     if !missing.is_empty() {
         return Err(BenchError::Build(format!(
             "missing binaries (./scripts/run-benchmarks.sh builds them):\n  {}",
