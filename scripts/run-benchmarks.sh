@@ -10,6 +10,8 @@
 #   PROFILE=quick ./scripts/run-benchmarks.sh        # a smoke run (about 3 minutes once built)
 #   SCENARIOS=stress_test STACKS=nats,http-redis DURATION=10s ./scripts/run-benchmarks.sh
 #   ./scripts/run-benchmarks.sh --config my.yaml
+#   ./scripts/run-benchmarks.sh run --stacks nats --scenarios baseline --duration 5s
+#   ./scripts/run-benchmarks.sh --help               # bench's options and exit codes (after the build)
 #
 # Exit status: 0, or 1 when a performance expectation was missed, 2 when the configuration was
 # refused (nothing ran), 3 when the run failed. ECHO_VS_RAW=1 also measures the framework's own

@@ -58,9 +58,6 @@ pub enum ReportError {
         /// The key and why.
         problem: String,
     },
-    /// A bad command-line argument.
-    #[error("usage: {0}")]
-    Usage(String),
 }
 
 /// How reports judge a run against a baseline: the `report:` section of

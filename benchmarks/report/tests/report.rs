@@ -353,3 +353,18 @@ fn the_report_sets_each_secured_variant_beside_its_plain_stack() {
     assert!(!made.html.contains("id=\"validation-cost\""), "no validation pair in this run");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `report --help` says what it does, with examples and exit codes; a flag it does not know exits
+/// 2 naming it.
+#[test]
+fn the_command_line_helps() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_report")).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "{text}");
+    for says in ["RUN_DIR", "--baseline", "Examples:", "Exit codes:"] {
+        assert!(text.contains(says), "--help does not mention {says}: {text}");
+    }
+    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_report")).arg("--basline").output().unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("--basline"));
+}

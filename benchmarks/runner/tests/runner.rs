@@ -268,6 +268,68 @@ fn a_refused_config_runs_nothing() {
     let _ = std::fs::remove_dir_all(&reports);
 }
 
+/// `bench --help` says what it does, with its commands, examples and exit codes; `list` names
+/// what a configuration has; `validate` checks one (and the run its flags select) without running
+/// anything; a wrong argument or flag value exits 2 naming it.
+#[test]
+fn the_command_line_helps_lists_and_validates() {
+    let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
+    std::fs::create_dir_all(&reports).unwrap();
+    let file = reports.join("config.yaml");
+    std::fs::write(&file, config("nats://127.0.0.1:4222", 1.0)).unwrap();
+    let bench = |args: &[&str]| {
+        let output = Command::new(bin_dir().join("bench")).args(args).env_remove("PROFILE").output().unwrap();
+        let said =
+            String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), said)
+    };
+    let (code, help) = bench(&["--help"]);
+    assert_eq!(code, Some(0), "{help}");
+    for says in [
+        "run",
+        "list",
+        "validate",
+        "selfcheck",
+        "--stacks",
+        "--scenarios",
+        "--duration",
+        "--out",
+        "Examples:",
+        "Exit codes:",
+    ] {
+        assert!(help.contains(says), "--help does not mention {says}: {help}");
+    }
+    let (code, help) = bench(&["selfcheck", "--help"]);
+    assert!(code == Some(0) && help.contains("--rounds"), "{help}");
+    let stacks = Command::new(env!("CARGO_BIN_EXE_stacks")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&stacks.stdout);
+    assert!(stacks.status.success() && help.contains("up") && help.contains("down"), "{help}");
+
+    let path = file.to_string_lossy().to_string();
+    let (code, listed) = bench(&["list", "--config", &path]);
+    assert_eq!(code, Some(0), "{listed}");
+    assert!(
+        listed.contains("nats ") && listed.contains("tiny ") && listed.contains("a few orders"),
+        "{listed}"
+    );
+    let (code, valid) = bench(&["validate", "--config", &path, "--stacks", "nats", "--repetitions", "1"]);
+    assert_eq!(code, Some(0), "{valid}");
+    assert!(valid.contains("valid; the run: 1 scenario(s) x 1 stack(s) x 1 repetition(s)"), "{valid}");
+    assert!(!reports.join("latest").exists(), "validate runs nothing");
+
+    for (args, says) in [
+        (vec!["validate", "--config", path.as_str(), "--stacks", "nope"], "nope"),
+        (vec!["run", "--config", path.as_str(), "--duration", "fast"], "fast"),
+        (vec!["--bogus"], "--bogus"),
+        (vec!["selfcheck", "--rounds", "0"], "--rounds"),
+    ] {
+        let (code, said) = bench(&args);
+        assert_eq!(code, Some(2), "{args:?}: {said}");
+        assert!(said.contains(says), "{args:?} does not name {says}: {said}");
+    }
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
 fn services_config(nats_url: &str) -> String {
     format!(
         r#"

@@ -3,6 +3,7 @@
 //! ```text
 //! report [RUN_DIR ...] [--baseline RUN_DIR] [--config FILE] [--reports DIR]
 //! ```
+//! (`report --help` for more.)
 //! Writes `index.html` and `summary.md` into each run folder (default `reports/latest`), prints a
 //! short summary, and refreshes `reports/index.html`. The baseline is `--baseline`, else the run
 //! before each one on disk. Exits 1 when a figure regressed beyond the tolerance in the config's
@@ -13,40 +14,36 @@ use std::process::ExitCode;
 
 use bench_report::{self as report, ReportError, ReportSettings};
 
+/// Draws the report of benchmark runs from their results.json: index.html and summary.md in each
+/// run folder, a short summary here, and reports/index.html over every run.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "report",
+    version,
+    after_help = "Examples:\n  report                                   the latest run (reports/latest), against the run before it\n  report reports/runs/20261130T204840Z     one run\n  report --baseline reports/runs/A reports/runs/B\n\nExit codes:\n  0  no figure regressed beyond the config's report.regression_tolerance (and the runs' noise)\n  1  a figure regressed\n  2  bad arguments, or a run or file that cannot be read"
+)]
 struct Args {
+    /// Run folders (`reports/runs/<UTC time>`); the latest run when none is named.
+    #[arg(value_name = "RUN_DIR")]
     runs: Vec<PathBuf>,
+    /// The run to compare against; the run before each one on disk when unset.
+    #[arg(long, value_name = "RUN_DIR")]
     baseline: Option<PathBuf>,
+    /// The configuration whose `report` settings apply (its defaults when the file is missing).
+    #[arg(long, value_name = "FILE", default_value = "config/benchmark-config.yaml")]
     config: PathBuf,
+    /// Where runs are (the latest, and the index of every run).
+    #[arg(long, value_name = "DIR", default_value = "reports")]
     reports: PathBuf,
 }
 
-fn parse() -> Result<Args, ReportError> {
-    let mut args = Args {
-        runs: Vec::new(),
-        baseline: None,
-        config: PathBuf::from("config/benchmark-config.yaml"),
-        reports: PathBuf::from("reports"),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value =
-            || it.next().map(PathBuf::from).ok_or_else(|| ReportError::Usage(format!("{arg} needs a value")));
-        match arg.as_str() {
-            "--baseline" => args.baseline = Some(value()?),
-            "--config" => args.config = value()?,
-            "--reports" => args.reports = value()?,
-            flag if flag.starts_with("--") => {
-                return Err(ReportError::Usage(format!(
-                    "unknown option {flag}; report [RUN_DIR ...] [--baseline RUN_DIR] [--config FILE] [--reports DIR]"
-                )));
-            }
-            run => args.runs.push(PathBuf::from(run)),
-        }
-    }
+fn parse() -> Args {
+    // `--help` prints and exits 0; a usage error prints and exits 2.
+    let mut args = <Args as clap::Parser>::parse();
     if args.runs.is_empty() {
         args.runs.push(args.reports.join("latest"));
     }
-    Ok(args)
+    args
 }
 
 fn main() -> ExitCode {
@@ -62,7 +59,7 @@ fn main() -> ExitCode {
 
 /// Answers whether no run regressed.
 fn run() -> Result<bool, ReportError> {
-    let args = parse()?;
+    let args = parse();
     let settings =
         if args.config.exists() { ReportSettings::read(&args.config)? } else { ReportSettings::default() };
     let tolerance = settings.regression_tolerance;

@@ -3,9 +3,11 @@
 //! `results.json`, CSV exports and interval histogram logs; `reports/latest` points at it.
 //!
 //! ```text
-//! bench [--config FILE] [--profile NAME] [--reports DIR]
-//! bench selfcheck [--users N] [--duration 5s] [--rounds 3] [--config FILE] [--reports DIR]
+//! bench [run] [--config FILE] [--profile NAME] [--stacks A,B] [--scenarios A,B] [--duration 5s] [--out DIR]
+//! bench list | validate [--config FILE] [--profile NAME]
+//! bench selfcheck [--users N] [--duration 5s] [--rounds 3] [--config FILE] [--out DIR]
 //! ```
+//! `bench --help` says it all, with examples and the exit codes.
 //! `selfcheck` sets the runner against reference generators on each transport's raw echo
 //! ([`bench_runner::selfcheck`]) and exits 1 when it is not within 10% of one.
 //! Environment overrides: `PROFILE`, `STACKS` and `SCENARIOS` (comma-separated), `DURATION`
@@ -26,59 +28,181 @@ use bench_runner::system::stacks::StartOptions;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Args {
-    config: PathBuf,
-    profile: Option<String>,
-    reports: PathBuf,
-    /// `bench selfcheck`, with its options.
-    selfcheck: Option<SelfCheckArgs>,
+/// What `--help` ends with: examples and exit codes.
+const AFTER_HELP: &str = "\
+Examples:
+  bench                                         run the default configuration (what ./scripts/run-benchmarks.sh does)
+  bench run --profile quick                     a three-minute smoke run
+  bench run --stacks nats,http-redis --scenarios baseline --duration 5s
+  bench run --profile faults --out /tmp/reports
+  bench list                                    the stacks, scenarios and profiles of the configuration
+  bench validate --config my-config.yaml        check a configuration and exit
+  bench selfcheck --rounds 5                    the generator against wrk and bare async-nats
+
+Environment: PROFILE, STACKS, SCENARIOS, DURATION, WARMUP, REPETITIONS and SEED do what the flags
+of the same names do (a flag wins).
+
+Exit codes:
+  0  every expectation held (validate: the configuration is valid)
+  1  a performance expectation or an invariant was missed (selfcheck: not within 10%)
+  2  refused before measuring: bad arguments or configuration, a missing binary, or something the
+     run did not start already answers a stack's subjects or holds its port
+  3  the run failed";
+
+/// The benchmark runner: runs the scenarios of a YAML configuration on its stacks (starting and
+/// stopping each stack itself) and writes results.json, CSV exports and histogram logs.
+#[derive(Debug, clap::Parser)]
+#[command(name = "bench", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no command: `run`.
+    #[command(flatten)]
+    run: RunArgs,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run the scenarios on the stacks (the default).
+    Run(RunArgs),
+    /// List the configuration's stacks, scenarios and profiles.
+    List(ConfigArgs),
+    /// Check the configuration (and the run its flags select) and exit.
+    Validate(RunArgs),
+    /// Set the load generator against reference generators on each transport's raw echo.
+    Selfcheck(SelfCheckArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct ConfigArgs {
+    /// The configuration file.
+    #[arg(long, value_name = "FILE", default_value = "config/benchmark-config.yaml")]
+    config: PathBuf,
+    /// A profile of the configuration's `profiles` (or PROFILE).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Where runs are written (`runs/<UTC time>/`, and `latest`).
+    #[arg(long, visible_alias = "reports", value_name = "DIR", default_value = "reports")]
+    out: PathBuf,
+    /// The stacks, comma-separated (or STACKS).
+    #[arg(long, value_name = "A,B")]
+    stacks: Option<String>,
+    /// The scenarios, comma-separated (or SCENARIOS).
+    #[arg(long, value_name = "A,B")]
+    scenarios: Option<String>,
+    /// Every scenario's duration, such as 5s (or DURATION).
+    #[arg(long, value_name = "TIME")]
+    duration: Option<String>,
+    /// The warm-up before each measurement (or WARMUP).
+    #[arg(long, value_name = "TIME")]
+    warmup: Option<String>,
+    /// Repetitions of each scenario on each stack (or REPETITIONS).
+    #[arg(long, value_name = "N")]
+    repetitions: Option<String>,
+    /// The seed of payloads and stack orders (or SEED).
+    #[arg(long, value_name = "N")]
+    seed: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 struct SelfCheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Where its figures are written (`selfcheck/<UTC time>/`).
+    #[arg(long, visible_alias = "reports", value_name = "DIR", default_value = "reports")]
+    out: PathBuf,
+    /// Requests in flight.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     users: u32,
+    /// Each round's duration per generator.
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = duration)]
     duration: Duration,
+    /// Rounds, taking turns.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
 }
 
-fn parse() -> Result<Args, BenchError> {
-    let mut args = Args {
-        config: PathBuf::from("config/benchmark-config.yaml"),
-        profile: std::env::var("PROFILE").ok().filter(|p| !p.is_empty()),
-        reports: PathBuf::from("reports"),
-        selfcheck: None,
-    };
-    let mut it = std::env::args().skip(1).peekable();
-    if it.peek().map(String::as_str) == Some("selfcheck") {
-        it.next();
-        args.selfcheck = Some(SelfCheckArgs { users: 32, duration: Duration::from_secs(5), rounds: 3 });
-    }
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")));
-        let number = |text: String| {
-            text.parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| BenchError::Usage(format!("{flag}: not a positive number: {text:?}")))
+fn duration(text: &str) -> Result<Duration, String> {
+    bench_runner::config::duration_text::parse(text).map_err(|e| e.to_string())
+}
+
+/// What was asked.
+enum Mode {
+    Run,
+    List,
+    Validate,
+    Selfcheck { users: u32, duration: Duration, rounds: u32 },
+}
+
+struct Args {
+    mode: Mode,
+    config: PathBuf,
+    profile: Option<String>,
+    reports: PathBuf,
+    /// The settings given as flags, by the environment variable they stand for.
+    overrides: Vec<(&'static str, String)>,
+}
+
+impl Args {
+    fn from(cli: Cli) -> Self {
+        let (mode, config, reports, run) = match cli.command {
+            None => (Mode::Run, cli.run.config.clone(), cli.run.out.clone(), Some(cli.run)),
+            Some(Command::Run(run)) => (Mode::Run, run.config.clone(), run.out.clone(), Some(run)),
+            Some(Command::Validate(run)) => (Mode::Validate, run.config.clone(), run.out.clone(), Some(run)),
+            Some(Command::List(config)) => (Mode::List, config, PathBuf::from("reports"), None),
+            Some(Command::Selfcheck(check)) => (
+                Mode::Selfcheck { users: check.users, duration: check.duration, rounds: check.rounds },
+                check.config,
+                check.out,
+                None,
+            ),
         };
-        match (flag.as_str(), args.selfcheck.as_mut()) {
-            ("--config", _) => args.config = PathBuf::from(value()?),
-            ("--profile", None) => args.profile = Some(value()?),
-            ("--reports", _) => args.reports = PathBuf::from(value()?),
-            ("--users", Some(check)) => check.users = number(value()?)?,
-            ("--rounds", Some(check)) => check.rounds = number(value()?)?,
-            ("--duration", Some(check)) => {
-                check.duration = bench_runner::config::duration_text::parse(&value()?)
-                    .map_err(|e| BenchError::Usage(format!("--duration: {e}")))?;
-            }
-            (other, _) => {
-                return Err(BenchError::Usage(format!(
-                    "unknown argument {other:?}; bench [--config FILE] [--profile NAME] [--reports DIR], \
-                     or bench selfcheck [--users N] [--duration 5s] [--rounds 3] [--config FILE] [--reports DIR]"
-                )));
+        let mut overrides = Vec::new();
+        if let Some(run) = run {
+            for (name, value) in [
+                ("STACKS", run.stacks),
+                ("SCENARIOS", run.scenarios),
+                ("DURATION", run.duration),
+                ("WARMUP", run.warmup),
+                ("REPETITIONS", run.repetitions),
+                ("SEED", run.seed),
+            ] {
+                overrides.extend(value.map(|value| (name, value)));
             }
         }
+        let profile = config.profile.or_else(|| std::env::var("PROFILE").ok()).filter(|p| !p.is_empty());
+        Args { mode, config: config.config, profile, reports, overrides }
     }
-    Ok(args)
+
+    /// A setting's value: its flag's, else the environment's.
+    fn lookup(&self, name: &str) -> Option<String> {
+        match self.overrides.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) => Some(value.clone()),
+            None => std::env::var(name).ok(),
+        }
+    }
+}
+
+/// The configuration's stacks, scenarios and profiles, one line each.
+fn list(config: &BenchmarkConfig) {
+    println!("stacks:");
+    for (name, spec) in &config.stacks {
+        println!("  {name:<24} {}", spec.description);
+    }
+    println!("scenarios:");
+    for (name, scenario) in &config.scenarios {
+        println!("  {name:<24} {}", scenario.description);
+    }
+    println!("profiles:");
+    for (name, profile) in &config.profiles {
+        println!("  {name:<24} {}", profile.description);
+    }
 }
 
 #[tokio::main]
@@ -86,21 +210,41 @@ async fn main() -> ExitCode {
     // The certificates and password made for stacks on brokers of their own, if any, go with the
     // run however it ends.
     let _cleanup = bench_runner::config::run_secrets::Cleanup;
-    let prepared = parse().and_then(|args| {
-        let config = BenchmarkConfig::load(&args.config)?;
-        let settings = config.settings(args.profile.as_deref(), &|name| std::env::var(name).ok())?;
-        Ok((args, config, settings))
+    let cli = match <Cli as clap::Parser>::try_parse() {
+        Ok(cli) => cli,
+        // `--help` and `--version` print and exit 0; a usage error prints and exits 2.
+        Err(error) => error.exit(),
+    };
+    let args = Args::from(cli);
+    let prepared = BenchmarkConfig::load(&args.config).and_then(|config| {
+        if matches!(args.mode, Mode::List) {
+            list(&config);
+        }
+        let settings = config.settings(args.profile.as_deref(), &|name| args.lookup(name))?;
+        Ok((config, settings))
     });
-    let (args, config, settings) = match prepared {
+    let (config, settings) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("bench: {error}");
             return ExitCode::from(2);
         }
     };
-    let outcome = match args.selfcheck.is_some() {
-        true => selfcheck(args, config, settings).await,
-        false => run(args, config, settings).await,
+    let outcome = match args.mode {
+        Mode::List => return ExitCode::SUCCESS,
+        Mode::Validate => {
+            println!(
+                "{}: valid; the run: {} scenario(s) x {} stack(s) x {} repetition(s){}",
+                args.config.display(),
+                settings.scenarios.len(),
+                settings.stacks.len(),
+                settings.repetitions,
+                args.profile.as_deref().map(|p| format!(", profile {p}")).unwrap_or_default()
+            );
+            return ExitCode::SUCCESS;
+        }
+        Mode::Selfcheck { .. } => selfcheck(args, config, settings).await,
+        Mode::Run => run(args, config, settings).await,
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -122,7 +266,7 @@ async fn selfcheck(
     config: BenchmarkConfig,
     settings: bench_runner::config::RunSettings,
 ) -> Result<bool, BenchError> {
-    let Some(check) = args.selfcheck else { return Ok(true) };
+    let Mode::Selfcheck { users, duration, rounds } = args.mode else { return Ok(true) };
     for stack in bench_runner::selfcheck::ECHO_STACKS {
         if let Some(occupant) = bench_runner::system::stacks::occupant(config.stack(stack)?).await {
             return Err(BenchError::Occupied(format!("{stack}: {occupant}")));
@@ -130,10 +274,10 @@ async fn selfcheck(
     }
     let out = args.reports.join("selfcheck").join(stamp());
     let options = bench_runner::selfcheck::Options {
-        users: check.users,
-        duration: check.duration,
+        users,
+        duration,
         warmup: settings.warmup,
-        rounds: check.rounds,
+        rounds,
         out: out.clone(),
     };
     let start = StartOptions::beside_this_binary(&out.join("logs"))?;
@@ -141,7 +285,7 @@ async fn selfcheck(
     let checks = bench_runner::selfcheck::run(&config, &options, &start).await?;
     println!(
         "\nselfcheck: the runner against reference generators, {} in flight, {} round(s) of {:?}:",
-        check.users, check.rounds, check.duration
+        users, rounds, duration
     );
     for c in &checks {
         let median =

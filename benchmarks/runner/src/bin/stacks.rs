@@ -6,7 +6,8 @@
 //! stacks up NAME...            starts them (ports from the config), waits until ready, leaves them running
 //! stacks down [NAME...]        stops them by PID (all that run, by default) and removes their state
 //! ```
-//! `--config FILE` (default `config/benchmark-config.yaml`); state in `reports/.stacks/`.
+//! `--config FILE` (default `config/benchmark-config.yaml`); state in `reports/.stacks/`;
+//! `stacks --help` for more.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,28 +18,56 @@ use bench_runner::system::stacks::{Detached, RunningStack, StartOptions};
 
 const STATE_DIR: &str = "reports/.stacks";
 
+/// Starts and stops the configuration's stacks by hand, for trying them out or pointing another
+/// load tool at them (the benchmark runner starts its own).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "stacks",
+    version,
+    after_help = "Examples:\n  stacks list\n  stacks up nats http-redis\n  curl -s localhost:8080/ecommerce/restock -H 'content-type: application/json' -d '{\"sku\":\"SKU-00001\",\"quantity\":5}'\n  stacks down\n\nState (PIDs, key prefixes) is kept in reports/.stacks/, logs in reports/.stacks/logs/."
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, value_name = "FILE", default_value = "config/benchmark-config.yaml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The stacks of the configuration, and which run.
+    List,
+    /// Start stacks (on the configuration's ports), wait until ready, and leave them running.
+    Up {
+        /// The stacks to start.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Stop stacks by PID (every one that runs, by default) and remove their state.
+    Down {
+        /// The stacks to stop.
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BenchError> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let mut config_path = PathBuf::from("config/benchmark-config.yaml");
-    if let Some(at) = args.iter().position(|a| a == "--config") {
-        let path = args.get(at + 1).ok_or_else(|| BenchError::Usage("--config needs a file".into()))?;
-        config_path = PathBuf::from(path);
-        args.drain(at..=at + 1);
-    }
-    let config = BenchmarkConfig::load(&config_path)?;
+    let cli = <Cli as clap::Parser>::parse();
+    let config = BenchmarkConfig::load(&cli.config)?;
     let state_dir = Path::new(STATE_DIR);
-    match args.first().map(String::as_str) {
-        Some("list") => {
+    match cli.command {
+        Command::List => {
             for (name, spec) in &config.stacks {
                 let running = if state_file(state_dir, name).exists() { "running" } else { "-" };
                 println!("{name:<15} {running:<8} {:<24} {}", spec.url, spec.description);
             }
         }
-        Some("up") => {
+        Command::Up { names } => {
             let log_dir = state_dir.join("logs");
             let options = StartOptions::beside_this_binary(&log_dir)?;
-            for name in &args[1..] {
+            for name in &names {
                 let spec = config.stack(name)?;
                 if spec.nats_cluster.is_some() {
                     // Its servers are the runner's, made and removed with each measurement.
@@ -57,8 +86,8 @@ async fn main() -> Result<(), BenchError> {
                 println!("{name}: ready at {} ({})", spec.url, pids.join(" "));
             }
         }
-        Some("down") => {
-            let names: Vec<String> = if args.len() > 1 { args[1..].to_vec() } else { running(state_dir) };
+        Command::Down { names } => {
+            let names: Vec<String> = if names.is_empty() { running(state_dir) } else { names };
             for name in names {
                 let path = state_file(state_dir, &name);
                 let Ok(json) = std::fs::read_to_string(&path) else {
@@ -76,11 +105,6 @@ async fn main() -> Result<(), BenchError> {
                 }
                 println!("{name}: stopped");
             }
-        }
-        _ => {
-            return Err(BenchError::Usage(
-                "stacks list | up NAME... | down [NAME...] [--config FILE]".into(),
-            ));
         }
     }
     Ok(())

@@ -231,31 +231,41 @@ impl RunningStack {
         Ok(stack)
     }
 
-    /// Waits until the stack's NATS cluster answers JetStream's account information: a leader of
-    /// its JetStream has been elected.
+    /// Waits until the stack's NATS cluster can place a stream on all its servers: a JetStream
+    /// leader elected, and every server known to it as a peer (before, a stream of three replicas
+    /// is refused with "no suitable peers for placement", and a service making one at start
+    /// exits). Tried with a probe stream in memory, deleted at once.
     async fn wait_jetstream(&mut self, within: Duration) -> Result<(), BenchError> {
+        const PROBE: &str = "NATSRPC_BENCH_CLUSTER_PROBE";
+        let replicas = self.spec.nats_cluster.unwrap_or(1) as usize;
         let deadline = Instant::now() + within;
         let mut last = String::from("not asked");
         while Instant::now() < deadline {
             self.none_exited()?;
-            match self.spec.connect_nats_with(Some(Duration::from_secs(1))).await {
-                Ok(nats) => match nats.request("$JS.API.INFO", "".into()).await {
-                    Ok(reply) => {
-                        let info: serde_json::Value =
-                            serde_json::from_slice(&reply.payload).unwrap_or_default();
-                        if info.get("error").is_none() && info.get("type").is_some() {
+            match self.spec.connect_nats_with(Some(Duration::from_secs(2))).await {
+                Ok(nats) => {
+                    let js = async_nats::jetstream::new(nats);
+                    let probe = async_nats::jetstream::stream::Config {
+                        name: PROBE.to_string(),
+                        subjects: vec!["natsrpc.bench.cluster.probe".to_string()],
+                        num_replicas: replicas,
+                        storage: async_nats::jetstream::stream::StorageType::Memory,
+                        ..Default::default()
+                    };
+                    match js.create_stream(probe).await {
+                        Ok(_) => {
+                            let _ = js.delete_stream(PROBE).await;
                             return Ok(());
                         }
-                        last = format!("JetStream said {}", info["error"]["description"]);
+                        Err(error) => last = error.to_string(),
                     }
-                    Err(error) => last = error.to_string(),
-                },
+                }
                 Err(error) => last = error.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Err(BenchError::Process(format!(
-            "{}: the NATS cluster's JetStream was not ready within {within:?}: {last}",
+            "{}: the NATS cluster could not place a stream on its {replicas} servers within {within:?}: {last}",
             self.name
         )))
     }
