@@ -180,11 +180,10 @@ impl BenchmarkConfig {
         };
         let mut spec = self.stack(stack)?.clone();
         let https = spec.url.starts_with("https://");
-        let process = spec
-            .processes
-            .iter_mut()
-            .find(|p| p.listens.is_none())
+        let index = spec
+            .first_service_index()
             .ok_or_else(|| BenchError::Config(format!("{stack} has no service process to scale out")))?;
+        let process = &mut spec.processes[index];
         if https && process.serves {
             return Err(BenchError::Config(format!(
                 "{stack}: an HTTPS API is not scaled out (the balancer speaks plain HTTP)"

@@ -198,7 +198,12 @@ impl StackSpec {
     /// Its first service process (not a broker): the one an outage's `instance` and a scale-out
     /// name.
     pub fn first_service(&self) -> Option<&ProcessSpec> {
-        self.processes.iter().find(|p| p.listens.is_none())
+        self.processes.get(self.first_service_index()?)
+    }
+
+    /// Where [`StackSpec::first_service`] is among its processes.
+    pub fn first_service_index(&self) -> Option<usize> {
+        self.processes.iter().position(|p| p.listens.is_none())
     }
 
     /// For a serving process of an HTTP stack: whether its instances run behind the runner's load

@@ -9,7 +9,7 @@
 //! balancer. Each instance is checked every 500 ms and left out from its first failed check until
 //! it accepts connections again.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::BenchError;
 
@@ -51,17 +51,16 @@ backend instances
 }
 
 /// Writes the configuration into `dir` as `{stack}-balancer.cfg` (beside the stack's logs, for
-/// whoever reads them) and answers the command that runs it in the foreground.
+/// whoever reads them) and answers the arguments that run it in the foreground on it.
 pub fn write(
     dir: &Path,
     stack: &str,
     listen: &str,
     instances: &[(String, String)],
-) -> Result<(PathBuf, Vec<String>), BenchError> {
+) -> Result<Vec<String>, BenchError> {
     let path = dir.join(format!("{stack}-{BALANCER}.cfg"));
     std::fs::write(&path, config(listen, instances)).map_err(BenchError::io(&path))?;
-    let args = vec!["-db".to_string(), "-f".to_string(), path.display().to_string()];
-    Ok((path, args))
+    Ok(vec!["-db".to_string(), "-f".to_string(), path.display().to_string()])
 }
 
 #[cfg(test)]

@@ -211,8 +211,8 @@ impl RunningStack {
                 && process.listens.is_some()
                 && spec.processes.get(index + 1).is_some_and(|p| p.listens.is_none())
             {
-                // Routed, but not a cluster until its servers have elected a JetStream leader:
-                // a stream of three replicas cannot be made before.
+                // Routed, but a cluster only once its servers have elected a JetStream leader and
+                // know each other: a stream of three replicas cannot be made before.
                 stack.wait_jetstream(options.ready_within).await?;
             }
             if balanced {
@@ -220,7 +220,7 @@ impl RunningStack {
                     stack.wait_listening(address, options.ready_within).await?;
                 }
                 let listen = host_port(&spec.url).unwrap_or_default().to_string();
-                let (_, args) = balancer::write(&options.log_dir, name, &listen, &instances)?;
+                let args = balancer::write(&options.log_dir, name, &listen, &instances)?;
                 let launch = Launch::Balancer { args };
                 let child = stack.spawn(&launch, BALANCER, false)?;
                 stack.members.push(Member { role: BALANCER.into(), broker: true, launch, child });
