@@ -638,6 +638,16 @@ fn cpu(out: &mut String, scenario: &ScenarioResult) {
             .iter()
             .flat_map(|m| m.resources.iter().filter(|u| u.name == "stack").map(|u| u.rss_max_mib))
             .fold(0.0, f64::max);
+        if s.external {
+            let _ = write!(
+                out,
+                "<tr><td class=\"l\">{}</td><td>not measured</td><td>{:.1}</td><td>not measured</td><td>{:.0}% of a core</td><td>not measured</td></tr>",
+                dot(&s.name),
+                per_1000(s, true),
+                gen_share * 100.0
+            );
+            continue;
+        }
         let _ = write!(
             out,
             "<tr><td class=\"l\">{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.0}</td><td>{:.0}% of a core</td><td>{rss:.0}</td></tr>",
@@ -649,6 +659,16 @@ fn cpu(out: &mut String, scenario: &ScenarioResult) {
         );
     }
     out.push_str("</tbody></table>");
+    let external: Vec<String> =
+        scenario.stacks.iter().filter(|s| s.external).map(|s| escape(&s.name)).collect();
+    if !external.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=\"sub\">{} ran elsewhere (no processes of the runner's): {} processes' CPU and memory are not this machine's to read. Latency, throughput and errors are measured as for any stack; the brokers' columns count only brokers named in the configuration and running here.</p>",
+            external.join(", "),
+            if external.len() == 1 { "its" } else { "their" }
+        );
+    }
 }
 
 /// Resident memory of each stack's processes over the run.

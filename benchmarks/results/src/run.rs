@@ -83,6 +83,10 @@ pub struct StackResult {
     /// scaled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaled: Option<Scaled>,
+    /// Whether it ran elsewhere (an external target, no processes of the runner's): its
+    /// processes' CPU and memory were not measured.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
 }
 
 /// One instance count of a scale-out.

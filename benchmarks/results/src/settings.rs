@@ -84,6 +84,9 @@ pub enum Load {
         /// Requests allowed in flight before new ones were dropped.
         #[serde(default = "default_max_in_flight")]
         max_in_flight: u32,
+        /// `poisson` when arrivals were a Poisson process; unset when evenly spread.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arrivals: Option<String>,
     },
     /// A saturation probe, then an open loop at `fraction` of what it reached.
     Soak {
@@ -123,6 +126,7 @@ impl Load {
     pub fn label(&self) -> &'static str {
         match self {
             Load::Closed { .. } => "closed loop",
+            Load::Open { arrivals: Some(_), .. } => "open loop, Poisson arrivals",
             Load::Open { .. } => "open loop",
             Load::Soak { .. } => "soak (open loop at a share of saturation)",
             Load::Stepped { .. } => "stepped open loop",
@@ -186,11 +190,21 @@ pub struct MixEntry {
     pub items: Option<u32>,
     /// Relative weight.
     pub weight: f64,
+    /// Its own label, when the configuration gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// For a body of one's own: how it was encoded (`json`, `msgpack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_body: Option<String>,
 }
 
 impl MixEntry {
-    /// `service.endpoint`, with `/size` when the entry has one, or `/kN` for a fan-out of N.
+    /// Its own name when it has one; else `service.endpoint`, with `/size` when the entry has
+    /// one, or `/kN` for a fan-out of N.
     pub fn label(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
         match (self.size, self.items) {
             (_, Some(items)) => format!("{}/k{}", self.endpoint, items + 1),
             (Some(size), None) => format!("{}/{}", self.endpoint, size.name()),
@@ -270,7 +284,14 @@ mod tests {
 
     #[test]
     fn mix_labels_say_size_and_fan_out() {
-        let entry = |size, items| MixEntry { endpoint: "shop.x".into(), size, items, weight: 1.0 };
+        let entry = |size, items| MixEntry {
+            endpoint: "shop.x".into(),
+            size,
+            items,
+            weight: 1.0,
+            name: None,
+            own_body: None,
+        };
         assert_eq!(entry(None, None).label(), "shop.x");
         assert_eq!(entry(Some(PayloadSize::Large), None).label(), "shop.x/large");
         assert_eq!(entry(Some(PayloadSize::Small), Some(4)).label(), "shop.x/k5");

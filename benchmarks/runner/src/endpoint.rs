@@ -1,6 +1,9 @@
-//! The endpoints the load generator can send, each named by its contract's subject
-//! (`R::SUBJECT`), so that a renamed endpoint changes here by itself and a mix can only name
-//! endpoints the generator knows how to make bodies for.
+//! Where a mix sends its requests ([`Target`]): an endpoint of the shipped catalog
+//! ([`Endpoint`]), whose bodies the load generator makes, or a subject or path of one's own, whose
+//! body the mix entry gives (`crate::own_request`).
+//!
+//! The catalog's endpoints are named by their contracts' subjects (`R::SUBJECT`), so that a
+//! renamed endpoint changes here by itself.
 
 use std::fmt;
 
@@ -134,6 +137,110 @@ impl serde::Serialize for Endpoint {
     }
 }
 
+/// Where a mix entry's requests go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// An endpoint of the shipped catalog, with bodies the generator makes.
+    Catalog(Endpoint),
+    /// A NATS subject (`service.endpoint`) or an HTTP path (`/...`) of one's own, with the body
+    /// the mix entry gives. Interned: a configuration names few, and the transports take a
+    /// `&'static str` subject.
+    Own(&'static str),
+}
+
+/// The longest subject or path a mix may name.
+pub const MAX_TARGET: usize = 256;
+
+impl Target {
+    /// The subject (or, for an HTTP path of one's own, the path).
+    pub fn subject(self) -> &'static str {
+        match self {
+            Target::Catalog(endpoint) => endpoint.subject(),
+            Target::Own(subject) => subject,
+        }
+    }
+
+    /// The catalog's endpoint, when it is one.
+    pub fn catalog(self) -> Option<Endpoint> {
+        match self {
+            Target::Catalog(endpoint) => Some(endpoint),
+            Target::Own(_) => None,
+        }
+    }
+
+    /// Whether it is an HTTP path (`/...`), which only an HTTP stack can be sent.
+    pub fn is_path(self) -> bool {
+        self.subject().starts_with('/')
+    }
+
+    /// The same place, as one's own (the mix entry gives the body).
+    pub fn own(self) -> Self {
+        Target::Own(self.subject())
+    }
+
+    /// `text` as a target: the catalog's endpoint of that subject, or a subject or path of one's
+    /// own; `None` when it is neither a NATS subject without wildcards nor an HTTP path.
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Some(endpoint) = Endpoint::of_subject(text) {
+            return Some(Target::Catalog(endpoint));
+        }
+        let fits = !text.is_empty() && text.len() <= MAX_TARGET;
+        let valid = if let Some(path) = text.strip_prefix('/') {
+            path.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
+        } else {
+            text.split('.').all(|token| {
+                !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-$".contains(&b))
+            })
+        };
+        (fits && valid).then(|| Target::Own(intern(text)))
+    }
+}
+
+/// `text` for as long as the program runs, once per distinct text.
+fn intern(text: &str) -> &'static str {
+    static INTERNED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut interned = INTERNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = interned.iter().find(|known| **known == text) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(text.to_string().into_boxed_str());
+    interned.push(leaked);
+    leaked
+}
+
+impl PartialEq<Endpoint> for Target {
+    fn eq(&self, other: &Endpoint) -> bool {
+        *self == Target::Catalog(*other)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.subject())
+    }
+}
+
+/// A mix names a catalog endpoint by its subject, or a subject or path of its own.
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "endpoint {:?} is neither one the load generator sends ({}) nor a NATS subject \
+                 (`service.endpoint`, no wildcards) or an HTTP path (`/...`) of your own",
+                natsrpc::escape::escape(&text, 80),
+                Endpoint::listed()
+            ))
+        })
+    }
+}
+
+impl serde::Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.subject())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +259,18 @@ mod tests {
         }
         assert_eq!(Endpoint::TopN.name(), "top_n");
         assert_eq!(Endpoint::of_subject("ecommerce.get_order"), None);
+    }
+
+    #[test]
+    fn targets_are_the_catalog_or_a_subject_or_path_of_ones_own() {
+        assert_eq!(Target::parse("ecommerce.restock"), Some(Target::Catalog(Endpoint::Restock)));
+        let echo = Target::parse("echo.echo").unwrap();
+        assert_eq!((echo, echo.is_path()), (Target::Own("echo.echo"), false));
+        assert!(std::ptr::eq(echo.subject(), Target::parse("echo.echo").unwrap().subject()), "interned once");
+        assert!(Target::parse("/api/v1/orders?x=1").unwrap().is_path());
+        for refused in ["", "a..b", "orders.*", "orders.>", "a b", "/a b", ".a", "x".repeat(300).as_str()] {
+            assert_eq!(Target::parse(refused), None, "{refused:?}");
+        }
+        assert_eq!(Target::Catalog(Endpoint::TopN).own(), Target::Own("analytics.top_n"));
     }
 }

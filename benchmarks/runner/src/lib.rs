@@ -2,7 +2,8 @@
 //! scenario's load at them, checks every answer, and writes the run's `results.json`
 //! ([`bench_results`]), which the report ([`bench_report`]) draws.
 //!
-//! [`endpoint`] is the catalog of what the runner can send. One measurement, in the order the code
+//! [`endpoint`] is the catalog of what the runner can send; [`own_request`] sends bodies of one's
+//! own to any subject or path. One measurement, in the order the code
 //! runs it ([`run`]):
 //! 1. [`config`] reads the YAML strictly, with the profile and the environment's overrides;
 //! 2. [`system`] starts the stack's processes (and any broker of its own), checks them ready, and
@@ -22,10 +23,12 @@
 //! framework's echo against a raw async-nats responder).
 
 pub mod config;
+pub mod draw;
 pub mod endpoint;
 pub mod generator;
 pub mod invariants;
 pub mod outage;
+pub mod own_request;
 pub mod run;
 pub mod selfcheck;
 pub mod system;

@@ -22,9 +22,10 @@ use natsrpc::ServiceStats;
 
 use crate::BenchError;
 use crate::config::{
-    self, BenchmarkConfig, Expectations, Load, MixEntry, Phase, RunSettings, Scenario, StackSpec, Transport,
+    self, Arrivals, BenchmarkConfig, Expectations, Load, MixEntry, Phase, RunSettings, Scenario, StackSpec,
+    Transport,
 };
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Target};
 use crate::generator::load::{Schedule, Shot, closed_loop, open_loop};
 use crate::generator::recorder::Recorder;
 use crate::invariants::archive::Archivist;
@@ -164,6 +165,7 @@ impl Runner {
                         .collect(),
                     unvalidated_control_of: spec.unvalidated_control_of.clone(),
                     secured_variant_of: spec.secured_variant_of.clone(),
+                    external: spec.is_external(),
                     scaled: config::scaled(stack).map(|(of, instances)| bench_results::Scaled {
                         of: of.to_string(),
                         instances,
@@ -295,7 +297,11 @@ impl Runner {
                     "   saturation probe: {saturation:.0} answers/s; soaking at {rate:.0} (x{fraction})"
                 );
                 let phases = vec![Phase { arrival_rate: rate, ramp_to: None, duration: *duration }];
-                (Load::Open { phases, max_in_flight: *max_in_flight }, Some((saturation, *fraction, rate)))
+                let arrivals = Arrivals::Uniform;
+                (
+                    Load::Open { phases, max_in_flight: *max_in_flight, arrivals },
+                    Some((saturation, *fraction, rate)),
+                )
             }
             other => (other.clone(), None),
         };
@@ -400,7 +406,11 @@ fn variants(stack: &str, scenario: &Scenario) -> Vec<String> {
 /// The processes sampled: the stack's (together, and each on its own in a soak, so that a leak
 /// names its process), each broker's, and the load generator.
 fn groups(running: &RunningStack, spec: &StackSpec, each_process: bool) -> Vec<Group> {
-    let mut groups = vec![Group { group: ResourceGroup::Stack, pids: running.pids() }];
+    // A stack that runs elsewhere has no processes here to read.
+    let mut groups = Vec::new();
+    if !spec.is_external() {
+        groups.push(Group { group: ResourceGroup::Stack, pids: running.pids() });
+    }
     if each_process {
         groups.extend(
             running
@@ -478,7 +488,7 @@ impl Observers {
 }
 
 /// Orders sent that got no success (their fate unknown to the followers).
-fn unacknowledged_orders(recorder: &Recorder, endpoints: &[Endpoint]) -> u64 {
+fn unacknowledged_orders(recorder: &Recorder, endpoints: &[Target]) -> u64 {
     endpoints
         .iter()
         .zip(&recorder.endpoints)
@@ -510,7 +520,8 @@ impl Firing {
         key_offset: u64,
         observers: &Observers,
     ) -> Option<f64> {
-        run_load(load, recorder, self.shot(recorder, key_offset, observers)).await
+        let seed = self.workload.seed() ^ key_offset;
+        run_load(load, recorder, self.shot(recorder, key_offset, observers), seed).await
     }
 
     /// One request: draw its body, send it, check and record the answer (and show it to the
@@ -533,12 +544,13 @@ impl Firing {
                 let drawn = workload.draw(key.wrapping_add(key_offset));
                 let sent = Instant::now();
                 lock(recorder).sent(planned, sent);
-                let answer = client.send(drawn.template.endpoint.subject(), drawn.body.clone()).await;
+                let (to, codec) = (drawn.template.endpoint.subject(), drawn.template.codec);
+                let answer = client.send_as(to, codec, drawn.body.clone()).await;
                 let done = Instant::now();
                 let verdict = if client.is_echo() {
                     check_echo(&drawn.body, &answer)
                 } else {
-                    check(&drawn.template.expect, &answer, faults)
+                    check(&drawn.template.expect, codec, &answer, faults)
                 };
                 if let Some(ledger) = &observers.ledger {
                     ledger.book(&drawn.template.stock, &verdict);
@@ -601,13 +613,15 @@ fn warm_up_load(load: &Load, warmup: Duration) -> Load {
                 duration: warmup,
             }],
             max_in_flight: *max_in_flight,
+            arrivals: Arrivals::Uniform,
         },
         other => other.scaled_to(warmup),
     }
 }
 
-/// Runs `load` from the recorder's start; answers the planned rate of an open loop.
-async fn run_load(load: &Load, recorder: &Arc<Mutex<Recorder>>, shot: Shot) -> Option<f64> {
+/// Runs `load` from the recorder's start (Poisson arrivals drawn from `seed`); answers the planned
+/// rate of an open loop.
+async fn run_load(load: &Load, recorder: &Arc<Mutex<Recorder>>, shot: Shot, seed: u64) -> Option<f64> {
     let start = lock(recorder).start;
     let dropped = {
         let recorder = Arc::clone(recorder);
@@ -618,8 +632,11 @@ async fn run_load(load: &Load, recorder: &Arc<Mutex<Recorder>>, shot: Shot) -> O
             closed_loop(start, *users, *spawn_rate, *duration, *think_time, shot).await;
             None
         }
-        Load::Open { phases, max_in_flight } => {
-            let schedule = Schedule::new(phases);
+        Load::Open { phases, max_in_flight, arrivals } => {
+            let schedule = match arrivals {
+                Arrivals::Uniform => Schedule::new(phases),
+                Arrivals::Poisson => Schedule::new(phases).poisson(seed),
+            };
             open_loop(start, &schedule, u64::from(*max_in_flight), shot, dropped).await;
             Some(schedule.total() as f64 / load.duration().as_secs_f64())
         }
@@ -679,11 +696,11 @@ async fn monitor(
 
 /// Each service's `$SRV.STATS` answer on NATS, or `GET /stats` on HTTP (where the services run in
 /// the process that answers); what does not answer is left out.
-async fn service_stats(client: &StackClient) -> Vec<ServiceStats> {
+async fn service_stats(client: &StackClient, spec: &StackSpec) -> Vec<ServiceStats> {
     let mut answers = Vec::new();
     match client.stats_source() {
         StatsSource::Nats(nats) => {
-            for service in stack::SERVICES {
+            for service in spec.services() {
                 if let Ok(reply) = nats.request(format!("$SRV.STATS.{service}"), "".into()).await
                     && let Ok(value) = serde_json::from_slice(&reply.payload)
                 {
@@ -691,6 +708,7 @@ async fn service_stats(client: &StackClient) -> Vec<ServiceStats> {
                 }
             }
         }
+        StatsSource::Http(_) if spec.services().is_empty() => {}
         StatsSource::Http(connections) => {
             if let Ok(reply) = connections.get("/stats").await
                 && reply.status == 200
@@ -715,7 +733,7 @@ async fn check_validation_build(
     if spec.echo_subject.is_some() {
         return Ok(());
     }
-    let stats = service_stats(client).await;
+    let stats = service_stats(client, spec).await;
     let builds: Vec<bool> =
         stats.iter().flat_map(|answer| &answer.endpoints).map(|endpoint| endpoint.data.validates()).collect();
     if spec.unvalidated_control_of.is_some() {
@@ -740,10 +758,13 @@ async fn validation(client: &StackClient, spec: &StackSpec) -> Vec<ValidationRes
         return Vec::new();
     }
     let mut results = Vec::new();
-    for answer in service_stats(client).await {
+    // The names are the services' own words (an external target's too): escaped and cut before
+    // they reach the results and the report.
+    let name = |text: &str| natsrpc::escape::escape(text, 64).into_owned();
+    for answer in service_stats(client, spec).await {
         for endpoint in answer.endpoints.iter().filter(|e| e.num_requests > 0) {
             results.push(ValidationResult {
-                endpoint: format!("{}.{}", answer.name, endpoint.name),
+                endpoint: format!("{}.{}", name(&answer.name), name(&endpoint.name)),
                 requests: endpoint.num_requests,
                 validation_us: endpoint.data.average_validation_time as f64 / 1000.0,
                 processing_us: endpoint.average_processing_time as f64 / 1000.0,

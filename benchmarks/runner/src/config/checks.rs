@@ -70,6 +70,19 @@ fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
         if !(entry.weight.is_finite() && entry.weight > 0.0) {
             return Err(Invalid::from(format!("mix[{i}].weight: must be above 0")));
         }
+        if let Some(name) = &entry.name
+            && (name.is_empty() || name.len() > 64 || name.chars().any(char::is_control))
+        {
+            return Err(Invalid::from(format!(
+                "mix[{i}].name: 1 to 64 characters, none a control character"
+            )));
+        }
+        if let Some(j) = scenario.mix[..i].iter().position(|other| other.label() == entry.label()) {
+            return Err(Invalid::from(format!(
+                "mix[{i}]: the same label as mix[{j}] ({}): give one a `name`",
+                entry.label()
+            )));
+        }
     }
     if let Some(scale) = &scenario.scale_out {
         let mut counts = scale.instances.clone();
@@ -277,10 +290,23 @@ impl BenchmarkConfig {
                     )));
                 }
             }
-            if stack.processes.is_empty() {
+            if stack.is_external()
+                && (stack.nats_cluster.is_some()
+                    || stack.unvalidated_control_of.is_some()
+                    || stack.secured_variant_of.is_some())
+            {
                 return Err(Invalid::from(format!(
-                    "stacks.{name}.processes: a stack needs at least one process"
+                    "stacks.{name}.processes: a stack that runs elsewhere (no processes) is neither a cluster the runner starts nor a control or variant of another"
                 )));
+            }
+            for service in stack.services.iter().flatten() {
+                let token = |b: u8| b.is_ascii_alphanumeric() || b"_-".contains(&b);
+                if service.is_empty() || service.len() > 64 || !service.bytes().all(token) {
+                    return Err(Invalid::from(format!(
+                        "stacks.{name}.services: {:?} is not a service name (letters, digits, _ and -)",
+                        natsrpc::escape::escape(service, 64)
+                    )));
+                }
             }
             if let Some(servers) = stack.nats_cluster
                 && (!(3..=7).contains(&servers)
@@ -387,6 +413,28 @@ impl BenchmarkConfig {
         if run.repetitions == 0 {
             return Err(Invalid::from(format!("{at}.repetitions: must be at least 1")));
         }
+        for name in &run.scenarios {
+            let Some(scenario) = self.scenarios.get(name) else { continue };
+            let stacks =
+                run.stacks.iter().filter(|stack| scenario.stacks.as_ref().is_none_or(|s| s.contains(stack)));
+            for (stack, spec) in stacks.filter_map(|stack| Some((stack, self.stacks.get(stack)?))) {
+                if let Some(i) = scenario.mix.iter().position(|e| e.endpoint.is_path())
+                    && spec.transport == Transport::Nats
+                {
+                    return Err(Invalid::from(format!(
+                        "scenarios.{name}.mix[{i}].endpoint: {} is an HTTP path, and {stack} is a NATS stack (name its subject, or leave {stack} out with the scenario's `stacks`)",
+                        scenario.mix[i].endpoint
+                    )));
+                }
+                if spec.is_external()
+                    && (!scenario.outages.is_empty() || scenario.scale_out.is_some() || scenario.archive)
+                {
+                    return Err(Invalid::from(format!(
+                        "scenarios.{name}: its outages, scale-out or archive need processes the runner starts, and {stack} runs elsewhere (leave it out with the scenario's `stacks`)"
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -415,9 +463,15 @@ mod tests {
             "{stacks}scenarios:\n  x:\n    description: d\n    load: {{model: closed, users: 1, duration: 1s}}\n    mix: [{{endpoint: shop.buy, weight: 1}}]\n"
         );
         let error = BenchmarkConfig::parse(&bad_endpoint, "b.yaml").unwrap_err().to_string();
+        assert!(
+            error.contains("scenarios.x.mix[0].endpoint: \"shop.buy\" is not one the load generator sends"),
+            "{error}"
+        );
+        assert!(error.contains("ecommerce.create_order, ") && error.contains("give its body"), "{error}");
+        let wildcard = bad_endpoint.replace("shop.buy", "shop.*");
+        let error = BenchmarkConfig::parse(&wildcard, "b.yaml").unwrap_err().to_string();
         assert!(error.contains("b.yaml:11:") && error.contains("scenarios.x.mix[0]"), "{error}");
-        assert!(error.contains("endpoint \"shop.buy\" is not one the load generator sends"), "{error}");
-        assert!(error.contains("ecommerce.create_order, "), "the endpoints there are: {error}");
+        assert!(error.contains("neither one the load generator sends"), "{error}");
         let no_gate = format!("{stacks}report: {{regression_tolerance: .nan}}\n");
         let error = BenchmarkConfig::parse(&no_gate, "b.yaml").unwrap_err().to_string();
         assert!(error.contains("report.regression_tolerance: a share of 0 or more"), "{error}");

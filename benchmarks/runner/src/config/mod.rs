@@ -2,7 +2,8 @@
 //! anything runs, with the file, the line and the key.
 //!
 //! - [`run`]: what a run compares and how, and the profiles that override it;
-//! - [`scenario`]: a scenario's load, mix, faults and limits;
+//! - [`scenario`]: a scenario's load, faults and limits;
+//! - [`mix`]: the requests a scenario sends, the catalog's or with bodies of one's own;
 //! - [`outage`]: a scenario's components killed or stalled mid-run;
 //! - [`stack`]: a stack's processes, transport and connection settings, `${NAME}` expansion;
 //! - [`run_secrets`]: what `${BENCH_*}` expands to: the secured stacks' private CA and password;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use crate::BenchError;
 
 mod checks;
+pub mod mix;
 pub mod outage;
 mod recorded;
 pub mod run;
@@ -26,11 +28,11 @@ pub mod stack;
 
 pub use bench_results::duration_text;
 pub use checks::{Invalid, check_cpu_list};
+pub use mix::{MixEntry, PayloadSize};
 pub use recorded::faults as faults_recorded;
 pub use run::{Profile, RunSettings};
 pub use scenario::{
-    Contention, Convergence, Expectations, Load, MixEntry, PayloadSize, Phase, ScaleOut, Scenario, Sustained,
-    scaled,
+    Arrivals, Contention, Convergence, Expectations, Load, Phase, ScaleOut, Scenario, Sustained, scaled,
 };
 pub use stack::{ProcessSpec, StackSpec, Transport, expand};
 
@@ -116,6 +118,17 @@ impl BenchmarkConfig {
                 }
             }
         }
+        // Bodies of one's own are read beside the file, as `${BENCH_CONFIG_DIR}` is.
+        for (name, scenario) in &mut config.scenarios {
+            for (i, entry) in scenario.mix.iter_mut().enumerate() {
+                entry.resolve(dir).map_err(|problem| {
+                    BenchError::Config(format!(
+                        "{origin}: {}",
+                        problem.at(&format!("scenarios.{name}.mix[{i}]."))
+                    ))
+                })?;
+            }
+        }
         config.check().map_err(|problem| BenchError::Config(format!("{origin}: {problem}")))?;
         Ok(config)
     }
@@ -165,6 +178,13 @@ impl BenchmarkConfig {
         }
         if let Some(value) = env("SEED") {
             run.seed = value.parse().map_err(|_| bad("SEED", &value, "not a whole number".into()))?;
+        }
+        // A file of one's own may name nothing to run: then it runs all it has.
+        if run.stacks.is_empty() {
+            run.stacks = self.stacks.keys().cloned().collect();
+        }
+        if run.scenarios.is_empty() {
+            run.scenarios = self.scenarios.keys().cloned().collect();
         }
         self.check_run(&run, "the run (after PROFILE and the environment)")
             .map_err(|problem| BenchError::Config(problem.to_string()))?;

@@ -34,9 +34,10 @@ impl Load {
                 duration: *duration,
                 think_time: *think_time,
             },
-            Load::Open { phases, max_in_flight } => recorded::Load::Open {
+            Load::Open { phases, max_in_flight, arrivals } => recorded::Load::Open {
                 phases: phases.iter().map(Phase::recorded).collect(),
                 max_in_flight: *max_in_flight,
+                arrivals: (!arrivals.is_uniform()).then(|| "poisson".to_string()),
             },
             Load::Soak { fraction, probe_users, probe, duration, max_in_flight } => recorded::Load::Soak {
                 fraction: *fraction,
@@ -83,6 +84,14 @@ impl MixEntry {
             }),
             items: self.items,
             weight: self.weight,
+            name: self.name.clone(),
+            own_body: self.own.as_ref().map(|own| {
+                match own.codec {
+                    crate::own_request::BodyCodec::Json => "json",
+                    crate::own_request::BodyCodec::Msgpack => "msgpack",
+                }
+                .to_string()
+            }),
         }
     }
 

@@ -11,9 +11,11 @@ use crate::config::duration_text;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSettings {
-    /// The stacks compared, run in a shuffled order in every repetition.
+    /// The stacks compared, run in a shuffled order in every repetition (every stack of the file
+    /// when none are named).
     pub stacks: Vec<String>,
-    /// The scenarios run, in this order.
+    /// The scenarios run, in this order (every scenario of the file, in name order, when none
+    /// are named).
     pub scenarios: Vec<String>,
     /// Load before measuring, discarded.
     #[serde(with = "duration_text")]

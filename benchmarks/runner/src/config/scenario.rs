@@ -7,13 +7,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::duration_text;
-use crate::endpoint::Endpoint;
+use crate::config::mix::MixEntry;
 
 /// One scenario: a load, a mix of requests, injected errors, and what the results must meet.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// What it shows, for the report.
+    #[serde(default)]
     pub description: String,
     /// How requests arrive.
     pub load: Load,
@@ -149,6 +150,11 @@ pub enum Load {
         /// Requests allowed in flight before new ones are dropped (and counted).
         #[serde(default = "default_max_in_flight")]
         max_in_flight: u32,
+        /// How the requests are spread in time: `uniform` (evenly, the default) or `poisson`
+        /// (independent arrivals at the same mean rate, bursty as real traffic is; the run's seed
+        /// draws them).
+        #[serde(default, skip_serializing_if = "Arrivals::is_uniform")]
+        arrivals: Arrivals,
     },
     /// A soak: each stack's saturation rate is measured first (`probe_users` in a closed loop for
     /// `probe`), then requests are offered at `fraction` of it in an open loop for `duration`.
@@ -184,6 +190,25 @@ pub enum Load {
         #[serde(default)]
         sustained: Sustained,
     },
+}
+
+/// How an open loop spreads its requests in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Evenly: request `i` at the time `i` requests are due.
+    #[default]
+    Uniform,
+    /// A Poisson process at the phase's rate: the gaps between requests are independent and
+    /// exponential, so requests bunch and pause.
+    Poisson,
+}
+
+impl Arrivals {
+    /// Whether it is the default, evenly spread.
+    pub fn is_uniform(&self) -> bool {
+        *self == Arrivals::Uniform
+    }
 }
 
 /// What a step of a stepped load must meet to count as sustained.
@@ -278,35 +303,6 @@ impl Load {
     pub fn label(&self) -> &'static str {
         self.recorded().label()
     }
-}
-
-/// One kind of request in a mix.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct MixEntry {
-    /// `service.endpoint`: one the load generator sends.
-    pub endpoint: Endpoint,
-    /// Payload size where the endpoint has sizes: `small`, `medium` or `large`.
-    #[serde(default)]
-    pub size: Option<PayloadSize>,
-    /// For `ecommerce.get_order_overview`: items in each order overviewed (1 to 100, default 4);
-    /// the overview fans out to one sub-request per item plus one to analytics (K = items + 1).
-    #[serde(default)]
-    pub items: Option<u32>,
-    /// Relative weight.
-    pub weight: f64,
-}
-
-/// Payload sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PayloadSize {
-    /// The smallest valid shape.
-    Small,
-    /// Typical.
-    Medium,
-    /// Many items or records.
-    Large,
 }
 
 /// Limits a scenario's results must meet, for every stack unless `stacks` says otherwise.

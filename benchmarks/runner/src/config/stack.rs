@@ -23,6 +23,7 @@ pub enum Transport {
 #[serde(deny_unknown_fields)]
 pub struct StackSpec {
     /// One line for the report.
+    #[serde(default)]
     pub description: String,
     /// How clients reach it.
     pub transport: Transport,
@@ -67,7 +68,16 @@ pub struct StackSpec {
     /// and the outage target `leader` names the server leading its events' stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats_cluster: Option<u32>,
-    /// Started in this order, stopped in the reverse order.
+    /// The services it hosts, by name: the runner waits for each to answer before measuring,
+    /// and reads each one's stats (`$SRV.STATS.{name}`). By default the suite's three
+    /// (ecommerce, analytics, fileproc); `[]` for services that are not natsrpc's, which are
+    /// neither waited for nor asked for stats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<String>>,
+    /// Started in this order, stopped in the reverse order. None for a stack that already runs
+    /// elsewhere (an external target): it is measured as it is, and what the runner cannot see
+    /// (its processes' CPU and memory) is reported missing.
+    #[serde(default)]
     pub processes: Vec<ProcessSpec>,
 }
 
@@ -166,8 +176,22 @@ impl StackSpec {
             secured_variant_of: None,
             brokers: Vec::new(),
             nats_cluster: None,
+            services: None,
             processes: Vec::new(),
         }
+    }
+
+    /// The services it hosts (see `services`).
+    pub fn services(&self) -> Vec<&str> {
+        match &self.services {
+            Some(services) => services.iter().map(String::as_str).collect(),
+            None => stack::SERVICES.to_vec(),
+        }
+    }
+
+    /// Whether it runs elsewhere: no processes of the runner's, measured as it is.
+    pub fn is_external(&self) -> bool {
+        self.processes.is_empty()
     }
 
     /// How the runner and the stack's processes connect to its NATS server: `url` and the `nats`

@@ -20,11 +20,16 @@ use crate::config::Phase;
 /// One request: its index and planned time.
 pub type Shot = Arc<dyn Fn(u64, Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
-/// Planned send times: phases of constant or linearly ramping rate.
+/// Planned send times: phases of constant or linearly ramping rate, evenly spread or, with
+/// [`Schedule::poisson`], a Poisson process at the same rates.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     phases: Vec<Planned>,
     total: u64,
+    /// Requests the phases' rates make, unrounded.
+    expected: f64,
+    /// For Poisson arrivals: the seed of the gaps.
+    poisson: Option<u64>,
 }
 
 /// One phase, placed: its rates, its length, and what came before it.
@@ -37,6 +42,8 @@ struct Planned {
     length: Duration,
     /// Requests planned in the phases before it.
     arrivals_before: u64,
+    /// The same, unrounded.
+    expected_before: f64,
     /// When it starts.
     starts: Duration,
 }
@@ -45,21 +52,53 @@ impl Schedule {
     /// The schedule of `phases`, one after the other.
     pub fn new(phases: &[Phase]) -> Self {
         let mut all = Vec::new();
-        let (mut before, mut elapsed) = (0u64, Duration::ZERO);
+        let (mut before, mut expected, mut elapsed) = (0u64, 0.0, Duration::ZERO);
         for phase in phases {
             let (a, b) = (phase.arrival_rate, phase.ramp_to.unwrap_or(phase.arrival_rate));
-            let arrivals = ((a + b) / 2.0 * phase.duration.as_secs_f64()).round() as u64;
+            let arrivals = (a + b) / 2.0 * phase.duration.as_secs_f64();
             all.push(Planned {
                 from_rps: a,
                 to_rps: b,
                 length: phase.duration,
                 arrivals_before: before,
+                expected_before: expected,
                 starts: elapsed,
             });
-            before += arrivals;
+            before += arrivals.round() as u64;
+            expected += arrivals;
             elapsed += phase.duration;
         }
-        Self { phases: all, total: before }
+        Self { phases: all, total: before, expected, poisson: None }
+    }
+
+    /// The same rates as a Poisson process: independent exponential gaps, drawn from `seed`.
+    /// The `i`-th arrival of a unit-rate process, mapped through the phases' cumulative rate,
+    /// is the `i`-th of a process at those rates (ramps included).
+    pub fn poisson(mut self, seed: u64) -> Self {
+        self.poisson = Some(seed);
+        self
+    }
+
+    /// The planned times, in order.
+    pub fn times(&self) -> impl Iterator<Item = Duration> + '_ {
+        let mut state = self.poisson.unwrap_or_default();
+        let mut arrived = 0.0;
+        let mut i = 0;
+        std::iter::from_fn(move || match self.poisson {
+            None => {
+                i += 1;
+                self.at(i - 1)
+            }
+            Some(_) => {
+                // An exponential gap of mean 1: -ln(U), U in (0, 1].
+                arrived += -(1.0 - crate::draw::unit(crate::draw::splitmix64(&mut state))).ln();
+                if arrived >= self.expected {
+                    return None;
+                }
+                let phase = self.phases.iter().rev().find(|p| p.expected_before <= arrived)?;
+                Some(phase.starts + Duration::from_secs_f64(phase.offset_of(arrived - phase.expected_before)))
+            }
+        })
     }
 
     /// Constant rates, one per step.
@@ -80,8 +119,14 @@ impl Schedule {
             return None;
         }
         let phase = *self.phases.iter().rev().find(|p| p.arrivals_before <= i)?;
-        let (a, b, length) = (phase.from_rps, phase.to_rps, phase.length);
-        let j = (i - phase.arrivals_before) as f64;
+        Some(phase.starts + Duration::from_secs_f64(phase.offset_of((i - phase.arrivals_before) as f64)))
+    }
+}
+
+impl Planned {
+    /// Seconds into the phase by which `j` arrivals (a fraction, for Poisson) are due.
+    fn offset_of(&self, j: f64) -> f64 {
+        let (a, b, length) = (self.from_rps, self.to_rps, self.length);
         let t = if (b - a).abs() < 1e-9 {
             j / a
         } else {
@@ -89,7 +134,7 @@ impl Schedule {
             let k = (b - a) / length.as_secs_f64();
             (-a + (a * a + 2.0 * k * j).max(0.0).sqrt()) / k
         };
-        Some(phase.starts + Duration::from_secs_f64(t.max(0.0)))
+        t.max(0.0)
     }
 }
 
@@ -125,9 +170,8 @@ pub async fn open_loop(
             (schedule.clone(), tracker.clone(), tokio::runtime::Handle::current());
         move || {
             let mut dispatched = Dispatched::default();
-            let mut i = 0;
             let mut previous = start;
-            while let Some(offset) = schedule.at(i) {
+            for (i, offset) in (0u64..).zip(schedule.times()) {
                 let planned = start + offset;
                 wait_until(planned, planned.saturating_duration_since(previous) >= SPIN_WHEN_APART);
                 previous = planned;
@@ -146,7 +190,6 @@ pub async fn open_loop(
                         &runtime,
                     );
                 }
-                i += 1;
             }
             let _ = finished.send(dispatched);
         }
@@ -252,5 +295,40 @@ mod tests {
         let steps = Schedule::stepped(&[10.0, 20.0], Duration::from_secs(1));
         assert_eq!(steps.total(), 30);
         assert_eq!(steps.at(15), Some(Duration::from_millis(1250)));
+        let times: Vec<Duration> = steps.times().collect();
+        assert_eq!((times.len(), times[15]), (30, Duration::from_millis(1250)), "evenly, by default");
+    }
+
+    #[test]
+    fn poisson_arrivals_keep_the_mean_rate_with_exponential_gaps_and_follow_the_seed() {
+        let phases = [Phase { arrival_rate: 1000.0, ramp_to: None, duration: Duration::from_secs(20) }];
+        let times: Vec<f64> = Schedule::new(&phases).poisson(7).times().map(|t| t.as_secs_f64()).collect();
+        let n = times.len() as f64;
+        assert!((n - 20_000.0).abs() < 600.0, "{n} arrivals, 20,000 expected (3 sigma is 424)");
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]) && times.iter().all(|t| *t < 20.0),
+            "in order, in time"
+        );
+        let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let sd = (gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64).sqrt();
+        // An exponential's standard deviation equals its mean; evenly spread, it would be 0.
+        assert!((mean - 0.001).abs() < 0.00005 && (sd / mean - 1.0).abs() < 0.05, "mean {mean}, sd {sd}");
+        let again: Vec<f64> = Schedule::new(&phases).poisson(7).times().map(|t| t.as_secs_f64()).collect();
+        assert_eq!(times, again, "the same seed, the same arrivals");
+        let other = Schedule::new(&phases).poisson(8).times().next();
+        assert_ne!(Some(times[0]), other.map(|t| t.as_secs_f64()));
+        // A ramp from 100 to 300 per second over 10 s: 2,000 arrivals, three times as dense at the end.
+        let ramp = [Phase { arrival_rate: 100.0, ramp_to: Some(300.0), duration: Duration::from_secs(10) }];
+        let times: Vec<f64> = Schedule::new(&ramp).poisson(1).times().map(|t| t.as_secs_f64()).collect();
+        let (first, last) = (
+            times.iter().filter(|t| **t < 1.0).count() as f64,
+            times.iter().filter(|t| **t >= 9.0).count() as f64,
+        );
+        assert!(
+            (times.len() as f64 - 2000.0).abs() < 150.0 && last / first > 2.0,
+            "{} {first} {last}",
+            times.len()
+        );
     }
 }

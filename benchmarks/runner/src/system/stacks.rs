@@ -452,8 +452,7 @@ impl RunningStack {
     }
 
     /// Stops every process (the last started first): SIGTERM, then SIGKILL after `grace`; then
-    /// removes the stack's state from the shared Redis (a stack whose processes name a Redis of
-    /// their own kept none there).
+    /// removes the stack's state from the shared Redis.
     pub async fn stop(mut self, grace: Duration) -> Result<(), BenchError> {
         let members = std::mem::take(&mut self.members);
         for mut member in members.into_iter().rev() {
@@ -472,7 +471,11 @@ impl RunningStack {
                 let _ = signal("KILL", pid);
             }
         }
-        if self.spec.processes.iter().any(|p| p.env.contains_key("REDIS_URL")) {
+        // Only a stack that keeps state in the shared Redis left any there (one that runs
+        // elsewhere, or names a Redis of its own, did not).
+        let shared_redis = self.spec.brokers.iter().any(|broker| broker == "redis")
+            && !self.spec.processes.iter().any(|p| p.env.contains_key("REDIS_URL"));
+        if !shared_redis || self.spec.is_external() {
             return Ok(());
         }
         clear_state(&self.prefix).await
@@ -564,7 +567,7 @@ pub async fn occupant(spec: &StackSpec) -> Option<String> {
         Transport::Nats => {
             let subjects: Vec<String> = match &spec.echo_subject {
                 Some(subject) => vec![subject.clone()],
-                None => stack::SERVICES.iter().map(|service| format!("{service}.__ready")).collect(),
+                None => spec.services().iter().map(|service| format!("{service}.__ready")).collect(),
             };
             nats_occupant(spec, &subjects).await
         }
@@ -672,7 +675,7 @@ async fn ready(spec: &StackSpec) -> Result<(), NotReady> {
             if let Some(subject) = &spec.echo_subject {
                 return ask(subject.clone(), "ping").await.map(|_| ()).map_err(NotReady::from);
             }
-            for service in stack::SERVICES {
+            for service in spec.services() {
                 let reply = ask(format!("{service}.__ready"), "{}").await?;
                 if natsrpc::headers::reply_status(reply.headers.as_ref()) != 404 {
                     return Err(NotReady::from(format!("{service}.__ready: unexpected reply")));
@@ -691,7 +694,7 @@ async fn ready(spec: &StackSpec) -> Result<(), NotReady> {
                     Err(error) => Err(NotReady::from(format!("{url}: {}", error.kind()))),
                 };
             }
-            for service in stack::SERVICES {
+            for service in spec.services() {
                 let path = format!("/{service}/__ready");
                 let reply = http.post(&path, "{}".into()).await.map_err(|e| format!("{path}: {e:?}"))?;
                 let (status, body) = (reply.status, reply.payload);

@@ -168,6 +168,9 @@ type Stream = tokio_util::either::Either<
     Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
 >;
 
+/// The runner's own requests' `Content-Type`.
+const JSON: &str = "application/json";
+
 /// The largest response head read (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -205,24 +208,32 @@ impl HttpConnections {
         Ok(Self { authority, tls, paths, idle: std::sync::Mutex::default(), timeout })
     }
 
-    /// `POST`s `body` to `path`; answers the status and body.
+    /// `POST`s a JSON `body` to `path`; answers the status and body.
     pub async fn post(&self, path: &str, body: Bytes) -> Result<EncodedReply, SendError> {
-        self.send("POST", path, body).await
+        self.send("POST", path, JSON, body).await
     }
 
     /// `GET`s `path`; answers the status and body.
     pub async fn get(&self, path: &str) -> Result<EncodedReply, SendError> {
-        self.send("GET", path, Bytes::new()).await
+        self.send("GET", path, JSON, Bytes::new()).await
     }
 
-    async fn send(&self, method: &str, path: &str, body: Bytes) -> Result<EncodedReply, SendError> {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<EncodedReply, SendError> {
         let mut request = Vec::with_capacity(160 + path.len() + body.len());
         request.extend_from_slice(method.as_bytes());
         request.push(b' ');
         request.extend_from_slice(path.as_bytes());
         request.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         request.extend_from_slice(self.authority.as_bytes());
-        request.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+        request.extend_from_slice(b"\r\nContent-Type: ");
+        request.extend_from_slice(content_type.as_bytes());
+        request.extend_from_slice(b"\r\nContent-Length: ");
         request.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
         request.extend_from_slice(b"\r\n\r\n");
         request.extend_from_slice(&body);
@@ -280,18 +291,20 @@ impl HttpConnections {
     }
 }
 
-/// `POST /{service}/{endpoint}` for each call. The body goes as sent, with `Content-Type:
-/// application/json` (the runner's requests are JSON) and none of natsrpc's other headers, as
-/// wrk sends it.
+/// `POST /{service}/{endpoint}` for each call (or the path itself, for a subject that is one:
+/// `/...`). The body goes as sent, with its `Content-Type` and none of natsrpc's other headers,
+/// as wrk sends it.
 impl Transport for HttpConnections {
     fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
         Box::pin(async move {
             let subject = request.subject;
             let path = match self.paths.get(subject) {
                 Some(path) => std::borrow::Cow::Borrowed(path.as_str()),
+                None if subject.starts_with('/') => std::borrow::Cow::Borrowed(subject),
                 None => std::borrow::Cow::Owned(format!("/{}", subject.replacen('.', "/", 1))),
             };
-            self.post(&path, request.payload.clone()).await.map_err(|e| e.into_rpc(subject, self.timeout))
+            let sent = self.send("POST", &path, request.content_type, request.payload.clone()).await;
+            sent.map_err(|e| e.into_rpc(subject, self.timeout))
         })
     }
 }
@@ -541,9 +554,20 @@ impl StackClient {
 
     /// Sends a JSON `body` to `subject` (`service.endpoint`); answers the status and body.
     pub async fn send(&self, subject: &'static str, body: Bytes) -> Result<(u16, Bytes), SendError> {
+        self.send_as(subject, natsrpc::Codec::Json, body).await
+    }
+
+    /// Sends `body`, encoded in `codec`, to `subject` (`service.endpoint`, or an HTTP stack's
+    /// path `/...`); answers the status and body.
+    pub async fn send_as(
+        &self,
+        subject: &'static str,
+        codec: natsrpc::Codec,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), SendError> {
         let call = EncodedCall {
             subject,
-            content_type: natsrpc::Codec::Json.content_type(),
+            content_type: codec.content_type(),
             correlation_id: None,
             timeout: self.timeout,
             payload: body,

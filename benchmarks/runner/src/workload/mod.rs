@@ -5,7 +5,11 @@
 //! variants per mix entry. Ids that must be new on every request (an order's id, an event's, a
 //! job's) are written into the body at send time, over a placeholder of fixed width, so that a
 //! body is a copy and a few byte writes, and every id in the run is unique.
+//!
+//! A mix entry with a body of one's own (`crate::own_request`) has one template, filled in at
+//! send time, and no invalid ones.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -16,7 +20,9 @@ use serde::Serialize;
 
 use crate::BenchError;
 use crate::config::{Contention, MixEntry, PayloadSize, Scenario};
-use crate::endpoint::{Endpoint, Service};
+use crate::draw::{splitmix64, unit};
+use crate::endpoint::{Endpoint, Service, Target};
+use crate::own_request::{Outcome, OwnRequest};
 
 /// Where a fresh id goes: 12 characters no generated payload contains.
 const PLACEHOLDER: &[u8; 12] = b"@@@@@@@@@@@@";
@@ -28,6 +34,8 @@ const VARIANTS: usize = 32;
 pub enum Expect {
     /// A success, or one of the scenario's injected faults.
     Valid,
+    /// Any answer (a service of one's own that does not answer in natsrpc's envelope).
+    Any,
     /// A validation error with a violation at `path` (code `code`).
     Invalid {
         /// The broken field.
@@ -43,15 +51,27 @@ pub struct Template {
     /// Index of its mix entry.
     pub entry: usize,
     /// Where it goes.
-    pub endpoint: Endpoint,
+    pub endpoint: Target,
+    /// How its body is encoded.
+    pub codec: natsrpc::Codec,
     /// JSON with placeholders.
     body: Vec<u8>,
+    /// For a body of one's own: the template filled in at send time, instead of `body`.
+    own: Option<OwnBody>,
     /// Where the placeholders are.
     slots: Vec<usize>,
     /// What the answer must be.
     pub expect: Expect,
     /// What it does to the hot items' stock when it succeeds (contention scenarios).
     pub stock: Vec<StockMove>,
+}
+
+/// A body of one's own and what its variables are drawn from.
+#[derive(Debug, Clone)]
+struct OwnBody {
+    request: Arc<OwnRequest>,
+    seed: u64,
+    run: Arc<str>,
 }
 
 /// Units taken from or added to one hot item by a request that succeeds.
@@ -87,11 +107,32 @@ impl Template {
             .filter(|(_, w)| *w == PLACEHOLDER)
             .map(|(i, _)| i)
             .collect();
-        Ok(Self { entry, endpoint, body, slots, expect, stock: Vec::new() })
+        let (endpoint, codec) = (Target::Catalog(endpoint), natsrpc::Codec::Json);
+        Ok(Self { entry, endpoint, codec, body, own: None, slots, expect, stock: Vec::new() })
     }
 
-    /// The body with fresh ids from `ids`.
+    /// The template of a body of one's own, `request`, sent to `endpoint`.
+    fn own(entry: usize, endpoint: Target, request: &Arc<OwnRequest>, seed: u64, run: &str) -> Self {
+        let expect = match &request.expect {
+            Outcome::Ok => Expect::Valid,
+            Outcome::Any => Expect::Any,
+            Outcome::Invalid { path, code } => Expect::Invalid {
+                path: path.clone(),
+                code: code.clone().unwrap_or_else(|| "expected".to_string()),
+            },
+        };
+        let own = OwnBody { request: Arc::clone(request), seed, run: Arc::from(run) };
+        // Its size, for the report: a body as sent.
+        let body = own.request.render(0, seed, run).to_vec();
+        let codec = request.codec.codec();
+        Self { entry, endpoint, codec, body, own: Some(own), slots: Vec::new(), expect, stock: Vec::new() }
+    }
+
+    /// The body with fresh ids from `ids` (for a body of one's own, `{{seq}}`).
     pub fn body(&self, ids: &AtomicU64) -> Bytes {
+        if let Some(own) = &self.own {
+            return own.request.render(ids.fetch_add(1, Ordering::Relaxed), own.seed, &own.run);
+        }
         if self.slots.is_empty() {
             return Bytes::from(self.body.clone());
         }
@@ -121,7 +162,7 @@ pub struct Workload {
     /// The mix entries' labels (`ecommerce.create_order/small`), by index.
     pub labels: Vec<String>,
     /// The mix entries' endpoints, by index.
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: Vec<Target>,
     /// Requests sent (and required to succeed) before the warm-up, on each fresh stack: the
     /// orders the overviews read, the hot items' initial stock.
     pub setup: Vec<(Endpoint, Bytes)>,
@@ -133,15 +174,6 @@ pub struct Workload {
     invalid_share: f64,
     ids: AtomicU64,
     seed: u64,
-}
-
-/// A fast, well-mixed 64-bit step (SplitMix64): a request's choices from its number.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// One drawn request.
@@ -208,7 +240,6 @@ impl Workload {
     pub fn draw(&self, key: u64) -> Drawn<'_> {
         let mut state = key ^ self.seed;
         let mut next = || splitmix64(&mut state);
-        let unit = |bits: u64| (bits >> 11) as f64 / (1u64 << 53) as f64;
         let x = unit(next());
         let entry = self.cumulative.iter().position(|c| x < *c).unwrap_or(self.cumulative.len() - 1);
         let pool = if unit(next()) < self.invalid_share && !self.invalid[entry].is_empty() {
@@ -218,6 +249,11 @@ impl Workload {
         };
         let template = &pool[(next() % pool.len() as u64) as usize];
         Drawn { template, body: template.body(&self.ids) }
+    }
+
+    /// The seed every choice follows.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// Mean size of the valid bodies of each entry, in bytes.
@@ -271,7 +307,13 @@ fn templates(
     setup: &mut Vec<(Endpoint, Bytes)>,
 ) -> Result<(Vec<Template>, Vec<Template>), BenchError> {
     let (seed, nonce) = (context.seed.wrapping_add(index as u64), context.nonce);
-    let endpoint = entry.endpoint;
+    let endpoint = match (entry.endpoint, &entry.own) {
+        (target, Some(own)) => return Ok((vec![Template::own(index, target, own, seed, nonce)], Vec::new())),
+        (Target::Catalog(endpoint), None) => endpoint,
+        (Target::Own(subject), None) => {
+            return Err(BenchError::Config(format!("{subject}: not the catalog's, and no body of its own")));
+        }
+    };
     let valid =
         |body: Result<Vec<u8>, BenchError>| Template::from_json(index, endpoint, body?, Expect::Valid);
     let mut shop = ecommerce::payloads::Payloads::new(seed, 1000);
@@ -281,7 +323,7 @@ fn templates(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut valid_ones = Vec::with_capacity(VARIANTS);
     for variant in 0..VARIANTS {
-        let template = match entry.endpoint {
+        let template = match endpoint {
             Endpoint::GetOrderOverview => {
                 // The orders overviewed are placed before the measurement (`Workload::setup`).
                 let mut order = shop.order_of(entry.items.unwrap_or(4).clamp(1, 100) as usize);
@@ -338,7 +380,7 @@ fn templates(
 
     // Invalid ones: every rule the endpoint's generator knows how to break.
     let mut invalid_ones = Vec::new();
-    match entry.endpoint {
+    match endpoint {
         Endpoint::CreateOrder => {
             for mut invalid in shop.invalid_create_orders() {
                 if invalid.path != "order_id" {
@@ -377,14 +419,14 @@ fn templates(
         _ => {}
     }
     if invalid_ones.is_empty() {
-        let samples = match entry.endpoint.service() {
+        let samples = match endpoint.service() {
             Service::Ecommerce => shop.samples(),
             Service::Analytics => events.samples(),
             Service::Fileproc => files.samples(),
         };
-        for sample in samples.into_iter().filter(|s| s.endpoint == entry.endpoint.name()) {
+        for sample in samples.into_iter().filter(|s| s.endpoint == endpoint.name()) {
             let mut request = sample.invalid.request.clone();
-            if entry.endpoint.service() == Service::Analytics {
+            if endpoint.service() == Service::Analytics {
                 analytics::payloads::refresh_timestamps(&mut request, now);
             }
             invalid_ones.push(Template::new(index, endpoint, &request, invalid_expect(&sample.invalid))?);
@@ -453,10 +495,7 @@ mod tests {
                 duration: std::time::Duration::from_secs(1),
                 think_time: std::time::Duration::ZERO,
             },
-            mix: endpoints
-                .iter()
-                .map(|&endpoint| MixEntry { endpoint, size: None, items: None, weight: 1.0 })
-                .collect(),
+            mix: endpoints.iter().map(|&endpoint| MixEntry::of(endpoint)).collect(),
             invalid_share,
             faults: None,
             archive: false,

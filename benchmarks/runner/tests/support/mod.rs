@@ -18,6 +18,12 @@ pub fn bin_dir() -> PathBuf {
             .current_dir(workspace())
             .status()
             .is_ok_and(|status| status.success())
+            // The framework's echo example, which the own-service tests benchmark.
+            && std::process::Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "natsrpc", "--example", "echo"])
+                .current_dir(workspace())
+                .status()
+                .is_ok_and(|status| status.success())
     });
     assert!(built, "building the stacks' binaries");
     PathBuf::from(env!("CARGO_BIN_EXE_echo-vs-raw")).parent().unwrap().to_path_buf()

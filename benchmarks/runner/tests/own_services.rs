@@ -1,0 +1,135 @@
+//! Benchmarking one's own services: the framework's echo example from the shipped
+//! `config/echo.yaml` alone (bodies of one's own, MessagePack, a template file with a CSV, Poisson
+//! arrivals), and a service that already runs, measured as it is and left running.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+
+use bench_results::RunResults;
+use natsrpc::testing::NatsServer;
+use support::{bin_dir, workspace};
+
+mod support;
+
+fn reports() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()))
+}
+
+/// Whether anything answers `echo.echo` on `url`.
+fn echo_answers(url: &str) -> bool {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let Ok(nats) = async_nats::connect(url).await else { return false };
+        let asked =
+            tokio::time::timeout(std::time::Duration::from_secs(2), nats.request("echo.echo", "{}".into()));
+        matches!(asked.await, Ok(Ok(_)))
+    })
+}
+
+#[test]
+fn the_echo_example_is_benchmarked_from_the_shipped_yaml_alone() {
+    let server = NatsServer::start().unwrap();
+    let reports = reports();
+    std::fs::create_dir_all(&reports).unwrap();
+    // The shipped file, its server the test's own; its template and CSV beside it.
+    let text = std::fs::read_to_string(workspace().join("config/echo.yaml")).unwrap();
+    let config = workspace().join(format!("config/echo-test-{}.yaml", nuid::next()));
+    std::fs::write(&config, text.replace("nats://127.0.0.1:4222", &server.url())).unwrap();
+    let output = support::bench(&config, &reports)
+        .args(["--duration", "2s", "--warmup", "0s", "--repetitions", "1"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&config);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let scenario = |name: &str| results.scenarios.iter().find(|s| s.name == name).unwrap();
+    let echo = &scenario("echo").stacks[0].repetitions[0];
+    let labels: Vec<&str> = echo.endpoints.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(labels, ["echo.echo", "echo.echo/msgpack"]);
+    assert!(echo.endpoints.iter().all(|e| e.ok > 100), "JSON and MessagePack answered: {:?}", echo.endpoints);
+    assert!(echo.unexpected_errors.is_empty() && echo.ok == echo.answered, "{:?}", echo.unexpected_errors);
+    assert!(
+        echo.validation.iter().any(|v| v.endpoint == "echo.echo" && v.requests > 0),
+        "the service's own stats were read (`services: [echo]`)"
+    );
+    assert!(echo.cpu.stack_s > 0.0, "the runner's own process is measured");
+
+    let bursty = &scenario("echo_bursty").stacks[0].repetitions[0];
+    assert_eq!(bursty.load_model, "open loop, Poisson arrivals");
+    // 2,000 a second for 2 s, as a Poisson process: about 4,000 (3 sigma is 190).
+    assert!((3_600..4_400).contains(&bursty.sent), "{}", bursty.sent);
+    assert!(
+        bursty.unexpected_errors.is_empty() && bursty.ok == bursty.answered,
+        "the template's bodies echo"
+    );
+    assert!(!echo_answers(&server.url()), "the runner stopped the service it started");
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
+/// Ends the echo it holds, by PID, however the test ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_service_that_already_runs_is_measured_as_it_is_and_left_running() {
+    let server = NatsServer::start().unwrap();
+    let mut echo = Running(
+        Command::new(bin_dir().join("examples/echo"))
+            .env("NATS_URL", server.url())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let reports = reports();
+    std::fs::create_dir_all(&reports).unwrap();
+    let config = reports.join("external.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"stacks:
+  deployed:
+    description: an echo someone else runs
+    transport: nats
+    url: {}
+    services: [echo]
+scenarios:
+  steady:
+    load: {{ model: open, phases: [{{ arrival_rate: 300, duration: 2s }}] }}
+    mix:
+      - {{ endpoint: echo.echo, body: '{{"n": {{{{random_int 1 9}}}}, "who": "{{{{choice a b}}}}"}}' }}
+      - {{ endpoint: echo.nothing_here, name: unknown, body: '{{}}', expect: any }}
+run: {{ warmup: 0s, repetitions: 1 }}
+"#,
+            server.url()
+        ),
+    )
+    .unwrap();
+    let output = support::bench(&config, &reports).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let stack = &results.scenarios[0].stacks[0];
+    assert!(stack.external, "recorded as running elsewhere");
+    let m = &stack.repetitions[0];
+    assert_eq!((m.sent, m.answered, m.ok), (600, 600, 600), "{:?}", m.unexpected_errors);
+    assert!(!m.resources.iter().any(|u| u.name == "stack"), "no processes of its own were read");
+    assert_eq!(m.cpu.stack_s, 0.0);
+    assert!(echo.0.try_wait().unwrap().is_none(), "the runner left the deployed service running");
+    assert!(echo_answers(&server.url()));
+
+    let report = bench_report::report(&reports.join("latest"), None, 0.2).unwrap();
+    let html = report.html;
+    assert!(
+        html.contains("deployed ran elsewhere") && html.contains("not measured"),
+        "the report says what is missing"
+    );
+    let _ = std::fs::remove_dir_all(&reports);
+}
