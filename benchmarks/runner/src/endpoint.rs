@@ -118,25 +118,6 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// A mix names endpoints by subject; one the generator does not send is refused, with the list.
-impl<'de> Deserialize<'de> for Endpoint {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let subject = String::deserialize(deserializer)?;
-        Self::of_subject(&subject).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "endpoint {subject:?} is not one the load generator sends ({})",
-                Self::listed()
-            ))
-        })
-    }
-}
-
-impl serde::Serialize for Endpoint {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.subject())
-    }
-}
-
 /// Where a mix entry's requests go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {

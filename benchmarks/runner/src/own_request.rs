@@ -250,19 +250,36 @@ impl OwnRequest {
     }
 }
 
-/// Writes `value` as the inside of a JSON string.
+/// Writes `value` as the inside of a JSON string (on the send path: no allocation of its own).
 fn escaped(out: &mut String, value: &str) {
-    let quoted = serde_json::Value::String(value.to_string()).to_string();
-    out.push_str(&quoted[1..quoted.len() - 1]);
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
 }
 
 /// The variable written `{{text}}`.
 fn variable(text: &str, rows: Option<&Rows>) -> Result<Piece, String> {
+    // Quoted in messages as it was written, control characters escaped and cut.
+    let shown = natsrpc::escape::escape(text, 80);
     let mut words = text.split_whitespace();
     let name = words.next().unwrap_or_default();
     let arguments: Vec<&str> = words.collect();
     let none = |piece: Piece| {
-        if arguments.is_empty() { Ok(piece) } else { Err(format!("{{{{{name}}}}} takes no arguments")) }
+        if arguments.is_empty() {
+            Ok(piece)
+        } else {
+            Err(format!("{{{{{shown}}}}}: {name} takes no arguments"))
+        }
     };
     match name {
         "seq" => none(Piece::Seq),
@@ -272,9 +289,9 @@ fn variable(text: &str, rows: Option<&Rows>) -> Result<Piece, String> {
         "random_int" => match arguments.as_slice() {
             [low, high] => match (low.parse::<i64>(), high.parse::<i64>()) {
                 (Ok(low), Ok(high)) if low <= high => Ok(Piece::RandomInt(low, high)),
-                _ => Err(format!("{{{{{text}}}}}: two whole numbers, the first at most the second")),
+                _ => Err(format!("{{{{{shown}}}}}: two whole numbers, the first at most the second")),
             },
-            _ => Err(format!("{{{{{text}}}}}: random_int takes two numbers, A and B")),
+            _ => Err(format!("{{{{{shown}}}}}: random_int takes two numbers, A and B")),
         },
         "choice" if !arguments.is_empty() => {
             Ok(Piece::Choice(arguments.iter().map(|word| (*word).to_string()).collect()))
@@ -282,20 +299,16 @@ fn variable(text: &str, rows: Option<&Rows>) -> Result<Piece, String> {
         "choice" => Err("{{choice}} needs at least one word".to_string()),
         _ => match name.strip_prefix("csv.") {
             Some(column) => {
-                let rows = rows.ok_or_else(|| format!("{{{{{text}}}}} needs a `data:` file"))?;
+                let rows = rows.ok_or_else(|| format!("{{{{{shown}}}}} needs a `data:` file"))?;
                 let index = rows.columns.iter().position(|c| c == column).ok_or_else(|| {
                     format!(
-                        "{{{{{text}}}}}: the data file has no column {column:?} (it has {})",
-                        rows.columns.join(", ")
+                        "{{{{{shown}}}}}: the data file has no column {column:?} (it has {})",
+                        natsrpc::escape::escape(&rows.columns.join(", "), 200)
                     )
                 })?;
                 none(Piece::Csv(index))
             }
-            None => Err(format!(
-                "{{{{{}}}}} is not a variable ({})",
-                natsrpc::escape::escape(name, 40),
-                OwnRequest::variables()
-            )),
+            None => Err(format!("{{{{{shown}}}}} is not a variable ({})", OwnRequest::variables())),
         },
     }
 }
@@ -393,6 +406,12 @@ mod tests {
         assert_eq!(json(&request, 0), serde_json::json!({"sku": "A-1", "name": "Tea, green"}));
         assert_eq!(json(&request, 1)["name"], "say \"hi\"");
         assert_eq!(json(&request, 2)["sku"], "A-1", "round and round");
+        // Whatever a cell holds (a quote, a backslash, control characters) comes back as written,
+        // and the body stays JSON.
+        let csv = "v\n\"\"\"\\\u{0}\u{1b}\t\r\u{2028}é\"\n";
+        let hostile =
+            OwnRequest::parse(r#"{"v": "{{csv.v}}"}"#, BodyCodec::Json, Outcome::Ok, Some(("h.csv", csv)));
+        assert_eq!(json(&hostile.unwrap(), 0)["v"], "\"\\\u{0}\u{1b}\t\r\u{2028}é");
     }
 
     #[test]
@@ -426,7 +445,10 @@ mod tests {
         assert!(refused("{}", Some(("d.csv", "a,b\n1\n"))).contains("row 1 has 1 fields"));
         assert!(refused("{}", Some(("d.csv", "a\n\"1\n"))).contains("never closed"));
         assert!(refused("{\"a\":", None).contains("not JSON"));
-        // A variable's name from the file is escaped in the message.
+        // A variable as written in the file is escaped in the message.
         assert!(!refused("{{\u{1b}[31m}}", None).contains('\u{1b}'));
+        assert!(!refused("{{random_int \u{1b}[31m 5}}", None).contains('\u{1b}'));
+        let message = refused("{{csv.\u{7}}}", Some(("d.csv", "a\u{1b}\n1\n")));
+        assert!(!message.contains(['\u{7}', '\u{1b}']), "{message:?}");
     }
 }
