@@ -12,8 +12,15 @@ use bench_results::RunResults;
 
 mod support;
 
+/// The open loop's rate, requests a second. A debug build of http-redis with its archive serves
+/// about 156 a second on an idle 2-core machine (12 ms of CPU an order), and fewer on a busy one:
+/// at 150 a second it ran at capacity, and an outage's backlog could never drain, so the stack
+/// looked as though it had not recovered. Less than half its capacity leaves room to drain, and
+/// the assertions stay the same.
+const RATE: u32 = 60;
+
 /// Two stacks whose configured brokers are unreachable (port 1): the run can only work on the
-/// private brokers the runner starts for them.
+/// private brokers the runner starts for them. `$RATE` is [`RATE`].
 const CONFIG: &str = r#"
 run:
   stacks: [nats, http-redis]
@@ -23,27 +30,27 @@ run:
 scenarios:
   broker_restart:
     description: the broker killed and started again
-    load: { model: open, phases: [{ arrival_rate: 150, duration: 6s }] }
+    load: { model: open, phases: [{ arrival_rate: $RATE, duration: 6s }] }
     mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
     convergence: { settle: 20s, poll: 20ms }
     archive: true
     outages: [{ at: 2s, kill: broker, for: 1500ms }]
   instance_stall:
     description: the service stopped and let run
-    load: { model: open, phases: [{ arrival_rate: 150, duration: 5s }] }
+    load: { model: open, phases: [{ arrival_rate: $RATE, duration: 5s }] }
     mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
     convergence: { settle: 20s, poll: 20ms }
     outages: [{ at: 2s, stall: instance, for: 1s }]
   broker_cut:
     description: the services cut off from NATS, which stays up
-    load: { model: open, phases: [{ arrival_rate: 150, duration: 5s }] }
+    load: { model: open, phases: [{ arrival_rate: $RATE, duration: 5s }] }
     mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
     convergence: { settle: 20s, poll: 20ms }
     outages: [{ at: 2s, cut: broker, for: 1s }]
     stacks: [nats]
   database_down:
     description: the archive's database killed and started again
-    load: { model: open, phases: [{ arrival_rate: 150, duration: 7s }] }
+    load: { model: open, phases: [{ arrival_rate: $RATE, duration: 7s }] }
     mix: [{ endpoint: ecommerce.create_order, size: small, weight: 1 }]
     convergence: { settle: 20s, poll: 20ms }
     archive: true
@@ -114,7 +121,8 @@ fn nothing_left(before: &[std::path::PathBuf]) {
 #[test]
 fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_lost() {
     let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let Ran { reports, success, said, before } = run_alone(CONFIG, &alone);
+    let config = CONFIG.replace("$RATE", &RATE.to_string());
+    let Ran { reports, success, said, before } = run_alone(&config, &alone);
     assert!(success, "{said}");
     assert!(said.contains("outage: kill nats") && said.contains("outage: kill redis"), "{said}");
     assert!(said.contains("outage: stall services") && said.contains("outage: stall api"), "{said}");
@@ -132,12 +140,18 @@ fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_
             assert_eq!(faults.outages.len(), 1, "{place}");
             let outage = &faults.outages[0];
             assert!(outage.began_s >= 2.0 && outage.back_s >= outage.restored_s, "{place}: {outage:?}");
-            assert!(outage.pre_fault_rps > 100.0, "{place}: {outage:?}");
+            assert!(outage.pre_fault_rps > f64::from(RATE) * 0.66, "{place}: {outage:?}");
             assert!(faults.recovered, "{place} did not recover: {outage:?}");
             assert!(outage.first_success_ms.is_some() && outage.recovery_ms.is_some(), "{place}: {outage:?}");
             assert_eq!(faults.duplicated, 0, "{place}: {:?}", m.convergence);
             assert_eq!(faults.acknowledged_lost, 0, "{place}: {:?}", m.convergence);
-            assert!(m.convergence.as_ref().is_some_and(|c| c.orders > 500), "{place}: {:?}", m.convergence);
+            // Of 5 s or more of load, at least 3 s of orders acknowledged, the outage's failures aside.
+            let orders = u64::from(RATE) * 3;
+            assert!(
+                m.convergence.as_ref().is_some_and(|c| c.orders > orders),
+                "{place}: {:?}",
+                m.convergence
+            );
             let archives = matches!(scenario.name.as_str(), "broker_restart" | "database_down");
             assert_eq!(m.archive.is_some(), archives, "{place}");
             if let Some(archive) = &m.archive {
@@ -153,7 +167,11 @@ fn a_killed_broker_a_stalled_instance_and_a_cut_are_recovered_from_with_nothing_
                 // Orders went on being accepted; their events waited for the database, in the
                 // broker, and were archived once it was back.
                 let waited = outage.backlog_peak.unwrap_or(0);
-                assert!(waited > 200, "{place}: 3 s of orders at 150/s should wait, {waited} did");
+                let expected = u64::from(RATE) * 3;
+                assert!(
+                    waited > expected / 2,
+                    "{place}: 3 s of orders ({expected}) should wait, {waited} did"
+                );
                 assert!(outage.drain_ms.is_some(), "{place}: never drained: {outage:?}");
                 assert!(
                     outage.errors.is_empty(),
