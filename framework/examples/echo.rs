@@ -37,11 +37,21 @@ async fn echo(request: Echo) -> Result<Echo, ServiceError> {
     Ok(request)
 }
 
+const ABOUT: &str = "echo: a natsrpc service whose echo.echo endpoint answers its JSON body
+
+Usage: echo    (serves until SIGTERM or Ctrl-C)
+
+Environment:
+";
+
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
     // First: a SIGTERM from here on drains the service instead of killing the process, even one
     // that comes while the service starts and already answers.
     let stop = natsrpc::shutdown_signal();
+    // `--help` says what configures it (the environment), and nothing else is taken.
+    let help = format!("{ABOUT}{}", natsrpc::settings::NATS_HELP);
+    natsrpc::settings::command_line(&help, "echo example", &[]);
     natsrpc::init_tracing();
     // NATS_URL, and NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY.
     let nats = natsrpc::NatsConfig::from_env()?.with_name("echo").connect().await?;

@@ -200,12 +200,15 @@ pub struct MixEntry {
 
 impl MixEntry {
     /// Its own name when it has one; else `service.endpoint`, with `/size` when the entry has
-    /// one, or `/kN` for a fan-out of N.
+    /// one, `/kN` for a fan-out of N, or `/xN` for a batch of N events.
     pub fn label(&self) -> String {
         if let Some(name) = &self.name {
             return name.clone();
         }
         match (self.size, self.items) {
+            (_, Some(items)) if self.endpoint == "analytics.ingest_batch" => {
+                format!("{}/x{items}", self.endpoint)
+            }
             (_, Some(items)) => format!("{}/k{}", self.endpoint, items + 1),
             (Some(size), None) => format!("{}/{}", self.endpoint, size.name()),
             (None, None) => self.endpoint.clone(),

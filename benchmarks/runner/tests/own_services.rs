@@ -1,6 +1,7 @@
 //! Benchmarking one's own services: the framework's echo example from the shipped
 //! `config/echo.yaml` alone (bodies of one's own, MessagePack, a template file with a CSV, Poisson
-//! arrivals), and a service that already runs, measured as it is and left running.
+//! arrivals), a service that already runs, measured as it is and left running, and the short
+//! form of `config/test-config.yaml` (rates per scenario) on the shipped stacks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -131,5 +132,58 @@ run: {{ warmup: 0s, repetitions: 1 }}
         html.contains("deployed ran elsewhere") && html.contains("not measured"),
         "the report says what is missing"
     );
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
+#[test]
+fn the_short_form_of_test_config_runs_as_the_open_loops_it_stands_for() {
+    let reports = reports();
+    std::fs::create_dir_all(&reports).unwrap();
+    let output = support::bench(&workspace().join("config/test-config.yaml"), &reports)
+        .args(["--stacks", "nats,http-redis", "--duration", "2s", "--warmup", "0s"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let names: Vec<&str> = results.scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["analytics", "ecommerce", "file_processing"], "sorted by name");
+    for scenario in &results.scenarios {
+        assert_eq!(scenario.stacks.len(), 2, "{}", scenario.name);
+        for stack in &scenario.stacks {
+            let m = &stack.repetitions[0];
+            let place = format!("{} on {}", scenario.name, stack.name);
+            assert!(m.load_model.starts_with("open loop"), "{place}: {}", m.load_model);
+            assert!(m.ok > 0 && m.unexpected_errors.is_empty(), "{place}: {:?}", m.unexpected_errors);
+        }
+    }
+    let analytics = &results.scenarios[0];
+    let labels: Vec<&str> = analytics.mix.iter().map(|e| e.name.as_deref().unwrap_or(&e.endpoint)).collect();
+    assert_eq!(
+        labels,
+        [
+            "analytics.ingest_batch",
+            "analytics.query_aggregates",
+            "analytics.query_timeseries",
+            "analytics.top_n"
+        ]
+    );
+    // 1000 events a second in batches of 50 and ten readers a second: 30 requests a second (a
+    // little less on average, for the first tenth's ramp), two thirds of them batches of 50 events.
+    assert_eq!(analytics.mix[0].items, Some(50));
+    let m = &analytics.stacks[0].repetitions[0];
+    assert!(m.target_rps.is_some_and(|rps| (27.0..=30.0).contains(&rps)), "{:?}", m.target_rps);
+    let batches = m.endpoints.iter().find(|e| e.name == "analytics.ingest_batch/x50").unwrap();
+    assert!(batches.ok * 10 > m.ok * 5, "{batches:?} of {}", m.ok);
+
+    // One order in ten is sent invalid, and comes back as the validation error it is.
+    let ecommerce = &results.scenarios[1];
+    assert_eq!(ecommerce.invalid_share, 0.1);
+    for stack in &ecommerce.stacks {
+        let m = &stack.repetitions[0];
+        assert!(m.expected_errors.values().sum::<u64>() > 0, "{}: {:?}", stack.name, m.expected_errors);
+    }
+    assert!(results.expectations.iter().all(|e| e.held), "{:?}", results.expectations);
     let _ = std::fs::remove_dir_all(&reports);
 }

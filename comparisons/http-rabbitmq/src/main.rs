@@ -26,15 +26,40 @@ use stack::{Hosting, Links, StoreKind, links};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `--help`: what it is and what configures it.
+const ABOUT: &str = "http-rabbitmq: the HTTP+RabbitMQ stack's two kinds of process
+
+Usage: http-rabbitmq gateway    an axum API that sends each request over AMQP RPC and waits
+       http-rabbitmq worker     serves the requests of the services' queues
+
+Environment, both:
+  AMQP_URL            (default amqp://guest:guest@127.0.0.1:5672/%2f; amqps:// for TLS)
+  AMQP_CA, AMQP_CERT + AMQP_KEY  PEM files for TLS
+  QUEUE_PREFIX        the services' queues' prefix (default rpc)
+The gateway:
+  HTTP_ADDR           where to listen (default 127.0.0.1:8081)
+  HTTP_TLS_CERT + HTTP_TLS_KEY  PEM files: serve HTTPS
+  GATEWAY_TIMEOUT_MS  how long a request waits for its answer (default 5000)
+  AMQP_CHANNELS       channels publishing requests (default 4)
+A worker (STORE defaults to redis, so that workers share one state):
+  WORKER_PREFETCH     requests held per service (default 64)
+";
+
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
+    let help = format!("{ABOUT}{}", stack::HOSTING_HELP);
+    let role = natsrpc::settings::command_line(
+        &help,
+        concat!("http-rabbitmq ", env!("CARGO_PKG_VERSION")),
+        &["gateway", "worker"],
+    );
     // First: a SIGTERM from here on stops the process gracefully, even one that comes while it
     // starts and already answers.
     let signal = natsrpc::shutdown_signal();
     natsrpc::init_tracing();
     let broker = Broker::from_env()?;
     let prefix = std::env::var("QUEUE_PREFIX").unwrap_or_else(|_| DEFAULT_QUEUE_PREFIX.to_string());
-    match std::env::args().nth(1).as_deref() {
+    match role {
         Some("gateway") => {
             let timeout = Duration::from_millis(env_or("GATEWAY_TIMEOUT_MS", 5000, "a whole number")?);
             let services = stack::SERVICES.iter().map(|s| s.to_string()).collect();
@@ -92,7 +117,7 @@ async fn main() -> Result<(), natsrpc::MainError> {
             let abandoned = natsrpc::Finishing::wait_all(finishing, Duration::from_secs(10)).await;
             tracing::info!(abandoned, "worker stopped");
         }
-        _ => return Err("usage: http-rabbitmq gateway|worker".into()),
+        _ => return Err("usage: http-rabbitmq gateway|worker (see --help)".into()),
     }
     Ok(())
 }

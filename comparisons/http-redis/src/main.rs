@@ -21,10 +21,25 @@ use stack::{Hosting, Links, StoreKind, links};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `--help`: what it is and what configures it.
+const ABOUT: &str =
+    "http-redis: the three services behind an axum HTTP API, state in Redis (the HTTP+Redis stack)
+
+Usage: http-redis    (serves POST /{service}/{endpoint} and GET /health until SIGTERM or Ctrl-C)
+
+Environment (STORE defaults to redis; memory is the HTTP-alone control):
+  HTTP_ADDR           where to listen (default 127.0.0.1:8080)
+  HTTP_TLS_CERT + HTTP_TLS_KEY  PEM files: serve HTTPS
+  PEERS               where services this process does not host answer: analytics=http://...
+  PEERS_CA            a PEM CA to trust for https:// peers
+";
+
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
     // First: a SIGTERM from here on stops the process gracefully, even one that comes while it
     // starts.
+    let help = format!("{ABOUT}{}", stack::HOSTING_HELP);
+    natsrpc::settings::command_line(&help, concat!("http-redis ", env!("CARGO_PKG_VERSION")), &[]);
     let signal = natsrpc::shutdown_signal();
     natsrpc::init_tracing();
     let hosting = Hosting::from_env(StoreKind::Redis)?;

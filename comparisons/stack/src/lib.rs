@@ -176,6 +176,20 @@ impl Default for Hosting {
     }
 }
 
+/// The hosting's variables, as [`Hosting::from_env`] reads them, for a binary's `--help`.
+pub const HOSTING_HELP: &str = "\
+  STORE               memory or redis: where the services keep their state
+  REDIS_URL           (default redis://127.0.0.1:6379; rediss:// for TLS), REDIS_CA, REDIS_PREFIX
+                      (default natsrpc), REDIS_CONNECTIONS (default 4)
+  SERVICES            the services this process hosts, comma-separated (default all three)
+  ORDER_EVENTS        on: the shop's events flow to analytics; ARCHIVE_URL: and to a PostgreSQL
+  ECOMMERCE_SKUS, ECOMMERCE_STOCK, ANALYTICS_RETENTION_MINUTES, ANALYTICS_MAX_EVENTS, FILE_*,
+  RECEIVERS, INGEST_CHUNK, INGEST_IN_FLIGHT
+                      the services' sizes and limits
+  FAULTS_FILE, FAULT_*  injected faults (declines, transient failures, latency)
+  RUST_LOG            the log's level (default info)
+";
+
 impl Hosting {
     /// The settings from the environment, with `store` unless `STORE` says otherwise.
     pub fn from_env(store: StoreKind) -> Result<Self, StackError> {

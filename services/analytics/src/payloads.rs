@@ -85,6 +85,15 @@ impl Payloads {
             Size::Medium => (self.rng.random_range(50..=100), 5),
             Size::Large => (self.rng.random_range(400..=500), 12),
         };
+        self.batch_of(count, properties)
+    }
+
+    /// A batch of `count` events (the contract takes 5 to 500) of a medium batch's properties.
+    pub fn ingest_batch_of(&mut self, count: usize) -> IngestBatch {
+        self.batch_of(count, 5)
+    }
+
+    fn batch_of(&mut self, count: usize, properties: usize) -> IngestBatch {
         let events = (0..count).map(|_| self.event(properties)).collect();
         IngestBatch { batch_id: format!("bat_{}", self.rng.random::<u32>()), events }
     }

@@ -16,8 +16,23 @@ use natsrpc::Client;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `--help`: what it is and what configures it (`NATS_*` from [`natsrpc::settings::NATS_HELP`]).
+const ABOUT: &str = "ecommerce: the e-commerce service on NATS (orders, inventory, order overviews)
+
+Usage: ecommerce    (serves until SIGTERM or Ctrl-C)
+
+Environment:
+";
+const SETTINGS: &str = "  ECOMMERCE_SKUS      the catalog's size (default 1000)
+  ECOMMERCE_STOCK     units of each item at start (default 1000000)
+  FAULTS_FILE, FAULT_*  injected faults (declines, transient failures, latency)
+  RUST_LOG            the log's level (default info)
+";
+
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
+    let help = format!("{ABOUT}{}{SETTINGS}", natsrpc::settings::NATS_HELP);
+    natsrpc::settings::command_line(&help, concat!("ecommerce ", env!("CARGO_PKG_VERSION")), &[]);
     natsrpc::init_tracing();
     // Caught from here on: a SIGTERM while starting is a graceful stop too.
     let stop = natsrpc::shutdown_signal();

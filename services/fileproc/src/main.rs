@@ -16,8 +16,24 @@ use natsrpc::Client;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `--help`: what it is and what configures it (`NATS_*` from [`natsrpc::settings::NATS_HELP`]).
+const ABOUT: &str = "fileproc: the file-processing service on NATS (chunked uploads, batch jobs)
+
+Usage: fileproc    (serves until SIGTERM or Ctrl-C)
+
+Environment:
+";
+const SETTINGS: &str = "  FILE_MAX_BYTES, FILE_MAX_OPEN_UPLOADS, FILE_MAX_OPEN_BYTES, FILE_UPLOAD_IDLE_SECS,
+  FILE_RETENTION_SECS, FILE_MAX_JOBS, FILE_CHECKS_AT_ONCE
+                      what the service holds at most, and for how long
+  FAULTS_FILE, FAULT_*  injected faults (declines, transient failures, latency)
+  RUST_LOG            the log's level (default info)
+";
+
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
+    let help = format!("{ABOUT}{}{SETTINGS}", natsrpc::settings::NATS_HELP);
+    natsrpc::settings::command_line(&help, concat!("fileproc ", env!("CARGO_PKG_VERSION")), &[]);
     natsrpc::init_tracing();
     // Caught from here on: a SIGTERM while starting is a graceful stop too.
     let stop = natsrpc::shutdown_signal();

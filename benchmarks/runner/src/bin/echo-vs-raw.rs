@@ -56,18 +56,71 @@ struct Checkout {
 }
 natsrpc::request!(Checkout => Checkout, service = "echo", endpoint = "echo");
 
+/// The framework's cost over raw async-nats, measured as ratios in one run: a raw responder,
+/// the echo example, and the echo example through the typed client take turns under the same
+/// closed-loop load.
+#[derive(Debug, clap::Parser)]
+#[command(name = "echo-vs-raw", version, after_help = AFTER_HELP)]
 struct Options {
+    /// Rounds of the three taking turns.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one())]
     rounds: usize,
+    /// Seconds each measures per round.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
     duration: Duration,
+    /// Seconds of warm-up before each measurement.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds)]
     warmup: Duration,
+    /// Requests in flight.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = at_least_one())]
     concurrency: usize,
-    url: String,
+    /// The NATS server (default: `NATS_URL`, else nats://127.0.0.1:4222).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Also write the figures as JSON here.
+    #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Only this target.
+    #[arg(long, value_parser = ["raw", "framework", "framework+client"])]
     only: Option<String>,
     /// A command put before each server's, such as `valgrind --tool=callgrind`.
-    wrap: Vec<String>,
-    /// `ecommerce.create_order` instead of echo.
+    #[arg(long, value_name = "CMD")]
+    wrap: Option<String>,
+    /// `ecommerce.create_order` (the checked-in sample, served by `ecommerce`) instead of echo.
+    #[arg(long)]
     order: bool,
+    /// Serve as the raw NATS echo responder instead (the benchmark's `nats-raw-echo` stack).
+    #[arg(long, hide = true, conflicts_with = "serve_raw_http")]
+    serve_raw: bool,
+    /// Serve as the raw HTTP echo responder on `HTTP_ADDR` instead (`http-raw-echo`).
+    #[arg(long, hide = true)]
+    serve_raw_http: bool,
+}
+
+const AFTER_HELP: &str = "Examples:
+  cargo build --release -p natsrpc --example echo -p bench-runner -p ecommerce
+  target/release/echo-vs-raw --rounds 3 --duration 5 --concurrency 64
+  target/release/echo-vs-raw --order --rounds 5 --json reports/echo-vs-raw.json
+
+Exit status: 0, or 1 when a measurement failed (a server did not start, NATS is unreachable),
+2 on a usage error.";
+
+impl Options {
+    /// The NATS server, as `main` settled it.
+    fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or("nats://127.0.0.1:4222")
+    }
+}
+
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("not a number of seconds: {text:?}"))
 }
 
 /// What the load sends: the echo body, or orders with ids of their own.
@@ -175,21 +228,20 @@ struct Measurement {
 
 #[tokio::main]
 async fn main() -> Result<(), BenchError> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-    match args.first().map(String::as_str) {
-        Some("--serve-raw") => return bench_runner::target::raw_echo::serve_nats(&url).await,
-        Some("--serve-raw-http") => {
-            let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8084".to_string());
-            let address = address
-                .parse()
-                .map_err(|_| BenchError::Usage(format!("HTTP_ADDR: not an address: {address:?}")))?;
-            return bench_runner::target::raw_echo::serve_http(address).await;
-        }
-        _ => {}
+    let mut options = <Options as clap::Parser>::parse();
+    let url = options.url.take().or_else(|| std::env::var("NATS_URL").ok());
+    options.url = Some(url.unwrap_or_else(|| "nats://127.0.0.1:4222".to_string()));
+    if options.serve_raw {
+        return bench_runner::target::raw_echo::serve_nats(options.url()).await;
     }
-    let options = parse(&args, url)?;
-    let nats = async_nats::connect(&options.url).await.map_err(BenchError::nats)?;
+    if options.serve_raw_http {
+        let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8084".to_string());
+        let address = address
+            .parse()
+            .map_err(|_| BenchError::Usage(format!("HTTP_ADDR: not an address: {address:?}")))?;
+        return bench_runner::target::raw_echo::serve_http(address).await;
+    }
+    let nats = async_nats::connect(options.url()).await.map_err(BenchError::nats)?;
     let client = natsrpc::Client::new(nats.clone());
     let bodies = if options.order { Bodies::Orders(Arc::new(Orders::load()?)) } else { Bodies::Echo };
     println!(
@@ -369,7 +421,8 @@ async fn wait_until_ready(
 }
 
 fn spawn_server(target: Target, options: &Options) -> Result<Child, BenchError> {
-    let (url, wrap) = (&options.url, &options.wrap);
+    let url = options.url();
+    let wrap: Vec<&str> = options.wrap.as_deref().unwrap_or_default().split_whitespace().collect();
     let exe = std::env::current_exe().map_err(BenchError::program("echo-vs-raw, finding its own path"))?;
     let beside =
         |path: &[&str]| exe.parent().map(|dir| path.iter().fold(dir.to_path_buf(), |p, s| p.join(s)));
@@ -428,44 +481,4 @@ fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn parse(args: &[String], url: String) -> Result<Options, BenchError> {
-    let mut options = Options {
-        rounds: 3,
-        duration: Duration::from_secs(5),
-        warmup: Duration::from_secs(1),
-        concurrency: 64,
-        url,
-        json: None,
-        only: None,
-        wrap: Vec::new(),
-        order: false,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--order" {
-            options.order = true;
-            continue;
-        }
-        let mut value =
-            || it.next().cloned().ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")));
-        let number =
-            |v: String| v.parse::<f64>().map_err(|_| BenchError::Usage(format!("{flag}: not a number: {v}")));
-        match flag.as_str() {
-            "--rounds" => options.rounds = number(value()?)?.max(1.0) as usize,
-            "--duration" => options.duration = Duration::from_secs_f64(number(value()?)?),
-            "--warmup" => options.warmup = Duration::from_secs_f64(number(value()?)?),
-            "--concurrency" => options.concurrency = number(value()?)?.max(1.0) as usize,
-            "--json" => options.json = Some(PathBuf::from(value()?)),
-            "--only" => options.only = Some(value()?),
-            "--wrap" => options.wrap = value()?.split_whitespace().map(str::to_string).collect(),
-            other => {
-                return Err(BenchError::Usage(format!(
-                    "unknown flag {other}; flags: --rounds N --duration SECS --warmup SECS --concurrency N --json PATH --only raw|framework|framework+client --wrap CMD --order"
-                )));
-            }
-        }
-    }
-    Ok(options)
 }

@@ -77,6 +77,25 @@ fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
                 "mix[{i}].name: 1 to 64 characters, none a control character"
             )));
         }
+        if let Some(items) = entry.items {
+            let range = match entry.endpoint.catalog() {
+                Some(Endpoint::GetOrderOverview) => 1..=100,
+                Some(Endpoint::IngestBatch) => 5..=500,
+                _ => {
+                    return Err(Invalid::from(format!(
+                        "mix[{i}].items: only for ecommerce.get_order_overview and analytics.ingest_batch"
+                    )));
+                }
+            };
+            if !range.contains(&items) {
+                return Err(Invalid::from(format!(
+                    "mix[{i}].items: from {} to {} for {}",
+                    range.start(),
+                    range.end(),
+                    entry.endpoint
+                )));
+            }
+        }
         if let Some(j) = scenario.mix[..i].iter().position(|other| other.label() == entry.label()) {
             return Err(Invalid::from(format!(
                 "mix[{i}]: the same label as mix[{j}] ({}): give one a `name`",
@@ -512,6 +531,22 @@ mod tests {
         );
         let error = BenchmarkConfig::parse(&greedy_soak, "b.yaml").unwrap_err().to_string();
         assert!(error.contains("scenarios.x.load.fraction"), "{error}");
+
+        // `items`: orders overviewed of 1 to 100 items, batches of 5 to 500 events, nothing else.
+        let items = |endpoint: &str, items: u32| {
+            BenchmarkConfig::parse(
+                &scenario(&format!("    mix: [{{endpoint: {endpoint}, items: {items}}}]\n")),
+                "b.yaml",
+            )
+            .map_err(|e| e.to_string())
+        };
+        assert!(
+            items("analytics.ingest_batch", 500).is_ok() && items("ecommerce.get_order_overview", 1).is_ok()
+        );
+        let error = items("analytics.ingest_batch", 4).unwrap_err();
+        assert!(error.contains("scenarios.x.mix[0].items: from 5 to 500"), "{error}");
+        assert!(items("ecommerce.get_order_overview", 101).unwrap_err().contains("from 1 to 100"));
+        assert!(items("ecommerce.restock", 3).unwrap_err().contains("items: only for"));
     }
 
     #[test]

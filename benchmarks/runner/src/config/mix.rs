@@ -34,6 +34,7 @@ pub struct MixEntry {
     pub size: Option<PayloadSize>,
     /// For `ecommerce.get_order_overview`: items in each order overviewed (1 to 100, default 4);
     /// the overview fans out to one sub-request per item plus one to analytics (K = items + 1).
+    /// For `analytics.ingest_batch`: events in each batch (5 to 500), instead of `size`'s.
     #[serde(default)]
     pub items: Option<u32>,
     /// Relative weight (1 when unset).

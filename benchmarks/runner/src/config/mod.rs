@@ -6,6 +6,8 @@
 //! - [`mix`]: the requests a scenario sends, the catalog's or with bodies of one's own;
 //! - [`outage`]: a scenario's components killed or stalled mid-run;
 //! - [`stack`]: a stack's processes, transport and connection settings, `${NAME}` expansion;
+//! - `short_form`: the first `test-config.yaml`'s shape (a `load_test` block and rates per
+//!   scenario), read as the full form it stands for;
 //! - [`run_secrets`]: what `${BENCH_*}` expands to: the secured stacks' private CA and password;
 //! - `checks`: what the file must satisfy beyond its shape, each problem named by its key;
 //! - `recorded`: the copies of these types that `results.json` keeps.
@@ -24,6 +26,7 @@ mod recorded;
 pub mod run;
 pub mod run_secrets;
 pub mod scenario;
+mod short_form;
 pub mod stack;
 
 pub use bench_results::duration_text;
@@ -59,6 +62,12 @@ pub struct BenchmarkConfig {
     pub report: bench_report::ReportSettings,
 }
 
+/// A YAML error in `origin`, at the line and column it names.
+fn yaml_error(origin: &str, error: &serde_yaml::Error) -> BenchError {
+    let place = error.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+    BenchError::Config(format!("{origin}{place}: {error}"))
+}
+
 pub(crate) fn names<T>(map: &BTreeMap<String, T>) -> String {
     map.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
 }
@@ -80,10 +89,11 @@ impl BenchmarkConfig {
     /// [`BenchmarkConfig::parse`] of a file in `dir`, which `${BENCH_CONFIG_DIR}` names (so that a
     /// process can be given a file beside the configuration, wherever the runner is started).
     fn parse_in(text: &str, origin: &str, dir: Option<&Path>) -> Result<Self, BenchError> {
-        let mut config: Self = serde_yaml::from_str(text).map_err(|error| {
-            let place = error.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-            BenchError::Config(format!("{origin}{place}: {error}"))
-        })?;
+        let mut config: Self = if short_form::is_short(text) {
+            short_form::parse(text, origin, dir)?
+        } else {
+            serde_yaml::from_str(text).map_err(|error| yaml_error(origin, &error))?
+        };
         // The run's own secrets first (their files written only when a stack naming them starts),
         // then the runner's environment.
         let environment = |name: &str| match name {

@@ -355,7 +355,10 @@ fn templates(
                 valid(json(&event))?
             }
             Endpoint::IngestBatch => {
-                let mut batch = events.ingest_batch(event_size(entry.size));
+                let mut batch = match entry.items {
+                    Some(count) => events.ingest_batch_of(count as usize),
+                    None => events.ingest_batch(event_size(entry.size)),
+                };
                 for event in &mut batch.events {
                     event.event_id = fresh("evt_", nonce);
                 }

@@ -9,8 +9,18 @@ use stack::{Hosting, StoreKind};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `--help`: what it is and what configures it.
+const ABOUT: &str = "nats-services: the three services on NATS in one process (the benchmark's NATS stack)
+
+Usage: nats-services    (serves until SIGTERM or Ctrl-C)
+
+Environment (STORE defaults to redis):
+";
+
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
+    let help = format!("{ABOUT}{}{}", natsrpc::settings::NATS_HELP, stack::HOSTING_HELP);
+    natsrpc::settings::command_line(&help, concat!("nats-services ", env!("CARGO_PKG_VERSION")), &[]);
     natsrpc::init_tracing();
     // Caught from here on: a SIGTERM while starting is a graceful stop too.
     let stop = natsrpc::shutdown_signal();
