@@ -314,6 +314,14 @@ fn scenario_section(out: &mut String, scenario: &ScenarioResult, cores: usize) {
     let mix: Vec<String> =
         scenario.mix.iter().map(|m| format!("{} {:.0}", escape(&m.label()), m.weight)).collect();
     let _ = write!(out, " · mix: {}", mix.join(", "));
+    let flows: Vec<String> = scenario
+        .flows
+        .iter()
+        .map(|f| format!("{} ({} steps) {:.0}", escape(&f.name), f.steps.len(), f.weight))
+        .collect();
+    if !flows.is_empty() {
+        let _ = write!(out, " · flows: {}", flows.join(", "));
+    }
     if scenario.invalid_share > 0.0 {
         let _ = write!(out, " · {:.0}% invalid", scenario.invalid_share * 100.0);
     }

@@ -1,5 +1,5 @@
-//! The views only some scenarios have, below their throughput and latency: latency against the
-//! fan-out K (`get_order_overview`), the stock books of a contention run, the lag and the
+//! The views only some scenarios have, below their throughput and latency: each flow's journey
+//! and where its time goes step by step, latency against the fan-out K (`get_order_overview`), the stock books of a contention run, the lag and the
 //! exactly-once count of convergence, a soak's drift and memory trends with their verdicts, and
 //! each stack's recovery from a scenario's outages, the orders of record, and throughput and p99
 //! against the instance count of a scale-out.
@@ -26,6 +26,7 @@ fn measurements(scenario: &ScenarioResult) -> impl Iterator<Item = (&str, &Measu
 /// All the views `scenario` has, on a machine of `cores` cores.
 pub fn views(out: &mut String, scenario: &ScenarioResult, cores: usize) {
     scale_out(out, scenario, cores);
+    journeys(out, scenario);
     fan_out(out, scenario);
     contention(out, scenario);
     convergence(out, scenario);
@@ -107,6 +108,108 @@ fn scale_out(out: &mut String, scenario: &ScenarioResult, cores: usize) {
         let _ = write!(out, "<td>{gain}</td></tr>");
     }
     out.push_str("</tbody></table><p class=\"sub\">Medians over the repetitions; p99 in milliseconds. The last column is the best count's throughput over the fewest instances'.</p>");
+}
+
+/// Step colours: a journey's steps, bottom first (blues to oranges, as a sequence reads).
+const STEP_COLOURS: [plotters::style::RGBColor; 6] = [
+    plotters::style::RGBColor(31, 119, 180),
+    plotters::style::RGBColor(174, 199, 232),
+    plotters::style::RGBColor(44, 160, 44),
+    plotters::style::RGBColor(152, 223, 138),
+    plotters::style::RGBColor(255, 127, 14),
+    plotters::style::RGBColor(255, 187, 120),
+];
+
+/// Each flow: journeys completed a second, the journey's latency, what ended journeys early, and
+/// each step's share of the time, per stack (from the repetition with the median p99).
+fn journeys(out: &mut String, scenario: &ScenarioResult) {
+    for (f, flow) in scenario.flows.iter().enumerate() {
+        let prefix = format!("{}/", flow.name);
+        let stacks: Vec<(&str, &Measurement)> = scenario
+            .stacks
+            .iter()
+            .filter_map(|s| Some((s.name.as_str(), analysis::representative(s)?)))
+            .filter(|(_, m)| m.flows.get(f).is_some_and(|j| j.name == flow.name))
+            .collect();
+        if stacks.is_empty() {
+            continue;
+        }
+        let steps = |m: &'_ Measurement| -> Vec<bench_results::EndpointResult> {
+            m.endpoints.iter().filter(|e| e.name.starts_with(&prefix)).cloned().collect()
+        };
+        let step_names: Vec<String> = steps(stacks[0].1).iter().map(|e| e.name.clone()).collect();
+        let _ = write!(
+            out,
+            "<h3>Journey: {}</h3><p class=\"sub\">{} steps in turn, each answer feeding the next. A journey counts from its planned start to its last answer, think times included, and ends at the first step that fails; each step counts from when it was due (the step before answered, its think time over). Bars: each step's median.</p>",
+            escape(&flow.name),
+            step_names.len()
+        );
+        let names: Vec<String> = stacks.iter().map(|(s, _)| (*s).to_string()).collect();
+        let parts: Vec<(String, plotters::style::RGBColor, Vec<f64>)> = step_names
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let p50s = stacks
+                    .iter()
+                    .map(|(_, m)| {
+                        steps(m)
+                            .iter()
+                            .find(|e| &e.name == step)
+                            .map_or(0.0, |e| e.latency_us.p50 as f64 / 1000.0)
+                    })
+                    .collect();
+                (step.clone(), STEP_COLOURS[i % STEP_COLOURS.len()], p50s)
+            })
+            .collect();
+        let title = format!("Where a {} journey's time goes: each step's median", flow.name);
+        let _ = write!(out, "<figure>{}</figure>", charts::stacked(&title, "ms", &names, &parts));
+        out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>journeys/s</th><th>p50</th><th>p99</th><th>ended early</th>");
+        for step in &step_names {
+            let _ = write!(
+                out,
+                "<th>{} p50</th><th>p99</th>",
+                escape(step.strip_prefix(&prefix).unwrap_or(step))
+            );
+        }
+        out.push_str("<th class=\"l\">why ended early</th></tr></thead><tbody>");
+        for (stack, m) in &stacks {
+            let Some(journey) = m.flows.get(f) else { continue };
+            let failed = journey.answered - journey.ok;
+            let _ = write!(
+                out,
+                "<tr><td class=\"l\">{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td>",
+                dot(stack),
+                journey.ok as f64 / m.duration_s.max(1e-9),
+                ms(journey.latency_us.p50 as f64),
+                ms(journey.latency_us.p99 as f64),
+                mark(failed == 0, "0", &failed.to_string())
+            );
+            let mine = steps(m);
+            for step in &step_names {
+                match mine.iter().find(|e| &e.name == step) {
+                    Some(e) => {
+                        let _ = write!(
+                            out,
+                            "<td>{}</td><td>{}</td>",
+                            ms(e.latency_us.p50 as f64),
+                            ms(e.latency_us.p99 as f64)
+                        );
+                    }
+                    None => out.push_str("<td class=\"missing\">–</td><td class=\"missing\">–</td>"),
+                }
+            }
+            let why: Vec<String> = journey
+                .unexpected_errors
+                .iter()
+                .chain(&journey.expected_errors)
+                .map(|(kind, n)| format!("{} {n}", escape(&kind.to_string())))
+                .collect();
+            let _ = write!(out, "<td class=\"l\">{}</td></tr>", why.join(", "));
+        }
+        out.push_str(
+            "</tbody></table><p class=\"sub\">Milliseconds, from the repetition with the median p99.</p>",
+        );
+    }
 }
 
 /// (K, p50 µs, p99 µs) of one fan-out.

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     Envelope(String),
     /// `echo:<what>`: an echo control answered with other bytes than it was sent.
     Echo(String),
+    /// `flow:<what>`: a flow's step answered without a value the flow captures
+    /// (`capture_missing`).
+    Flow(String),
     /// `<kind>:<code>`: any other error the service answered with (`business:payment_declined`
     /// where no fault declines payments, `internal:internal`).
     Service {
@@ -72,6 +75,7 @@ impl ErrorKind {
             "fault" => ErrorKind::Fault(code_of(code)),
             "envelope" => ErrorKind::Envelope(code_of(code)),
             "echo" => ErrorKind::Echo(code_of(code)),
+            "flow" => ErrorKind::Flow(code_of(code)),
             "transport" => match code {
                 "timeout" => ErrorKind::NoAnswer(NoAnswer::Timeout),
                 "no_responders" => ErrorKind::NoAnswer(NoAnswer::NoResponders),
@@ -90,6 +94,7 @@ impl ErrorKind {
             ErrorKind::NoAnswer(_) => "transport",
             ErrorKind::Envelope(_) => "envelope",
             ErrorKind::Echo(_) => "echo",
+            ErrorKind::Flow(_) => "flow",
             ErrorKind::Service { kind, .. } => kind,
         }
     }
@@ -101,6 +106,7 @@ impl ErrorKind {
             | ErrorKind::Fault(code)
             | ErrorKind::Envelope(code)
             | ErrorKind::Echo(code)
+            | ErrorKind::Flow(code)
             | ErrorKind::Service { code, .. } => code,
             ErrorKind::NoAnswer(what) => what.code(),
         }
@@ -175,6 +181,7 @@ mod tests {
             "transport:error",
             "envelope:unreadable_502",
             "echo:different_body",
+            "flow:capture_missing",
             "business:payment_declined",
             "transport:from_a_newer_runner",
             "no_class",

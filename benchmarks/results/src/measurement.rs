@@ -46,8 +46,13 @@ pub struct Measurement {
     pub service_time_us: Percentiles,
     /// From planned to actual send.
     pub dispatch_lag_us: Percentiles,
-    /// Per mix entry.
+    /// Per mix entry, then per step of each flow (`{flow}/{n} {step}`).
     pub endpoints: Vec<EndpointResult>,
+    /// Per flow, each journey as one: from its planned start to its last step's answer (think
+    /// times included), a success when every step was one, else the first failed step's error.
+    /// `mean_body_bytes` is its steps' together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<EndpointResult>,
     /// Per interval: percentiles over time.
     pub intervals: Vec<IntervalResult>,
     /// Per step (stepped load): the saturation curve.

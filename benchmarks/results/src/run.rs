@@ -47,6 +47,9 @@ pub struct ScenarioResult {
     pub load: Load,
     /// The mix.
     pub mix: Vec<MixEntry>,
+    /// The user journeys drawn among the mix's entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<crate::settings::Flow>,
     /// The share of invalid requests.
     pub invalid_share: f64,
     /// The injected faults.

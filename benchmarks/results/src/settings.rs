@@ -185,7 +185,8 @@ pub struct MixEntry {
     /// Payload size, where the endpoint has sizes.
     #[serde(default)]
     pub size: Option<PayloadSize>,
-    /// Items in each order overviewed (`ecommerce.get_order_overview`).
+    /// Items in each order overviewed (`ecommerce.get_order_overview`), or events in each batch
+    /// (`analytics.ingest_batch`).
     #[serde(default)]
     pub items: Option<u32>,
     /// Relative weight.
@@ -196,6 +197,23 @@ pub struct MixEntry {
     /// For a body of one's own: how it was encoded (`json`, `msgpack`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub own_body: Option<String>,
+    /// A flow's step: the values it captures from its answer, by name, with their paths.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<String, String>,
+    /// A flow's step: the pause before it.
+    #[serde(default, with = "duration_text::option", skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<Duration>,
+}
+
+/// A user journey: requests in turn, whose answers may feed the next.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Flow {
+    /// Its label.
+    pub name: String,
+    /// Relative weight among the mix's entries.
+    pub weight: f64,
+    /// Its steps, in turn.
+    pub steps: Vec<MixEntry>,
 }
 
 impl MixEntry {
@@ -294,9 +312,13 @@ mod tests {
             weight: 1.0,
             name: None,
             own_body: None,
+            capture: BTreeMap::new(),
+            think_time: None,
         };
         assert_eq!(entry(None, None).label(), "shop.x");
         assert_eq!(entry(Some(PayloadSize::Large), None).label(), "shop.x/large");
         assert_eq!(entry(Some(PayloadSize::Small), Some(4)).label(), "shop.x/k5");
+        let batch = MixEntry { endpoint: "analytics.ingest_batch".into(), ..entry(None, Some(50)) };
+        assert_eq!(batch.label(), "analytics.ingest_batch/x50", "a batch of 50 events");
     }
 }

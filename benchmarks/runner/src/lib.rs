@@ -10,7 +10,8 @@
 //!    samples their CPU and memory from `/proc`;
 //! 3. [`workload`] turns the scenario's mix into ready-made request bodies, valid and invalid;
 //! 4. [`generator`] sends them on a schedule (open loop, closed loop, steps, soak) and records
-//!    each answer's latency into histograms;
+//!    each answer's latency into histograms; [`firing`] is what each planned request does: draw,
+//!    send, check, record (and run a flow's steps in turn);
 //! 5. [`target`] is the other end of the wire: the client of each transport, and the check of
 //!    every answer into a verdict;
 //! 6. [`invariants`] checks what must hold whatever the speed (stock books under contention,
@@ -25,6 +26,7 @@
 pub mod config;
 pub mod draw;
 pub mod endpoint;
+pub mod firing;
 pub mod generator;
 pub mod invariants;
 pub mod outage;

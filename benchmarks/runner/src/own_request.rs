@@ -10,6 +10,7 @@
 //! | `{{choice a b c}}` | one of the words |
 //! | `{{now_ms}}` | the time of sending, in milliseconds since 1970 |
 //! | `{{csv.COLUMN}}` | that column of the `data:` file's row for the request (row `seq` modulo the rows) |
+//! | `{{NAME}}` | in a flow's step, the value an earlier step captured as `NAME` from its answer |
 //!
 //! Random values follow the run's seed and the request's number: the same seed, the same bodies.
 //! Every value is written JSON-escaped, so that a quote in a CSV cell cannot end the string it
@@ -96,6 +97,8 @@ enum Piece {
     NowMs,
     /// A column of the data file, by index.
     Csv(usize),
+    /// A value an earlier step of the flow captured, by the index of its name.
+    Captured(usize),
 }
 
 /// A `data:` file: its header and rows.
@@ -123,6 +126,18 @@ impl OwnRequest {
         expect: Outcome,
         data: Option<(&str, &str)>,
     ) -> Result<Self, String> {
+        Self::parse_in_flow(template, codec, expect, data, &[])
+    }
+
+    /// [`OwnRequest::parse`] of a flow's step, which may also name the values `captures` (what
+    /// earlier steps capture, in order: [`OwnRequest::render_captured`] is given their values so).
+    pub fn parse_in_flow(
+        template: &str,
+        codec: BodyCodec,
+        expect: Outcome,
+        data: Option<(&str, &str)>,
+        captures: &[String],
+    ) -> Result<Self, String> {
         if template.len() > MAX_TEMPLATE {
             return Err(format!("the body is {} bytes, above {MAX_TEMPLATE}", template.len()));
         }
@@ -137,7 +152,7 @@ impl OwnRequest {
             if open > 0 {
                 pieces.push(Piece::Text(rest[..open].to_string()));
             }
-            pieces.push(variable(rest[open + 2..close].trim(), rows.as_ref())?);
+            pieces.push(variable(rest[open + 2..close].trim(), rows.as_ref(), captures)?);
             rest = &rest[close + 2..];
         }
         if !rest.is_empty() {
@@ -156,7 +171,9 @@ impl OwnRequest {
             .max()
             .unwrap_or(1);
         for k in 0..probes {
-            let text = request.text(k as u64, "run", Draw::Probe(k));
+            // A captured value stands in as 0, which reads as JSON inside quotes or out.
+            let zeros = vec![String::from("0"); captures.len()];
+            let text = request.text(k as u64, "run", Draw::Probe(k), &zeros);
             if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
                 let row = request.rows.as_ref().map(|_| format!(" (data row {})", k + 1)).unwrap_or_default();
                 return Err(format!("the body is not JSON once filled in{row}: {error}"));
@@ -167,7 +184,12 @@ impl OwnRequest {
 
     /// The body of request number `seq` of the run `run`, its variables drawn from `seed`.
     pub fn render(&self, seq: u64, seed: u64, run: &str) -> Bytes {
-        let text = self.text(seq, run, Draw::Random { seed });
+        self.render_captured(seq, seed, run, &[])
+    }
+
+    /// [`OwnRequest::render`] of a flow's step, with the values its earlier steps captured.
+    pub fn render_captured(&self, seq: u64, seed: u64, run: &str, captured: &[String]) -> Bytes {
+        let text = self.text(seq, run, Draw::Random { seed }, captured);
         match self.codec {
             BodyCodec::Json => Bytes::from(text),
             // The check at load makes every body JSON; were one not, it would go as it is, under
@@ -184,7 +206,13 @@ impl OwnRequest {
         "seq, run, uuid, random_int A B, choice a b c, now_ms, csv.COLUMN"
     }
 
-    fn text(&self, seq: u64, run: &str, draw: Draw) -> String {
+    /// Whether `name` is a variable's (so not free for a flow's capture).
+    pub fn is_variable(name: &str) -> bool {
+        matches!(name, "seq" | "run" | "uuid" | "random_int" | "choice" | "now_ms")
+            || name.starts_with("csv.")
+    }
+
+    fn text(&self, seq: u64, run: &str, draw: Draw, captured: &[String]) -> String {
         let mut state = match draw {
             Draw::Random { seed } => seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             Draw::Probe(k) => k as u64,
@@ -235,6 +263,7 @@ impl OwnRequest {
                         .map_or(0, |d| d.as_millis());
                     let _ = write!(out, "{now}");
                 }
+                Piece::Captured(index) => escaped(&mut out, captured.get(*index).map_or("", String::as_str)),
                 Piece::Csv(column) => {
                     if let Some(rows) = &self.rows {
                         let row = match draw {
@@ -268,7 +297,7 @@ fn escaped(out: &mut String, value: &str) {
 }
 
 /// The variable written `{{text}}`.
-fn variable(text: &str, rows: Option<&Rows>) -> Result<Piece, String> {
+fn variable(text: &str, rows: Option<&Rows>, captures: &[String]) -> Result<Piece, String> {
     // Quoted in messages as it was written, control characters escaped and cut.
     let shown = natsrpc::escape::escape(text, 80);
     let mut words = text.split_whitespace();
@@ -297,6 +326,9 @@ fn variable(text: &str, rows: Option<&Rows>) -> Result<Piece, String> {
             Ok(Piece::Choice(arguments.iter().map(|word| (*word).to_string()).collect()))
         }
         "choice" => Err("{{choice}} needs at least one word".to_string()),
+        _ if captures.iter().any(|c| c == name) => {
+            none(Piece::Captured(captures.iter().position(|c| c == name).unwrap_or_default()))
+        }
         _ => match name.strip_prefix("csv.") {
             Some(column) => {
                 let rows = rows.ok_or_else(|| format!("{{{{{shown}}}}} needs a `data:` file"))?;
@@ -370,6 +402,30 @@ mod tests {
 
     fn json(request: &OwnRequest, seq: u64) -> serde_json::Value {
         serde_json::from_slice(&request.render(seq, 7, "r1")).unwrap()
+    }
+
+    #[test]
+    fn a_flows_step_names_what_earlier_steps_captured() {
+        let captures = ["upload_id".to_string(), "n".to_string()];
+        let step = OwnRequest::parse_in_flow(
+            r#"{"upload_id": "{{upload_id}}", "count": {{n}}}"#,
+            BodyCodec::Json,
+            Outcome::Ok,
+            None,
+            &captures,
+        )
+        .unwrap();
+        let body = step.render_captured(0, 1, "r", &["upl_\"1".to_string(), "3".to_string()]);
+        assert_eq!(&body[..], br#"{"upload_id": "upl_\"1", "count": 3}"#, "escaped as any value is");
+        assert!(
+            parse(r#"{"a": "{{upload_id}}"}"#).unwrap_err().contains("is not a variable"),
+            "captured nowhere"
+        );
+        assert!(
+            OwnRequest::is_variable("seq")
+                && OwnRequest::is_variable("csv.x")
+                && !OwnRequest::is_variable("id")
+        );
     }
 
     #[test]

@@ -13,9 +13,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use bench_results::{
-    ContentionResult, ConvergenceResult, CpuCost, EndpointResult, ExpectationCheck, IntervalResult,
-    Measurement, ResourceGroup, RunResults, ScenarioResult, SoakResult, StackResult, StepResult, Summary,
-    Usage, ValidationResult,
+    CpuCost, EndpointResult, ExpectationCheck, IntervalResult, Measurement, ResourceGroup, RunResults,
+    ScenarioResult, SoakResult, StackResult, StepResult, Summary, Usage, ValidationResult,
 };
 
 use natsrpc::ServiceStats;
@@ -26,8 +25,8 @@ use crate::config::{
     Transport,
 };
 use crate::endpoint::{Endpoint, Target};
-use crate::generator::load::{Schedule, Shot, closed_loop, open_loop};
-use crate::generator::recorder::Recorder;
+use crate::firing::{Firing, Observers, lock};
+use crate::generator::recorder::{Recorder, Tally};
 use crate::invariants::archive::Archivist;
 use crate::invariants::contention::{self, Ledger};
 use crate::invariants::convergence::Follower;
@@ -37,7 +36,7 @@ use crate::system::environment;
 use crate::system::private_brokers::Private;
 use crate::system::resources::{Group, Sampler};
 use crate::system::stacks::{RunningStack, StartOptions};
-use crate::target::check::{ExpectedFaults, Verdict, check, check_echo};
+use crate::target::check::ExpectedFaults;
 use crate::target::client::{StackClient, StatsSource};
 use crate::workload::Workload;
 
@@ -56,11 +55,6 @@ pub struct Runner {
     pub start: StartOptions,
     /// The length of an interval (progress lines, percentiles over time, resource samples).
     pub interval: Duration,
-}
-
-fn lock(recorder: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {
-    // A poisoned lock means a panic mid-record elsewhere: the figures stay usable.
-    recorder.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Now, as RFC 3339 in UTC.
@@ -179,6 +173,7 @@ impl Runner {
                 description: scenario.description.clone(),
                 load: load.recorded(),
                 mix: scenario.mix.iter().map(MixEntry::recorded).collect(),
+                flows: scenario.flows.iter().map(config::flow::Flow::recorded).collect(),
                 invalid_share: scenario.invalid_share,
                 faults: scenario.faults.as_ref().map(config::faults_recorded),
                 expectations: scenario.performance_expectations.as_ref().map(Expectations::recorded),
@@ -458,35 +453,6 @@ async fn setup(client: &StackClient, workload: &Workload, stack: &str) -> Result
     Ok(())
 }
 
-/// What watches the answers beside the recorder: the stock books, the orders' followers.
-#[derive(Clone, Default)]
-struct Observers {
-    ledger: Option<Arc<Ledger>>,
-    follower: Option<Arc<Follower>>,
-    timeline: Option<Arc<crate::outage::Timeline>>,
-    archivist: Option<Arc<Archivist>>,
-}
-
-impl Observers {
-    /// Balances the books and waits for the followers, once the load is over.
-    async fn conclude(
-        &self,
-        client: &StackClient,
-        workload: &Workload,
-        unacknowledged: u64,
-    ) -> (Option<ContentionResult>, Option<ConvergenceResult>) {
-        let contention = match &self.ledger {
-            Some(ledger) => Some(ledger.settle(client, workload).await),
-            None => None,
-        };
-        let convergence = match &self.follower {
-            Some(follower) => Some(follower.finish(unacknowledged).await),
-            None => None,
-        };
-        (contention, convergence)
-    }
-}
-
 /// Orders sent that got no success (their fate unknown to the followers).
 fn unacknowledged_orders(recorder: &Recorder, endpoints: &[Target]) -> u64 {
     endpoints
@@ -495,81 +461,6 @@ fn unacknowledged_orders(recorder: &Recorder, endpoints: &[Target]) -> u64 {
         .filter(|(endpoint, _)| **endpoint == Endpoint::CreateOrder)
         .map(|(_, tally)| tally.answered() - tally.ok)
         .sum()
-}
-
-/// What every request of a measurement shares: the requests, the stack's client, the errors the
-/// scenario makes legitimate.
-struct Firing {
-    workload: Arc<Workload>,
-    client: Arc<StackClient>,
-    faults: Arc<ExpectedFaults>,
-}
-
-impl Firing {
-    /// A fresh recorder for the workload's entries, by `interval` (and `step`).
-    fn recorder(&self, interval: Duration, step: Option<Duration>) -> Arc<Mutex<Recorder>> {
-        Arc::new(Mutex::new(Recorder::new(self.workload.labels.len(), interval, step)))
-    }
-
-    /// Runs `load` into `recorder`, request keys from `key_offset` (so that a warm-up and a
-    /// measurement draw different requests); answers the planned rate of an open loop.
-    async fn run(
-        &self,
-        load: &Load,
-        recorder: &Arc<Mutex<Recorder>>,
-        key_offset: u64,
-        observers: &Observers,
-    ) -> Option<f64> {
-        let seed = self.workload.seed() ^ key_offset;
-        run_load(load, recorder, self.shot(recorder, key_offset, observers), seed).await
-    }
-
-    /// One request: draw its body, send it, check and record the answer (and show it to the
-    /// observers).
-    fn shot(&self, recorder: &Arc<Mutex<Recorder>>, key_offset: u64, observers: &Observers) -> Shot {
-        // Everything a request needs behind one pointer: one reference count per request.
-        let shared = Arc::new((
-            Firing {
-                workload: Arc::clone(&self.workload),
-                client: Arc::clone(&self.client),
-                faults: Arc::clone(&self.faults),
-            },
-            Arc::clone(recorder),
-            observers.clone(),
-        ));
-        Arc::new(move |key, planned| {
-            let shared = Arc::clone(&shared);
-            Box::pin(async move {
-                let (Firing { workload, client, faults }, recorder, observers) = &*shared;
-                let drawn = workload.draw(key.wrapping_add(key_offset));
-                let sent = Instant::now();
-                lock(recorder).sent(planned, sent);
-                let (to, codec) = (drawn.template.endpoint.subject(), drawn.template.codec);
-                let answer = client.send_as(to, codec, drawn.body.clone()).await;
-                let done = Instant::now();
-                let verdict = if client.is_echo() {
-                    check_echo(&drawn.body, &answer)
-                } else {
-                    check(&drawn.template.expect, codec, &answer, faults)
-                };
-                if let Some(ledger) = &observers.ledger {
-                    ledger.book(&drawn.template.stock, &verdict);
-                }
-                if verdict == Verdict::Ok && drawn.template.endpoint == Endpoint::CreateOrder {
-                    if let Some(follower) = &observers.follower {
-                        follower.placed(&drawn.body, done);
-                    }
-                    if let Some(archivist) = &observers.archivist {
-                        archivist.placed(&drawn.body, done);
-                    }
-                }
-                if let Some(timeline) = &observers.timeline {
-                    timeline.answered(planned, done, &verdict);
-                }
-                lock(recorder).answered(drawn.template.entry, planned, sent, done, &verdict);
-            })
-        })
-    }
 }
 
 /// Where a measurement belongs.
@@ -616,40 +507,6 @@ fn warm_up_load(load: &Load, warmup: Duration) -> Load {
             arrivals: Arrivals::Uniform,
         },
         other => other.scaled_to(warmup),
-    }
-}
-
-/// Runs `load` from the recorder's start (Poisson arrivals drawn from `seed`); answers the planned
-/// rate of an open loop.
-async fn run_load(load: &Load, recorder: &Arc<Mutex<Recorder>>, shot: Shot, seed: u64) -> Option<f64> {
-    let start = lock(recorder).start;
-    let dropped = {
-        let recorder = Arc::clone(recorder);
-        move |_| lock(&recorder).dropped()
-    };
-    match load {
-        Load::Closed { users, spawn_rate, duration, think_time } => {
-            closed_loop(start, *users, *spawn_rate, *duration, *think_time, shot).await;
-            None
-        }
-        Load::Open { phases, max_in_flight, arrivals } => {
-            let schedule = match arrivals {
-                Arrivals::Uniform => Schedule::new(phases),
-                Arrivals::Poisson => Schedule::new(phases).poisson(seed),
-            };
-            open_loop(start, &schedule, u64::from(*max_in_flight), shot, dropped).await;
-            Some(schedule.total() as f64 / load.duration().as_secs_f64())
-        }
-        // The saturation probe (and a soak's warm-up): users as fast as the stack answers.
-        Load::Soak { probe_users, duration, .. } => {
-            closed_loop(start, *probe_users, 0.0, *duration, Duration::ZERO, shot).await;
-            None
-        }
-        Load::Stepped { steps, step_duration, max_in_flight, .. } => {
-            let schedule = Schedule::stepped(steps, *step_duration);
-            open_loop(start, &schedule, u64::from(*max_in_flight), shot, dropped).await;
-            Some(schedule.total() as f64 / load.duration().as_secs_f64())
-        }
     }
 }
 
@@ -823,20 +680,28 @@ fn measurement(
     let answered = overall.answered();
     let duration_s = elapsed.as_secs_f64().max(1e-9);
     let sizes = workload.mean_sizes();
+    let figures = |name: &str, mean_body_bytes: usize, tally: &Tally| EndpointResult {
+        name: name.to_string(),
+        mean_body_bytes,
+        answered: tally.answered(),
+        ok: tally.ok,
+        expected_errors: tally.expected.clone(),
+        unexpected_errors: tally.unexpected.clone(),
+        latency_us: crate::generator::recorder::percentiles(&tally.response),
+        service_time_us: crate::generator::recorder::percentiles(&tally.service),
+    };
     let endpoints = recorder
         .endpoints
         .iter()
         .enumerate()
-        .map(|(i, tally)| EndpointResult {
-            name: workload.labels[i].clone(),
-            mean_body_bytes: sizes[i],
-            answered: tally.answered(),
-            ok: tally.ok,
-            expected_errors: tally.expected.clone(),
-            unexpected_errors: tally.unexpected.clone(),
-            latency_us: crate::generator::recorder::percentiles(&tally.response),
-            service_time_us: crate::generator::recorder::percentiles(&tally.service),
-        })
+        .map(|(i, tally)| figures(&workload.labels[i], sizes[i], tally))
+        .collect();
+    let flow_sizes = workload.flow_sizes();
+    let flows = recorder
+        .flows
+        .iter()
+        .enumerate()
+        .map(|(i, tally)| figures(&workload.flow_names[i], flow_sizes[i], tally))
         .collect();
     let seconds = recorder.interval.as_secs_f64();
     let intervals = recorder
@@ -920,6 +785,7 @@ fn measurement(
         service_time_us: crate::generator::recorder::percentiles(&overall.service),
         dispatch_lag_us: crate::generator::recorder::percentiles(&recorder.lag),
         endpoints,
+        flows,
         intervals,
         steps,
         resources,

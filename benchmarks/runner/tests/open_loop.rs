@@ -77,7 +77,7 @@ async fn a_stall_shows_in_full_in_open_loop_response_times() {
     let server = NatsServer::start().unwrap();
     let _responder = stalling_responder(&server.url()).await;
     let client = client(&server.url()).await;
-    let recorder = Arc::new(Mutex::new(Recorder::new(1, Duration::from_millis(250), None)));
+    let recorder = Arc::new(Mutex::new(Recorder::new(1, 0, Duration::from_millis(250), None)));
     let schedule =
         Schedule::new(&[Phase { arrival_rate: 200.0, ramp_to: None, duration: Duration::from_secs(2) }]);
 
@@ -103,7 +103,7 @@ async fn a_closed_loop_hides_the_same_stall() {
     let server = NatsServer::start().unwrap();
     let _responder = stalling_responder(&server.url()).await;
     let client = client(&server.url()).await;
-    let recorder = Arc::new(Mutex::new(Recorder::new(1, Duration::from_millis(250), None)));
+    let recorder = Arc::new(Mutex::new(Recorder::new(1, 0, Duration::from_millis(250), None)));
     let start = recorder.lock().unwrap().start;
     closed_loop(start, 1, 0.0, Duration::from_secs(2), Duration::from_millis(5), shot(&client, &recorder))
         .await;

@@ -187,3 +187,89 @@ fn the_short_form_of_test_config_runs_as_the_open_loops_it_stands_for() {
     assert!(results.expectations.iter().all(|e| e.held), "{:?}", results.expectations);
     let _ = std::fs::remove_dir_all(&reports);
 }
+
+/// A journey that cannot go on: its first step's answer has no such field to capture.
+const BROKEN_JOURNEY: &str = r#"
+  broken_journey:
+    description: a capture that finds nothing ends the journey at its first step
+    load: { model: closed, users: 2, duration: 1s }
+    flows:
+      - name: lost
+        steps:
+          - { endpoint: ecommerce.create_order, capture: { id: no_such_field } }
+          - { endpoint: ecommerce.get_order, body: { order_id: "{{id}}" } }
+"#;
+
+#[test]
+fn journeys_run_step_by_step_each_answer_feeding_the_next() {
+    let reports = reports();
+    std::fs::create_dir_all(&reports).unwrap();
+    // The shipped config (its flows' template beside it), with a broken journey of the test's own.
+    let text = std::fs::read_to_string(workspace().join("config/benchmark-config.yaml")).unwrap();
+    assert_eq!(text.matches("\nstacks:\n").count(), 1);
+    let config = workspace().join(format!("config/journeys-test-{}.yaml", nuid::next()));
+    std::fs::write(&config, text.replace("\nstacks:\n", &format!("{BROKEN_JOURNEY}\nstacks:\n"))).unwrap();
+    let output = support::bench(&config, &reports)
+        .args(["--scenarios", "journeys,broken_journey", "--stacks", "nats,http-redis"])
+        .args(["--duration", "2s", "--warmup", "0s", "--repetitions", "1"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&config);
+    let said = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    // The broken journey's unexpected errors miss no expectation: it has none.
+    assert!(output.status.success(), "{said}");
+
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let scenario = |name: &str| results.scenarios.iter().find(|s| s.name == name).unwrap();
+    let journeys = scenario("journeys");
+    assert_eq!(
+        journeys.flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["order_lifecycle", "upload"]
+    );
+    for stack in &journeys.stacks {
+        let m = &stack.repetitions[0];
+        let labels: Vec<&str> = m.endpoints.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "order_lifecycle/1 ecommerce.create_order/small",
+                "order_lifecycle/2 ecommerce.get_order",
+                "order_lifecycle/3 ecommerce.cancel_order",
+                "upload/1 fileproc.begin_upload",
+                "upload/2 fileproc.upload_chunk",
+                "upload/3 fileproc.complete_upload",
+            ],
+            "{}",
+            stack.name
+        );
+        for (f, journey) in m.flows.iter().enumerate() {
+            let place = format!("{} on {}", journey.name, stack.name);
+            assert!(journey.ok > 20 && journey.ok == journey.answered, "{place}: {journey:?}");
+            // Every journey ran every step, and each succeeded: the order read back and
+            // cancelled was the one placed, the chunk and the completion went to the upload
+            // begun (an id not captured would be refused as invalid).
+            for step in &m.endpoints[f * 3..f * 3 + 3] {
+                assert_eq!((step.ok, step.answered), (journey.ok, journey.ok), "{place}: {step:?}");
+            }
+            let slowest_step = m.endpoints[f * 3..f * 3 + 3].iter().map(|s| s.latency_us.p50).max().unwrap();
+            assert!(journey.latency_us.p50 >= slowest_step, "a journey takes its steps' time: {place}");
+        }
+        // The lifecycle's 20 ms think time before reading the order back is in its journey.
+        assert!(m.flows[0].latency_us.p50 >= 20_000, "{:?}", m.flows[0].latency_us);
+        assert!(m.unexpected_errors.is_empty(), "{}: {:?}", stack.name, m.unexpected_errors);
+    }
+
+    let broken = scenario("broken_journey");
+    for stack in &broken.stacks {
+        let m = &stack.repetitions[0];
+        let (first, second, journey) = (&m.endpoints[0], &m.endpoints[1], &m.flows[0]);
+        assert!(first.answered > 0 && first.ok == 0, "{}: {first:?}", stack.name);
+        assert_eq!(
+            first.unexpected_errors.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+            ["flow:capture_missing"]
+        );
+        assert_eq!(second.answered, 0, "the journey ended before its second step");
+        assert_eq!((journey.ok, journey.answered), (0, first.answered), "every journey ended early");
+    }
+    let _ = std::fs::remove_dir_all(&reports);
+}

@@ -1,7 +1,7 @@
 //! What the file must satisfy beyond its shape: every problem found names the key it is at,
 //! and nothing runs until there are none.
 
-use crate::config::{BenchmarkConfig, Load, RunSettings, Scenario, Transport, names};
+use crate::config::{BenchmarkConfig, Load, MixEntry, RunSettings, Scenario, Transport, names};
 use crate::endpoint::Endpoint;
 
 /// What is wrong with the configuration: the key it is at (`scenarios.x.mix[0].weight`), and why.
@@ -62,44 +62,66 @@ pub fn check_cpu_list(list: &str, cores: usize) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
-    if scenario.mix.is_empty() {
-        return Err(Invalid::from("mix: at least one entry"));
+/// What holds of one kind of request, in the mix or in a flow.
+fn check_entry(entry: &MixEntry) -> Result<(), Invalid> {
+    if !(entry.weight.is_finite() && entry.weight > 0.0) {
+        return Err(Invalid::from("weight: must be above 0"));
     }
-    for (i, entry) in scenario.mix.iter().enumerate() {
-        if !(entry.weight.is_finite() && entry.weight > 0.0) {
-            return Err(Invalid::from(format!("mix[{i}].weight: must be above 0")));
-        }
-        if let Some(name) = &entry.name
-            && (name.is_empty() || name.len() > 64 || name.chars().any(char::is_control))
-        {
+    if let Some(name) = &entry.name
+        && (name.is_empty() || name.len() > 64 || name.chars().any(char::is_control))
+    {
+        return Err(Invalid::from("name: 1 to 64 characters, none a control character"));
+    }
+    if let Some(items) = entry.items {
+        let range = match entry.endpoint.catalog() {
+            Some(Endpoint::GetOrderOverview) => 1..=100,
+            Some(Endpoint::IngestBatch) => 5..=500,
+            _ => {
+                return Err(Invalid::from(
+                    "items: only for ecommerce.get_order_overview and analytics.ingest_batch",
+                ));
+            }
+        };
+        if !range.contains(&items) {
             return Err(Invalid::from(format!(
-                "mix[{i}].name: 1 to 64 characters, none a control character"
+                "items: from {} to {} for {}",
+                range.start(),
+                range.end(),
+                entry.endpoint
             )));
         }
-        if let Some(items) = entry.items {
-            let range = match entry.endpoint.catalog() {
-                Some(Endpoint::GetOrderOverview) => 1..=100,
-                Some(Endpoint::IngestBatch) => 5..=500,
-                _ => {
-                    return Err(Invalid::from(format!(
-                        "mix[{i}].items: only for ecommerce.get_order_overview and analytics.ingest_batch"
-                    )));
-                }
-            };
-            if !range.contains(&items) {
-                return Err(Invalid::from(format!(
-                    "mix[{i}].items: from {} to {} for {}",
-                    range.start(),
-                    range.end(),
-                    entry.endpoint
-                )));
-            }
+    }
+    Ok(())
+}
+
+fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
+    if scenario.mix.is_empty() && scenario.flows.is_empty() {
+        return Err(Invalid::from("mix: at least one entry (or a flow)"));
+    }
+    for (i, entry) in scenario.mix.iter().enumerate() {
+        check_entry(entry).map_err(|problem| problem.at(&format!("mix[{i}].")))?;
+        if !entry.capture.is_empty() || entry.think_time.is_some() {
+            return Err(Invalid::from(format!("mix[{i}]: capture and think_time are a flow's steps'")));
         }
         if let Some(j) = scenario.mix[..i].iter().position(|other| other.label() == entry.label()) {
             return Err(Invalid::from(format!(
                 "mix[{i}]: the same label as mix[{j}] ({}): give one a `name`",
                 entry.label()
+            )));
+        }
+    }
+    for (f, flow) in scenario.flows.iter().enumerate() {
+        let at = |problem: Invalid| problem.at(&format!("flows[{f}]."));
+        flow.check().map_err(at)?;
+        for (i, step) in flow.steps.iter().enumerate() {
+            check_entry(step).map_err(|problem| at(problem.at(&format!("steps[{i}]."))))?;
+        }
+        let taken = scenario.mix.iter().any(|entry| entry.label() == flow.name)
+            || scenario.flows[..f].iter().any(|other| other.name == flow.name);
+        if taken {
+            return Err(Invalid::from(format!(
+                "flows[{f}].name: {:?} labels another flow or mix entry already",
+                flow.name
             )));
         }
     }
@@ -175,7 +197,7 @@ fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
             }
         }
     }
-    let sends = |endpoint: Endpoint| scenario.mix.iter().any(|e| e.endpoint == endpoint);
+    let sends = |endpoint: Endpoint| scenario.requests().any(|e| e.endpoint == endpoint);
     if let Some(contention) = &scenario.contention {
         if !(1..=100).contains(&contention.hot_skus) {
             return Err(Invalid::from("contention.hot_skus: 1 to 100"));
@@ -437,12 +459,12 @@ impl BenchmarkConfig {
             let stacks =
                 run.stacks.iter().filter(|stack| scenario.stacks.as_ref().is_none_or(|s| s.contains(stack)));
             for (stack, spec) in stacks.filter_map(|stack| Some((stack, self.stacks.get(stack)?))) {
-                if let Some(i) = scenario.mix.iter().position(|e| e.endpoint.is_path())
+                if let Some(path) = scenario.requests().find(|e| e.endpoint.is_path())
                     && spec.transport == Transport::Nats
                 {
                     return Err(Invalid::from(format!(
-                        "scenarios.{name}.mix[{i}].endpoint: {} is an HTTP path, and {stack} is a NATS stack (name its subject, or leave {stack} out with the scenario's `stacks`)",
-                        scenario.mix[i].endpoint
+                        "scenarios.{name}: {} is an HTTP path, and {stack} is a NATS stack (name its subject, or leave {stack} out with the scenario's `stacks`)",
+                        path.endpoint
                     )));
                 }
                 if spec.is_external()
@@ -547,6 +569,22 @@ mod tests {
         assert!(error.contains("scenarios.x.mix[0].items: from 5 to 500"), "{error}");
         assert!(items("ecommerce.get_order_overview", 101).unwrap_err().contains("from 1 to 100"));
         assert!(items("ecommerce.restock", 3).unwrap_err().contains("items: only for"));
+
+        // A flow is labelled apart from the mix, and its steps' capture and think time stay in flows.
+        let flow = "    flows: [{name: ecommerce.restock, steps: [{endpoint: ecommerce.restock}]}]\n";
+        let error = BenchmarkConfig::parse(
+            &scenario(&format!("    mix: [{{endpoint: ecommerce.restock}}]\n{flow}")),
+            "b.yaml",
+        );
+        assert!(
+            error.unwrap_err().to_string().contains("scenarios.x.flows[0].name"),
+            "a flow named as an entry"
+        );
+        let only_flows = scenario(flow);
+        assert!(BenchmarkConfig::parse(&only_flows, "b.yaml").is_ok(), "a scenario of flows alone");
+        let stray = scenario("    mix: [{endpoint: ecommerce.restock, think_time: 1s}]\n");
+        let error = BenchmarkConfig::parse(&stray, "b.yaml").unwrap_err().to_string();
+        assert!(error.contains("scenarios.x.mix[0]: capture and think_time are a flow's"), "{error}");
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!   - { endpoint: /api/orders, template: orders.json, data: customers.csv, codec: msgpack }
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +60,13 @@ pub struct MixEntry {
     /// `any` (any answer), or `{ invalid: { path: field, code: rule } }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Outcome>,
+    /// In a flow's step: names for values of its answer (its `data` in natsrpc's envelope), each
+    /// at a path (`order_id`, `items[0].sku`), for later steps' bodies to name as `{{name}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<String, String>,
+    /// In a flow's step: a pause before it is sent (not on the first).
+    #[serde(default, with = "crate::config::duration_text::option", skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<Duration>,
     /// The body of one's own, parsed once the file is read.
     #[serde(skip)]
     pub own: Option<Arc<OwnRequest>>,
@@ -93,13 +102,16 @@ impl MixEntry {
             data: None,
             codec: None,
             expect: None,
+            capture: BTreeMap::new(),
+            think_time: None,
             own: None,
         }
     }
 
     /// Reads its body of one's own (files relative to `dir`, else to the working folder) and
-    /// parses it; a catalog endpoint given a body becomes one's own. Answers what is wrong, by key.
-    pub(super) fn resolve(&mut self, dir: Option<&Path>) -> Result<(), Invalid> {
+    /// parses it, with the values a flow's earlier steps capture (`captures`, in order); a catalog
+    /// endpoint given a body becomes one's own. Answers what is wrong, by key.
+    pub(super) fn resolve(&mut self, dir: Option<&Path>, captures: &[String]) -> Result<(), Invalid> {
         let read = |key: &str, file: &str| {
             let path = dir.map_or_else(|| Path::new(file).to_path_buf(), |dir| dir.join(file));
             std::fs::read_to_string(&path)
@@ -141,11 +153,12 @@ impl MixEntry {
             Some(file) => Some((file.as_str(), read("data", file)?)),
             None => None,
         };
-        let request = OwnRequest::parse(
+        let request = OwnRequest::parse_in_flow(
             &text,
             self.codec.unwrap_or_default(),
             self.expect.clone().unwrap_or_default(),
             data.as_ref().map(|(name, text)| (*name, text.as_str())),
+            captures,
         )
         .map_err(|why| {
             Invalid::from(format!("{}: {why}", if self.template.is_some() { "template" } else { "body" }))
@@ -157,12 +170,21 @@ impl MixEntry {
 }
 
 #[cfg(test)]
+impl MixEntry {
+    /// [`MixEntry::resolve`] in the working folder, for other modules' tests.
+    pub(crate) fn resolve_for_test(&mut self, captures: &[String]) {
+        #[allow(clippy::unwrap_used)]
+        self.resolve(None, captures).unwrap();
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry(yaml: &str) -> Result<MixEntry, String> {
         let mut entry: MixEntry = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
-        entry.resolve(None).map_err(|e| e.to_string())?;
+        entry.resolve(None, &[]).map_err(|e| e.to_string())?;
         Ok(entry)
     }
 

@@ -4,6 +4,7 @@
 //! - [`run`]: what a run compares and how, and the profiles that override it;
 //! - [`scenario`]: a scenario's load, faults and limits;
 //! - [`mix`]: the requests a scenario sends, the catalog's or with bodies of one's own;
+//! - [`flow`]: user journeys, requests in turn whose answers feed the next;
 //! - [`outage`]: a scenario's components killed or stalled mid-run;
 //! - [`stack`]: a stack's processes, transport and connection settings, `${NAME}` expansion;
 //! - `short_form`: the first `test-config.yaml`'s shape (a `load_test` block and rates per
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use crate::BenchError;
 
 mod checks;
+pub mod flow;
 pub mod mix;
 pub mod outage;
 mod recorded;
@@ -130,13 +132,24 @@ impl BenchmarkConfig {
         }
         // Bodies of one's own are read beside the file, as `${BENCH_CONFIG_DIR}` is.
         for (name, scenario) in &mut config.scenarios {
-            for (i, entry) in scenario.mix.iter_mut().enumerate() {
-                entry.resolve(dir).map_err(|problem| {
+            let at = |place: String| {
+                move |problem: Invalid| {
                     BenchError::Config(format!(
                         "{origin}: {}",
-                        problem.at(&format!("scenarios.{name}.mix[{i}]."))
+                        problem.at(&format!("scenarios.{name}.{place}"))
                     ))
-                })?;
+                }
+            };
+            for (i, entry) in scenario.mix.iter_mut().enumerate() {
+                entry.resolve(dir, &[]).map_err(at(format!("mix[{i}].")))?;
+            }
+            for (f, flow) in scenario.flows.iter_mut().enumerate() {
+                // A step names what the steps before it capture.
+                let mut captures = Vec::new();
+                for (i, step) in flow.steps.iter_mut().enumerate() {
+                    step.resolve(dir, &captures).map_err(at(format!("flows[{f}].steps[{i}].")))?;
+                    captures.extend(step.capture.keys().cloned());
+                }
             }
         }
         config.check().map_err(|problem| BenchError::Config(format!("{origin}: {problem}")))?;

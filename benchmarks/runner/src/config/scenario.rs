@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::duration_text;
 use crate::config::mix::MixEntry;
 
-/// One scenario: a load, a mix of requests, injected errors, and what the results must meet.
+/// One scenario: a load, a mix of requests (and flows), injected errors, and what the results
+/// must meet.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -19,7 +20,11 @@ pub struct Scenario {
     /// How requests arrive.
     pub load: Load,
     /// Which requests, in what proportions.
+    #[serde(default)]
     pub mix: Vec<MixEntry>,
+    /// User journeys, drawn among the mix's entries by their weights ([`crate::config::flow`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<crate::config::flow::Flow>,
     /// The share of requests sent invalid (each breaking one rule), from 0 to 1.
     #[serde(default)]
     pub invalid_share: f64,
@@ -271,6 +276,13 @@ pub struct Phase {
     /// How long it lasts.
     #[serde(with = "duration_text")]
     pub duration: Duration,
+}
+
+impl Scenario {
+    /// Every kind of request it sends: the mix's entries, then each flow's steps.
+    pub fn requests(&self) -> impl Iterator<Item = &MixEntry> {
+        self.mix.iter().chain(self.flows.iter().flat_map(|flow| &flow.steps))
+    }
 }
 
 impl Load {

@@ -215,6 +215,7 @@ impl ShortScenario {
                 arrivals: Default::default(),
             },
             mix,
+            flows: Vec::new(),
             invalid_share: self.error_rate,
             faults: None,
             performance_expectations: self.performance_expectations,

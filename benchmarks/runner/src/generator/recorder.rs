@@ -37,6 +37,11 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
     }
 }
 
+/// The response time (from the plan) and the service time (from the send) of an answer at `done`.
+fn times(planned: Instant, sent: Instant, done: Instant) -> (u64, u64) {
+    (micros(done.saturating_duration_since(planned)), micros(done.saturating_duration_since(sent)))
+}
+
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_LATENCY_US)
 }
@@ -128,8 +133,10 @@ pub struct Recorder {
     pub start: Instant,
     /// The interval length.
     pub interval: Duration,
-    /// By mix entry.
+    /// By mix entry (then by flow step).
     pub endpoints: Vec<Tally>,
+    /// By flow: each journey as one answer.
+    pub flows: Vec<Tally>,
     /// From each planned send to the actual send.
     pub lag: Histogram<u64>,
     /// By interval of answer time.
@@ -143,12 +150,13 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder for `entries` mix entries, starting now.
-    pub fn new(entries: usize, interval: Duration, step: Option<Duration>) -> Self {
+    /// A recorder for `entries` mix entries (and flow steps) and `flows` flows, starting now.
+    pub fn new(entries: usize, flows: usize, interval: Duration, step: Option<Duration>) -> Self {
         Self {
             start: Instant::now(),
             interval,
             endpoints: vec![Tally::default(); entries],
+            flows: vec![Tally::default(); flows],
             lag: histogram(3),
             intervals: Vec::new(),
             steps: step.map(|length| (length, Vec::new())),
@@ -178,8 +186,7 @@ impl Recorder {
         done: Instant,
         verdict: &Verdict,
     ) {
-        let response = micros(done.saturating_duration_since(planned));
-        let service = micros(done.saturating_duration_since(sent));
+        let (response, service) = times(planned, sent, done);
         if let Some(tally) = self.endpoints.get_mut(entry) {
             tally.record(response, service, verdict);
         }
@@ -199,6 +206,23 @@ impl Recorder {
                 steps.resize_with(step + 1, Tally::default);
             }
             steps[step].record(response, service, verdict);
+        }
+    }
+
+    /// Flow `flow`, planned at `planned` and its first step sent at `sent`, ended at `done` with
+    /// `verdict` (its first step's that was not a success, or a success). Its steps are recorded
+    /// as answers of their own; this is the journey's figure, apart from the totals.
+    pub fn flow_done(
+        &mut self,
+        flow: usize,
+        planned: Instant,
+        sent: Instant,
+        done: Instant,
+        verdict: &Verdict,
+    ) {
+        if let Some(tally) = self.flows.get_mut(flow) {
+            let (response, service) = times(planned, sent, done);
+            tally.record(response, service, verdict);
         }
     }
 
@@ -250,7 +274,7 @@ mod tests {
 
     #[test]
     fn answers_land_in_the_interval_of_their_answer_and_the_step_of_their_plan() {
-        let mut recorder = Recorder::new(1, Duration::from_millis(100), Some(Duration::from_millis(100)));
+        let mut recorder = Recorder::new(1, 0, Duration::from_millis(100), Some(Duration::from_millis(100)));
         let start = recorder.start;
         let planned = start + Duration::from_millis(50);
         let done = start + Duration::from_millis(250);

@@ -8,9 +8,13 @@
 //!
 //! A mix entry with a body of one's own (`crate::own_request`) has one template, filled in at
 //! send time, and no invalid ones.
+//!
+//! A flow's steps are entries too, after the mix's (so that each step has its own figures), sent
+//! valid; a draw picks a mix entry's request or a whole flow ([`Pick`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use natsrpc::testing::Invalid;
@@ -19,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::BenchError;
+use crate::config::flow::{CapturePath, capture_paths};
 use crate::config::{Contention, MixEntry, PayloadSize, Scenario};
 use crate::draw::{splitmix64, unit};
 use crate::endpoint::{Endpoint, Service, Target};
@@ -130,8 +135,14 @@ impl Template {
 
     /// The body with fresh ids from `ids` (for a body of one's own, `{{seq}}`).
     pub fn body(&self, ids: &AtomicU64) -> Bytes {
+        self.body_captured(ids, &[])
+    }
+
+    /// [`Template::body`] of a flow's step, with the values its flow captured so far.
+    pub fn body_captured(&self, ids: &AtomicU64, captured: &[String]) -> Bytes {
         if let Some(own) = &self.own {
-            return own.request.render(ids.fetch_add(1, Ordering::Relaxed), own.seed, &own.run);
+            let seq = ids.fetch_add(1, Ordering::Relaxed);
+            return own.request.render_captured(seq, own.seed, &own.run, captured);
         }
         if self.slots.is_empty() {
             return Bytes::from(self.body.clone());
@@ -156,13 +167,16 @@ impl Template {
     }
 }
 
-/// A scenario's requests: templates by mix entry, and the draw between them.
+/// A scenario's requests: templates by mix entry (then by flow step), and the draw between them.
 #[derive(Debug)]
 pub struct Workload {
-    /// The mix entries' labels (`ecommerce.create_order/small`), by index.
+    /// The entries' labels (`ecommerce.create_order/small`, `upload/2 fileproc.upload_chunk`), by
+    /// index.
     pub labels: Vec<String>,
-    /// The mix entries' endpoints, by index.
+    /// The entries' endpoints, by index.
     pub endpoints: Vec<Target>,
+    /// The flows' names, by index.
+    pub flow_names: Vec<String>,
     /// Requests sent (and required to succeed) before the warm-up, on each fresh stack: the
     /// orders the overviews read, the hot items' initial stock.
     pub setup: Vec<(Endpoint, Bytes)>,
@@ -170,10 +184,43 @@ pub struct Workload {
     pub hot_skus: Vec<(String, u64)>,
     valid: Vec<Vec<Template>>,
     invalid: Vec<Vec<Template>>,
+    flows: Vec<FlowPlan>,
+    /// The mix's entries' and then the flows' cumulative shares of the draw.
     cumulative: Vec<f64>,
     invalid_share: f64,
     ids: AtomicU64,
     seed: u64,
+}
+
+/// What a draw picked: one request, or a flow to run step by step.
+#[derive(Debug)]
+pub enum Pick<'a> {
+    /// A mix entry's request.
+    Request(Drawn<'a>),
+    /// A whole flow.
+    Flow(&'a FlowPlan),
+}
+
+/// A flow as the generator runs it.
+#[derive(Debug)]
+pub struct FlowPlan {
+    /// Its index among the scenario's flows.
+    pub index: usize,
+    /// Its steps, in turn.
+    pub steps: Vec<StepPlan>,
+    /// How many values its steps capture in all.
+    pub captures: usize,
+}
+
+/// A step of a flow.
+#[derive(Debug)]
+pub struct StepPlan {
+    /// Its entry (templates, figures).
+    pub entry: usize,
+    /// Where each value it captures goes among its flow's, and where it is in the answer.
+    pub capture: Vec<(usize, CapturePath)>,
+    /// The pause before it.
+    pub think_time: Duration,
 }
 
 /// One drawn request.
@@ -212,23 +259,45 @@ impl Workload {
             invalid.push(i);
             labels.push(entry.label());
         }
-        let total: f64 = scenario.mix.iter().map(|e| e.weight).sum();
+        let mut flows = Vec::new();
+        for (index, flow) in scenario.flows.iter().enumerate() {
+            let mut steps = Vec::new();
+            let mut slots = 0..;
+            for (n, step) in flow.steps.iter().enumerate() {
+                let entry = valid.len();
+                // A journey's steps go valid: an invalid one would end it at once.
+                let (v, _) = templates(entry, step, &context, &mut setup)?;
+                valid.push(v);
+                invalid.push(Vec::new());
+                labels.push(flow.step_label(n + 1, step));
+                let capture = capture_paths(&step.capture)
+                    .into_iter()
+                    .map(|(_, path)| (slots.next().unwrap_or_default(), path))
+                    .collect();
+                steps.push(StepPlan { entry, capture, think_time: step.think_time.unwrap_or_default() });
+            }
+            flows.push(FlowPlan { index, steps, captures: slots.next().unwrap_or_default() });
+        }
+        let weights: Vec<f64> =
+            scenario.mix.iter().map(|e| e.weight).chain(scenario.flows.iter().map(|f| f.weight)).collect();
+        let total: f64 = weights.iter().sum();
         let mut running = 0.0;
-        let cumulative = scenario
-            .mix
+        let cumulative = weights
             .iter()
-            .map(|e| {
-                running += e.weight / total;
+            .map(|weight| {
+                running += weight / total;
                 running
             })
             .collect();
         Ok(Self {
             labels,
-            endpoints: scenario.mix.iter().map(|e| e.endpoint).collect(),
+            endpoints: scenario.requests().map(|e| e.endpoint).collect(),
+            flow_names: scenario.flows.iter().map(|f| f.name.clone()).collect(),
             setup,
             hot_skus,
             valid,
             invalid,
+            flows,
             cumulative,
             invalid_share: scenario.invalid_share,
             ids: AtomicU64::new(0),
@@ -236,24 +305,44 @@ impl Workload {
         })
     }
 
-    /// Draws request number `key` of the run: the same key, the same choice of template.
-    pub fn draw(&self, key: u64) -> Drawn<'_> {
+    /// Draws request (or flow) number `key` of the run: the same key, the same choice.
+    pub fn draw(&self, key: u64) -> Pick<'_> {
         let mut state = key ^ self.seed;
         let mut next = || splitmix64(&mut state);
         let x = unit(next());
-        let entry = self.cumulative.iter().position(|c| x < *c).unwrap_or(self.cumulative.len() - 1);
+        let choice = self.cumulative.iter().position(|c| x < *c).unwrap_or(self.cumulative.len() - 1);
+        let mix = self.cumulative.len() - self.flows.len();
+        if let Some(flow) = choice.checked_sub(mix).and_then(|f| self.flows.get(f)) {
+            return Pick::Flow(flow);
+        }
+        let entry = choice;
         let pool = if unit(next()) < self.invalid_share && !self.invalid[entry].is_empty() {
             &self.invalid[entry]
         } else {
             &self.valid[entry]
         };
         let template = &pool[(next() % pool.len() as u64) as usize];
-        Drawn { template, body: template.body(&self.ids) }
+        Pick::Request(Drawn { template, body: template.body(&self.ids) })
+    }
+
+    /// The request of a flow's step `entry`, in the flow drawn as `key`, with the values the flow
+    /// captured so far.
+    pub fn step(&self, entry: usize, key: u64, captured: &[String]) -> Drawn<'_> {
+        let pool = &self.valid[entry];
+        let mut state = key ^ self.seed ^ (entry as u64).rotate_left(32);
+        let template = &pool[(splitmix64(&mut state) % pool.len().max(1) as u64) as usize];
+        Drawn { template, body: template.body_captured(&self.ids, captured) }
     }
 
     /// The seed every choice follows.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// Each flow's steps' mean sizes together, in bytes.
+    pub fn flow_sizes(&self) -> Vec<usize> {
+        let sizes = self.mean_sizes();
+        self.flows.iter().map(|flow| flow.steps.iter().map(|step| sizes[step.entry]).sum()).collect()
     }
 
     /// Mean size of the valid bodies of each entry, in bytes.
@@ -500,6 +589,7 @@ mod tests {
             },
             mix: endpoints.iter().map(|&endpoint| MixEntry::of(endpoint)).collect(),
             invalid_share,
+            flows: Vec::new(),
             faults: None,
             archive: false,
             scale_out: None,
@@ -540,12 +630,41 @@ mod tests {
         let workload = Workload::new(&mix, 1, "x").unwrap();
         let (mut restocks, mut invalid) = (0, 0);
         for key in 0..10_000 {
-            let drawn = workload.draw(key);
+            let Pick::Request(drawn) = workload.draw(key) else { panic!("no flows") };
             restocks += usize::from(drawn.template.entry == 0);
             invalid += usize::from(drawn.template.expect != Expect::Valid);
         }
         assert!((7_200..7_800).contains(&restocks), "{restocks}");
         assert!((2_200..2_800).contains(&invalid), "{invalid}");
-        assert_eq!(workload.draw(42).template.endpoint, workload.draw(42).template.endpoint, "reproducible");
+        let endpoint = |key| match workload.draw(key) {
+            Pick::Request(drawn) => drawn.template.endpoint,
+            Pick::Flow(_) => panic!("no flows"),
+        };
+        assert_eq!(endpoint(42), endpoint(42), "reproducible");
+    }
+
+    #[test]
+    fn a_flow_is_drawn_by_its_weight_and_its_steps_are_entries_after_the_mix() {
+        let mut with_flow = scenario(&[Endpoint::Restock], 0.5);
+        let flow = "{ name: shop, weight: 3, steps: [{ endpoint: ecommerce.create_order, capture: { id: order_id } }, { endpoint: ecommerce.get_order, body: '{\"order_id\": \"{{id}}\"}', think_time: 5ms }] }";
+        let mut flow: crate::config::flow::Flow = serde_yaml::from_str(flow).unwrap();
+        flow.steps[1].resolve_for_test(&["id".to_string()]);
+        with_flow.flows.push(flow);
+        let workload = Workload::new(&with_flow, 1, "x").unwrap();
+        assert_eq!(
+            workload.labels,
+            ["ecommerce.restock", "shop/1 ecommerce.create_order", "shop/2 ecommerce.get_order"]
+        );
+        let flows = (0..4_000).filter(|key| matches!(workload.draw(*key), Pick::Flow(_))).count();
+        assert!((2_800..3_200).contains(&flows), "three in four: {flows}");
+        let Some(Pick::Flow(plan)) = (0..).map(|key| workload.draw(key)).find(|p| matches!(p, Pick::Flow(_)))
+        else {
+            unreachable!()
+        };
+        assert_eq!((plan.captures, plan.steps[0].entry, plan.steps[1].entry), (1, 1, 2));
+        assert_eq!(plan.steps[1].think_time, Duration::from_millis(5));
+        assert!(workload.invalid[1].is_empty(), "a step goes valid whatever the invalid share");
+        let body = workload.step(2, 9, &["ord_\"x".to_string()]).body;
+        assert_eq!(&body[..], br#"{"order_id": "ord_\"x"}"#, "the captured value, JSON-escaped");
     }
 }
