@@ -161,15 +161,11 @@ fn journeys(out: &mut String, scenario: &ScenarioResult) {
                 (step.clone(), STEP_COLOURS[i % STEP_COLOURS.len()], p50s)
             })
             .collect();
-        let title = format!("Where a {} journey's time goes: each step's median", flow.name);
+        let title = format!("Where the time of a {} journey goes: each step's median", flow.name);
         let _ = write!(out, "<figure>{}</figure>", charts::stacked(&title, "ms", &names, &parts));
         out.push_str("<table><thead><tr><th class=\"l\">stack</th><th>journeys/s</th><th>p50</th><th>p99</th><th>ended early</th>");
         for step in &step_names {
-            let _ = write!(
-                out,
-                "<th>{} p50</th><th>p99</th>",
-                escape(step.strip_prefix(&prefix).unwrap_or(step))
-            );
+            let _ = write!(out, "<th>{} p50</th><th>p99</th>", escape(&short_step(step, &prefix)));
         }
         out.push_str("<th class=\"l\">why ended early</th></tr></thead><tbody>");
         for (stack, m) in &stacks {
@@ -209,6 +205,15 @@ fn journeys(out: &mut String, scenario: &ScenarioResult) {
         out.push_str(
             "</tbody></table><p class=\"sub\">Milliseconds, from the repetition with the median p99.</p>",
         );
+    }
+}
+
+/// A step's label in a table's heading: `order_lifecycle/2 ecommerce.get_order` as `2 get_order`.
+fn short_step(label: &str, prefix: &str) -> String {
+    let step = label.strip_prefix(prefix).unwrap_or(label);
+    match step.split_once(' ') {
+        Some((n, endpoint)) => format!("{n} {}", endpoint.split_once('.').map_or(endpoint, |(_, e)| e)),
+        None => step.to_string(),
     }
 }
 

@@ -80,6 +80,36 @@ fn the_page_has_every_section_and_every_chart_is_drawn() {
 }
 
 #[test]
+fn a_journey_is_shown_whole_and_step_by_step() {
+    // The first scenario's requests, read as the steps of one journey that ended early once.
+    let journey = |r: &mut RunResults| {
+        let scenario = &mut r.scenarios[0];
+        let steps = scenario.mix.clone();
+        scenario.flows = vec![bench_results::Flow { name: "shop".into(), weight: 1.0, steps }];
+        for m in scenario.stacks.iter_mut().flat_map(|s| &mut s.repetitions) {
+            for (n, step) in m.endpoints.iter_mut().enumerate() {
+                step.name = format!("shop/{} {}", n + 1, step.name);
+            }
+            let mut whole = m.endpoints[0].clone();
+            whole.name = "shop".into();
+            whole.latency_us.p50 *= 3;
+            whole.unexpected_errors.insert("flow:capture_missing".into(), 1);
+            whole.answered += 1;
+            m.flows = vec![whole];
+        }
+    };
+    let dir = reports(&[(OLDER, &journey)]);
+    let made = report::report(&dir.join("runs").join(OLDER), None, 0.1).unwrap();
+    assert!(made.html.contains("<h3>Journey: shop</h3>"), "the journey's view");
+    assert!(made.html.contains("Where the time of a shop journey goes"), "its chart");
+    assert!(made.html.contains("flow:capture_missing 1"), "why a journey ended early");
+    assert!(made.html.contains("flows: shop ("), "the scenario's line names it");
+    let (count, drawn) = charts(&made.html);
+    assert_eq!(drawn, count, "every chart, the journey's too, has something plotted");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_run_missing_its_optional_parts_still_renders() {
     let strip = |r: &mut RunResults| {
         r.warnings.clear();
