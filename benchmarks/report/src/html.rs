@@ -83,7 +83,7 @@ fn short(metric: &str) -> String {
     match metric {
         "max_unexpected_error_rate" => "errors".into(),
         "min_rps" => "throughput".into(),
-        other => other.trim_end_matches("_ms").into(),
+        other => other.replacen("_ms", "", 1),
     }
 }
 

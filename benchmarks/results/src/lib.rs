@@ -45,7 +45,9 @@ pub use measurement::{
 pub use outages::{ArchiveResult, FaultsResult, OutageResult};
 pub use percentiles::Percentiles;
 pub use run::{ExpectationCheck, RunResults, SCHEMA, Scaled, ScenarioResult, StackResult};
-pub use settings::{Expectations, Faults, Flow, Load, MixEntry, PayloadSize, Phase, RunSettings, Sustained};
+pub use settings::{
+    Expectations, Faults, Flow, Limits, Load, MixEntry, PayloadSize, Phase, RunSettings, Sustained,
+};
 pub use system::{Environment, ResourceGroup, Sample, Usage};
 
 /// The names the runner gives its raw echo controls (a bare async-nats responder and a bare

@@ -5,8 +5,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::ResultsError;
-use crate::measurement::{Measurement, Summary};
-use crate::settings::{Expectations, Faults, Load, MixEntry, RunSettings};
+use std::collections::BTreeMap;
+
+use crate::ErrorKind;
+use crate::measurement::{EndpointResult, Measurement, Spread, Summary};
+use crate::percentiles::Percentiles;
+use crate::settings::{Expectations, Faults, Limits, Load, MixEntry, RunSettings};
 use crate::system::Environment;
 
 /// The version of `results.json`'s layout this crate writes. It reads this one and every older
@@ -112,7 +116,9 @@ pub struct ExpectationCheck {
     pub scenario: String,
     /// The stack.
     pub stack: String,
-    /// `p50_ms`, `p99_ms`, `min_rps` or `max_unexpected_error_rate`.
+    /// `p50_ms` (and `p90_ms`, `p95_ms`, `p99_ms`, `max_ms`), `min_rps`,
+    /// `max_unexpected_error_rate`, `max_error_rates[KIND]`, each `of LABEL` when it is one kind of
+    /// request's or one flow's; or an invariant (`orders_lost`...).
     pub metric: String,
     /// The limit.
     pub limit: f64,
@@ -123,32 +129,67 @@ pub struct ExpectationCheck {
 }
 
 impl ExpectationCheck {
-    /// The checks of `limits` against `summary`.
-    pub fn all(scenario: &str, stack: &str, limits: &Expectations, summary: &Summary) -> Vec<Self> {
+    /// The checks of `limits` against the median of the `repetitions`: on all the answers, and
+    /// on each kind of request (or flow) the limits name.
+    pub fn all(scenario: &str, stack: &str, limits: &Expectations, repetitions: &[Measurement]) -> Vec<Self> {
+        let at = (scenario, stack);
+        let mut checks = Self::of(at, None, &limits.limits, repetitions, |m| Some(Figures::overall(m)));
+        for (label, own) in &limits.endpoints {
+            checks.extend(Self::of(at, Some(label), own, repetitions, |m| {
+                let endpoint = m.endpoints.iter().chain(&m.flows).find(|e| e.name == *label)?;
+                Some(Figures::endpoint(endpoint, m.duration_s))
+            }));
+        }
+        checks
+    }
+
+    /// The checks of `limits` against what `figures` picks of each repetition (`label` names what
+    /// they are of, when not all the answers).
+    fn of(
+        (scenario, stack): (&str, &str),
+        label: Option<&str>,
+        limits: &Limits,
+        repetitions: &[Measurement],
+        figures: impl Fn(&Measurement) -> Option<Figures<'_>>,
+    ) -> Vec<Self> {
+        let measured: Vec<Figures<'_>> = repetitions.iter().filter_map(figures).collect();
+        if measured.is_empty() {
+            return Vec::new();
+        }
+        let median = |pick: &dyn Fn(&Figures<'_>) -> f64| Spread::of(measured.iter().map(pick)).median;
         let check = |metric: &str, limit: Option<f64>, value: f64, at_most: bool| {
             limit.map(|limit| Self {
                 scenario: scenario.to_string(),
                 stack: stack.to_string(),
-                metric: metric.to_string(),
+                metric: label.map_or_else(|| metric.to_string(), |label| format!("{metric} of {label}")),
                 limit,
                 value,
                 held: if at_most { value <= limit } else { value >= limit },
             })
         };
-        [
-            check("p50_ms", limits.p50_ms, summary.p50_us.median / 1000.0, true),
-            check("p99_ms", limits.p99_ms, summary.p99_us.median / 1000.0, true),
-            check("min_rps", limits.min_rps, summary.rps.median, false),
+        let ms = |pick: fn(&Percentiles) -> u64| move |f: &Figures<'_>| pick(f.latency) as f64 / 1000.0;
+        let mut checks: Vec<Self> = [
+            check("p50_ms", limits.p50_ms, median(&ms(|p| p.p50)), true),
+            check("p90_ms", limits.p90_ms, median(&ms(|p| p.p90)), true),
+            check("p95_ms", limits.p95_ms, median(&ms(|p| p.p95)), true),
+            check("p99_ms", limits.p99_ms, median(&ms(|p| p.p99)), true),
+            check("max_ms", limits.max_ms, median(&ms(|p| p.max)), true),
+            check("min_rps", limits.min_rps, median(&|f| f.rps), false),
             check(
                 "max_unexpected_error_rate",
                 limits.max_unexpected_error_rate,
-                summary.unexpected_rate.median,
+                median(&|f| f.unexpected_rate()),
                 true,
             ),
         ]
         .into_iter()
         .flatten()
-        .collect()
+        .collect();
+        for (kind, limit) in &limits.max_error_rates {
+            let value = median(&|f| f.rate_of(kind));
+            checks.extend(check(&format!("max_error_rates[{kind}]"), Some(*limit), value, true));
+        }
+        checks
     }
 
     /// The checks of what must hold whatever the speed: no unit oversold or gone under
@@ -209,6 +250,43 @@ impl ExpectationCheck {
             "{} on {}: {} {:.3} against a limit of {:.3}: {verdict}",
             self.scenario, self.stack, self.metric, self.value, self.limit
         )
+    }
+}
+
+/// What a set of answers measured, for its limits.
+struct Figures<'a> {
+    latency: &'a Percentiles,
+    /// Answers a second (a stepped load's: its highest sustained step's).
+    rps: f64,
+    answered: u64,
+    unexpected: &'a BTreeMap<ErrorKind, u64>,
+}
+
+impl<'a> Figures<'a> {
+    fn overall(m: &'a Measurement) -> Self {
+        Self {
+            latency: &m.latency_us,
+            rps: m.sustained_rps(),
+            answered: m.answered,
+            unexpected: &m.unexpected_errors,
+        }
+    }
+
+    fn endpoint(e: &'a EndpointResult, duration_s: f64) -> Self {
+        let rps = e.answered as f64 / duration_s.max(1e-9);
+        Self { latency: &e.latency_us, rps, answered: e.answered, unexpected: &e.unexpected_errors }
+    }
+
+    fn unexpected_rate(&self) -> f64 {
+        self.unexpected.values().sum::<u64>() as f64 / self.answered.max(1) as f64
+    }
+
+    /// Unexpected errors of `kind` (`transport:timeout`, or a whole class: `transport`) per answer.
+    fn rate_of(&self, kind: &str) -> f64 {
+        let matches =
+            |k: &ErrorKind| if kind.contains(':') { k.to_string() == kind } else { k.class() == kind };
+        let n: u64 = self.unexpected.iter().filter(|(k, _)| matches(k)).map(|(_, n)| n).sum();
+        n as f64 / self.answered.max(1) as f64
     }
 }
 

@@ -257,24 +257,52 @@ impl PayloadSize {
     }
 }
 
-/// Limits a scenario's results had to meet.
+/// Limits a scenario's results had to meet: on all its requests, and on some of them.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 pub struct Expectations {
-    /// Median latency, in milliseconds, at most.
-    #[serde(default)]
-    pub p50_ms: Option<f64>,
-    /// 99th percentile latency, in milliseconds, at most.
-    #[serde(default)]
-    pub p99_ms: Option<f64>,
-    /// Answered requests per second, at least.
-    #[serde(default)]
-    pub min_rps: Option<f64>,
-    /// Unexpected errors per request, at most.
-    #[serde(default)]
-    pub max_unexpected_error_rate: Option<f64>,
+    /// On all its requests together.
+    #[serde(flatten)]
+    pub limits: Limits,
+    /// On one kind of request, by its label (a mix entry's, a flow step's such as
+    /// `upload/2 fileproc.upload_chunk`), or on a flow's journeys, by the flow's name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, Limits>,
+    /// A measurement that misses a limit ends the run there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abort_on_fail: bool,
     /// Other limits for some stacks, by name.
     #[serde(default)]
     pub stacks: BTreeMap<String, Expectations>,
+}
+
+/// Limits on a set of answers. Latencies are response times, in milliseconds, at most.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct Limits {
+    /// Median latency.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// 90th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_ms: Option<f64>,
+    /// 95th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    /// The slowest answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
+    /// Answers per second, at least.
+    #[serde(default)]
+    pub min_rps: Option<f64>,
+    /// Unexpected errors per answer, at most.
+    #[serde(default)]
+    pub max_unexpected_error_rate: Option<f64>,
+    /// Unexpected errors of a kind (`transport:timeout`) or of a class (`transport`) per answer,
+    /// at most.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_error_rates: BTreeMap<String, f64>,
 }
 
 /// The faults injected into the services. Rates are probabilities per operation.

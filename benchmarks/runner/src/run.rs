@@ -76,7 +76,11 @@ impl Runner {
         let mut scenarios = Vec::new();
         let mut expectations = Vec::new();
         let settings = &self.settings;
+        let mut aborted = false;
         for (index, name) in settings.scenarios.iter().enumerate() {
+            if aborted {
+                break;
+            }
             let scenario = self
                 .config
                 .scenarios
@@ -90,7 +94,7 @@ impl Runner {
             let seed = settings.seed.wrapping_add(index as u64);
             let workload = Arc::new(Workload::new(scenario, seed, &nonce)?);
             let mut measured: BTreeMap<String, Vec<Measurement>> = BTreeMap::new();
-            for repetition in 1..=settings.repetitions {
+            'repetitions: for repetition in 1..=settings.repetitions {
                 let mut order: Vec<String> = settings
                     .stacks
                     .iter()
@@ -118,7 +122,19 @@ impl Runner {
                     match self.measure(&at, scenario, &load, &workload).await {
                         Ok((measurement, mut said)) => {
                             warnings.append(&mut said);
+                            let missed = abort_on(scenario, &at, &measurement);
                             measured.entry(stack.clone()).or_default().push(measurement);
+                            if !missed.is_empty() {
+                                for check in &missed {
+                                    println!("   aborted: {}", check.describe());
+                                }
+                                warnings.push(format!(
+                                    "the run was aborted after {name} on {stack}, repetition {repetition} (abort_on_fail): what came after it did not run"
+                                ));
+                                expectations.extend(missed);
+                                aborted = true;
+                                break 'repetitions;
+                            }
                         }
                         // Figures of the wrong build, or shared with a stray, would mislead: stop.
                         Err(error @ (BenchError::Occupied(_) | BenchError::Build(_))) => return Err(error),
@@ -143,7 +159,7 @@ impl Runner {
                         &limits
                             .for_stack(config::scaled(stack).map_or(stack.as_str(), |(s, _)| s))
                             .recorded(),
-                        &summary,
+                        &repetitions,
                     ));
                 }
                 stacks.push(StackResult {
@@ -461,6 +477,25 @@ fn unacknowledged_orders(recorder: &Recorder, endpoints: &[Target]) -> u64 {
         .filter(|(endpoint, _)| **endpoint == Endpoint::CreateOrder)
         .map(|(_, tally)| tally.answered() - tally.ok)
         .sum()
+}
+
+/// With `abort_on_fail`, the limits `measurement` alone misses (named as what ended the run);
+/// none otherwise.
+fn abort_on(scenario: &Scenario, at: &Place<'_>, measurement: &Measurement) -> Vec<ExpectationCheck> {
+    let Some(limits) = &scenario.performance_expectations else { return Vec::new() };
+    let limits = limits.for_stack(config::scaled(at.stack).map_or(at.stack, |(s, _)| s));
+    if !limits.abort_on_fail {
+        return Vec::new();
+    }
+    let mut missed: Vec<ExpectationCheck> =
+        ExpectationCheck::all(at.scenario, at.stack, &limits.recorded(), std::slice::from_ref(measurement))
+            .into_iter()
+            .filter(|check| !check.held)
+            .collect();
+    for check in &mut missed {
+        check.metric = format!("{} (repetition {}: aborted the run)", check.metric, at.repetition);
+    }
+    missed
 }
 
 /// Where a measurement belongs.

@@ -137,6 +137,54 @@ fn a_missed_expectation_fails_the_run_and_says_which() {
     let _ = std::fs::remove_dir_all(&reports);
 }
 
+#[test]
+fn a_limit_on_one_kind_of_request_with_abort_on_fail_ends_the_run_there() {
+    let server = NatsServer::start().unwrap();
+    let reports = std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()));
+    let text = format!(
+        r#"
+run: {{ stacks: [nats], scenarios: [first, second], warmup: 0s, repetitions: 2 }}
+scenarios:
+  first:
+    load: {{ model: closed, users: 2, duration: 1s }}
+    mix:
+      - {{ endpoint: ecommerce.create_order, size: small }}
+      - {{ endpoint: analytics.ingest_event }}
+    performance_expectations:
+      max_error_rates: {{ transport: 0 }}
+      endpoints:
+        ecommerce.create_order/small: {{ p90_ms: 10000 }}
+        analytics.ingest_event: {{ p99_ms: 0.0001 }}
+      abort_on_fail: true
+  second:
+    load: {{ model: closed, users: 1, duration: 1s }}
+    mix: [{{ endpoint: ecommerce.restock }}]
+{}"#,
+        nats_stack(&server.url())
+    );
+    let output = bench_output(&text, &reports, &[]);
+    let said = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("aborted: first on nats: p99_ms of analytics.ingest_event"), "{said}");
+
+    let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
+    let names: Vec<&str> = results.scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["first"], "nothing ran after the miss");
+    assert_eq!(results.scenarios[0].stacks[0].repetitions.len(), 1, "nor its second repetition");
+    let checks: Vec<(&str, bool)> =
+        results.expectations.iter().map(|e| (e.metric.as_str(), e.held)).collect();
+    for expected in [
+        ("max_error_rates[transport]", true),
+        ("p90_ms of ecommerce.create_order/small", true),
+        ("p99_ms of analytics.ingest_event", false),
+        ("p99_ms of analytics.ingest_event (repetition 1: aborted the run)", false),
+    ] {
+        assert!(checks.contains(&expected), "{expected:?} in {checks:?}");
+    }
+    assert!(results.warnings.iter().any(|w| w.contains("aborted after first on nats, repetition 1")));
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
 /// A run of one short closed-loop scenario of small orders on `stack`, `invalid_share` of them
 /// invalid, as a config's `run` and `scenarios`.
 fn orders_on(stack: &str, invalid_share: f64) -> String {

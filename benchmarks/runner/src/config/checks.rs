@@ -1,7 +1,9 @@
 //! What the file must satisfy beyond its shape: every problem found names the key it is at,
 //! and nothing runs until there are none.
 
-use crate::config::{BenchmarkConfig, Load, MixEntry, RunSettings, Scenario, Transport, names};
+use crate::config::{
+    BenchmarkConfig, Expectations, Limits, Load, MixEntry, RunSettings, Scenario, Transport, names,
+};
 use crate::endpoint::Endpoint;
 
 /// What is wrong with the configuration: the key it is at (`scenarios.x.mix[0].weight`), and why.
@@ -58,6 +60,63 @@ pub fn check_cpu_list(list: &str, cores: usize) -> Result<(), Invalid> {
                 cpu(part)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// What holds of a scenario's limits: sensible values, and labels the scenario has.
+fn check_expectations(scenario: &Scenario, limits: &Expectations) -> Result<(), Invalid> {
+    let labels: Vec<String> = scenario
+        .mix
+        .iter()
+        .map(MixEntry::label)
+        .chain(scenario.flows.iter().flat_map(|flow| {
+            let steps = flow.steps.iter().enumerate().map(|(n, step)| flow.step_label(n + 1, step));
+            std::iter::once(flow.name.clone()).chain(steps)
+        }))
+        .collect();
+    check_limits(&limits.overall())?;
+    for (label, own) in &limits.endpoints {
+        if !labels.contains(label) {
+            return Err(Invalid::from(format!(
+                "endpoints.{label:?}: not a label of the scenario's requests or flows (it has {})",
+                labels.join(", ")
+            )));
+        }
+        check_limits(own).map_err(|problem| problem.at(&format!("endpoints.{label:?}.")))?;
+    }
+    for (stack, own) in &limits.stacks {
+        check_expectations(scenario, own).map_err(|problem| problem.at(&format!("stacks.{stack}.")))?;
+    }
+    Ok(())
+}
+
+fn check_limits(limits: &Limits) -> Result<(), Invalid> {
+    let latencies = [
+        ("p50_ms", limits.p50_ms),
+        ("p90_ms", limits.p90_ms),
+        ("p95_ms", limits.p95_ms),
+        ("p99_ms", limits.p99_ms),
+        ("max_ms", limits.max_ms),
+        ("min_rps", limits.min_rps),
+    ];
+    if let Some((key, _)) = latencies.iter().find(|(_, v)| v.is_some_and(|v| !(v.is_finite() && v >= 0.0))) {
+        return Err(Invalid::from(format!("{key}: a number, 0 or more")));
+    }
+    let rates = limits.max_error_rates.iter().map(|(kind, rate)| (kind.as_str(), Some(*rate)));
+    for (key, rate) in
+        std::iter::once(("max_unexpected_error_rate", limits.max_unexpected_error_rate)).chain(rates)
+    {
+        if rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+            return Err(Invalid::from(format!("{key}: a share of the answers, from 0 to 1")));
+        }
+    }
+    if let Some(kind) =
+        limits.max_error_rates.keys().find(|k| k.is_empty() || k.contains(char::is_whitespace))
+    {
+        return Err(Invalid::from(format!(
+            "max_error_rates.{kind:?}: a kind (transport:timeout) or a class (transport)"
+        )));
     }
     Ok(())
 }
@@ -124,6 +183,9 @@ fn check_scenario(scenario: &Scenario) -> Result<(), Invalid> {
                 flow.name
             )));
         }
+    }
+    if let Some(limits) = &scenario.performance_expectations {
+        check_expectations(scenario, limits).map_err(|problem| problem.at("performance_expectations."))?;
     }
     if let Some(scale) = &scenario.scale_out {
         let mut counts = scale.instances.clone();
@@ -569,6 +631,24 @@ mod tests {
         assert!(error.contains("scenarios.x.mix[0].items: from 5 to 500"), "{error}");
         assert!(items("ecommerce.get_order_overview", 101).unwrap_err().contains("from 1 to 100"));
         assert!(items("ecommerce.restock", 3).unwrap_err().contains("items: only for"));
+
+        // Limits name the scenario's own labels, with sensible values.
+        let limits = |text: &str| {
+            let yaml =
+                format!("    mix: [{{endpoint: ecommerce.restock}}]\n    performance_expectations: {text}\n");
+            BenchmarkConfig::parse(&scenario(&yaml), "b.yaml").map_err(|e| e.to_string())
+        };
+        assert!(limits("{ endpoints: { ecommerce.restock: { p95_ms: 5, max_error_rates: { transport:timeout: 0.01 } } } }").is_ok());
+        let error = limits("{ endpoints: { ecommerce.restok: { p99_ms: 5 } } }").unwrap_err();
+        assert!(
+            error.contains("performance_expectations.endpoints.\"ecommerce.restok\": not a label"),
+            "{error}"
+        );
+        let error = limits("{ max_error_rates: { transport: 2 } }").unwrap_err();
+        assert!(error.contains("performance_expectations.transport: a share"), "{error}");
+        let error = limits("{ stacks: { nats: { max_ms: -1 } } }").unwrap_err();
+        assert!(error.contains("performance_expectations.stacks.nats.max_ms"), "{error}");
+        assert!(limits("{ p75_ms: 1 }").unwrap_err().contains("unknown field `p75_ms`"));
 
         // A flow is labelled apart from the mix, and its steps' capture and think time stay in flows.
         let flow = "    flows: [{name: ecommerce.restock, steps: [{endpoint: ecommerce.restock}]}]\n";

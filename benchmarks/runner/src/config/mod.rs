@@ -37,7 +37,8 @@ pub use mix::{MixEntry, PayloadSize};
 pub use recorded::faults as faults_recorded;
 pub use run::{Profile, RunSettings};
 pub use scenario::{
-    Arrivals, Contention, Convergence, Expectations, Load, Phase, ScaleOut, Scenario, Sustained, scaled,
+    Arrivals, Contention, Convergence, Expectations, Limits, Load, Phase, ScaleOut, Scenario, Sustained,
+    scaled,
 };
 pub use stack::{ProcessSpec, StackSpec, Transport, expand};
 

@@ -4,7 +4,7 @@
 
 use bench_results as recorded;
 
-use super::{Expectations, Load, MixEntry, PayloadSize, Phase, RunSettings, Sustained};
+use super::{Expectations, Limits, Load, MixEntry, PayloadSize, Phase, RunSettings, Sustained};
 
 impl RunSettings {
     /// As `results.json` records it.
@@ -118,11 +118,30 @@ impl Expectations {
     /// As `results.json` records it.
     pub fn recorded(&self) -> recorded::Expectations {
         recorded::Expectations {
+            limits: self.overall().recorded(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|(label, limits)| (label.clone(), limits.recorded()))
+                .collect(),
+            abort_on_fail: self.abort_on_fail,
+            stacks: self.stacks.iter().map(|(name, limits)| (name.clone(), limits.recorded())).collect(),
+        }
+    }
+}
+
+impl Limits {
+    /// As `results.json` records it.
+    pub fn recorded(&self) -> recorded::Limits {
+        recorded::Limits {
             p50_ms: self.p50_ms,
+            p90_ms: self.p90_ms,
+            p95_ms: self.p95_ms,
             p99_ms: self.p99_ms,
+            max_ms: self.max_ms,
             min_rps: self.min_rps,
             max_unexpected_error_rate: self.max_unexpected_error_rate,
-            stacks: self.stacks.iter().map(|(name, limits)| (name.clone(), limits.recorded())).collect(),
+            max_error_rates: self.max_error_rates.clone(),
         }
     }
 }

@@ -317,25 +317,77 @@ impl Load {
     }
 }
 
-/// Limits a scenario's results must meet, for every stack unless `stacks` says otherwise.
+/// Limits a scenario's results must meet, for every stack unless `stacks` says otherwise: on all
+/// its answers (the fields of [`Limits`], here), and on some kinds of request (`endpoints`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Expectations {
     /// Median latency, in milliseconds, at most.
     #[serde(default)]
     pub p50_ms: Option<f64>,
+    /// 90th percentile latency, in milliseconds, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_ms: Option<f64>,
+    /// 95th percentile latency, in milliseconds, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
     /// 99th percentile latency, in milliseconds, at most.
     #[serde(default)]
     pub p99_ms: Option<f64>,
+    /// The slowest answer, in milliseconds, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
     /// Answered requests per second, at least.
     #[serde(default)]
     pub min_rps: Option<f64>,
     /// Unexpected errors per request, at most.
     #[serde(default)]
     pub max_unexpected_error_rate: Option<f64>,
+    /// Unexpected errors of a kind (`transport:timeout`) or a class (`transport`) per request, at
+    /// most.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_error_rates: BTreeMap<String, f64>,
+    /// Limits on one kind of request, by its label (`ecommerce.create_order/small`, a flow's step
+    /// `upload/2 fileproc.upload_chunk`), or on a flow's journeys, by the flow's name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, Limits>,
+    /// A measurement that misses a limit ends the run there (what was measured is written, and
+    /// the run exits 1), rather than going on to the other stacks and scenarios.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abort_on_fail: bool,
     /// Other limits for some stacks, by name (fields absent there are taken from here).
     #[serde(default)]
     pub stacks: BTreeMap<String, Expectations>,
+}
+
+/// Limits on one kind of request's answers (or one flow's journeys), as on all of them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Median latency, in milliseconds, at most.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// 90th percentile, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_ms: Option<f64>,
+    /// 95th percentile, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    /// 99th percentile, at most.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    /// The slowest, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
+    /// Answers per second, at least.
+    #[serde(default)]
+    pub min_rps: Option<f64>,
+    /// Unexpected errors per answer, at most.
+    #[serde(default)]
+    pub max_unexpected_error_rate: Option<f64>,
+    /// Unexpected errors of a kind or a class per answer, at most.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_error_rates: BTreeMap<String, f64>,
 }
 
 impl Expectations {
@@ -345,10 +397,38 @@ impl Expectations {
         let pick = |f: fn(&Expectations) -> Option<f64>| own.and_then(f).or(f(self));
         Expectations {
             p50_ms: pick(|e| e.p50_ms),
+            p90_ms: pick(|e| e.p90_ms),
+            p95_ms: pick(|e| e.p95_ms),
             p99_ms: pick(|e| e.p99_ms),
+            max_ms: pick(|e| e.max_ms),
             min_rps: pick(|e| e.min_rps),
             max_unexpected_error_rate: pick(|e| e.max_unexpected_error_rate),
+            max_error_rates: {
+                let mut all = self.max_error_rates.clone();
+                all.extend(own.map(|e| e.max_error_rates.clone()).unwrap_or_default());
+                all
+            },
+            endpoints: {
+                let mut all = self.endpoints.clone();
+                all.extend(own.map(|e| e.endpoints.clone()).unwrap_or_default());
+                all
+            },
+            abort_on_fail: self.abort_on_fail || own.is_some_and(|e| e.abort_on_fail),
             stacks: BTreeMap::new(),
+        }
+    }
+
+    /// Its limits on all the answers.
+    pub fn overall(&self) -> Limits {
+        Limits {
+            p50_ms: self.p50_ms,
+            p90_ms: self.p90_ms,
+            p95_ms: self.p95_ms,
+            p99_ms: self.p99_ms,
+            max_ms: self.max_ms,
+            min_rps: self.min_rps,
+            max_unexpected_error_rate: self.max_unexpected_error_rate,
+            max_error_rates: self.max_error_rates.clone(),
         }
     }
 }
