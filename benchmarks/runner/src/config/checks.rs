@@ -75,7 +75,12 @@ fn check_expectations(scenario: &Scenario, limits: &Expectations) -> Result<(), 
             std::iter::once(flow.name.clone()).chain(steps)
         }))
         .collect();
-    check_limits(&limits.overall())?;
+    if let Some(key) = limits.unknown.keys().next() {
+        return Err(Invalid::from(format!(
+            "{key}: unknown key (limits are p50_ms, p90_ms, p95_ms, p99_ms, max_ms, min_rps, max_unexpected_error_rate, max_error_rates; and endpoints, abort_on_fail, stacks)"
+        )));
+    }
+    check_limits(&limits.limits)?;
     for (label, own) in &limits.endpoints {
         if !labels.contains(label) {
             return Err(Invalid::from(format!(
@@ -648,7 +653,10 @@ mod tests {
         assert!(error.contains("performance_expectations.transport: a share"), "{error}");
         let error = limits("{ stacks: { nats: { max_ms: -1 } } }").unwrap_err();
         assert!(error.contains("performance_expectations.stacks.nats.max_ms"), "{error}");
-        assert!(limits("{ p75_ms: 1 }").unwrap_err().contains("unknown field `p75_ms`"));
+        let error = limits("{ p75_ms: 1 }").unwrap_err();
+        assert!(error.contains("performance_expectations.p75_ms: unknown key"), "{error}");
+        let error = limits("{ endpoints: { ecommerce.restock: { p75_ms: 1 } } }").unwrap_err();
+        assert!(error.contains("unknown field `p75_ms`"), "{error}");
 
         // A flow is labelled apart from the mix, and its steps' capture and think time stay in flows.
         let flow = "    flows: [{name: ecommerce.restock, steps: [{endpoint: ecommerce.restock}]}]\n";

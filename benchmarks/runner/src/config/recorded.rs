@@ -118,7 +118,7 @@ impl Expectations {
     /// As `results.json` records it.
     pub fn recorded(&self) -> recorded::Expectations {
         recorded::Expectations {
-            limits: self.overall().recorded(),
+            limits: self.limits.recorded(),
             endpoints: self
                 .endpoints
                 .iter()

@@ -318,35 +318,13 @@ impl Load {
 }
 
 /// Limits a scenario's results must meet, for every stack unless `stacks` says otherwise: on all
-/// its answers (the fields of [`Limits`], here), and on some kinds of request (`endpoints`).
+/// its answers (the fields of [`Limits`], written beside the others), and on some kinds of
+/// request (`endpoints`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Expectations {
-    /// Median latency, in milliseconds, at most.
-    #[serde(default)]
-    pub p50_ms: Option<f64>,
-    /// 90th percentile latency, in milliseconds, at most.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p90_ms: Option<f64>,
-    /// 95th percentile latency, in milliseconds, at most.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p95_ms: Option<f64>,
-    /// 99th percentile latency, in milliseconds, at most.
-    #[serde(default)]
-    pub p99_ms: Option<f64>,
-    /// The slowest answer, in milliseconds, at most.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_ms: Option<f64>,
-    /// Answered requests per second, at least.
-    #[serde(default)]
-    pub min_rps: Option<f64>,
-    /// Unexpected errors per request, at most.
-    #[serde(default)]
-    pub max_unexpected_error_rate: Option<f64>,
-    /// Unexpected errors of a kind (`transport:timeout`) or a class (`transport`) per request, at
-    /// most.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub max_error_rates: BTreeMap<String, f64>,
+    /// On all the answers.
+    #[serde(flatten)]
+    pub limits: Limits,
     /// Limits on one kind of request, by its label (`ecommerce.create_order/small`, a flow's step
     /// `upload/2 fileproc.upload_chunk`), or on a flow's journeys, by the flow's name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -358,6 +336,10 @@ pub struct Expectations {
     /// Other limits for some stacks, by name (fields absent there are taken from here).
     #[serde(default)]
     pub stacks: BTreeMap<String, Expectations>,
+    /// Keys that are none of the above, refused by the checks (`deny_unknown_fields` cannot
+    /// stand beside a flattened field).
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_yaml::Value>,
 }
 
 /// Limits on one kind of request's answers (or one flow's journeys), as on all of them.
@@ -393,42 +375,36 @@ pub struct Limits {
 impl Expectations {
     /// The limits that hold for `stack`.
     pub fn for_stack(&self, stack: &str) -> Expectations {
-        let own = self.stacks.get(stack);
-        let pick = |f: fn(&Expectations) -> Option<f64>| own.and_then(f).or(f(self));
+        let Some(own) = self.stacks.get(stack) else {
+            return Expectations { stacks: BTreeMap::new(), ..self.clone() };
+        };
+        let mut endpoints = self.endpoints.clone();
+        endpoints.extend(own.endpoints.clone());
         Expectations {
-            p50_ms: pick(|e| e.p50_ms),
-            p90_ms: pick(|e| e.p90_ms),
-            p95_ms: pick(|e| e.p95_ms),
-            p99_ms: pick(|e| e.p99_ms),
-            max_ms: pick(|e| e.max_ms),
-            min_rps: pick(|e| e.min_rps),
-            max_unexpected_error_rate: pick(|e| e.max_unexpected_error_rate),
-            max_error_rates: {
-                let mut all = self.max_error_rates.clone();
-                all.extend(own.map(|e| e.max_error_rates.clone()).unwrap_or_default());
-                all
-            },
-            endpoints: {
-                let mut all = self.endpoints.clone();
-                all.extend(own.map(|e| e.endpoints.clone()).unwrap_or_default());
-                all
-            },
-            abort_on_fail: self.abort_on_fail || own.is_some_and(|e| e.abort_on_fail),
+            limits: own.limits.or(&self.limits),
+            endpoints,
+            abort_on_fail: self.abort_on_fail || own.abort_on_fail,
             stacks: BTreeMap::new(),
+            unknown: BTreeMap::new(),
         }
     }
+}
 
-    /// Its limits on all the answers.
-    pub fn overall(&self) -> Limits {
+impl Limits {
+    /// These limits, with `base`'s where these have none.
+    fn or(&self, base: &Limits) -> Limits {
+        let pick = |f: fn(&Limits) -> Option<f64>| f(self).or(f(base));
+        let mut max_error_rates = base.max_error_rates.clone();
+        max_error_rates.extend(self.max_error_rates.clone());
         Limits {
-            p50_ms: self.p50_ms,
-            p90_ms: self.p90_ms,
-            p95_ms: self.p95_ms,
-            p99_ms: self.p99_ms,
-            max_ms: self.max_ms,
-            min_rps: self.min_rps,
-            max_unexpected_error_rate: self.max_unexpected_error_rate,
-            max_error_rates: self.max_error_rates.clone(),
+            p50_ms: pick(|l| l.p50_ms),
+            p90_ms: pick(|l| l.p90_ms),
+            p95_ms: pick(|l| l.p95_ms),
+            p99_ms: pick(|l| l.p99_ms),
+            max_ms: pick(|l| l.max_ms),
+            min_rps: pick(|l| l.min_rps),
+            max_unexpected_error_rate: pick(|l| l.max_unexpected_error_rate),
+            max_error_rates,
         }
     }
 }
