@@ -3,8 +3,9 @@
 //! The runner (`bench-runner`) writes it; the report (`bench-report`) reads only it, so any old
 //! run can be reported again. This crate is that contract and nothing else: serde types, the
 //! figures derived from them (medians, spreads, which step was sustained, whether the stock books
-//! balance), and the CSV exports. It depends on serde and serde_json (and thiserror for its
-//! error): no runner, no transport, no service.
+//! balance), the CSV exports, and the verdict for CI systems ([`verdict`]: JSON, CSV, JUnit). It
+//! depends on serde and serde_json (and thiserror for its error): no runner, no transport, no
+//! service.
 //!
 //! The configuration's types are not reused here: the run's settings are recorded as copies
 //! ([`settings`]), so that the YAML can change without changing what older files say.
@@ -32,6 +33,7 @@ pub mod percentiles;
 pub mod run;
 pub mod settings;
 pub mod system;
+pub mod verdict;
 
 use std::path::PathBuf;
 

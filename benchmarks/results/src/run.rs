@@ -291,12 +291,16 @@ impl<'a> Figures<'a> {
 }
 
 impl RunResults {
-    /// Writes `results.json` and the CSV exports into `dir`.
+    /// Writes `results.json`, the verdict as `junit.xml` ([`crate::verdict`]) and the CSV exports
+    /// into `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), ResultsError> {
         let path = dir.join("results.json");
         let json = serde_json::to_vec_pretty(self)
             .map_err(|source| ResultsError::Json { path: path.clone(), source })?;
         std::fs::write(&path, json).map_err(|source| ResultsError::Io { path, source })?;
+        let junit = dir.join("junit.xml");
+        std::fs::write(&junit, crate::verdict::junit(self))
+            .map_err(|source| ResultsError::Io { path: junit, source })?;
         crate::csv::write(self, dir)
     }
 

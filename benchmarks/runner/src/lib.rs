@@ -31,6 +31,7 @@ pub mod generator;
 pub mod invariants;
 pub mod outage;
 pub mod own_request;
+pub mod progress;
 pub mod run;
 pub mod selfcheck;
 pub mod system;

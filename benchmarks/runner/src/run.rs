@@ -110,7 +110,7 @@ impl Runner {
                     order.shuffle(&mut StdRng::seed_from_u64(seed ^ (u64::from(repetition) << 32)));
                 }
                 for (position, stack) in order.iter().enumerate() {
-                    println!(
+                    crate::say!(
                         "== {name} on {stack}: repetition {repetition}/{}, {}/{} ({}, {:?})",
                         settings.repetitions,
                         position + 1,
@@ -126,7 +126,7 @@ impl Runner {
                             measured.entry(stack.clone()).or_default().push(measurement);
                             if !missed.is_empty() {
                                 for check in &missed {
-                                    println!("   aborted: {}", check.describe());
+                                    crate::say!("   aborted: {}", check.describe());
                                 }
                                 warnings.push(format!(
                                     "the run was aborted after {name} on {stack}, repetition {repetition} (abort_on_fail): what came after it did not run"
@@ -139,7 +139,7 @@ impl Runner {
                         // Figures of the wrong build, or shared with a stray, would mislead: stop.
                         Err(error @ (BenchError::Occupied(_) | BenchError::Build(_))) => return Err(error),
                         Err(error) => {
-                            println!("   failed: {error}");
+                            crate::say!("   failed: {error}");
                             warnings.push(format!("{name} on {stack}, repetition {repetition}: {error}"));
                         }
                     }
@@ -304,7 +304,7 @@ impl Runner {
                 fire.run(&load.scaled_to(*probe), &recorder, u64::MAX / 4, &unmeasured).await;
                 let saturation = lock(&recorder).overall().answered() as f64 / probe.as_secs_f64();
                 let rate = (saturation * fraction).max(1.0);
-                println!(
+                crate::say!(
                     "   saturation probe: {saturation:.0} answers/s; soaking at {rate:.0} (x{fraction})"
                 );
                 let phases = vec![Phase { arrival_rate: rate, ramp_to: None, duration: *duration }];
@@ -573,7 +573,7 @@ async fn monitor(
             (total, last)
         };
         let (ops, p50, p99, unexpected) = last.unwrap_or_default();
-        println!(
+        crate::say!(
             "   {:>5.0} s | {total:>9} ops | {:>8.0} ops/s | p50 {:>7.2} ms | p99 {:>7.2} ms | {unexpected:>4} unexpected | stack {:>5.0} MiB | generator {:>4.0} MiB",
             begun.elapsed().as_secs_f64(),
             ops as f64 / interval.as_secs_f64(),
@@ -881,7 +881,7 @@ fn warnings(at: &Place<'_>, m: &Measurement) -> Vec<String> {
         said.push(format!("{place}: {unexpected} unexpected errors ({})", kinds.join(", ")));
     }
     for line in &said {
-        println!("   warning: {line}");
+        crate::say!("   warning: {line}");
     }
     said
 }

@@ -162,10 +162,18 @@ scenarios:
 {}"#,
         nats_stack(&server.url())
     );
-    let output = bench_output(&text, &reports, &[]);
-    let said = String::from_utf8_lossy(&output.stdout).to_string();
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("config.yaml"), &text).unwrap();
+    let output =
+        support::bench(&reports.join("config.yaml"), &reports).args(["--format", "junit"]).output().unwrap();
+    let (xml, said) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert_eq!(output.status.code(), Some(1), "{said}");
     assert!(said.contains("aborted: first on nats: p99_ms of analytics.ingest_event"), "{said}");
+    // For a CI system: the verdict alone on standard output, progress on standard error.
+    assert!(xml.starts_with("<?xml") && xml.trim_end().ends_with("</testsuites>"), "{xml}");
+    assert!(xml.contains("name=\"p99_ms of analytics.ingest_event\">\n      <failure"), "{xml}");
+    let written = std::fs::read_to_string(reports.join("latest/junit.xml")).unwrap();
+    assert_eq!(written, xml, "the run folder has it too");
 
     let results = RunResults::read(&reports.join("latest/results.json")).unwrap();
     let names: Vec<&str> = results.scenarios.iter().map(|s| s.name.as_str()).collect();

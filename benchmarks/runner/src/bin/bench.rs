@@ -42,6 +42,9 @@ Examples:
 Environment: PROFILE, STACKS, SCENARIOS, DURATION, WARMUP, REPETITIONS and SEED do what the flags
 of the same names do (a flag wins).
 
+For CI: --format junit > junit.xml (or json, csv) prints the verdict alone on standard output,
+progress on standard error; each run folder has its junit.xml too.
+
 Exit codes:
   0  every expectation held (validate: the configuration is valid)
   1  a performance expectation or an invariant was missed (selfcheck: not within 10%)
@@ -108,6 +111,24 @@ struct RunArgs {
     /// The seed of payloads and stack orders (or SEED).
     #[arg(long, value_name = "N")]
     seed: Option<String>,
+    /// What the run prints at its end on standard output: the summary for people (`text`), or
+    /// the verdict for a CI system, every limit checked and each stack's medians (progress then
+    /// goes to standard error). `junit.xml` is written beside `results.json` either way.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// What a run prints at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// The summary table, expectations and warnings.
+    Text,
+    /// One JSON document: passed, the stacks' medians, every limit checked, the warnings.
+    Json,
+    /// A row per scenario and stack: medians and limits missed.
+    Csv,
+    /// JUnit XML: a test suite per scenario, a test case per limit checked.
+    Junit,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -145,6 +166,7 @@ struct Args {
     config: PathBuf,
     profile: Option<String>,
     reports: PathBuf,
+    format: Format,
     /// The settings given as flags, by the environment variable they stand for.
     overrides: Vec<(&'static str, String)>,
 }
@@ -164,6 +186,7 @@ impl Args {
             ),
         };
         let mut overrides = Vec::new();
+        let format = run.as_ref().map_or(Format::Text, |run| run.format);
         if let Some(run) = run {
             for (name, value) in [
                 ("STACKS", run.stacks),
@@ -177,7 +200,7 @@ impl Args {
             }
         }
         let profile = config.profile.or_else(|| std::env::var("PROFILE").ok()).filter(|p| !p.is_empty());
-        Args { mode, config: config.config, profile, reports, overrides }
+        Args { mode, config: config.config, profile, reports, format, overrides }
     }
 
     /// A setting's value: its flag's, else the environment's.
@@ -342,6 +365,10 @@ async fn run(
     config: BenchmarkConfig,
     settings: bench_runner::config::RunSettings,
 ) -> Result<bool, BenchError> {
+    if args.format != Format::Text {
+        // Standard output is the verdict's alone.
+        bench_runner::progress::to_stderr();
+    }
     let stamp = stamp();
     if let Some(cpus) = &settings.generator_cpus {
         // Every thread of this process, and those it starts later, on these CPUs.
@@ -398,7 +425,7 @@ async fn run(
     let out = args.reports.join(&name);
     std::fs::create_dir_all(&out).map_err(BenchError::io(&out))?;
     std::fs::copy(&args.config, out.join("benchmark-config.yaml")).map_err(BenchError::io(&args.config))?;
-    println!(
+    bench_runner::say!(
         "bench: {} scenario(s) x {} stack(s) x {} repetition(s){} -> {}",
         settings.scenarios.len(),
         settings.stacks.len(),
@@ -428,7 +455,13 @@ async fn run(
     results.write(&out)?;
     point_latest(&args.reports, &name)?;
     print_summary(&results, &out);
-    Ok(results.expectations.iter().all(|e| e.held))
+    match args.format {
+        Format::Text => {}
+        Format::Json => print!("{}", bench_results::verdict::json(&results)),
+        Format::Csv => print!("{}", bench_results::verdict::csv(&results)),
+        Format::Junit => print!("{}", bench_results::verdict::junit(&results)),
+    }
+    Ok(bench_results::verdict::passed(&results))
 }
 
 /// `reports/latest` -> `runs/<stamp>`, replaced atomically.
@@ -443,17 +476,22 @@ fn point_latest(reports: &Path, target: &str) -> Result<(), BenchError> {
 
 fn print_summary(results: &RunResults, out: &Path) {
     for scenario in &results.scenarios {
-        println!("\n{} ({}): {}", scenario.name, scenario.load.label(), scenario.description);
+        bench_runner::say!("\n{} ({}): {}", scenario.name, scenario.load.label(), scenario.description);
         let width = scenario.stacks.iter().map(|s| s.name.len()).max().unwrap_or(0).max(15);
-        println!(
+        bench_runner::say!(
             "  {:<width$} {:>24} {:>9} {:>9} {:>11} {:>13}",
-            "stack", "answers/s (min..max)", "p50 ms", "p99 ms", "unexpected", "CPU ms/1k"
+            "stack",
+            "answers/s (min..max)",
+            "p50 ms",
+            "p99 ms",
+            "unexpected",
+            "CPU ms/1k"
         );
         let mut stacks: Vec<_> = scenario.stacks.iter().collect();
         stacks.sort_by(|a, b| b.summary.rps.median.total_cmp(&a.summary.rps.median));
         for stack in stacks {
             let s = &stack.summary;
-            println!(
+            bench_runner::say!(
                 "  {:<width$} {:>8.0} ({:>6.0}..{:>6.0}) {:>9.2} {:>9.2} {:>10.3}% {:>13.1}",
                 stack.name,
                 s.rps.median,
@@ -466,7 +504,7 @@ fn print_summary(results: &RunResults, out: &Path) {
             );
         }
         for note in scenario.stacks.iter().filter_map(bench_report::scenario_views::note) {
-            println!("  - {note}");
+            bench_runner::say!("  - {note}");
         }
         // An open loop's latencies count from the planned send: the generator's own lateness is in them.
         let lags: Vec<String> = scenario
@@ -481,7 +519,10 @@ fn print_summary(results: &RunResults, out: &Path) {
             })
             .collect();
         if !lags.is_empty() {
-            println!("  - the generator's own dispatch lag (in every latency above): {}", lags.join("; "));
+            bench_runner::say!(
+                "  - the generator's own dispatch lag (in every latency above): {}",
+                lags.join("; ")
+            );
         }
     }
     use bench_report::analysis::{Pairing, pair_costs};
@@ -490,7 +531,7 @@ fn print_summary(results: &RunResults, out: &Path) {
         if costs.is_empty() {
             continue;
         }
-        println!(
+        bench_runner::say!(
             "\n{}",
             match pairing {
                 Pairing::Validation =>
@@ -503,7 +544,7 @@ fn print_summary(results: &RunResults, out: &Path) {
             let figures = cost.figures();
             let (with, without, kept, cpu) = (&figures[0], &figures[1], &figures[2], &figures[7]);
             let timed = figures.get(8).map(|us| format!(" (its services time validating at {us} µs)"));
-            println!(
+            bench_runner::say!(
                 "  {} on {}: {with} answers/s against {without} ({kept}), p50 {} ms against {} ms, {cpu} µs CPU per request{}",
                 cost.scenario,
                 cost.with,
@@ -516,16 +557,16 @@ fn print_summary(results: &RunResults, out: &Path) {
     let missed: Vec<_> = results.expectations.iter().filter(|e| !e.held).collect();
     if !results.expectations.is_empty() {
         // Every check held is one line; a missed one is named.
-        println!("\nexpectations: {} checked, {} missed", results.expectations.len(), missed.len());
+        bench_runner::say!("\nexpectations: {} checked, {} missed", results.expectations.len(), missed.len());
         for check in missed {
-            println!("  {}", check.describe());
+            bench_runner::say!("  {}", check.describe());
         }
     }
     if !results.warnings.is_empty() {
-        println!("\nwarnings:");
+        bench_runner::say!("\nwarnings:");
         for warning in &results.warnings {
-            println!("  - {warning}");
+            bench_runner::say!("  - {warning}");
         }
     }
-    println!("\nresults: {}", out.join("results.json").display());
+    bench_runner::say!("\nresults: {}", out.join("results.json").display());
 }

@@ -152,7 +152,7 @@ pub async fn play(
             role = leader.filter(|leader| stack.members().iter().any(|m| &m.role == leader)).unwrap_or(role);
         }
         let began = start.elapsed();
-        println!("   outage: {} {role} for {:?}", action.name(), outage.lasts);
+        crate::say!("   outage: {} {role} for {:?}", action.name(), outage.lasts);
         match action {
             Action::Kill => stack.kill(&role)?,
             Action::Stall => stack.pause(&role, true)?,
@@ -166,7 +166,7 @@ pub async fn play(
             Action::Cut => proxy.into_iter().for_each(|proxy| proxy.set_cut(false)),
         }
         let back = start.elapsed();
-        println!("   outage over: {role} back after {:.0} ms", (back - restored).as_secs_f64() * 1000.0);
+        crate::say!("   outage over: {role} back after {:.0} ms", (back - restored).as_secs_f64() * 1000.0);
         played.push(Played { action, role, began, restored, back });
     }
     Ok(played)
