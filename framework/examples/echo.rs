@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! cargo run -p natsrpc --example echo                  # NATS_URL defaults to nats://127.0.0.1:4222
-//! nats req echo.echo '{"hello": "world"}'              # from another terminal
-//! nats micro info echo
+//! echo '{"hello": "world"}' | natsrpc call echo.echo   # from another terminal (framework/cli)
+//! natsrpc info echo
 //! ```
 
 use std::time::Duration;

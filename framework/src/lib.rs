@@ -3,7 +3,7 @@
 //! Typed request/reply microservices on NATS: a request type names its endpoint and its response,
 //! requests are decoded (JSON or MessagePack) and validated (every violation, with its path) before
 //! the handler runs, errors have one envelope on the wire, and every service answers the NATS
-//! Services API so `nats micro ls|info|stats` see it.
+//! Services API so `natsrpc ls|info|stats` (the `natsrpc-cli` crate) and `nats micro` see it.
 //!
 //! ```no_run
 //! use natsrpc::{Client, Service, ServiceError, State};

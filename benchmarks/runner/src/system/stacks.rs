@@ -642,7 +642,7 @@ async fn nats_occupant(spec: &StackSpec, subjects: &[String]) -> Option<String> 
         n => format!("{n} instance(s): {}", instances.join(", ")),
     };
     Some(format!(
-        "something this run did not start already answers {} on {url}: {who}. A process left running joins the queue group of the stack measured and takes a share of its load; stop it first (`nats micro ls`, or `pgrep -af 'nats-services|ecommerce|analytics|fileproc'`)",
+        "something this run did not start already answers {} on {url}: {who}. A process left running joins the queue group of the stack measured and takes a share of its load; stop it first (`natsrpc ls`, or `pgrep -af 'nats-services|ecommerce|analytics|fileproc'`)",
         answered.join(", "),
     ))
 }

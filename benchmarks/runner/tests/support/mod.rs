@@ -15,8 +15,9 @@ pub fn bin_dir() -> PathBuf {
     let built = BUILT.get_or_init(|| {
         std::process::Command::new(env!("CARGO"))
             .args(["build", "--quiet", "-p", "stack", "-p", "http-redis", "-p", "http-rabbitmq"])
-            // The services on their own and the report, whose command lines are tested too.
-            .args(["-p", "ecommerce", "-p", "analytics", "-p", "fileproc", "-p", "bench-report", "--bins"])
+            // The services on their own, the report and the natsrpc command line, whose command
+            // lines are tested too.
+            .args(["-p", "ecommerce", "-p", "analytics", "-p", "fileproc", "-p", "bench-report", "-p", "natsrpc-cli", "--bins"])
             .current_dir(workspace())
             .status()
             .is_ok_and(|status| status.success())
