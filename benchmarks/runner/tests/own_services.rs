@@ -13,6 +13,14 @@ use support::{bin_dir, workspace};
 
 mod support;
 
+/// One test at a time on the shared brokers: a stack of one, still running, is what another's
+/// run refuses to start beside (it would take part of the load).
+static SHARED_BROKERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn shared_brokers() -> std::sync::MutexGuard<'static, ()> {
+    SHARED_BROKERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn reports() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("natsrpc-bench-{}", nuid::next()))
 }
@@ -137,6 +145,7 @@ run: {{ warmup: 0s, repetitions: 1 }}
 
 #[test]
 fn the_short_form_of_test_config_runs_as_the_open_loops_it_stands_for() {
+    let _alone = shared_brokers();
     let reports = reports();
     std::fs::create_dir_all(&reports).unwrap();
     let output = support::bench(&workspace().join("config/test-config.yaml"), &reports)
@@ -202,6 +211,7 @@ const BROKEN_JOURNEY: &str = r#"
 
 #[test]
 fn journeys_run_step_by_step_each_answer_feeding_the_next() {
+    let _alone = shared_brokers();
     let reports = reports();
     std::fs::create_dir_all(&reports).unwrap();
     // The shipped config (its flows' template beside it), with a broken journey of the test's own.
