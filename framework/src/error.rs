@@ -39,6 +39,21 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Whether a request answered with this kind may be sent again and succeed, when it is safe to
+    /// repeat (idempotent): the service did not take it on (`overloaded`, `unavailable`: 503) or
+    /// did not finish it in time (`timeout`: 504). Every other kind is the request's own answer,
+    /// which asking again would only repeat (a broken rule, a business refusal), or a failure
+    /// inside the service (`internal`) that a retry would load further.
+    ///
+    /// ```
+    /// use natsrpc::ErrorKind;
+    /// assert!(ErrorKind::Overloaded.is_retryable());
+    /// assert!(!ErrorKind::Business.is_retryable());
+    /// ```
+    pub const fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Overloaded | ErrorKind::Unavailable | ErrorKind::Timeout)
+    }
+
     /// Its name in the envelope, such as `malformed_payload`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -274,6 +289,18 @@ fn denied(denials: &[crate::Denial]) -> String {
 }
 
 impl RpcError {
+    /// Whether the call may be made again and succeed, when it is safe to repeat: no responders
+    /// (the service is starting or restarting), no reply in time, or a service's answer whose kind
+    /// [is retryable](ErrorKind::is_retryable) (503 `overloaded` and `unavailable`, 504
+    /// `timeout`). What a [`RetryPolicy`](crate::RetryPolicy) retries.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RpcError::NoResponders { .. } | RpcError::Timeout { .. } => true,
+            RpcError::Remote(error) => error.kind.is_retryable(),
+            _ => false,
+        }
+    }
+
     /// The service-side error, for [`RpcError::Validation`] and [`RpcError::Remote`].
     pub fn status(&self) -> Option<u16> {
         match self {

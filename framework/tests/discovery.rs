@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use natsrpc::Client;
+use natsrpc::{CallOptions, Client, Codec, RpcError};
 use support::*;
 
 async fn ask(nats: &async_nats::Client, subject: &str) -> serde_json::Value {
@@ -85,7 +85,8 @@ async fn stats_count_requests_errors_time_and_validation() {
     }
     let mut invalid = valid_order();
     invalid.items[0].quantity = 0;
-    client.call(&invalid).await.unwrap_err();
+    // Sent unchecked: the client would refuse it itself, and the service would never count it.
+    client.call_with(&invalid, CallOptions::new().unchecked()).await.unwrap_err();
 
     let stats = ask(&nats, "$SRV.STATS.shop").await;
     assert!(stats["started"].as_str().unwrap().contains('T'), "RFC 3339: {}", stats["started"]);
@@ -134,4 +135,43 @@ async fn every_instance_answers_the_generic_ping() {
     let mut expected = vec![a.id().to_string(), b.id().to_string()];
     expected.sort();
     assert_eq!(ids, expected);
+}
+
+/// The requests `place_order` has answered, from the service's own figures.
+async fn placed(nats: &async_nats::Client) -> u64 {
+    let stats = ask(nats, "$SRV.STATS.shop").await;
+    let endpoints = stats["endpoints"].as_array().unwrap();
+    endpoints.iter().find(|e| e["name"] == "place_order").unwrap()["num_requests"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn the_client_refuses_an_invalid_request_as_the_service_would_and_sends_nothing() {
+    let (_server, nats) = private_nats().await;
+    let _service = shop("a").start(&nats).await.unwrap();
+    let client = Client::new(nats.clone());
+    let mut invalid = valid_order();
+    invalid.items[0].quantity = 0;
+    invalid.customer.email = "nope".into();
+
+    let mut sent = 0;
+    for codec in [Codec::Json, Codec::MsgPack] {
+        let refused = client.call_with(&invalid, CallOptions::new().codec(codec)).await.unwrap_err();
+        assert_eq!(placed(&nats).await, sent, "nothing went on the wire");
+        let answered =
+            client.call_with(&invalid, CallOptions::new().codec(codec).unchecked()).await.unwrap_err();
+        sent += 1;
+        assert_eq!(placed(&nats).await, sent, "sent unchecked, the service answered it");
+        // The same error, whoever found it: message, paths, codes, parameters.
+        let (
+            RpcError::Validation { message: a, violations: x },
+            RpcError::Validation { message: b, violations: y },
+        ) = (&refused, &answered)
+        else {
+            panic!("{refused:?} / {answered:?}")
+        };
+        assert_eq!((a, x), (b, y));
+        assert_eq!(a, "2 validation errors");
+        let paths: Vec<&str> = x.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["customer.email", "items[0].quantity"]);
+    }
 }

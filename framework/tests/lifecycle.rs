@@ -128,3 +128,72 @@ async fn the_echo_example_drains_and_exits_0_on_sigterm() {
     let status = service.terminate().await.unwrap();
     assert!(status.success(), "exit status {status}");
 }
+
+/// Asks a service that is busy for its first `busy_for` requests.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, validator::Validate)]
+struct Ask {
+    /// How many requests the service turns away first (with 503s), and with what.
+    busy_for: u32,
+    unavailable: bool,
+}
+natsrpc::request!(Ask => u32, service = "busy", endpoint = "ask", idempotent = true);
+
+/// Refused on business grounds, every time.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, validator::Validate)]
+struct Refused {}
+natsrpc::request!(Refused => (), service = "busy", endpoint = "refused", idempotent = true);
+
+type Asked = std::sync::Arc<std::sync::atomic::AtomicU32>;
+
+async fn ask(natsrpc::State(asked): natsrpc::State<Asked>, ask: Ask) -> Result<u32, natsrpc::ServiceError> {
+    let n = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    match (n <= ask.busy_for, ask.unavailable) {
+        (true, false) => Err(natsrpc::ServiceError::overloaded(1)),
+        (true, true) => Err(natsrpc::ServiceError::unavailable("restarting")),
+        (false, _) => Ok(n),
+    }
+}
+
+async fn refused(
+    natsrpc::State(asked): natsrpc::State<Asked>,
+    _: Refused,
+) -> Result<(), natsrpc::ServiceError> {
+    asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Err(natsrpc::ServiceError::conflict("sold_out", "nothing left"))
+}
+
+#[tokio::test]
+async fn a_service_saying_not_now_is_asked_again_and_a_refusal_is_not() {
+    let (_server, nats) = private_nats().await;
+    let asked = Asked::default();
+    let service = natsrpc::Service::builder("busy", "1.0.0")
+        .state(asked.clone())
+        .endpoint(ask)
+        .endpoint(refused)
+        .start(&nats)
+        .await
+        .unwrap();
+    let reset = || asked.store(0, std::sync::atomic::Ordering::SeqCst);
+    let patient = Client::new(nats.clone()).with_retry(RetryPolicy::exponential(4, Duration::from_millis(5)));
+
+    // 503s, overloaded then unavailable: asked again until the service takes it.
+    for unavailable in [false, true] {
+        reset();
+        assert_eq!(patient.call(&Ask { busy_for: 2, unavailable }).await.unwrap(), 3, "the third attempt");
+    }
+    // Out of attempts, the last answer is the caller's, and says it may be retried later.
+    reset();
+    let error = patient.call(&Ask { busy_for: 9, unavailable: false }).await.unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 4, "four attempts in all");
+    // Without a policy, once.
+    reset();
+    let once = Client::new(nats.clone()).call(&Ask { busy_for: 1, unavailable: false }).await.unwrap_err();
+    assert_eq!((once.status(), once.code()), (Some(503), Some("overloaded")));
+    // A business refusal is the request's own answer: never asked twice.
+    reset();
+    let error = patient.call(&Refused {}).await.unwrap_err();
+    assert!(!error.is_retryable());
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    service.stop(Duration::from_secs(5)).await.unwrap();
+}

@@ -43,7 +43,7 @@ async fn each_request_has_a_span_with_its_outcome() {
     client.call_with(&valid_order(), CallOptions::new().correlation_id("trace-ok")).await.unwrap();
     let mut invalid = valid_order();
     invalid.items.clear();
-    client.call_with(&invalid, CallOptions::new().correlation_id("trace-bad")).await.unwrap_err();
+    client.call_with(&invalid, CallOptions::new().correlation_id("trace-bad").unchecked()).await.unwrap_err();
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let line = |id: &str| log.lines().find(|l| l.contains(id) && l.contains("handled")).map(str::to_string);

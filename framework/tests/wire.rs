@@ -243,7 +243,8 @@ async fn oversized_requests_get_413_and_oversized_replies_an_error_not_truncatio
     let mut order = valid_order();
     order.customer.name = "x".repeat(2_000);
     let client = Client::new(nats);
-    let error = client.call(&order).await.unwrap_err();
+    // Unchecked: the client would refuse the overlong name itself before the service saw its size.
+    let error = client.call_with(&order, CallOptions::new().unchecked()).await.unwrap_err();
     assert_eq!((error.status(), error.code()), (Some(413), Some("payload_too_large")));
 
     // The private server's max_payload is 1 MiB: a 2 MiB reply becomes a clear error.

@@ -1,4 +1,9 @@
 //! The typed client: `client.call(&request).await` returns the contract's response or an [`RpcError`].
+//!
+//! A request is validated before it is sent, by the contract's own rules: an invalid one comes back
+//! as the [`RpcError::Validation`] the service would have answered (the same paths, codes and
+//! message) without a message on the wire. [`CallOptions::unchecked`] sends it anyway, to see what a
+//! service says of a request it must refuse.
 
 use std::time::Duration;
 
@@ -13,7 +18,7 @@ pub use transport::{EncodedCall, EncodedReply, NatsTransport, PendingReply, Tran
 use crate::codec::Codec;
 use crate::contract::Request;
 use crate::envelope;
-use crate::error::RpcError;
+use crate::error::{RpcError, ServiceError};
 
 /// How long a call waits for its reply unless told otherwise.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,6 +33,7 @@ pub struct CallOptions {
     codec: Option<Codec>,
     correlation_id: Option<String>,
     retry: Option<RetryPolicy>,
+    unchecked: bool,
 }
 
 impl CallOptions {
@@ -66,6 +72,13 @@ impl CallOptions {
     /// that is not retried sends none, and the service makes one up when it needs one).
     pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sends the request without validating it first: the service's own answer to an invalid
+    /// request (a test of the service, or a caller whose rules are older than the service's).
+    pub fn unchecked(mut self) -> Self {
+        self.unchecked = true;
         self
     }
 
@@ -141,6 +154,13 @@ impl Client {
         request: &R,
         options: CallOptions,
     ) -> Result<R::Response, RpcError> {
+        // The service's own rules, here: an invalid request costs no round trip and no handler's
+        // queue slot, and its error is the one the service would answer.
+        if !options.unchecked
+            && let Err(errors) = request.validate()
+        {
+            return Err(ServiceError::validation(crate::validation::violations(&errors)).into());
+        }
         let codec = options.codec.unwrap_or(self.codec);
         let retry = options.retry.or(self.retry.filter(|_| R::IDEMPOTENT));
         let attempts = retry.map_or(1, |policy| policy.max_attempts);
@@ -158,20 +178,25 @@ impl Client {
             payload: codec.encode(request).map_err(RpcError::Encode)?.into(),
         };
         let mut attempt = 1;
-        let reply = loop {
-            match self.transport.request(&call).await {
-                Err(error @ (RpcError::NoResponders { .. } | RpcError::Timeout { .. }))
-                    if attempt < attempts =>
-                {
+        loop {
+            let answer = match self.transport.request(&call).await {
+                Ok(reply) => {
+                    let codec =
+                        reply.content_type.as_deref().and_then(Codec::from_content_type).unwrap_or(codec);
+                    envelope::decode_reply(codec, &reply.payload)
+                }
+                Err(error) => Err(error),
+            };
+            match answer {
+                // The error says whether asking again can help (`RpcError::is_retryable`).
+                Err(error) if error.is_retryable() && attempt < attempts => {
                     let wait = retry.map_or(Duration::ZERO, |policy| policy.backoff(attempt - 1));
                     tracing::debug!(%error, attempt, ?wait, correlation_id = call.correlation_id.as_deref(), "retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                result => break result?,
+                answer => return answer,
             }
-        };
-        let codec = reply.content_type.as_deref().and_then(Codec::from_content_type).unwrap_or(codec);
-        envelope::decode_reply(codec, &reply.payload)
+        }
     }
 }

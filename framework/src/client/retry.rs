@@ -4,8 +4,11 @@ use std::time::Duration;
 
 /// Retries with exponential backoff and full jitter, for calls that are safe to repeat.
 ///
-/// Only "no responders" (the service is restarting) and timeouts are retried: any reply, even an
-/// error, is an answer. A client-wide policy applies to requests declared `idempotent`; a per-call
+/// What is retried is what [`RpcError::is_retryable`](crate::RpcError::is_retryable) says can
+/// succeed on another attempt: "no responders" (the service is restarting), no reply in time, and
+/// the answers that say "not now" (503 `overloaded` and `unavailable`, 504 `timeout`). Any other
+/// answer, a broken rule or a business refusal, is the request's own and is not asked again. A
+/// client-wide policy applies to requests declared `idempotent`; a per-call
 /// policy ([`CallOptions::retry`](super::CallOptions::retry)) applies to that call whatever its type says. Each wait is drawn
 /// between zero and the exponential bound, so that clients that failed together do not all come
 /// back at the same moment.

@@ -41,7 +41,10 @@ async fn the_binary_takes_uploads_in_both_codecs_and_exits_0_on_sigterm() {
         sha256: sha256_hex(&big),
         data: Chunk(big),
     };
+    // Checked, the client refuses the chunk for its size; unchecked, NATS's own limit does.
     let error = client.call(&request).await.unwrap_err();
+    assert_eq!(error.code(), Some("validation_failed"), "{error:?}");
+    let error = client.call_with(&request, natsrpc::CallOptions::new().unchecked()).await.unwrap_err();
     assert!(matches!(error, RpcError::PayloadTooLarge(_)), "{error:?}");
     assert!(error.to_string().contains("1048576"), "{error}");
 
