@@ -46,8 +46,10 @@
 //!   safe for headers, logs and stats.
 //! - [`error`]: [`ServiceError`] (the wire error) and [`RpcError`] (this crate's error).
 //! - [`server`]: [`Service`], its builder, handlers and their arguments, the Services API.
-//! - [`client`]: the typed [`Client`], with timeouts, correlation ids and retries, over NATS or any
-//!   other [`Transport`].
+//! - [`client`]: the typed [`Client`], which validates before sending, with timeouts, correlation
+//!   ids and retries of what the error says can be retried, over NATS or any other [`Transport`].
+//! - [`compat`]: what a new version of a service breaks for the old one's callers, from their
+//!   `$SRV.INFO` schemas.
 //! - [`testing`]: an in-process [`testing::Harness`] and a private [`testing::NatsServer`].
 //!
 //! ## The wire
@@ -72,6 +74,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod compat;
 mod connection;
 pub mod contract;
 pub mod envelope;

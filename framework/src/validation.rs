@@ -36,7 +36,7 @@ fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<Violation>) {
     for (field, kind) in errors.errors() {
         // `__all__` holds the struct-level (schema) rules: they belong to the struct itself, or to
         // the field they name in a `field` parameter.
-        let path = if field == STRUCT_LEVEL { prefix.to_string() } else { join(prefix, field) };
+        let path = if field == STRUCT_LEVEL { prefix.to_string() } else { field_path(prefix, field) };
         match kind {
             ValidationErrorsKind::Field(list) => {
                 out.extend(list.iter().map(|error| violation(&path, error)));
@@ -51,7 +51,8 @@ fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<Violation>) {
     }
 }
 
-fn join(prefix: &str, field: &str) -> String {
+/// How natsrpc names `field` inside `prefix` (`customer.email`; the field alone at the top).
+pub fn field_path(prefix: &str, field: &str) -> String {
     if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") }
 }
 
@@ -148,7 +149,7 @@ pub fn finite<F: Float>(value: F) -> Result<(), ValidationError> {
 fn violation(path: &str, error: &ValidationError) -> Violation {
     let field = error.params.get(FIELD_PARAM).and_then(|f| f.as_str());
     let path = match field {
-        Some(field) => join(path, field),
+        Some(field) => field_path(path, field),
         None => path.to_string(),
     };
     let params: BTreeMap<String, serde_json::Value> = error

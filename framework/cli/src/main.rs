@@ -17,6 +17,7 @@ Examples:
   natsrpc stats ecommerce --json
   natsrpc schema ecommerce create_order
   natsrpc call ecommerce.create_order data/test-payloads/ecommerce/create_order.valid.json
+  natsrpc compat data/contracts/ecommerce.json ecommerce   the running version against the release
   echo '{\"hello\": \"world\"}' | natsrpc call echo.echo
 
 The server and credentials come from NATS_URL, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY,
@@ -24,7 +25,8 @@ NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY (as every natsrpc service reads them); -
 
 Exit codes:
   0  done (call: the service answered a success)
-  1  call: the service answered an error, or the request breaks the endpoint's schema (not sent)
+  1  call: the service answered an error, or the request breaks the endpoint's schema (not sent);
+     compat: a breaking change without a new major version
   2  bad arguments, or a file that cannot be read
   3  no answer: NATS unreachable, no such service, or a timeout";
 
@@ -76,6 +78,15 @@ enum Command {
         #[arg(long)]
         response: bool,
     },
+    /// Whether a new version keeps an old one's contract: every change that breaks the old
+    /// version's callers (allowed only with a new major version).
+    Compat {
+        /// The old version: a file of its `$SRV.INFO` (as `natsrpc info NAME --json` prints), or
+        /// the name of a running service to ask.
+        old: String,
+        /// The new version, the same way.
+        new: String,
+    },
     /// Send a request (checked against its endpoint's schema first) and print the answer.
     Call {
         /// Where it goes, such as ecommerce.create_order.
@@ -115,8 +126,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     if let Some(server) = cli.server {
         config.servers = server.split(',').map(|s| s.trim().to_string()).collect();
     }
-    let nats = config.connect().await?;
     let wait = cli.timeout;
+    if let Command::Compat { old, new } = &cli.command {
+        return compat(&config, old, new, wait).await;
+    }
+    let nats = config.connect().await?;
     match cli.command {
         Command::Ls { json } => {
             let infos = discovery::infos(&nats, None, wait).await?;
@@ -165,6 +179,59 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&schema);
         }
         Command::Call { subject, body, no_check } => call(&nats, &subject, &body, no_check, wait).await?,
+        Command::Compat { .. } => {}
+    }
+    Ok(())
+}
+
+/// Compares two versions' contracts (files, or running services asked over NATS only then).
+async fn compat(config: &natsrpc::NatsConfig, old: &str, new: &str, wait: Duration) -> Result<(), CliError> {
+    let mut nats = None;
+    let mut contracts = Vec::new();
+    for source in [old, new] {
+        let path = PathBuf::from(source);
+        if path.is_file() {
+            let text = std::fs::read(&path)
+                .map_err(|source| CliError::Read { path: path.display().to_string(), source })?;
+            let info = serde_json::from_slice::<Value>(&text)
+                .map_err(|e| CliError::Refused(format!("{}: not a $SRV.INFO answer: {e}", path.display())))?;
+            contracts.push(info);
+            continue;
+        }
+        checked_name(source)?;
+        if nats.is_none() {
+            nats = Some(config.connect().await?);
+        }
+        let Some(nats) = &nats else { continue };
+        let answers = discovery::gather(nats, &format!("$SRV.INFO.{source}"), wait).await?;
+        let info = answers.into_iter().next();
+        contracts.push(info.ok_or_else(|| CliError::NoAnswer(format!("no file and no service {source:?}")))?);
+    }
+    let [old, new] = contracts.as_slice() else {
+        return Err(CliError::NoAnswer("two versions to compare".into()));
+    };
+    match natsrpc::compat::check(old, new) {
+        Ok(breaks) if breaks.is_empty() => {
+            println!("compatible: nothing the old version's callers do breaks")
+        }
+        Ok(breaks) => {
+            println!("{} breaking change(s), announced by the new major version:", breaks.len());
+            for change in breaks {
+                println!("  {}", natsrpc::escape::escape(&change.to_string(), 400));
+            }
+        }
+        Err(incompatible) => {
+            let shown = |text: &str| natsrpc::escape::escape(text, 400).into_owned();
+            for change in &incompatible.breaks {
+                eprintln!("  {}", shown(&change.to_string()));
+            }
+            return Err(CliError::Refused(format!(
+                "{} breaking change(s) from {} to {} without a new major version",
+                incompatible.breaks.len(),
+                shown(&incompatible.old),
+                shown(&incompatible.new)
+            )));
+        }
     }
     Ok(())
 }

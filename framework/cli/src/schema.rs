@@ -21,6 +21,7 @@
 //! assert_eq!(paths, ["quantity", "sku"]);
 //! ```
 
+use natsrpc::validation::field_path;
 use serde_json::Value;
 
 /// How deep `$ref`s may lead (a recursive schema ends there rather than looping).
@@ -130,11 +131,11 @@ impl Checker<'_> {
                 let properties = schema.get("properties").and_then(Value::as_object);
                 for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
                     if let Some(name) = name.as_str().filter(|name| !fields.contains_key(*name)) {
-                        found.push(Violation { path: join(path, name), message: "is required".into() });
+                        found.push(Violation { path: field_path(path, name), message: "is required".into() });
                     }
                 }
                 for (name, field) in fields {
-                    let at = join(path, name);
+                    let at = field_path(path, name);
                     match (properties.and_then(|p| p.get(name)), schema.get("additionalProperties")) {
                         (Some(own), _) => self.check(own, field, &at, depth + 1, found),
                         (None, Some(Value::Bool(false))) => {
@@ -258,10 +259,6 @@ fn type_of(value: &Value) -> &'static str {
 
 fn list(values: &[Value]) -> String {
     values.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
-}
-
-fn join(path: &str, name: &str) -> String {
-    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
 }
 
 #[cfg(test)]

@@ -123,6 +123,26 @@ async fn lists_shows_and_calls_a_service_and_refuses_a_request_its_schema_refuse
     assert_eq!(nothing.status.code(), Some(3), "no such service: no answer");
     let bad_name = run(vec!["stats", "$SRV.>"], None).await.unwrap();
     assert_eq!(bad_name.status.code(), Some(1), "{}", text(&bad_name.stderr));
+
+    // The running version against its own recorded contract, then against one it breaks.
+    let recorded = run(vec!["info", "ecommerce", "--json"], None).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("natsrpc-cli-{}", nuid::next()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let released = dir.join("released.json");
+    std::fs::write(&released, &recorded.stdout).unwrap();
+    let released_arg: &'static str = Box::leak(released.display().to_string().into_boxed_str());
+    let same = run(vec!["compat", released_arg, "ecommerce"], None).await.unwrap();
+    assert!(same.status.success(), "{}", text(&same.stderr));
+    assert!(text(&same.stdout).starts_with("compatible"), "{}", text(&same.stdout));
+    let mut fewer: serde_json::Value = serde_json::from_slice(&recorded.stdout).unwrap();
+    fewer[0]["endpoints"].as_array_mut().unwrap().retain(|e| e["name"] != "get_stock");
+    let newer = dir.join("newer.json");
+    std::fs::write(&newer, fewer.to_string()).unwrap();
+    let newer_arg: &'static str = Box::leak(newer.display().to_string().into_boxed_str());
+    let broken = run(vec!["compat", released_arg, newer_arg], None).await.unwrap();
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken.stderr));
+    assert!(text(&broken.stderr).contains("ecommerce.get_stock: removed"), "{}", text(&broken.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
     service.stop(std::time::Duration::from_secs(5)).await.unwrap();
 }
 

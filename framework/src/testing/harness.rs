@@ -63,7 +63,9 @@ impl Harness {
         self
     }
 
-    /// Calls the endpoint `R` names and decodes its reply, as [`Client::call`](crate::Client::call) does.
+    /// Calls the endpoint `R` names and decodes its reply, as [`Client::call`](crate::Client::call)
+    /// does with [`CallOptions::unchecked`](crate::CallOptions::unchecked): an invalid request
+    /// reaches the service, whose own validation answers it.
     pub async fn call<R: Request>(&self, request: &R) -> Result<R::Response, RpcError> {
         let body = self.codec.encode(request).map_err(RpcError::Encode)?;
         let reply = self.call_raw(R::SUBJECT, Some(self.codec.content_type()), body).await;

@@ -1,9 +1,11 @@
 //! Testing services: call endpoints in-process with no NATS server ([`Harness`]), start a private
 //! `nats-server` on a free port for tests that stop or restart the broker ([`NatsServer`]), and keep
 //! generated files (samples, schemas) current ([`golden_file`], [`golden_schemas`]), run a service
-//! binary as its own process ([`ServiceProcess`]), and describe requests made to break a rule
-//! ([`Invalid`]).
+//! binary as its own process ([`ServiceProcess`]), describe requests made to break a rule
+//! ([`Invalid`]), and keep a service's contract from one release to the next
+//! ([`compatible_with`]).
 
+mod contract_check;
 mod golden;
 mod harness;
 mod invalid;
@@ -12,6 +14,7 @@ mod pki;
 mod ports;
 mod service_process;
 
+pub use contract_check::compatible_with;
 pub use golden::{golden_file, golden_json, golden_samples, golden_schemas};
 pub use harness::{Harness, RawReply};
 pub use invalid::{Invalid, Sample};

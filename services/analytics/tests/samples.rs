@@ -13,7 +13,7 @@ use analytics::contracts::{
 };
 use analytics::domain::{Analytics, MemoryStore};
 use analytics::payloads::{Payloads, SAMPLE_NOW_MS, refresh_timestamps};
-use natsrpc::testing::{Harness, golden_samples, golden_schemas};
+use natsrpc::testing::{Harness, compatible_with, golden_samples, golden_schemas};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
@@ -37,4 +37,19 @@ fn schemas_are_current() {
     golden_schemas::<QueryTimeseries>(&dir).unwrap();
     golden_schemas::<TopN>(&dir).unwrap();
     golden_schemas::<UserActivity>(&dir).unwrap();
+}
+
+/// The contract of the last release (`data/contracts/analytics.json`, its `$SRV.INFO`) still holds:
+/// nothing its callers sent is refused now, nothing they read is gone, unless the major version
+/// says so. `UPDATE_SAMPLES=1 cargo test` records the contract as it is now, for a release.
+#[test]
+fn the_released_contract_holds() {
+    compatible_with(
+        &data_dir().join("contracts/analytics.json"),
+        analytics::service(Arc::new(Analytics::new(
+            MemoryStore::new(RETENTION_MS, 1),
+            Arc::new(faults::Faults::none()),
+        ))),
+    )
+    .unwrap();
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ecommerce::domain::{MemoryStore, Shop};
 use ecommerce::payloads::Payloads;
-use natsrpc::testing::{Harness, golden_samples, golden_schemas};
+use natsrpc::testing::{Harness, compatible_with, golden_samples, golden_schemas};
 
 const SEED: u64 = 2026;
 
@@ -41,4 +41,19 @@ fn schemas_are_current() {
     golden_schemas::<Restock>(&dir).unwrap();
     golden_schemas::<GetStock>(&dir).unwrap();
     golden_schemas::<GetOrderOverview>(&dir).unwrap();
+}
+
+/// The contract of the last release (`data/contracts/ecommerce.json`, its `$SRV.INFO`) still holds:
+/// nothing its callers sent is refused now, nothing they read is gone, unless the major version
+/// says so. `UPDATE_SAMPLES=1 cargo test` records the contract as it is now, for a release.
+#[test]
+fn the_released_contract_holds() {
+    compatible_with(
+        &data_dir().join("contracts/ecommerce.json"),
+        ecommerce::service(Arc::new(Shop::new(
+            MemoryStore::with_catalog(1000, 1000),
+            Arc::new(faults::Faults::none()),
+        ))),
+    )
+    .unwrap();
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use fileproc::contracts::{BeginUpload, CompleteUpload, JobStatus, ProcessBatch, UploadChunk, UploadStatus};
 use fileproc::domain::{FileProcessor, MemoryStore};
 use fileproc::payloads::Payloads;
-use natsrpc::testing::{Harness, golden_samples, golden_schemas};
+use natsrpc::testing::{Harness, compatible_with, golden_samples, golden_schemas};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
@@ -34,4 +34,19 @@ fn schemas_are_current() {
     golden_schemas::<UploadStatus>(&dir).unwrap();
     golden_schemas::<ProcessBatch>(&dir).unwrap();
     golden_schemas::<JobStatus>(&dir).unwrap();
+}
+
+/// The contract of the last release (`data/contracts/fileproc.json`, its `$SRV.INFO`) still holds:
+/// nothing its callers sent is refused now, nothing they read is gone, unless the major version
+/// says so. `UPDATE_SAMPLES=1 cargo test` records the contract as it is now, for a release.
+#[test]
+fn the_released_contract_holds() {
+    compatible_with(
+        &data_dir().join("contracts/fileproc.json"),
+        fileproc::service(Arc::new(FileProcessor::new(
+            MemoryStore::default(),
+            Arc::new(faults::Faults::none()),
+        ))),
+    )
+    .unwrap();
 }
