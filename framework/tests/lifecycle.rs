@@ -197,3 +197,55 @@ async fn a_service_saying_not_now_is_asked_again_and_a_refusal_is_not() {
     assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
     service.stop(Duration::from_secs(5)).await.unwrap();
 }
+
+/// Asks every census taker for its count.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, validator::Validate)]
+struct Count {
+    #[validate(range(max = 10))]
+    round: u32,
+}
+natsrpc::request!(Count => u32, service = "census", endpoint = "count");
+
+#[tokio::test]
+async fn a_scatter_gather_gathers_every_typed_answer_up_to_its_bound() {
+    use futures::StreamExt;
+    let (_server, nats) = private_nats().await;
+    // Three responders outside any queue group: each answers every request, the third an error.
+    let mut responders = Vec::new();
+    for n in 1..=3u32 {
+        let mut requests = nats.subscribe("census.count").await.unwrap();
+        let nats = nats.clone();
+        responders.push(tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                let body = if n == 3 {
+                    serde_json::json!({ "ok": false, "error": { "status": 503, "kind": "unavailable", "code": "unavailable", "message": "counting" } })
+                } else {
+                    serde_json::json!({ "ok": true, "data": n })
+                };
+                if let Some(reply) = request.reply {
+                    nats.publish(reply, body.to_string().into()).await.unwrap();
+                }
+            }
+        }));
+    }
+    nats.flush().await.unwrap();
+    let client = Client::new(nats.clone()).with_timeout(Duration::from_secs(2));
+    let stall = Duration::from_millis(300);
+
+    let all = client.request_many(&Count { round: 1 }, 10, stall).await.unwrap();
+    let mut counts: Vec<u32> = all.iter().filter_map(|a| a.as_ref().ok().copied()).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [1, 2], "{all:?}");
+    let failed: Vec<_> = all.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert_eq!(failed.len(), 1, "{all:?}");
+    assert_eq!(failed[0].code(), Some("unavailable"));
+
+    assert_eq!(client.request_many(&Count { round: 2 }, 2, stall).await.unwrap().len(), 2, "at most two");
+    let refused = client.request_many(&Count { round: 11 }, 10, stall).await.unwrap_err();
+    assert!(matches!(refused, RpcError::Validation { .. }), "checked before sending: {refused:?}");
+    for responder in responders {
+        responder.abort();
+    }
+    let nobody = client.request_many(&Count { round: 3 }, 10, Duration::from_millis(100)).await.unwrap();
+    assert!(nobody.is_empty(), "no answer is an empty gathering: {nobody:?}");
+}

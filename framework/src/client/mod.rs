@@ -13,7 +13,7 @@ mod transport;
 use std::sync::Arc;
 
 pub use retry::RetryPolicy;
-pub use transport::{EncodedCall, EncodedReply, NatsTransport, PendingReply, Transport};
+pub use transport::{EncodedCall, EncodedReply, NatsTransport, PendingReplies, PendingReply, Transport};
 
 use crate::codec::Codec;
 use crate::contract::Request;
@@ -148,18 +148,51 @@ impl Client {
         self.call_with(request, CallOptions::new()).await
     }
 
+    /// Scatter-gather: sends `request` once to everything that answers `R`'s subject (responders
+    /// outside a queue group, or several services on one subject) and decodes every reply, until
+    /// `max` have come, or none has for `stall`, or the client's timeout is over. Each reply is a
+    /// success or the error it carries; none at all is an empty list (a scatter-gather does not
+    /// know how many should answer). Over a transport of one reply per request, the one.
+    ///
+    /// ```no_run
+    /// # async fn run(client: natsrpc::Client, ping: impl natsrpc::Request) -> Result<(), natsrpc::RpcError> {
+    /// let answers = client.request_many(&ping, 10, std::time::Duration::from_millis(200)).await?;
+    /// let healthy = answers.iter().filter(|answer| answer.is_ok()).count();
+    /// # let _ = healthy; Ok(()) }
+    /// ```
+    pub async fn request_many<R: Request>(
+        &self,
+        request: &R,
+        max: usize,
+        stall: Duration,
+    ) -> Result<Vec<Result<R::Response, RpcError>>, RpcError> {
+        checked(request)?;
+        let call = EncodedCall {
+            subject: R::SUBJECT,
+            content_type: self.codec.content_type(),
+            correlation_id: None,
+            timeout: self.timeout,
+            payload: self.codec.encode(request).map_err(RpcError::Encode)?.into(),
+        };
+        let replies = self.transport.request_many(&call, max.max(1), stall).await?;
+        Ok(replies
+            .iter()
+            .map(|reply| {
+                let codec =
+                    reply.content_type.as_deref().and_then(Codec::from_content_type).unwrap_or(self.codec);
+                envelope::decode_reply(codec, &reply.payload)
+            })
+            .collect())
+    }
+
     /// Calls the endpoint `R` names, with per-call settings.
     pub async fn call_with<R: Request>(
         &self,
         request: &R,
         options: CallOptions,
     ) -> Result<R::Response, RpcError> {
-        // The service's own rules, here: an invalid request costs no round trip and no handler's
-        // queue slot, and its error is the one the service would answer.
-        if !options.unchecked
-            && let Err(errors) = request.validate()
-        {
-            return Err(ServiceError::validation(crate::validation::violations(&errors)).into());
+        if !options.unchecked {
+            checked(request)?;
         }
         let codec = options.codec.unwrap_or(self.codec);
         let retry = options.retry.or(self.retry.filter(|_| R::IDEMPOTENT));
@@ -199,4 +232,12 @@ impl Client {
             }
         }
     }
+}
+
+/// `request` checked by the service's own rules, here: an invalid request costs no round trip
+/// and no handler's queue slot, and its error is the one the service would answer.
+fn checked<R: Request>(request: &R) -> Result<(), RpcError> {
+    request
+        .validate()
+        .map_err(|errors| ServiceError::validation(crate::validation::violations(&errors)).into())
 }

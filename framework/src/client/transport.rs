@@ -48,6 +48,9 @@ pub struct EncodedReply {
 /// The future a [`Transport`] answers with.
 pub type PendingReply<'a> = Pin<Box<dyn Future<Output = Result<EncodedReply, RpcError>> + Send + 'a>>;
 
+/// The future of a scatter-gather ([`Transport::request_many`]): every reply gathered.
+pub type PendingReplies<'a> = Pin<Box<dyn Future<Output = Result<Vec<EncodedReply>, RpcError>> + Send + 'a>>;
+
 /// Moves a request to its endpoint and the reply back.
 ///
 /// Errors: [`RpcError::NoResponders`] when nothing serves the subject (retryable),
@@ -57,6 +60,20 @@ pub trait Transport: Send + Sync + 'static {
     /// Sends `request` and waits for its reply. The request is lent, not given: a retry sends the
     /// same one again without a copy.
     fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a>;
+
+    /// Sends `request` once and gathers the replies of everything that answers it, until `max`
+    /// have come, or none has for `stall`, or the request's timeout is over: scatter-gather, for
+    /// a subject several responders answer (each outside a queue group). A transport that carries
+    /// one reply per request answers with that one, as this default does.
+    fn request_many<'a>(
+        &'a self,
+        request: &'a EncodedCall,
+        max: usize,
+        stall: Duration,
+    ) -> PendingReplies<'a> {
+        let _ = (max, stall);
+        Box::pin(async move { Ok(vec![self.request(request).await?]) })
+    }
 }
 
 /// A shared transport is a transport: one connection (or pool) for a typed [`Client`](super::Client)
@@ -65,26 +82,89 @@ impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
     fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
         (**self).request(request)
     }
+
+    fn request_many<'a>(
+        &'a self,
+        request: &'a EncodedCall,
+        max: usize,
+        stall: Duration,
+    ) -> PendingReplies<'a> {
+        (**self).request_many(request, max, stall)
+    }
 }
 
 /// NATS request/reply: the framework's own transport.
 #[derive(Debug, Clone)]
 pub struct NatsTransport(pub async_nats::Client);
 
+/// The headers of `request` on NATS.
+fn nats_headers(request: &EncodedCall) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    // The body tells its codec as well as the header would (see `Codec::detect`): the header goes
+    // only where it would not, such as MessagePack, saving the callee its parsing.
+    if Codec::from_content_type(request.content_type) != Some(Codec::sniff(&request.payload)) {
+        headers.insert(headers::names::CONTENT_TYPE, request.content_type);
+    }
+    if let Some(correlation_id) = &request.correlation_id {
+        headers::insert(&mut headers, headers::names::CORRELATION_ID, correlation_id);
+    }
+    headers.insert(headers::names::DEADLINE, itoa::Buffer::new().format(request.timeout.as_millis()));
+    headers
+}
+
+/// A NATS reply as the client reads it.
+fn encoded(reply: async_nats::Message) -> EncodedReply {
+    let content_type = reply
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::names::CONTENT_TYPE))
+        .map(|v| v.as_str().to_string());
+    let status = headers::reply_status(reply.headers.as_ref());
+    EncodedReply { status, content_type, payload: reply.payload }
+}
+
 impl Transport for NatsTransport {
+    fn request_many<'a>(
+        &'a self,
+        request: &'a EncodedCall,
+        max: usize,
+        stall: Duration,
+    ) -> PendingReplies<'a> {
+        Box::pin(async move {
+            use futures::StreamExt;
+            let inbox = self.0.new_inbox();
+            let mut replies = self.0.subscribe(inbox.clone()).await.map_err(RpcError::transport)?;
+            self.0
+                .publish_with_reply_and_headers(
+                    request.subject,
+                    inbox,
+                    nats_headers(request),
+                    request.payload.clone(),
+                )
+                .await
+                .map_err(|error| match error.kind() {
+                    async_nats::client::PublishErrorKind::MaxPayloadExceeded => {
+                        RpcError::PayloadTooLarge(error.to_string())
+                    }
+                    _ => RpcError::transport(error),
+                })?;
+            let deadline = tokio::time::Instant::now() + request.timeout;
+            let mut gathered = Vec::new();
+            while gathered.len() < max {
+                // Until the deadline, and no longer than `stall` after the last reply (or the send).
+                let until = deadline.min(tokio::time::Instant::now() + stall);
+                match tokio::time::timeout_at(until, replies.next()).await {
+                    Ok(Some(reply)) => gathered.push(encoded(reply)),
+                    _ => break,
+                }
+            }
+            Ok(gathered)
+        })
+    }
+
     fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
         Box::pin(async move {
-            let mut headers = HeaderMap::new();
-            // The body tells its codec as well as the header would (see `Codec::detect`): the
-            // header goes only where it would not, such as MessagePack, saving the callee its
-            // parsing.
-            if Codec::from_content_type(request.content_type) != Some(Codec::sniff(&request.payload)) {
-                headers.insert(headers::names::CONTENT_TYPE, request.content_type);
-            }
-            if let Some(correlation_id) = &request.correlation_id {
-                headers::insert(&mut headers, headers::names::CORRELATION_ID, correlation_id);
-            }
-            headers.insert(headers::names::DEADLINE, itoa::Buffer::new().format(request.timeout.as_millis()));
+            let headers = nats_headers(request);
             let subject = request.subject;
             let sent = async_nats::Request::new()
                 .headers(headers)
@@ -101,13 +181,7 @@ impl Transport for NatsTransport {
                 RequestErrorKind::MaxPayloadExceeded => RpcError::PayloadTooLarge(error.to_string()),
                 _ => RpcError::transport(error),
             })?;
-            let content_type = reply
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(headers::names::CONTENT_TYPE))
-                .map(|v| v.as_str().to_string());
-            let status = headers::reply_status(reply.headers.as_ref());
-            Ok(EncodedReply { status, content_type, payload: reply.payload })
+            Ok(encoded(reply))
         })
     }
 }
