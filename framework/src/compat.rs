@@ -12,7 +12,10 @@
 //! | a response | a required field no longer required or removed; more types allowed (`null` too, say); an enum value added (callers whose enums have no catch-all fail on it) |
 //!
 //! A breaking change is allowed with a new major version (`2.0.0` after `1.4.2`, in ADR-32's
-//! `version`): [`check`] passes then, listing them.
+//! `version`; under 1.0.0, a new minor one, `0.2.0` after `0.1.4`, as semver has it): [`check`]
+//! passes then, listing them. Enums written as `oneOf` of `const`s (documented variants) count as
+//! sets of values; other choices (`Option<T>` as `anyOf`, enums with data) are compared branch by
+//! branch; a type that refers to itself is compared once.
 //!
 //! ```
 //! use serde_json::json;
@@ -99,7 +102,7 @@ pub fn breaking_changes(old: &Value, new: &Value) -> Vec<Break> {
             };
             if let (Some(before), Some(after)) = (schema(&endpoint), schema(now)) {
                 let mut found = Vec::new();
-                let walk = Walk { old_root: &before, new_root: &after, direction };
+                let walk = Walk { old_root: &before, new_root: &after, direction, seen: Default::default() };
                 walk.compare(&before, &after, "", 0, &mut found);
                 breaks.extend(found.into_iter().map(|(path, change)| Break {
                     endpoint: subject.clone(),
@@ -120,8 +123,14 @@ pub fn check(old: &Value, new: &Value) -> Result<Vec<Break>, Incompatible> {
     let version =
         |info: &Value| first(info).get("version").and_then(Value::as_str).unwrap_or_default().to_string();
     let (old, new) = (version(old), version(new));
-    let major = |version: &str| version.split('.').next().and_then(|m| m.parse::<u64>().ok());
-    let announced = matches!((major(&old), major(&new)), (Some(a), Some(b)) if b > a);
+    // The version's leading part that says "breaking" under semver: the major, or under 1.0.0 the
+    // minor (0.2.0 after 0.1.4).
+    let breaking = |version: &str| -> Option<(u64, u64)> {
+        let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
+        let (major, minor) = (parts.next()??, parts.next().flatten().unwrap_or(0));
+        Some(if major == 0 { (0, minor) } else { (major, 0) })
+    };
+    let announced = matches!((breaking(&old), breaking(&new)), (Some(a), Some(b)) if b > a);
     if breaks.is_empty() || announced { Ok(breaks) } else { Err(Incompatible { old, new, breaks }) }
 }
 
@@ -143,6 +152,9 @@ struct Walk<'a> {
     old_root: &'a Value,
     new_root: &'a Value,
     direction: Direction,
+    /// The (old, new) schemas compared already, by address: a type that refers to itself (or two
+    /// fields of one type) is compared once, not once per way of reaching it.
+    seen: std::cell::RefCell<std::collections::HashSet<(usize, usize)>>,
 }
 
 type Found = Vec<(String, String)>;
@@ -154,6 +166,10 @@ impl Walk<'_> {
         }
         let (old, new) = (self.resolve(old, self.old_root), self.resolve(new, self.new_root));
         let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return };
+        let pair = (std::ptr::from_ref(old) as usize, std::ptr::from_ref(new) as usize);
+        if !self.seen.borrow_mut().insert(pair) {
+            return;
+        }
         let mut say = |change: String| found.push((path.to_string(), change));
         let accepted = self.direction == Direction::Accepted;
 
@@ -205,7 +221,7 @@ impl Walk<'_> {
                 }
             }
         }
-        match (old.get("enum").and_then(Value::as_array), new.get("enum").and_then(Value::as_array)) {
+        match (values(old).as_deref(), values(new).as_deref()) {
             (Some(before), Some(after)) if accepted => {
                 for gone in before.iter().filter(|v| !after.contains(v)) {
                     say(format!("no longer takes {gone}"));
@@ -223,9 +239,30 @@ impl Walk<'_> {
             (Some(_), None) if !accepted => say("no longer one of a fixed set".into()),
             _ => {}
         }
-        for key in ["oneOf", "anyOf"] {
-            if new.get(key).is_some() && old.get(key) != new.get(key) {
-                say(format!("its choices ({key}) changed: compare them by hand"));
+        // Choices that are not a set of values (`Option<T>` is `anyOf: [T, null]`, an enum with
+        // data is `oneOf` of objects): compared branch by branch, in order.
+        for key in ["oneOf", "anyOf", "allOf"] {
+            let branches = |schema: &Map<String, Value>| -> Vec<Value> {
+                if key != "allOf" && values(schema).is_some() {
+                    return Vec::new();
+                }
+                schema.get(key).and_then(Value::as_array).cloned().unwrap_or_default()
+            };
+            let (before, after) = (branches(old), branches(new));
+            let fewer = after.len() < before.len();
+            match (before.is_empty(), after.is_empty()) {
+                (true, true) => continue,
+                (false, false) if key == "allOf" || before.len() == after.len() => {}
+                _ if key != "allOf" && (fewer == accepted) => {
+                    found.push((
+                        path.to_string(),
+                        format!("its choices ({key}) changed: compare them by hand"),
+                    ));
+                }
+                _ => {}
+            }
+            for (before, after) in before.iter().zip(&after) {
+                self.compare(before, after, path, depth + 1, found);
             }
         }
 
@@ -270,6 +307,20 @@ impl Walk<'_> {
         if let (Some(before), Some(after)) = (old.get("items"), new.get("items")) {
             self.compare(before, after, &format!("{path}[]"), depth + 1, found);
         }
+        if let (Some(before), Some(after)) =
+            (old.get("additionalProperties"), new.get("additionalProperties"))
+            && before.is_object()
+            && after.is_object()
+        {
+            self.compare(before, after, &field_path(path, "*"), depth + 1, found);
+        }
+        let prefix =
+            |schema: &Map<String, Value>| schema.get("prefixItems").and_then(Value::as_array).cloned();
+        if let (Some(before), Some(after)) = (prefix(old), prefix(new)) {
+            for (i, (before, after)) in before.iter().zip(&after).enumerate() {
+                self.compare(before, after, &format!("{path}[{i}]"), depth + 1, found);
+            }
+        }
     }
 
     /// The schema a `$ref` leads to in its document (the schema itself when it has none).
@@ -292,6 +343,23 @@ impl Walk<'_> {
 enum Bound {
     Up,
     Down,
+}
+
+/// The values a schema allows, when it is a set of them: `enum`, or `oneOf`/`anyOf` of `const`s
+/// (how schemars writes a Rust enum whose variants have doc comments).
+fn values(schema: &Map<String, Value>) -> Option<Vec<Value>> {
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return Some(values.clone());
+    }
+    let branches = schema.get("oneOf").or_else(|| schema.get("anyOf"))?.as_array()?;
+    branches
+        .iter()
+        .map(|branch| match (branch.get("const"), branch.get("enum").and_then(Value::as_array)) {
+            (Some(value), _) => Some(value.clone()),
+            (None, Some(one)) if one.len() == 1 => Some(one[0].clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The types a schema allows (`None`: any).
@@ -370,6 +438,41 @@ mod tests {
     }
 
     #[test]
+    fn documented_enums_are_sets_options_are_followed_and_recursion_ends() {
+        let any = (json!({}), json!({}));
+        let method = |consts: &[&str]| {
+            let branches: Vec<Value> =
+                consts.iter().map(|c| json!({ "const": c, "description": format!("pay by {c}") })).collect();
+            json!({ "type": "object", "properties": { "method": { "oneOf": branches } } })
+        };
+        assert_eq!(
+            breaks((method(&["card"]), method(&["card", "iban"])), any.clone()),
+            Vec::<String>::new(),
+            "accepts more"
+        );
+        assert_eq!(
+            breaks((method(&["card", "iban"]), method(&["card"])), any.clone()),
+            ["shop.buy request method: no longer takes \"iban\""]
+        );
+        // `Option<Gift>`: a field of the gift made required is found through the `anyOf`.
+        let gift = |required: &[&str]| {
+            json!({ "$defs": { "Gift": { "type": "object", "properties": { "note": { "type": "string" } }, "required": required } },
+            "type": "object", "properties": { "gift": { "anyOf": [{ "$ref": "#/$defs/Gift" }, { "type": "null" }] } } })
+        };
+        assert_eq!(
+            breaks((gift(&[]), gift(&["note"])), any.clone()),
+            ["shop.buy request gift.note: now required"]
+        );
+        // A type made of itself twice over: compared once, not 2^depth times.
+        let tree = |max: u64| {
+            json!({ "$defs": { "F": { "type": "object", "properties": {
+            "and": { "type": "array", "items": { "$ref": "#/$defs/F" } }, "or": { "type": "array", "items": { "$ref": "#/$defs/F" } },
+            "name": { "type": "string", "maxLength": max } } } }, "$ref": "#/$defs/F" })
+        };
+        assert_eq!(breaks((tree(10), tree(5)), any), ["shop.buy request name: maxLength now 5"]);
+    }
+
+    #[test]
     fn a_removed_endpoint_breaks_and_a_new_major_version_allows_it() {
         let old = info("1.4.2", json!({}), json!({}));
         let gone = json!({ "name": "shop", "version": "1.5.0", "endpoints": [] });
@@ -383,5 +486,9 @@ mod tests {
             [],
             "instances as `natsrpc info --json` lists them"
         );
+        // Under 1.0.0, a new minor version is the breaking one.
+        let early = |version: &str| json!({ "name": "shop", "version": version, "endpoints": [] });
+        assert!(check(&info("0.1.4", json!({}), json!({})), &early("0.2.0")).is_ok());
+        assert!(check(&info("0.1.4", json!({}), json!({})), &early("0.1.5")).is_err());
     }
 }

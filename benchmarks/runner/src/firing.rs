@@ -91,7 +91,8 @@ impl Firing {
     }
 
     /// Runs `load` into `recorder`, request keys from `key_offset` (so that a warm-up and a
-    /// measurement draw different requests); answers the planned rate of an open loop.
+    /// measurement draw different requests); answers the planned rate of an open loop, in
+    /// requests a second (a flow's journey counting its steps).
     pub async fn run(
         &self,
         load: &Load,
@@ -100,7 +101,9 @@ impl Firing {
         observers: &Observers,
     ) -> Option<f64> {
         let seed = self.workload.seed() ^ key_offset;
-        run_load(load, recorder, self.shot(recorder, key_offset, observers), seed).await
+        let draws = run_load(load, recorder, self.shot(recorder, key_offset, observers), seed).await;
+        // Requests planned, as answers are counted: a flow drawn plans its steps.
+        draws.map(|rate| rate * self.workload.requests_per_draw())
     }
 
     /// One request or flow: draw it, send it, check and record the answers (and show them to
@@ -124,7 +127,7 @@ impl Firing {
                 match firing.workload.draw(key) {
                     Pick::Request(drawn) => {
                         let answered = firing.fire(&drawn, planned, recorder).await;
-                        record(&drawn, planned, &answered, recorder, observers);
+                        record(&drawn, planned, &answered, &answered.verdict, recorder, observers);
                     }
                     Pick::Flow(flow) => firing.journey(flow, key, planned, recorder, observers).await,
                 }
@@ -169,24 +172,27 @@ impl Firing {
                 Instant::now()
             };
             let drawn = self.workload.step(step.entry, key, &captured);
-            let mut answered = self.fire(&drawn, step_planned, recorder).await;
+            let answered = self.fire(&drawn, step_planned, recorder).await;
             first_sent.get_or_insert(answered.sent);
             done = answered.done;
-            if answered.verdict == Verdict::Ok && !step.capture.is_empty() {
+            // The step's figure: its answer's verdict, unless the journey cannot go on for want of
+            // a value in it. The observers see the answer as it was (an order placed is placed).
+            let mut verdict = answered.verdict.clone();
+            if verdict == Verdict::Ok && !step.capture.is_empty() {
                 let value = answered.body.as_deref().and_then(|body| answer_value(drawn.template, body));
                 for (slot, path) in &step.capture {
                     match (value.as_ref().and_then(|value| path.find(value)), captured.get_mut(*slot)) {
                         (Some(found), Some(into)) => *into = found,
                         _ => {
-                            answered.verdict = Verdict::Unexpected(ErrorKind::Flow("capture_missing".into()));
+                            verdict = Verdict::Unexpected(ErrorKind::Flow("capture_missing".into()));
                             break;
                         }
                     }
                 }
             }
-            record(&drawn, step_planned, &answered, recorder, observers);
-            if answered.verdict != Verdict::Ok {
-                outcome = answered.verdict;
+            record(&drawn, step_planned, &answered, &verdict, recorder, observers);
+            if verdict != Verdict::Ok {
+                outcome = verdict;
                 break;
             }
         }
@@ -194,11 +200,13 @@ impl Firing {
     }
 }
 
-/// Records an answer of `drawn`'s entry, and shows it to the observers.
+/// Records an answer of `drawn`'s entry as `recorded` (its verdict, or what a flow made of it),
+/// and shows the answer as it was to the observers.
 fn record(
     drawn: &Drawn<'_>,
     planned: Instant,
     answered: &Answered,
+    recorded: &Verdict,
     recorder: &Mutex<Recorder>,
     observers: &Observers,
 ) {
@@ -217,7 +225,7 @@ fn record(
     if let Some(timeline) = &observers.timeline {
         timeline.answered(planned, *done, verdict);
     }
-    lock(recorder).answered(drawn.template.entry, planned, *sent, *done, verdict);
+    lock(recorder).answered(drawn.template.entry, planned, *sent, *done, recorded);
 }
 
 /// What a flow captures from: natsrpc's envelope's `data`, or the whole answer where any answer

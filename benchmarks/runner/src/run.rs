@@ -303,7 +303,8 @@ impl Runner {
                 let recorder = fire.recorder(self.interval, None);
                 fire.run(&load.scaled_to(*probe), &recorder, u64::MAX / 4, &unmeasured).await;
                 let saturation = lock(&recorder).overall().answered() as f64 / probe.as_secs_f64();
-                let rate = (saturation * fraction).max(1.0);
+                // Offered as draws (a flow is one, of several requests): answers over requests a draw.
+                let rate = (saturation * fraction / workload.requests_per_draw()).max(1.0);
                 crate::say!(
                     "   saturation probe: {saturation:.0} answers/s; soaking at {rate:.0} (x{fraction})"
                 );
@@ -759,7 +760,9 @@ fn measurement(
             steps
                 .iter()
                 .enumerate()
-                .map(|(i, rate)| {
+                .map(|(i, draws)| {
+                    // Requests planned, as answers are counted (a flow drawn plans its steps).
+                    let rate = &(draws * workload.requests_per_draw());
                     let tally = tallies.get(i).cloned().unwrap_or_default();
                     let achieved_rps = tally.answered() as f64 / step_duration.as_secs_f64();
                     let p99_us = tally.response.value_at_quantile(0.99);

@@ -38,6 +38,9 @@ pub enum CliError {
     /// The service answered with an error.
     #[error("the service answered an error")]
     Answered,
+    /// A file given is not what it should be.
+    #[error("{0}")]
+    Input(String),
     /// A file could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -53,7 +56,7 @@ impl CliError {
     pub fn status(&self) -> u8 {
         match self {
             CliError::Refused(_) | CliError::Answered => 1,
-            CliError::Read { .. } => 2,
+            CliError::Read { .. } | CliError::Input(_) => 2,
             CliError::Connect(_) | CliError::Nats(_) | CliError::NoAnswer(_) => 3,
         }
     }

@@ -27,7 +27,7 @@ Exit codes:
   0  done (call: the service answered a success)
   1  call: the service answered an error, or the request breaks the endpoint's schema (not sent);
      compat: a breaking change without a new major version
-  2  bad arguments, or a file that cannot be read
+  2  bad arguments, or a file that cannot be read (or is no $SRV.INFO answer)
   3  no answer: NATS unreachable, no such service, or a timeout";
 
 /// List, inspect and call natsrpc services (and any NATS Services API service) on a NATS server.
@@ -168,10 +168,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let infos = service(&nats, &name, wait).await?;
             let found = infos[0].endpoints.iter().find(|e| e.name == endpoint).ok_or_else(|| {
                 let names: Vec<&str> = infos[0].endpoints.iter().map(|e| e.name.as_str()).collect();
-                CliError::NoAnswer(format!(
-                    "{name} has no endpoint {endpoint:?} (it has {})",
-                    names.join(", ")
-                ))
+                let names = natsrpc::escape::escape(&names.join(", "), 400).into_owned();
+                CliError::NoAnswer(format!("{name} has no endpoint {endpoint:?} (it has {names})"))
             })?;
             let schema = if response { found.response_schema() } else { found.request_schema() };
             let schema =
@@ -194,7 +192,14 @@ async fn compat(config: &natsrpc::NatsConfig, old: &str, new: &str, wait: Durati
             let text = std::fs::read(&path)
                 .map_err(|source| CliError::Read { path: path.display().to_string(), source })?;
             let info = serde_json::from_slice::<Value>(&text)
-                .map_err(|e| CliError::Refused(format!("{}: not a $SRV.INFO answer: {e}", path.display())))?;
+                .ok()
+                .filter(|info| {
+                    let one = info.as_array().and_then(|all| all.first()).unwrap_or(info);
+                    one.get("endpoints").is_some_and(Value::is_array)
+                })
+                .ok_or_else(|| {
+                    CliError::Input(format!("{}: not a $SRV.INFO answer (no endpoints)", path.display()))
+                })?;
             contracts.push(info);
             continue;
         }
@@ -276,9 +281,15 @@ async fn call(
             Some(schema) => {
                 let broken = schema::check(&schema, &request);
                 if !broken.is_empty() {
+                    // Paths and messages carry the schema's own text (names, patterns).
+                    let shown = |text: &str| natsrpc::escape::escape(text, 200).into_owned();
                     for violation in &broken {
-                        let at = if violation.path.is_empty() { "the request" } else { &violation.path };
-                        eprintln!("  {at}: {}", violation.message);
+                        let at = if violation.path.is_empty() {
+                            "the request".into()
+                        } else {
+                            shown(&violation.path)
+                        };
+                        eprintln!("  {at}: {}", shown(&violation.message));
                     }
                     return Err(CliError::Refused(format!(
                         "the request breaks {subject}'s schema in {} place(s): not sent (--no-check sends it anyway)",

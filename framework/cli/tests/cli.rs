@@ -142,6 +142,12 @@ async fn lists_shows_and_calls_a_service_and_refuses_a_request_its_schema_refuse
     let broken = run(vec!["compat", released_arg, newer_arg], None).await.unwrap();
     assert_eq!(broken.status.code(), Some(1), "{}", text(&broken.stderr));
     assert!(text(&broken.stderr).contains("ecommerce.get_stock: removed"), "{}", text(&broken.stderr));
+    // A file that is no $SRV.INFO answer is the caller's mistake (2), not a breaking change (1).
+    let wrong = dir.join("wrong.json");
+    std::fs::write(&wrong, "{}").unwrap();
+    let wrong_arg: &'static str = Box::leak(wrong.display().to_string().into_boxed_str());
+    let mistaken = run(vec!["compat", released_arg, wrong_arg], None).await.unwrap();
+    assert_eq!(mistaken.status.code(), Some(2), "{}", text(&mistaken.stderr));
     let _ = std::fs::remove_dir_all(&dir);
     service.stop(std::time::Duration::from_secs(5)).await.unwrap();
 }

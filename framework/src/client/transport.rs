@@ -154,6 +154,8 @@ impl Transport for NatsTransport {
                 // Until the deadline, and no longer than `stall` after the last reply (or the send).
                 let until = deadline.min(tokio::time::Instant::now() + stall);
                 match tokio::time::timeout_at(until, replies.next()).await {
+                    // NATS's own "no responders" status on the inbox: nothing answers at all.
+                    Ok(Some(reply)) if reply.status == Some(async_nats::StatusCode::NO_RESPONDERS) => break,
                     Ok(Some(reply)) => gathered.push(encoded(reply)),
                     _ => break,
                 }

@@ -243,7 +243,9 @@ fn ramp(total: f64, users: u32, spawn_rate: f64, duration: Duration) -> Vec<Phas
     if spawn_rate <= 0.0 || users <= 1 {
         return vec![steady(duration)];
     }
-    let ramp = Duration::from_secs_f64(f64::from(users) / spawn_rate).min(duration);
+    // A rate so small that the ramp outlasts any duration ramps over all of it.
+    let ramp = Duration::try_from_secs_f64(f64::from(users) / spawn_rate)
+        .map_or(duration, |ramp| ramp.min(duration));
     let mut phases =
         vec![Phase { arrival_rate: total / f64::from(users), ramp_to: Some(total), duration: ramp }];
     if ramp < duration {
@@ -293,6 +295,8 @@ mod tests {
         );
         assert_eq!(scenario.load.duration(), Duration::from_secs(10));
 
+        let slow = short("  shop: { order_rate: 50, spawn_rate: 1e-300 }\n").unwrap();
+        assert_eq!(slow.scenarios["shop"].load.duration(), Duration::from_secs(10), "a ramp of all of it");
         let orders = short("  shop: { order_rate: 50, spawn_rate: 0, duration: 3s }\n").unwrap();
         let Load::Open { phases, .. } = &orders.scenarios["shop"].load else { panic!() };
         assert_eq!((phases.len(), phases[0].arrival_rate), (1, 50.0), "no ramp without a spawn rate");

@@ -339,6 +339,17 @@ impl Workload {
         self.seed
     }
 
+    /// Requests a draw makes on average: 1 for a mix entry, a flow's steps for a flow (all of
+    /// them: a journey that ends early makes fewer).
+    pub fn requests_per_draw(&self) -> f64 {
+        let mix = self.cumulative.len() - self.flows.len();
+        let share = |i: usize| self.cumulative[i] - if i == 0 { 0.0 } else { self.cumulative[i - 1] };
+        (0..self.cumulative.len())
+            .map(|i| share(i) * i.checked_sub(mix).map_or(1.0, |f| self.flows[f].steps.len() as f64))
+            .sum::<f64>()
+            .max(1.0)
+    }
+
     /// Each flow's steps' mean sizes together, in bytes.
     pub fn flow_sizes(&self) -> Vec<usize> {
         let sizes = self.mean_sizes();
@@ -663,6 +674,8 @@ mod tests {
         };
         assert_eq!((plan.captures, plan.steps[0].entry, plan.steps[1].entry), (1, 1, 2));
         assert_eq!(plan.steps[1].think_time, Duration::from_millis(5));
+        // One in four draws a request, three in four a journey of two.
+        assert!((workload.requests_per_draw() - 1.75).abs() < 1e-9, "{}", workload.requests_per_draw());
         assert!(workload.invalid[1].is_empty(), "a step goes valid whatever the invalid share");
         let body = workload.step(2, 9, &["ord_\"x".to_string()]).body;
         assert_eq!(&body[..], br#"{"order_id": "ord_\"x"}"#, "the captured value, JSON-escaped");
