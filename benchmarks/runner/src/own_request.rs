@@ -170,9 +170,9 @@ impl OwnRequest {
             .chain(request.rows.as_ref().map(|rows| rows.rows.len()))
             .max()
             .unwrap_or(1);
+        // A captured value stands in as 0, which reads as JSON inside quotes or out.
+        let zeros = vec![String::from("0"); captures.len()];
         for k in 0..probes {
-            // A captured value stands in as 0, which reads as JSON inside quotes or out.
-            let zeros = vec![String::from("0"); captures.len()];
             let text = request.text(k as u64, "run", Draw::Probe(k), &zeros);
             if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
                 let row = request.rows.as_ref().map(|_| format!(" (data row {})", k + 1)).unwrap_or_default();

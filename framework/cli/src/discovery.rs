@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use crate::CliError;
 
+/// The most answers one question gathers.
+pub const MAX_ANSWERS: usize = 10_000;
+
 /// A service's `$SRV.INFO` answer, read leniently (any ADR-32 service's reads).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -78,7 +81,10 @@ pub async fn gather(
     nats.flush().await.map_err(|e| CliError::Nats(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + wait;
     let mut answers = Vec::new();
-    while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.next()).await {
+    // However many answer: a flood of replies on the inbox ends the gathering, not the memory.
+    while answers.len() < MAX_ANSWERS
+        && let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.next()).await
+    {
         if let Ok(answer) = serde_json::from_slice(&reply.payload) {
             answers.push(answer);
         }

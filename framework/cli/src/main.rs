@@ -269,9 +269,11 @@ async fn call(
     wait: Duration,
 ) -> Result<(), CliError> {
     let text = read_body(body)?;
-    if subject.is_empty() || subject.contains(['*', '>', ' ']) {
+    if subject.is_empty()
+        || subject.chars().any(|c| matches!(c, '*' | '>') || c.is_whitespace() || c.is_control())
+    {
         return Err(CliError::Refused(format!(
-            "{subject:?}: a subject to send to has no wildcards or spaces"
+            "{subject:?}: a subject to send to has no wildcards, spaces or control characters"
         )));
     }
     if !no_check {

@@ -97,6 +97,13 @@ async fn lists_shows_and_calls_a_service_and_refuses_a_request_its_schema_refuse
         assert!(said.contains(path), "{path} in {said}");
     }
     assert!(said.contains("not sent"), "{said}");
+    let control = run(vec!["call", "ecommerce.create_order\u{1b}[2J"], Some(order.clone())).await.unwrap();
+    assert_eq!(
+        control.status.code(),
+        Some(1),
+        "a subject with a control character: {}",
+        text(&control.stderr)
+    );
     let not_json = run(vec!["call", "ecommerce.create_order"], Some("{\"order_id\": ".into())).await.unwrap();
     assert_eq!(not_json.status.code(), Some(1), "{}", text(&not_json.stderr));
     let after = tokio::task::spawn_blocking({

@@ -116,8 +116,10 @@ fn check_limits(limits: &Limits) -> Result<(), Invalid> {
             return Err(Invalid::from(format!("{key}: a share of the answers, from 0 to 1")));
         }
     }
-    if let Some(kind) =
-        limits.max_error_rates.keys().find(|k| k.is_empty() || k.contains(char::is_whitespace))
+    if let Some(kind) = limits
+        .max_error_rates
+        .keys()
+        .find(|k| k.is_empty() || k.contains(|c: char| c.is_whitespace() || c.is_control()))
     {
         return Err(Invalid::from(format!(
             "max_error_rates.{kind:?}: a kind (transport:timeout) or a class (transport)"
@@ -648,6 +650,11 @@ mod tests {
         assert!(
             error.contains("performance_expectations.endpoints.\"ecommerce.restok\": not a label"),
             "{error}"
+        );
+        assert!(
+            limits("{ max_error_rates: { \"transport:\\u001b[31m\": 0.1 } }")
+                .unwrap_err()
+                .contains("max_error_rates.")
         );
         let error = limits("{ max_error_rates: { transport: 2 } }").unwrap_err();
         assert!(error.contains("performance_expectations.transport: a share"), "{error}");
