@@ -48,6 +48,7 @@
 //! - [`server`]: [`Service`], its builder, handlers and their arguments, the Services API.
 //! - [`client`]: the typed [`Client`], which validates before sending, with timeouts, correlation
 //!   ids and retries of what the error says can be retried, over NATS or any other [`Transport`].
+//! - [`metrics`]: every service's counters in Prometheus's text format, at `METRICS_ADDR`.
 //! - [`compat`]: what a new version of a service breaks for the old one's callers, from their
 //!   `$SRV.INFO` schemas.
 //! - [`testing`]: an in-process [`testing::Harness`] and a private [`testing::NatsServer`].
@@ -82,6 +83,7 @@ pub mod error;
 pub mod escape;
 pub mod events;
 pub mod headers;
+pub mod metrics;
 pub mod server;
 pub mod settings;
 pub mod testing;

@@ -38,10 +38,12 @@ Environment (STORE defaults to redis; memory is the HTTP-alone control):
 async fn main() -> Result<(), natsrpc::MainError> {
     // First: a SIGTERM from here on stops the process gracefully, even one that comes while it
     // starts.
-    let help = format!("{ABOUT}{}", stack::HOSTING_HELP);
+    let help = format!("{ABOUT}{}{}", stack::HOSTING_HELP, natsrpc::metrics::HELP);
     natsrpc::settings::command_line(&help, concat!("http-redis ", env!("CARGO_PKG_VERSION")), &[]);
     let signal = natsrpc::shutdown_signal();
     natsrpc::init_tracing();
+    // METRICS_ADDR: Prometheus metrics of every service in the process, while it runs.
+    let _metrics = natsrpc::metrics::serve_from_env().await?;
     let hosting = Hosting::from_env(StoreKind::Redis)?;
     let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_string());
     let tls = http_api::ServerTls::from_env()?;

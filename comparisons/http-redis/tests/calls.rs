@@ -20,17 +20,25 @@ async fn clear(prefix: &str) {
 #[tokio::test]
 async fn in_one_process_calls_cross_http_and_events_cross_a_redis_stream() {
     let prefix = format!("natsrpc-test:{}", nuid::next());
+    let metrics = format!("127.0.0.1:{}", stack::testing::free_port().unwrap());
     let env = [
         ("STORE", "redis"),
         ("REDIS_PREFIX", prefix.as_str()),
         ("ECOMMERCE_SKUS", "50"),
         ("ORDER_EVENTS", "on"),
+        ("METRICS_ADDR", metrics.as_str()),
     ];
     let (process, base) = spawn_http(BINARY, &[], &env).await.unwrap();
     let client = Client::over(HttpTransport::new(Routes::all_at(&base)).unwrap());
     checks::orders_counted_once(&client, 21).await.unwrap();
     checks::overview_gathers_its_parts(&client, 22).await.unwrap();
     checks::jobs_reach_analytics(&client, 23).await.unwrap();
+    // The same metrics as a service on NATS, counted by the endpoints behind the HTTP API.
+    let page = natsrpc::testing::scrape_metrics(&metrics).await.unwrap();
+    let overviews = r#"natsrpc_requests_total{service="ecommerce",endpoint="get_order_overview"}"#;
+    assert!(page[overviews] >= 1.0, "{page:?}");
+    let asked = r#"natsrpc_requests_total{service="analytics",endpoint="user_activity"}"#;
+    assert!(page[asked] >= 1.0, "the overview's call to analytics: {page:?}");
     assert!(process.terminate().await.unwrap().success());
     clear(&prefix).await;
 }

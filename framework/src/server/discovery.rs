@@ -199,10 +199,7 @@ pub(crate) fn answer(
             started: service.started.clone(),
             endpoints: router
                 .endpoints()
-                .map(|e| {
-                    let in_flight = e.limits.in_flight.load(std::sync::atomic::Ordering::Relaxed);
-                    e.limits.stats.snapshot((&e.name, &e.subject, &service.queue_group), in_flight)
-                })
+                .map(|e| e.limits.stats.snapshot((&e.name, &e.subject, &service.queue_group), e.in_flight()))
                 .collect(),
             listeners: listeners(),
         }),

@@ -22,7 +22,7 @@ use crate::error::RpcError;
 /// # Ok::<(), natsrpc::RpcError>(()) }).unwrap();
 /// ```
 pub struct Dispatcher {
-    router: Router,
+    router: std::sync::Arc<Router>,
 }
 
 /// A service's handlers still running after their callers' deadlines, from
@@ -51,7 +51,9 @@ impl Finishing {
 impl Dispatcher {
     /// Builds the service's endpoints, with its state and limits, without starting anything.
     pub fn new<S: Send + Sync + 'static>(service: ServiceBuilder<S>) -> Result<Self, RpcError> {
-        Ok(Self { router: service.router()? })
+        let router = std::sync::Arc::new(service.router()?);
+        crate::metrics::register(&router, None);
+        Ok(Self { router })
     }
 
     /// The service's name.

@@ -134,6 +134,11 @@ impl Endpoint {
         }
     }
 
+    /// Handlers running now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.limits.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Takes a request in, or refuses it at once when the endpoint is at its in-flight bound.
     pub(crate) fn admit(&self) -> Result<Admitted, ServiceError> {
         let limits = &self.limits;

@@ -27,7 +27,7 @@ mod head;
 mod reply;
 mod router;
 mod shutdown;
-mod stats;
+pub(crate) mod stats;
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -331,10 +331,12 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
 
     /// What a service binary's `main` does: connects as the environment says
     /// ([`crate::NatsConfig::from_env`]: `NATS_URL`, default `nats://127.0.0.1:4222`, credentials and
-    /// TLS), the connection named after the service, starts the service, serves until SIGINT or
-    /// SIGTERM, then drains, giving requests in flight up to 10 seconds.
+    /// TLS), the connection named after the service, starts the service (and its metrics at
+    /// `METRICS_ADDR` when set, see [`crate::metrics`]), serves until SIGINT or SIGTERM, then
+    /// drains, giving requests in flight up to 10 seconds.
     pub async fn run(self) -> Result<StopReport, RpcError> {
         let stop = shutdown_signal();
+        let _metrics = crate::metrics::serve_from_env().await?;
         let nats = crate::NatsConfig::from_env()?.with_name(self.name.clone()).connect().await?;
         let service = self.start(&nats).await?;
         service.run_until(stop, Duration::from_secs(10)).await
@@ -417,6 +419,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         client.flush().await.map_err(RpcError::transport)?;
 
         let listeners: Listeners = Arc::new(listeners);
+        crate::metrics::register(&router, Some(&listeners));
         let discovering = tokio::spawn(answer_discovery(
             futures::stream::select_all(discovery),
             Arc::clone(&router),
@@ -506,7 +509,8 @@ pub struct Service {
 }
 
 /// Each listener's subject and counters.
-type Listeners = Arc<Vec<(&'static str, Arc<crate::events::Counters>)>>;
+pub(crate) type Listeners = Arc<ListenerList>;
+pub(crate) type ListenerList = Vec<(&'static str, Arc<crate::events::Counters>)>;
 
 /// How a graceful stop went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,45 @@ pub(crate) struct EndpointCounters {
     validation_nanos: AtomicU64,
     last_error: Mutex<String>,
     latency_micros: Mutex<Histogram<u64>>,
+    /// Errors by status and code, for metrics: at most [`MAX_CODES`] codes, the rest counted as
+    /// [`OTHER_CODE`]. Locked only when a request fails.
+    errors_by_code: Mutex<Vec<CodeCount>>,
 }
+
+/// Distinct error codes an endpoint counts apart. A handler's business codes are its own words,
+/// and a metric's label values must stay few: the first this many are kept.
+pub(crate) const MAX_CODES: usize = 32;
+
+/// The code errors beyond the first [`MAX_CODES`] codes are counted under.
+pub(crate) const OTHER_CODE: &str = "other";
+
+/// Errors of one status and code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CodeCount {
+    pub(crate) status: u16,
+    pub(crate) code: String,
+    pub(crate) count: u64,
+}
+
+/// An endpoint's figures for metrics, read at a scrape.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MetricsSnapshot {
+    pub(crate) requests: u64,
+    pub(crate) errors: Vec<CodeCount>,
+    /// Requests whose latency was at most each of [`LATENCY_BUCKETS_MICROS`] (cumulative).
+    pub(crate) buckets: [u64; LATENCY_BUCKETS_MICROS.len()],
+    /// Requests recorded in the histogram (the `+Inf` bucket).
+    pub(crate) count: u64,
+    pub(crate) processing_nanos: u64,
+    pub(crate) validation_nanos: u64,
+}
+
+/// The latency histogram's bucket bounds for metrics, in microseconds: 100 us to 10 s, the
+/// span between a cached read and a saga that waits on a slow store.
+pub(crate) const LATENCY_BUCKETS_MICROS: [u64; 16] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
 
 impl EndpointCounters {
     pub(crate) fn new() -> Self {
@@ -39,6 +77,7 @@ impl EndpointCounters {
             validation_nanos: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
             latency_micros: Mutex::new(histogram),
+            errors_by_code: Mutex::new(Vec::new()),
         }
     }
 
@@ -55,11 +94,54 @@ impl EndpointCounters {
             if let Ok(mut slot) = self.last_error.lock() {
                 *slot = last;
             }
+            self.count_code(error);
         }
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_TRACKED_MICROS);
         if let Ok(mut histogram) = self.latency_micros.lock() {
             histogram.saturating_record(micros);
         }
+    }
+
+    fn count_code(&self, error: &ServiceError) {
+        let Ok(mut counts) = self.errors_by_code.lock() else { return };
+        let known = counts.iter_mut().find(|c| c.status == error.status && c.code == error.code);
+        if let Some(known) = known {
+            known.count += 1;
+            return;
+        }
+        // A code becomes a label value: kept only when it is a plain word, as natsrpc's and
+        // well-behaved handlers' codes are.
+        let plain = error.code.len() <= 64
+            && !error.code.is_empty()
+            && error.code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+        let code =
+            if plain && counts.len() < MAX_CODES { error.code.clone() } else { OTHER_CODE.to_string() };
+        match counts.iter_mut().find(|c| c.status == error.status && c.code == code) {
+            Some(other) => other.count += 1,
+            None => counts.push(CodeCount { status: error.status, code, count: 1 }),
+        }
+    }
+
+    /// The endpoint's figures for metrics: counts, errors by code and cumulative latency buckets.
+    pub(crate) fn metrics(&self) -> MetricsSnapshot {
+        let mut snapshot = MetricsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            processing_nanos: self.processing_nanos.load(Ordering::Relaxed),
+            validation_nanos: self.validation_nanos.load(Ordering::Relaxed),
+            errors: self.errors_by_code.lock().map(|c| c.clone()).unwrap_or_default(),
+            ..MetricsSnapshot::default()
+        };
+        if let Ok(histogram) = self.latency_micros.lock() {
+            snapshot.count = histogram.len();
+            for recorded in histogram.iter_recorded() {
+                let value = recorded.value_iterated_to();
+                let first = LATENCY_BUCKETS_MICROS.partition_point(|bound| *bound < value);
+                for bucket in &mut snapshot.buckets[first..] {
+                    *bucket += recorded.count_at_value();
+                }
+            }
+        }
+        snapshot
     }
 
     /// Records a request refused because the endpoint was at its in-flight bound.

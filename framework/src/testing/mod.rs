@@ -2,8 +2,8 @@
 //! `nats-server` on a free port for tests that stop or restart the broker ([`NatsServer`]), and keep
 //! generated files (samples, schemas) current ([`golden_file`], [`golden_schemas`]), run a service
 //! binary as its own process ([`ServiceProcess`]), describe requests made to break a rule
-//! ([`Invalid`]), and keep a service's contract from one release to the next
-//! ([`compatible_with`]).
+//! ([`Invalid`]), keep a service's contract from one release to the next ([`compatible_with`]),
+//! and read its metrics as Prometheus would ([`scrape_metrics`]).
 
 mod contract_check;
 mod golden;
@@ -12,6 +12,7 @@ mod invalid;
 mod nats_server;
 mod pki;
 mod ports;
+mod scrape;
 mod service_process;
 
 pub use contract_check::compatible_with;
@@ -21,4 +22,5 @@ pub use invalid::{Invalid, Sample};
 pub use nats_server::{NatsServer, wait_for_port};
 pub use pki::TestCa;
 pub use ports::free_port;
+pub use scrape::scrape_metrics;
 pub use service_process::{ServiceProcess, endpoint_names};
