@@ -198,6 +198,25 @@ impl Publisher {
 
     /// Validates and publishes `event`; on JetStream, waits until the stream has it.
     pub async fn publish<E: Event>(&self, event: &E) -> Result<(), RpcError> {
+        self.send(event, None).await
+    }
+
+    /// [`publish`](Self::publish), for an event that a request being handled (`ctx`) gives rise
+    /// to: the event carries the request's correlation id and trace, so a listener's logs and
+    /// spans join the request's.
+    pub async fn publish_within<E: Event>(
+        &self,
+        ctx: &crate::RequestContext,
+        event: &E,
+    ) -> Result<(), RpcError> {
+        self.send(event, Some(ctx)).await
+    }
+
+    async fn send<E: Event>(
+        &self,
+        event: &E,
+        within: Option<&crate::RequestContext>,
+    ) -> Result<(), RpcError> {
         if let Err(errors) = event.validate() {
             let violations = crate::validation::violations(&errors);
             return Err(RpcError::Validation {
@@ -210,6 +229,10 @@ impl Publisher {
         headers.insert(headers::CONTENT_TYPE, self.codec.content_type());
         // Per event type: an order's `placed` and `cancelled` events share its id and a stream.
         headers::insert(&mut headers, "Nats-Msg-Id", &format!("{}:{}", E::SUBJECT, event.event_id()));
+        if let Some(ctx) = within {
+            headers::insert(&mut headers, headers::CORRELATION_ID, ctx.correlation_id());
+            headers.insert(headers::TRACEPARENT, ctx.trace().traceparent().as_str());
+        }
         match E::DELIVERY {
             Delivery::Core => self
                 .nats

@@ -16,6 +16,9 @@ pub const CORRELATION_ID: &str = "X-Correlation-Id";
 /// sends it with every call, so a deadline carries through a chain of calls.
 pub const DEADLINE: &str = "X-Deadline-Ms";
 
+/// W3C Trace Context: the caller's span, `00-{trace id}-{span id}-{flags}` (see [`crate::trace`]).
+pub const TRACEPARENT: &str = "traceparent";
+
 /// Set on every error reply: the error's message.
 pub const SERVICE_ERROR: &str = "Nats-Service-Error";
 
@@ -46,6 +49,7 @@ pub(crate) mod names {
     pub(crate) const CONTENT_TYPE: HeaderName = HeaderName::from_static(super::CONTENT_TYPE);
     pub(crate) const CORRELATION_ID: HeaderName = HeaderName::from_static(super::CORRELATION_ID);
     pub(crate) const DEADLINE: HeaderName = HeaderName::from_static(super::DEADLINE);
+    pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static(super::TRACEPARENT);
     pub(crate) const SERVICE_ERROR: HeaderName = HeaderName::from_static(super::SERVICE_ERROR);
     pub(crate) const SERVICE_ERROR_CODE: HeaderName = HeaderName::from_static(super::SERVICE_ERROR_CODE);
 }

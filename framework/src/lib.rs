@@ -48,6 +48,7 @@
 //! - [`server`]: [`Service`], its builder, handlers and their arguments, the Services API.
 //! - [`client`]: the typed [`Client`], which validates before sending, with timeouts, correlation
 //!   ids and retries of what the error says can be retried, over NATS or any other [`Transport`].
+//! - [`trace`]: W3C `traceparent` across calls and events, and spans exported over OTLP.
 //! - [`metrics`]: every service's counters in Prometheus's text format, at `METRICS_ADDR`.
 //! - [`compat`]: what a new version of a service breaks for the old one's callers, from their
 //!   `$SRV.INFO` schemas.
@@ -87,6 +88,7 @@ pub mod metrics;
 pub mod server;
 pub mod settings;
 pub mod testing;
+pub mod trace;
 pub mod validation;
 
 pub use client::{CallOptions, Client, RetryPolicy, Transport};

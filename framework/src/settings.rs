@@ -52,6 +52,14 @@ pub const NATS_HELP: &str = "\
   NATS_INBOX_PREFIX   the replies' subject prefix (default _INBOX)
 ";
 
+/// The variables of metrics ([`crate::metrics::serve_from_env`]) and traces
+/// ([`crate::trace::export_from_env`]), for a binary's `--help`.
+pub const TELEMETRY_HELP: &str = "\
+  METRICS_ADDR        serve Prometheus metrics at http://METRICS_ADDR/metrics (default: none)
+  OTEL_EXPORTER_OTLP_ENDPOINT  export request spans to this OTLP/HTTP collector, such as
+                      http://127.0.0.1:4318 (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, the full URL)
+";
+
 /// What a binary's command line asks ([`command_line`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Asked {

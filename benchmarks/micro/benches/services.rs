@@ -166,6 +166,17 @@ fn dispatch(c: &mut Criterion) {
                 .status
         })
     });
+    // A caller in a trace: its `traceparent` is carried in the head (and read only when something
+    // follows traces: a log at the request span's level, or an exporter).
+    let traceparent = natsrpc::trace::TraceContext::new_root().traceparent();
+    group.bench_function("through_natsrpc_traced", |b| {
+        b.iter(|| {
+            let head = natsrpc::RequestHead::new("ecommerce.restock")
+                .with_content_type("application/json")
+                .with_traceparent(black_box(&traceparent));
+            runtime.block_on(dispatcher.dispatch(head, black_box(body.clone()))).status
+        })
+    });
     group.bench_function("bare_handler", |b| {
         b.iter(|| {
             runtime.block_on(shop.restock(black_box(request.clone()))).map(|l| l.available).unwrap_or(0)

@@ -104,6 +104,9 @@ impl Transport for HttpTransport {
             if let Some(correlation_id) = &request.correlation_id {
                 sending = sending.header(natsrpc::headers::CORRELATION_ID, correlation_id.as_str());
             }
+            if let Some(traceparent) = &request.traceparent {
+                sending = sending.header(natsrpc::headers::TRACEPARENT, traceparent.as_str());
+            }
             let sending = sending
                 .header(natsrpc::headers::CONTENT_TYPE, request.content_type)
                 .header(natsrpc::headers::DEADLINE, itoa::Buffer::new().format(request.timeout.as_millis()))

@@ -258,6 +258,9 @@ fn head_of(headers: &HeaderMap, subject: &str) -> RequestHead {
     if let Some(millis) = text(natsrpc::headers::DEADLINE) {
         head = head.with_deadline_ms(millis);
     }
+    if let Some(traceparent) = text(natsrpc::headers::TRACEPARENT) {
+        head = head.with_traceparent(traceparent);
+    }
     head
 }
 

@@ -46,6 +46,7 @@ impl Backend for Gateway {
             subject: call.head.subject(),
             content_type: call.head.content_type(),
             correlation_id: call.head.correlation_id(),
+            traceparent: call.head.traceparent(),
             timeout: call.head.budget().map_or(self.timeout, |budget| budget.min(self.timeout)),
             body: &call.body,
         };

@@ -39,6 +39,8 @@ pub const STATUS: &str = "status";
 pub const CORRELATION_ID: &str = "x-correlation-id";
 /// Message header with how long the caller waits, in milliseconds (`X-Deadline-Ms`).
 pub const DEADLINE: &str = "x-deadline-ms";
+/// Message header with the caller's W3C `traceparent`, as HTTP and NATS carry it.
+pub const TRACEPARENT: &str = "traceparent";
 
 /// What can go wrong on this stack.
 #[derive(Debug, thiserror::Error)]

@@ -47,7 +47,7 @@ A worker (STORE defaults to redis, so that workers share one state):
 
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
-    let help = format!("{ABOUT}{}{}", stack::HOSTING_HELP, natsrpc::metrics::HELP);
+    let help = format!("{ABOUT}{}{}", stack::HOSTING_HELP, natsrpc::settings::TELEMETRY_HELP);
     let role = natsrpc::settings::command_line(
         &help,
         concat!("http-rabbitmq ", env!("CARGO_PKG_VERSION")),
@@ -57,8 +57,10 @@ async fn main() -> Result<(), natsrpc::MainError> {
     // starts and already answers.
     let signal = natsrpc::shutdown_signal();
     natsrpc::init_tracing();
-    // METRICS_ADDR: Prometheus metrics of every service in the process, while it runs.
+    // METRICS_ADDR: Prometheus metrics of every service in the process, while it runs;
+    // OTEL_EXPORTER_OTLP_ENDPOINT: every request's span to a collector.
     let _metrics = natsrpc::metrics::serve_from_env().await?;
+    natsrpc::trace::export_from_env()?;
     let broker = Broker::from_env()?;
     let prefix = std::env::var("QUEUE_PREFIX").unwrap_or_else(|_| DEFAULT_QUEUE_PREFIX.to_string());
     match role {

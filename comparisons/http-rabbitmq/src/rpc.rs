@@ -26,7 +26,7 @@ use natsrpc::{ErrorKind, RpcError, ServiceError};
 use tokio::sync::oneshot;
 
 use crate::reconnect::{Link, Reconnecting};
-use crate::{AmqpError, CORRELATION_ID, DEADLINE, SUBJECT, queue_name};
+use crate::{AmqpError, CORRELATION_ID, DEADLINE, SUBJECT, TRACEPARENT, queue_name};
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -69,6 +69,8 @@ pub struct Request<'a> {
     pub content_type: Option<&'a str>,
     /// The caller's correlation id.
     pub correlation_id: Option<&'a str>,
+    /// The caller's W3C `traceparent`.
+    pub traceparent: Option<&'a str>,
     /// How long the caller waits.
     pub timeout: Duration,
     /// The body.
@@ -200,6 +202,9 @@ impl AmqpRpc {
         if let Some(correlation_id) = request.correlation_id {
             headers.insert(CORRELATION_ID.into(), AMQPValue::LongString(correlation_id.into()));
         }
+        if let Some(traceparent) = request.traceparent {
+            headers.insert(TRACEPARENT.into(), AMQPValue::LongString(traceparent.into()));
+        }
         let timeout_ms = u32::try_from(request.timeout.as_millis()).unwrap_or(u32::MAX);
         headers.insert(DEADLINE.into(), AMQPValue::LongUInt(timeout_ms));
         let mut properties = BasicProperties::default()
@@ -260,6 +265,7 @@ impl Transport for AmqpTransport {
                 subject,
                 content_type: Some(request.content_type),
                 correlation_id: request.correlation_id.as_deref(),
+                traceparent: request.traceparent.as_deref(),
                 timeout: request.timeout,
                 body: &request.payload,
             };

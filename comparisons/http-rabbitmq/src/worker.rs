@@ -19,7 +19,8 @@ use natsrpc::{Codec, Dispatcher, ServiceError};
 use tokio_util::task::TaskTracker;
 
 use crate::{
-    AmqpError, CORRELATION_ID, DEADLINE, STATUS, SUBJECT, declare_queue, number_header, text_header,
+    AmqpError, CORRELATION_ID, DEADLINE, STATUS, SUBJECT, TRACEPARENT, declare_queue, number_header,
+    text_header,
 };
 
 /// Serves `services` from `broker` (queues named with `queue_prefix`) until `shutdown`
@@ -151,6 +152,9 @@ async fn answer(service: &Dispatcher, channel: &Channel, delivery: &Delivery) {
     }
     if let Some(id) = text_header(properties.headers(), CORRELATION_ID) {
         head = head.with_correlation_id(id);
+    }
+    if let Some(traceparent) = text_header(properties.headers(), TRACEPARENT) {
+        head = head.with_traceparent(traceparent);
     }
     if let Some(millis) = number_header(properties.headers(), DEADLINE) {
         head = head.with_budget(Duration::from_millis(millis.into()));

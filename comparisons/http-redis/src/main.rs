@@ -38,12 +38,14 @@ Environment (STORE defaults to redis; memory is the HTTP-alone control):
 async fn main() -> Result<(), natsrpc::MainError> {
     // First: a SIGTERM from here on stops the process gracefully, even one that comes while it
     // starts.
-    let help = format!("{ABOUT}{}{}", stack::HOSTING_HELP, natsrpc::metrics::HELP);
+    let help = format!("{ABOUT}{}{}", stack::HOSTING_HELP, natsrpc::settings::TELEMETRY_HELP);
     natsrpc::settings::command_line(&help, concat!("http-redis ", env!("CARGO_PKG_VERSION")), &[]);
     let signal = natsrpc::shutdown_signal();
     natsrpc::init_tracing();
-    // METRICS_ADDR: Prometheus metrics of every service in the process, while it runs.
+    // METRICS_ADDR: Prometheus metrics of every service in the process, while it runs;
+    // OTEL_EXPORTER_OTLP_ENDPOINT: every request's span to a collector.
     let _metrics = natsrpc::metrics::serve_from_env().await?;
+    natsrpc::trace::export_from_env()?;
     let hosting = Hosting::from_env(StoreKind::Redis)?;
     let address = std::env::var("HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_string());
     let tls = http_api::ServerTls::from_env()?;

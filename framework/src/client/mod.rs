@@ -32,6 +32,7 @@ pub struct CallOptions {
     timeout: Option<Duration>,
     codec: Option<Codec>,
     correlation_id: Option<String>,
+    trace: Option<crate::trace::TraceContext>,
     retry: Option<RetryPolicy>,
     unchecked: bool,
 }
@@ -49,13 +50,15 @@ impl CallOptions {
     }
 
     /// A call made while handling the request `ctx`: with its correlation id, so the logs of both
-    /// join up, and within its remaining time, so the callee gives up when the caller must.
+    /// join up, in its trace (the callee's span a child of the request's, see [`crate::trace`]),
+    /// and within its remaining time, so the callee gives up when the caller must.
     ///
     /// The call gets the time left less a tenth (at most [`DEADLINE_RESERVE`]): a call that runs
     /// late then fails while the handler can still answer, and say which call it was, instead of
     /// the handler's own deadline cutting both short with a bare timeout.
     pub fn within(mut self, ctx: &crate::RequestContext) -> Self {
         self.correlation_id = Some(ctx.correlation_id().to_string());
+        self.trace = Some(ctx.trace());
         if let Some(remaining) = ctx.remaining() {
             self.timeout = Some(remaining - (remaining / 10).min(DEADLINE_RESERVE));
         }
@@ -72,6 +75,13 @@ impl CallOptions {
     /// that is not retried sends none, and the service makes one up when it needs one).
     pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Makes the call part of a trace: the callee's span becomes a child of `parent` (sent as
+    /// `traceparent`). [`within`](Self::within) does this with the request being handled.
+    pub fn trace(mut self, parent: crate::trace::TraceContext) -> Self {
+        self.trace = Some(parent);
         self
     }
 
@@ -171,6 +181,7 @@ impl Client {
             subject: R::SUBJECT,
             content_type: self.codec.content_type(),
             correlation_id: None,
+            traceparent: None,
             timeout: self.timeout,
             payload: self.codec.encode(request).map_err(RpcError::Encode)?.into(),
         };
@@ -207,6 +218,7 @@ impl Client {
             subject: R::SUBJECT,
             content_type: codec.content_type(),
             correlation_id,
+            traceparent: options.trace.map(|parent| parent.traceparent()),
             timeout: options.timeout.unwrap_or(self.timeout),
             payload: codec.encode(request).map_err(RpcError::Encode)?.into(),
         };

@@ -17,8 +17,10 @@ use crate::codec::Codec;
 use crate::error::RpcError;
 use crate::headers;
 
-/// One encoded request, ready to go.
+/// One encoded request, ready to go. Made with [`EncodedCall::new`] outside this crate, so that
+/// what a call carries can grow without breaking transports.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EncodedCall {
     /// `{service}.{endpoint}`.
     pub subject: &'static str,
@@ -26,10 +28,20 @@ pub struct EncodedCall {
     pub content_type: &'static str,
     /// `X-Correlation-Id`, when the call has one.
     pub correlation_id: Option<String>,
+    /// The W3C `traceparent` of the caller's span, when the call is part of a trace.
+    pub traceparent: Option<String>,
     /// How long the caller waits; sent as `X-Deadline-Ms` so the callee gives up when the caller does.
     pub timeout: Duration,
     /// The encoded request.
     pub payload: Bytes,
+}
+
+impl EncodedCall {
+    /// A call of `payload`, in `content_type`, to `subject`, waiting `timeout`: no correlation id
+    /// and no trace.
+    pub fn new(subject: &'static str, content_type: &'static str, timeout: Duration, payload: Bytes) -> Self {
+        Self { subject, content_type, correlation_id: None, traceparent: None, timeout, payload }
+    }
 }
 
 /// A reply as it arrived: its status, the envelope and its `Content-Type`, when it had one.
@@ -109,6 +121,9 @@ fn nats_headers(request: &EncodedCall) -> HeaderMap {
         headers::insert(&mut headers, headers::names::CORRELATION_ID, correlation_id);
     }
     headers.insert(headers::names::DEADLINE, itoa::Buffer::new().format(request.timeout.as_millis()));
+    if let Some(traceparent) = &request.traceparent {
+        headers::insert(&mut headers, headers::names::TRACEPARENT, traceparent);
+    }
     headers
 }
 

@@ -55,11 +55,6 @@ use crate::server::{ListenerList, Listeners, Router};
 /// The variable that turns the metrics server on, such as `127.0.0.1:9464`.
 pub const METRICS_ADDR: &str = "METRICS_ADDR";
 
-/// The variable's line in a binary's `--help`.
-pub const HELP: &str =
-    "  METRICS_ADDR        serve Prometheus metrics at http://METRICS_ADDR/metrics (default: none)
-";
-
 /// What a service registers: its endpoints, and its listeners when it has any.
 struct Registered {
     router: Weak<Router>,

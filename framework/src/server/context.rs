@@ -8,13 +8,14 @@ use async_nats::HeaderMap;
 
 use super::head::RequestHead;
 use crate::escape::{MAX_CORRELATION_ID, escape, is_safe};
+use crate::trace::TraceContext;
 
 /// The request's head (subject, correlation id, the caller's deadline), and its headers when it
 /// came over NATS.
 ///
 /// Take it as a handler argument: `async fn cancel(ctx: RequestContext, req: Cancel)`. Pass
 /// [`RequestContext::correlation_id`] on to the calls a handler makes, so their logs join up.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RequestContext {
     head: RequestHead,
     /// Made only when asked for and the caller sent none (or one that had to be escaped): most
@@ -24,11 +25,29 @@ pub struct RequestContext {
     deadline: Option<Instant>,
     /// The time the request had from its arrival (the endpoint's, or the caller's when shorter).
     budget: Option<Duration>,
+    /// This request's span and its caller's, made when first asked for.
+    trace: OnceLock<(TraceContext, Option<TraceContext>)>,
+}
+
+/// A copy names the same request: what is made up when first asked for (a correlation id, a
+/// span) is made before copying, so that the handler's copy and the pipeline's say the same.
+impl Clone for RequestContext {
+    fn clone(&self) -> Self {
+        self.correlation_id();
+        self.traced();
+        Self {
+            head: self.head.clone(),
+            generated_id: self.generated_id.clone(),
+            deadline: self.deadline,
+            budget: self.budget,
+            trace: self.trace.clone(),
+        }
+    }
 }
 
 impl RequestContext {
     pub(crate) fn new(head: RequestHead) -> Self {
-        Self { head, generated_id: OnceLock::new(), deadline: None, budget: None }
+        Self { head, generated_id: OnceLock::new(), deadline: None, budget: None, trace: OnceLock::new() }
     }
 
     /// `deadline` is `None` when the clock cannot hold it (a timeout of centuries).
@@ -64,6 +83,25 @@ impl RequestContext {
             Some(id) => self.generated_id.get_or_init(|| escape(id, MAX_CORRELATION_ID).into_owned()),
             None => self.generated_id.get_or_init(|| nuid::next().to_string()),
         }
+    }
+
+    /// This request's span in its trace: a child of the caller's `traceparent`, or the first span
+    /// of a new trace when the caller sent none (or one that does not read). Calls made
+    /// [within](crate::CallOptions::within) the request carry it on.
+    pub fn trace(&self) -> TraceContext {
+        self.traced().0
+    }
+
+    /// The caller's span, when it sent a `traceparent` that reads.
+    pub fn caller_trace(&self) -> Option<TraceContext> {
+        self.traced().1
+    }
+
+    fn traced(&self) -> &(TraceContext, Option<TraceContext>) {
+        self.trace.get_or_init(|| {
+            let caller = self.head.traceparent().and_then(TraceContext::parse);
+            (caller.map_or_else(TraceContext::new_root, |caller| caller.child()), caller)
+        })
     }
 
     /// A request header's first value, for a request that came over NATS with headers (other

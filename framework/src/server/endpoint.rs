@@ -191,6 +191,8 @@ where
     S: Send + Sync + 'static,
 {
     let started = Instant::now();
+    // The wall clock only for a span to export: most services export none.
+    let wall_start = crate::trace::exporting().then(std::time::SystemTime::now);
     let Admitted { limits, place, .. } = admitted;
     let detected = head.codec(&payload);
     // The caller's patience, when it said, bounds the endpoint's own deadline.
@@ -203,11 +205,17 @@ where
         service = %limits.service,
         endpoint = %limits.name,
         correlation_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
         outcome = tracing::field::Empty,
         duration_us = tracing::field::Empty,
     );
     if !span.is_disabled() {
         span.record("correlation_id", tracing::field::display(ctx.correlation_id()));
+        // A trace id is made up only when something follows traces: a caller that sent one, or an
+        // exporter.
+        if wall_start.is_some() || ctx.head().traceparent().is_some() {
+            span.record("trace_id", tracing::field::display(ctx.trace().trace_id()));
+        }
     }
     #[cfg_attr(feature = "unvalidated-control", allow(unused_mut))]
     let mut validation = Duration::ZERO;
@@ -245,6 +253,20 @@ where
     span.record("duration_us", elapsed.as_micros() as u64);
     span.record("outcome", tracing::field::display(reply.error.as_ref().map_or("ok", |e| e.code.as_str())));
     span.in_scope(|| tracing::debug!("handled"));
+    if let Some(start) = wall_start {
+        crate::trace::record(crate::trace::SpanRecord {
+            service: limits.service.clone(),
+            name: format!("{}.{}", limits.service, limits.name),
+            kind: crate::trace::SpanKind::Server,
+            context: ctx.trace(),
+            parent: ctx.caller_trace(),
+            start,
+            end: start + elapsed,
+            status: reply.status,
+            code: reply.error.as_ref().map(|e| e.code.clone()),
+            correlation_id: ctx.correlation_id().to_string(),
+        });
+    }
     reply
 }
 

@@ -33,6 +33,8 @@ pub struct RequestHead {
     /// The caller's id as another transport gave it; over NATS it stays in `headers`, read when
     /// asked for (most requests never need it, and copying it cost an allocation each).
     correlation_id: Option<String>,
+    /// The caller's `traceparent` as another transport gave it; over NATS it stays in `headers`.
+    traceparent: Option<String>,
     /// The time the caller waits, from its arrival.
     budget: Option<Duration>,
     /// The NATS headers the request came with, for handlers that read headers of their own
@@ -58,7 +60,14 @@ impl RequestHead {
     }
 
     fn on(subject: Subject) -> Self {
-        Self { subject, declared: Declared::Nothing, correlation_id: None, budget: None, headers: None }
+        Self {
+            subject,
+            declared: Declared::Nothing,
+            correlation_id: None,
+            traceparent: None,
+            budget: None,
+            headers: None,
+        }
     }
 
     /// The request's `Content-Type` (parameters such as `; charset=utf-8` ignored). A type other
@@ -76,6 +85,13 @@ impl RequestHead {
     /// counts as none.
     pub fn with_correlation_id(mut self, id: &str) -> Self {
         self.correlation_id = (!id.is_empty()).then(|| id.to_string());
+        self
+    }
+
+    /// The caller's W3C `traceparent`, as sent: read strictly when asked for (see
+    /// [`crate::trace::TraceContext::parse`]); one that does not read starts a trace of its own.
+    pub fn with_traceparent(mut self, value: &str) -> Self {
+        self.traceparent = (!value.is_empty()).then(|| value.to_string());
         self
     }
 
@@ -143,6 +159,14 @@ impl RequestHead {
                 let sent = self.headers.as_ref()?.get(headers::names::CORRELATION_ID)?.as_str();
                 (!sent.is_empty()).then_some(sent)
             }
+        }
+    }
+
+    /// The caller's `traceparent`, as sent.
+    pub fn traceparent(&self) -> Option<&str> {
+        match &self.traceparent {
+            Some(value) => Some(value),
+            None => Some(self.headers.as_ref()?.get(headers::names::TRACEPARENT)?.as_str()),
         }
     }
 

@@ -332,11 +332,13 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
     /// What a service binary's `main` does: connects as the environment says
     /// ([`crate::NatsConfig::from_env`]: `NATS_URL`, default `nats://127.0.0.1:4222`, credentials and
     /// TLS), the connection named after the service, starts the service (and its metrics at
-    /// `METRICS_ADDR` when set, see [`crate::metrics`]), serves until SIGINT or SIGTERM, then
+    /// `METRICS_ADDR` when set, see [`crate::metrics`]; its spans go to
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` when set, see [`crate::trace`]), serves until SIGINT or SIGTERM, then
     /// drains, giving requests in flight up to 10 seconds.
     pub async fn run(self) -> Result<StopReport, RpcError> {
         let stop = shutdown_signal();
         let _metrics = crate::metrics::serve_from_env().await?;
+        crate::trace::export_from_env()?;
         let nats = crate::NatsConfig::from_env()?.with_name(self.name.clone()).connect().await?;
         let service = self.start(&nats).await?;
         service.run_until(stop, Duration::from_secs(10)).await

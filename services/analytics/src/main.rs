@@ -27,7 +27,8 @@ const SETTINGS: &str = "  ANALYTICS_RETENTION_MINUTES  how long events count (de
 
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
-    let help = format!("{ABOUT}{}{}{SETTINGS}", natsrpc::settings::NATS_HELP, natsrpc::metrics::HELP);
+    let help =
+        format!("{ABOUT}{}{}{SETTINGS}", natsrpc::settings::NATS_HELP, natsrpc::settings::TELEMETRY_HELP);
     natsrpc::settings::command_line(&help, concat!("analytics ", env!("CARGO_PKG_VERSION")), &[]);
     natsrpc::init_tracing();
     let minutes: u64 = natsrpc::settings::env_or("ANALYTICS_RETENTION_MINUTES", 60, "a whole number")?;

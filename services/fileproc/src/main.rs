@@ -32,11 +32,14 @@ const SETTINGS: &str = "  FILE_MAX_BYTES, FILE_MAX_OPEN_UPLOADS, FILE_MAX_OPEN_B
 
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
-    let help = format!("{ABOUT}{}{}{SETTINGS}", natsrpc::settings::NATS_HELP, natsrpc::metrics::HELP);
+    let help =
+        format!("{ABOUT}{}{}{SETTINGS}", natsrpc::settings::NATS_HELP, natsrpc::settings::TELEMETRY_HELP);
     natsrpc::settings::command_line(&help, concat!("fileproc ", env!("CARGO_PKG_VERSION")), &[]);
     natsrpc::init_tracing();
-    // METRICS_ADDR: Prometheus metrics of every service in the process, while it runs.
+    // METRICS_ADDR: Prometheus metrics of every service in the process, while it runs;
+    // OTEL_EXPORTER_OTLP_ENDPOINT: every request's span to a collector.
     let _metrics = natsrpc::metrics::serve_from_env().await?;
+    natsrpc::trace::export_from_env()?;
     // Caught from here on: a SIGTERM while starting is a graceful stop too.
     let stop = natsrpc::shutdown_signal();
     let faults = Arc::new(Faults::new(FaultSettings::from_env()?));

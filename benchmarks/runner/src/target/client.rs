@@ -565,13 +565,7 @@ impl StackClient {
         codec: natsrpc::Codec,
         body: Bytes,
     ) -> Result<(u16, Bytes), SendError> {
-        let call = EncodedCall {
-            subject,
-            content_type: codec.content_type(),
-            correlation_id: None,
-            timeout: self.timeout,
-            payload: body,
-        };
+        let call = EncodedCall::new(subject, codec.content_type(), self.timeout, body);
         let reply = self.transport.request(&call).await.map_err(SendError::from_rpc)?;
         Ok((reply.status, reply.payload))
     }

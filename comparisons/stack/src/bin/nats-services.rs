@@ -19,12 +19,18 @@ Environment (STORE defaults to redis):
 
 #[tokio::main]
 async fn main() -> Result<(), natsrpc::MainError> {
-    let help =
-        format!("{ABOUT}{}{}{}", natsrpc::settings::NATS_HELP, stack::HOSTING_HELP, natsrpc::metrics::HELP);
+    let help = format!(
+        "{ABOUT}{}{}{}",
+        natsrpc::settings::NATS_HELP,
+        stack::HOSTING_HELP,
+        natsrpc::settings::TELEMETRY_HELP
+    );
     natsrpc::settings::command_line(&help, concat!("nats-services ", env!("CARGO_PKG_VERSION")), &[]);
     natsrpc::init_tracing();
-    // METRICS_ADDR: Prometheus metrics of every service in the process, while it runs.
+    // METRICS_ADDR: Prometheus metrics of every service in the process, while it runs;
+    // OTEL_EXPORTER_OTLP_ENDPOINT: every request's span to a collector.
     let _metrics = natsrpc::metrics::serve_from_env().await?;
+    natsrpc::trace::export_from_env()?;
     // Caught from here on: a SIGTERM while starting is a graceful stop too.
     let stop = natsrpc::shutdown_signal();
     let hosting = Hosting::from_env(StoreKind::Redis)?;

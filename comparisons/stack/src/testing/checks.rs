@@ -147,3 +147,63 @@ pub async fn jobs_reach_analytics(client: &Client, seed: u64) -> Result<(), Stri
     }
     Ok(())
 }
+
+/// An order overview called in a trace of the caller's comes back to `collector` as one trace:
+/// the overview's span a child of the caller's, and each of its K parts (a `get_stock` per item,
+/// the customer's activity, the attachment's status) a child of the overview's. Answers the trace
+/// drawn as a tree, with each span's duration.
+pub async fn overview_is_one_trace(
+    client: &Client,
+    collector: &natsrpc::testing::OtlpCollector,
+    seed: u64,
+) -> Result<String, String> {
+    let order = Payloads::new(seed, 50).order_of(4);
+    let receipt = client.call(&order).await.map_err(|e| format!("create_order: {e}"))?;
+    let upload = fileproc::payloads::Payloads::new(seed).csv_file(10).begin();
+    let started = client.call(&upload).await.map_err(|e| format!("begin_upload: {e}"))?;
+    let root = natsrpc::trace::TraceContext::new_root();
+    let request = GetOrderOverview { order_id: receipt.order_id, attachments: vec![started.upload_id] };
+    let traced = natsrpc::CallOptions::new().trace(root);
+    client.call_with(&request, traced).await.map_err(|e| format!("get_order_overview: {e}"))?;
+
+    let expected = 1 + 4 + 1 + 1;
+    let mut spans = Vec::new();
+    for _ in 0..100 {
+        spans = collector.spans().into_iter().filter(|s| s.trace_id == root.trace_id()).collect();
+        if spans.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(overview) = spans.iter().find(|s| s.name == "ecommerce.get_order_overview") else {
+        return Err(format!("no overview span in {spans:?}"));
+    };
+    if overview.parent_span_id != Some(root.span_id()) {
+        return Err(format!("the overview's parent is {:?}, not the caller's span", overview.parent_span_id));
+    }
+    let mut parts: Vec<_> = spans.iter().filter(|s| s.span_id != overview.span_id).collect();
+    parts.sort_by(|a, b| (&a.name, a.start_unix_nanos).cmp(&(&b.name, b.start_unix_nanos)));
+    let names: Vec<&str> = parts.iter().map(|s| s.name.as_str()).collect();
+    let stock = "ecommerce.get_stock";
+    let want = ["analytics.user_activity", stock, stock, stock, stock, "fileproc.upload_status"];
+    if spans.len() != expected || names != want {
+        return Err(format!("expected the overview and its 6 parts, got {names:?}"));
+    }
+    if let Some(stray) = parts.iter().find(|s| s.parent_span_id.as_ref() != Some(&overview.span_id)) {
+        return Err(format!("{} is not a child of the overview: {stray:?}", stray.name));
+    }
+    // Drawn in the order the parts started, each with when it started after the overview did and
+    // how long it took where it was served.
+    parts.sort_by_key(|s| s.start_unix_nanos);
+    let micros = |s: &natsrpc::testing::CollectedSpan| s.duration().as_micros();
+    let offset = |s: &natsrpc::testing::CollectedSpan| {
+        s.start_unix_nanos.saturating_sub(overview.start_unix_nanos) / 1000
+    };
+    let mut tree = format!("{} {} us, trace {}\n", overview.name, micros(overview), root.trace_id());
+    for (i, part) in parts.iter().enumerate() {
+        let branch = if i + 1 == parts.len() { "└─" } else { "├─" };
+        tree +=
+            &format!("  {branch} {:<24} starts +{} us, takes {} us\n", part.name, offset(part), micros(part));
+    }
+    Ok(tree)
+}
