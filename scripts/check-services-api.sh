@@ -12,7 +12,7 @@ if [ ! -f "$check" ]; then
 fi
 python3 -c 'import nats' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check nats-py
 
-cargo build --quiet -p natsrpc --example echo
+cargo build --quiet -p natsrpc --example echo --example fleet
 cargo build --quiet -p ecommerce -p analytics -p fileproc -p stack
 pid=""
 nats_pid=""
@@ -46,6 +46,7 @@ PY
 # The last is the comparison's control, the three services in one process over Redis.
 runs=(
   "echo|target/debug/examples/echo|"
+  "fleet|target/debug/examples/fleet|"
   "ecommerce|target/debug/ecommerce|"
   "analytics|target/debug/analytics|"
   "fileproc|target/debug/fileproc|"

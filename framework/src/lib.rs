@@ -55,7 +55,8 @@
 //! - [`testing`]: an in-process [`testing::Harness`] and a private [`testing::NatsServer`].
 //!
 //! ## The wire
-//! A request is published to `{service}.{endpoint}` with `Content-Type` (`application/json` or
+//! A request is published to `{service}.{endpoint}` (or its group's or its own subject, see
+//! [`request!`]) with `Content-Type` (`application/json` or
 //! `application/msgpack`; without it a body starting with `{` or `[` is JSON) and an optional
 //! `X-Correlation-Id`. The reply, in the request's codec, is `{"ok": true, "data": ...}` with no
 //! headers, or `{"ok": false, "error": {"status", "kind", "code", "message", "violations"?, "path"?}}`

@@ -43,6 +43,8 @@ struct Info<'a> {
 struct EndpointInfo<'a> {
     name: &'a str,
     subject: &'a str,
+    /// Absent for an endpoint in no queue group, as the NATS Services API writes it.
+    #[serde(skip_serializing_if = "str::is_empty")]
     queue_group: &'a str,
     metadata: BTreeMap<&'a str, &'a str>,
 }
@@ -84,7 +86,8 @@ pub struct EndpointStats {
     pub name: String,
     /// Its subject.
     pub subject: String,
-    /// Its queue group.
+    /// Its queue group; empty (and not written) for none.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub queue_group: String,
     /// Requests answered (errors included).
     pub num_requests: u64,
@@ -185,7 +188,7 @@ pub(crate) fn answer(
                 .map(|e| EndpointInfo {
                     name: &e.name,
                     subject: &e.subject,
-                    queue_group: &service.queue_group,
+                    queue_group: e.queue_group.as_deref().unwrap_or_default(),
                     metadata: e.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
                 })
                 .collect(),
@@ -199,7 +202,10 @@ pub(crate) fn answer(
             started: service.started.clone(),
             endpoints: router
                 .endpoints()
-                .map(|e| e.limits.stats.snapshot((&e.name, &e.subject, &service.queue_group), e.in_flight()))
+                .map(|e| {
+                    let queue_group = e.queue_group.as_deref().unwrap_or_default();
+                    e.limits.stats.snapshot((&e.name, &e.subject, queue_group), e.in_flight())
+                })
                 .collect(),
             listeners: listeners(),
         }),

@@ -82,9 +82,15 @@ impl Dispatcher {
 
     /// Answers one request, its head read by the transport from its own framing.
     pub async fn dispatch(&self, head: RequestHead, body: Bytes) -> Dispatched {
-        match self.router.begin(head, body) {
+        match self.router.begin(head, body, false) {
             Begun::Running(pipeline) => pipeline.await,
             Begun::Refused(refused) => refused,
+            // Only a request through a NATS service's `{name}.>` can be another's to answer.
+            Begun::Elsewhere => Dispatched::failure(
+                crate::Codec::Json,
+                &nuid::next().to_string(),
+                crate::ServiceError::internal("a request routed elsewhere reached a dispatcher"),
+            ),
         }
     }
 }

@@ -31,12 +31,46 @@ pub struct EndpointOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) cancel_at_deadline: bool,
     pub(crate) metadata: Vec<(String, String)>,
+    pub(crate) queue_group: QueueGroup,
+}
+
+/// Which instances of a service get an endpoint's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QueueGroup {
+    /// The service's queue group: one instance.
+    Service,
+    /// A queue group of the endpoint's own: one instance of those in it.
+    Own(String),
+    /// None: every instance, each answering (for a scatter-gather, `Client::request_many`).
+    None,
 }
 
 impl EndpointOptions {
     /// The service's defaults.
     pub fn new() -> Self {
-        Self { max_in_flight: None, timeout: None, cancel_at_deadline: false, metadata: Vec::new() }
+        Self {
+            max_in_flight: None,
+            timeout: None,
+            cancel_at_deadline: false,
+            metadata: Vec::new(),
+            queue_group: QueueGroup::Service,
+        }
+    }
+
+    /// Takes the endpoint's requests in a queue group of its own rather than the service's: one
+    /// instance among those in `group` answers each (as the NATS Services API's per-endpoint
+    /// queue groups).
+    pub fn queue_group(mut self, group: impl Into<String>) -> Self {
+        self.queue_group = QueueGroup::Own(group.into());
+        self
+    }
+
+    /// Takes the endpoint's requests in no queue group: every instance answers each, for callers
+    /// that gather their answers ([`Client::request_many`](crate::Client::request_many)), such
+    /// as a health or inventory question put to all instances at once.
+    pub fn no_queue_group(mut self) -> Self {
+        self.queue_group = QueueGroup::None;
+        self
     }
 
     /// At most `n` requests handled at once; request `n + 1` is answered 503 at once.
@@ -103,6 +137,11 @@ pub(crate) struct Limits {
 pub(crate) struct Endpoint {
     pub(crate) name: String,
     pub(crate) subject: String,
+    /// The endpoint's queue group, set when the service is built: `None` for none.
+    pub(crate) queue_group: Option<String>,
+    /// Whether it has a subscription of its own, apart from the service's `{name}.>` (a subject
+    /// elsewhere, or a queue group other than the service's).
+    pub(crate) own_subscription: bool,
     pub(crate) metadata: Vec<(String, String)>,
     pub(crate) limits: Arc<Limits>,
     pipeline: Pipeline,
@@ -128,6 +167,8 @@ impl Endpoint {
         Self {
             name: <H::Request as Request>::ENDPOINT.to_string(),
             subject: <H::Request as Request>::SUBJECT.to_string(),
+            queue_group: None,
+            own_subscription: false,
             metadata,
             limits: Arc::new(limits),
             pipeline,

@@ -68,6 +68,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 type MakeEndpoint = Box<dyn FnOnce(&Defaults) -> Endpoint + Send>;
 
+/// An endpoint to be made, and the queue group it asked for.
+struct Registered {
+    /// `{service of its request type}.{endpoint}`: checked against the service's name.
+    key: String,
+    queue_group: endpoint::QueueGroup,
+    make: MakeEndpoint,
+}
+
 /// What a listener needs to start, once the service has a connection.
 struct ListenerStart {
     client: Client,
@@ -121,7 +129,7 @@ pub struct ServiceBuilder<S = ()> {
     max_payload: Option<usize>,
     receivers: usize,
     state: Arc<S>,
-    endpoints: Vec<(String, MakeEndpoint)>,
+    endpoints: Vec<Registered>,
     listeners: Vec<(&'static str, StartListener)>,
 }
 
@@ -227,6 +235,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
     {
         let state = Arc::clone(&self.state);
         let name = <H::Request as Request>::ENDPOINT.to_string();
+        let queue_group = options.queue_group.clone();
         let make: MakeEndpoint = Box::new(move |defaults: &Defaults| {
             let limits = endpoint::Limits {
                 service: defaults.service.clone(),
@@ -245,7 +254,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         });
         // The request type's service name must be this service's: checked in `router()`.
         let service_of_type = <H::Request as Request>::SERVICE.to_string();
-        self.endpoints.push((format!("{service_of_type}.{name}"), make));
+        self.endpoints.push(Registered { key: format!("{service_of_type}.{name}"), queue_group, make });
         self
     }
 
@@ -299,8 +308,8 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             finishing: finishing.clone(),
         };
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(self.endpoints.len());
-        for (subject, make) in self.endpoints {
-            let (service, name) = subject.split_once('.').unwrap_or_default();
+        for Registered { key, queue_group, make } in self.endpoints {
+            let (service, name) = key.split_once('.').unwrap_or_default();
             if service != self.name {
                 return Err(RpcError::config(format!(
                     "endpoint `{name}` belongs to service `{service}`, not `{}`",
@@ -312,10 +321,41 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
                     "endpoint name {name:?} must use only A-Z, a-z, 0-9, _ and -"
                 )));
             }
-            if endpoints.iter().any(|e| e.subject == subject) {
+            if endpoints.iter().any(|e| e.name == name) {
                 return Err(RpcError::config(format!("endpoint `{name}` is registered twice")));
             }
-            endpoints.push(make(&defaults));
+            let mut endpoint = make(&defaults);
+            if let Some(problem) = crate::contract::subject_problem(&endpoint.subject) {
+                return Err(RpcError::config(format!(
+                    "endpoint `{name}`'s subject {:?} {problem}",
+                    crate::escape::escape(&endpoint.subject, 64)
+                )));
+            }
+            if let Some(other) = endpoints.iter().find(|e| e.subject == endpoint.subject) {
+                return Err(RpcError::config(format!(
+                    "endpoints `{}` and `{name}` share the subject {}",
+                    other.name, endpoint.subject
+                )));
+            }
+            endpoint.queue_group = match queue_group {
+                endpoint::QueueGroup::Service => Some(self.queue_group.clone()),
+                endpoint::QueueGroup::Own(group) => Some(group),
+                endpoint::QueueGroup::None => None,
+            };
+            if let Some(group) =
+                endpoint.queue_group.as_deref().filter(|g| crate::contract::subject_problem(g).is_some())
+            {
+                return Err(RpcError::config(format!(
+                    "endpoint `{name}`'s queue group {:?} is not a NATS token",
+                    crate::escape::escape(group, 64)
+                )));
+            }
+            // The service's `{name}.>`, in its queue group, takes the rest.
+            let under_service =
+                endpoint.subject.strip_prefix(self.name.as_str()).is_some_and(|r| r.starts_with('.'));
+            endpoint.own_subscription =
+                !under_service || endpoint.queue_group.as_deref() != Some(self.queue_group.as_str());
+            endpoints.push(endpoint);
         }
         let identity = ServiceIdentity {
             name: self.name,
@@ -354,8 +394,14 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         let denials = crate::connection::denials::of(client);
         let before = denials.as_ref().map_or(0, |d| d.count());
         let name = self.name.clone();
-        let listened: Vec<&'static str> = self.listeners.iter().map(|(subject, _)| *subject).collect();
+        let mut listened: Vec<String> =
+            self.listeners.iter().map(|(subject, _)| subject.to_string()).collect();
         let started = self.start_unchecked(client).await;
+        if let Ok(service) = &started {
+            // Endpoints' own subscriptions are the start's too.
+            let own = service.router.endpoints().filter(|e| e.own_subscription).map(|e| e.subject.clone());
+            listened.extend(own);
+        }
         let refused = match &denials {
             Some(denials) => refused_at_start(client, denials, before, &name, &listened).await,
             None => Vec::new(),
@@ -459,7 +505,7 @@ async fn refused_at_start(
     denials: &crate::connection::denials::Denials,
     before: u64,
     name: &str,
-    listened: &[&str],
+    listened: &[String],
 ) -> Vec<crate::Denial> {
     use futures::StreamExt;
     let probe = format!("{}.{}", client.new_inbox(), crate::connection::denials::PROBE);
@@ -490,7 +536,7 @@ async fn refused_at_start(
         crate::DeniedAction::Subscribe => {
             d.subject == format!("{name}.>")
                 || d.subject.starts_with("$SRV.")
-                || listened.contains(&d.subject.as_str())
+                || listened.contains(&d.subject)
         }
         crate::DeniedAction::Publish => d.subject.starts_with("$JS."),
     };
@@ -599,6 +645,67 @@ impl Service {
     }
 }
 
+/// A subscription a receive loop takes requests from: the service's `{name}.>`, or one of an
+/// endpoint's own.
+struct Tagged {
+    subscriber: async_nats::Subscriber,
+    service_wide: bool,
+}
+
+impl futures::Stream for Tagged {
+    type Item = (bool, Message);
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        let service_wide = self.service_wide;
+        self.subscriber.poll_next_unpin(cx).map(|message| message.map(|m| (service_wide, m)))
+    }
+}
+
+/// A receive loop's subscriptions as one stream; most services have the one, read directly.
+enum Inbound {
+    One(Tagged),
+    Many(futures::stream::SelectAll<Tagged>),
+}
+
+impl Inbound {
+    fn of(mut subscriptions: Vec<Tagged>) -> Self {
+        match (subscriptions.len(), subscriptions.pop()) {
+            (1, Some(one)) => Inbound::One(one),
+            (_, last) => Inbound::Many(futures::stream::select_all(subscriptions.into_iter().chain(last))),
+        }
+    }
+
+    /// Unsubscribes on the server, keeping what is buffered.
+    async fn drain(&mut self) -> Result<(), async_nats::UnsubscribeError> {
+        match self {
+            Inbound::One(one) => one.subscriber.drain().await,
+            Inbound::Many(many) => {
+                for tagged in many.iter_mut() {
+                    tagged.subscriber.drain().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl futures::Stream for Inbound {
+    type Item = (bool, Message);
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            Inbound::One(one) => one.poll_next_unpin(cx),
+            Inbound::Many(many) => many.poll_next_unpin(cx),
+        }
+    }
+}
+
 /// Request bodies larger than this go straight to a task of their own: decoding and validating
 /// them is work worth running on another core, in parallel with the next requests.
 const INLINE_MAX_PAYLOAD: usize = 16 * 1024;
@@ -644,18 +751,34 @@ struct ReceiveLoop {
 }
 
 impl ReceiveLoop {
-    async fn subscribe(&self) -> Result<async_nats::Subscriber, RpcError> {
+    /// The service's `{name}.>` in its queue group, and the endpoints' own subscriptions: one in
+    /// a queue group in every loop (the group gives each request to one of them), one in none in
+    /// the first loop only (each instance answers once).
+    async fn subscribe(&self) -> Result<Inbound, RpcError> {
         let identity = &self.router.service;
-        self.client
+        let service = self
+            .client
             .queue_subscribe(format!("{}.>", identity.name), identity.queue_group.clone())
             .await
-            .map_err(RpcError::transport)
+            .map_err(RpcError::transport)?;
+        let mut inbound = vec![Tagged { subscriber: service, service_wide: true }];
+        for endpoint in self.router.endpoints().filter(|e| e.own_subscription) {
+            let subject = endpoint.subject.clone();
+            let subscribed = match &endpoint.queue_group {
+                Some(group) => self.client.queue_subscribe(subject, group.clone()).await,
+                None if self.index == 0 => self.client.subscribe(subject).await,
+                None => continue,
+            };
+            inbound
+                .push(Tagged { subscriber: subscribed.map_err(RpcError::transport)?, service_wide: false });
+        }
+        Ok(Inbound::of(inbound))
     }
 
     /// Serves `requests`, and serves again on a new subscription whenever serving ends for any
     /// reason but the service's stop (a panic that escaped, a subscription that ended). Between
     /// the two, the loop counts as down in [`Receiving`].
-    async fn supervise(self, requests: async_nats::Subscriber) {
+    async fn supervise(self, requests: Inbound) {
         let mut requests = Some(requests);
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -712,7 +835,7 @@ impl ReceiveLoop {
 /// `benchmarks/runner/src/bin/echo-vs-raw.rs`). A handler that computes for long on a small request
 /// should do so in `tokio::task::spawn_blocking`, as in any tokio program.
 async fn serve(
-    mut requests: async_nats::Subscriber,
+    mut requests: Inbound,
     router: Arc<Router>,
     client: Client,
     tracker: TaskTracker,
@@ -741,14 +864,15 @@ async fn serve(
                 message = requests.next() => message,
             }
         };
-        let Some(message) = message else {
+        let Some((service_wide, message)) = message else {
             return if draining { Ended::Stopped } else { Ended::Closed };
         };
         let Message { subject, reply: Some(reply), headers, payload, .. } = message else {
             continue; // a publish without a reply subject: nobody to answer
         };
         let head = RequestHead::from_nats(subject, headers);
-        let answer = answer(&router, &client, &tracker, reply.clone(), head, payload, max_reply);
+        let answer =
+            answer(&router, &client, &tracker, reply.clone(), (head, service_wide), payload, max_reply);
         // The pipeline catches its own panics; this catches any elsewhere on the request's way
         // (routing, publishing), so that no request can end the loop.
         if AssertUnwindSafe(answer).catch_unwind().await.is_err() {
@@ -763,14 +887,15 @@ async fn answer(
     client: &Client,
     tracker: &TaskTracker,
     reply: Subject,
-    head: RequestHead,
+    (head, service_wide): (RequestHead, bool),
     payload: bytes::Bytes,
     max_reply: usize,
 ) {
     let large = payload.len() > INLINE_MAX_PAYLOAD;
-    let mut pipeline = match router.begin(head, payload) {
+    let mut pipeline = match router.begin(head, payload, service_wide) {
         Begun::Running(pipeline) => pipeline,
         Begun::Refused(refused) => return publish(client, reply, refused, max_reply).await,
+        Begun::Elsewhere => return,
     };
     let polled = if large { Poll::Pending } else { futures::poll!(pipeline.as_mut()) };
     match polled {

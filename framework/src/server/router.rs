@@ -30,6 +30,9 @@ pub(crate) enum Begun {
     Running(BoxFuture<'static, Dispatched>),
     /// Refused before any endpoint saw it (404, 503): the reply.
     Refused(Dispatched),
+    /// Not this subscription's to answer: it came through the service's `{name}.>`, and its
+    /// endpoint takes requests on a subscription of its own, which answers it.
+    Elsewhere,
 }
 
 /// A service's endpoints, in registration order (which `INFO` and `STATS` list them in).
@@ -54,9 +57,14 @@ impl Router {
             .ok_or_else(|| ServiceError::unknown_endpoint(subject))
     }
 
-    /// Routes and admits a request. Every transport starts a request here.
-    pub(crate) fn begin(&self, head: RequestHead, payload: Bytes) -> Begun {
-        match self.route(head.subject()).and_then(Endpoint::admit) {
+    /// Routes and admits a request. Every transport starts a request here; `service_wide` says it
+    /// came through the service's `{name}.>` subscription.
+    pub(crate) fn begin(&self, head: RequestHead, payload: Bytes, service_wide: bool) -> Begun {
+        let routed = self.route(head.subject());
+        if service_wide && routed.as_ref().is_ok_and(|e| e.own_subscription) {
+            return Begun::Elsewhere;
+        }
+        match routed.and_then(Endpoint::admit) {
             Ok(admitted) => Begun::Running(admitted.process(head, payload)),
             Err(error) => Begun::Refused(Dispatched::refused(head, &payload, error)),
         }
