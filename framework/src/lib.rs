@@ -101,8 +101,8 @@ pub use connection::{
 pub use contract::Request;
 pub use error::{ErrorKind, MainError, RpcError, ServiceError};
 pub use server::{
-    Dispatched, Dispatcher, EndpointOptions, Finishing, Handler, RequestContext, RequestHead, Service,
-    ServiceBuilder, ServiceStats, State, StopReport, shutdown_signal,
+    Dispatched, Dispatcher, EndpointOptions, Finishing, Handler, RequestContext, RequestHead, Runs, Service,
+    ServiceBuilder, ServiceStats, State, StopReport, Tick, TimerStats, shutdown_signal,
 };
 pub use validation::Violation;
 

@@ -40,6 +40,7 @@ pub(super) fn write(
     versions: &BTreeSet<(String, String)>,
     endpoints: &Endpoints,
     listeners: &BTreeMap<(String, &'static str), ListenerStats>,
+    timers: &BTreeMap<(String, String), crate::TimerStats>,
 ) -> String {
     let mut out = Text(String::with_capacity(1024 + endpoints.len() * 2048));
     out.family("natsrpc_service_info", "gauge", "The services in this process, by version (always 1).");
@@ -103,6 +104,20 @@ pub(super) fn write(
             {
                 let with = [("service", service.as_str()), ("subject", *subject), ("outcome", outcome)];
                 out.sample("natsrpc_events_total", &with, count);
+            }
+        }
+    }
+    if !timers.is_empty() {
+        out.family(
+            "natsrpc_timer_runs_total",
+            "counter",
+            "Periods of a timer, by what this process did with them.",
+        );
+        for ((service, timer), stats) in timers {
+            for (outcome, count) in [("ok", stats.runs), ("failed", stats.failed), ("skipped", stats.skipped)]
+            {
+                let with = [("service", service.as_str()), ("timer", timer.as_str()), ("outcome", outcome)];
+                out.sample("natsrpc_timer_runs_total", &with, count);
             }
         }
     }

@@ -18,7 +18,8 @@
 //!
 //! And `natsrpc_service_info{service, version}` (always 1), and per event listener (labels
 //! `service`, `subject`) `natsrpc_events_received_total` and `natsrpc_events_total` by `outcome`
-//! (`handled`, `failed`, `invalid`). Two instances of one service in a process are summed.
+//! (`handled`, `failed`, `invalid`), and per timer (labels `service`, `timer`)
+//! `natsrpc_timer_runs_total` by `outcome` (`ok`, `failed`, `skipped`). Two instances of one service in a process are summed.
 //!
 //! Nothing here is on a request's way: a scrape reads the counters the request path keeps anyway.
 //!
@@ -50,7 +51,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 pub use http::MetricsServer;
 
 use crate::error::RpcError;
-use crate::server::{ListenerList, Listeners, Router};
+use crate::server::{Background, Listeners, Router};
 
 /// The variable that turns the metrics server on, such as `127.0.0.1:9464`.
 pub const METRICS_ADDR: &str = "METRICS_ADDR";
@@ -58,7 +59,7 @@ pub const METRICS_ADDR: &str = "METRICS_ADDR";
 /// What a service registers: its endpoints, and its listeners when it has any.
 struct Registered {
     router: Weak<Router>,
-    listeners: Option<Weak<ListenerList>>,
+    background: Option<Weak<Background>>,
 }
 
 impl Registered {
@@ -79,7 +80,7 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<Registered>> {
 pub(crate) fn register(router: &Arc<Router>, listeners: Option<&Listeners>) {
     let mut registry = registry();
     registry.retain(Registered::alive);
-    registry.push(Registered { router: Arc::downgrade(router), listeners: listeners.map(Arc::downgrade) });
+    registry.push(Registered { router: Arc::downgrade(router), background: listeners.map(Arc::downgrade) });
 }
 
 /// Every registered service's metrics, in Prometheus's text format (version 0.0.4).
@@ -89,12 +90,13 @@ pub fn render() -> String {
         registry.retain(Registered::alive);
         registry
             .iter()
-            .filter_map(|r| Some((r.router.upgrade()?, r.listeners.as_ref().and_then(Weak::upgrade))))
+            .filter_map(|r| Some((r.router.upgrade()?, r.background.as_ref().and_then(Weak::upgrade))))
             .collect()
     };
     let mut endpoints: BTreeMap<(String, String), exposition::Endpoint> = BTreeMap::new();
     let mut versions = std::collections::BTreeSet::new();
     let mut listeners: BTreeMap<(String, &'static str), crate::events::ListenerStats> = BTreeMap::new();
+    let mut timers: BTreeMap<(String, String), crate::TimerStats> = BTreeMap::new();
     for (router, serving) in &live {
         let service = &router.service;
         versions.insert((service.name.clone(), service.version.clone()));
@@ -103,7 +105,7 @@ pub fn render() -> String {
             let entry = endpoints.entry(key).or_default();
             entry.add(endpoint.limits.stats.metrics(), endpoint.in_flight());
         }
-        for (subject, counters) in serving.iter().flat_map(|l| l.iter()) {
+        for (subject, counters) in serving.iter().flat_map(|b| b.listeners.iter()) {
             let stats = counters.snapshot(subject);
             let entry = listeners.entry((service.name.clone(), subject)).or_default();
             entry.received += stats.received;
@@ -111,8 +113,15 @@ pub fn render() -> String {
             entry.failed += stats.failed;
             entry.invalid += stats.invalid;
         }
+        for counters in serving.iter().flat_map(|b| b.timers.iter()) {
+            let stats = counters.snapshot();
+            let entry = timers.entry((service.name.clone(), stats.name.clone())).or_default();
+            entry.runs += stats.runs;
+            entry.failed += stats.failed;
+            entry.skipped += stats.skipped;
+        }
     }
-    exposition::write(&versions, &endpoints, &listeners)
+    exposition::write(&versions, &endpoints, &listeners, &timers)
 }
 
 /// Starts a [`MetricsServer`] at `METRICS_ADDR` when it is set; `None` when it is not (or empty).

@@ -76,6 +76,9 @@ pub struct ServiceStats {
     /// The service's event listeners: beyond ADR-32, which tools ignore (its schema allows more).
     #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub listeners: Vec<crate::events::ListenerStats>,
+    /// The service's timers, as its listeners.
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    pub timers: Vec<super::TimerStats>,
 }
 
 /// One endpoint's figures in [`ServiceStats`]; times in nanoseconds, as ADR-32 wants.
@@ -164,7 +167,7 @@ pub struct Latency {
 pub(crate) fn answer(
     router: &Router,
     subject: &str,
-    listeners: impl FnOnce() -> Vec<crate::events::ListenerStats>,
+    background: Option<&super::Background>,
 ) -> Option<Vec<u8>> {
     let verb = subject.split('.').nth(1)?;
     let service = &router.service;
@@ -207,7 +210,10 @@ pub(crate) fn answer(
                     e.limits.stats.snapshot((&e.name, &e.subject, queue_group), e.in_flight())
                 })
                 .collect(),
-            listeners: listeners(),
+            listeners: background
+                .map(|b| b.listeners.iter().map(|(subject, counters)| counters.snapshot(subject)).collect())
+                .unwrap_or_default(),
+            timers: background.map(|b| b.timers.iter().map(|t| t.snapshot()).collect()).unwrap_or_default(),
         }),
         _ => return None,
     };

@@ -71,13 +71,13 @@ impl Dispatcher {
     /// The service's `$SRV.INFO` answer (JSON): its endpoints, subjects and schemas, as a caller
     /// sees them (what [`crate::compat`] compares across versions).
     pub fn info(&self) -> Vec<u8> {
-        super::discovery::answer(&self.router, "$SRV.INFO", Vec::new).unwrap_or_default()
+        super::discovery::answer(&self.router, "$SRV.INFO", None).unwrap_or_default()
     }
 
     /// The service's `$SRV.STATS` answer (JSON), for transports without the Services API: the
     /// same per-endpoint counts, latencies and validation time as over NATS.
     pub fn stats(&self) -> Vec<u8> {
-        super::discovery::answer(&self.router, "$SRV.STATS", Vec::new).unwrap_or_default()
+        super::discovery::answer(&self.router, "$SRV.STATS", None).unwrap_or_default()
     }
 
     /// Answers one request, its head read by the transport from its own framing.

@@ -28,6 +28,7 @@ mod reply;
 mod router;
 mod shutdown;
 pub(crate) mod stats;
+mod timer;
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -50,6 +51,7 @@ pub use handler::Handler;
 pub use head::RequestHead;
 pub use reply::Dispatched;
 pub use shutdown::shutdown_signal;
+pub use timer::{MIN_PERIOD, Runs, Tick, TimerStats, TimerTask};
 
 pub(crate) use endpoint::{Endpoint, decode_valid, panic_text};
 pub(crate) use router::{Begun, Router, ServiceIdentity};
@@ -131,6 +133,7 @@ pub struct ServiceBuilder<S = ()> {
     state: Arc<S>,
     endpoints: Vec<Registered>,
     listeners: Vec<(&'static str, StartListener)>,
+    timers: Vec<timer::Timer>,
 }
 
 impl ServiceBuilder<()> {
@@ -148,6 +151,7 @@ impl ServiceBuilder<()> {
             state: Arc::new(()),
             endpoints: Vec::new(),
             listeners: Vec::new(),
+            timers: Vec::new(),
         }
     }
 }
@@ -214,6 +218,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             state: Arc::new(state),
             endpoints: self.endpoints,
             listeners: self.listeners,
+            timers: self.timers,
         }
     }
 
@@ -285,6 +290,40 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         self
     }
 
+    /// Adds a timer: `task` (an `async fn(State<S>, Tick) -> Result<(), E>`) runs every
+    /// `period`, at the wall clock's multiples of it, on every instance or on one instance of the
+    /// queue group ([`Runs`]; see the `timer` module's page for how instances agree, through a
+    /// JetStream stream). A run still going when the next period starts makes that period
+    /// skipped on its instance (another instance may take a period of a timer of the queue group
+    /// meanwhile: a task that must never overlap itself should take less than its period); a failure or panic is logged and counted (`$SRV.STATS`'s `timers`, the
+    /// `natsrpc_timer_runs_total` metric), and the timer goes on. Timers run when the service is
+    /// started on NATS, not in a [`Dispatcher`].
+    ///
+    /// ```no_run
+    /// # async fn run(nats: natsrpc::async_nats::Client) -> Result<(), natsrpc::RpcError> {
+    /// use std::time::Duration;
+    /// use natsrpc::{Runs, ServiceError, State, Tick};
+    ///
+    /// async fn expire_carts(State(ttl): State<Duration>, tick: Tick) -> Result<(), ServiceError> {
+    ///     println!("period {}: expiring carts older than {ttl:?}", tick.slot);
+    ///     Ok(())
+    /// }
+    /// let service = natsrpc::Service::builder("carts", "1.0.0")
+    ///     .state(Duration::from_secs(3600))
+    ///     .timer("expire_carts", Duration::from_secs(60), Runs::OnOneInstance, expire_carts)
+    ///     .start(&nats)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn timer<T>(mut self, name: &str, period: Duration, runs: Runs, task: T) -> Self
+    where
+        S: Clone,
+        T: TimerTask<S>,
+    {
+        self.timers.push(timer::Timer::new(name, period, runs, Arc::clone(&self.state), task));
+        self
+    }
+
     /// Checks the configuration and builds the routing table (no NATS involved).
     pub(crate) fn router(self) -> Result<Router, RpcError> {
         if !is_valid_name(&self.name) {
@@ -299,6 +338,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
                 self.version
             )));
         }
+        timer::check(&self.timers)?;
         let finishing = TaskTracker::new();
         let defaults = Defaults {
             service: self.name.clone(),
@@ -424,6 +464,8 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
     async fn start_unchecked(mut self, client: &Client) -> Result<Service, RpcError> {
         let receivers = self.receivers;
         let starting = std::mem::take(&mut self.listeners);
+        timer::check(&self.timers)?;
+        let timers = std::mem::take(&mut self.timers);
         let router = Arc::new(self.router()?);
         let identity = &router.service;
         let stop = CancellationToken::new();
@@ -466,7 +508,9 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         // Sent; whether the server took them is for `refused_at_start` to find out.
         client.flush().await.map_err(RpcError::transport)?;
 
-        let listeners: Listeners = Arc::new(listeners);
+        let (timers, timing) = timer::start(timers, client, &identity.name, stop.clone()).await?;
+        listening.extend(timing);
+        let listeners: Listeners = Arc::new(Background { listeners, timers });
         crate::metrics::register(&router, Some(&listeners));
         let discovering = tokio::spawn(answer_discovery(
             futures::stream::select_all(discovery),
@@ -557,7 +601,14 @@ pub struct Service {
 }
 
 /// Each listener's subject and counters.
-pub(crate) type Listeners = Arc<ListenerList>;
+pub(crate) type Listeners = Arc<Background>;
+
+/// What a service runs besides its endpoints, for its stats and metrics.
+#[derive(Default)]
+pub(crate) struct Background {
+    pub(crate) listeners: ListenerList,
+    pub(crate) timers: Vec<Arc<timer::Counters>>,
+}
 pub(crate) type ListenerList = Vec<(&'static str, Arc<crate::events::Counters>)>;
 
 /// How a graceful stop went.
@@ -598,7 +649,7 @@ impl Service {
 
     /// What each listener has done so far.
     pub fn listener_stats(&self) -> Vec<crate::events::ListenerStats> {
-        self.listeners.iter().map(|(subject, counters)| counters.snapshot(subject)).collect()
+        self.listeners.listeners.iter().map(|(subject, counters)| counters.snapshot(subject)).collect()
     }
 
     /// Serves until `signal` resolves (see [`shutdown_signal`]), then stops gracefully.
@@ -971,8 +1022,7 @@ async fn answer_discovery(
             // healthy. Silence is what a dead instance answers.
             continue;
         }
-        let stats = || listeners.iter().map(|(subject, counters)| counters.snapshot(subject)).collect();
-        let answer = discovery::answer(&router, &message.subject, stats);
+        let answer = discovery::answer(&router, &message.subject, Some(&listeners));
         let (Some(reply), Some(body)) = (message.reply, answer) else {
             continue;
         };
@@ -1057,7 +1107,7 @@ mod tests {
         let answering = tokio::spawn(answer_discovery(
             futures::stream::select_all([subscriber]),
             router,
-            Arc::new(Vec::new()),
+            Arc::new(Background::default()),
             Arc::clone(&receiving),
             nats.clone(),
             stop.clone(),
