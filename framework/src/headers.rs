@@ -19,6 +19,13 @@ pub const DEADLINE: &str = "X-Deadline-Ms";
 /// W3C Trace Context: the caller's span, `00-{trace id}-{span id}-{flags}` (see [`crate::trace`]).
 pub const TRACEPARENT: &str = "traceparent";
 
+/// A request's idempotency key: a retry with the same key gets the first reply, on endpoints that
+/// keep replies (see [`EndpointOptions::idempotent_replies`](crate::EndpointOptions::idempotent_replies)).
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Set on a reply sent again for a request whose `Idempotency-Key` had been answered.
+pub const REPLAYED: &str = "Natsrpc-Replayed";
+
 /// Set on every error reply: the error's message.
 pub const SERVICE_ERROR: &str = "Nats-Service-Error";
 
@@ -50,6 +57,7 @@ pub(crate) mod names {
     pub(crate) const CORRELATION_ID: HeaderName = HeaderName::from_static(super::CORRELATION_ID);
     pub(crate) const DEADLINE: HeaderName = HeaderName::from_static(super::DEADLINE);
     pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static(super::TRACEPARENT);
+    pub(crate) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static(super::IDEMPOTENCY_KEY);
     pub(crate) const SERVICE_ERROR: HeaderName = HeaderName::from_static(super::SERVICE_ERROR);
     pub(crate) const SERVICE_ERROR_CODE: HeaderName = HeaderName::from_static(super::SERVICE_ERROR_CODE);
 }

@@ -33,6 +33,7 @@ pub struct CallOptions {
     codec: Option<Codec>,
     correlation_id: Option<String>,
     trace: Option<crate::trace::TraceContext>,
+    idempotency_key: Option<String>,
     retry: Option<RetryPolicy>,
     unchecked: bool,
 }
@@ -83,6 +84,22 @@ impl CallOptions {
     pub fn trace(mut self, parent: crate::trace::TraceContext) -> Self {
         self.trace = Some(parent);
         self
+    }
+
+    /// Sends `key` as the request's `Idempotency-Key`: an endpoint that keeps replies
+    /// ([`EndpointOptions::idempotent_replies`](crate::EndpointOptions::idempotent_replies))
+    /// handles the request once, however often it is sent with that key, and answers every
+    /// attempt with the first reply. With a key, the client's retry policy applies to any
+    /// request type, idempotent or not. A key is 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// [`idempotency_key`](Self::idempotency_key) with a key made up for this call: its retries
+    /// are the same request.
+    pub fn idempotent(self) -> Self {
+        self.idempotency_key(nuid::next().to_string())
     }
 
     /// Sends the request without validating it first: the service's own answer to an invalid
@@ -182,6 +199,7 @@ impl Client {
             content_type: self.codec.content_type(),
             correlation_id: None,
             traceparent: None,
+            idempotency_key: None,
             timeout: self.timeout,
             payload: self.codec.encode(request).map_err(RpcError::Encode)?.into(),
         };
@@ -204,9 +222,14 @@ impl Client {
     ) -> Result<R::Response, RpcError> {
         if !options.unchecked {
             checked(request)?;
+            // The key is checked as the service checks it, before anything is sent.
+            if let Some(problem) = options.idempotency_key.as_deref().and_then(crate::server::key_problem) {
+                return Err(problem.into());
+            }
         }
         let codec = options.codec.unwrap_or(self.codec);
-        let retry = options.retry.or(self.retry.filter(|_| R::IDEMPOTENT));
+        let keyed = options.idempotency_key.is_some();
+        let retry = options.retry.or(self.retry.filter(|_| R::IDEMPOTENT || keyed));
         let attempts = retry.map_or(1, |policy| policy.max_attempts);
         // A correlation id goes along when there is one to carry (the caller's, or that of the
         // request being handled) or several attempts to tie together; otherwise the service makes
@@ -219,6 +242,7 @@ impl Client {
             content_type: codec.content_type(),
             correlation_id,
             traceparent: options.trace.map(|parent| parent.traceparent()),
+            idempotency_key: options.idempotency_key,
             timeout: options.timeout.unwrap_or(self.timeout),
             payload: codec.encode(request).map_err(RpcError::Encode)?.into(),
         };

@@ -30,6 +30,8 @@ pub struct EncodedCall {
     pub correlation_id: Option<String>,
     /// The W3C `traceparent` of the caller's span, when the call is part of a trace.
     pub traceparent: Option<String>,
+    /// `Idempotency-Key`, when the call has one: every attempt sends the same.
+    pub idempotency_key: Option<String>,
     /// How long the caller waits; sent as `X-Deadline-Ms` so the callee gives up when the caller does.
     pub timeout: Duration,
     /// The encoded request.
@@ -40,7 +42,15 @@ impl EncodedCall {
     /// A call of `payload`, in `content_type`, to `subject`, waiting `timeout`: no correlation id
     /// and no trace.
     pub fn new(subject: &'static str, content_type: &'static str, timeout: Duration, payload: Bytes) -> Self {
-        Self { subject, content_type, correlation_id: None, traceparent: None, timeout, payload }
+        Self {
+            subject,
+            content_type,
+            correlation_id: None,
+            traceparent: None,
+            idempotency_key: None,
+            timeout,
+            payload,
+        }
     }
 }
 
@@ -123,6 +133,9 @@ fn nats_headers(request: &EncodedCall) -> HeaderMap {
     headers.insert(headers::names::DEADLINE, itoa::Buffer::new().format(request.timeout.as_millis()));
     if let Some(traceparent) = &request.traceparent {
         headers::insert(&mut headers, headers::names::TRACEPARENT, traceparent);
+    }
+    if let Some(key) = &request.idempotency_key {
+        headers::insert(&mut headers, headers::names::IDEMPOTENCY_KEY, key);
     }
     headers
 }

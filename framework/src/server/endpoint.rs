@@ -32,6 +32,7 @@ pub struct EndpointOptions {
     pub(crate) cancel_at_deadline: bool,
     pub(crate) metadata: Vec<(String, String)>,
     pub(crate) queue_group: QueueGroup,
+    pub(crate) idempotent_replies: Option<Duration>,
 }
 
 /// Which instances of a service get an endpoint's request.
@@ -54,7 +55,18 @@ impl EndpointOptions {
             cancel_at_deadline: false,
             metadata: Vec::new(),
             queue_group: QueueGroup::Service,
+            idempotent_replies: None,
         }
+    }
+
+    /// Keeps the reply to each request that carries an `Idempotency-Key` for `ttl`: a retry with
+    /// the same key, on any instance, gets the first reply again instead of running the request
+    /// twice (a lost reply to `create_order` costs no second order). Kept in a JetStream stream
+    /// of the service's; see the `idempotency` module's page for how instances agree. Requests
+    /// without the header are handled as ever, at no cost. Needs JetStream.
+    pub fn idempotent_replies(mut self, ttl: Duration) -> Self {
+        self.idempotent_replies = Some(ttl.max(Duration::from_secs(1)));
+        self
     }
 
     /// Takes the endpoint's requests in a queue group of its own rather than the service's: one
@@ -142,6 +154,8 @@ pub(crate) struct Endpoint {
     /// Whether it has a subscription of its own, apart from the service's `{name}.>` (a subject
     /// elsewhere, or a queue group other than the service's).
     pub(crate) own_subscription: bool,
+    /// How long replies to requests with an `Idempotency-Key` are kept, when they are.
+    pub(crate) idempotent_replies: Option<Duration>,
     pub(crate) metadata: Vec<(String, String)>,
     pub(crate) limits: Arc<Limits>,
     pipeline: Pipeline,
@@ -169,6 +183,7 @@ impl Endpoint {
             subject: <H::Request as Request>::SUBJECT.to_string(),
             queue_group: None,
             own_subscription: false,
+            idempotent_replies: None,
             metadata,
             limits: Arc::new(limits),
             pipeline,

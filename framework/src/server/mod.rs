@@ -24,6 +24,7 @@ mod dispatcher;
 mod endpoint;
 mod handler;
 mod head;
+mod idempotency;
 mod reply;
 mod router;
 mod shutdown;
@@ -54,6 +55,7 @@ pub use shutdown::shutdown_signal;
 pub use timer::{MIN_PERIOD, Runs, Tick, TimerStats, TimerTask};
 
 pub(crate) use endpoint::{Endpoint, decode_valid, panic_text};
+pub(crate) use idempotency::key_problem;
 pub(crate) use router::{Begun, Router, ServiceIdentity};
 use stats::EndpointCounters;
 
@@ -241,6 +243,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         let state = Arc::clone(&self.state);
         let name = <H::Request as Request>::ENDPOINT.to_string();
         let queue_group = options.queue_group.clone();
+        let idempotent_replies = options.idempotent_replies;
         let make: MakeEndpoint = Box::new(move |defaults: &Defaults| {
             let limits = endpoint::Limits {
                 service: defaults.service.clone(),
@@ -259,6 +262,11 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         });
         // The request type's service name must be this service's: checked in `router()`.
         let service_of_type = <H::Request as Request>::SERVICE.to_string();
+        let make: MakeEndpoint = Box::new(move |defaults: &Defaults| {
+            let mut endpoint = make(defaults);
+            endpoint.idempotent_replies = idempotent_replies;
+            endpoint
+        });
         self.endpoints.push(Registered { key: format!("{service_of_type}.{name}"), queue_group, make });
         self
     }
@@ -508,6 +516,13 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         // Sent; whether the server took them is for `refused_at_start` to find out.
         client.flush().await.map_err(RpcError::transport)?;
 
+        // After the subscriptions, so that a user refused both its subjects and JetStream hears
+        // of all at once; keyed requests that come meanwhile are told to retry.
+        let keeping = router.endpoints().filter_map(|e| e.idempotent_replies).max();
+        if let Some(ttl) = keeping {
+            let replies = idempotency::Replies::open(client, &identity.name, ttl).await?;
+            let _ = router.replies.set(replies);
+        }
         let (timers, timing) = timer::start(timers, client, &identity.name, stop.clone()).await?;
         listening.extend(timing);
         let listeners: Listeners = Arc::new(Background { listeners, timers });
@@ -934,7 +949,7 @@ async fn serve(
 
 /// Answers one request: in place when its pipeline finishes at once, else from a task of its own.
 async fn answer(
-    router: &Router,
+    router: &Arc<Router>,
     client: &Client,
     tracker: &TaskTracker,
     reply: Subject,
@@ -942,6 +957,9 @@ async fn answer(
     payload: bytes::Bytes,
     max_reply: usize,
 ) {
+    if let Some(keyed) = Keyed::of(router, &head, service_wide) {
+        return keyed.answer(router, client, tracker, reply, head, payload, max_reply);
+    }
     let large = payload.len() > INLINE_MAX_PAYLOAD;
     let mut pipeline = match router.begin(head, payload, service_wide) {
         Begun::Running(pipeline) => pipeline,
@@ -963,6 +981,100 @@ async fn answer(
                 }
             });
         }
+    }
+}
+
+/// A request with an `Idempotency-Key`, to an endpoint that keeps replies.
+struct Keyed {
+    key: String,
+    endpoint: String,
+    /// A claim older than this is a dead instance's: the endpoint's deadline, and a margin.
+    stale_after: Duration,
+}
+
+impl Keyed {
+    fn of(router: &Router, head: &RequestHead, service_wide: bool) -> Option<Self> {
+        let key = head.headers()?.get(headers::names::IDEMPOTENCY_KEY)?.as_str();
+        let endpoint = router.route(head.subject()).ok()?;
+        endpoint.idempotent_replies?;
+        if service_wide && endpoint.own_subscription {
+            return None; // its own subscription answers it
+        }
+        Some(Self {
+            key: key.to_string(),
+            endpoint: endpoint.name.clone(),
+            stale_after: endpoint.limits.timeout + Duration::from_secs(5),
+        })
+    }
+
+    /// Claims the key, then runs the request, sends the first reply again, or refuses; always
+    /// from a task of its own (the claim waits on JetStream).
+    #[allow(clippy::too_many_arguments)] // the request's parts, as `answer` has them
+    fn answer(
+        self,
+        router: &Arc<Router>,
+        client: &Client,
+        tracker: &TaskTracker,
+        reply: Subject,
+        head: RequestHead,
+        payload: bytes::Bytes,
+        max_reply: usize,
+    ) {
+        let refused_head = head.clone();
+        if let Some(problem) = idempotency::key_problem(&self.key) {
+            let refused = Dispatched::refused(refused_head, &payload, problem);
+            let client = client.clone();
+            tracker.spawn(async move { publish(&client, reply, refused, max_reply).await });
+            return;
+        }
+        let fingerprint = idempotency::fingerprint(head.codec(&payload).unwrap_or_default(), &payload);
+        // Admitted first: a request refused at the in-flight bound claims nothing.
+        let pipeline = match router.begin(head, payload.clone(), false) {
+            Begun::Running(pipeline) => pipeline,
+            Begun::Refused(refused) => {
+                let client = client.clone();
+                tracker.spawn(async move { publish(&client, reply, refused, max_reply).await });
+                return;
+            }
+            Begun::Elsewhere => return,
+        };
+        let (client, router) = (client.clone(), Arc::clone(router));
+        tracker.spawn(async move {
+            let answered = async {
+                let claimed = match router.replies.get() {
+                    Some(replies) => replies.claim(&self.endpoint, &self.key, fingerprint, self.stale_after).await,
+                    None => Err(RpcError::config("the replies' stream is not open yet")),
+                };
+                let replies = router.replies.get();
+                match claimed {
+                    Ok(idempotency::Claimed::Mine(sequence)) => {
+                        let dispatched = pipeline.await;
+                        if let Some(replies) = replies {
+                            replies.keep(&self.endpoint, &self.key, sequence, fingerprint, &dispatched).await;
+                        }
+                        publish(&client, reply.clone(), dispatched, max_reply).await;
+                    }
+                    Ok(idempotency::Claimed::Replay(headers, body)) => {
+                        drop(pipeline); // never run: its in-flight place is given back
+                        send(&client, reply.clone(), Some(headers), body).await;
+                    }
+                    Ok(idempotency::Claimed::Refused(error)) => {
+                        drop(pipeline);
+                        publish(&client, reply.clone(), Dispatched::refused(refused_head, &payload, error), max_reply).await;
+                    }
+                    Err(error) => {
+                        // Without JetStream nothing can be promised: refused, to be retried.
+                        drop(pipeline);
+                        tracing::warn!(%error, endpoint = %self.endpoint, "could not claim an idempotency key");
+                        let error = ServiceError::unavailable("idempotent replies are unavailable; retry later");
+                        publish(&client, reply.clone(), Dispatched::refused(refused_head, &payload, error), max_reply).await;
+                    }
+                }
+            };
+            if AssertUnwindSafe(answered).catch_unwind().await.is_err() {
+                publish_panicked(&client, reply).await;
+            }
+        });
     }
 }
 

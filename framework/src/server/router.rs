@@ -41,11 +41,14 @@ pub(crate) struct Router {
     endpoints: Vec<Endpoint>,
     /// Handlers still running after their caller's deadline: a graceful stop waits for them too.
     pub(crate) finishing: TaskTracker,
+    /// Where replies to requests with an `Idempotency-Key` are kept: set when the service starts
+    /// on NATS with an endpoint that keeps them.
+    pub(crate) replies: std::sync::OnceLock<super::idempotency::Replies>,
 }
 
 impl Router {
     pub(crate) fn new(service: ServiceIdentity, endpoints: Vec<Endpoint>, finishing: TaskTracker) -> Self {
-        Self { service, endpoints, finishing }
+        Self { service, endpoints, finishing, replies: std::sync::OnceLock::new() }
     }
 
     /// A scan rather than a hash map: a service has a handful of endpoints, and comparing a few

@@ -16,7 +16,7 @@ pub fn service<S: ShopStore>(shop: Arc<Shop<S>>) -> ServiceBuilder<Arc<Shop<S>>>
     Service::builder(SERVICE, env!("CARGO_PKG_VERSION"))
         .description("Orders, stock and payments")
         .state(shop)
-        .endpoint(create_order::<S>)
+        .endpoint_with(create_order::<S>, EndpointOptions::new().idempotent_replies(IDEMPOTENT_REPLIES))
         .endpoint_with(get_order::<S>, read_only())
         .endpoint(cancel_order::<S>)
         .endpoint(reserve_inventory::<S>)
@@ -24,6 +24,11 @@ pub fn service<S: ShopStore>(shop: Arc<Shop<S>>) -> ServiceBuilder<Arc<Shop<S>>>
         .endpoint_with(get_stock::<S>, read_only())
         .endpoint_with(get_order_overview::<S>, read_only())
 }
+
+/// How long `create_order` keeps its reply to a request with an `Idempotency-Key`: a client's
+/// retry within it gets the first receipt without a second saga, on any instance. (A retry with
+/// the same `order_id` and no key finds the order too, but runs the shop's lookup to do so.)
+pub const IDEMPOTENT_REPLIES: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Reads change nothing: a caller's deadline stops them. Every other endpoint changes stock or
 /// orders and runs to its end whatever happens to its caller (natsrpc's default).

@@ -92,3 +92,54 @@ async fn the_binary_joins_a_server_that_wants_credentials_and_says_so_when_refus
     assert!(said.contains("refused the credentials (NATS_USER/NATS_PASSWORD)"), "{said}");
     assert!(!said.contains("wr0ng-battery"), "the password is not quoted: {said}");
 }
+
+/// A reply to `create_order` lost on its way: the client's retry with the same `Idempotency-Key`
+/// gets the first receipt, and the stock was taken once.
+#[tokio::test]
+async fn a_retry_after_a_lost_reply_gets_the_first_receipt_and_takes_stock_once() {
+    let server = NatsServer::start().unwrap();
+    let service =
+        ServiceProcess::spawn(env!("CARGO_BIN_EXE_ecommerce"), &server.url(), &[("ECOMMERCE_SKUS", "20")])
+            .unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    service.wait_for_info(&nats, "ecommerce").await.unwrap();
+    let client = Client::new(nats.clone());
+    let order = Payloads::new(9, 20).order_of(1);
+    let sku = order.items[0].sku.clone();
+    let stock = || async {
+        client.call(&ecommerce::contracts::GetStock { sku: sku.clone() }).await.unwrap().available
+    };
+    let before = stock().await;
+
+    // Sent with a reply subject nobody reads: the order is placed, its receipt lost.
+    let mut headers = natsrpc::async_nats::HeaderMap::new();
+    headers.insert(natsrpc::headers::IDEMPOTENCY_KEY, "checkout-9-attempt");
+    let body = serde_json::to_vec(&order).unwrap();
+    let lost = nats.publish_with_reply_and_headers(
+        "ecommerce.create_order",
+        "lost.receipts",
+        headers.clone(),
+        body.clone().into(),
+    );
+    lost.await.unwrap();
+    let mut taken = before;
+    for _ in 0..100 {
+        taken = stock().await;
+        if taken < before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(taken, before - 1, "the first attempt took the stock");
+
+    // The retry is answered from the kept reply (marked so), not by a second saga.
+    let replayed = nats.request_with_headers("ecommerce.create_order", headers, body.into()).await.unwrap();
+    let marked =
+        replayed.headers.as_ref().and_then(|h| h.get(natsrpc::headers::REPLAYED)).map(|v| v.as_str());
+    assert_eq!(marked, Some("true"));
+    let retry = natsrpc::CallOptions::new().idempotency_key("checkout-9-attempt");
+    let receipt = client.call_with(&order, retry).await.unwrap();
+    assert_eq!(receipt.order_id, order.order_id);
+    assert_eq!(stock().await, before - 1, "the retry took nothing more");
+    assert!(service.terminate().await.unwrap().success());
+}
