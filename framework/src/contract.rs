@@ -64,7 +64,8 @@ pub trait Request: Serialize + DeserializeOwned + Validate + Send + Sync + 'stat
 /// order, by:
 /// - `, group = "admin"`: the endpoint is in a group, as the NATS Services API's groups are, and
 ///   its subject is `admin.verb`; or `, subject = "v2.svc.verb"`: a subject of its own. Either way
-///   the service subscribes to it apart from its `svc.>`, and the typed client sends there.
+///   the service subscribes to it apart from its `svc.>`, and the typed client sends there. It
+///   must not begin with another service's name: that service's `{name}.>` would answer it 404.
 /// - `, idempotent = true`.
 /// - `, schema`: the endpoint's `$SRV.INFO` entry carries the JSON Schemas of both types
 ///   (`request_schema`, `response_schema`); both must derive `schemars::JsonSchema`, and the

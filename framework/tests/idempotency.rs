@@ -45,9 +45,45 @@ async fn charge(State(ledger): State<Ledger>, req: Charge) -> Result<Charged, Se
     Ok(Charged { charge_id, cents: req.cents })
 }
 
+#[derive(Debug, Serialize, Deserialize, Validate)]
+struct Refund {
+    cents: u64,
+}
+natsrpc::request!(Refund => Charged, service = "payments", endpoint = "refund");
+
+/// Takes 400 ms against a 100 ms deadline: its caller is answered 504 while it runs on.
+async fn refund(State(ledger): State<Ledger>, req: Refund) -> Result<Charged, ServiceError> {
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    Ok(Charged { charge_id: ledger.fetch_add(1, Ordering::SeqCst) + 1, cents: req.cents })
+}
+
 fn payments(ledger: &Ledger) -> ServiceBuilder<Ledger> {
-    let keeping = EndpointOptions::new().idempotent_replies(Duration::from_secs(600));
-    Service::builder("payments", "1.0.0").state(Arc::clone(ledger)).endpoint_with(charge, keeping)
+    let keeping = || EndpointOptions::new().idempotent_replies(Duration::from_secs(600));
+    Service::builder("payments", "1.0.0")
+        .state(Arc::clone(ledger))
+        .endpoint_with(charge, keeping())
+        .endpoint_with(refund, keeping().timeout(Duration::from_millis(100)))
+}
+
+/// Sends `body` with `key` until the answer is no longer "in progress" (the first attempt's
+/// outcome kept): the reply.
+async fn settled(
+    nats: &natsrpc::async_nats::Client,
+    subject: &str,
+    key: &str,
+    body: &[u8],
+) -> natsrpc::async_nats::Message {
+    for _ in 0..100 {
+        let mut headers = natsrpc::async_nats::HeaderMap::new();
+        headers.insert(natsrpc::headers::IDEMPOTENCY_KEY, key);
+        let reply =
+            nats.request_with_headers(subject.to_string(), headers, body.to_vec().into()).await.unwrap();
+        if natsrpc::headers::reply_status(reply.headers.as_ref()) != 503 {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{subject} with key {key} stayed in progress");
 }
 
 fn charging(cents: u64, how: &str) -> Charge {
@@ -87,9 +123,7 @@ async fn a_keyed_request_runs_once_wherever_and_however_often_it_is_sent() {
     .await
     .unwrap();
     nats.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(ledger.load(Ordering::SeqCst), 3, "the first attempt ran");
-    let replayed = nats.request_with_headers("payments.charge", headers, body.into()).await.unwrap();
+    let replayed = settled(&nats, "payments.charge", "lost-reply-1", &body).await;
     assert_eq!(
         replayed.headers.as_ref().and_then(|h| h.get(natsrpc::headers::REPLAYED)).map(|v| v.as_str()),
         Some("true")
@@ -125,6 +159,23 @@ async fn a_keyed_request_runs_once_wherever_and_however_often_it_is_sent() {
     assert_eq!(client.call_with(&charging(5, "fail"), flaky).await.unwrap(), kept);
     assert_eq!(ledger.load(Ordering::SeqCst), 6);
 
+    // A request refused by its rules claims nothing: the key is free for the request corrected.
+    let corrected = CallOptions::new().idempotency_key("corrected-1");
+    let unchecked = corrected.clone().unchecked();
+    assert_eq!(client.call_with(&charging(0, "ok"), unchecked).await.unwrap_err().status(), Some(400));
+    assert_eq!(client.call_with(&charging(3, "ok"), corrected).await.unwrap().cents, 3);
+    assert_eq!(ledger.load(Ordering::SeqCst), 7);
+
+    // A handler past its deadline: its caller is answered 504, retries are told to wait while it
+    // runs on, and then get what it ended with, once.
+    let late = CallOptions::new().idempotency_key("refund-1");
+    assert_eq!(client.call_with(&Refund { cents: 40 }, late.clone()).await.unwrap_err().status(), Some(504));
+    assert_eq!(client.call_with(&Refund { cents: 40 }, late.clone()).await.unwrap_err().status(), Some(503));
+    let ended = settled(&nats, "payments.refund", "refund-1", br#"{"cents":40}"#).await;
+    let ended: serde_json::Value = serde_json::from_slice(&ended.payload).unwrap();
+    assert_eq!(ended["data"], serde_json::json!({"charge_id": 8, "cents": 40}));
+    assert_eq!(ledger.load(Ordering::SeqCst), 8, "the refund ran once");
+
     // A key that cannot be one: the client refuses it unsent, the service as well.
     let spaced = CallOptions::new().idempotency_key("two words");
     assert_eq!(client.call_with(&charging(1, "ok"), spaced).await.unwrap_err().status(), Some(400));
@@ -135,8 +186,31 @@ async fn a_keyed_request_runs_once_wherever_and_however_often_it_is_sent() {
         .await
         .unwrap();
     assert_eq!(natsrpc::headers::reply_status(refused.headers.as_ref()), 400);
-    assert_eq!(ledger.load(Ordering::SeqCst), 6);
+    assert_eq!(ledger.load(Ordering::SeqCst), 8);
 
     one.stop(Duration::from_secs(2)).await.unwrap();
     two.stop(Duration::from_secs(2)).await.unwrap();
+}
+
+/// A transport that carries no `Idempotency-Key` (as HTTP and AMQP here): the key is refused
+/// rather than dropped while the call is retried as if it were safe.
+struct Elsewhere;
+impl natsrpc::Transport for Elsewhere {
+    fn request<'a>(&'a self, _: &'a natsrpc::client::EncodedCall) -> natsrpc::client::PendingReply<'a> {
+        Box::pin(async { Err(natsrpc::RpcError::transport("never sent")) })
+    }
+}
+
+#[tokio::test]
+async fn a_key_that_cannot_be_kept_is_refused_before_anything_is_sent() {
+    let client = Client::over(Elsewhere);
+    let keyed = CallOptions::new().idempotent();
+    let error = client.call_with(&charging(1, "ok"), keyed).await.unwrap_err();
+    assert!(matches!(error, natsrpc::RpcError::Config(_)), "{error:?}");
+    // And a service that would have every instance claim each key is refused when built.
+    let everywhere = EndpointOptions::new().idempotent_replies(Duration::from_secs(60)).no_queue_group();
+    let builder =
+        Service::builder("payments", "1.0.0").state(Ledger::default()).endpoint_with(charge, everywhere);
+    let refused = natsrpc::Dispatcher::new(builder).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("no queue group"), "{refused}");
 }

@@ -151,3 +151,27 @@ fn timers_that_cannot_work_are_refused_when_the_service_is_built() {
     assert!(refused(twice).contains("unique"));
     assert!(refused(base().timer("a.b", PERIOD, Runs::OnEveryInstance, every)).contains("timer name"));
 }
+
+async fn endless(_: State<Shared>, _: Tick) -> Result<(), ServiceError> {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_still_going_when_the_grace_period_ends_is_cut_short_and_counted() {
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let seen = Arc::new(Seen::default());
+    let service = Service::builder("ticker", "1.0.0")
+        .state(("a", seen))
+        .endpoint(ping)
+        .timer("endless", PERIOD, Runs::OnEveryInstance, endless)
+        .start(&nats)
+        .await
+        .unwrap();
+    tokio::time::sleep(PERIOD * 2).await; // a run has begun
+    let stopping = std::time::Instant::now();
+    let report = service.stop(Duration::from_millis(300)).await.unwrap();
+    assert_eq!(report.abandoned, 1, "{report:?}");
+    assert!(stopping.elapsed() < Duration::from_secs(5), "the stop waited {:?}", stopping.elapsed());
+}

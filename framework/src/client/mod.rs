@@ -91,6 +91,8 @@ impl CallOptions {
     /// handles the request once, however often it is sent with that key, and answers every
     /// attempt with the first reply. With a key, the client's retry policy applies to any
     /// request type, idempotent or not. A key is 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`.
+    /// Over NATS only: a keyed call over a transport that does not carry the key (HTTP, AMQP
+    /// here) is refused with [`RpcError::Config`].
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
         self
@@ -226,6 +228,11 @@ impl Client {
             if let Some(problem) = options.idempotency_key.as_deref().and_then(crate::server::key_problem) {
                 return Err(problem.into());
             }
+        }
+        if options.idempotency_key.is_some() && !self.transport.carries_idempotency_keys() {
+            return Err(RpcError::config(
+                "an Idempotency-Key is kept by services on NATS only; this client's transport does not carry it",
+            ));
         }
         let codec = options.codec.unwrap_or(self.codec);
         let keyed = options.idempotency_key.is_some();

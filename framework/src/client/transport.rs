@@ -83,6 +83,13 @@ pub trait Transport: Send + Sync + 'static {
     /// same one again without a copy.
     fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a>;
 
+    /// Whether the request's `Idempotency-Key` reaches a service that keeps replies by it. Only
+    /// NATS does: a keyed call over another transport is refused rather than sent and retried
+    /// as if it were safe.
+    fn carries_idempotency_keys(&self) -> bool {
+        false
+    }
+
     /// Sends `request` once and gathers the replies of everything that answers it, until `max`
     /// have come, or none has for `stall`, or the request's timeout is over: scatter-gather, for
     /// a subject several responders answer (each outside a queue group). A transport that carries
@@ -103,6 +110,10 @@ pub trait Transport: Send + Sync + 'static {
 impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
     fn request<'a>(&'a self, request: &'a EncodedCall) -> PendingReply<'a> {
         (**self).request(request)
+    }
+
+    fn carries_idempotency_keys(&self) -> bool {
+        (**self).carries_idempotency_keys()
     }
 
     fn request_many<'a>(
@@ -152,6 +163,10 @@ fn encoded(reply: async_nats::Message) -> EncodedReply {
 }
 
 impl Transport for NatsTransport {
+    fn carries_idempotency_keys(&self) -> bool {
+        true
+    }
+
     fn request_many<'a>(
         &'a self,
         request: &'a EncodedCall,

@@ -3,8 +3,8 @@
 //! Every service started on NATS and every [`Dispatcher`](crate::Dispatcher) (the HTTP stacks'
 //! services) counts its requests whether or not anything reads them: the same counters
 //! `$SRV.STATS` reports. A [`MetricsServer`] shows them all in Prometheus's text format at
-//! `GET /metrics`; every binary of this project starts one when `METRICS_ADDR` is set
-//! ([`serve_from_env`]).
+//! `GET /metrics`; every service binary of this project (the three services, `nats-services`,
+//! `http-redis`, `http-rabbitmq`) starts one when `METRICS_ADDR` is set ([`serve_from_env`]).
 //!
 //! Per endpoint (labels `service`, `endpoint`):
 //!

@@ -59,7 +59,8 @@ impl EndpointOptions {
         }
     }
 
-    /// Keeps the reply to each request that carries an `Idempotency-Key` for `ttl`: a retry with
+    /// Keeps the reply to each request that carries an `Idempotency-Key` for `ttl` (the longest
+    /// of the service's endpoints', which share one stream): a retry with
     /// the same key, on any instance, gets the first reply again instead of running the request
     /// twice (a lost reply to `create_order` costs no second order). Kept in a JetStream stream
     /// of the service's; see the `idempotency` module's page for how instances agree. Requests
@@ -159,7 +160,13 @@ pub(crate) struct Endpoint {
     pub(crate) metadata: Vec<(String, String)>,
     pub(crate) limits: Arc<Limits>,
     pipeline: Pipeline,
+    check: Check,
 }
+
+/// Decodes and validates a request without handling it: what a keyed request must pass before
+/// it claims its key (see `idempotency`), so that a request refused anyway claims and keeps
+/// nothing.
+type Check = Arc<dyn Fn(&RequestHead, &[u8], Option<usize>) -> Result<(), ServiceError> + Send + Sync>;
 
 impl Endpoint {
     pub(crate) fn new<H, T, S>(
@@ -178,7 +185,15 @@ impl Endpoint {
             let state = Arc::clone(&state);
             Box::pin(process::<H, T, S>(handler, state, head, payload, admitted))
         });
+        let check: Check = Arc::new(|head, payload, max_payload| {
+            if let Some(limit) = max_payload.filter(|limit| payload.len() > *limit) {
+                return Err(ServiceError::payload_too_large(payload.len(), limit));
+            }
+            let codec = head.codec(payload)?;
+            decode_valid::<H::Request>(codec, payload, None).map(|_| ())
+        });
         Self {
+            check,
             name: <H::Request as Request>::ENDPOINT.to_string(),
             subject: <H::Request as Request>::SUBJECT.to_string(),
             queue_group: None,
@@ -195,6 +210,11 @@ impl Endpoint {
         self.limits.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Whether the request would pass decoding and validation (and the size bound).
+    pub(crate) fn check(&self, head: &RequestHead, payload: &[u8]) -> Result<(), ServiceError> {
+        (self.check)(head, payload, self.limits.max_payload)
+    }
+
     /// Takes a request in, or refuses it at once when the endpoint is at its in-flight bound.
     pub(crate) fn admit(&self) -> Result<Admitted, ServiceError> {
         let limits = &self.limits;
@@ -204,7 +224,7 @@ impl Endpoint {
             return Err(ServiceError::overloaded(limits.max_in_flight));
         }
         let place = Place(Arc::clone(limits));
-        Ok(Admitted { limits: Arc::clone(limits), pipeline: Arc::clone(&self.pipeline), place })
+        Ok(Admitted { limits: Arc::clone(limits), pipeline: Arc::clone(&self.pipeline), place, late: None })
     }
 }
 
@@ -213,7 +233,13 @@ pub(crate) struct Admitted {
     limits: Arc<Limits>,
     pipeline: Pipeline,
     place: Place,
+    /// Where the reply goes when the handler ends after its caller was answered 504 (a keyed
+    /// request's, which is kept for the caller's retries).
+    late: Option<LateReply>,
 }
+
+/// The reply of a handler that ended after its deadline, when someone waits for it.
+pub(crate) type LateReply = tokio::sync::oneshot::Sender<Dispatched>;
 
 /// One of an endpoint's in-flight places, given back when dropped. It goes wherever the handler
 /// goes: a handler that outlives its caller's deadline keeps its place until it ends, so that
@@ -227,6 +253,13 @@ impl Drop for Place {
 }
 
 impl Admitted {
+    /// Sends the reply of a handler that outlives its deadline to `late`, after the caller has
+    /// been answered 504.
+    pub(crate) fn with_late_reply(mut self, late: LateReply) -> Self {
+        self.late = Some(late);
+        self
+    }
+
     /// The whole pipeline for this request as one future. It is boxed once here so that the
     /// caller can poll it in place and only spawn it when it really has to wait.
     pub(crate) fn process(self, head: RequestHead, payload: Bytes) -> BoxFuture<'static, Dispatched> {
@@ -249,7 +282,7 @@ where
     let started = Instant::now();
     // The wall clock only for a span to export: most services export none.
     let wall_start = crate::trace::exporting().then(std::time::SystemTime::now);
-    let Admitted { limits, place, .. } = admitted;
+    let Admitted { limits, place, late, .. } = admitted;
     let detected = head.codec(&payload);
     // The caller's patience, when it said, bounds the endpoint's own deadline.
     let timeout = head.budget().map_or(limits.timeout, |budget| budget.min(limits.timeout));
@@ -289,7 +322,19 @@ where
                 #[cfg(feature = "unvalidated-control")]
                 let request: H::Request = codec.decode(&payload)?;
                 let call = handler.call(request, &ctx, &state);
-                let response = run_handler(call, &ctx, &limits, deadline, place).await?;
+                // A late reply is the one the caller would have had: encoded the same way.
+                let late = late.map(|late| {
+                    let correlation_id = ctx.correlation_id().to_string();
+                    move |ended: Result<<H::Request as Request>::Response, ServiceError>| {
+                        let encoded = ended.and_then(|response| envelope::encode_success(codec, &response));
+                        let reply = match encoded {
+                            Ok(payload) => Dispatched::success(codec, payload),
+                            Err(error) => Dispatched::failure(codec, &correlation_id, error),
+                        };
+                        let _ = late.send(reply);
+                    }
+                });
+                let response = run_handler(call, &ctx, &limits, deadline, place, late).await?;
                 envelope::encode_success(codec, &response)
             };
             // A panic anywhere in decoding, validating, handling or encoding fails this request only.
@@ -359,6 +404,7 @@ async fn run_handler<R: Send + 'static>(
     limits: &Limits,
     deadline: Option<Instant>,
     place: Place,
+    late: Option<impl FnOnce(Result<R, ServiceError>) + Send + 'static>,
 ) -> Result<R, ServiceError> {
     let mut call = Box::pin(call);
     if let std::task::Poll::Ready(result) = futures::poll!(call.as_mut()) {
@@ -378,15 +424,27 @@ async fn run_handler<R: Send + 'static>(
         let _place = place;
         let ended = AssertUnwindSafe(call).catch_unwind().await;
         if let Err(unheard) = outcome.send(ended) {
-            match unheard {
-                Ok(Ok(_)) => tracing::info!(%correlation_id, "handler finished after its caller had gone"),
-                Ok(Err(error)) => {
-                    tracing::info!(%correlation_id, code = %error.code, "handler failed after its caller had gone")
+            let result = match unheard {
+                Ok(result) => {
+                    match &result {
+                        Ok(_) => {
+                            tracing::info!(%correlation_id, "handler finished after its caller had gone")
+                        }
+                        Err(error) => {
+                            tracing::info!(%correlation_id, code = %error.code, "handler failed after its caller had gone")
+                        }
+                    }
+                    result
                 }
                 Err(panic) => {
                     tracing::error!(%correlation_id, panic = %crate::escape::escape(panic_text(panic.as_ref()), 1024),
-                    "handler panicked after its caller had gone")
+                    "handler panicked after its caller had gone");
+                    Err(ServiceError::internal(format!("internal error (correlation id {correlation_id})")))
                 }
+            };
+            // Someone waits for how it ended: a keyed request's claim, to keep the reply.
+            if let Some(late) = late {
+                late(result);
             }
         }
     };

@@ -10,10 +10,18 @@
 //! 1. The instance that takes a request claims its key: a "pending" message, published expecting
 //!    the subject empty. Only one claim can land.
 //! 2. A request whose claim does not land reads what is there: a reply (sent again, marked
-//!    `Natsrpc-Replayed`), or a claim still running (503, `in_progress`: retry later). A claim
-//!    older than the endpoint's deadline is a dead instance's, and is taken over.
-//! 3. The handler's reply is kept in place of the claim, unless it is a server error (5xx): then
-//!    the claim is dropped and a retry runs the request again, as if it had never come.
+//!    `Natsrpc-Replayed`), a released claim (claimed again), or a claim still running (503:
+//!    retry later). A claim older than twice the endpoint's deadline and half a minute, by the
+//!    server's clock, is a dead instance's, and is taken over.
+//! 3. The handler's reply is kept in place of the claim (each step lands only on the message it
+//!    follows, so no instance overwrites another's). A server error releases the claim, and a
+//!    retry runs the request again, as if it had never come. A handler that outlives its
+//!    deadline is answered 504 to its caller and waited for: what it ends with is kept.
+//!
+//! Before it claims anything, a request is decoded and validated: one refused anyway keeps
+//! nothing. The stream holds at most 256 MiB, the oldest replies going first, and keeps each for
+//! the longest `ttl` of the service's endpoints (set when the stream is first made; change it
+//! with `nats stream edit` after).
 //!
 //! The same key with another body is refused (422, `idempotency_key_reused`): a key names one
 //! request, not a slot to put any request in.
@@ -35,6 +43,11 @@ const STATUS: &str = "Natsrpc-Status";
 const PENDING: &str = "Natsrpc-Pending";
 /// Header of both: the request body's fingerprint, to tell a reused key.
 const FINGERPRINT: &str = "Natsrpc-Fingerprint";
+/// Header of a released claim: the request failed on the server's side, and may run again.
+const RELEASED: &str = "Natsrpc-Released";
+
+/// The most the replies' stream holds; beyond it the oldest replies go first.
+const MAX_BYTES: i64 = 256 * 1024 * 1024;
 
 /// The longest key: keys become a subject's last token.
 pub const MAX_KEY: usize = 64;
@@ -100,6 +113,7 @@ impl Replies {
             subjects: vec![format!("natsrpc.replies.{service}.>")],
             max_messages_per_subject: 1,
             max_age: ttl,
+            max_bytes: MAX_BYTES,
             duplicate_window: Duration::from_secs(120).min(ttl),
             ..Default::default()
         };
@@ -133,6 +147,14 @@ impl Replies {
         };
         let found_headers = &found.headers;
         let header = |name: &str| found_headers.get(name).map(|v| v.as_str().to_string());
+        if header(RELEASED).is_some() {
+            // The last attempt failed on the server's side and let go: this one runs, unless
+            // another retry claims it first.
+            return Ok(match self.publish_claim(&subject, fingerprint, found.sequence).await? {
+                Some(sequence) => Claimed::Mine(sequence),
+                None => Claimed::Refused(in_progress()),
+            });
+        }
         if header(FINGERPRINT).and_then(|f| f.parse::<u64>().ok()) != Some(fingerprint) {
             return Ok(Claimed::Refused(ServiceError::unprocessable(
                 "idempotency_key_reused",
@@ -153,8 +175,9 @@ impl Replies {
             replay.insert(headers::REPLAYED, "true");
             return Ok(Claimed::Replay(replay, found.payload));
         }
-        let claimed_at = header(PENDING).and_then(|at| at.parse::<u64>().ok()).unwrap_or(0);
-        let age = Duration::from_millis(unix_ms().saturating_sub(claimed_at));
+        // The claim's age by the server's clock, which stamped it: one clock for every instance.
+        let stamped = u64::try_from(found.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let age = Duration::from_millis(unix_ms().saturating_sub(stamped));
         if age > stale_after
             && let Some(sequence) = self.publish_claim(&subject, fingerprint, found.sequence).await?
         {
@@ -195,8 +218,9 @@ impl Replies {
         }
     }
 
-    /// Keeps `reply` in place of the claim at `claimed`; a server error drops the claim instead,
-    /// so that a retry runs the request again.
+    /// Keeps `reply` in place of the claim at `claimed`. A server error releases the claim
+    /// instead, so that a retry runs the request again. (A handler still running at its deadline
+    /// is waited for before this: its own ending is what is kept.)
     pub(crate) async fn keep(
         &self,
         endpoint: &str,
@@ -207,35 +231,64 @@ impl Replies {
     ) {
         let subject = self.subject(endpoint, key);
         if reply.status >= 500 {
-            if let Err(error) = self.stream.purge().filter(subject).await {
-                tracing::warn!(service = %self.service, %endpoint, %error,
-                    "could not drop an idempotency claim; retries wait for it to age");
-            }
-            return;
+            let release = || {
+                jetstream::message::PublishMessage::build()
+                    .header(RELEASED, unix_ms().to_string().as_str())
+                    .header(FINGERPRINT, fingerprint.to_string().as_str())
+                    .expected_last_subject_sequence(claimed)
+            };
+            return self.land_retrying(endpoint, &subject, release).await;
         }
-        let mut message = jetstream::message::PublishMessage::build()
-            .payload(reply.body.clone())
-            .header(STATUS, reply.status.to_string().as_str())
-            .header(FINGERPRINT, fingerprint.to_string().as_str())
-            .header(headers::CONTENT_TYPE, reply.codec.content_type());
-        for (name, values) in reply.nats_headers().iter().flat_map(|h| h.iter()) {
-            let name: &str = name.as_ref();
-            if name != headers::CONTENT_TYPE {
-                for value in values {
-                    message = message.header(name, value.as_str());
+        let message = || kept(reply, fingerprint).expected_last_subject_sequence(claimed);
+        self.land_retrying(endpoint, &subject, message).await;
+    }
+
+    /// Lands `message` (made afresh for each attempt), trying three times when JetStream does not
+    /// answer: an outcome not kept leaves a claim that retries wait on until it goes stale.
+    async fn land_retrying(
+        &self,
+        endpoint: &str,
+        subject: &str,
+        message: impl Fn() -> jetstream::message::PublishMessage,
+    ) {
+        let mut wait = Duration::from_millis(50);
+        for attempt in 1..=3 {
+            match self.land(subject, message()).await {
+                Ok(Some(_)) => return,
+                Ok(None) => {
+                    tracing::warn!(service = %self.service, %endpoint,
+                        "an idempotency claim was taken over before its outcome was kept");
+                    return;
+                }
+                Err(error) if attempt == 3 => {
+                    tracing::warn!(service = %self.service, %endpoint, %error,
+                        "could not keep an idempotent outcome; retries wait until its claim goes stale");
+                }
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
                 }
             }
         }
-        match self.land(&subject, message.expected_last_subject_sequence(claimed)).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                tracing::warn!(service = %self.service, %endpoint, "an idempotency claim was taken over before its reply was kept")
-            }
-            Err(error) => {
-                tracing::warn!(service = %self.service, %endpoint, %error, "could not keep an idempotent reply")
+    }
+}
+
+/// The message that keeps `reply`: its status, the fingerprint, the reply's headers and body.
+fn kept(reply: &Dispatched, fingerprint: u64) -> jetstream::message::PublishMessage {
+    let mut message = jetstream::message::PublishMessage::build()
+        .payload(reply.body.clone())
+        .header(STATUS, reply.status.to_string().as_str())
+        .header(FINGERPRINT, fingerprint.to_string().as_str())
+        .header(headers::CONTENT_TYPE, reply.codec.content_type());
+    for (name, values) in reply.nats_headers().iter().flat_map(|h| h.iter()) {
+        let name: &str = name.as_ref();
+        if name != headers::CONTENT_TYPE {
+            for value in values {
+                message = message.header(name, value.as_str());
             }
         }
     }
+    message
 }
 
 fn in_progress() -> ServiceError {

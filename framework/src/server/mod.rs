@@ -398,6 +398,12 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
                     crate::escape::escape(group, 64)
                 )));
             }
+            if endpoint.queue_group.is_none() && endpoint.idempotent_replies.is_some() {
+                // Every instance would claim each key, and all but one answer "in progress".
+                return Err(RpcError::config(format!(
+                    "endpoint `{name}` keeps idempotent replies in no queue group: every instance would take each request"
+                )));
+            }
             // The service's `{name}.>`, in its queue group, takes the rest.
             let under_service =
                 endpoint.subject.strip_prefix(self.name.as_str()).is_some_and(|r| r.starts_with('.'));
@@ -630,7 +636,8 @@ pub(crate) type ListenerList = Vec<(&'static str, Arc<crate::events::Counters>)>
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopReport {
     /// Requests still running when the grace period ran out, including handlers still running
-    /// after their caller's deadline; callers still waiting get no reply.
+    /// after their caller's deadline (callers still waiting get no reply), and listeners' events
+    /// and timers' runs cut short.
     pub abandoned: usize,
 }
 
@@ -688,13 +695,20 @@ impl Service {
         self.stop.cancel();
         let _ = tokio::time::timeout_at(deadline, futures::future::join_all(self.serving)).await;
         let _ = tokio::time::timeout_at(deadline, self.discovering).await;
+        // Listeners and timers end at the stop, once what they are doing is done; those still at
+        // it when the grace period is over are cut short, and counted as abandoned.
+        let background: Vec<tokio::task::AbortHandle> =
+            self.listening.iter().map(JoinHandle::abort_handle).collect();
         let _ = tokio::time::timeout_at(deadline, futures::future::join_all(self.listening)).await;
+        let cut_short = background.iter().filter(|task| !task.is_finished()).count();
+        background.iter().for_each(tokio::task::AbortHandle::abort);
         self.tracker.close();
         self.router.finishing.close();
         let _ = tokio::time::timeout_at(deadline, self.tracker.wait()).await;
         let _ = tokio::time::timeout_at(deadline, self.router.finishing.wait()).await;
         // Every request still running holds one in-flight place, wherever its handler runs.
-        let abandoned = self.router.endpoints().map(|e| e.limits.in_flight.load(Ordering::Acquire)).sum();
+        let abandoned = cut_short
+            + self.router.endpoints().map(|e| e.limits.in_flight.load(Ordering::Acquire)).sum::<usize>();
         let flushed = tokio::time::timeout(FLUSH_TIMEOUT, self.client.flush()).await;
         drop(self.receiving);
         match flushed {
@@ -988,7 +1002,8 @@ async fn answer(
 struct Keyed {
     key: String,
     endpoint: String,
-    /// A claim older than this is a dead instance's: the endpoint's deadline, and a margin.
+    /// A claim older than this is a dead instance's: twice the endpoint's deadline, and a margin
+    /// (a handler runs on past its deadline; one running this long has most likely died).
     stale_after: Duration,
 }
 
@@ -1003,7 +1018,7 @@ impl Keyed {
         Some(Self {
             key: key.to_string(),
             endpoint: endpoint.name.clone(),
-            stale_after: endpoint.limits.timeout + Duration::from_secs(5),
+            stale_after: endpoint.limits.timeout * 2 + Duration::from_secs(30),
         })
     }
 
@@ -1027,20 +1042,27 @@ impl Keyed {
             tracker.spawn(async move { publish(&client, reply, refused, max_reply).await });
             return;
         }
-        let fingerprint = idempotency::fingerprint(head.codec(&payload).unwrap_or_default(), &payload);
         // Admitted first: a request refused at the in-flight bound claims nothing.
-        let pipeline = match router.begin(head, payload.clone(), false) {
-            Begun::Running(pipeline) => pipeline,
-            Begun::Refused(refused) => {
+        let (pipeline, late) = match router.begin_keyed(head, payload.clone()) {
+            Ok(begun) => begun,
+            Err(refused) => {
                 let client = client.clone();
-                tracker.spawn(async move { publish(&client, reply, refused, max_reply).await });
+                tracker.spawn(async move { publish(&client, reply, *refused, max_reply).await });
                 return;
             }
-            Begun::Elsewhere => return,
         };
         let (client, router) = (client.clone(), Arc::clone(router));
         tracker.spawn(async move {
             let answered = async {
+                // Off the receive loop: decoding a large body twice is this request's cost only.
+                let checked = router.route(refused_head.subject()).and_then(|e| e.check(&refused_head, &payload));
+                if let Err(refused) = checked {
+                    drop(pipeline);
+                    let refused = Dispatched::refused(refused_head, &payload, refused);
+                    return publish(&client, reply.clone(), refused, max_reply).await;
+                }
+                let codec = refused_head.codec(&payload).unwrap_or_default();
+                let fingerprint = idempotency::fingerprint(codec, &payload);
                 let claimed = match router.replies.get() {
                     Some(replies) => replies.claim(&self.endpoint, &self.key, fingerprint, self.stale_after).await,
                     None => Err(RpcError::config("the replies' stream is not open yet")),
@@ -1049,10 +1071,21 @@ impl Keyed {
                 match claimed {
                     Ok(idempotency::Claimed::Mine(sequence)) => {
                         let dispatched = pipeline.await;
-                        if let Some(replies) = replies {
+                        let Some(replies) = replies else { return };
+                        if dispatched.status != 504 {
                             replies.keep(&self.endpoint, &self.key, sequence, fingerprint, &dispatched).await;
+                            return publish(&client, reply.clone(), dispatched, max_reply).await;
                         }
-                        publish(&client, reply.clone(), dispatched, max_reply).await;
+                        // The caller is answered at its deadline; the handler may still be running
+                        // (handlers run to their end), and what it ends with is what retries get.
+                        // Until then they are told to retry later. A handler dropped at the
+                        // deadline (`cancel_at_deadline`) sends nothing, and the 504 releases the key.
+                        publish(&client, reply.clone(), dispatched.clone(), max_reply).await;
+                        let ended = match tokio::time::timeout(self.stale_after, late).await {
+                            Ok(Ok(ended)) => ended,
+                            _ => dispatched,
+                        };
+                        replies.keep(&self.endpoint, &self.key, sequence, fingerprint, &ended).await;
                     }
                     Ok(idempotency::Claimed::Replay(headers, body)) => {
                         drop(pipeline); // never run: its in-flight place is given back

@@ -73,6 +73,23 @@ impl Router {
         }
     }
 
+    /// Routes and admits a keyed request (see `idempotency`): its pipeline, and where the reply
+    /// of a handler that outlives its deadline will come.
+    pub(crate) fn begin_keyed(
+        &self,
+        head: RequestHead,
+        payload: Bytes,
+    ) -> Result<(BoxFuture<'static, Dispatched>, tokio::sync::oneshot::Receiver<Dispatched>), Box<Dispatched>>
+    {
+        match self.route(head.subject()).and_then(Endpoint::admit) {
+            Ok(admitted) => {
+                let (late, finished) = tokio::sync::oneshot::channel();
+                Ok((admitted.with_late_reply(late).process(head, payload), finished))
+            }
+            Err(error) => Err(Box::new(Dispatched::refused(head, &payload, error))),
+        }
+    }
+
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         self.endpoints.iter()
     }

@@ -145,7 +145,7 @@ pub fn export_to(url: &str) -> Result<(), RpcError> {
     if host.is_empty() {
         return Err(RpcError::config(format!("OTLP endpoint {shown:?} names no host")));
     }
-    let target = Target { host, port, path: parsed.path().to_string() };
+    let target = Target { host, port, path: parsed.path().to_string(), url: parsed };
     let (spans, queue) = std::sync::mpsc::sync_channel(QUEUE);
     let counts: &'static Counts = Box::leak(Box::default());
     EXPORTER
@@ -160,9 +160,11 @@ pub fn export_to(url: &str) -> Result<(), RpcError> {
 }
 
 struct Target {
+    /// As the `Host` header writes it (an IPv6 address in brackets).
     host: String,
     port: u16,
     path: String,
+    url: url::Url,
 }
 
 fn export(queue: Receiver<SpanRecord>, target: Target, counts: &Counts) {
@@ -212,8 +214,8 @@ fn export(queue: Receiver<SpanRecord>, target: Target, counts: &Counts) {
 /// One POST of `body`, answered 2xx.
 fn post(target: &Target, body: &[u8]) -> std::io::Result<()> {
     use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
-    let address = (target.host.as_str(), target.port).to_socket_addrs()?.next().ok_or_else(|| {
+    // The URL resolves its own host, an IPv6 literal in brackets included.
+    let address = target.url.socket_addrs(|| Some(target.port))?.into_iter().next().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, "the collector's host has no address")
     })?;
     let mut stream = std::net::TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)?;
