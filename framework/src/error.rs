@@ -258,6 +258,15 @@ pub enum RpcError {
     /// Connecting, subscribing or publishing failed: the transport's error is the source.
     #[error("transport: {0}")]
     Transport(#[source] BoxError),
+    /// The client's own layers refused the call before it was sent: a circuit breaker open after
+    /// the endpoint kept failing, or a bulkhead full (see [`crate::client::layers`]).
+    #[error("not sent to `{subject}`: {why}")]
+    Rejected {
+        /// The subject called.
+        subject: String,
+        /// Which layer refused, and until when.
+        why: String,
+    },
     /// The NATS server refused this connection the right to publish or subscribe (the user's
     /// `permissions` in the server's configuration): a call's subject or its reply inbox, a
     /// service's subjects at start, a listener's JetStream API. See [`crate::permission_denials`].

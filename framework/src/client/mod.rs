@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+pub mod layers;
 mod retry;
 mod transport;
 
@@ -163,6 +164,25 @@ impl Client {
     /// The default codec of calls.
     pub fn with_codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// Wraps the client's calls in a tower `layer` (see [`layers`]): a circuit breaker, a
+    /// bulkhead, a `tower::ServiceBuilder` stack, a layer of your own. Layers added later go
+    /// outside those added before.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<layers::TransportService>,
+        L::Service: tower::Service<EncodedCall, Response = EncodedReply, Error = RpcError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<EncodedCall>>::Future: Send + 'static,
+    {
+        let inner = Arc::clone(&self.transport);
+        let service = layer.layer(layers::TransportService(Arc::clone(&inner)));
+        self.transport = Arc::new(layers::Layered { service, inner });
         self
     }
 
