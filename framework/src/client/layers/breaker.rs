@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -48,20 +47,7 @@ impl CircuitBreakerLayer {
     }
 }
 
-impl<S> tower::Layer<S> for CircuitBreakerLayer {
-    type Service = CircuitBreaker<S>;
-
-    fn layer(&self, inner: S) -> CircuitBreaker<S> {
-        CircuitBreaker { inner, layer: self.clone() }
-    }
-}
-
-/// The service [`CircuitBreakerLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct CircuitBreaker<S> {
-    inner: S,
-    layer: CircuitBreakerLayer,
-}
+guarding_layer!(CircuitBreakerLayer => CircuitBreaker, "The service [`CircuitBreakerLayer`] makes.");
 
 /// Whether `error` counts against the endpoint.
 fn is_failure(error: &RpcError) -> bool {
@@ -128,27 +114,19 @@ impl CircuitBreakerLayer {
     }
 }
 
-impl<S> tower::Service<EncodedCall> for CircuitBreaker<S>
-where
-    S: tower::Service<EncodedCall, Response = EncodedReply, Error = RpcError> + Send,
-    S::Future: Send + 'static,
-{
-    type Response = EncodedReply;
-    type Error = RpcError;
-    type Future = BoxFuture<'static, Result<EncodedReply, RpcError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, call: EncodedCall) -> Self::Future {
+impl CircuitBreakerLayer {
+    fn guard<S>(&self, inner: &mut S, call: EncodedCall) -> BoxFuture<'static, Result<EncodedReply, RpcError>>
+    where
+        S: tower::Service<EncodedCall, Response = EncodedReply, Error = RpcError>,
+        S::Future: Send + 'static,
+    {
         let subject = call.subject;
-        let probe = match self.layer.admit(subject) {
+        let probe = match self.admit(subject) {
             Ok(probe) => probe,
             Err(refused) => return Box::pin(std::future::ready(Err(refused))),
         };
-        let layer = self.layer.clone();
-        let calling = self.inner.call(call);
+        let layer = self.clone();
+        let calling = inner.call(call);
         Box::pin(async move {
             // Counted when the call ends, and also when it is dropped half-way (its caller gave
             // up): a probe must not leave the circuit probing for ever.

@@ -3,7 +3,6 @@
 //! share of the caller, not all of it.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tokio::sync::Semaphore;
@@ -31,46 +30,25 @@ impl BulkheadLayer {
     }
 }
 
-impl<S> tower::Layer<S> for BulkheadLayer {
-    type Service = Bulkhead<S>;
+guarding_layer!(BulkheadLayer => Bulkhead, "The service [`BulkheadLayer`] makes.");
 
-    fn layer(&self, inner: S) -> Bulkhead<S> {
-        Bulkhead { inner, layer: self.clone() }
-    }
-}
-
-/// The service [`BulkheadLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct Bulkhead<S> {
-    inner: S,
-    layer: BulkheadLayer,
-}
-
-impl<S> tower::Service<EncodedCall> for Bulkhead<S>
-where
-    S: tower::Service<EncodedCall, Response = EncodedReply, Error = RpcError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = EncodedReply;
-    type Error = RpcError;
-    type Future = BoxFuture<'static, Result<EncodedReply, RpcError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, call: EncodedCall) -> Self::Future {
+impl BulkheadLayer {
+    fn guard<S>(&self, inner: &mut S, call: EncodedCall) -> BoxFuture<'static, Result<EncodedReply, RpcError>>
+    where
+        S: tower::Service<EncodedCall, Response = EncodedReply, Error = RpcError>,
+        S::Future: Send + 'static,
+    {
         // A place among those running or waiting, taken at once or not at all.
-        let Ok(admitted) = Arc::clone(&self.layer.waiting).try_acquire_owned() else {
-            let (running, queued) = self.layer.limits;
+        let Ok(admitted) = Arc::clone(&self.waiting).try_acquire_owned() else {
+            let (running, queued) = self.limits;
             let why = format!("the bulkhead is full ({running} calls running, {queued} waiting)");
             return Box::pin(std::future::ready(Err(RpcError::Rejected {
                 subject: call.subject.to_string(),
                 why,
             })));
         };
-        let running = Arc::clone(&self.layer.running);
-        let calling = self.inner.call(call);
+        let running = Arc::clone(&self.running);
+        let calling = inner.call(call);
         Box::pin(async move {
             let _admitted = admitted;
             let Ok(_running) = running.acquire_owned().await else {

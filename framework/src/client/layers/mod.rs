@@ -25,6 +25,55 @@
 //!
 //! [tower]: https://docs.rs/tower
 
+/// The service of a layer that guards each call, and the layer's `tower::Layer` impl: the
+/// service keeps the inner service and the layer, and hands each call to the layer's
+/// `guard(&self, inner, call)`.
+macro_rules! guarding_layer {
+    ($layer:ident => $service:ident, $doc:literal) => {
+        impl<S> tower::Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(&self, inner: S) -> $service<S> {
+                $service { inner, layer: self.clone() }
+            }
+        }
+
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        pub struct $service<S> {
+            inner: S,
+            layer: $layer,
+        }
+
+        impl<S> tower::Service<$crate::client::EncodedCall> for $service<S>
+        where
+            S: tower::Service<
+                    $crate::client::EncodedCall,
+                    Response = $crate::client::EncodedReply,
+                    Error = $crate::RpcError,
+                > + Send
+                + 'static,
+            S::Future: Send + 'static,
+        {
+            type Response = $crate::client::EncodedReply;
+            type Error = $crate::RpcError;
+            type Future =
+                futures::future::BoxFuture<'static, Result<$crate::client::EncodedReply, $crate::RpcError>>;
+
+            fn poll_ready(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), $crate::RpcError>> {
+                self.inner.poll_ready(cx)
+            }
+
+            fn call(&mut self, call: $crate::client::EncodedCall) -> Self::Future {
+                self.layer.guard(&mut self.inner, call)
+            }
+        }
+    };
+}
+
 mod breaker;
 mod bulkhead;
 
