@@ -45,9 +45,13 @@
 //! - [`envelope`] and [`headers`]: the reply's shape on the wire; [`escape`]: outside text made
 //!   safe for headers, logs and stats.
 //! - [`error`]: [`ServiceError`] (the wire error) and [`RpcError`] (this crate's error).
-//! - [`server`]: [`Service`], its builder, handlers and their arguments, the Services API.
+//! - [`server`]: [`Service`], its builder, handlers and their arguments, the Services API,
+//!   endpoint groups and queue groups, timers ([`ServiceBuilder::timer`]) and idempotent replies
+//!   ([`EndpointOptions::idempotent_replies`]).
 //! - [`client`]: the typed [`Client`], which validates before sending, with timeouts, correlation
-//!   ids and retries of what the error says can be retried, over NATS or any other [`Transport`].
+//!   ids, idempotency keys and retries of what the error says can be retried, tower layers
+//!   ([`client::layers`]: a circuit breaker, a bulkhead, your own), over NATS or any other
+//!   [`Transport`].
 //! - [`trace`]: W3C `traceparent` across calls and events, and spans exported over OTLP.
 //! - [`metrics`]: every service's counters in Prometheus's text format, at `METRICS_ADDR`.
 //! - [`compat`]: what a new version of a service breaks for the old one's callers, from their

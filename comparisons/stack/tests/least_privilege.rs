@@ -106,8 +106,7 @@ async fn each_service_does_its_work_with_only_its_own_permissions() {
     // The shop started as fileproc's user: refused its subjects, it exits at once and says which.
     let (mut wrong, log) = spawn(&server, "ecommerce", "fileproc", &password, &dir);
     let mut status = None;
-    // It waits for JetStream's answer to its replies' stream too (refused, so up to its timeout).
-    for _ in 0..400 {
+    for _ in 0..200 {
         status = wrong.exited();
         if status.is_some() {
             break;

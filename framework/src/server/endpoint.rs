@@ -59,12 +59,13 @@ impl EndpointOptions {
         }
     }
 
-    /// Keeps the reply to each request that carries an `Idempotency-Key` for `ttl` (the longest
-    /// of the service's endpoints', which share one stream): a retry with
+    /// Keeps the reply to each request that carries an `Idempotency-Key` for `ttl`: a retry with
     /// the same key, on any instance, gets the first reply again instead of running the request
     /// twice (a lost reply to `create_order` costs no second order). Kept in a JetStream stream
-    /// of the service's; see the `idempotency` module's page for how instances agree. Requests
-    /// without the header are handled as ever, at no cost. Needs JetStream.
+    /// of the service's, opened by the first keyed request, for the longest `ttl` of its
+    /// endpoints; see the `idempotency` module's page for how instances agree. Requests without
+    /// the header are handled as ever, at no cost. A keyed request needs JetStream: without it,
+    /// it is answered 503 (and the service logs why), and the others are served as ever.
     pub fn idempotent_replies(mut self, ttl: Duration) -> Self {
         self.idempotent_replies = Some(ttl.max(Duration::from_secs(1)));
         self

@@ -522,13 +522,6 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         // Sent; whether the server took them is for `refused_at_start` to find out.
         client.flush().await.map_err(RpcError::transport)?;
 
-        // After the subscriptions, so that a user refused both its subjects and JetStream hears
-        // of all at once; keyed requests that come meanwhile are told to retry.
-        let keeping = router.endpoints().filter_map(|e| e.idempotent_replies).max();
-        if let Some(ttl) = keeping {
-            let replies = idempotency::Replies::open(client, &identity.name, ttl).await?;
-            let _ = router.replies.set(replies);
-        }
         let (timers, timing) = timer::start(timers, client, &identity.name, stop.clone()).await?;
         listening.extend(timing);
         let listeners: Listeners = Arc::new(Background { listeners, timers });
@@ -1055,7 +1048,8 @@ impl Keyed {
         tracker.spawn(async move {
             let answered = async {
                 // Off the receive loop: decoding a large body twice is this request's cost only.
-                let checked = router.route(refused_head.subject()).and_then(|e| e.check(&refused_head, &payload));
+                let checked =
+                    router.route(refused_head.subject()).and_then(|e| e.check(&refused_head, &payload));
                 if let Err(refused) = checked {
                     drop(pipeline);
                     let refused = Dispatched::refused(refused_head, &payload, refused);
@@ -1063,9 +1057,17 @@ impl Keyed {
                 }
                 let codec = refused_head.codec(&payload).unwrap_or_default();
                 let fingerprint = idempotency::fingerprint(codec, &payload);
-                let claimed = match router.replies.get() {
-                    Some(replies) => replies.claim(&self.endpoint, &self.key, fingerprint, self.stale_after).await,
-                    None => Err(RpcError::config("the replies' stream is not open yet")),
+                // The stream is opened by the first keyed request (and again by the next, should
+                // that fail): a service that keeps no reply needs no JetStream.
+                let ttl = router.endpoints().filter_map(|e| e.idempotent_replies).max().unwrap_or_default();
+                let opened = router
+                    .replies
+                    .get_or_try_init(|| idempotency::Replies::open(&client, &router.service.name, ttl));
+                let claimed = match opened.await {
+                    Ok(replies) => {
+                        replies.claim(&self.endpoint, &self.key, fingerprint, self.stale_after).await
+                    }
+                    Err(error) => Err(error),
                 };
                 let replies = router.replies.get();
                 match claimed {
@@ -1093,14 +1095,28 @@ impl Keyed {
                     }
                     Ok(idempotency::Claimed::Refused(error)) => {
                         drop(pipeline);
-                        publish(&client, reply.clone(), Dispatched::refused(refused_head, &payload, error), max_reply).await;
+                        publish(
+                            &client,
+                            reply.clone(),
+                            Dispatched::refused(refused_head, &payload, error),
+                            max_reply,
+                        )
+                        .await;
                     }
                     Err(error) => {
                         // Without JetStream nothing can be promised: refused, to be retried.
                         drop(pipeline);
-                        tracing::warn!(%error, endpoint = %self.endpoint, "could not claim an idempotency key");
-                        let error = ServiceError::unavailable("idempotent replies are unavailable; retry later");
-                        publish(&client, reply.clone(), Dispatched::refused(refused_head, &payload, error), max_reply).await;
+                        tracing::warn!(%error, endpoint = %self.endpoint,
+                            "could not claim an idempotency key (idempotent replies need JetStream)");
+                        let error =
+                            ServiceError::unavailable("idempotent replies are unavailable; retry later");
+                        publish(
+                            &client,
+                            reply.clone(),
+                            Dispatched::refused(refused_head, &payload, error),
+                            max_reply,
+                        )
+                        .await;
                     }
                 }
             };

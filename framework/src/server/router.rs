@@ -41,14 +41,14 @@ pub(crate) struct Router {
     endpoints: Vec<Endpoint>,
     /// Handlers still running after their caller's deadline: a graceful stop waits for them too.
     pub(crate) finishing: TaskTracker,
-    /// Where replies to requests with an `Idempotency-Key` are kept: set when the service starts
-    /// on NATS with an endpoint that keeps them.
-    pub(crate) replies: std::sync::OnceLock<super::idempotency::Replies>,
+    /// Where replies to requests with an `Idempotency-Key` are kept: opened on NATS by the first
+    /// keyed request, so that a service needs JetStream only once it is asked to keep a reply.
+    pub(crate) replies: tokio::sync::OnceCell<super::idempotency::Replies>,
 }
 
 impl Router {
     pub(crate) fn new(service: ServiceIdentity, endpoints: Vec<Endpoint>, finishing: TaskTracker) -> Self {
-        Self { service, endpoints, finishing, replies: std::sync::OnceLock::new() }
+        Self { service, endpoints, finishing, replies: tokio::sync::OnceCell::new() }
     }
 
     /// A scan rather than a hash map: a service has a handful of endpoints, and comparing a few
