@@ -123,6 +123,14 @@ async fn a_keyed_request_runs_once_wherever_and_however_often_it_is_sent() {
     .await
     .unwrap();
     nats.flush().await.unwrap();
+    // Once the first attempt has run (the retry could otherwise come first, and be the one),
+    // the retry is told to wait while its reply is kept, then gets it.
+    for _ in 0..200 {
+        if ledger.load(Ordering::SeqCst) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let replayed = settled(&nats, "payments.charge", "lost-reply-1", &body).await;
     assert_eq!(
         replayed.headers.as_ref().and_then(|h| h.get(natsrpc::headers::REPLAYED)).map(|v| v.as_str()),

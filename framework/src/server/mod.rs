@@ -1069,9 +1069,17 @@ impl Keyed {
                     }
                     Err(error) => Err(error),
                 };
+                // Without JetStream nothing can be promised: refused, to be retried.
+                let claimed = claimed.unwrap_or_else(|error| {
+                    tracing::warn!(%error, endpoint = %self.endpoint,
+                        "could not claim an idempotency key (idempotent replies need JetStream)");
+                    idempotency::Claimed::Refused(ServiceError::unavailable(
+                        "idempotent replies are unavailable; retry later",
+                    ))
+                });
                 let replies = router.replies.get();
                 match claimed {
-                    Ok(idempotency::Claimed::Mine(sequence)) => {
+                    idempotency::Claimed::Mine(sequence) => {
                         let dispatched = pipeline.await;
                         let Some(replies) = replies else { return };
                         if dispatched.status != 504 {
@@ -1089,34 +1097,14 @@ impl Keyed {
                         };
                         replies.keep(&self.endpoint, &self.key, sequence, fingerprint, &ended).await;
                     }
-                    Ok(idempotency::Claimed::Replay(headers, body)) => {
+                    idempotency::Claimed::Replay(headers, body) => {
                         drop(pipeline); // never run: its in-flight place is given back
                         send(&client, reply.clone(), Some(headers), body).await;
                     }
-                    Ok(idempotency::Claimed::Refused(error)) => {
+                    idempotency::Claimed::Refused(error) => {
                         drop(pipeline);
-                        publish(
-                            &client,
-                            reply.clone(),
-                            Dispatched::refused(refused_head, &payload, error),
-                            max_reply,
-                        )
-                        .await;
-                    }
-                    Err(error) => {
-                        // Without JetStream nothing can be promised: refused, to be retried.
-                        drop(pipeline);
-                        tracing::warn!(%error, endpoint = %self.endpoint,
-                            "could not claim an idempotency key (idempotent replies need JetStream)");
-                        let error =
-                            ServiceError::unavailable("idempotent replies are unavailable; retry later");
-                        publish(
-                            &client,
-                            reply.clone(),
-                            Dispatched::refused(refused_head, &payload, error),
-                            max_reply,
-                        )
-                        .await;
+                        let refused = Dispatched::refused(refused_head, &payload, error);
+                        publish(&client, reply.clone(), refused, max_reply).await;
                     }
                 }
             };
