@@ -187,9 +187,7 @@ impl Endpoint {
             Box::pin(process::<H, T, S>(handler, state, head, payload, admitted))
         });
         let check: Check = Arc::new(|head, payload, max_payload| {
-            if let Some(limit) = max_payload.filter(|limit| payload.len() > *limit) {
-                return Err(ServiceError::payload_too_large(payload.len(), limit));
-            }
+            within(payload, max_payload)?;
             let codec = head.codec(payload)?;
             decode_valid::<H::Request>(codec, payload, None).map(|_| ())
         });
@@ -314,9 +312,7 @@ where
         Err(error) => (Codec::Json, Err(error)),
         Ok(codec) => {
             let steps = async {
-                if let Some(limit) = limits.max_payload.filter(|limit| payload.len() > *limit) {
-                    return Err(ServiceError::payload_too_large(payload.len(), limit));
-                }
+                within(&payload, limits.max_payload)?;
                 #[cfg(not(feature = "unvalidated-control"))]
                 let request: H::Request = decode_valid(codec, &payload, Some(&mut validation))?;
                 // The control build measures what validating costs by not doing it.
@@ -370,6 +366,14 @@ where
         });
     }
     reply
+}
+
+/// A body no larger than the service's `max_payload`, when it has one; else 413.
+fn within(payload: &[u8], max_payload: Option<usize>) -> Result<(), ServiceError> {
+    match max_payload.filter(|limit| payload.len() > *limit) {
+        Some(limit) => Err(ServiceError::payload_too_large(payload.len(), limit)),
+        None => Ok(()),
+    }
 }
 
 /// Decodes and validates a body: the steps every request takes before its handler, and every event

@@ -258,15 +258,12 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             };
             let mut metadata = <H::Request as Request>::endpoint_metadata();
             metadata.extend(options.metadata);
-            Endpoint::new(handler, state, limits, metadata)
-        });
-        // The request type's service name must be this service's: checked in `router()`.
-        let service_of_type = <H::Request as Request>::SERVICE.to_string();
-        let make: MakeEndpoint = Box::new(move |defaults: &Defaults| {
-            let mut endpoint = make(defaults);
+            let mut endpoint = Endpoint::new(handler, state, limits, metadata);
             endpoint.idempotent_replies = idempotent_replies;
             endpoint
         });
+        // The request type's service name must be this service's: checked in `router()`.
+        let service_of_type = <H::Request as Request>::SERVICE.to_string();
         self.endpoints.push(Registered { key: format!("{service_of_type}.{name}"), queue_group, make });
         self
     }
@@ -1002,6 +999,8 @@ struct Keyed {
 
 impl Keyed {
     fn of(router: &Router, head: &RequestHead, service_wide: bool) -> Option<Self> {
+        // Most services keep no replies: their requests' headers are not looked at.
+        router.replies_ttl?;
         let key = head.headers()?.get(headers::names::IDEMPOTENCY_KEY)?.as_str();
         let endpoint = router.route(head.subject()).ok()?;
         endpoint.idempotent_replies?;
@@ -1059,7 +1058,7 @@ impl Keyed {
                 let fingerprint = idempotency::fingerprint(codec, &payload);
                 // The stream is opened by the first keyed request (and again by the next, should
                 // that fail): a service that keeps no reply needs no JetStream.
-                let ttl = router.endpoints().filter_map(|e| e.idempotent_replies).max().unwrap_or_default();
+                let ttl = router.replies_ttl.unwrap_or_default();
                 let opened = router
                     .replies
                     .get_or_try_init(|| idempotency::Replies::open(&client, &router.service.name, ttl));

@@ -44,11 +44,14 @@ pub(crate) struct Router {
     /// Where replies to requests with an `Idempotency-Key` are kept: opened on NATS by the first
     /// keyed request, so that a service needs JetStream only once it is asked to keep a reply.
     pub(crate) replies: tokio::sync::OnceCell<super::idempotency::Replies>,
+    /// How long those replies are kept: the longest of its endpoints' (`None`: none keeps them).
+    pub(crate) replies_ttl: Option<std::time::Duration>,
 }
 
 impl Router {
     pub(crate) fn new(service: ServiceIdentity, endpoints: Vec<Endpoint>, finishing: TaskTracker) -> Self {
-        Self { service, endpoints, finishing, replies: tokio::sync::OnceCell::new() }
+        let replies_ttl = endpoints.iter().filter_map(|e| e.idempotent_replies).max();
+        Self { service, endpoints, finishing, replies: tokio::sync::OnceCell::new(), replies_ttl }
     }
 
     /// A scan rather than a hash map: a service has a handful of endpoints, and comparing a few
