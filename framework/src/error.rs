@@ -36,12 +36,19 @@ pub enum ErrorKind {
     /// No instance of the service could take the request (503): none is running, or a gateway in
     /// front of the services cannot reach them. Retry later.
     Unavailable,
+    /// The request did not say who sends it, or said it in a way that does not check out (401):
+    /// what an authentication layer answers.
+    Unauthorized,
+    /// The caller is known but may not do this (403).
+    Forbidden,
+    /// The caller sent more requests than its rate allows (429); retry later.
+    RateLimited,
 }
 
 impl ErrorKind {
     /// Whether a request answered with this kind may be sent again and succeed, when it is safe to
-    /// repeat (idempotent): the service did not take it on (`overloaded`, `unavailable`: 503) or
-    /// did not finish it in time (`timeout`: 504). Every other kind is the request's own answer,
+    /// repeat (idempotent): the service did not take it on (`overloaded`, `unavailable`: 503;
+    /// `rate_limited`: 429) or did not finish it in time (`timeout`: 504). Every other kind is the request's own answer,
     /// which asking again would only repeat (a broken rule, a business refusal), or a failure
     /// inside the service (`internal`) that a retry would load further.
     ///
@@ -51,7 +58,10 @@ impl ErrorKind {
     /// assert!(!ErrorKind::Business.is_retryable());
     /// ```
     pub const fn is_retryable(self) -> bool {
-        matches!(self, ErrorKind::Overloaded | ErrorKind::Unavailable | ErrorKind::Timeout)
+        matches!(
+            self,
+            ErrorKind::Overloaded | ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::RateLimited
+        )
     }
 
     /// Its name in the envelope, such as `malformed_payload`.
@@ -67,6 +77,9 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::RateLimited => "rate_limited",
         }
     }
 
@@ -83,6 +96,9 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::RateLimited => "rate_limited",
         }
     }
 }
@@ -100,7 +116,7 @@ impl ErrorKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{status} {code}: {message}")]
 pub struct ServiceError {
-    /// HTTP-style status: 400, 404, 409, 413, 415, 422, 500, 502, 503, 504.
+    /// HTTP-style status: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 502, 503, 504.
     pub status: u16,
     /// What kind of failure.
     pub kind: ErrorKind,
@@ -173,6 +189,23 @@ impl ServiceError {
     /// 503: no instance of the service to take the request.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, ErrorKind::Unavailable, message)
+    }
+
+    /// 401: who sends the request is unknown (no credentials, or ones that do not check out). Say
+    /// nothing in `message` that helps a guesser (which part failed).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, ErrorKind::Unauthorized, message)
+    }
+
+    /// 403: the caller may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, ErrorKind::Forbidden, message)
+    }
+
+    /// 429: the caller's rate is used up; it may try again after `retry_after`.
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        let millis = retry_after.as_millis().max(1);
+        Self::new(429, ErrorKind::RateLimited, format!("too many requests; retry in {millis} ms"))
     }
 
     /// 504: the handler ran out of time.
@@ -300,7 +333,8 @@ fn denied(denials: &[crate::Denial]) -> String {
 impl RpcError {
     /// Whether the call may be made again and succeed, when it is safe to repeat: no responders
     /// (the service is starting or restarting), no reply in time, or a service's answer whose kind
-    /// [is retryable](ErrorKind::is_retryable) (503 `overloaded` and `unavailable`, 504
+    /// [is retryable](ErrorKind::is_retryable) (503 `overloaded` and `unavailable`, 429
+    /// `rate_limited`, 504
     /// `timeout`). What a [`RetryPolicy`](crate::RetryPolicy) retries.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -46,11 +46,13 @@
 //!   safe for headers, logs and stats.
 //! - [`error`]: [`ServiceError`] (the wire error) and [`RpcError`] (this crate's error).
 //! - [`server`]: [`Service`], its builder, handlers and their arguments, the Services API,
-//!   endpoint groups and queue groups, timers ([`ServiceBuilder::timer`]) and idempotent replies
-//!   ([`EndpointOptions::idempotent_replies`]).
+//!   endpoint groups and queue groups, timers ([`ServiceBuilder::timer`]), idempotent replies
+//!   ([`EndpointOptions::idempotent_replies`]) and tower layers around each request
+//!   ([`server::layers`]: authentication, a rate per caller, an in-flight bound, your own).
 //! - [`client`]: the typed [`Client`], which validates before sending, with timeouts, correlation
 //!   ids, idempotency keys and retries of what the error says can be retried, tower layers
-//!   ([`client::layers`]: a circuit breaker, a bulkhead, your own), over NATS or any other
+//!   ([`client::layers`]: a circuit breaker, also fed by the service's `$SRV.STATS`, a bulkhead, a
+//!   fallback, your own), over NATS or any other
 //!   [`Transport`].
 //! - [`trace`]: W3C `traceparent` across calls and events, and spans exported over OTLP.
 //! - [`metrics`]: every service's counters in Prometheus's text format, at `METRICS_ADDR`.
@@ -78,6 +80,8 @@
 //! | `internal` | 500 | the handler failed or panicked (details only in the log) |
 //! | `overloaded` | 503 | the endpoint's in-flight bound is reached |
 //! | `timeout` | 504 | the handler ran past its deadline |
+//! | `unauthorized`, `forbidden` | 401, 403 | a [server layer](server::layers) did not know the caller, or refused it |
+//! | `rate_limited` | 429 | the caller is past its rate ([`server::layers::RateLimitLayer`]) |
 
 pub mod client;
 pub mod codec;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use natsrpc::client::layers::{BulkheadLayer, CircuitBreakerLayer};
+use natsrpc::client::layers::{BulkheadLayer, CircuitBreakerLayer, FallbackLayer};
 use natsrpc::testing::NatsServer;
 use natsrpc::{Client, RpcError, Service, ServiceError, State};
 use serde::{Deserialize, Serialize};
@@ -143,4 +143,87 @@ async fn a_bulkhead_runs_and_queues_a_bounded_number_and_refuses_the_rest_at_onc
     assert_eq!(health.reached.load(Ordering::SeqCst), 3);
     assert_eq!(counted.load(Ordering::SeqCst), 3, "the bulkhead is outside the counting layer");
     service.stop(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_breaker_fed_by_the_services_figures_opens_before_its_own_client_has_failed() {
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let health = Arc::new(Health::default());
+    health.down.store(true, Ordering::SeqCst);
+    let service = quotes(&nats, &health).await;
+    let fed = CircuitBreakerLayer::new(3, Duration::from_secs(10), Duration::from_millis(300)).fed_by_stats(
+        nats.clone(),
+        "quotes",
+        Duration::from_millis(50),
+        0.5,
+    );
+    let client = Client::new(nats.clone()).layer(fed);
+    // Other callers, without a breaker, see it fail.
+    let others = Client::new(nats.clone());
+    for _ in 0..5 {
+        assert_eq!(others.call(&Quote { wait: 0 }).await.unwrap_err().status(), Some(503));
+    }
+    let reached = health.reached.load(Ordering::SeqCst);
+    // A look at $SRV.STATS every 50 ms: after a few, the circuit is open, and this client's first
+    // call is refused (its own count, 3 failures, would take three calls that reach the service).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut refused = None;
+    for _ in 0..100 {
+        match client.call(&Quote { wait: 0 }).await {
+            Err(error) if rejected(&error) => {
+                refused = Some(error);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let refused = refused.expect("the circuit opens from the service's figures");
+    assert!(refused.to_string().contains("figures"), "{refused}");
+    let reached_by_client = health.reached.load(Ordering::SeqCst) - reached;
+    assert!(reached_by_client <= 2, "at most the calls made before the look reached it: {reached_by_client}");
+
+    // Healthy again: once the figures show no failures, calls go through.
+    health.down.store(false, Ordering::SeqCst);
+    let mut answered = false;
+    for _ in 0..100 {
+        if client.call(&Quote { wait: 0 }).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered, "the circuit closes when the figures say the endpoint is well");
+    service.stop(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fallback_answers_failed_calls_with_the_callers_value_and_lets_refusals_through() {
+    let server = NatsServer::start().unwrap();
+    let nats = natsrpc::connect(&server.url()).await.unwrap();
+    let health = Arc::new(Health::default());
+    let service = quotes(&nats, &health).await;
+    let client = Client::new(nats.clone())
+        .layer(CircuitBreakerLayer::new(2, Duration::from_secs(10), Duration::from_secs(10)))
+        .layer(FallbackLayer::new::<Quote>(|error| {
+            (error.is_retryable() || matches!(error, RpcError::Rejected { .. })).then_some(7)
+        }));
+    assert_eq!(client.call(&Quote { wait: 0 }).await.unwrap(), 42, "a call that succeeds is untouched");
+    health.down.store(true, Ordering::SeqCst);
+    // The service's 503s, then the open circuit's refusals: the fallback's value every time.
+    for _ in 0..4 {
+        assert_eq!(client.call(&Quote { wait: 0 }).await.unwrap(), 7);
+    }
+    assert_eq!(health.reached.load(Ordering::SeqCst), 3, "the breaker, inside, stopped the calls");
+    // A 504 from a call that takes longer than the client waits: retryable, so the fallback too.
+    let mut impatient = Client::new(nats.clone()).with_timeout(Duration::from_millis(100));
+    impatient = impatient.layer(FallbackLayer::new::<Quote>(|error| error.is_retryable().then_some(8)));
+    health.down.store(false, Ordering::SeqCst);
+    assert_eq!(impatient.call(&Quote { wait: 500 }).await.unwrap(), 8);
+    service.stop(Duration::from_secs(2)).await.unwrap();
+
+    // A refusal of the request itself is the caller's to see: no responders is retryable, but a
+    // fallback that offers nothing for it lets it through.
+    let strict = Client::new(nats.clone()).layer(FallbackLayer::new::<Quote>(|_| None));
+    assert!(matches!(strict.call(&Quote { wait: 0 }).await, Err(RpcError::NoResponders { .. })));
 }

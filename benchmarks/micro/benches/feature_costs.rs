@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use natsrpc::client::layers::{BulkheadLayer, CircuitBreakerLayer};
+use natsrpc::server::layers::{self, Call, InFlightLimitLayer, RateLimitLayer};
 use natsrpc::testing::NatsServer;
 use natsrpc::trace::TraceContext;
 use natsrpc::{CallOptions, Client, EndpointOptions, Service, ServiceError};
@@ -31,11 +32,50 @@ async fn ping(req: Ping) -> Result<u32, ServiceError> {
     Ok(req.n)
 }
 
+/// The same, on an endpoint behind server layers.
+#[derive(Serialize, Deserialize, Validate)]
+struct Guarded {
+    #[validate(range(max = 1000))]
+    n: u32,
+}
+natsrpc::request!(Guarded => u32, service = "costs", endpoint = "guarded");
+
+async fn guarded(req: Guarded) -> Result<u32, ServiceError> {
+    Ok(req.n)
+}
+
+/// Who called, as the authentication layer found it.
+struct Caller;
+
+/// Three server layers: authentication from a header, a rate per caller (too high to refuse),
+/// and an in-flight bound besides the endpoint's own.
+fn guarding() -> EndpointOptions {
+    let authenticate = layers::check(|call: &mut Call| match call.ctx.header("Authorization") {
+        Some("Bearer bench") => {
+            call.ctx.insert(Caller);
+            Ok(())
+        }
+        _ => Err(ServiceError::unauthorized("who are you?")),
+    });
+    EndpointOptions::new()
+        .layer(InFlightLimitLayer::new(4096))
+        .layer(RateLimitLayer::per_header("Authorization", 1e9, u32::MAX))
+        .layer(authenticate)
+}
+
+fn authorized() -> CallOptions {
+    CallOptions::new().header("Authorization", "Bearer bench")
+}
+
 /// One way of calling, and its name.
 struct Variant {
     name: &'static str,
     client: Client,
     options: fn() -> CallOptions,
+    /// Calls the endpoint behind server layers.
+    guarded: bool,
+    /// The variant its per-round ratio is to: the plain call, or the one it adds a step to.
+    versus: usize,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -48,6 +88,7 @@ async fn main() {
     let keeping = EndpointOptions::new().idempotent_replies(Duration::from_secs(600));
     let _service = Service::builder("costs", "1.0.0")
         .endpoint_with(ping, keeping)
+        .endpoint_with(guarded, guarding())
         .start(&nats)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -57,7 +98,13 @@ async fn main() {
         Duration::from_secs(10),
         Duration::from_secs(5),
     ));
-    let variant = |name, client: &Client, options| Variant { name, client: client.clone(), options };
+    let variant = |name, client: &Client, options| Variant {
+        name,
+        client: client.clone(),
+        options,
+        guarded: false,
+        versus: 0,
+    };
     let variants = [
         variant("plain", &client, CallOptions::new),
         variant("layered (bulkhead + breaker)", &layered, CallOptions::new),
@@ -67,6 +114,12 @@ async fn main() {
         variant("replayed (the same key again)", &client, || {
             CallOptions::new().idempotency_key("the-same-key")
         }),
+        variant("with an Authorization header", &client, authorized),
+        Variant {
+            guarded: true,
+            versus: 6,
+            ..variant("the same, 3 server layers (vs the above)", &client, authorized)
+        },
     ];
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     let mut per_call = vec![Vec::new(); variants.len()];
@@ -75,7 +128,11 @@ async fn main() {
         for v in &variants {
             let started = Instant::now();
             for n in 0..calls {
-                let _ = v.client.call_with(&Ping { n: (n % 1000) as u32 }, (v.options)()).await;
+                let n = (n % 1000) as u32;
+                let _ = match v.guarded {
+                    true => v.client.call_with(&Guarded { n }, (v.options)()).await,
+                    false => v.client.call_with(&Ping { n }, (v.options)()).await,
+                };
             }
             took.push(started.elapsed());
         }
@@ -83,12 +140,12 @@ async fn main() {
             continue; // warm-up
         }
         for (i, t) in took.iter().enumerate() {
-            ratios[i].push(t.as_secs_f64() / took[0].as_secs_f64());
+            ratios[i].push(t.as_secs_f64() / took[variants[i].versus].as_secs_f64());
             per_call[i].push(t.as_secs_f64() * 1e6 / calls as f64);
         }
     }
     println!(
-        "{rounds} rounds of {calls} calls each, in turn; median (range) of the per-round ratio to plain"
+        "{rounds} rounds of {calls} calls each, in turn; median (range) of the per-round ratio to plain (or as named)"
     );
     for (i, v) in variants.iter().enumerate() {
         let (ratio, low, high) = median_range(&mut ratios[i]);

@@ -177,6 +177,17 @@ fn dispatch(c: &mut Criterion) {
             runtime.block_on(dispatcher.dispatch(head, black_box(body.clone()))).status
         })
     });
+    // One layer of the user's that lets everything through: what a layer costs in itself (the
+    // stack below user layers is boxed once there are any).
+    let layered = ecommerce::service(Arc::clone(&shop))
+        .layer(natsrpc::server::layers::check(|_: &mut natsrpc::server::layers::Call| Ok(())));
+    let layered = natsrpc::Dispatcher::new(layered).unwrap_or_else(|e| panic!("{e}"));
+    group.bench_function("through_natsrpc_one_layer", |b| {
+        b.iter(|| {
+            let head = natsrpc::RequestHead::new("ecommerce.restock").with_content_type("application/json");
+            runtime.block_on(layered.dispatch(head, black_box(body.clone()))).status
+        })
+    });
     group.bench_function("bare_handler", |b| {
         b.iter(|| {
             runtime.block_on(shop.restock(black_box(request.clone()))).map(|l| l.available).unwrap_or(0)

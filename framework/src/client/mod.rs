@@ -37,6 +37,7 @@ pub struct CallOptions {
     idempotency_key: Option<String>,
     retry: Option<RetryPolicy>,
     unchecked: bool,
+    headers: Vec<(String, String)>,
 }
 
 impl CallOptions {
@@ -109,6 +110,15 @@ impl CallOptions {
     /// request (a test of the service, or a caller whose rules are older than the service's).
     pub fn unchecked(mut self) -> Self {
         self.unchecked = true;
+        self
+    }
+
+    /// Sends the header `name: value` with the call (over NATS), such as the `Authorization` a
+    /// service's authentication layer reads (see [`crate::server::layers`]). A name that is not
+    /// an HTTP token fails the call with [`RpcError::Config`] before anything is sent; the value
+    /// is sent escaped (control characters, length; see [`crate::escape::header_value`]).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -222,6 +232,7 @@ impl Client {
             correlation_id: None,
             traceparent: None,
             idempotency_key: None,
+            headers: Vec::new(),
             timeout: self.timeout,
             payload: self.codec.encode(request).map_err(RpcError::Encode)?.into(),
         };
@@ -249,6 +260,12 @@ impl Client {
                 return Err(problem.into());
             }
         }
+        if let Some((name, _)) =
+            options.headers.iter().find(|(name, _)| name.parse::<async_nats::HeaderName>().is_err())
+        {
+            let name = crate::escape::escape(name, 64);
+            return Err(RpcError::config(format!("the header name {name:?} is not a token")));
+        }
         if options.idempotency_key.is_some() && !self.transport.carries_idempotency_keys() {
             return Err(RpcError::config(
                 "an Idempotency-Key is kept by services on NATS only; this client's transport does not carry it",
@@ -270,6 +287,7 @@ impl Client {
             correlation_id,
             traceparent: options.trace.map(|parent| parent.traceparent()),
             idempotency_key: options.idempotency_key,
+            headers: options.headers,
             timeout: options.timeout.unwrap_or(self.timeout),
             payload: codec.encode(request).map_err(RpcError::Encode)?.into(),
         };

@@ -32,6 +32,9 @@ pub struct EncodedCall {
     pub traceparent: Option<String>,
     /// `Idempotency-Key`, when the call has one: every attempt sends the same.
     pub idempotency_key: Option<String>,
+    /// Headers of the caller's own ([`CallOptions::header`](super::CallOptions::header)), such as
+    /// `Authorization`: names checked, values sent escaped. Over NATS.
+    pub headers: Vec<(String, String)>,
     /// How long the caller waits; sent as `X-Deadline-Ms` so the callee gives up when the caller does.
     pub timeout: Duration,
     /// The encoded request.
@@ -48,6 +51,7 @@ impl EncodedCall {
             correlation_id: None,
             traceparent: None,
             idempotency_key: None,
+            headers: Vec::new(),
             timeout,
             payload,
         }
@@ -148,6 +152,13 @@ fn nats_headers(request: &EncodedCall) -> HeaderMap {
     if let Some(key) = &request.idempotency_key {
         headers::insert(&mut headers, headers::names::IDEMPOTENCY_KEY, key);
     }
+    for (name, value) in &request.headers {
+        // Names were checked when the call was made; one made elsewhere that is not a token is
+        // left out rather than sent broken.
+        if let Ok(name) = name.parse::<async_nats::HeaderName>() {
+            headers::insert(&mut headers, name, value);
+        }
+    }
     headers
 }
 
@@ -174,36 +185,9 @@ impl Transport for NatsTransport {
         stall: Duration,
     ) -> PendingReplies<'a> {
         Box::pin(async move {
-            use futures::StreamExt;
-            let inbox = self.0.new_inbox();
-            let mut replies = self.0.subscribe(inbox.clone()).await.map_err(RpcError::transport)?;
-            self.0
-                .publish_with_reply_and_headers(
-                    request.subject,
-                    inbox,
-                    nats_headers(request),
-                    request.payload.clone(),
-                )
-                .await
-                .map_err(|error| match error.kind() {
-                    async_nats::client::PublishErrorKind::MaxPayloadExceeded => {
-                        RpcError::PayloadTooLarge(error.to_string())
-                    }
-                    _ => RpcError::transport(error),
-                })?;
-            let deadline = tokio::time::Instant::now() + request.timeout;
-            let mut gathered = Vec::new();
-            while gathered.len() < max {
-                // Until the deadline, and no longer than `stall` after the last reply (or the send).
-                let until = deadline.min(tokio::time::Instant::now() + stall);
-                match tokio::time::timeout_at(until, replies.next()).await {
-                    // NATS's own "no responders" status on the inbox: nothing answers at all.
-                    Ok(Some(reply)) if reply.status == Some(async_nats::StatusCode::NO_RESPONDERS) => break,
-                    Ok(Some(reply)) => gathered.push(encoded(reply)),
-                    _ => break,
-                }
-            }
-            Ok(gathered)
+            let asked = (request.subject, nats_headers(request), request.payload.clone());
+            let gathered = gather(&self.0, asked, request.timeout, max, stall).await?;
+            Ok(gathered.into_iter().map(encoded).collect())
         })
     }
 
@@ -229,6 +213,41 @@ impl Transport for NatsTransport {
             Ok(encoded(reply))
         })
     }
+}
+
+/// Sends a request (subject, headers, body) once and gathers the replies of everything that
+/// answers it, until `max` have come, or none has for `stall`, or `timeout` is over.
+pub(crate) async fn gather(
+    client: &async_nats::Client,
+    (subject, headers, payload): (&str, HeaderMap, Bytes),
+    timeout: Duration,
+    max: usize,
+    stall: Duration,
+) -> Result<Vec<async_nats::Message>, RpcError> {
+    use futures::StreamExt;
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.map_err(RpcError::transport)?;
+    client.publish_with_reply_and_headers(subject.to_string(), inbox, headers, payload).await.map_err(
+        |error| match error.kind() {
+            async_nats::client::PublishErrorKind::MaxPayloadExceeded => {
+                RpcError::PayloadTooLarge(error.to_string())
+            }
+            _ => RpcError::transport(error),
+        },
+    )?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut gathered = Vec::new();
+    while gathered.len() < max {
+        // Until the deadline, and no longer than `stall` after the last reply (or the send).
+        let until = deadline.min(tokio::time::Instant::now() + stall);
+        match tokio::time::timeout_at(until, replies.next()).await {
+            // NATS's own "no responders" status on the inbox: nothing answers at all.
+            Ok(Some(reply)) if reply.status == Some(async_nats::StatusCode::NO_RESPONDERS) => break,
+            Ok(Some(reply)) => gathered.push(reply),
+            _ => break,
+        }
+    }
+    Ok(gathered)
 }
 
 /// Why a call found no reply, when the server said it was not allowed: the request's subject

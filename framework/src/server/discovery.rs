@@ -136,6 +136,9 @@ pub struct EndpointData {
     pub in_flight: usize,
     /// Requests refused because the endpoint was at its in-flight bound.
     pub num_overloaded: u64,
+    /// Requests answered 500, 503 or 504: the service's failures, not the requests' (which a
+    /// [circuit breaker](crate::client::layers::CircuitBreakerLayer::fed_by_stats) reads).
+    pub num_failures: u64,
 }
 
 impl EndpointData {

@@ -1,22 +1,23 @@
-//! One request through one endpoint: decode, validate, handle, encode. The NATS loop and the test
-//! harness both go through [`Endpoint::admit`] and [`Admitted::process`], so tests exercise exactly the
-//! path the wire does.
+//! One request through one endpoint: the shell around its stack of layers (the request's span,
+//! stats and reply), and the stack's innermost service, which decodes, validates, handles and
+//! encodes. Every transport, and the test harness, goes through [`Endpoint::process`], so tests
+//! exercise exactly the path the wire does.
 
-use std::any::Any;
-use std::panic::AssertUnwindSafe;
+use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio_util::task::TaskTracker;
+use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::context::RequestContext;
 use super::handler::Handler;
 use super::head::RequestHead;
+use super::layers::{BoxEndpointService, Call, CatchPanic, Deadline, InFlightLimitLayer, LateReply, Wrap};
 use super::reply::Dispatched;
 use super::stats::EndpointCounters;
 use crate::codec::Codec;
@@ -33,6 +34,7 @@ pub struct EndpointOptions {
     pub(crate) metadata: Vec<(String, String)>,
     pub(crate) queue_group: QueueGroup,
     pub(crate) idempotent_replies: Option<Duration>,
+    pub(crate) layers: Vec<Wrap>,
 }
 
 /// Which instances of a service get an endpoint's request.
@@ -56,6 +58,7 @@ impl EndpointOptions {
             metadata: Vec::new(),
             queue_group: QueueGroup::Service,
             idempotent_replies: None,
+            layers: Vec::new(),
         }
     }
 
@@ -113,6 +116,19 @@ impl EndpointOptions {
         self
     }
 
+    /// Wraps this endpoint's requests in `layer`, inside the service's layers (see
+    /// [`crate::server::layers`]); layers added later go outside those added before.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<BoxEndpointService> + Send + Sync + 'static,
+        L::Service:
+            tower::Service<Call, Response = Bytes, Error = ServiceError> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<Call>>::Future: Send + 'static,
+    {
+        self.layers.push(Wrap::new(layer));
+        self
+    }
+
     /// Metadata shown in the endpoint's `$SRV.INFO` entry.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.push((key.into(), value.into()));
@@ -126,8 +142,9 @@ impl Default for EndpointOptions {
     }
 }
 
-/// The type-erased pipeline of one endpoint's request type and handler.
-type Pipeline = Arc<dyn Fn(RequestHead, Bytes, Admitted) -> BoxFuture<'static, Dispatched> + Send + Sync>;
+/// The type-erased pipeline of one endpoint: its shell and stack.
+type Pipeline =
+    Arc<dyn Fn(RequestHead, Bytes, Option<LateReply>) -> BoxFuture<'static, Dispatched> + Send + Sync>;
 
 /// What the pipeline needs besides the request.
 #[derive(Debug)]
@@ -136,9 +153,9 @@ pub(crate) struct Limits {
     pub(crate) name: String,
     pub(crate) timeout: Duration,
     pub(crate) max_payload: Option<usize>,
-    pub(crate) max_in_flight: usize,
+    /// The endpoint's in-flight bound, the innermost of its layers.
+    pub(crate) bound: InFlightLimitLayer,
     pub(crate) stats: EndpointCounters,
-    pub(crate) in_flight: AtomicUsize,
     /// Whether a handler still running at the deadline is dropped (the caller is answered 504
     /// either way); see [`EndpointOptions::cancel_at_deadline`].
     pub(crate) cancel_at_deadline: bool,
@@ -170,22 +187,30 @@ pub(crate) struct Endpoint {
 type Check = Arc<dyn Fn(&RequestHead, &[u8], Option<usize>) -> Result<(), ServiceError> + Send + Sync>;
 
 impl Endpoint {
+    /// The endpoint of `handler`, its requests going through `layers` (the first innermost).
     pub(crate) fn new<H, T, S>(
         handler: H,
         state: Arc<S>,
         limits: Limits,
         metadata: Vec<(String, String)>,
+        layers: &[Wrap],
     ) -> Self
     where
         H: Handler<T, S>,
         T: 'static,
         S: Send + Sync + 'static,
     {
-        let pipeline: Pipeline = Arc::new(move |head, payload, admitted| {
-            let handler = handler.clone();
-            let state = Arc::clone(&state);
-            Box::pin(process::<H, T, S>(handler, state, head, payload, admitted))
-        });
+        let limits = Arc::new(limits);
+        let handle = Handle { handler, state, limits: Arc::clone(&limits), shape: PhantomData };
+        let bounded = limits.bound.layer(handle);
+        let (cancel, finishing) = (limits.cancel_at_deadline, limits.finishing.clone());
+        // Without layers of the user's, the stack is one concrete type, its futures unboxed.
+        let pipeline = if layers.is_empty() {
+            pipeline(CatchPanic::new(Deadline::new(bounded, cancel, finishing)), &limits)
+        } else {
+            let layered = Wrap::all(layers, BoxEndpointService::new(bounded));
+            pipeline(CatchPanic::new(Deadline::new(layered, cancel, finishing)), &limits)
+        };
         let check: Check = Arc::new(|head, payload, max_payload| {
             within(payload, max_payload)?;
             let codec = head.codec(payload)?;
@@ -199,14 +224,19 @@ impl Endpoint {
             own_subscription: false,
             idempotent_replies: None,
             metadata,
-            limits: Arc::new(limits),
+            limits,
             pipeline,
         }
     }
 
     /// Handlers running now.
     pub(crate) fn in_flight(&self) -> usize {
-        self.limits.in_flight.load(Ordering::Relaxed)
+        self.limits.bound.in_flight()
+    }
+
+    /// Whether the endpoint has as many requests in flight as it takes.
+    pub(crate) fn is_full(&self) -> bool {
+        self.in_flight() >= self.limits.bound.max()
     }
 
     /// Whether the request would pass decoding and validation (and the size bound).
@@ -214,80 +244,50 @@ impl Endpoint {
         (self.check)(head, payload, self.limits.max_payload)
     }
 
-    /// Takes a request in, or refuses it at once when the endpoint is at its in-flight bound.
-    pub(crate) fn admit(&self) -> Result<Admitted, ServiceError> {
-        let limits = &self.limits;
-        if limits.in_flight.fetch_add(1, Ordering::AcqRel) >= limits.max_in_flight {
-            limits.in_flight.fetch_sub(1, Ordering::AcqRel);
-            limits.stats.record_overloaded(limits.max_in_flight);
-            return Err(ServiceError::overloaded(limits.max_in_flight));
-        }
-        let place = Place(Arc::clone(limits));
-        Ok(Admitted { limits: Arc::clone(limits), pipeline: Arc::clone(&self.pipeline), place, late: None })
+    /// The whole way of one request through the endpoint, as one future, boxed once so that the
+    /// caller can poll it in place and spawn it only when it really has to wait. `late` gets the
+    /// reply of a handler that ends after its caller was answered 504.
+    pub(crate) fn process(
+        &self,
+        head: RequestHead,
+        payload: Bytes,
+        late: Option<LateReply>,
+    ) -> BoxFuture<'static, Dispatched> {
+        (self.pipeline)(head, payload, late)
     }
 }
 
-/// A request admitted to its endpoint, with the in-flight place it holds.
-pub(crate) struct Admitted {
+/// The pipeline of a stack: each request gets a copy of the stack (a few reference counts).
+fn pipeline<St>(stack: St, limits: &Arc<Limits>) -> Pipeline
+where
+    St: Service<Call, Response = Bytes, Error = ServiceError> + Clone + Send + Sync + 'static,
+    St::Future: Send,
+{
+    let limits = Arc::clone(limits);
+    Arc::new(move |head, payload, late| {
+        Box::pin(shell(stack.clone(), Arc::clone(&limits), head, payload, late))
+    })
+}
+
+/// Around the stack: the request's deadline, span, stats and trace, and its reply.
+async fn shell<St>(
+    mut stack: St,
     limits: Arc<Limits>,
-    pipeline: Pipeline,
-    place: Place,
-    /// Where the reply goes when the handler ends after its caller was answered 504 (a keyed
-    /// request's, which is kept for the caller's retries).
-    late: Option<LateReply>,
-}
-
-/// The reply of a handler that ended after its deadline, when someone waits for it.
-pub(crate) type LateReply = tokio::sync::oneshot::Sender<Dispatched>;
-
-/// One of an endpoint's in-flight places, given back when dropped. It goes wherever the handler
-/// goes: a handler that outlives its caller's deadline keeps its place until it ends, so that
-/// handlers left running can never exceed the endpoint's bound.
-struct Place(Arc<Limits>);
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Admitted {
-    /// Sends the reply of a handler that outlives its deadline to `late`, after the caller has
-    /// been answered 504.
-    pub(crate) fn with_late_reply(mut self, late: LateReply) -> Self {
-        self.late = Some(late);
-        self
-    }
-
-    /// The whole pipeline for this request as one future. It is boxed once here so that the
-    /// caller can poll it in place and only spawn it when it really has to wait.
-    pub(crate) fn process(self, head: RequestHead, payload: Bytes) -> BoxFuture<'static, Dispatched> {
-        let pipeline = Arc::clone(&self.pipeline);
-        pipeline(head, payload, self)
-    }
-}
-
-async fn process<H, T, S>(
-    handler: H,
-    state: Arc<S>,
     head: RequestHead,
     payload: Bytes,
-    admitted: Admitted,
+    late: Option<LateReply>,
 ) -> Dispatched
 where
-    H: Handler<T, S>,
-    S: Send + Sync + 'static,
+    St: Service<Call, Response = Bytes, Error = ServiceError>,
 {
     let started = Instant::now();
     // The wall clock only for a span to export: most services export none.
     let wall_start = crate::trace::exporting().then(std::time::SystemTime::now);
-    let Admitted { limits, place, late, .. } = admitted;
     let detected = head.codec(&payload);
     // The caller's patience, when it said, bounds the endpoint's own deadline.
     let timeout = head.budget().map_or(limits.timeout, |budget| budget.min(limits.timeout));
     // From the request's arrival: decoding and validating count against it too.
-    let deadline = started.checked_add(timeout);
-    let ctx = RequestContext::new(head).with_deadline(deadline, timeout);
+    let ctx = RequestContext::with_deadline(head, started.checked_add(timeout), Some(timeout));
     let span = tracing::info_span!(
         "request",
         service = %limits.service,
@@ -305,49 +305,24 @@ where
             span.record("trace_id", tracing::field::display(ctx.trace().trace_id()));
         }
     }
-    #[cfg_attr(feature = "unvalidated-control", allow(unused_mut))]
-    let mut validation = Duration::ZERO;
     let (codec, result) = match detected {
         // The request's codec is unknown, so the error goes back in the default one.
         Err(error) => (Codec::Json, Err(error)),
         Ok(codec) => {
-            let steps = async {
-                within(&payload, limits.max_payload)?;
-                #[cfg(not(feature = "unvalidated-control"))]
-                let request: H::Request = decode_valid(codec, &payload, Some(&mut validation))?;
-                // The control build measures what validating costs by not doing it.
-                #[cfg(feature = "unvalidated-control")]
-                let request: H::Request = codec.decode(&payload)?;
-                let call = handler.call(request, &ctx, &state);
-                // A late reply is the one the caller would have had: encoded the same way.
-                let late = late.map(|late| {
-                    let correlation_id = ctx.correlation_id().to_string();
-                    move |ended: Result<<H::Request as Request>::Response, ServiceError>| {
-                        let encoded = ended.and_then(|response| envelope::encode_success(codec, &response));
-                        let reply = match encoded {
-                            Ok(payload) => Dispatched::success(codec, payload),
-                            Err(error) => Dispatched::failure(codec, &correlation_id, error),
-                        };
-                        let _ = late.send(reply);
-                    }
-                });
-                let response = run_handler(call, &ctx, &limits, deadline, place, late).await?;
-                envelope::encode_success(codec, &response)
+            let call = Call { ctx: ctx.clone(), payload, late };
+            let stacked = async move {
+                std::future::poll_fn(|cx| stack.poll_ready(cx)).await?;
+                stack.call(call).await
             };
-            // A panic anywhere in decoding, validating, handling or encoding fails this request only.
-            let result = match AssertUnwindSafe(steps).catch_unwind().instrument(span.clone()).await {
-                Ok(result) => result,
-                Err(panic) => Err(panicked(&ctx, panic.as_ref())),
-            };
-            (codec, result)
+            (codec, stacked.instrument(span.clone()).await)
         }
     };
     let reply = match result {
-        Ok(payload) => Dispatched::success(codec, payload),
+        Ok(body) => Dispatched::success(codec, body),
         Err(error) => Dispatched::failure(codec, ctx.correlation_id(), error),
     };
     let elapsed = started.elapsed();
-    limits.stats.record(elapsed, validation, reply.error.as_ref());
+    limits.stats.record(elapsed, reply.error.as_ref());
     span.record("duration_us", elapsed.as_micros() as u64);
     span.record("outcome", tracing::field::display(reply.error.as_ref().map_or("ok", |e| e.code.as_str())));
     span.in_scope(|| tracing::debug!("handled"));
@@ -366,6 +341,67 @@ where
         });
     }
     reply
+}
+
+/// The innermost service of an endpoint's stack: the size bound, decoding, validation (timed),
+/// the handler, encoding.
+struct Handle<H, T, S> {
+    handler: H,
+    state: Arc<S>,
+    limits: Arc<Limits>,
+    /// Which of the handler shapes `H` is.
+    shape: PhantomData<fn() -> T>,
+}
+
+impl<H: Clone, T, S> Clone for Handle<H, T, S> {
+    fn clone(&self) -> Self {
+        let (handler, state, limits) =
+            (self.handler.clone(), Arc::clone(&self.state), Arc::clone(&self.limits));
+        Self { handler, state, limits, shape: PhantomData }
+    }
+}
+
+impl<H, T, S> Service<Call> for Handle<H, T, S>
+where
+    H: Handler<T, S>,
+    S: Send + Sync + 'static,
+{
+    type Response = Bytes;
+    type Error = ServiceError;
+    type Future = BoxFuture<'static, Result<Bytes, ServiceError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ServiceError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let Call { ctx, payload, .. } = call;
+        let limits = &self.limits;
+        let decoded = within(&payload, limits.max_payload).and_then(|()| {
+            let codec = ctx.head().codec(&payload)?;
+            #[cfg(not(feature = "unvalidated-control"))]
+            let request: H::Request = {
+                let mut validation = Duration::ZERO;
+                let request = decode_valid(codec, &payload, Some(&mut validation));
+                limits.stats.record_validation(validation);
+                request?
+            };
+            // The control build measures what validating costs by not doing it.
+            #[cfg(feature = "unvalidated-control")]
+            let request: H::Request = codec.decode(&payload)?;
+            Ok((codec, request))
+        });
+        match decoded {
+            Ok((codec, request)) => {
+                let handled = self.handler.call(request, &ctx, &self.state);
+                Box::pin(async move {
+                    let response = handled.await?;
+                    envelope::encode_success(codec, &response).map(Bytes::from)
+                })
+            }
+            Err(refused) => Box::pin(std::future::ready(Err(refused))),
+        }
+    }
 }
 
 /// A body no larger than the service's `max_payload`, when it has one; else 413.
@@ -395,101 +431,4 @@ pub(crate) fn decode_valid<T: serde::de::DeserializeOwned + validator::Validate>
     };
     validated.map_err(|errors| ServiceError::validation(crate::validation::violations(&errors)))?;
     Ok(value)
-}
-
-/// Runs the handler until `deadline` (none: a deadline the clock cannot hold).
-///
-/// Most handlers finish on their first poll; only one that has to wait pays for a timer, and, unless
-/// the endpoint cancels at the deadline, for a task of its own: the caller is answered at the
-/// deadline (or goes away) while the handler runs on, holding `place`, to its end, in the request's
-/// span, and says how it ended when nobody was left to hear it.
-async fn run_handler<R: Send + 'static>(
-    call: impl Future<Output = Result<R, ServiceError>> + Send + 'static,
-    ctx: &RequestContext,
-    limits: &Limits,
-    deadline: Option<Instant>,
-    place: Place,
-    late: Option<impl FnOnce(Result<R, ServiceError>) + Send + 'static>,
-) -> Result<R, ServiceError> {
-    let mut call = Box::pin(call);
-    if let std::task::Poll::Ready(result) = futures::poll!(call.as_mut()) {
-        return result;
-    }
-    let until = |deadline: Instant| tokio::time::Instant::from_std(deadline);
-    if limits.cancel_at_deadline {
-        let Some(deadline) = deadline else { return call.await };
-        return match tokio::time::timeout_at(until(deadline), call).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(timed_out(ctx, limits)),
-        };
-    }
-    let (outcome, finished) = tokio::sync::oneshot::channel();
-    let correlation_id = ctx.correlation_id().to_string();
-    let finishing = async move {
-        let _place = place;
-        let ended = AssertUnwindSafe(call).catch_unwind().await;
-        if let Err(unheard) = outcome.send(ended) {
-            let result = match unheard {
-                Ok(result) => {
-                    match &result {
-                        Ok(_) => {
-                            tracing::info!(%correlation_id, "handler finished after its caller had gone")
-                        }
-                        Err(error) => {
-                            tracing::info!(%correlation_id, code = %error.code, "handler failed after its caller had gone")
-                        }
-                    }
-                    result
-                }
-                Err(panic) => {
-                    tracing::error!(%correlation_id, panic = %crate::escape::escape(panic_text(panic.as_ref()), 1024),
-                    "handler panicked after its caller had gone");
-                    Err(ServiceError::internal(format!("internal error (correlation id {correlation_id})")))
-                }
-            };
-            // Someone waits for how it ended: a keyed request's claim, to keep the reply.
-            if let Some(late) = late {
-                late(result);
-            }
-        }
-    };
-    limits.finishing.spawn(finishing.in_current_span());
-    let ended = match deadline {
-        Some(deadline) => tokio::time::timeout_at(until(deadline), finished).await,
-        None => Ok(finished.await),
-    };
-    match ended {
-        Ok(Ok(Ok(result))) => result,
-        Ok(Ok(Err(panic))) => Err(panicked(ctx, panic.as_ref())),
-        Ok(Err(_dropped)) => {
-            Err(panicked(ctx, &"the handler's task was dropped (the runtime is shutting down)"))
-        }
-        Err(_elapsed) => Err(timed_out(ctx, limits)),
-    }
-}
-
-fn timed_out(ctx: &RequestContext, limits: &Limits) -> ServiceError {
-    // The time the request had: the caller's, when it said so and it was shorter.
-    let timeout = ctx.budget().unwrap_or(limits.timeout);
-    tracing::warn!(correlation_id = ctx.correlation_id(), ?timeout, "handler did not finish by its deadline");
-    ServiceError::timeout(timeout)
-}
-
-/// The error a panic in a request's path becomes. The panic's text stays in the log (escaped: it
-/// may quote the request); the caller learns only that the request failed, and the correlation id
-/// to find it by.
-fn panicked(ctx: &RequestContext, panic: &(dyn Any + Send)) -> ServiceError {
-    let correlation_id = ctx.correlation_id();
-    let text = panic_text(panic);
-    tracing::error!(%correlation_id, panic = %crate::escape::escape(text, 1024), "request panicked");
-    ServiceError::internal(format!("internal error (correlation id {correlation_id})"))
-}
-
-/// What a panic said, when it said it with a string.
-pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(not a string)")
 }

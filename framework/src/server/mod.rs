@@ -4,17 +4,19 @@
 //! One request, from the wire and back:
 //! 1. `serve` receives it on the service's queue subscription `{name}.>`;
 //! 2. the `Router` finds the endpoint by subject (or answers 404);
-//! 3. `Endpoint::admit` takes one of the endpoint's in-flight places (or answers 503);
-//! 4. the endpoint's pipeline (`endpoint.rs`) decodes, validates, runs the handler and encodes: in
-//!    place when it can finish at once, on a task of its own when the handler waits;
-//! 5. the reply is published to the request's reply subject.
+//! 3. the endpoint's pipeline (`endpoint.rs`) takes it through the endpoint's [`layers`] (panic
+//!    isolation, the deadline, yours, the in-flight bound) to the innermost service, which decodes,
+//!    validates, runs the handler and encodes: in place when it can finish at once, on a task of
+//!    its own when the handler waits;
+//! 4. the reply is published to the request's reply subject.
 //!
 //! Every transport reads a request's [`RequestHead`] (subject, codec, correlation id, deadline)
 //! from its own framing once, at its edge, and frames the [`Dispatched`] reply its own way; the
 //! steps between know no transport.
 //!
 //! Layout: `head` (what a request says besides its body), `context` (handler arguments), `handler`
-//! (the `async fn` shapes), `endpoint` (the pipeline), `reply`, `router`, `stats`, `discovery`
+//! (the `async fn` shapes), `endpoint` (the pipeline), `layers` (what is done around each request),
+//! `reply`, `router`, `stats`, `discovery`
 //! (`$SRV.*`), `shutdown` (signals), `dispatcher` (the pipeline without NATS, for other transports
 //! and tests).
 
@@ -25,6 +27,7 @@ mod endpoint;
 mod handler;
 mod head;
 mod idempotency;
+pub mod layers;
 mod reply;
 mod router;
 mod shutdown;
@@ -34,7 +37,6 @@ mod timer;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -54,8 +56,9 @@ pub use reply::Dispatched;
 pub use shutdown::shutdown_signal;
 pub use timer::{MIN_PERIOD, Runs, Tick, TimerStats, TimerTask};
 
-pub(crate) use endpoint::{Endpoint, decode_valid, panic_text};
+pub(crate) use endpoint::{Endpoint, decode_valid};
 pub(crate) use idempotency::key_problem;
+pub(crate) use layers::panic_text;
 pub(crate) use router::{Begun, Router, ServiceIdentity};
 use stats::EndpointCounters;
 
@@ -99,6 +102,8 @@ struct Defaults {
     timeout: Duration,
     max_payload: Option<usize>,
     finishing: TaskTracker,
+    /// The service's layers, the first innermost.
+    layers: Vec<layers::Wrap>,
 }
 
 /// Builds a service: its identity, its endpoints, its limits.
@@ -136,6 +141,7 @@ pub struct ServiceBuilder<S = ()> {
     endpoints: Vec<Registered>,
     listeners: Vec<(&'static str, StartListener)>,
     timers: Vec<timer::Timer>,
+    layers: Vec<layers::Wrap>,
 }
 
 impl ServiceBuilder<()> {
@@ -154,6 +160,7 @@ impl ServiceBuilder<()> {
             endpoints: Vec::new(),
             listeners: Vec::new(),
             timers: Vec::new(),
+            layers: Vec::new(),
         }
     }
 }
@@ -204,6 +211,23 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
         self
     }
 
+    /// Wraps every endpoint's requests in `layer` (a tower layer: see [`layers`] for the stack
+    /// and the layers natsrpc has), outside each endpoint's own layers; layers added later go
+    /// outside those added before. Endpoints added before or after alike get it.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<layers::BoxEndpointService> + Send + Sync + 'static,
+        L::Service: tower::Service<layers::Call, Response = bytes::Bytes, Error = ServiceError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<layers::Call>>::Future: Send + 'static,
+    {
+        self.layers.push(layers::Wrap::new(layer));
+        self
+    }
+
     /// Sets the shared state handlers take with [`State`]. Endpoints added before keep the state
     /// they were added with.
     pub fn state<T: Send + Sync + 'static>(self, state: T) -> ServiceBuilder<T> {
@@ -221,6 +245,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             endpoints: self.endpoints,
             listeners: self.listeners,
             timers: self.timers,
+            layers: self.layers,
         }
     }
 
@@ -250,15 +275,19 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
                 name: <H::Request as Request>::ENDPOINT.to_string(),
                 timeout: options.timeout.unwrap_or(defaults.timeout),
                 max_payload: defaults.max_payload,
-                max_in_flight: options.max_in_flight.unwrap_or(defaults.max_in_flight),
+                bound: layers::InFlightLimitLayer::new(
+                    options.max_in_flight.unwrap_or(defaults.max_in_flight),
+                ),
                 stats: EndpointCounters::new(),
-                in_flight: AtomicUsize::new(0),
                 cancel_at_deadline: options.cancel_at_deadline,
                 finishing: defaults.finishing.clone(),
             };
             let mut metadata = <H::Request as Request>::endpoint_metadata();
             metadata.extend(options.metadata);
-            let mut endpoint = Endpoint::new(handler, state, limits, metadata);
+            // The endpoint's layers inside the service's.
+            let mut stack = options.layers;
+            stack.extend(defaults.layers.iter().cloned());
+            let mut endpoint = Endpoint::new(handler, state, limits, metadata, &stack);
             endpoint.idempotent_replies = idempotent_replies;
             endpoint
         });
@@ -351,6 +380,7 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             timeout: self.timeout,
             max_payload: self.max_payload,
             finishing: finishing.clone(),
+            layers: self.layers,
         };
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(self.endpoints.len());
         for Registered { key, queue_group, make } in self.endpoints {
@@ -697,8 +727,7 @@ impl Service {
         let _ = tokio::time::timeout_at(deadline, self.tracker.wait()).await;
         let _ = tokio::time::timeout_at(deadline, self.router.finishing.wait()).await;
         // Every request still running holds one in-flight place, wherever its handler runs.
-        let abandoned = cut_short
-            + self.router.endpoints().map(|e| e.limits.in_flight.load(Ordering::Acquire)).sum::<usize>();
+        let abandoned = cut_short + self.router.endpoints().map(Endpoint::in_flight).sum::<usize>();
         let flushed = tokio::time::timeout(FLUSH_TIMEOUT, self.client.flush()).await;
         drop(self.receiving);
         match flushed {
@@ -1034,7 +1063,7 @@ impl Keyed {
             tracker.spawn(async move { publish(&client, reply, refused, max_reply).await });
             return;
         }
-        // Admitted first: a request refused at the in-flight bound claims nothing.
+        // A request the endpoint has no place for claims nothing.
         let (pipeline, late) = match router.begin_keyed(head, payload.clone()) {
             Ok(begun) => begun,
             Err(refused) => {

@@ -33,7 +33,7 @@ impl Dispatched {
     /// and knows its own correlation id. (Building and writing a header block was a tenth of the
     /// service's instructions per request under callgrind.) Standard NATS services answer the same
     /// way.
-    pub(crate) fn success(codec: Codec, body: Vec<u8>) -> Self {
+    pub(crate) fn success(codec: Codec, body: impl Into<Bytes>) -> Self {
         Self { status: 200, codec, body: body.into(), correlation_id: None, error: None }
     }
 

@@ -70,24 +70,33 @@ impl Router {
         if service_wide && routed.as_ref().is_ok_and(|e| e.own_subscription) {
             return Begun::Elsewhere;
         }
-        match routed.and_then(Endpoint::admit) {
-            Ok(admitted) => Begun::Running(admitted.process(head, payload)),
+        match routed {
+            Ok(endpoint) => Begun::Running(endpoint.process(head, payload, None)),
             Err(error) => Begun::Refused(Dispatched::refused(head, &payload, error)),
         }
     }
 
-    /// Routes and admits a keyed request (see `idempotency`): its pipeline, and where the reply
-    /// of a handler that outlives its deadline will come.
+    /// Routes a keyed request (see `idempotency`): its pipeline, and where the reply of a handler
+    /// that outlives its deadline will come. A request its endpoint has no place for is refused
+    /// here, before it claims its key (the pipeline's own bound still holds: this is a glance).
     pub(crate) fn begin_keyed(
         &self,
         head: RequestHead,
         payload: Bytes,
     ) -> Result<(BoxFuture<'static, Dispatched>, tokio::sync::oneshot::Receiver<Dispatched>), Box<Dispatched>>
     {
-        match self.route(head.subject()).and_then(Endpoint::admit) {
-            Ok(admitted) => {
+        let full = |endpoint: &Endpoint| {
+            let error = ServiceError::overloaded(endpoint.limits.bound.max());
+            endpoint.limits.stats.record(std::time::Duration::ZERO, Some(&error));
+            error
+        };
+        match self.route(head.subject()) {
+            Ok(endpoint) if endpoint.is_full() => {
+                Err(Box::new(Dispatched::refused(head, &payload, full(endpoint))))
+            }
+            Ok(endpoint) => {
                 let (late, finished) = tokio::sync::oneshot::channel();
-                Ok((admitted.with_late_reply(late).process(head, payload), finished))
+                Ok((endpoint.process(head, payload, Some(late)), finished))
             }
             Err(error) => Err(Box::new(Dispatched::refused(head, &payload, error))),
         }

@@ -20,6 +20,7 @@ pub(crate) struct EndpointCounters {
     requests: AtomicU64,
     errors: AtomicU64,
     overloaded: AtomicU64,
+    failures: AtomicU64,
     processing_nanos: AtomicU64,
     validation_nanos: AtomicU64,
     last_error: Mutex<String>,
@@ -73,6 +74,7 @@ impl EndpointCounters {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             overloaded: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             processing_nanos: AtomicU64::new(0),
             validation_nanos: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
@@ -81,13 +83,23 @@ impl EndpointCounters {
         }
     }
 
+    /// Records the time one request's validation took.
+    pub(crate) fn record_validation(&self, validation: Duration) {
+        self.validation_nanos.fetch_add(nanos(validation), Ordering::Relaxed);
+    }
+
     /// Records one finished request, and its error when it failed.
-    pub(crate) fn record(&self, elapsed: Duration, validation: Duration, error: Option<&ServiceError>) {
+    pub(crate) fn record(&self, elapsed: Duration, error: Option<&ServiceError>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.processing_nanos.fetch_add(nanos(elapsed), Ordering::Relaxed);
-        self.validation_nanos.fetch_add(nanos(validation), Ordering::Relaxed);
         if let Some(error) = error {
             self.errors.fetch_add(1, Ordering::Relaxed);
+            if error.kind == crate::ErrorKind::Overloaded {
+                self.overloaded.fetch_add(1, Ordering::Relaxed);
+            }
+            if is_failure(error.status) {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
             // Messages are written to carry no secrets (decode errors name no values), but they may
             // name what the caller sent (an unknown subject): escaped and bounded like a header.
             let last = format!("{}:{}", error.status, crate::escape::header_value(&error.message));
@@ -144,12 +156,6 @@ impl EndpointCounters {
         snapshot
     }
 
-    /// Records a request refused because the endpoint was at its in-flight bound.
-    pub(crate) fn record_overloaded(&self, limit: usize) {
-        self.overloaded.fetch_add(1, Ordering::Relaxed);
-        self.record(Duration::ZERO, Duration::ZERO, Some(&ServiceError::overloaded(limit)));
-    }
-
     /// The endpoint's figures now, as `$SRV.STATS` reports them; times in nanoseconds, as ADR-32
     /// wants. `id` is the endpoint's name, subject and queue group.
     pub(crate) fn snapshot(&self, id: (&str, &str, &str), in_flight: usize) -> EndpointStats {
@@ -190,9 +196,16 @@ impl EndpointCounters {
                 },
                 in_flight,
                 num_overloaded: self.overloaded.load(Ordering::Relaxed),
+                num_failures: self.failures.load(Ordering::Relaxed),
             },
         }
     }
+}
+
+/// Whether an answer with `status` is the service's failure rather than the request's own answer:
+/// a 500, 503 or 504, as a circuit breaker counts them.
+pub(crate) fn is_failure(status: u16) -> bool {
+    matches!(status, 500 | 503 | 504)
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -17,13 +17,16 @@ use crate::error::RpcError;
 pub struct CircuitBreakerLayer {
     settings: Settings,
     circuits: Arc<Mutex<HashMap<&'static str, Circuit>>>,
+    /// Endpoints the service's own figures show failing, and until when their calls are refused
+    /// ([`fed_by_stats`](Self::fed_by_stats)); `None` when not fed.
+    reported: Option<Arc<Mutex<super::stats_feed::Reported>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Settings {
-    failures: usize,
+pub(super) struct Settings {
+    pub(super) failures: usize,
     window: Duration,
-    open_for: Duration,
+    pub(super) open_for: Duration,
 }
 
 /// One endpoint's circuit.
@@ -43,7 +46,35 @@ impl CircuitBreakerLayer {
     /// responders, no reply in time, a transport error, or a 500, 503 or 504 from the service.
     /// A refusal of the request itself (400, 404, 409, 422...) is an answer, and counts as one.
     pub fn new(failures: usize, window: Duration, open_for: Duration) -> Self {
-        Self { settings: Settings { failures: failures.max(1), window, open_for }, circuits: Arc::default() }
+        let settings = Settings { failures: failures.max(1), window, open_for };
+        Self { settings, circuits: Arc::default(), reported: None }
+    }
+
+    /// Also opens an endpoint's circuit when the service's own figures show it failing for its
+    /// callers, before this client has failed even once: every `every`, the breaker asks every
+    /// instance of `service` for its `$SRV.STATS`, and when an endpoint answered at least
+    /// `failures` requests since the last look, `share` or more of them with a failure (500, 503,
+    /// 504: [`EndpointData::num_failures`](crate::server::EndpointData::num_failures)), its calls are
+    /// refused for `open_for`. The looking stops when the last copy of the layer is dropped.
+    /// Call it within a tokio runtime (outside one, the breaker counts its own calls only, and
+    /// says so in the log).
+    pub fn fed_by_stats(
+        mut self,
+        nats: async_nats::Client,
+        service: &str,
+        every: Duration,
+        share: f64,
+    ) -> Self {
+        let reported = Arc::new(Mutex::new(super::stats_feed::Reported::default()));
+        let watch = super::stats_feed::Watch::new(nats, service, every, share, self.settings);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(watch.run(Arc::downgrade(&reported)));
+                self.reported = Some(reported);
+            }
+            Err(_) => tracing::warn!("a circuit breaker fed by $SRV.STATS needs a tokio runtime: not fed"),
+        }
+        self
     }
 }
 
@@ -53,7 +84,7 @@ guarding_layer!(CircuitBreakerLayer => CircuitBreaker, "The service [`CircuitBre
 fn is_failure(error: &RpcError) -> bool {
     match error {
         RpcError::NoResponders { .. } | RpcError::Timeout { .. } | RpcError::Transport(_) => true,
-        RpcError::Remote(error) => matches!(error.status, 500 | 503 | 504),
+        RpcError::Remote(error) => crate::server::stats::is_failure(error.status),
         _ => false,
     }
 }
@@ -68,6 +99,11 @@ impl CircuitBreakerLayer {
         let mut circuits = self.circuits();
         let circuit = circuits.entry(subject).or_insert_with(|| Circuit::Closed(VecDeque::new()));
         let refused = |why: String| Err(RpcError::Rejected { subject: subject.to_string(), why });
+        if let Some(left) =
+            self.reported.as_ref().and_then(|reported| super::stats_feed::left(reported, subject))
+        {
+            return refused(format!("the service's figures show it failing; refused for {left:?} more"));
+        }
         match circuit {
             Circuit::Closed(_) => Ok(false),
             Circuit::Open(until) if Instant::now() < *until => {
@@ -133,7 +169,7 @@ impl CircuitBreakerLayer {
             let mut counted = Counted { layer, subject, probe, failed: true, done: false };
             let answer = calling.await;
             counted.failed = match &answer {
-                Ok(reply) => matches!(reply.status, 500 | 503 | 504),
+                Ok(reply) => crate::server::stats::is_failure(reply.status),
                 Err(error) => is_failure(error),
             };
             counted.done = true;

@@ -1,5 +1,6 @@
-//! What a client does around each call, as [tower] layers: a [`CircuitBreakerLayer`], a
-//! [`BulkheadLayer`], and any layer of your own (or of tower's, such as a `ServiceBuilder`
+//! What a client does around each call, as [tower] layers: a [`CircuitBreakerLayer`] (fed by
+//! its own calls, and optionally by the service's `$SRV.STATS`), a [`BulkheadLayer`], a
+//! [`FallbackLayer`], and any layer of your own (or of tower's, such as a `ServiceBuilder`
 //! stack) over a [`TransportService`]: a tower `Service` from an [`EncodedCall`] to its
 //! [`EncodedReply`], failing with [`RpcError`].
 //!
@@ -76,6 +77,8 @@ macro_rules! guarding_layer {
 
 mod breaker;
 mod bulkhead;
+mod fallback;
+mod stats_feed;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -84,6 +87,7 @@ use futures::future::BoxFuture;
 
 pub use breaker::{CircuitBreaker, CircuitBreakerLayer};
 pub use bulkhead::{Bulkhead, BulkheadLayer};
+pub use fallback::{Fallback, FallbackLayer};
 
 use super::{EncodedCall, EncodedReply, PendingReplies, PendingReply, Transport};
 use crate::error::RpcError;
