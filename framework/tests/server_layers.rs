@@ -5,12 +5,13 @@
 // A failed expectation is how a test fails: panicking on it is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use natsrpc::server::layers::{self, Call, InFlightLimitLayer, RateLimitLayer};
 use natsrpc::testing::NatsServer;
-use natsrpc::{CallOptions, Client, EndpointOptions, RequestContext, RpcError, Service, ServiceError};
+use natsrpc::{CallOptions, Client, EndpointOptions, RequestContext, RpcError, Service, ServiceError, State};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
@@ -101,19 +102,33 @@ async fn an_authentication_layer_refuses_unknown_callers_and_tells_the_handler_w
     let none = remote(client.call(&Whoami {}).await);
     assert_eq!((none.status, none.code.as_str()), (401, "unauthorized"));
     // A wrong token, with control characters in it: refused, and never echoed.
-    let hostile = "mallory\u{7}\u{1b}[31m-token";
-    let wrong = remote(client.call_with(&Whoami {}, bearer(hostile)).await);
-    assert_eq!(wrong.status, 401);
-    assert!(!wrong.message.contains("mallory"), "the reply does not echo the credentials: {}", wrong.message);
-    assert!(!wrong.kind.is_retryable(), "asking again with the same token cannot help");
+    // (Sent raw: the typed client refuses to send such a value.)
+    let mut headers = natsrpc::async_nats::HeaderMap::new();
+    headers.insert("Authorization", "Bearer mallory\u{7}\u{1b}[31m-token");
+    let raw = nats.request_with_headers("desk.whoami", headers, "{}".into()).await.unwrap();
+    let wrong: serde_json::Value = serde_json::from_slice(&raw.payload).unwrap();
+    assert_eq!(wrong["error"]["status"], 401);
+    assert!(!raw.payload.windows(7).any(|w| w == b"mallory"), "the reply does not echo the credentials");
+    let echoed = raw
+        .headers
+        .iter()
+        .flat_map(|h| h.iter())
+        .any(|(_, v)| v.iter().any(|v| v.as_str().contains("mallory")));
+    assert!(!echoed, "nor do its headers");
+    assert!(!natsrpc::ErrorKind::Unauthorized.is_retryable(), "asking again with the same token cannot help");
 
     // Refusals are counted as the endpoint's errors.
     let entry = stats(&nats, "whoami").await;
     assert_eq!(entry["num_requests"], 4);
     assert_eq!(entry["num_errors"], 2);
-    // A header name that is no token is refused before anything is sent.
-    let broken = client.call_with(&Whoami {}, CallOptions::new().header("Bad Name", "x")).await;
-    assert!(matches!(broken, Err(RpcError::Config(_))), "{broken:?}");
+    // A header name that is no token, or natsrpc's own, or a value with a line break in it, is
+    // refused before anything is sent.
+    for (name, value) in
+        [("Bad Name", "x"), ("x-deadline-ms", "1"), ("Nats-Anything", "x"), ("X-Ok", "a\r\nb")]
+    {
+        let broken = client.call_with(&Whoami {}, CallOptions::new().header(name, value)).await;
+        assert!(matches!(broken, Err(RpcError::Config(_))), "{name}: {broken:?}");
+    }
     assert_eq!(stats(&nats, "whoami").await["num_requests"], 4);
     service.stop(Duration::from_secs(1)).await.unwrap();
 }
@@ -256,4 +271,54 @@ async fn layers_stand_service_outside_endpoint_later_outside_earlier_and_within_
     let late = remote(client.call(&Slower { wait: 0 }).await);
     assert_eq!((late.status, late.code.as_str()), (504, "timeout"));
     service.stop(Duration::from_secs(2)).await.unwrap();
+}
+
+#[derive(Serialize, Deserialize, Validate)]
+struct Pay {
+    #[validate(range(min = 1))]
+    cents: u64,
+}
+natsrpc::request!(Pay => u64, service = "desk", endpoint = "pay");
+
+async fn pay(State(paid): State<Arc<AtomicU64>>, ctx: RequestContext, req: Pay) -> Result<u64, ServiceError> {
+    ctx.extension::<Caller>().ok_or_else(|| ServiceError::internal("no caller"))?;
+    Ok(paid.fetch_add(req.cents, Ordering::SeqCst) + req.cents)
+}
+
+#[tokio::test]
+async fn a_keyed_request_claims_its_key_only_once_past_the_layers_and_a_replay_passes_them_too() {
+    let (_server, nats) = private().await;
+    let paid = Arc::new(AtomicU64::new(0));
+    let keeping = EndpointOptions::new().idempotent_replies(Duration::from_secs(600));
+    let service = Service::builder("desk", "1.0.0")
+        .state(Arc::clone(&paid))
+        .endpoint_with(pay, keeping)
+        .layer(layers::check(authenticate))
+        .start(&nats)
+        .await
+        .unwrap();
+    let client = Client::new(nats.clone());
+    let keyed = |token: Option<&str>| {
+        let options = CallOptions::new().idempotency_key("pay-1");
+        match token {
+            Some(token) => options.header("Authorization", format!("Bearer {token}")),
+            None => options,
+        }
+    };
+    // Refused by authentication: nothing claimed, nothing kept.
+    let refused = remote(client.call_with(&Pay { cents: 5 }, keyed(None)).await);
+    assert_eq!(refused.status, 401);
+    // So the same key, authenticated, runs the request (it is not answered a kept 401).
+    assert_eq!(client.call_with(&Pay { cents: 5 }, keyed(Some("alice-token"))).await.unwrap(), 5);
+    assert_eq!(client.call_with(&Pay { cents: 5 }, keyed(Some("alice-token"))).await.unwrap(), 5);
+    assert_eq!(paid.load(Ordering::SeqCst), 5, "once");
+    // The kept reply is not handed to a caller the layers refuse.
+    let stranger = remote(client.call_with(&Pay { cents: 5 }, keyed(Some("wrong"))).await);
+    assert_eq!(stranger.status, 401);
+    // An invalid keyed request is refused by its rules after the layers, and claims nothing.
+    let other_key = CallOptions::new().idempotency_key("pay-2").header("Authorization", "Bearer bob-token");
+    let invalid = client.call_with(&Pay { cents: 0 }, other_key.clone().unchecked()).await;
+    assert_eq!(invalid.unwrap_err().status(), Some(400));
+    assert_eq!(client.call_with(&Pay { cents: 2 }, other_key).await.unwrap(), 7);
+    service.stop(Duration::from_secs(1)).await.unwrap();
 }

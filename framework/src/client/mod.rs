@@ -114,9 +114,12 @@ impl CallOptions {
     }
 
     /// Sends the header `name: value` with the call (over NATS), such as the `Authorization` a
-    /// service's authentication layer reads (see [`crate::server::layers`]). A name that is not
-    /// an HTTP token fails the call with [`RpcError::Config`] before anything is sent; the value
-    /// is sent escaped (control characters, length; see [`crate::escape::header_value`]).
+    /// service's authentication layer reads (see [`crate::server::layers`]). The call fails with
+    /// [`RpcError::Config`], before anything is sent, for a name that is not an HTTP token or is
+    /// one natsrpc sets itself (`Content-Type`, `X-Correlation-Id`, `X-Deadline-Ms`,
+    /// `traceparent`, `Idempotency-Key`, and `Nats-` or `Natsrpc-` names: use the options that
+    /// set them), and for a value that is not printable ASCII or is over [`MAX_HEADER_VALUE`]
+    /// bytes. Transports other than NATS carry no headers of the caller's.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -127,6 +130,38 @@ impl CallOptions {
         self.retry = Some(policy);
         self
     }
+}
+
+/// The longest value [`CallOptions::header`] sends (a signed token may take a few kilobytes).
+pub const MAX_HEADER_VALUE: usize = 4096;
+
+/// Why a header of the caller's cannot be sent as it is.
+fn header_problem(name: &str, value: &str) -> Option<String> {
+    let shown = crate::escape::escape(name, 64);
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Some(format!("the header name {shown:?} is not a token"));
+    }
+    let lower = name.to_ascii_lowercase();
+    let own = [
+        crate::headers::CONTENT_TYPE,
+        crate::headers::CORRELATION_ID,
+        crate::headers::DEADLINE,
+        crate::headers::TRACEPARENT,
+        crate::headers::IDEMPOTENCY_KEY,
+    ];
+    if own.iter().any(|own| own.eq_ignore_ascii_case(name))
+        || lower.starts_with("nats-")
+        || lower.starts_with("natsrpc-")
+    {
+        return Some(format!("the header {shown:?} is natsrpc's own: set it with its call option"));
+    }
+    if !crate::escape::is_safe(value, MAX_HEADER_VALUE) {
+        return Some(format!(
+            "the value of header {shown:?} is not printable ASCII, or is over {MAX_HEADER_VALUE} bytes"
+        ));
+    }
+    None
 }
 
 /// A typed client: over NATS ([`Client::new`]) or any other [`Transport`] ([`Client::over`]).
@@ -260,11 +295,8 @@ impl Client {
                 return Err(problem.into());
             }
         }
-        if let Some((name, _)) =
-            options.headers.iter().find(|(name, _)| name.parse::<async_nats::HeaderName>().is_err())
-        {
-            let name = crate::escape::escape(name, 64);
-            return Err(RpcError::config(format!("the header name {name:?} is not a token")));
+        if let Some(problem) = options.headers.iter().find_map(|(name, value)| header_problem(name, value)) {
+            return Err(RpcError::config(problem));
         }
         if options.idempotency_key.is_some() && !self.transport.carries_idempotency_keys() {
             return Err(RpcError::config(

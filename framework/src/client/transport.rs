@@ -33,7 +33,7 @@ pub struct EncodedCall {
     /// `Idempotency-Key`, when the call has one: every attempt sends the same.
     pub idempotency_key: Option<String>,
     /// Headers of the caller's own ([`CallOptions::header`](super::CallOptions::header)), such as
-    /// `Authorization`: names checked, values sent escaped. Over NATS.
+    /// `Authorization`; over NATS, a name that is not a token is left out, and a value escaped.
     pub headers: Vec<(String, String)>,
     /// How long the caller waits; sent as `X-Deadline-Ms` so the callee gives up when the caller does.
     pub timeout: Duration,
@@ -156,7 +156,7 @@ fn nats_headers(request: &EncodedCall) -> HeaderMap {
         // Names were checked when the call was made; one made elsewhere that is not a token is
         // left out rather than sent broken.
         if let Ok(name) = name.parse::<async_nats::HeaderName>() {
-            headers::insert(&mut headers, name, value);
+            headers.insert(name, crate::escape::escape(value, super::MAX_HEADER_VALUE).as_ref());
         }
     }
     headers

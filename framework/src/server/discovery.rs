@@ -134,7 +134,8 @@ pub struct EndpointData {
     pub validation_share: f64,
     /// Requests being processed now.
     pub in_flight: usize,
-    /// Requests refused because the endpoint was at its in-flight bound.
+    /// Requests answered 503 `overloaded`: refused at the endpoint's in-flight bound (or one of
+    /// its layers').
     pub num_overloaded: u64,
     /// Requests answered 500, 503 or 504: the service's failures, not the requests' (which a
     /// [circuit breaker](crate::client::layers::CircuitBreakerLayer::fed_by_stats) reads).

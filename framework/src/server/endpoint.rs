@@ -17,7 +17,9 @@ use tracing::Instrument;
 use super::context::RequestContext;
 use super::handler::Handler;
 use super::head::RequestHead;
-use super::layers::{BoxEndpointService, Call, CatchPanic, Deadline, InFlightLimitLayer, LateReply, Wrap};
+use super::layers::{
+    BoxEndpointService, Call, CatchPanic, Deadline, Gate, InFlightLimitLayer, LateReply, Wrap,
+};
 use super::reply::Dispatched;
 use super::stats::EndpointCounters;
 use crate::codec::Codec;
@@ -143,8 +145,10 @@ impl Default for EndpointOptions {
 }
 
 /// The type-erased pipeline of one endpoint: its shell and stack.
-type Pipeline =
-    Arc<dyn Fn(RequestHead, Bytes, Option<LateReply>) -> BoxFuture<'static, Dispatched> + Send + Sync>;
+type Pipeline = Arc<dyn Fn(RequestHead, Bytes, Keyed) -> BoxFuture<'static, Dispatched> + Send + Sync>;
+
+/// What a keyed request carries besides itself: where a late reply goes, and its gate.
+type Keyed = (Option<LateReply>, Option<Gate>);
 
 /// What the pipeline needs besides the request.
 #[derive(Debug)]
@@ -246,14 +250,16 @@ impl Endpoint {
 
     /// The whole way of one request through the endpoint, as one future, boxed once so that the
     /// caller can poll it in place and spawn it only when it really has to wait. `late` gets the
-    /// reply of a handler that ends after its caller was answered 504.
+    /// reply of a handler that ends after its caller was answered 504, and a keyed request
+    /// stops at its `gate` for the claim of its key.
     pub(crate) fn process(
         &self,
         head: RequestHead,
         payload: Bytes,
         late: Option<LateReply>,
+        gate: Option<Gate>,
     ) -> BoxFuture<'static, Dispatched> {
-        (self.pipeline)(head, payload, late)
+        (self.pipeline)(head, payload, (late, gate))
     }
 }
 
@@ -264,8 +270,8 @@ where
     St::Future: Send,
 {
     let limits = Arc::clone(limits);
-    Arc::new(move |head, payload, late| {
-        Box::pin(shell(stack.clone(), Arc::clone(&limits), head, payload, late))
+    Arc::new(move |head, payload, keyed| {
+        Box::pin(shell(stack.clone(), Arc::clone(&limits), head, payload, keyed))
     })
 }
 
@@ -275,7 +281,7 @@ async fn shell<St>(
     limits: Arc<Limits>,
     head: RequestHead,
     payload: Bytes,
-    late: Option<LateReply>,
+    (late, gate): Keyed,
 ) -> Dispatched
 where
     St: Service<Call, Response = Bytes, Error = ServiceError>,
@@ -309,9 +315,10 @@ where
         // The request's codec is unknown, so the error goes back in the default one.
         Err(error) => (Codec::Json, Err(error)),
         Ok(codec) => {
-            let call = Call { ctx: ctx.clone(), payload, late };
+            let call = Call { ctx: ctx.clone(), payload, late, gate };
+            let deadline = ctx.deadline();
             let stacked = async move {
-                std::future::poll_fn(|cx| stack.poll_ready(cx)).await?;
+                ready(&mut stack, deadline, timeout).await?;
                 stack.call(call).await
             };
             (codec, stacked.instrument(span.clone()).await)
@@ -341,6 +348,26 @@ where
         });
     }
     reply
+}
+
+/// Waits until the stack can take the request: at once, unless a layer of the user's makes it
+/// wait (tower's `ConcurrencyLimit`, say), which counts against the request's deadline too.
+async fn ready<St>(stack: &mut St, deadline: Option<Instant>, timeout: Duration) -> Result<(), ServiceError>
+where
+    St: Service<Call, Response = Bytes, Error = ServiceError>,
+{
+    let mut ready = std::pin::pin!(std::future::poll_fn(|cx| stack.poll_ready(cx)));
+    if let Poll::Ready(ready) = futures::poll!(ready.as_mut()) {
+        return ready;
+    }
+    let Some(deadline) = deadline else { return ready.await };
+    match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), ready).await {
+        Ok(ready) => ready,
+        Err(_elapsed) => {
+            tracing::warn!(?timeout, "the request waited for a layer until its deadline");
+            Err(ServiceError::timeout(timeout))
+        }
+    }
 }
 
 /// The innermost service of an endpoint's stack: the size bound, decoding, validation (timed),

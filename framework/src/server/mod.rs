@@ -284,8 +284,11 @@ impl<S: Send + Sync + 'static> ServiceBuilder<S> {
             };
             let mut metadata = <H::Request as Request>::endpoint_metadata();
             metadata.extend(options.metadata);
-            // The endpoint's layers inside the service's.
-            let mut stack = options.layers;
+            // The endpoint's layers inside the service's; inside them, where keyed requests claim
+            // their keys.
+            let mut stack: Vec<layers::Wrap> =
+                idempotent_replies.map(|_| layers::Wrap::new(layers::GateLayer)).into_iter().collect();
+            stack.extend(options.layers);
             stack.extend(defaults.layers.iter().cloned());
             let mut endpoint = Endpoint::new(handler, state, limits, metadata, &stack);
             endpoint.idempotent_replies = idempotent_replies;
@@ -924,7 +927,7 @@ impl ReceiveLoop {
     }
 }
 
-/// The request loop: route, admit, run the pipeline, publish the reply.
+/// The request loop: route, run the pipeline, publish the reply.
 ///
 /// Each request's pipeline is first polled right here. Most finish in that one poll (fast handlers,
 /// and every request refused by decoding or validation), and their replies are published from this
@@ -1043,8 +1046,9 @@ impl Keyed {
         })
     }
 
-    /// Claims the key, then runs the request, sends the first reply again, or refuses; always
-    /// from a task of its own (the claim waits on JetStream).
+    /// Runs the request to the gate inside the user's layers (a request they refuse claims
+    /// nothing), claims the key there, then lets it on to its handler, sends the first reply
+    /// again, or refuses; always from a task of its own (the claim waits on JetStream).
     #[allow(clippy::too_many_arguments)] // the request's parts, as `answer` has them
     fn answer(
         self,
@@ -1056,59 +1060,47 @@ impl Keyed {
         payload: bytes::Bytes,
         max_reply: usize,
     ) {
-        let refused_head = head.clone();
-        if let Some(problem) = idempotency::key_problem(&self.key) {
-            let refused = Dispatched::refused(refused_head, &payload, problem);
-            let client = client.clone();
-            tracker.spawn(async move { publish(&client, reply, refused, max_reply).await });
-            return;
-        }
-        // A request the endpoint has no place for claims nothing.
-        let (pipeline, late) = match router.begin_keyed(head, payload.clone()) {
-            Ok(begun) => begun,
+        let checked_head = head.clone();
+        let run = match router.begin_keyed(head, payload.clone()) {
+            Ok(run) => run,
             Err(refused) => {
                 let client = client.clone();
                 tracker.spawn(async move { publish(&client, reply, *refused, max_reply).await });
                 return;
             }
         };
-        let (client, router) = (client.clone(), Arc::clone(router));
+        let (client, router, tasks) = (client.clone(), Arc::clone(router), tracker.clone());
         tracker.spawn(async move {
             let answered = async {
-                // Off the receive loop: decoding a large body twice is this request's cost only.
-                let checked =
-                    router.route(refused_head.subject()).and_then(|e| e.check(&refused_head, &payload));
-                if let Err(refused) = checked {
-                    drop(pipeline);
-                    let refused = Dispatched::refused(refused_head, &payload, refused);
-                    return publish(&client, reply.clone(), refused, max_reply).await;
-                }
-                let codec = refused_head.codec(&payload).unwrap_or_default();
-                let fingerprint = idempotency::fingerprint(codec, &payload);
-                // The stream is opened by the first keyed request (and again by the next, should
-                // that fail): a service that keeps no reply needs no JetStream.
-                let ttl = router.replies_ttl.unwrap_or_default();
-                let opened = router
-                    .replies
-                    .get_or_try_init(|| idempotency::Replies::open(&client, &router.service.name, ttl));
-                let claimed = match opened.await {
-                    Ok(replies) => {
-                        replies.claim(&self.endpoint, &self.key, fingerprint, self.stale_after).await
-                    }
-                    Err(error) => Err(error),
+                let router::KeyedRun { pipeline, finished, at_gate, verdict } = run;
+                let mut running = tasks.spawn(pipeline);
+                // Refused by the user's layers, or answered at the deadline before the gate: the
+                // pipeline's reply, and nothing claimed (a request still in the layers then finds
+                // the gate closed, and never runs).
+                let ended = tokio::select! {
+                    passed = at_gate => passed.err().map(|_refused| None),
+                    ended = &mut running => Some(Some(ended)),
                 };
-                // Without JetStream nothing can be promised: refused, to be retried.
-                let claimed = claimed.unwrap_or_else(|error| {
-                    tracing::warn!(%error, endpoint = %self.endpoint,
-                        "could not claim an idempotency key (idempotent replies need JetStream)");
-                    idempotency::Claimed::Refused(ServiceError::unavailable(
-                        "idempotent replies are unavailable; retry later",
-                    ))
-                });
+                match ended {
+                    None => {} // at the gate
+                    Some(None) => {
+                        return publish_ended(&client, reply.clone(), running.await, max_reply).await;
+                    }
+                    Some(Some(ended)) => {
+                        return publish_ended(&client, reply.clone(), ended, max_reply).await;
+                    }
+                }
+                // Off the receive loop: reading a large body again is this request's cost only.
+                let codec = checked_head.codec(&payload).unwrap_or_default();
+                let fingerprint = idempotency::fingerprint(codec, &payload);
+                let claimed = self.claim(&router, &client, (&checked_head, &payload), fingerprint).await;
                 let replies = router.replies.get();
                 match claimed {
                     idempotency::Claimed::Mine(sequence) => {
-                        let dispatched = pipeline.await;
+                        let _ = verdict.send(layers::Verdict::Proceed);
+                        let Ok(dispatched) = running.await else {
+                            return publish_panicked(&client, reply.clone()).await;
+                        };
                         let Some(replies) = replies else { return };
                         if dispatched.status != 504 {
                             replies.keep(&self.endpoint, &self.key, sequence, fingerprint, &dispatched).await;
@@ -1119,20 +1111,20 @@ impl Keyed {
                         // Until then they are told to retry later. A handler dropped at the
                         // deadline (`cancel_at_deadline`) sends nothing, and the 504 releases the key.
                         publish(&client, reply.clone(), dispatched.clone(), max_reply).await;
-                        let ended = match tokio::time::timeout(self.stale_after, late).await {
+                        let ended = match tokio::time::timeout(self.stale_after, finished).await {
                             Ok(Ok(ended)) => ended,
                             _ => dispatched,
                         };
                         replies.keep(&self.endpoint, &self.key, sequence, fingerprint, &ended).await;
                     }
                     idempotency::Claimed::Replay(headers, body) => {
-                        drop(pipeline); // never run: its in-flight place is given back
+                        // The request ends at the gate without its handler (counted as answered).
+                        let _ = verdict.send(layers::Verdict::Answer(Ok(bytes::Bytes::new())));
                         send(&client, reply.clone(), Some(headers), body).await;
                     }
                     idempotency::Claimed::Refused(error) => {
-                        drop(pipeline);
-                        let refused = Dispatched::refused(refused_head, &payload, error);
-                        publish(&client, reply.clone(), refused, max_reply).await;
+                        let _ = verdict.send(layers::Verdict::Answer(Err(error)));
+                        publish_ended(&client, reply.clone(), running.await, max_reply).await;
                     }
                 }
             };
@@ -1140,6 +1132,61 @@ impl Keyed {
                 publish_panicked(&client, reply).await;
             }
         });
+    }
+
+    /// Claims the key of a request that passed the user's layers, once it is known to be one
+    /// that would be handled (a well-formed key, a body that decodes and validates, a place in
+    /// flight): a request refused anyway claims nothing.
+    async fn claim(
+        &self,
+        router: &Router,
+        client: &Client,
+        (head, payload): (&RequestHead, &[u8]),
+        fingerprint: u64,
+    ) -> idempotency::Claimed {
+        let refused = |error| idempotency::Claimed::Refused(error);
+        if let Some(problem) = idempotency::key_problem(&self.key) {
+            return refused(problem);
+        }
+        let endpoint = match router.route(head.subject()) {
+            Ok(endpoint) => endpoint,
+            Err(error) => return refused(error),
+        };
+        if let Err(error) = endpoint.check(head, payload) {
+            return refused(error);
+        }
+        if endpoint.is_full() {
+            return refused(ServiceError::overloaded(endpoint.limits.bound.max()));
+        }
+        // The stream is opened by the first keyed request (and again by the next, should that
+        // fail): a service that keeps no reply needs no JetStream.
+        let ttl = router.replies_ttl.unwrap_or_default();
+        let opened =
+            router.replies.get_or_try_init(|| idempotency::Replies::open(client, &router.service.name, ttl));
+        let claimed = match opened.await {
+            Ok(replies) => replies.claim(&self.endpoint, &self.key, fingerprint, self.stale_after).await,
+            Err(error) => Err(error),
+        };
+        // Without JetStream nothing can be promised: refused, to be retried.
+        claimed.unwrap_or_else(|error| {
+            tracing::warn!(%error, endpoint = %self.endpoint,
+                "could not claim an idempotency key (idempotent replies need JetStream)");
+            refused(ServiceError::unavailable("idempotent replies are unavailable; retry later"))
+        })
+    }
+}
+
+/// Publishes the reply of a pipeline that ran on a task of its own (or, when that task
+/// panicked, says so).
+async fn publish_ended(
+    client: &Client,
+    reply: Subject,
+    ended: Result<Dispatched, tokio::task::JoinError>,
+    max_reply: usize,
+) {
+    match ended {
+        Ok(dispatched) => publish(client, reply, dispatched, max_reply).await,
+        Err(_) => publish_panicked(client, reply).await,
     }
 }
 

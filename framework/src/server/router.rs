@@ -6,8 +6,11 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio_util::task::TaskTracker;
 
+use tokio::sync::oneshot;
+
 use super::endpoint::Endpoint;
 use super::head::RequestHead;
+use super::layers::{Gate, Verdict};
 use super::reply::Dispatched;
 use crate::error::ServiceError;
 
@@ -33,6 +36,16 @@ pub(crate) enum Begun {
     /// Not this subscription's to answer: it came through the service's `{name}.>`, and its
     /// endpoint takes requests on a subscription of its own, which answers it.
     Elsewhere,
+}
+
+/// A keyed request under way: its pipeline, and the receiving side's ends of its channels.
+pub(crate) struct KeyedRun {
+    pub(crate) pipeline: BoxFuture<'static, Dispatched>,
+    /// The reply of a handler that ends after its caller was answered 504.
+    pub(crate) finished: oneshot::Receiver<Dispatched>,
+    /// Fires when the request has passed the user's layers (fails when they refused it).
+    pub(crate) at_gate: oneshot::Receiver<()>,
+    pub(crate) verdict: oneshot::Sender<Verdict>,
 }
 
 /// A service's endpoints, in registration order (which `INFO` and `STATS` list them in).
@@ -63,7 +76,7 @@ impl Router {
             .ok_or_else(|| ServiceError::unknown_endpoint(subject))
     }
 
-    /// Routes and admits a request. Every transport starts a request here; `service_wide` says it
+    /// Routes a request to its pipeline. Every transport starts a request here; `service_wide` says it
     /// came through the service's `{name}.>` subscription.
     pub(crate) fn begin(&self, head: RequestHead, payload: Bytes, service_wide: bool) -> Begun {
         let routed = self.route(head.subject());
@@ -71,32 +84,23 @@ impl Router {
             return Begun::Elsewhere;
         }
         match routed {
-            Ok(endpoint) => Begun::Running(endpoint.process(head, payload, None)),
+            Ok(endpoint) => Begun::Running(endpoint.process(head, payload, None, None)),
             Err(error) => Begun::Refused(Dispatched::refused(head, &payload, error)),
         }
     }
 
-    /// Routes a keyed request (see `idempotency`): its pipeline, and where the reply of a handler
-    /// that outlives its deadline will come. A request its endpoint has no place for is refused
-    /// here, before it claims its key (the pipeline's own bound still holds: this is a glance).
-    pub(crate) fn begin_keyed(
-        &self,
-        head: RequestHead,
-        payload: Bytes,
-    ) -> Result<(BoxFuture<'static, Dispatched>, tokio::sync::oneshot::Receiver<Dispatched>), Box<Dispatched>>
-    {
-        let full = |endpoint: &Endpoint| {
-            let error = ServiceError::overloaded(endpoint.limits.bound.max());
-            endpoint.limits.stats.record(std::time::Duration::ZERO, Some(&error));
-            error
-        };
+    /// Routes a keyed request (see `idempotency`): its pipeline, which stops at the gate inside
+    /// the user's layers for the claim's verdict, and where the reply of a handler that outlives
+    /// its deadline will come.
+    pub(crate) fn begin_keyed(&self, head: RequestHead, payload: Bytes) -> Result<KeyedRun, Box<Dispatched>> {
         match self.route(head.subject()) {
-            Ok(endpoint) if endpoint.is_full() => {
-                Err(Box::new(Dispatched::refused(head, &payload, full(endpoint))))
-            }
             Ok(endpoint) => {
-                let (late, finished) = tokio::sync::oneshot::channel();
-                Ok((endpoint.process(head, payload, Some(late)), finished))
+                let (late, finished) = oneshot::channel();
+                let (passed, at_gate) = oneshot::channel();
+                let (verdict, told) = oneshot::channel();
+                let gate = Gate { passed, verdict: told };
+                let pipeline = endpoint.process(head, payload, Some(late), Some(gate));
+                Ok(KeyedRun { pipeline, finished, at_gate, verdict })
             }
             Err(error) => Err(Box::new(Dispatched::refused(head, &payload, error))),
         }

@@ -55,7 +55,10 @@ impl CircuitBreakerLayer {
     /// instance of `service` for its `$SRV.STATS`, and when an endpoint answered at least
     /// `failures` requests since the last look, `share` or more of them with a failure (500, 503,
     /// 504: [`EndpointData::num_failures`](crate::server::EndpointData::num_failures)), its calls are
-    /// refused for `open_for`. The looking stops when the last copy of the layer is dropped.
+    /// refused for `open_for`. A 503 `overloaded` counts: an endpoint at its in-flight bound for
+    /// most of its callers is better left alone for a while. An instance of a natsrpc older
+    /// than the count reports no failures. The looking stops when the last copy of the layer is
+    /// dropped.
     /// Call it within a tokio runtime (outside one, the breaker counts its own calls only, and
     /// says so in the log).
     pub fn fed_by_stats(

@@ -1,6 +1,10 @@
 //! What feeds a circuit breaker from the service's own `$SRV.STATS`
 //! ([`CircuitBreakerLayer::fed_by_stats`](super::CircuitBreakerLayer::fed_by_stats)): every
 //! instance's counts, summed per endpoint, compared with the last look.
+//!
+//! Whatever answers `$SRV.STATS.{service}` is believed: on a NATS account others can publish in,
+//! one could open circuits at will. Feed breakers from accounts whose `$SRV` subjects only the
+//! services can answer (see the README's least-privilege configuration).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, Weak};
@@ -9,8 +13,11 @@ use std::time::{Duration, Instant};
 use super::breaker::Settings;
 use crate::server::ServiceStats;
 
-/// The most endpoints remembered as failing: the answers come from the network.
+/// The most endpoints remembered as failing, instances asked and endpoints read per answer: the
+/// answers come from the network.
 const MAX_REPORTED: usize = 1024;
+const MAX_INSTANCES: usize = 256;
+const MAX_ENDPOINTS: usize = 256;
 
 /// Endpoints (by subject) whose calls are refused, and until when.
 #[derive(Debug, Default)]
@@ -62,15 +69,9 @@ impl Watch {
             }
             let asked = (self.subject.as_str(), async_nats::HeaderMap::new(), bytes::Bytes::new());
             let stall = (self.every / 2).min(Duration::from_millis(250));
-            let answers = match crate::client::transport::gather(
-                &self.nats,
-                asked,
-                self.every,
-                usize::MAX,
-                stall,
-            )
-            .await
-            {
+            let gathered =
+                crate::client::transport::gather(&self.nats, asked, self.every, MAX_INSTANCES, stall);
+            let answers = match gathered.await {
                 Ok(answers) => answers,
                 Err(error) => {
                     tracing::debug!(%error, "could not ask for the service's figures");
@@ -95,14 +96,14 @@ impl Watch {
         let mut seen = HashMap::new();
         let mut since: HashMap<String, Counts> = HashMap::new();
         for stats in answers {
-            for endpoint in stats.endpoints {
+            for endpoint in stats.endpoints.into_iter().take(MAX_ENDPOINTS) {
                 let now = (endpoint.num_requests, endpoint.data.num_failures);
                 let key = (stats.id.clone(), endpoint.subject.clone());
                 // A count that went down is a new start: the base again.
                 let before = last.get(&key).copied().filter(|before| before.0 <= now.0).unwrap_or(now);
                 let sum = since.entry(endpoint.subject).or_default();
-                sum.0 += now.0 - before.0;
-                sum.1 += now.1.saturating_sub(before.1);
+                sum.0 = sum.0.saturating_add(now.0 - before.0);
+                sum.1 = sum.1.saturating_add(now.1.saturating_sub(before.1));
                 seen.insert(key, now);
             }
         }

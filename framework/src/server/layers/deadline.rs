@@ -24,6 +24,7 @@ use tracing::Instrument;
 use super::Call;
 use crate::codec::Codec;
 use crate::error::ServiceError;
+use crate::server::RequestContext;
 use crate::server::reply::Dispatched;
 
 /// The reply of a handler that ended after its deadline, when someone waits for it (a keyed
@@ -69,13 +70,15 @@ where
         let deadline = call.ctx.deadline();
         let budget = call.ctx.budget().unwrap_or(Duration::MAX);
         // Read only for a keyed request: its late reply is encoded as the caller's would have been.
-        let late = call.late.take().map(|sender| Late {
-            sender,
-            codec: call.ctx.head().codec(&call.payload).unwrap_or_default(),
-            correlation_id: call.ctx.correlation_id().to_string(),
-        });
+        let late = call
+            .late
+            .take()
+            .map(|sender| Late { sender, codec: call.ctx.head().codec(&call.payload).unwrap_or_default() });
+        // A copy of the context is a count; it names the request in what the slow path logs.
+        let ctx = call.ctx.clone();
         let first = Some(self.inner.call(call));
-        DeadlineFuture { first, waiting: None, deadline, budget, settings: Arc::clone(&self.settings), late }
+        let settings = Arc::clone(&self.settings);
+        DeadlineFuture { first, waiting: None, deadline, budget, settings, late, ctx }
     }
 }
 
@@ -83,7 +86,6 @@ where
 struct Late {
     sender: LateReply,
     codec: Codec,
-    correlation_id: String,
 }
 
 /// The future of [`Deadline`]: the inner future polled in place first, then, if it has to wait,
@@ -95,6 +97,7 @@ pub(crate) struct DeadlineFuture<F> {
     budget: Duration,
     settings: Arc<Settings>,
     late: Option<Late>,
+    ctx: RequestContext,
 }
 
 impl<F> Future for DeadlineFuture<F>
@@ -111,7 +114,8 @@ where
                 return Poll::Ready(result);
             }
             if let Some(inner) = this.first.take() {
-                let waiting = wait(inner, this.deadline, this.budget, &this.settings, this.late.take());
+                let waiting =
+                    wait(inner, (this.deadline, this.budget), &this.settings, this.late.take(), &this.ctx);
                 this.waiting = Some(Box::pin(waiting));
             }
         }
@@ -126,10 +130,10 @@ where
 /// cannot hold).
 fn wait<F>(
     inner: F,
-    deadline: Option<Instant>,
-    budget: Duration,
+    (deadline, budget): (Option<Instant>, Duration),
     settings: &Settings,
     late: Option<Late>,
+    ctx: &RequestContext,
 ) -> impl Future<Output = Result<Bytes, ServiceError>> + Send + 'static
 where
     F: Future<Output = Result<Bytes, ServiceError>> + Unpin + Send + 'static,
@@ -137,24 +141,27 @@ where
     let until = |deadline: Instant| tokio::time::Instant::from_std(deadline);
     let cancel = settings.cancel;
     let finishing = settings.finishing.clone();
+    let ctx = ctx.clone();
     async move {
         if cancel {
             let Some(deadline) = deadline else { return inner.await };
             return match tokio::time::timeout_at(until(deadline), inner).await {
                 Ok(result) => result,
-                Err(_elapsed) => Err(timed_out(budget)),
+                Err(_elapsed) => Err(timed_out(&ctx, budget)),
             };
         }
         let (outcome, finished) = tokio::sync::oneshot::channel();
+        let on_ctx = ctx.clone();
         let running_on = async move {
             let ended = AssertUnwindSafe(inner).catch_unwind().await;
             if let Err(unheard) = outcome.send(ended) {
-                let result = ended_unheard(unheard);
+                let correlation_id = on_ctx.correlation_id();
+                let result = ended_unheard(unheard, correlation_id);
                 // Someone waits for how it ended: a keyed request's claim, to keep the reply.
-                if let Some(Late { sender, codec, correlation_id }) = late {
+                if let Some(Late { sender, codec }) = late {
                     let reply = match result {
                         Ok(body) => Dispatched::success(codec, body),
-                        Err(error) => Dispatched::failure(codec, &correlation_id, error),
+                        Err(error) => Dispatched::failure(codec, correlation_id, error),
                     };
                     let _ = sender.send(reply);
                 }
@@ -170,35 +177,37 @@ where
             // Panic isolation, outside, answers it with the request's correlation id.
             Ok(Ok(Err(panic))) => std::panic::resume_unwind(panic),
             Ok(Err(_dropped)) => {
-                Err(ServiceError::internal("the request's task was dropped (the runtime is shutting down)"))
+                let correlation_id = ctx.correlation_id();
+                tracing::error!(%correlation_id, "the request's task was dropped (the runtime is shutting down)");
+                Err(ServiceError::internal(format!("internal error (correlation id {correlation_id})")))
             }
-            Err(_elapsed) => Err(timed_out(budget)),
+            Err(_elapsed) => Err(timed_out(&ctx, budget)),
         }
     }
 }
 
 type Ended = std::thread::Result<Result<Bytes, ServiceError>>;
 
-/// Logs how a request ended after its caller had gone (in the request's span, which names it).
-fn ended_unheard(unheard: Ended) -> Result<Bytes, ServiceError> {
+/// Logs how a request ended after its caller had gone.
+fn ended_unheard(unheard: Ended, correlation_id: &str) -> Result<Bytes, ServiceError> {
     match unheard {
         Ok(Ok(body)) => {
-            tracing::info!("handler finished after its caller had gone");
+            tracing::info!(%correlation_id, "handler finished after its caller had gone");
             Ok(body)
         }
         Ok(Err(error)) => {
-            tracing::info!(code = %error.code, "handler failed after its caller had gone");
+            tracing::info!(%correlation_id, code = %error.code, "handler failed after its caller had gone");
             Err(error)
         }
         Err(panic) => {
             let text = crate::escape::escape(super::catch_panic::panic_text(panic.as_ref()), 1024);
-            tracing::error!(panic = %text, "handler panicked after its caller had gone");
-            Err(ServiceError::internal("internal error"))
+            tracing::error!(%correlation_id, panic = %text, "handler panicked after its caller had gone");
+            Err(ServiceError::internal(format!("internal error (correlation id {correlation_id})")))
         }
     }
 }
 
-fn timed_out(budget: Duration) -> ServiceError {
-    tracing::warn!(timeout = ?budget, "handler did not finish by its deadline");
+fn timed_out(ctx: &RequestContext, budget: Duration) -> ServiceError {
+    tracing::warn!(correlation_id = ctx.correlation_id(), timeout = ?budget, "handler did not finish by its deadline");
     ServiceError::timeout(budget)
 }

@@ -18,12 +18,17 @@
 //! yet decoded. It answers with the encoded reply ([`Bytes`]) or a [`ServiceError`], which the
 //! caller receives as any other error, counted in `$SRV.STATS` and the metrics. Layers run
 //! before decoding: refusing a caller costs no decoding, and an outer layer's refusal never
-//! takes an in-flight place.
+//! takes an in-flight place. A request with an `Idempotency-Key` to an endpoint that keeps
+//! replies claims its key just inside your layers: one they refuse claims nothing, and a kept
+//! reply is sent again only to a caller they let through. The time a layer makes a request wait,
+//! in its `poll_ready` (tower's `ConcurrencyLimit`) or its future, counts against the deadline.
 //!
 //! Built in: [`check`] (a plain function over the call: authentication from headers, say),
 //! [`RateLimitLayer`] (a token bucket per caller), [`InFlightLimitLayer`] (a bound on the
 //! requests handled at once, which several endpoints may share). Any tower layer over a
-//! [`BoxEndpointService`] fits, including tower's own.
+//! [`BoxEndpointService`] whose errors are [`ServiceError`]s fits: tower's `MapFuture`,
+//! `ConcurrencyLimit` or `Then` as they are; those that fail with tower's own `BoxError`
+//! (`Timeout`, `LoadShed`) inside a `MapErr` that makes it a [`ServiceError`].
 //!
 //! ```
 //! # use serde::{Deserialize, Serialize};
@@ -67,6 +72,7 @@
 mod catch_panic;
 mod check;
 mod deadline;
+mod gate;
 mod in_flight;
 mod rate_limit;
 
@@ -80,6 +86,7 @@ pub use rate_limit::{RateLimit, RateLimitLayer, RateLimiter};
 
 pub(crate) use catch_panic::{CatchPanic, panic_text};
 pub(crate) use deadline::{Deadline, LateReply};
+pub(crate) use gate::{Gate, GateLayer, Verdict};
 
 use super::context::RequestContext;
 use crate::error::ServiceError;
@@ -95,6 +102,8 @@ pub struct Call {
     /// Where the reply of a handler that ends after its deadline goes (a keyed request's): the
     /// deadline layer takes it.
     pub(crate) late: Option<LateReply>,
+    /// Where a keyed request waits for its claim, inside the user's layers.
+    pub(crate) gate: Option<Gate>,
 }
 
 /// An endpoint's stack below your layers, type-erased: what a layer of yours wraps.

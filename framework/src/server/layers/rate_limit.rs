@@ -5,9 +5,12 @@
 //! Who the caller is, a function of the call says: a header, or what an authentication layer
 //! outside this one kept ([`RequestContext::extension`](crate::RequestContext::extension)). The
 //! key is kept only as a hash (with a key of the process's own), so that nothing a caller sends
-//! is stored. Callers are remembered up to a bound ([`RateLimitLayer::max_callers`], 10,000 by
-//! default): past it, callers idle long enough to have a full bucket are forgotten, and while
-//! none is, a new caller shares one bucket with the callers that say nothing of themselves.
+//! is stored. Key on what a caller cannot choose freely (the caller an authentication layer
+//! found): a header the caller sets at will gives a caller who changes it a fresh bucket each
+//! time. Callers are remembered up to a bound ([`RateLimitLayer::max_callers`], 10,000 by
+//! default): past it, callers idle long enough to have a full bucket are forgotten (looked for at
+//! most once a second), and until then a new caller shares one bucket with the callers that say
+//! nothing of themselves.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -50,6 +53,9 @@ struct Shared {
 
 struct Buckets {
     by_caller: HashMap<u64, Bucket>,
+    /// When callers with full buckets were last forgotten: at most once a second, so that a
+    /// flood of new callers costs a scan a second, not one each.
+    swept: Instant,
     /// The callers that say nothing of themselves, and those past `max_callers`.
     shared: Bucket,
 }
@@ -98,7 +104,7 @@ impl CheckLayer<RateLimiter> {
 impl Shared {
     fn limiter(rate: f64, burst: f64, max_callers: usize, key: Arc<KeyOf>) -> RateLimitLayer {
         let full = Bucket { tokens: burst, at: Instant::now() };
-        let buckets = Mutex::new(Buckets { by_caller: HashMap::new(), shared: full });
+        let buckets = Mutex::new(Buckets { by_caller: HashMap::new(), swept: full.at, shared: full });
         super::check(RateLimiter { shared: Arc::new(Shared { rate, burst, max_callers, key, buckets }) })
     }
 }
@@ -128,10 +134,13 @@ impl Buckets {
     fn of(&mut self, caller: u64, shared: &Shared, now: Instant) -> &mut Bucket {
         if !self.by_caller.contains_key(&caller) && self.by_caller.len() >= shared.max_callers {
             // Forgetting a caller whose bucket is full loses nothing: it would start full again.
-            self.by_caller.retain(|_, bucket| {
-                bucket.refill(shared, now);
-                bucket.tokens < shared.burst
-            });
+            if now.saturating_duration_since(self.swept) >= Duration::from_secs(1) {
+                self.swept = now;
+                self.by_caller.retain(|_, bucket| {
+                    bucket.refill(shared, now);
+                    bucket.tokens < shared.burst
+                });
+            }
             if self.by_caller.len() >= shared.max_callers {
                 return &mut self.shared;
             }
