@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use natsrpc::client::layers::{BulkheadLayer, CircuitBreakerLayer};
+use natsrpc::client::layers::{BulkheadLayer, CircuitBreakerLayer, FallbackLayer};
 use natsrpc::server::layers::{self, Call, InFlightLimitLayer, RateLimitLayer};
 use natsrpc::testing::NatsServer;
 use natsrpc::trace::TraceContext;
@@ -92,12 +92,21 @@ async fn main() {
         .start(&nats)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let client = Client::new(nats);
+    let client = Client::new(nats.clone());
     let layered = client.clone().layer(BulkheadLayer::new(64, 256)).layer(CircuitBreakerLayer::new(
         5,
         Duration::from_secs(10),
         Duration::from_secs(5),
     ));
+    // A breaker that also reads the service's $SRV.STATS (once a second), and a fallback that is
+    // asked only when a call fails (none does here): what they cost a call that succeeds.
+    let fed = CircuitBreakerLayer::new(5, Duration::from_secs(10), Duration::from_secs(5)).fed_by_stats(
+        nats.clone(),
+        "costs",
+        Duration::from_secs(1),
+        0.5,
+    );
+    let guarded_client = client.clone().layer(fed).layer(FallbackLayer::new::<Ping>(|_| Some(0)));
     let variant = |name, client: &Client, options| Variant {
         name,
         client: client.clone(),
@@ -108,6 +117,7 @@ async fn main() {
     let variants = [
         variant("plain", &client, CallOptions::new),
         variant("layered (bulkhead + breaker)", &layered, CallOptions::new),
+        variant("breaker fed by stats + fallback", &guarded_client, CallOptions::new),
         variant("one more header (55 bytes)", &client, || CallOptions::new().correlation_id("c".repeat(55))),
         variant("traced (traceparent)", &client, || CallOptions::new().trace(TraceContext::new_root())),
         variant("keyed (fresh Idempotency-Key)", &client, || CallOptions::new().idempotent()),
@@ -117,7 +127,7 @@ async fn main() {
         variant("with an Authorization header", &client, authorized),
         Variant {
             guarded: true,
-            versus: 6,
+            versus: 7,
             ..variant("the same, 3 server layers (vs the above)", &client, authorized)
         },
     ];
