@@ -43,6 +43,10 @@ pub enum ErrorKind {
     Forbidden,
     /// The caller sent more requests than its rate allows (429); retry later.
     RateLimited,
+    /// A kind this version does not know: a newer service's. Its status and code still say what
+    /// happened; it is not retried.
+    #[serde(other)]
+    Other,
 }
 
 impl ErrorKind {
@@ -80,6 +84,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Other => "other",
         }
     }
 
@@ -99,6 +104,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Other => "other",
         }
     }
 }
@@ -498,10 +504,30 @@ mod tests {
             Timeout,
             Internal,
             Unavailable,
+            Unauthorized,
+            Forbidden,
+            RateLimited,
+            Other,
         ];
         for kind in all {
             assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::Value::from(kind.as_str())));
         }
+    }
+
+    #[test]
+    fn a_kind_from_a_newer_service_reads_as_other_with_its_status_and_code() {
+        let newer = r#"{"status": 418, "kind": "teapot", "code": "short_and_stout", "message": "no coffee"}"#;
+        let error: ServiceError = serde_json::from_str(newer).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (error.status, error.kind, error.code.as_str()),
+            (418, ErrorKind::Other, "short_and_stout")
+        );
+        assert!(!error.kind.is_retryable());
+        let packed =
+            rmp_serde::to_vec_named(&serde_json::from_str::<serde_json::Value>(newer).unwrap_or_default());
+        let error: ServiceError =
+            rmp_serde::from_slice(&packed.unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(error.kind, ErrorKind::Other, "MessagePack too");
     }
 
     #[test]
