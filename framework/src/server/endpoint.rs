@@ -315,7 +315,7 @@ where
         // The request's codec is unknown, so the error goes back in the default one.
         Err(error) => (Codec::Json, Err(error)),
         Ok(codec) => {
-            let call = Call { ctx: ctx.clone(), payload, late, gate };
+            let call = Call { ctx: ctx.clone(), payload, codec, late, gate };
             let deadline = ctx.deadline();
             let stacked = async move {
                 ready(&mut stack, deadline, timeout).await?;
@@ -402,10 +402,9 @@ where
     }
 
     fn call(&mut self, call: Call) -> Self::Future {
-        let Call { ctx, payload, .. } = call;
+        let Call { ctx, payload, codec, .. } = call;
         let limits = &self.limits;
         let decoded = within(&payload, limits.max_payload).and_then(|()| {
-            let codec = ctx.head().codec(&payload)?;
             #[cfg(not(feature = "unvalidated-control"))]
             let request: H::Request = {
                 let mut validation = Duration::ZERO;

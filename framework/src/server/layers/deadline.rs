@@ -70,10 +70,7 @@ where
         let deadline = call.ctx.deadline();
         let budget = call.ctx.budget().unwrap_or(Duration::MAX);
         // Read only for a keyed request: its late reply is encoded as the caller's would have been.
-        let late = call
-            .late
-            .take()
-            .map(|sender| Late { sender, codec: call.ctx.head().codec(&call.payload).unwrap_or_default() });
+        let late = call.late.take().map(|sender| Late { sender, codec: call.codec });
         // A copy of the context is a count; it names the request in what the slow path logs.
         let ctx = call.ctx.clone();
         let first = Some(self.inner.call(call));

@@ -89,6 +89,7 @@ pub(crate) use deadline::{Deadline, LateReply};
 pub(crate) use gate::{Gate, GateLayer, Verdict};
 
 use super::context::RequestContext;
+use crate::codec::Codec;
 use crate::error::ServiceError;
 
 /// A request as layers see it: its context and its body, not yet decoded.
@@ -99,11 +100,20 @@ pub struct Call {
     pub ctx: RequestContext,
     /// Its body, as it came.
     pub payload: Bytes,
+    /// The body's codec, told once from the head and the body, before the stack.
+    pub(crate) codec: Codec,
     /// Where the reply of a handler that ends after its deadline goes (a keyed request's): the
     /// deadline layer takes it.
     pub(crate) late: Option<LateReply>,
     /// Where a keyed request waits for its claim, inside the user's layers.
     pub(crate) gate: Option<Gate>,
+}
+
+impl Call {
+    /// The codec the body is in (JSON or MessagePack), as its `Content-Type` or first byte says.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
 }
 
 /// An endpoint's stack below your layers, type-erased: what a layer of yours wraps.
